@@ -1,0 +1,42 @@
+# modelmon developer commands. `make test` is what CI runs (through .ci/run).
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+PYTEST_ARGS ?=
+
+.PHONY: help install example lint test test-unit test-integration crds check-crds \
+        dev-cluster dev-cluster-down test-deps
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+install:  ## install modelmon (editable) with the test tools
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+
+example:  ## run the bundled example check (no cluster needed)
+	$(PIP) install --quiet --disable-pip-version-check -e .
+	modelmon check examples/breast-cancer/monitor.yaml || [ $$? -eq 1 ]
+
+lint:  ## ruff and mypy --strict
+	$(PYTHON) -m ruff check operator tests examples benchmarks
+	$(PYTHON) -m mypy --strict
+
+crds:  ## regenerate crds/ from the API models
+	$(PYTHON) -m modelmon crd > crds/modelmonitors.modelmon.io.yaml
+
+test-deps:  ## Debian packages the integration tests use (promtool, alertmanager, postgres)
+	hack/install-test-deps.sh
+
+test-unit: install  ## unit tests only: no cluster, about a minute
+	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install test-deps  ## integration tests on the local control plane
+	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
+
+test: install test-deps lint  ## everything CI runs: lint, unit and integration tests
+	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+
+dev-cluster:  ## start the local control plane (builds what is missing); prints export KUBECONFIG=...
+	hack/cluster.sh up
+
+dev-cluster-down:  ## stop the local control plane
+	hack/cluster.sh down

@@ -1,0 +1,219 @@
+"""Generate the ModelMonitor CustomResourceDefinition from the pydantic models.
+
+Part of ``api``: the models in ``v1alpha1`` are the single source; this module walks their
+fields and writes a structural OpenAPI v3 schema (descriptions from field docstrings, enums
+from Literal types, bounds from Field constraints, CEL rules from each model's ``cel``).
+``modelmon crd`` prints the result and ``make crds`` writes ``crds/``.
+"""
+
+from __future__ import annotations
+
+import types
+from datetime import datetime
+from typing import Any, Literal, Union, get_args, get_origin
+
+import annotated_types as at
+import yaml
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from modelmon.api import v1alpha1 as api
+
+Schema = dict[str, Any]
+
+CRD_NAME = f"{api.PLURAL}.{api.GROUP}"
+
+
+def _constraints(metadata: list[Any]) -> Schema:
+    """OpenAPI keys for annotated-types / pydantic constraints."""
+    out: Schema = {}
+    for m in metadata:
+        if isinstance(m, at.Ge):
+            out["minimum"] = m.ge
+        elif isinstance(m, at.Gt):
+            out["minimum"] = m.gt
+            out["exclusiveMinimum"] = True
+        elif isinstance(m, at.Le):
+            out["maximum"] = m.le
+        elif isinstance(m, at.Lt):
+            out["maximum"] = m.lt
+            out["exclusiveMaximum"] = True
+        elif isinstance(m, at.MinLen):
+            out["minLength"] = m.min_length
+        elif isinstance(m, at.MaxLen):
+            out["maxLength"] = m.max_length
+        elif getattr(m, "pattern", None):
+            out["pattern"] = m.pattern
+    return out
+
+
+def _unwrap(tp: Any) -> tuple[Any, list[Any], bool]:
+    """(inner type, constraint metadata, optional) of an annotation."""
+    metadata: list[Any] = []
+    optional = False
+    while True:
+        origin = get_origin(tp)
+        if origin is Union or isinstance(tp, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                raise TypeError(f"unions other than Optional are not supported: {tp}")
+            optional = True
+            tp = args[0]
+        elif hasattr(tp, "__metadata__"):  # typing.Annotated
+            metadata.extend(tp.__metadata__)
+            tp = tp.__origin__
+        else:
+            break
+    flat: list[Any] = []
+    for m in metadata:
+        flat.extend(m.metadata if isinstance(m, FieldInfo) else [m])
+    return tp, flat, optional
+
+
+def _array_limits(metadata: list[Any]) -> Schema:
+    out = _constraints(metadata)
+    renamed = {"minLength": "minItems", "maxLength": "maxItems"}
+    return {renamed.get(k, k): v for k, v in out.items()}
+
+
+def type_schema(tp: Any, metadata: list[Any] | None = None) -> Schema:
+    """Schema of one (unwrapped) type."""
+    tp, more, _ = _unwrap(tp)
+    metadata = [*(metadata or []), *more]
+    origin = get_origin(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return model_schema(tp)
+    if origin is Literal:
+        values = list(get_args(tp))
+        return {"type": "string", "enum": values}
+    if origin is list:
+        (item,) = get_args(tp)
+        return {"type": "array", "items": type_schema(item), **_array_limits(metadata)}
+    if origin is dict:
+        _, value = get_args(tp)
+        limits = {k.replace("Items", "Properties"): v
+                  for k, v in _array_limits(metadata).items()}
+        return {"type": "object", "additionalProperties": type_schema(value), **limits}
+    if tp is bool:
+        return {"type": "boolean"}
+    if tp is int:
+        return {"type": "integer", "format": "int64", **_constraints(metadata)}
+    if tp is float:
+        return {"type": "number", **_constraints(metadata)}
+    if tp is str:
+        return {"type": "string", **_constraints(metadata)}
+    if tp is datetime:
+        return {"type": "string", "format": "date-time"}
+    if tp is Any:
+        return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    raise TypeError(f"no schema for {tp!r}")
+
+
+def _description(field: FieldInfo, name: str, model: type[BaseModel]) -> str:
+    text = field.description
+    if not text:
+        raise ValueError(f"{model.__name__}.{name} has no docstring; kubectl explain needs one")
+    return " ".join(text.split())
+
+
+def model_schema(model: type[BaseModel]) -> Schema:
+    """Structural schema of a pydantic model, with CEL rules and descriptions."""
+    properties: Schema = {}
+    required: list[str] = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        _, _, optional = _unwrap(field.annotation)
+        schema = type_schema(field.annotation, list(field.metadata))
+        if optional:
+            schema["nullable"] = True
+        if field.is_required() and not optional:
+            required.append(key)
+        default = field.get_default(call_default_factory=True)
+        if (not field.is_required() and default is not None
+                and isinstance(default, (str, int, float, bool))):
+            schema["default"] = default
+        schema["description"] = _description(field, name, model)
+        properties[key] = schema
+    out: Schema = {"type": "object", "properties": properties}
+    doc = " ".join((model.__doc__ or "").split())
+    if doc:
+        out["description"] = doc
+    if required:
+        out["required"] = required
+    rules = getattr(model, "cel", ())
+    if rules:
+        out["x-kubernetes-validations"] = [
+            r.model_dump(by_alias=True, exclude_none=True) for r in rules]
+    return out
+
+
+def printer_columns() -> list[Schema]:
+    """What ``kubectl get mm`` shows."""
+    return [
+        {"name": "Model", "type": "string", "jsonPath": ".spec.model.name",
+         "description": "Model name"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase",
+         "description": "Healthy, Drifting, Degraded, Failing or Pending"},
+        {"name": "Drift share", "type": "number", "jsonPath": ".status.drift.share",
+         "description": "Share of features that drifted in the last check"},
+        {"name": "Last check", "type": "date", "jsonPath": ".status.lastCheck.time",
+         "description": "Time of the last completed check"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+
+def crd() -> Schema:
+    """The ModelMonitor CRD as a dict."""
+    spec = model_schema(api.ModelMonitorSpec)
+    status = model_schema(api.ModelMonitorStatus)
+    status.pop("required", None)
+    root = {
+        "type": "object",
+        "description": "ModelMonitor watches one ML model: it compares the production window "
+                       "with reference data on a schedule and reports drift, performance and "
+                       "data quality in status, metrics and alerts.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "APIVersion of this object."},
+            "kind": {"type": "string", "description": "Kind of this object."},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": CRD_NAME,
+            "labels": {"app.kubernetes.io/name": "modelmon",
+                       "app.kubernetes.io/part-of": "modelmon"},
+        },
+        "spec": {
+            "group": api.GROUP,
+            "names": {
+                "kind": api.KIND,
+                "listKind": f"{api.KIND}List",
+                "plural": api.PLURAL,
+                "singular": api.SINGULAR,
+                "shortNames": list(api.SHORT_NAMES),
+                "categories": ["modelmon", "ml"],
+            },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": api.VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": printer_columns(),
+                "schema": {"openAPIV3Schema": root},
+            }],
+        },
+    }
+
+
+def crd_yaml() -> str:
+    """The CRD as it is committed in ``crds/``."""
+    header = ("# Generated by `modelmon crd` from operator/modelmon/api/v1alpha1.py.\n"
+              "# Do not edit: change the models and run `make crds`.\n")
+    return header + yaml.safe_dump(crd(), sort_keys=False, width=100)

@@ -1,0 +1,582 @@
+"""The ModelMonitor v1alpha1 API: pydantic models that are the single source of the CRD.
+
+First stop on the data line: YAML becomes typed, validated objects here. The CRD in
+``crds/`` is generated from these models (``modelmon crd``; a test proves the committed file
+is current), so every field's docstring is what ``kubectl explain`` prints, and every
+cross-field rule is written twice on purpose: as a CEL rule that the apiserver enforces at
+``kubectl apply`` and as a pydantic validator that the operator and ``modelmon validate``
+enforce. Tests run one corpus of bad monitors through both.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "modelmon.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ModelMonitor"
+PLURAL = "modelmonitors"
+SINGULAR = "modelmonitor"
+SHORT_NAMES = ("mm",)
+
+# Enumerations that must equal a registry's keys (tests/unit/api checks both ways).
+Task = Literal["binaryClassification", "multiclassClassification", "regression"]
+DriftMethodName = Literal[
+    "anderson", "chisquare", "cvm", "energy", "hellinger", "jensenshannon", "kl", "ks",
+    "psi", "tvd", "wasserstein", "ztest",
+]
+DriftMethodOrAuto = Literal[
+    "auto", "anderson", "chisquare", "cvm", "energy", "hellinger", "jensenshannon", "kl",
+    "ks", "psi", "tvd", "wasserstein", "ztest",
+]
+MetricName = Literal[
+    "accuracy", "precision", "recall", "f1", "rocAuc", "logLoss", "brier",
+    "precisionMacro", "recallMacro", "f1Macro",
+    "precisionWeighted", "recallWeighted", "f1Weighted",
+    "mae", "rmse", "mape", "r2",
+]
+DataFormat = Literal["csv", "parquet", "jsonl"]
+Severity = Literal["warning", "critical"]
+Phase = Literal["Pending", "Healthy", "Drifting", "Degraded", "Failing"]
+FeatureKindName = Literal["numeric", "categorical"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+#: Metrics that make sense for each task; the CEL rule on ``spec`` mirrors this table.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "binaryClassification": (
+        "accuracy", "precision", "recall", "f1", "rocAuc", "logLoss", "brier"),
+    "multiclassClassification": (
+        "accuracy", "precisionMacro", "recallMacro", "f1Macro",
+        "precisionWeighted", "recallWeighted", "f1Weighted"),
+    "regression": ("mae", "rmse", "mape", "r2"),
+}
+
+#: Metrics computed from the predicted probability rather than the label.
+SCORE_METRICS = ("rocAuc", "logLoss", "brier")
+
+# A Go-style duration (what CEL's duration() and Kubernetes accept), e.g. 30s, 10m, 1h30m.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MIN_INTERVAL = "10s"
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+ColumnName = Annotated[str, Field(min_length=1, max_length=253)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def parse_duration(text: str) -> timedelta:
+    """Seconds of a Go-style duration such as ``1h30m``; raises ValueError otherwise."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"{text!r} is not a duration; write it like 30s, 10m, 1h or 1h30m")
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
+class CelRule(BaseModel):
+    """One ``x-kubernetes-validations`` entry."""
+
+    rule: str
+    message: str
+    field_path: str | None = Field(default=None, alias="fieldPath")
+
+
+class ApiModel(BaseModel):
+    """Base of every API object: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+    #: CEL rules the CRD generator attaches to this object's schema.
+    cel: ClassVar[tuple[CelRule, ...]] = ()
+
+
+# ---------------------------------------------------------------------------------- spec
+
+
+class ModelRef(ApiModel):
+    """The model this monitor watches."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Model name, used in metric and alert labels."""
+    version: Annotated[str, Field(max_length=128)] | None = None
+    """Model version, shown in status and notifications."""
+    task: Task
+    """What the model predicts; it decides which performance metrics apply."""
+
+
+class Schedule(ApiModel):
+    """When checks run."""
+
+    cel = (CelRule(rule=f"duration(self.interval) >= duration('{MIN_INTERVAL}')",
+                   message=f"interval must be at least {MIN_INTERVAL}",
+                   fieldPath=".interval"),)
+
+    interval: Duration = "10m"
+    """Time between checks, as a duration such as 30s, 10m or 1h (at least 10s)."""
+
+    @model_validator(mode="after")
+    def _interval_floor(self) -> Schedule:
+        if parse_duration(self.interval) < parse_duration(MIN_INTERVAL):
+            raise ValueError(f"interval: must be at least {MIN_INTERVAL}, got {self.interval}")
+        return self
+
+
+class Source(ApiModel):
+    """Where a dataset comes from. Exactly one kind of source is set."""
+
+    cel = (CelRule(rule="[has(self.url)].filter(x, x).size() == 1",
+                   message="set exactly one kind of source: url"),)
+
+    url: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    """A local path or an http(s) URL of a file. Relative paths are resolved against the
+    directory of the monitor file (modelmon check) or the operator's working directory."""
+    format: DataFormat | None = None
+    """File format; by default taken from the suffix (.csv, .parquet, .jsonl)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        if self.url is None:
+            raise ValueError("set exactly one kind of source: url")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The name of the kind of source that is set."""
+        return "url"
+
+
+class ReferenceSpec(ApiModel):
+    """The data the model was trained or validated on: the baseline for drift."""
+
+    source: Source
+    """Where the reference data comes from."""
+
+
+class CurrentSpec(ApiModel):
+    """The production window each check compares with the reference."""
+
+    cel = (CelRule(rule="!has(self.window) || duration(self.window) > duration('0s')",
+                   message="window must be longer than 0s", fieldPath=".window"),)
+
+    source: Source
+    """Where the production data comes from."""
+    window: Duration | None = None
+    """Only rows whose timestamp column falls in the last `window` before the check are
+    used; needs columns.timestamp. Unset: every row the source returns."""
+    min_rows: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
+    """Fewer current rows than this skip the check with reason InsufficientData."""
+
+    @model_validator(mode="after")
+    def _positive_window(self) -> CurrentSpec:
+        if self.window is not None and parse_duration(self.window).total_seconds() <= 0:
+            raise ValueError("window: must be longer than 0s")
+        return self
+
+
+class Columns(ApiModel):
+    """Which columns play which role. Column names are case-sensitive."""
+
+    cel = (CelRule(rule="!has(self.features) || !has(self.exclude) || "
+                        "self.features.all(f, !(f in self.exclude))",
+                   message="a column cannot be both in features and in exclude",
+                   fieldPath=".exclude"),)
+
+    prediction: ColumnName | None = None
+    """The model's output: the predicted label (classification) or value (regression)."""
+    prediction_probability: ColumnName | None = None
+    """Binary classification: the predicted probability of the positive class; needed for
+    rocAuc, logLoss and brier."""
+    target: ColumnName | None = None
+    """The ground-truth label or value, when the data has it; enables performance metrics
+    and target drift."""
+    timestamp: ColumnName | None = None
+    """Event time of each row; needed for current.window."""
+    features: Annotated[list[ColumnName], Field(max_length=2000)] | None = None
+    """Feature columns to monitor; default: every column that has no other role and is not
+    excluded."""
+    categorical: Annotated[list[ColumnName], Field(max_length=2000)] = []
+    """Columns to treat as categorical even when their values are numbers; non-numeric
+    columns are categorical anyway."""
+    exclude: Annotated[list[ColumnName], Field(max_length=2000)] = []
+    """Columns never monitored (identifiers, free text)."""
+    positive_label: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    """Binary classification: the label of the positive class, compared as text. Default:
+    1 (or true) when the labels are 0/1 or booleans."""
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Columns:
+        both = sorted(set(self.features or ()) & set(self.exclude))
+        if both:
+            raise ValueError(
+                f"exclude: {', '.join(both)} cannot be both in features and in exclude")
+        return self
+
+    def roles(self) -> dict[str, str]:
+        """Column name -> role, for the columns that have one."""
+        named = {"prediction": self.prediction,
+                 "predictionProbability": self.prediction_probability,
+                 "target": self.target, "timestamp": self.timestamp}
+        return {col: role for role, col in named.items() if col is not None}
+
+
+class FeatureDrift(ApiModel):
+    """Per-column override of the drift method and threshold."""
+
+    method: DriftMethodName | None = None
+    """Drift method for this column; default: spec.drift.method."""
+    threshold: Annotated[float, Field(ge=0.0, le=1e6)] | None = None
+    """Threshold for this column: p-value for tests, distance for distances."""
+    severity: Severity | None = None
+    """When set, drift in this column alone is a finding with this severity."""
+
+
+class DriftSpec(ApiModel):
+    """Data drift: is the current window distributed like the reference?"""
+
+    method: DriftMethodOrAuto = "auto"
+    """Drift method for every feature. auto: for up to 1000 reference rows, ks for numeric
+    columns with more than 5 distinct values and chisquare (ztest for two categories)
+    otherwise; above 1000 rows, wasserstein and jensenshannon."""
+    threshold: Annotated[float, Field(ge=0.0, le=1e6)] | None = None
+    """Threshold for every feature: for tests (ks, chisquare, ztest, anderson, cvm) a
+    p-value below which a column drifts; for distances a value at or above which it drifts.
+    Default: each method's own."""
+    dataset_drift_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    """Dataset drift when at least this share of the features drifted."""
+    severity: Severity = "warning"
+    """Severity of the dataset-drift, prediction-drift and target-drift findings."""
+    features: dict[ColumnName, FeatureDrift] = {}
+    """Per-column overrides, by column name."""
+
+
+class MetricBound(ApiModel):
+    """A performance metric and the range it must stay in."""
+
+    cel = (
+        CelRule(rule="has(self.min) || has(self.max)", message="set min, max or both"),
+        CelRule(rule="!has(self.min) || !has(self.max) || self.min <= self.max",
+                message="min must not be above max", fieldPath=".min"),
+    )
+
+    name: MetricName
+    """Metric, with scikit-learn's definition. binaryClassification: accuracy, precision,
+    recall, f1, rocAuc, logLoss, brier; multiclassClassification: accuracy, precisionMacro,
+    recallMacro, f1Macro, precisionWeighted, recallWeighted, f1Weighted; regression: mae,
+    rmse, mape, r2."""
+    min: Annotated[float, Field(ge=-1e12, le=1e12)] | None = None
+    """The metric must be at least this."""
+    max: Annotated[float, Field(ge=-1e12, le=1e12)] | None = None
+    """The metric must be at most this."""
+    severity: Severity = "warning"
+    """Severity of the finding when the metric leaves its range."""
+
+    @model_validator(mode="after")
+    def _range(self) -> MetricBound:
+        if self.min is None and self.max is None:
+            raise ValueError("set min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min: {self.min} must not be above max {self.max}")
+        return self
+
+
+class PerformanceSpec(ApiModel):
+    """Model performance, computed when the current window has the target column."""
+
+    cel = (CelRule(rule="self.metrics.all(m, self.metrics.exists_one(o, o.name == m.name))",
+                   message="each metric may be listed once", fieldPath=".metrics"),)
+
+    metrics: Annotated[list[MetricBound], Field(max_length=32)] = []
+    """Metrics with bounds. Listed metrics are computed and exported; a metric outside its
+    bounds is a finding."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> PerformanceSpec:
+        names = [m.name for m in self.metrics]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"metrics: each metric may be listed once; repeated: {dupes}")
+        return self
+
+
+class FractionBound(ApiModel):
+    """An upper bound on a per-column fraction of rows."""
+
+    max: Fraction
+    """Largest acceptable fraction, from 0 to 1."""
+    severity: Severity = "warning"
+    """Severity of the finding when a column exceeds max."""
+
+
+class CountBound(ApiModel):
+    """An upper bound on a per-column count."""
+
+    max: Annotated[int, Field(ge=0, le=1_000_000_000)]
+    """Largest acceptable count."""
+    severity: Severity = "warning"
+    """Severity of the finding when a column exceeds max."""
+
+
+class DataQualitySpec(ApiModel):
+    """Per-column data-quality bounds, checked on every monitored column."""
+
+    missing_fraction: FractionBound | None = None
+    """Share of rows with a missing value (null, NaN)."""
+    outlier_fraction: FractionBound | None = None
+    """Numeric columns: share of rows outside the reference's 1.5 x IQR fences."""
+    out_of_range_fraction: FractionBound | None = None
+    """Numeric columns: share of rows below the reference's minimum or above its maximum."""
+    new_categories: CountBound | None = None
+    """Categorical columns: number of distinct values never seen in the reference."""
+
+
+class ModelMonitorSpec(ApiModel):
+    """What to monitor and how. GitOps owns the spec; the operator never writes it."""
+
+    cel = (
+        CelRule(
+            rule="!has(self.performance) || !has(self.performance.metrics) || "
+                 "self.performance.metrics.all(m, "
+                 + " || ".join(
+                     f"(self.model.task == '{task}' && m.name in {list(names)!r})"
+                     for task, names in TASK_METRICS.items())
+                 + ")",
+            message="every performance metric must suit model.task (binaryClassification: "
+                    "accuracy, precision, recall, f1, rocAuc, logLoss, brier; "
+                    "multiclassClassification: accuracy, precisionMacro, recallMacro, f1Macro, "
+                    "precisionWeighted, recallWeighted, f1Weighted; regression: mae, rmse, "
+                    "mape, r2)",
+            fieldPath=".performance.metrics"),
+        CelRule(rule="!has(self.performance) || !has(self.performance.metrics) || "
+                     "size(self.performance.metrics) == 0 || "
+                     "(has(self.columns) && has(self.columns.target))",
+                message="performance.metrics needs columns.target",
+                fieldPath=".performance.metrics"),
+        CelRule(rule="!has(self.performance) || !has(self.performance.metrics) || "
+                     "!self.performance.metrics.exists(m, m.name in "
+                     f"{list(SCORE_METRICS)!r}) || "
+                     "(has(self.columns) && has(self.columns.predictionProbability))",
+                message=f"{', '.join(SCORE_METRICS)} need columns.predictionProbability",
+                fieldPath=".performance.metrics"),
+        CelRule(rule="!has(self.current.window) || "
+                     "(has(self.columns) && has(self.columns.timestamp))",
+                message="current.window needs columns.timestamp", fieldPath=".current.window"),
+    )
+
+    model: ModelRef
+    """The model this monitor watches."""
+    schedule: Schedule = Schedule()
+    """When checks run."""
+    reference: ReferenceSpec
+    """The baseline data."""
+    current: CurrentSpec
+    """The production window."""
+    columns: Columns = Columns()
+    """Column roles."""
+    drift: DriftSpec = DriftSpec()
+    """Data, prediction and target drift."""
+    performance: PerformanceSpec = PerformanceSpec()
+    """Performance metrics and their bounds."""
+    data_quality: DataQualitySpec = DataQualitySpec()
+    """Data-quality bounds."""
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> ModelMonitorSpec:
+        allowed = TASK_METRICS[self.model.task]
+        wrong = [m.name for m in self.performance.metrics if m.name not in allowed]
+        if wrong:
+            raise ValueError(
+                f"performance.metrics: {', '.join(wrong)} do not suit task "
+                f"{self.model.task}; use {', '.join(allowed)}")
+        if self.performance.metrics and self.columns.target is None:
+            raise ValueError("performance.metrics: needs columns.target")
+        scored = [m.name for m in self.performance.metrics if m.name in SCORE_METRICS]
+        if scored and self.columns.prediction_probability is None:
+            raise ValueError(f"performance.metrics: {', '.join(scored)} need "
+                             "columns.predictionProbability")
+        if self.current.window is not None and self.columns.timestamp is None:
+            raise ValueError("current.window: needs columns.timestamp")
+        return self
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes object metadata modelmon reads."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    namespace: str | None = None
+    generation: int | None = None
+    uid: str | None = None
+
+
+class ModelMonitor(BaseModel):
+    """A ModelMonitor document as users write it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    api_version: Literal["modelmon.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["ModelMonitor"]
+    metadata: ObjectMeta
+    spec: ModelMonitorSpec
+    status: dict[str, Any] | None = None
+
+
+# -------------------------------------------------------------------------------- status
+
+
+class LastCheck(ApiModel):
+    """The most recent check that ran to the end."""
+
+    time: datetime
+    """When the check started (UTC)."""
+    duration_seconds: float
+    """How long the check took."""
+    reference_rows: int
+    """Rows in the reference data."""
+    current_rows: int
+    """Rows in the current window."""
+
+
+class FeatureDriftResult(ApiModel):
+    """Drift of one column."""
+
+    name: str
+    """Column name."""
+    kind: FeatureKindName
+    """How the column was scored: numeric or categorical."""
+    method: str
+    """Drift method used."""
+    statistic: float | None = None
+    """Test statistic or distance; null when the column could not be scored."""
+    p_value: float | None = None
+    """p-value of a test; null for distance methods."""
+    threshold: float
+    """Threshold the statistic or p-value was compared with."""
+    drifted: bool
+    """Whether the column drifted."""
+    message: str | None = None
+    """Why the column was not scored, or a caveat about its score."""
+
+
+class DriftStatus(ApiModel):
+    """Drift results of the last check."""
+
+    share: float
+    """Share of monitored features that drifted."""
+    dataset_drift: bool
+    """Whether the share reached spec.drift.datasetDriftShare."""
+    drifted: list[str] = []
+    """Names of the drifted features."""
+    features: list[FeatureDriftResult] = []
+    """Per-feature results."""
+    prediction: FeatureDriftResult | None = None
+    """Drift of the prediction column."""
+    target: FeatureDriftResult | None = None
+    """Drift of the target column, when both sides have it."""
+
+
+class ColumnQuality(ApiModel):
+    """Data-quality figures of one column in the current window."""
+
+    name: str
+    """Column name."""
+    missing_fraction: float
+    """Share of rows with a missing value."""
+    outlier_fraction: float | None = None
+    """Numeric: share of rows outside the reference's 1.5 x IQR fences."""
+    out_of_range_fraction: float | None = None
+    """Numeric: share of rows outside the reference's min/max."""
+    new_categories: int | None = None
+    """Categorical: distinct values not seen in the reference."""
+
+
+class TypeChange(ApiModel):
+    """A column whose kind differs between reference and current data."""
+
+    name: str
+    """Column name."""
+    reference: str
+    """Kind in the reference."""
+    current: str
+    """Kind in the current window."""
+
+
+class DataQualityStatus(ApiModel):
+    """Data-quality results of the last check."""
+
+    columns: list[ColumnQuality] = []
+    """Per-column figures."""
+    missing_columns: list[str] = []
+    """Monitored columns absent from the current window."""
+    type_changes: list[TypeChange] = []
+    """Columns that are numeric on one side and not on the other."""
+
+
+class Finding(ApiModel):
+    """A figure outside its bound."""
+
+    name: str
+    """Stable name of the check, e.g. performance.accuracy or drift.dataset."""
+    severity: Severity
+    """warning or critical."""
+    value: float
+    """The figure."""
+    bound: float
+    """The bound it crossed."""
+    message: str
+    """What happened, for people."""
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition."""
+
+    type: str
+    """Ready, SourceAvailable, DataDrift, PerformanceDegraded or DataQualityDegraded."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: str
+    """CamelCase reason."""
+    message: str
+    """Human-readable detail."""
+    last_transition_time: datetime
+    """When status last changed."""
+    observed_generation: int | None = None
+    """The spec generation the condition was computed from."""
+
+
+class ModelMonitorStatus(ApiModel):
+    """What the last check found. Written by the operator through the status subresource."""
+
+    phase: Phase = "Pending"
+    """Pending (no check yet), Healthy, Drifting (drift findings), Degraded (performance or
+    data-quality findings) or Failing (the check could not run)."""
+    observed_generation: int | None = None
+    """The spec generation of the last check."""
+    last_check: LastCheck | None = None
+    """Timing and sizes of the last completed check."""
+    drift: DriftStatus | None = None
+    """Drift results."""
+    performance: dict[str, float] = {}
+    """Performance metrics by name."""
+    data_quality: DataQualityStatus | None = None
+    """Data-quality results."""
+    findings: list[Finding] = []
+    """Figures outside their bounds."""
+    conditions: list[Condition] = []
+    """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded."""
+
+    def condition(self, type_: str) -> Condition | None:
+        """The condition of this type, if present."""
+        return next((c for c in self.conditions if c.type == type_), None)

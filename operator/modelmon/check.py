@@ -1,0 +1,372 @@
+"""One check of one monitor, end to end: spec -> sources -> stats -> evaluation -> status.
+
+The data line in one place. It knows nothing of kopf or Kubernetes: the CLI calls it
+directly and the operator calls it from a worker thread. A check that cannot run returns a
+status with phase Failing and the reason in the Ready condition, and keeps the figures of
+the previous check (nothing recorded is lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from modelmon.api.errors import field_errors
+from modelmon.api.v1alpha1 import (
+    ColumnQuality,
+    DataQualityStatus,
+    DriftStatus,
+    FeatureDriftResult,
+    Finding,
+    LastCheck,
+    ModelMonitor,
+    ModelMonitorSpec,
+    ModelMonitorStatus,
+    Source,
+    TypeChange,
+    parse_duration,
+)
+from modelmon.evaluation import (
+    ConditionValue,
+    drift_findings,
+    merge_conditions,
+    performance_findings,
+    phase_of,
+    quality_findings,
+)
+from modelmon.sources import DataError, LoadContext, SourceError, load
+from modelmon.stats import performance as perf
+from modelmon.stats.dataset import (
+    ColumnDrift,
+    ColumnRequest,
+    ColumnSpecError,
+    ReferenceProfile,
+    data_quality,
+    fit_reference,
+    score_drift,
+)
+
+
+log = logging.getLogger(__name__)
+
+
+class CheckError(Exception):
+    """A check that cannot run; ``reason`` becomes the Ready condition's reason."""
+
+    reason = "CheckFailed"
+
+
+class InvalidSpecError(CheckError):
+    """The spec passed the CRD but cannot work with this data (unknown column, ...)."""
+
+    reason = "InvalidSpec"
+
+
+class SourceUnavailableError(CheckError):
+    reason = "SourceUnavailable"
+
+
+class InvalidDataError(CheckError):
+    reason = "InvalidData"
+
+
+class InsufficientDataError(CheckError):
+    reason = "InsufficientData"
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_monitors(path: Path) -> list[ModelMonitor]:
+    """Every ModelMonitor document in a YAML file; errors name the file, document, field."""
+    try:
+        docs = list(yaml.safe_load_all(path.read_text()))
+    except OSError as exc:
+        raise InvalidSpecError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InvalidSpecError(f"{path}: not valid YAML: {exc}") from None
+    monitors: list[ModelMonitor] = []
+    problems: list[str] = []
+    for i, doc in enumerate(d for d in docs if d is not None):
+        where = f"{path} (document {i + 1})"
+        if not isinstance(doc, dict):
+            problems.append(f"{where}: expected a mapping, got {type(doc).__name__}")
+            continue
+        if doc.get("kind") != "ModelMonitor":
+            continue
+        try:
+            monitors.append(ModelMonitor.model_validate(doc))
+        except ValidationError as exc:
+            name = (doc.get("metadata") or {}).get("name", "?")
+            problems.extend(f"{where}, {name}: {line}" for line in field_errors(exc))
+    if problems:
+        raise InvalidSpecError("\n".join(problems))
+    if not monitors:
+        raise InvalidSpecError(f"{path}: no ModelMonitor document found")
+    return monitors
+
+
+def parse_spec(spec: dict[str, object]) -> ModelMonitorSpec:
+    """A spec from the cluster; errors name the field as ``spec.<path>``."""
+    try:
+        return ModelMonitorSpec.model_validate(spec)
+    except ValidationError as exc:
+        raise InvalidSpecError("; ".join(field_errors(exc, prefix="spec"))) from None
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Which columns a check scores, and how."""
+
+    features: list[ColumnRequest]
+    prediction: ColumnRequest | None
+    target: ColumnRequest | None
+
+    @property
+    def requests(self) -> list[ColumnRequest]:
+        extra = [r for r in (self.prediction, self.target) if r is not None]
+        return [*self.features, *extra]
+
+
+def _not_in(columns: Sequence[str], names: Sequence[str], where: str, side: str) -> None:
+    unknown = [n for n in names if n not in columns]
+    if unknown:
+        shown = ", ".join(map(str, list(columns)[:20]))
+        raise InvalidSpecError(
+            f"{where}: {', '.join(map(repr, unknown))} is not a column of the {side} "
+            f"(its columns: {shown}{', ...' if len(columns) > 20 else ''})")
+
+
+def plan(spec: ModelMonitorSpec, reference: pd.DataFrame) -> Plan:
+    """Decide the monitored columns from the spec and the reference's columns."""
+    cols = spec.columns
+    names = [str(c) for c in reference.columns]
+    roles = cols.roles()
+    if cols.features is not None:
+        _not_in(names, cols.features, "spec.columns.features", "reference data")
+    _not_in(names, cols.categorical, "spec.columns.categorical", "reference data")
+    _not_in(names, cols.exclude, "spec.columns.exclude", "reference data")
+    _not_in(names, list(spec.drift.features), "spec.drift.features", "reference data")
+    for col, role in roles.items():
+        if role == "predictionProbability" and col not in names:
+            raise InvalidSpecError(f"spec.columns.{role}: {col!r} is not a column of the reference "
+                              f"data (its columns: {', '.join(names[:20])})")
+    features = cols.features if cols.features is not None else [
+        n for n in names if n not in roles and n not in cols.exclude]
+    categorical = set(cols.categorical)
+
+    def request(name: str, role: str) -> ColumnRequest:
+        override = spec.drift.features.get(name)
+        method = override.method if override and override.method else spec.drift.method
+        threshold = override.threshold if override and override.threshold is not None else (
+            spec.drift.threshold)
+        return ColumnRequest(name, role, method, threshold,  # type: ignore[arg-type]
+                             categorical=name in categorical or (
+                                 role != "feature" and spec.model.task != "regression"
+                                 and name != cols.prediction_probability))
+
+    pred_col = cols.prediction or cols.prediction_probability
+    return Plan(
+        features=[request(n, "feature") for n in features],
+        prediction=request(pred_col, "prediction") if pred_col in names else None,
+        target=request(cols.target, "target") if cols.target in names else None,
+    )
+
+
+# ---------------------------------------------------------------------------- the check
+
+
+def _load(source: Source, ctx: LoadContext) -> pd.DataFrame:
+    try:
+        return load(source, ctx).frame
+    except SourceError as exc:
+        raise SourceUnavailableError(str(exc)) from None
+    except DataError as exc:
+        raise InvalidDataError(str(exc)) from None
+
+
+def window(spec: ModelMonitorSpec, frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """The rows of the current frame inside ``current.window`` before ``now``."""
+    if spec.current.window is None:
+        return frame
+    ts_col = spec.columns.timestamp
+    assert ts_col is not None  # the spec validator guarantees it
+    if ts_col not in frame.columns:
+        raise InvalidDataError(
+            f"spec.columns.timestamp: the current window has no column {ts_col!r}")
+    try:
+        ts = pd.to_datetime(frame[ts_col], utc=True)
+    except (ValueError, TypeError) as exc:
+        raise InvalidDataError(f"spec.columns.timestamp: column {ts_col!r} does not hold "
+                          f"timestamps: {str(exc)[:120]}") from None
+    start = now - parse_duration(spec.current.window)
+    return frame[(ts >= start) & (ts < now)]
+
+
+def _drift_result(d: ColumnDrift) -> FeatureDriftResult:
+    r = d.result
+    return FeatureDriftResult(name=d.name, kind=d.kind, method=r.method, statistic=r.statistic,
+                              p_value=r.p_value, threshold=r.threshold, drifted=r.drifted,
+                              message=r.message)
+
+
+def _performance(spec: ModelMonitorSpec, frame: pd.DataFrame
+                 ) -> tuple[dict[str, float], str | None]:
+    """Metrics, or why there are none."""
+    cols = spec.columns
+    if cols.target is None:
+        return {}, "no target column configured (columns.target)"
+    if cols.target not in frame.columns or frame[cols.target].isna().all():
+        return {}, f"the current window has no labels in {cols.target!r}"
+    names: list[str] = [m.name for m in spec.performance.metrics]
+    available = [c for c in (cols.prediction, cols.prediction_probability)
+                 if c is not None and c in frame.columns]
+    if not names:  # nothing listed: report what the available columns support
+        names = [n for n in perf.metric_names(spec.model.task)
+                 if n not in ("rocAuc", "logLoss", "brier")
+                 or (cols.prediction_probability in available)]
+    prediction = cols.prediction if cols.prediction in available else None
+    probability = cols.prediction_probability if cols.prediction_probability in available \
+        else None
+    try:
+        return perf.compute(spec.model.task, names, frame, target=cols.target,
+                            prediction=prediction, probability=probability,
+                            positive=cols.positive_label), None
+    except perf.PerformanceInputError as exc:
+        if spec.performance.metrics:
+            raise InvalidDataError(f"spec.performance.metrics: {exc}") from None
+        return {}, str(exc)
+    except ValueError as exc:  # scikit-learn's own complaints about the labels
+        raise InvalidDataError(f"spec.performance.metrics: {str(exc)[:200]}") from None
+
+
+def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
+              now: datetime | None = None, previous: ModelMonitorStatus | None = None,
+              generation: int | None = None) -> ModelMonitorStatus:
+    """Run one check and return the new status (never raises for bad data or specs)."""
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    previous = previous or ModelMonitorStatus()
+    try:
+        status = _check(spec, base_dir=base_dir or Path.cwd(), now=now, previous=previous,
+                        generation=generation, started=started)
+    except CheckError as exc:
+        return failed_status(previous, exc, now, generation)
+    except Exception as exc:  # a bug must fail this check, not the caller
+        log.exception("check failed unexpectedly")
+        error = CheckError(f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
+        return failed_status(previous, error, now, generation)
+    return status
+
+
+def failed_status(previous: ModelMonitorStatus, exc: CheckError, now: datetime,
+                  generation: int | None) -> ModelMonitorStatus:
+    """The previous figures, phase Failing, and Ready=False with the reason."""
+    source_ok = not isinstance(exc, SourceUnavailableError)
+    values = [ConditionValue("Ready", "False", exc.reason, str(exc))]
+    values.append(ConditionValue("SourceAvailable", "True" if source_ok else "False",
+                                 "SourcesRead" if source_ok else exc.reason,
+                                 "both sources were read" if source_ok else str(exc)))
+    # Too few rows is no failure: keep the last phase until there is enough data.
+    phase = previous.phase if isinstance(exc, InsufficientDataError) else "Failing"
+    return previous.model_copy(update={
+        "phase": phase,
+        "observed_generation": generation,
+        "conditions": merge_conditions(previous.conditions, values, now, generation),
+    })
+
+
+def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
+           previous: ModelMonitorStatus, generation: int | None,
+           started: float) -> ModelMonitorStatus:
+    ref_frame = _load(spec.reference.source,
+                      LoadContext(base_dir=base_dir, role="spec.reference.source"))
+    the_plan = plan(spec, ref_frame)
+    wanted = sorted({r.name for r in the_plan.requests} | set(spec.columns.roles()))
+    start = (now - parse_duration(spec.current.window)) if spec.current.window else None
+    cur_frame = _load(spec.current.source, LoadContext(
+        base_dir=base_dir, role="spec.current.source", columns=wanted,
+        window_start=start, window_end=now))
+    cur_frame = window(spec, cur_frame, now)
+    pred = spec.columns.prediction
+    if pred is not None and pred not in cur_frame.columns:
+        raise InvalidDataError(
+            f"spec.columns.prediction: the current window has no column {pred!r}")
+    if spec.current.min_rows is not None and len(cur_frame) < spec.current.min_rows:
+        raise InsufficientDataError(f"the current window has {len(cur_frame)} rows; "
+                               f"spec.current.minRows is {spec.current.min_rows}")
+    try:
+        profile = fit_reference(ref_frame, the_plan.requests)
+    except ColumnSpecError as exc:
+        raise InvalidSpecError(f"spec.drift: {exc}") from None
+
+    scored = score_drift(profile, cur_frame)
+    features = [_drift_result(d) for d in scored if d.role == "feature"]
+    by_role = {d.role: _drift_result(d) for d in scored if d.role != "feature"}
+    drifted = [f.name for f in features if f.drifted]
+    share = len(drifted) / len(features) if features else 0.0
+    drift = DriftStatus(share=share, dataset_drift=bool(features) and
+                        share >= spec.drift.dataset_drift_share,
+                        drifted=drifted, features=features,
+                        prediction=by_role.get("prediction"), target=by_role.get("target"))
+
+    feature_profile = ReferenceProfile(profile.rows, {
+        n: p for n, p in profile.columns.items() if p.request.role == "feature"})
+    q = data_quality(feature_profile, cur_frame)
+    dq = DataQualityStatus(
+        columns=[ColumnQuality(name=c.name, missing_fraction=c.missing_fraction,
+                               outlier_fraction=c.outlier_fraction,
+                               out_of_range_fraction=c.out_of_range_fraction,
+                               new_categories=c.new_categories) for c in q.columns],
+        missing_columns=q.missing_columns,
+        type_changes=[TypeChange(name=n, reference=r, current=c) for n, r, c in q.type_changes])
+
+    performance, why_none = _performance(spec, cur_frame)
+
+    d_f = drift_findings(spec, drift)
+    p_f = performance_findings(spec, performance)
+    q_f = quality_findings(spec, dq)
+    findings = [*d_f, *p_f, *q_f]
+
+    def cond(type_: str, found: Sequence[Finding], yes: str, no: str, ok: str
+             ) -> ConditionValue:
+        if found:
+            return ConditionValue(type_, "True", yes, "; ".join(f.message for f in found[:5]))
+        return ConditionValue(type_, "False", no, ok)
+
+    values = [
+        ConditionValue("Ready", "True", "CheckSucceeded",
+                       f"checked {len(cur_frame)} current rows against {len(ref_frame)} "
+                       "reference rows"),
+        ConditionValue("SourceAvailable", "True", "SourcesRead", "both sources were read"),
+        cond("DataDrift", d_f, "DriftDetected", "NoDrift",
+             f"{len(drifted)} of {len(features)} features drifted"),
+        cond("PerformanceDegraded", p_f, "OutOfBounds", "WithinBounds",
+             "every metric is within its bounds"),
+        cond("DataQualityDegraded", q_f, "BoundExceeded", "WithinBounds",
+             "every column is within its bounds"),
+    ]
+    if why_none is not None and spec.performance.metrics:
+        values[3] = ConditionValue("PerformanceDegraded", "Unknown", "NoLabels", why_none)
+    return ModelMonitorStatus(
+        phase=phase_of(findings),
+        observed_generation=generation,
+        last_check=LastCheck(time=now, duration_seconds=round(time.perf_counter() - started, 6),
+                             reference_rows=len(ref_frame), current_rows=len(cur_frame)),
+        drift=drift,
+        performance=performance,
+        data_quality=dq,
+        findings=findings,
+        conditions=merge_conditions(previous.conditions, values, now, generation),
+    )

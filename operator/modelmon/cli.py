@@ -1,0 +1,183 @@
+"""The ``modelmon`` command: check, validate and crd.
+
+Sits beside the operator at the end of the data line: it calls ``check.run_check`` once and
+prints the status the operator would write. Exit codes: 0 when no finding reaches
+``--fail-on``, 1 when one does, 2 for invalid input (file, field and fix on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from modelmon import __version__
+from modelmon.api.v1alpha1 import ModelMonitorStatus
+from modelmon.check import CheckError, load_monitors, run_check
+from modelmon.evaluation import at_least
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INVALID = 0, 1, 2
+
+
+def status_dict(status: ModelMonitorStatus) -> dict[str, Any]:
+    """The status as the operator writes it (camelCase, JSON types)."""
+    return status.model_dump(by_alias=True, mode="json")
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in [header, *rows])
+
+
+def render_table(name: str, status: ModelMonitorStatus) -> str:
+    """A readable report of one check."""
+    out = [f"monitor {name}: {status.phase}"]
+    lc = status.last_check
+    if lc is not None:
+        out.append(f"  {lc.current_rows} current rows vs {lc.reference_rows} reference rows, "
+                   f"{lc.duration_seconds:.3f}s")
+    d = status.drift
+    if d is not None:
+        out.append(f"\ndrift: {len(d.drifted)} of {len(d.features)} features drifted "
+                   f"(share {d.share:.2f}; dataset drift: {'yes' if d.dataset_drift else 'no'})")
+        rows = []
+        extra = [("prediction", d.prediction), ("target", d.target)]
+        for label, f in [*((f.name, f) for f in d.features),
+                         *((f"[{k}] {v.name}", v) for k, v in extra if v is not None)]:
+            rows.append([label, f.kind, f.method, _num(f.statistic), _num(f.p_value),
+                         _num(f.threshold), "DRIFT" if f.drifted else "ok",
+                         f.message or ""])
+        out.append(_table(rows, ["column", "kind", "method", "statistic", "p-value",
+                                 "threshold", "drift", "note"]))
+    if status.performance:
+        out.append("\nperformance:")
+        out.append(_table([[k, f"{v:.4f}"] for k, v in status.performance.items()],
+                          ["metric", "value"]))
+    q = status.data_quality
+    if q is not None and q.columns:
+        out.append("\ndata quality:")
+        out.append(_table([[c.name, f"{c.missing_fraction:.2%}",
+                            "-" if c.outlier_fraction is None else f"{c.outlier_fraction:.2%}",
+                            "-" if c.out_of_range_fraction is None
+                            else f"{c.out_of_range_fraction:.2%}",
+                            "-" if c.new_categories is None else str(c.new_categories)]
+                           for c in q.columns],
+                          ["column", "missing", "outliers", "out of range", "new categories"]))
+        if q.missing_columns:
+            out.append(f"missing columns: {', '.join(q.missing_columns)}")
+        for t in q.type_changes:
+            out.append(f"type change: {t.name} {t.reference} -> {t.current}")
+    out.append("\nfindings:" if status.findings else "\nfindings: none")
+    for finding in status.findings:
+        out.append(f"  [{finding.severity}] {finding.name}: {finding.message}")
+    return "\n".join(out) + "\n"
+
+
+def _err(msg: str) -> None:
+    print(f"modelmon: {msg}", file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    path = Path(args.monitor)
+    try:
+        monitors = load_monitors(path)
+    except CheckError as exc:
+        _err(str(exc))
+        return EXIT_INVALID
+    now = args.at or datetime.now(UTC)
+    worst = EXIT_OK
+    results: list[tuple[str, ModelMonitorStatus]] = []
+    for mon in monitors:
+        status = run_check(mon.spec, base_dir=path.resolve().parent, now=now,
+                           generation=mon.metadata.generation)
+        ready = status.condition("Ready")
+        if ready is not None and ready.status == "False":
+            _err(f"{path}, {mon.metadata.name}: {ready.reason}: {ready.message}")
+            return EXIT_INVALID
+        results.append((mon.metadata.name, status))
+        if any(at_least(f.severity, args.fail_on) for f in status.findings):
+            worst = EXIT_FINDINGS
+    if args.output == "table":
+        out.write("\n".join(render_table(n, s) for n, s in results))
+    else:
+        data: Any = ({"name": n, "status": status_dict(s)} for n, s in results)
+        data = list(data) if len(results) > 1 else status_dict(results[0][1])
+        if args.output == "json":
+            out.write(json.dumps(data, indent=2) + "\n")
+        else:
+            out.write(yaml.safe_dump(data, sort_keys=False))
+    return worst
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    bad = False
+    for name in args.files:
+        try:
+            monitors = load_monitors(Path(name))
+        except CheckError as exc:
+            bad = True
+            _err(str(exc))
+            continue
+        for mon in monitors:
+            out.write(f"{name}: ModelMonitor {mon.metadata.name} is valid\n")
+    return EXIT_INVALID if bad else EXIT_OK
+
+
+def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
+    from modelmon.api.crd import crd_yaml
+
+    out.write(crd_yaml())
+    return EXIT_OK
+
+
+def _time(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="modelmon", description="ML model monitoring for Kubernetes.")
+    p.add_argument("--version", action="version", version=f"modelmon {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="run one check of a monitor on its data, no cluster needed")
+    c.add_argument("monitor", help="ModelMonitor YAML file")
+    c.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    c.add_argument("--fail-on", choices=["warning", "critical"], default="critical",
+                   help="exit 1 when a finding has at least this severity (default: critical)")
+    c.add_argument("--at", type=_time, default=None,
+                   help="check time (ISO 8601); current.window ends here (default: now)")
+    c.set_defaults(func=cmd_check)
+
+    v = sub.add_parser("validate", help="validate ModelMonitor YAML files")
+    v.add_argument("files", nargs="+", metavar="FILE")
+    v.set_defaults(func=cmd_validate)
+
+    d = sub.add_parser("crd", help="print the ModelMonitor CRD")
+    d.set_defaults(func=cmd_crd)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args, sys.stdout)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

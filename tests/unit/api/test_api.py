@@ -1,0 +1,124 @@
+"""The API contract: models, the generated CRD, enums against registries, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+import yaml
+from corpus import bad_cases, good_monitor
+from pydantic import ValidationError
+
+from modelmon.api import v1alpha1 as api
+from modelmon.api.crd import crd, crd_yaml
+from modelmon.api.errors import field_errors
+from modelmon.sources import source_kinds
+from modelmon.sources.url import SUFFIXES
+from modelmon.stats.drift import method_names
+from modelmon.stats.performance import metric_names
+
+ROOT = Path(__file__).resolve().parents[3]
+CRD_FILE = ROOT / "crds" / "modelmonitors.modelmon.io.yaml"
+
+
+def test_committed_crd_is_generated_from_the_models() -> None:
+    assert CRD_FILE.read_text() == crd_yaml(), "run `make crds` and commit crds/"
+
+
+def _walk(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out = [(path, schema)]
+    for key, sub in schema.get("properties", {}).items():
+        out += _walk(sub, f"{path}.{key}")
+    if "items" in schema:
+        out += _walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        out += _walk(schema["additionalProperties"], f"{path}{{}}")
+    return out
+
+
+def _root() -> dict[str, Any]:
+    root: dict[str, Any] = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return root
+
+
+def test_every_spec_and_status_field_has_a_description() -> None:
+    root = _root()
+    missing = [p for top in ("spec", "status")
+               for p, s in _walk(root["properties"][top], f".{top}")
+               if "description" not in s and not p.endswith(("[]", "{}"))]
+    assert missing == []
+
+
+def test_crd_names_and_printer_columns() -> None:
+    doc = crd()
+    assert doc["metadata"]["name"] == "modelmonitors.modelmon.io"
+    names = doc["spec"]["names"]
+    assert (names["kind"], names["plural"], names["shortNames"]) == (
+        "ModelMonitor", "modelmonitors", ["mm"])
+    version = doc["spec"]["versions"][0]
+    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert columns == ["Model", "Phase", "Drift share", "Last check", "Age"]
+
+
+def _enum(path: str) -> set[str]:
+    schema = dict(_walk(_root()))[path]
+    return set(schema["enum"])
+
+
+def test_drift_method_enum_equals_registry_both_ways() -> None:
+    assert _enum(".spec.drift.method") == {"auto", *method_names()}
+    assert _enum(".spec.drift.features{}.method") == set(method_names())
+    assert set(get_args(api.DriftMethodName)) == set(method_names())
+
+
+def test_metric_enum_equals_registry_both_ways() -> None:
+    assert _enum(".spec.performance.metrics[].name") == set(metric_names())
+    for task, names in api.TASK_METRICS.items():
+        assert set(names) == set(metric_names(task)), task
+    assert set(api.TASK_METRICS) == set(get_args(api.Task)) == _enum(".spec.model.task")
+
+
+def test_format_and_source_kinds_equal_registries() -> None:
+    assert _enum(".spec.reference.source.format") == set(SUFFIXES.values())
+    source = _root()["properties"]["spec"]["properties"]["reference"]["properties"]["source"]
+    assert set(source["properties"]) - {"format"} == set(source_kinds())
+
+
+def test_status_fields_all_declared() -> None:
+    declared = {p for p, _ in _walk(_root()["properties"]["status"], "")}
+    status = api.ModelMonitorStatus.model_json_schema(by_alias=True)
+    assert ".phase" in declared and ".drift.features[].pValue" in declared
+    assert ".dataQuality.columns[].outOfRangeFraction" in declared
+    assert ".conditions[].lastTransitionTime" in declared
+    top = {p.split(".")[1].rstrip("[]{}") for p in declared if p.count(".") == 1}
+    assert set(status["properties"]) == top
+
+
+def test_good_monitor_parses_with_defaults() -> None:
+    mon = api.ModelMonitor.model_validate(good_monitor())
+    assert mon.spec.schedule.interval == "10m"
+    assert mon.spec.drift.features["income"].method == "psi"
+    assert mon.spec.performance.metrics[1].severity == "critical"
+    assert api.parse_duration("1h30m").total_seconds() == 5400
+
+
+@pytest.mark.parametrize("case", bad_cases(), ids=lambda c: c.name)
+def test_bad_monitor_is_rejected_naming_the_field(case: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        api.ModelMonitor.model_validate(case.doc)
+    lines = field_errors(info.value)
+    assert any(case.field in line for line in lines), lines
+
+
+def test_bad_corpus_is_large_enough() -> None:
+    assert len(bad_cases()) >= 15
+
+
+def test_cel_rules_are_valid_yaml_strings() -> None:
+    rules = [r for _, s in _walk(_root()) for r in s.get("x-kubernetes-validations", [])]
+    assert len(rules) >= 8
+    for r in rules:
+        assert r["rule"] and r["message"]
+        yaml.safe_load(yaml.safe_dump(r))

@@ -1,0 +1,201 @@
+"""The check end to end on files: drift, performance, data quality, findings, conditions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelmon.api.v1alpha1 import ModelMonitorSpec
+from modelmon.check import run_check
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def frames(n: int = 600, shift: float = 0.0, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    income = rng.normal(50 + shift * 10, 10, n)
+    age = rng.normal(40, 12, n)
+    region = rng.choice(["n", "s", "e"], n, p=[0.5, 0.3, 0.2])
+    score = 1 / (1 + np.exp(-(income - 50) / 10))
+    target = (rng.random(n) < 1 / (1 + np.exp(-(rng.normal(50, 10, n) - 50) / 10))).astype(int)
+    return pd.DataFrame({
+        "id": np.arange(n), "income": income, "age": age, "region": region,
+        "score": score, "approved": (score >= 0.5).astype(int), "defaulted": target,
+        "ts": pd.date_range(NOW - timedelta(hours=2), periods=n, freq="10s"),
+    })
+
+
+def spec(tmp_path: Path, **over: Any) -> ModelMonitorSpec:
+    doc: dict[str, Any] = {
+        "model": {"name": "m", "task": "binaryClassification"},
+        "reference": {"source": {"url": "ref.csv"}},
+        "current": {"source": {"url": "cur.csv"}},
+        "columns": {"prediction": "approved", "predictionProbability": "score",
+                    "target": "defaulted", "timestamp": "ts", "exclude": ["id"]},
+    }
+    doc.update(over)
+    return ModelMonitorSpec.model_validate(doc)
+
+
+def write(tmp_path: Path, ref: pd.DataFrame, cur: pd.DataFrame) -> None:
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+
+
+def test_no_drift_is_healthy(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2))
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW, generation=3)
+    assert st.phase == "Healthy", st.findings
+    assert st.observed_generation == 3
+    assert st.drift is not None and not st.drift.dataset_drift
+    assert [f.name for f in st.drift.features] == ["income", "age", "region"]
+    assert {f.method for f in st.drift.features} == {"ks", "chisquare"}
+    assert st.drift.prediction is not None and st.drift.prediction.name == "approved"
+    assert st.drift.target is not None and st.drift.target.method == "ztest"
+    assert set(st.performance) == {
+        "accuracy", "precision", "recall", "f1", "rocAuc", "logLoss", "brier"}
+    ready = st.condition("Ready")
+    assert ready is not None and ready.status == "True" and ready.reason == "CheckSucceeded"
+    assert st.last_check is not None and st.last_check.current_rows == 600
+
+
+def test_shift_gives_drift_findings_and_phase(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(shift=1.0, seed=2))
+    st = run_check(spec(tmp_path, drift={"datasetDriftShare": 0.3}), base_dir=tmp_path, now=NOW)
+    assert st.drift is not None and st.drift.drifted == ["income"]
+    assert st.drift.dataset_drift
+    names = [f.name for f in st.findings]
+    assert "drift.dataset" in names and "drift.prediction" in names
+    assert st.phase == "Drifting"
+    cond = st.condition("DataDrift")
+    assert cond is not None and cond.status == "True" and cond.reason == "DriftDetected"
+
+
+def test_auto_uses_distances_above_1000_rows(tmp_path: Path) -> None:
+    write(tmp_path, frames(n=3000, seed=1), frames(n=3000, seed=2))
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    assert st.drift is not None
+    assert {f.name: f.method for f in st.drift.features} == {
+        "income": "wasserstein", "age": "wasserstein", "region": "jensenshannon"}
+    assert all(f.p_value is None for f in st.drift.features)
+
+
+def test_performance_bound_gives_degraded(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2))
+    s = spec(tmp_path, performance={"metrics": [
+        {"name": "accuracy", "min": 0.99, "severity": "critical"}, {"name": "rocAuc", "min": 0}]})
+    st = run_check(s, base_dir=tmp_path, now=NOW)
+    assert st.phase == "Degraded"
+    assert set(st.performance) == {"accuracy", "rocAuc"}
+    (f,) = st.findings
+    assert f.name == "performance.accuracy" and f.severity == "critical" and f.bound == 0.99
+    cond = st.condition("PerformanceDegraded")
+    assert cond is not None and cond.status == "True"
+
+
+def test_data_quality_figures_and_findings(tmp_path: Path) -> None:
+    ref, cur = frames(seed=1), frames(seed=2)
+    cur.loc[:59, "age"] = np.nan          # 10 % missing
+    cur.loc[60:89, "income"] = 1e6        # 5 % far out of range
+    cur.loc[:2, "region"] = ["x", "y", "x"]
+    write(tmp_path, ref, cur)
+    s = spec(tmp_path, dataQuality={"missingFraction": {"max": 0.05},
+                                    "outOfRangeFraction": {"max": 0.01},
+                                    "newCategories": {"max": 0, "severity": "critical"}})
+    st = run_check(s, base_dir=tmp_path, now=NOW)
+    assert st.data_quality is not None
+    q = {c.name: c for c in st.data_quality.columns}
+    assert q["age"].missing_fraction == pytest.approx(0.1)
+    assert q["income"].out_of_range_fraction == pytest.approx(0.05, abs=0.005)
+    assert q["region"].new_categories == 2 and q["region"].outlier_fraction is None
+    names = {f.name: f.severity for f in st.findings}
+    assert names["dataQuality.missingFraction.age"] == "warning"
+    assert names["dataQuality.outOfRangeFraction.income"] == "warning"
+    assert names["dataQuality.newCategories.region"] == "critical"
+    assert st.phase == "Degraded"
+
+
+def test_missing_and_retyped_columns(tmp_path: Path) -> None:
+    ref, cur = frames(seed=1), frames(seed=2)
+    cur = cur.drop(columns=["age"])
+    cur["income"] = "unknown"
+    write(tmp_path, ref, cur)
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    assert st.data_quality is not None
+    assert st.data_quality.missing_columns == ["age"]
+    assert [(t.name, t.reference, t.current) for t in st.data_quality.type_changes] == [
+        ("income", "numeric", "categorical")]
+    assert {f.name for f in st.findings} >= {"dataQuality.missingColumns",
+                                             "dataQuality.typeChanges"}
+    assert st.drift is not None
+    income = next(f for f in st.drift.features if f.name == "income")
+    assert not income.drifted and income.message
+
+
+def test_window_filters_current_rows(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2))  # rows every 10 s until 20 min ago
+    st = run_check(spec(tmp_path, current={"source": {"url": "cur.csv"}, "window": "30m"}),
+                   base_dir=tmp_path, now=NOW)
+    assert st.last_check is not None and st.last_check.current_rows == 60
+
+
+def test_min_rows_keeps_phase_and_reports(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(n=20, seed=2))
+    st = run_check(spec(tmp_path, current={"source": {"url": "cur.csv"}, "minRows": 50}),
+                   base_dir=tmp_path, now=NOW)
+    ready = st.condition("Ready")
+    assert ready is not None and ready.reason == "InsufficientData" and "20 rows" in ready.message
+    assert st.phase == "Pending"
+
+
+def test_failure_keeps_previous_figures_and_transition_times(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2))
+    s = spec(tmp_path)
+    first = run_check(s, base_dir=tmp_path, now=NOW)
+    later = NOW + timedelta(minutes=10)
+    second = run_check(s, base_dir=tmp_path, now=later, previous=first)
+    for c in second.conditions:
+        before = first.condition(c.type)
+        assert before is not None and c.last_transition_time == before.last_transition_time
+    (tmp_path / "cur.csv").unlink()
+    failed = run_check(s, base_dir=tmp_path, now=later + timedelta(minutes=10), previous=second)
+    assert failed.phase == "Failing"
+    assert failed.drift == second.drift and failed.performance == second.performance
+    ready = failed.condition("Ready")
+    assert ready is not None and ready.status == "False" and ready.reason == "SourceUnavailable"
+    assert ready.last_transition_time == later + timedelta(minutes=10)
+    assert "cur.csv not found" in ready.message
+    drift = failed.condition("DataDrift")
+    assert drift is not None and drift.last_transition_time == NOW
+
+
+@pytest.mark.parametrize(("over", "reason", "text"), [
+    ({"columns": {"features": ["nope"]}}, "InvalidSpec", "spec.columns.features: 'nope'"),
+    ({"columns": {"categorical": ["regoin"]}}, "InvalidSpec", "spec.columns.categorical"),
+    ({"drift": {"features": {"ghost": {"method": "ks"}}}}, "InvalidSpec", "spec.drift.features"),
+    ({"drift": {"features": {"region": {"method": "ks"}}}}, "InvalidSpec",
+     "'region' is categorical"),
+    ({"columns": {"prediction": "nope"}}, "InvalidData", "spec.columns.prediction"),
+])
+def test_semantic_errors_name_the_field(tmp_path: Path, over: dict[str, Any], reason: str,
+                                        text: str) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2))
+    st = run_check(spec(tmp_path, **over), base_dir=tmp_path, now=NOW)
+    ready = st.condition("Ready")
+    assert st.phase == "Failing"
+    assert ready is not None and ready.reason == reason and text in ready.message, ready
+
+
+def test_unreadable_file_is_invalid_data(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2))
+    (tmp_path / "cur.parquet").write_bytes(b"not parquet at all")
+    st = run_check(spec(tmp_path, current={"source": {"url": "cur.parquet"}}),
+                   base_dir=tmp_path, now=NOW)
+    ready = st.condition("Ready")
+    assert ready is not None and ready.reason == "InvalidData"
+    assert "spec.current.source.url" in ready.message and "parquet" in ready.message
