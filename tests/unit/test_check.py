@@ -199,3 +199,14 @@ def test_unreadable_file_is_invalid_data(tmp_path: Path) -> None:
     ready = st.condition("Ready")
     assert ready is not None and ready.reason == "InvalidData"
     assert "spec.current.source.url" in ready.message and "parquet" in ready.message
+
+
+def test_auto_two_category_column_with_a_new_category_uses_chisquare(tmp_path: Path) -> None:
+    ref, cur = frames(seed=1), frames(seed=2)
+    ref["flag"] = np.where(np.arange(len(ref)) % 2 == 0, "a", "b")
+    cur["flag"] = np.where(np.arange(len(cur)) % 3 == 0, "c", "a")
+    write(tmp_path, ref, cur)
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    assert st.drift is not None
+    flag = next(f for f in st.drift.features if f.name == "flag")
+    assert flag.method == "chisquare" and flag.drifted

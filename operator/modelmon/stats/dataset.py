@@ -133,8 +133,13 @@ def score_column(profile: ColumnProfile, series: pd.Series) -> DriftResult:
                            "not scored: the column is numeric in the reference but not in "
                            "the current window")
     ref = profile.numeric if profile.kind == "numeric" else profile.categorical
-    return method.score(ref, current_values(series, profile),  # type: ignore[arg-type]
-                        profile.request.threshold)
+    current = current_values(series, profile)
+    if (profile.method == "ztest" and profile.request.method == "auto"
+            and isinstance(current, CategoricalProfile) and ref is not None
+            and set(current.categories) - set(ref.categories)):  # type: ignore[union-attr]
+        # auto picked the two-category test, but the window brought a third category.
+        method = get_method("chisquare", "categorical")
+    return method.score(ref, current, profile.request.threshold)  # type: ignore[arg-type]
 
 
 def _threshold(profile: ColumnProfile) -> float:

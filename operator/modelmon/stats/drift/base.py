@@ -1,0 +1,149 @@
+"""The drift-method interface and its registry.
+
+Part of ``stats``: every method is one small class in a module of its own, registered under
+its name and the kind of feature it scores. The engine fits each reference column once into
+a profile (``stats.profile``) and asks the chosen method to score the current window against
+it; a method never re-sorts or re-bins the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeAlias, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from modelmon.stats.profile import CategoricalProfile, FeatureKind, NumericProfile, finite
+
+
+class UnknownMethodError(ValueError):
+    """A drift method name that is not registered for the feature's kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriftResult:
+    """One column's drift score."""
+
+    method: str
+    statistic: float | None
+    """The test statistic or distance; None when the column could not be scored."""
+    p_value: float | None
+    """None for distance methods."""
+    threshold: float
+    drifted: bool
+    message: str | None = None
+    """Why a column was not scored, or a caveat about the score."""
+
+
+P = TypeVar("P", NumericProfile, CategoricalProfile)
+C = TypeVar("C", NDArray[np.float64], CategoricalProfile)
+
+
+class DriftMethod(ABC, Generic[P, C]):
+    """A two-sample drift method for one kind of feature.
+
+    ``score`` receives the fitted reference profile and the current window: for numeric
+    methods a float64 array of finite values, for categorical methods the current
+    window's category counts. Direction: a test (``uses_p_value``) drifts when its p-value
+    is below the threshold; a distance drifts when it is at or above the threshold.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[FeatureKind]
+    default_threshold: ClassVar[float]
+    uses_p_value: ClassVar[bool]
+    summary: ClassVar[str]
+    """One line for docs and ``kubectl explain``: what it measures and where the default
+    threshold comes from."""
+
+    @abstractmethod
+    def statistic(self, reference: P, current: C) -> tuple[float, float | None]:
+        """(statistic, p-value or None) of the current window against the reference."""
+
+    def caveat(self, reference: P, current: C, statistic: float,
+               p_value: float | None) -> str | None:
+        """A note for the result's message about this score (a cap, a fallback, or why
+        the statistic is undefined), or None. Called after ``statistic``."""
+        return None
+
+    def score(self, reference: P, current: C, threshold: float | None = None) -> DriftResult:
+        """Score and decide; empty sides give an undrifted result with a message.
+
+        Non-finite values in a numeric current window are dropped here, so a method never
+        sees NaN or infinity even if the caller forgot to drop them.
+        """
+        limit = self.default_threshold if threshold is None else float(threshold)
+        current = _usable(current)
+        n_cur = current.size if isinstance(current, np.ndarray) else current.n
+        if reference.n == 0 or n_cur == 0:
+            side = "reference" if reference.n == 0 else "current window"
+            return DriftResult(self.name, None, None, limit, False,
+                               f"not scored: the {side} has no usable values")
+        stat, p = self.statistic(reference, current)
+        # A test drifts below its threshold, a distance at or above it.
+        drifted = p < limit if p is not None else not math.isnan(stat) and stat >= limit
+        message = self.caveat(reference, current, stat, p)
+        if math.isnan(stat) or (p is not None and math.isnan(p)):
+            message = message or "not scored: the statistic is undefined for these samples"
+            drifted = False
+        return DriftResult(self.name, _clean(stat), _clean(p), limit, drifted, message)
+
+
+def _usable(current: C) -> C:
+    """The current window without NaN or infinities (numeric); category counts as given."""
+    if isinstance(current, CategoricalProfile):
+        return current
+    return finite(np.asarray(current, dtype=np.float64))
+
+
+def _clean(x: float | None) -> float | None:
+    """JSON-safe float: NaN becomes None, infinities are clipped to the float range."""
+    if x is None or math.isnan(x):
+        return None
+    if math.isinf(x):
+        return math.copysign(np.finfo(np.float64).max, x)
+    return float(x)
+
+
+NumericMethod: TypeAlias = DriftMethod[NumericProfile, NDArray[np.float64]]
+"""Base of methods for numeric columns (current window: finite float64 values)."""
+CategoricalMethod: TypeAlias = DriftMethod[CategoricalProfile, CategoricalProfile]
+"""Base of methods for categorical columns (current window: its category counts)."""
+AnyMethod = NumericMethod | CategoricalMethod
+
+_REGISTRY: dict[tuple[str, FeatureKind], AnyMethod] = {}
+
+M = TypeVar("M", bound=type[DriftMethod])  # type: ignore[type-arg]
+
+
+def register(cls: M) -> M:
+    """Class decorator: register a method under (name, kind)."""
+    key = (cls.name, cls.kind)
+    if key in _REGISTRY:
+        raise ValueError(f"drift method {key} registered twice")
+    _REGISTRY[key] = cls()
+    return cls
+
+
+def get_method(name: str, kind: FeatureKind) -> AnyMethod:
+    """The registered method, or an error that lists the valid names for this kind."""
+    try:
+        return _REGISTRY[(name, kind)]
+    except KeyError:
+        known = ", ".join(method_names(kind))
+        raise UnknownMethodError(
+            f"drift method {name!r} does not apply to {kind} columns; use one of: {known}"
+        ) from None
+
+
+def method_names(kind: FeatureKind | None = None) -> list[str]:
+    """Registered method names, sorted, for one kind or all."""
+    return sorted({n for (n, k) in _REGISTRY if kind is None or k == kind})
+
+
+def methods() -> list[AnyMethod]:
+    """Every registered method instance."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]

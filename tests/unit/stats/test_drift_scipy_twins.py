@@ -1,0 +1,260 @@
+"""Where scipy has the test or distance, ours agrees with it to 1e-9 (design: Statistics)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from modelmon.stats.drift import edf, methods
+from modelmon.stats.drift.divergence import EMPTY_CELL
+from modelmon.stats.profile import (
+    CategoricalProfile,
+    NumericProfile,
+    align,
+    fit_categorical,
+    fit_numeric,
+)
+
+TOL = 1e-9
+Twin = Callable[[Any, Any], tuple[float, float | None]]
+
+
+def _binned(profile: NumericProfile, ref: np.ndarray, cur: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Proportions per reference bin, counted independently of ``profile.bin``."""
+    bins = len(profile.bin_edges) + 1
+    count = [np.bincount(np.digitize(x, profile.bin_edges), minlength=bins) for x in (ref, cur)]
+    return count[0] / ref.size, count[1] / cur.size
+
+
+def _smoothed(p: np.ndarray) -> np.ndarray:
+    return np.where(p > 0, p, EMPTY_CELL)
+
+
+def _entropy(ref: np.ndarray, cur: np.ndarray) -> float:
+    return float(stats.entropy(_smoothed(ref), _smoothed(cur)))
+
+
+def _table(ref: CategoricalProfile, cur: CategoricalProfile) -> np.ndarray:
+    r, c, _ = align(ref, cur)
+    table = np.vstack([r, c])
+    return table[:, table.sum(axis=0) > 0]
+
+
+def _anderson(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        res = stats.anderson_ksamp([ref, cur], variant="midrank")
+    return float(res.statistic), float(res.pvalue)
+
+
+def _chi2(ref: CategoricalProfile, cur: CategoricalProfile) -> tuple[float, float]:
+    res = stats.chi2_contingency(_table(ref, cur), correction=False)
+    return float(res.statistic), float(res.pvalue)
+
+
+def _ztest(ref: CategoricalProfile, cur: CategoricalProfile) -> tuple[float, float]:
+    # The pooled two-proportion z-test is the chi-square test on the 2 x 2 table: z^2 = X^2.
+    chi2, p = _chi2(ref, cur)
+    table = _table(ref, cur)
+    sign = np.sign(table[0, 0] / table[0].sum() - table[1, 0] / table[1].sum())
+    return float(sign * math.sqrt(chi2)), p
+
+
+def _proportions(ref: CategoricalProfile, cur: CategoricalProfile
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    r, c, _ = align(ref, cur)
+    return r / r.sum(), c / c.sum()
+
+
+# Inputs: numeric twins get (raw reference, raw current) plus the fitted profile in the
+# closure below; categorical twins get both profiles.
+NUMERIC_TWINS: dict[str, Callable[[NumericProfile, np.ndarray, np.ndarray],
+                                  tuple[float, float | None]]] = {
+    "ks": lambda _p, r, c: (float((s := stats.ks_2samp(r, c)).statistic), float(s.pvalue)),
+    "wasserstein": lambda _p, r, c: (stats.wasserstein_distance(r, c) / np.std(r), None),
+    "energy": lambda _p, r, c: (stats.energy_distance(r, c), None),
+    "anderson": lambda _p, r, c: _anderson(r, c),
+    "cvm": lambda _p, r, c: (float((s := stats.cramervonmises_2samp(r, c)).statistic),
+                             float(s.pvalue)),
+    "jensenshannon": lambda p, r, c: (float(jensenshannon(*_binned(p, r, c))), None),
+    "kl": lambda p, r, c: (_entropy(*_binned(p, r, c)), None),
+}
+CATEGORICAL_TWINS: dict[str, Callable[[CategoricalProfile, CategoricalProfile],
+                                      tuple[float, float | None]]] = {
+    "chisquare": _chi2,
+    "ztest": _ztest,
+    "jensenshannon": lambda r, c: (float(jensenshannon(*_proportions(r, c))), None),
+}
+#: Registered methods scipy has no function for, and why.
+NO_SCIPY_TWIN = {
+    ("psi", "numeric"): "scipy has no PSI",
+    ("psi", "categorical"): "scipy has no PSI",
+    ("hellinger", "numeric"): "scipy has no Hellinger distance",
+    ("hellinger", "categorical"): "scipy has no Hellinger distance",
+    ("tvd", "categorical"): "scipy has no total variation distance",
+}
+#: Relative tolerance for distances in the data's units (absolute below 1).
+RELATIVE = {"wasserstein", "energy"}
+
+
+def test_every_method_with_a_scipy_twin_is_checked() -> None:
+    registered = {(m.name, m.kind) for m in methods()}
+    twins = {(n, "numeric") for n in NUMERIC_TWINS} | {(n, "categorical")
+                                                      for n in CATEGORICAL_TWINS}
+    assert twins <= registered
+    assert registered == twins | set(NO_SCIPY_TWIN), "new method: add its scipy twin"
+    for name in ("ks", "wasserstein", "anderson", "cvm", "energy", "jensenshannon", "kl"):
+        assert name in NUMERIC_TWINS
+    for name in ("chisquare", "ztest", "jensenshannon"):
+        assert name in CATEGORICAL_TWINS
+
+
+def assert_agrees(name: str, ours: tuple[float, float | None],
+                  theirs: tuple[float, float | None]) -> None:
+    stat, p = ours
+    want_stat, want_p = theirs
+    scale = max(1.0, abs(want_stat)) if name in RELATIVE else 1.0
+    assert abs(stat - want_stat) <= TOL * scale, (name, stat, want_stat)
+    if want_p is None:
+        assert p is None
+    else:
+        assert p is not None
+        assert abs(p - want_p) <= TOL, (name, p, want_p)
+
+
+def numeric_datasets() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Sizes on both sides of scipy's exact/asymptotic KS switch (10000), unequal sizes,
+    ties, and shifts from none to strong (the far tail of the KS p-value included)."""
+    rng = np.random.default_rng(7)
+    sizes = [(3, 4), (25, 40), (500, 700), (2000, 2000), (10000, 10000), (9000, 10000),
+             (10001, 400), (30000, 20000), (60000, 3000)]
+    for n, m in sizes:
+        for shift in (0.0, 0.03, 0.1, 0.5):
+            ref = rng.normal(size=n)
+            cur = rng.normal(loc=shift, scale=1.0 + shift / 2, size=m)
+            yield f"{n}x{m} shift={shift}", ref, cur
+            if n >= 500:
+                yield f"{n}x{m} shift={shift} ties", np.round(ref, 1), np.round(cur, 1)
+
+
+NUMERIC_CASES = list(numeric_datasets())
+
+
+def _has_ties(ref: np.ndarray, cur: np.ndarray) -> bool:
+    pooled = np.concatenate([ref, cur])
+    return bool(np.unique(pooled).size < pooled.size)
+
+
+@pytest.mark.parametrize("name", sorted(NUMERIC_TWINS))
+def test_numeric_methods_agree_with_scipy(name: str) -> None:
+    from modelmon.stats.drift import get_method
+
+    method = get_method(name, "numeric")
+    checked = 0
+    for label, ref, cur in NUMERIC_CASES:
+        if name == "cvm" and _has_ties(ref, cur):
+            continue  # scipy's midrank CvM is wrong with ties: see test_cvm_ties below
+        profile = fit_numeric(ref)
+        ours = method.statistic(profile, cur.copy())  # type: ignore[arg-type]
+        try:
+            assert_agrees(name, ours, NUMERIC_TWINS[name](profile, ref, cur))
+        except AssertionError as exc:
+            raise AssertionError(f"{label}: {exc}") from None
+        checked += 1
+    assert checked >= 20
+
+
+def categorical_datasets() -> Iterator[tuple[str, CategoricalProfile, CategoricalProfile]]:
+    rng = np.random.default_rng(11)
+    for k in (2, 3, 8):
+        for n, m in ((20, 30), (1000, 5000), (100_000, 1000)):
+            for tilt in (0.0, 0.05, 0.3):
+                base = rng.dirichlet(np.ones(k))
+                moved = (1 - tilt) * base + tilt * rng.dirichlet(np.ones(k))
+                labels = [f"c{i}" for i in range(k)]
+                ref = fit_categorical(rng.choice(labels, size=n, p=base))
+                cur = fit_categorical(rng.choice(labels, size=m, p=moved))
+                yield f"k={k} {n}x{m} tilt={tilt}", ref, cur
+    # Categories present on one side only.
+    yield ("one-sided categories", fit_categorical(np.array(["a", "b", "c"] * 10 + ["d"])),
+           fit_categorical(np.array(["a", "b", "e"] * 7)))
+    yield ("disjoint pair", fit_categorical(np.array(["a"] * 10)),
+           fit_categorical(np.array(["b"] * 4)))
+
+
+@pytest.mark.parametrize("name", sorted(CATEGORICAL_TWINS))
+def test_categorical_methods_agree_with_scipy(name: str) -> None:
+    from modelmon.stats.drift import get_method
+
+    method = get_method(name, "categorical")
+    checked = 0
+    for label, ref, cur in categorical_datasets():
+        if name == "ztest" and _table(ref, cur).shape[1] != 2:
+            continue
+        ours = method.statistic(ref, cur)  # type: ignore[arg-type]
+        try:
+            assert_agrees(name, ours, CATEGORICAL_TWINS[name](ref, cur))
+        except AssertionError as exc:
+            raise AssertionError(f"{label}: {exc}") from None
+        checked += 1
+    assert checked >= 9
+
+
+@pytest.mark.parametrize("n", [15_000, 50_000, 200_000])
+def test_ks_asymptotic_pvalue_matches_kstwo(n: int) -> None:
+    """The far-tail fast path stays within 1e-10 of ``kstwo.sf``, elsewhere it is exact."""
+    for d in np.linspace(0.0, 0.06, 16):
+        ours = edf.ks_asymptotic_pvalue(float(d), n, n)
+        want = float(np.clip(stats.kstwo.sf(d, round(n / 2)), 0, 1))
+        assert abs(ours - want) <= edf.KS_FAST_TAIL, (n, d, ours, want)
+
+
+def test_ks_far_tail_skips_kstwo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below 1e-10 the slow ``kstwo.sf`` is not called at all."""
+    monkeypatch.setattr(stats, "kstwo", None)
+    assert edf.ks_asymptotic_pvalue(0.03, 50_000, 50_000) < edf.KS_FAST_TAIL
+
+
+def test_ks_statistic_with_ties_matches_scipy() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        ref = np.sort(rng.integers(0, 6, size=int(rng.integers(1, 40))).astype(float))
+        cur = np.sort(rng.integers(0, 6, size=int(rng.integers(1, 40))).astype(float))
+        assert edf.ks_statistic(ref, cur) == pytest.approx(
+            float(stats.ks_2samp(ref, cur).statistic), abs=1e-15)
+
+
+def test_cvm_without_ties_equals_scipy_formula() -> None:
+    """Our ECDF form of T is scipy's rank formula when nothing is tied."""
+    rng = np.random.default_rng(9)
+    for n, m in ((5, 7), (300, 200), (4000, 900)):
+        ref, cur = np.sort(rng.normal(size=n)), np.sort(rng.normal(0.1, size=m))
+        res = stats.cramervonmises_2samp(ref, cur)
+        assert edf.cvm_statistic(ref, cur) == pytest.approx(float(res.statistic), abs=1e-12)
+        if max(n, m) > 20:
+            assert edf.cvm_asymptotic_pvalue(float(res.statistic), n, m) == pytest.approx(
+                float(res.pvalue), abs=1e-8)
+
+
+def test_cvm_ties_do_not_flag_identical_distributions() -> None:
+    """scipy's midrank CvM flags undrifted tied columns when n != m; ours does not."""
+    from modelmon.stats.drift import get_method
+
+    method = get_method("cvm", "numeric")
+    ref = np.array([0.0] * 3500 + [1.0] * 1500)
+    cur = np.array([0.0] * 70 + [1.0] * 30)
+    assert stats.cramervonmises_2samp(ref, cur).pvalue < 1e-6  # scipy's false alarm
+    result = method.score(fit_numeric(ref), cur)  # type: ignore[arg-type]
+    assert result.statistic == pytest.approx(0.0, abs=1e-12)
+    assert result.p_value == 1.0
+    assert not result.drifted
+    assert result.message is not None
+    assert "tied" in result.message
