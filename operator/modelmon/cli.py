@@ -1,4 +1,4 @@
-"""The ``modelmon`` command: check, validate and crd.
+"""The ``modelmon`` command: check, validate, rules and crd.
 
 Sits beside the operator at the end of the data line: it calls ``check.run_check`` once and
 prints the status the operator would write. Exit codes: 0 when no finding reaches
@@ -134,6 +134,20 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_INVALID if bad else EXIT_OK
 
 
+def cmd_rules(args: argparse.Namespace, out: TextIO) -> int:
+    from modelmon.outputs.rules import prometheus_rule
+
+    try:
+        monitors = load_monitors(Path(args.monitor))
+    except CheckError as exc:
+        _err(str(exc))
+        return EXIT_INVALID
+    docs = [prometheus_rule(args.namespace or m.metadata.namespace or "default",
+                            m.metadata.name, m.spec) for m in monitors]
+    out.write(yaml.safe_dump_all(docs, sort_keys=False, width=100))
+    return EXIT_OK
+
+
 def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
     from modelmon.api.crd import crd_yaml
 
@@ -167,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="validate ModelMonitor YAML files")
     v.add_argument("files", nargs="+", metavar="FILE")
     v.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser("rules", help="print the PrometheusRule the operator would generate")
+    r.add_argument("monitor", help="ModelMonitor YAML file")
+    r.add_argument("-n", "--namespace", default=None,
+                   help="namespace (default: the monitor's, else default)")
+    r.set_defaults(func=cmd_rules)
 
     d = sub.add_parser("crd", help="print the ModelMonitor CRD")
     d.set_defaults(func=cmd_crd)

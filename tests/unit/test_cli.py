@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from corpus import bad_cases
 
+from corpus import bad_cases
 from modelmon.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

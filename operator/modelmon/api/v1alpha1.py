@@ -341,6 +341,59 @@ class DataQualitySpec(ApiModel):
     """Categorical columns: number of distinct values never seen in the reference."""
 
 
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+#: Alert labels modelmon sets itself; alerting.labels may not override them.
+RESERVED_ALERT_LABELS = ("alertname", "severity", "namespace", "monitor", "model")
+
+
+class PrometheusRuleSpec(ApiModel):
+    """The PrometheusRule the operator generates for this monitor."""
+
+    enabled: bool = True
+    """Generate a PrometheusRule (needs the prometheus-operator CRDs in the cluster)."""
+    labels: Annotated[dict[str, Annotated[str, Field(max_length=63)]],
+                      Field(max_length=32)] = {}
+    """Labels on the PrometheusRule object, e.g. release: kube-prometheus-stack, so that
+    Prometheus's ruleSelector picks it up."""
+    for_: Duration = Field(default="10m", alias="for")
+    """How long a condition must hold before its alert fires."""
+    runbook_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://")] | None = None
+    """Link added to every alert as the runbook_url annotation."""
+
+
+class AlertingSpec(ApiModel):
+    """How problems reach people."""
+
+    cel = (
+        CelRule(rule="!has(self.labels) || self.labels.all(k, k.matches('"
+                     + LABEL_NAME_PATTERN + "'))",
+                message="alerting.labels keys must be Prometheus label names "
+                        "([a-zA-Z_][a-zA-Z0-9_]*)", fieldPath=".labels"),
+        CelRule(rule="!has(self.labels) || !self.labels.exists(k, k in "
+                     f"{list(RESERVED_ALERT_LABELS)!r})",
+                message="alerting.labels may not set " + ", ".join(RESERVED_ALERT_LABELS)
+                        + "; modelmon sets them", fieldPath=".labels"),
+    )
+
+    labels: Annotated[dict[str, Annotated[str, Field(max_length=256)]],
+                      Field(max_length=32)] = {}
+    """Routing labels added to every alert of this monitor (team, service, ...), for
+    Alertmanager routes."""
+    prometheus_rule: PrometheusRuleSpec = PrometheusRuleSpec()
+    """The generated PrometheusRule."""
+
+    @model_validator(mode="after")
+    def _labels(self) -> AlertingSpec:
+        bad = [k for k in self.labels if not re.fullmatch(LABEL_NAME_PATTERN, k)]
+        if bad:
+            raise ValueError(f"labels: {', '.join(bad)} are not Prometheus label names "
+                             "([a-zA-Z_][a-zA-Z0-9_]*)")
+        reserved = [k for k in self.labels if k in RESERVED_ALERT_LABELS]
+        if reserved:
+            raise ValueError(f"labels: may not set {', '.join(reserved)}; modelmon sets them")
+        return self
+
+
 class ModelMonitorSpec(ApiModel):
     """What to monitor and how. GitOps owns the spec; the operator never writes it."""
 
@@ -390,6 +443,8 @@ class ModelMonitorSpec(ApiModel):
     """Performance metrics and their bounds."""
     data_quality: DataQualitySpec = DataQualitySpec()
     """Data-quality bounds."""
+    alerting: AlertingSpec = AlertingSpec()
+    """Alert routing labels and the generated PrometheusRule."""
 
     @model_validator(mode="after")
     def _cross_field(self) -> ModelMonitorSpec:
@@ -556,6 +611,27 @@ class Condition(ApiModel):
     """The spec generation the condition was computed from."""
 
 
+class CheckSummary(ApiModel):
+    """One line of the check history."""
+
+    time: datetime
+    """When the check started."""
+    phase: Phase
+    """Phase after the check."""
+    drift_share: float | None = None
+    """Share of drifted features (null when the check failed)."""
+    findings: int = 0
+    """Number of findings."""
+    current_rows: int | None = None
+    """Rows in the current window."""
+    reason: str | None = None
+    """Why the check failed, when it did."""
+
+
+#: How many check summaries status.history keeps.
+HISTORY_LIMIT = 20
+
+
 class ModelMonitorStatus(ApiModel):
     """What the last check found. Written by the operator through the status subresource."""
 
@@ -575,7 +651,10 @@ class ModelMonitorStatus(ApiModel):
     findings: list[Finding] = []
     """Figures outside their bounds."""
     conditions: list[Condition] = []
-    """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded."""
+    """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded, and
+    AlertRulesReady in the cluster."""
+    history: Annotated[list[CheckSummary], Field(max_length=HISTORY_LIMIT)] = []
+    """Summaries of the most recent checks, newest last, for trends."""
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of this type, if present."""

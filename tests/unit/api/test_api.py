@@ -7,9 +7,9 @@ from typing import Any, get_args
 
 import pytest
 import yaml
-from corpus import bad_cases, good_monitor
 from pydantic import ValidationError
 
+from corpus import bad_cases, good_monitor
 from modelmon.api import v1alpha1 as api
 from modelmon.api.crd import crd, crd_yaml
 from modelmon.api.errors import field_errors

@@ -1,0 +1,150 @@
+"""Prometheus metrics of every monitor, served on /metrics.
+
+Last stop on the data line (``outputs``). Gauges are read at scrape time from the latest
+status of each monitor (a custom collector), so a deleted monitor's series disappear the
+moment it is forgotten and label sets stay bounded by the monitors' columns. The duration
+histogram and error counter are ordinary prometheus-client metrics whose children are
+removed with the monitor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from modelmon.api.v1alpha1 import ModelMonitorStatus, Phase
+
+PHASES: tuple[Phase, ...] = ("Pending", "Healthy", "Drifting", "Degraded", "Failing")
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+BASE = ("namespace", "monitor", "model")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the exporter knows of one monitor."""
+
+    model: str
+    status: ModelMonitorStatus
+    last_success: float | None
+    """Unix time of the last successful check."""
+
+
+class MonitorCollector(Collector):
+    """Yields the gauges of every known monitor at scrape time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshots: dict[tuple[str, str], Snapshot] = {}
+
+    def set(self, namespace: str, monitor: str, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshots[(namespace, monitor)] = snapshot
+
+    def forget(self, namespace: str, monitor: str) -> None:
+        with self._lock:
+            self._snapshots.pop((namespace, monitor), None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            items = sorted(self._snapshots.items())
+        feat = [*BASE, "feature", "method", "role"]
+        stat = GaugeMetricFamily("modelmon_drift_statistic",
+                                 "Drift statistic or distance of a column in the last check",
+                                 labels=feat)
+        pval = GaugeMetricFamily("modelmon_drift_p_value",
+                                 "p-value of a column's drift test in the last check",
+                                 labels=feat)
+        detected = GaugeMetricFamily("modelmon_drift_detected",
+                                     "1 when a column drifted in the last check", labels=feat)
+        share = GaugeMetricFamily("modelmon_dataset_drift_share",
+                                  "Share of features that drifted in the last check",
+                                  labels=list(BASE))
+        perf = GaugeMetricFamily("modelmon_performance_metric",
+                                 "Performance metric in the last check",
+                                 labels=[*BASE, "metric"])
+        quality = GaugeMetricFamily("modelmon_data_quality",
+                                    "Data-quality figure of a column in the last check",
+                                    labels=[*BASE, "column", "check"])
+        last = GaugeMetricFamily("modelmon_last_check_timestamp_seconds",
+                                 "Unix time of the last successful check", labels=list(BASE))
+        phase = GaugeMetricFamily("modelmon_monitor_phase",
+                                  "1 for the monitor's current phase, 0 for the others",
+                                  labels=[*BASE, "phase"])
+        findings = GaugeMetricFamily("modelmon_findings",
+                                     "Findings of the last check by severity",
+                                     labels=[*BASE, "severity"])
+        for (ns, name), snap in items:
+            base = [ns, name, snap.model]
+            st = snap.status
+            for p in PHASES:
+                phase.add_metric([*base, p], 1.0 if st.phase == p else 0.0)
+            if snap.last_success is not None:
+                last.add_metric(base, snap.last_success)
+            for sev in ("warning", "critical"):
+                findings.add_metric([*base, sev],
+                                    float(sum(f.severity == sev for f in st.findings)))
+            if st.drift is not None:
+                share.add_metric(base, st.drift.share)
+                cols = [("feature", f) for f in st.drift.features]
+                cols += [(role, f) for role, f in (("prediction", st.drift.prediction),
+                                                    ("target", st.drift.target)) if f]
+                for role, f in cols:
+                    labels = [*base, f.name, f.method, role]
+                    if f.statistic is not None:
+                        stat.add_metric(labels, f.statistic)
+                    if f.p_value is not None:
+                        pval.add_metric(labels, f.p_value)
+                    detected.add_metric(labels, 1.0 if f.drifted else 0.0)
+            for metric, number in st.performance.items():
+                perf.add_metric([*base, metric], number)
+            if st.data_quality is not None:
+                for c in st.data_quality.columns:
+                    figures: tuple[tuple[str, float | int | None], ...] = (
+                        ("missingFraction", c.missing_fraction),
+                        ("outlierFraction", c.outlier_fraction),
+                        ("outOfRangeFraction", c.out_of_range_fraction),
+                        ("newCategories", c.new_categories))
+                    for check, value in figures:
+                        if value is not None:
+                            quality.add_metric([*base, c.name, check], float(value))
+        yield from (stat, pval, detected, share, perf, quality, last, phase, findings)
+
+
+class Metrics:
+    """The operator's metrics registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.monitors = MonitorCollector()
+        self.registry.register(self.monitors)
+        self.duration = Histogram(
+            "modelmon_check_duration_seconds", "Wall time of a check",
+            ["namespace", "monitor"], buckets=DURATION_BUCKETS, registry=self.registry)
+        self.errors = Counter(
+            "modelmon_check_errors", "Checks that failed, by reason",
+            ["namespace", "monitor", "reason"], registry=self.registry)
+        self._reasons: dict[tuple[str, str], set[str]] = {}
+
+    def observe(self, namespace: str, monitor: str, *, model: str,
+                status: ModelMonitorStatus, seconds: float, last_success: float | None,
+                error: str | None) -> None:
+        """Record one check."""
+        self.monitors.set(namespace, monitor, Snapshot(model, status, last_success))
+        self.duration.labels(namespace, monitor).observe(seconds)
+        if error is not None:
+            self._reasons.setdefault((namespace, monitor), set()).add(error)
+            self.errors.labels(namespace, monitor, error).inc()
+
+    def forget(self, namespace: str, monitor: str) -> None:
+        """Drop every series of a deleted monitor."""
+        self.monitors.forget(namespace, monitor)
+        with contextlib.suppress(KeyError):
+            self.duration.remove(namespace, monitor)
+        for reason in self._reasons.pop((namespace, monitor), set()):
+            self.errors.remove(namespace, monitor, reason)

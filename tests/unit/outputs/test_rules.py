@@ -1,0 +1,177 @@
+"""The generated PrometheusRule: golden file, promtool check, and promtool unit tests that
+show every alert firing on synthetic series and resolving when they recover."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelmon.api.v1alpha1 import ModelMonitor, ModelMonitorSpec
+from modelmon.cli import main
+from modelmon.outputs.rules import prometheus_rule
+from toolcheck import require
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples" / "breast-cancer" / "monitor.yaml"
+GOLDEN = ROOT / "tests" / "golden" / "breast-cancer.prometheusrule.yaml"
+NS, MON, MODEL = "ml", "credit", "credit-risk"
+
+
+def spec() -> ModelMonitorSpec:
+    return ModelMonitorSpec.model_validate({
+        "model": {"name": MODEL, "task": "binaryClassification"},
+        "schedule": {"interval": "1m"},
+        "reference": {"source": {"url": "r.csv"}},
+        "current": {"source": {"url": "c.csv"}},
+        "columns": {"target": "y", "prediction": "p"},
+        "drift": {"datasetDriftShare": 0.5, "severity": "critical"},
+        "performance": {"metrics": [{"name": "accuracy", "min": 0.8, "max": 0.99}]},
+        "dataQuality": {"missingFraction": {"max": 0.05}},
+        "alerting": {"labels": {"team": "risk"},
+                     "prometheusRule": {"for": "2m", "runbookUrl": "https://runbooks.example/m",
+                                        "labels": {"release": "kps"}}},
+    })
+
+
+def test_golden_rule_of_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert out == GOLDEN.read_text(), "regenerate with: modelmon rules " + str(EXAMPLE)
+    mon = ModelMonitor.model_validate(yaml.safe_load(EXAMPLE.read_text()))
+    assert yaml.safe_load(out) == prometheus_rule("ml-demo", "breast-cancer", mon.spec)
+
+
+def test_object_shape_labels_and_owner() -> None:
+    obj = prometheus_rule(NS, MON, spec(), uid="u-1")
+    assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["kind"] == "PrometheusRule"
+    meta = obj["metadata"]
+    assert meta["name"] == "modelmon-credit" and meta["namespace"] == NS
+    assert meta["labels"]["release"] == "kps"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "modelmon"
+    (owner,) = meta["ownerReferences"]
+    assert owner["uid"] == "u-1" and owner["kind"] == "ModelMonitor" and owner["controller"]
+    rules = obj["spec"]["groups"][0]["rules"]
+    names = {r["alert"] for r in rules}
+    assert names == {"ModelDataDrift", "ModelPredictionDrift", "ModelPerformanceDegraded",
+                     "ModelDataQualityDegraded", "ModelMonitorStale",
+                     "ModelMonitorCheckFailing"}
+    for r in rules:
+        assert {"severity", "namespace", "monitor", "model", "team"} <= set(r["labels"])
+        assert r["annotations"]["runbook_url"] == "https://runbooks.example/m"
+        assert r["for"] == "2m"
+
+
+def test_threshold_change_changes_the_rule() -> None:
+    s = spec()
+    changed = s.model_copy(update={"drift": s.drift.model_copy(
+        update={"dataset_drift_share": 0.25})})
+    a = [r["expr"] for r in prometheus_rule(NS, MON, s)["spec"]["groups"][0]["rules"]]
+    b = [r["expr"] for r in prometheus_rule(NS, MON, changed)["spec"]["groups"][0]["rules"]]
+    assert any(">= 0.5" in e for e in a) and any(">= 0.25" in e for e in b)
+
+
+def _rules_file(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    obj = prometheus_rule(NS, MON, spec())
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(obj["spec"]))
+    return path, obj
+
+
+def test_promtool_check_rules(tmp_path: Path) -> None:
+    promtool = require("promtool")
+    path, _ = _rules_file(tmp_path)
+    golden = tmp_path / "golden.yaml"
+    golden.write_text(yaml.safe_dump(yaml.safe_load(GOLDEN.read_text())["spec"]))
+    for rules_file, count in ((path, 6), (golden, 10)):
+        done = subprocess.run([promtool, "check", "rules", str(rules_file)],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"SUCCESS: {count} rules found" in done.stdout
+
+
+BASE = f'namespace="{NS}",monitor="{MON}",model="{MODEL}"'
+
+
+def _expect(obj: dict[str, Any], alert: str, labels: dict[str, str], rendered: dict[str, str],
+            extra: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The alert promtool should see: rule labels plus series labels kept by the expr."""
+    rules = [r for r in obj["spec"]["groups"][0]["rules"] if r["alert"] == alert]
+    rule = next(r for r in rules if all(r["labels"].get(k) == v
+                                        for k, v in (extra or {}).items()))
+    annotations = {}
+    for key, text in rule["annotations"].items():
+        out = text
+        for template, value in rendered.items():
+            out = out.replace(template, value)
+        annotations[key] = out
+    return [{"exp_labels": {**rule["labels"], **labels}, "exp_annotations": annotations}]
+
+
+def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
+    promtool = require("promtool")
+    path, obj = _rules_file(tmp_path)
+    pct = "{{ $value | humanizePercentage }}"
+    val = '{{ $value | printf "%.4g" }}'
+    feat = "{{ $labels.feature }}"
+    col = "{{ $labels.column }}"
+    key = {"namespace": NS, "monitor": MON}
+    # Every series: healthy for 5 minutes, bad for 10, healthy again for 10.
+    series = [
+        (f"modelmon_dataset_drift_share{{{BASE}}}", "0.1x5 0.75x10 0.1x10"),
+        (f'modelmon_drift_detected{{{BASE},feature="p",method="ztest",role="prediction"}}',
+         "0x5 1x10 0x10"),
+        (f'modelmon_drift_detected{{{BASE},feature="age",method="ks",role="feature"}}',
+         "1x25"),  # a feature drifting alone is not prediction drift
+        (f'modelmon_performance_metric{{{BASE},metric="accuracy"}}', "0.9x5 0.7x10 0.9x10"),
+        (f'modelmon_data_quality{{{BASE},column="age",check="missingFraction"}}',
+         "0x5 0.2x10 0x10"),
+        (f'modelmon_monitor_phase{{{BASE},phase="Failing"}}', "0x5 1x10 0x10"),
+        # Successful checks every minute, then none for 10 minutes, then again.
+        (f"modelmon_last_check_timestamp_seconds{{{BASE}}}", "0+60x5 300x10 960+60x10"),
+    ]
+    fired = {
+        "ModelDataDrift": _expect(obj, "ModelDataDrift", key, {pct: "75%"}),
+        "ModelPredictionDrift": _expect(obj, "ModelPredictionDrift", {**key, "feature": "p"},
+                                        {feat: "p"}),
+        "ModelPerformanceDegraded": _expect(obj, "ModelPerformanceDegraded",
+                                            {**key, "metric": "accuracy"}, {val: "0.7"},
+                                            {"metric": "accuracy"}),
+        "ModelDataQualityDegraded": _expect(
+            obj, "ModelDataQualityDegraded",
+            {**key, "column": "age", "check": "missingFraction"}, {val: "0.2", col: "age"}),
+        "ModelMonitorCheckFailing": _expect(obj, "ModelMonitorCheckFailing", key, {}),
+    }
+    tests: list[dict[str, Any]] = []
+    checks = []
+    for name, alerts in fired.items():
+        checks += [
+            {"eval_time": "4m", "alertname": name, "exp_alerts": []},
+            {"eval_time": "12m", "alertname": name, "exp_alerts": alerts},
+            {"eval_time": "24m", "alertname": name, "exp_alerts": []},
+        ]
+    # Stale: last success at 5 min; time() - 300 > 180 from 8 min; firing after for=2m.
+    stale = _expect(obj, "ModelMonitorStale", key, {})
+    checks += [
+        {"eval_time": "4m", "alertname": "ModelMonitorStale", "exp_alerts": []},
+        {"eval_time": "12m", "alertname": "ModelMonitorStale", "exp_alerts": stale},
+        {"eval_time": "20m", "alertname": "ModelMonitorStale", "exp_alerts": []},
+    ]
+    tests.append({"interval": "1m", "input_series": [
+        {"series": s, "values": v} for s, v in series], "alert_rule_test": checks})
+    # A monitor that never reported at all is stale too (absent()).
+    tests.append({"interval": "1m", "input_series": [
+        {"series": 'modelmon_last_check_timestamp_seconds{namespace="ml",monitor="other"}',
+         "values": "0+60x10"}],
+        "alert_rule_test": [{"eval_time": "5m", "alertname": "ModelMonitorStale",
+                             "exp_alerts": stale}]})
+    test_file = tmp_path / "tests.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [path.name], "evaluation_interval": "1m",
+                                         "tests": tests}))
+    done = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True,
+                          text=True, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
