@@ -54,7 +54,6 @@ from modelmon.stats.dataset import (
     score_drift,
 )
 
-
 log = logging.getLogger(__name__)
 
 

@@ -1,4 +1,4 @@
-"""The ``modelmon`` command: check, validate, rules and crd.
+"""The ``modelmon`` command: run, check, validate, rules and crd.
 
 Sits beside the operator at the end of the data line: it calls ``check.run_check`` once and
 prints the status the operator would write. Exit codes: 0 when no finding reaches
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -164,6 +165,37 @@ def _time(text: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from modelmon.runner import Options, run
+
+    namespaces = [n for item in args.namespace for n in item.split(",") if n]
+    return run(Options(namespaces=namespaces, metrics_port=args.metrics_port,
+                       health_port=args.health_port, log_format=args.log_format,
+                       log_level=args.log_level.upper(), workers=args.workers,
+                       kubeconfig=args.kubeconfig))
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"MODELMON_{name}", default)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="modelmon", description="ML model monitoring for Kubernetes.")
     p.add_argument("--version", action="version", version=f"modelmon {__version__}")
@@ -181,6 +213,30 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="validate ModelMonitor YAML files")
     v.add_argument("files", nargs="+", metavar="FILE")
     v.set_defaults(func=cmd_validate)
+
+    o = sub.add_parser("run", help="run the operator (watches ModelMonitors in a cluster)",
+                       description="Each flag has an environment variable twin, shown in "
+                                   "brackets; the flag wins.")
+    o.add_argument("--namespace", action="append",
+                   default=[n for n in _env("NAMESPACE", "").split(",") if n],
+                   help="watch only this namespace; repeatable or comma-separated; default: "
+                        "all namespaces [MODELMON_NAMESPACE]")
+    o.add_argument("--metrics-port", type=_port, default=_port(_env("METRICS_PORT", "9090")),
+                   help="port of /metrics (default 9090) [MODELMON_METRICS_PORT]")
+    o.add_argument("--health-port", type=_port, default=_port(_env("HEALTH_PORT", "8080")),
+                   help="port of /healthz and /readyz (default 8080) [MODELMON_HEALTH_PORT]")
+    o.add_argument("--log-format", choices=["json", "text"],
+                   default=_env("LOG_FORMAT", "text" if sys.stderr.isatty() else "json"),
+                   help="default: json unless stderr is a terminal [MODELMON_LOG_FORMAT]")
+    o.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                   default=_env("LOG_LEVEL", "info").lower(),
+                   help="default: info [MODELMON_LOG_LEVEL]")
+    o.add_argument("--workers", type=_positive, default=_positive(_env("WORKERS", "2")),
+                   help="threads that run checks (default 2) [MODELMON_WORKERS]")
+    o.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None,
+                   help="kubeconfig file; default: in-cluster service account, else "
+                        "$KUBECONFIG or ~/.kube/config")
+    o.set_defaults(func=cmd_run)
 
     r = sub.add_parser("rules", help="print the PrometheusRule the operator would generate")
     r.add_argument("monitor", help="ModelMonitor YAML file")

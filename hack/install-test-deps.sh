@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Install the Debian packages the integration tests run for real: promtool
+# (prometheus), Alertmanager, PostgreSQL, and openssl for hack/cluster.sh.
+#
+# Idempotent: when every command is already there it touches nothing and
+# returns at once. It only installs: the tests start their own servers on
+# 127.0.0.1, so the services the packages would enable are kept from
+# starting (policy-rc.d) and stopped if an install started them anyway.
+set -euo pipefail
+
+log() { printf '[install-test-deps] %s\n' "$*" >&2; }
+
+# package -> a command it provides (checked in PATH and the usual sbin/lib places)
+declare -A PROVIDES=(
+  [prometheus]=promtool
+  [prometheus-alertmanager]=prometheus-alertmanager
+  [postgresql]=initdb
+  [openssl]=openssl
+)
+
+have() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  # Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<major>/bin, off PATH.
+  compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
+}
+
+missing=()
+for pkg in "${!PROVIDES[@]}"; do
+  have "${PROVIDES[$pkg]}" || missing+=("$pkg")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  log "all present"
+  exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { log "need root or sudo to install: ${missing[*]}"; exit 1; }
+  sudo=(sudo)
+fi
+
+log "installing: ${missing[*]}"
+# Exit code 101 tells invoke-rc.d not to start services during this install.
+policy=/usr/sbin/policy-rc.d
+added_policy=false
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+  "${sudo[@]}" chmod 755 "$policy"
+  added_policy=true
+fi
+cleanup() { if $added_policy; then "${sudo[@]}" rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# Without systemd nothing was started; with it, stop what the packages enabled.
+if [[ -d /run/systemd/system ]]; then
+  for svc in prometheus prometheus-alertmanager postgresql; do
+    "${sudo[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  done
+fi
+
+for pkg in "${missing[@]}"; do
+  have "${PROVIDES[$pkg]}" || { log "$pkg installed but ${PROVIDES[$pkg]} not found"; exit 1; }
+done
+log "done"

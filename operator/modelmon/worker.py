@@ -1,0 +1,310 @@
+"""One worker per ModelMonitor: runs the check on schedule and writes its outputs.
+
+Between the kopf handlers and the data line: ``handlers`` tell the ``Fleet`` that a monitor
+appeared, changed or went away; the fleet keeps one asyncio task per monitor that waits for
+its next due time (or a spec change), runs ``check.run_check`` in a thread pool, and writes
+the status (one patch per check), metrics, the PrometheusRule and Events. Knows nothing of
+kopf, so it runs the same against any API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from modelmon.api.v1alpha1 import (
+    HISTORY_LIMIT,
+    CheckSummary,
+    ModelMonitorSpec,
+    ModelMonitorStatus,
+    parse_duration,
+)
+from modelmon.check import CheckError, failed_status, parse_spec, run_check
+from modelmon.evaluation import ConditionValue, merge_conditions
+from modelmon.outputs.kube import Kube, ObjectRef, RulesUnavailableError
+from modelmon.outputs.metrics import Metrics
+from modelmon.outputs.rules import prometheus_rule
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: First retry delay after a source failure; doubles per failure, capped at the interval.
+RETRY_BASE_SECONDS = 5.0
+DEFAULT_INTERVAL_SECONDS = 600.0
+PROBLEM_PHASES = ("Drifting", "Degraded", "Failing")
+
+
+def backoff(failures: int, interval: float) -> float:
+    """Delay before retrying after ``failures`` consecutive source failures."""
+    return float(min(interval, RETRY_BASE_SECONDS * 2 ** max(failures - 1, 0)))
+
+
+def with_history(status: ModelMonitorStatus, when: datetime,
+                 previous: ModelMonitorStatus | None = None) -> ModelMonitorStatus:
+    """The status with this check appended to the previous history (once per check time)."""
+    ready = status.condition("Ready")
+    failed = ready is not None and ready.status == "False"
+    entry = CheckSummary(
+        time=when, phase=status.phase,
+        drift_share=None if failed or status.drift is None else status.drift.share,
+        findings=0 if failed else len(status.findings),
+        current_rows=None if failed or status.last_check is None
+        else status.last_check.current_rows,
+        reason=ready.reason if failed and ready is not None else None)
+    base = status.history if previous is None else previous.history
+    kept = [h for h in base if h.time != when]
+    return status.model_copy(update={"history": [*kept, entry][-HISTORY_LIMIT:]})
+
+
+def status_body(status: ModelMonitorStatus) -> dict[str, Any]:
+    """The JSON merge patch body of a status: every top-level field, null clears it."""
+    return status.model_dump(by_alias=True, mode="json")
+
+
+def previous_status(raw: Mapping[str, Any] | None) -> ModelMonitorStatus:
+    """The status stored in the cluster, or an empty one if it does not parse."""
+    if not raw:
+        return ModelMonitorStatus()
+    try:
+        return ModelMonitorStatus.model_validate(dict(raw))
+    except ValidationError:
+        log.warning("ignoring a stored status that does not parse")
+        return ModelMonitorStatus()
+
+
+@dataclass
+class MonitorState:
+    """What the fleet knows of one monitor."""
+
+    ref: ObjectRef
+    generation: int
+    spec: Mapping[str, Any]
+    status: ModelMonitorStatus
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    failures: int = 0
+    last_error: str | None = None
+    last_success: float | None = None
+    applied_rule: dict[str, Any] | None = None
+    rules_condition: ConditionValue | None = None
+    checks: int = 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.ref.namespace, self.ref.name
+
+
+class Fleet:
+    """The workers of every monitor the operator watches."""
+
+    def __init__(self, kube: Kube, metrics: Metrics, *, workers: int = 2,
+                 base_dir: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.kube = kube
+        self.metrics = metrics
+        self.base_dir = base_dir or Path.cwd()
+        self.clock = clock
+        self.stats_pool = ThreadPoolExecutor(max_workers=workers,
+                                             thread_name_prefix="modelmon-check")
+        self.api_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="modelmon-api")
+        self.monitors: dict[tuple[str, str], MonitorState] = {}
+        self.lateness: list[float] = []
+        """Seconds each check started after its due time (bounded; for benchmarks)."""
+
+    # -------------------------------------------------------------- events from handlers
+
+    def upsert(self, body: Mapping[str, Any]) -> None:
+        """A monitor was created, changed or seen at start-up."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        generation = int(meta.get("generation") or 0)
+        state = self.monitors.get(key)
+        if state is not None and state.ref.uid == meta.get("uid"):
+            state.spec = body.get("spec") or {}
+            if generation != state.generation:
+                state.generation = generation
+                state.wake.set()  # check now with the new spec
+            return
+        if state is not None:  # same name, new object: start afresh
+            self.remove(*key)
+        state = MonitorState(
+            ref=ObjectRef(key[0], key[1], meta.get("uid", "")), generation=generation,
+            spec=body.get("spec") or {}, status=previous_status(body.get("status")))
+        state.last_success = _last_success(state.status)
+        self.monitors[key] = state
+        state.task = asyncio.get_running_loop().create_task(
+            self._loop(state), name=f"monitor {key[0]}/{key[1]}")
+
+    def remove(self, namespace: str, name: str) -> None:
+        """A monitor was deleted: stop its worker and drop its series."""
+        state = self.monitors.pop((namespace, name), None)
+        if state is not None and state.task is not None:
+            state.task.cancel()
+        self.metrics.forget(namespace, name)
+
+    async def shutdown(self) -> None:
+        """Stop every worker (at operator exit)."""
+        tasks = [s.task for s in self.monitors.values() if s.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.stats_pool.shutdown(wait=False, cancel_futures=True)
+        self.api_pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---------------------------------------------------------------------- the worker
+
+    def _interval(self, state: MonitorState) -> float:
+        raw = (state.spec.get("schedule") or {}).get("interval")
+        try:
+            return parse_duration(str(raw)).total_seconds() if raw else DEFAULT_INTERVAL_SECONDS
+        except ValueError:
+            return DEFAULT_INTERVAL_SECONDS
+
+    def _first_delay(self, state: MonitorState) -> float:
+        """Resume where the last operator left off: no check before its due time."""
+        last = state.status.last_check
+        ready = state.status.condition("Ready")
+        if (last is None or state.status.observed_generation != state.generation
+                or ready is None or ready.status != "True"):
+            return 0.0
+        due = last.time.timestamp() + self._interval(state)
+        return max(0.0, due - self.clock())
+
+    async def _api(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.api_pool, fn, *args)
+
+    async def _loop(self, state: MonitorState) -> None:
+        delay = self._first_delay(state)
+        due = self.clock() + delay
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.wake.wait(), timeout=delay)
+            woken = state.wake.is_set()
+            state.wake.clear()
+            if not woken:
+                self.lateness.append(max(0.0, self.clock() - due))
+                del self.lateness[:-10000]
+            try:
+                delay = await self._check(state)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the worker must outlive any bug in one check
+                log.exception("check of %s/%s failed unexpectedly", *state.key)
+                delay = self._interval(state)
+            due = self.clock() + delay
+
+    async def _check(self, state: MonitorState) -> float:
+        """One check end to end; returns the delay until the next one."""
+        started = self.clock()
+        now = datetime.fromtimestamp(started, UTC)
+        generation = state.generation
+        interval = self._interval(state)
+        previous = state.status
+        error: str | None = None
+        spec: ModelMonitorSpec | None = None
+        try:
+            spec = parse_spec(dict(state.spec))
+        except CheckError as exc:
+            status = failed_status(previous, exc, now, generation)
+            error = exc.reason
+        if spec is not None:
+            checked = spec
+            status = await asyncio.get_running_loop().run_in_executor(
+                self.stats_pool, lambda: run_check(
+                    checked, base_dir=self.base_dir, now=now, previous=previous,
+                    generation=generation))
+            ready = status.condition("Ready")
+            if ready is not None and ready.status == "False":
+                error = ready.reason
+            status = await self._rules(state, spec, status, now, generation)
+        status = with_history(status, now, previous)
+        seconds = self.clock() - started
+        if error is None:
+            state.last_success = started
+        state.checks += 1
+        await self._write(state, status, previous, error)
+        self.metrics.observe(state.ref.namespace, state.ref.name,
+                             model=spec.model.name if spec else
+                             str((state.spec.get("model") or {}).get("name", "")),
+                             status=status, seconds=seconds, last_success=state.last_success,
+                             error=error)
+        if error in ("SourceUnavailable", "InvalidData"):
+            state.failures += 1
+            return backoff(state.failures, interval)
+        state.failures = 0
+        return interval
+
+    async def _rules(self, state: MonitorState, spec: ModelMonitorSpec,
+                     status: ModelMonitorStatus, now: datetime,
+                     generation: int) -> ModelMonitorStatus:
+        """Create, update or delete the PrometheusRule; report it as AlertRulesReady."""
+        ref = state.ref
+        if not spec.alerting.prometheus_rule.enabled:
+            if state.applied_rule is not None or state.rules_condition is None:
+                with contextlib.suppress(ApiException):
+                    await self._api(self.kube.delete_rule, ref.namespace, ref.name)
+                state.applied_rule = None
+            value = ConditionValue("AlertRulesReady", "False", "Disabled",
+                                   "spec.alerting.prometheusRule.enabled is false")
+        else:
+            rule = prometheus_rule(ref.namespace, ref.name, spec, uid=ref.uid)
+            value = state.rules_condition or value_ok()
+            if rule != state.applied_rule:
+                try:
+                    await self._api(self.kube.apply_rule, rule)
+                    state.applied_rule = rule
+                    value = value_ok()
+                except RulesUnavailableError as exc:
+                    value = ConditionValue("AlertRulesReady", "False",
+                                           "PrometheusRuleCRDMissing", str(exc))
+                except ApiException as exc:
+                    value = ConditionValue("AlertRulesReady", "False", "ApplyFailed",
+                                           f"cannot write the PrometheusRule: HTTP {exc.status}"
+                                           f" {exc.reason}")
+        state.rules_condition = value
+        conditions = merge_conditions(status.conditions, [value], now, generation)
+        return status.model_copy(update={"conditions": conditions})
+
+    async def _write(self, state: MonitorState, status: ModelMonitorStatus,
+                     previous: ModelMonitorStatus, error: str | None) -> None:
+        """Patch the status (one request) and post Events on changes."""
+        try:
+            await self._api(self.kube.patch_status, state.ref, status_body(status))
+        except ApiException as exc:
+            if exc.status == 404:  # deleted meanwhile; the DELETED event stops us
+                return
+            log.warning("cannot patch the status of %s/%s: HTTP %s %s", *state.key,
+                        exc.status, exc.reason)
+            return
+        state.status = status
+        if status.phase != previous.phase:
+            kind = "Warning" if status.phase in PROBLEM_PHASES else "Normal"
+            summary = "; ".join(f.message for f in status.findings[:3])
+            await self._api(self.kube.event, state.ref, kind, status.phase,
+                            f"phase {previous.phase} -> {status.phase}"
+                            + (f": {summary}" if summary else ""))
+        if error is not None and error != state.last_error:
+            ready = status.condition("Ready")
+            await self._api(self.kube.event, state.ref, "Warning", error,
+                            ready.message if ready is not None else error)
+        state.last_error = error
+
+
+def value_ok() -> ConditionValue:
+    return ConditionValue("AlertRulesReady", "True", "RuleApplied",
+                          "the PrometheusRule is up to date")
+
+
+def _last_success(status: ModelMonitorStatus) -> float | None:
+    return status.last_check.time.timestamp() if status.last_check is not None else None

@@ -1,0 +1,313 @@
+"""The operator against the real control plane: workers, status, events, metrics, rules."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kube import REPO_ROOT, Cluster, Kubectl, manifest, wait_for
+from operator_proc import OperatorProcess
+from prometheus_client.parser import text_string_to_metric_families
+
+from corpus import merge_patch
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+EXAMPLE = REPO_ROOT / "examples" / "breast-cancer"
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """The example's data where the operator can read it (absolute paths)."""
+    for name in ("reference.csv", "current.csv"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    return tmp_path
+
+
+def monitor(name: str, data: Path, **spec: Any) -> dict[str, Any]:
+    doc = yaml.safe_load((EXAMPLE / "monitor.yaml").read_text())
+    doc["metadata"] = {"name": name}
+    doc["spec"]["schedule"] = {"interval": "10s"}
+    doc["spec"]["reference"]["source"]["url"] = str(data / "reference.csv")
+    doc["spec"]["current"]["source"]["url"] = str(data / "current.csv")
+    doc["spec"]["alerting"] = {"labels": {"team": "risk"}}
+    return dict(merge_patch(doc, {"spec": spec}))
+
+
+@pytest.fixture
+def operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "operator.log").start()
+    yield op
+    assert op.stop() == 0, op.logs()[-3000:]
+
+
+def get(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = kubectl.json("get", "mm", name, "-n", namespace)
+    return obj
+
+
+def status_when(kubectl: Kubectl, namespace: str, name: str, ok: Any, timeout: float = 60,
+                what: str = "status") -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        st = get(kubectl, namespace, name).get("status") or {}
+        return st if st and ok(st) else None
+    return wait_for(probe, timeout=timeout, what=what)
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def series_of(op: OperatorProcess, namespace: str, monitor: str) -> set[str]:
+    """Names of the series the operator exports for one monitor."""
+    return {s.name for family in text_string_to_metric_families(op.metrics())
+            for s in family.samples
+            if s.labels.get("namespace") == namespace and s.labels.get("monitor") == monitor}
+
+
+def apply(kubectl: Kubectl, namespace: str, doc: dict[str, Any]) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(doc))
+
+
+def test_lifecycle_status_events_rules_metrics(kubectl: Kubectl, namespace: str, data: Path,
+                                               operator: OperatorProcess) -> None:
+    doc = monitor("bc", data)
+    started = time.monotonic()
+    apply(kubectl, namespace, doc)
+    st = status_when(kubectl, namespace, "bc", lambda s: s.get("lastCheck"), timeout=30)
+    first_check = time.monotonic() - started
+    assert first_check < 15, f"first check took {first_check:.1f}s"
+    assert st["phase"] == "Degraded" and st["observedGeneration"] == 1
+    assert {"mean_radius", "mean_area", "clinic"} <= set(st["drift"]["drifted"])
+    assert st["performance"]["accuracy"] < 0.9
+    assert condition(st, "Ready")["status"] == "True"
+    assert condition(st, "AlertRulesReady")["reason"] == "RuleApplied"
+    assert len(st["history"]) >= 1
+
+    # kubectl get / describe as users read them.
+    row = kubectl("get", "mm", "bc", "-n", namespace).stdout.splitlines()[1].split()
+    assert row[:4] == ["bc", "breast-cancer-lr", "Degraded", f"{st['drift']['share']:.4g}"[:4]] \
+        or row[2] == "Degraded"
+    described = kubectl("describe", "mm", "bc", "-n", namespace).stdout
+    assert "DataDrift" in described and "PerformanceDegraded" in described
+    events = wait_for(lambda: kubectl.json(
+        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=bc")["items"],
+        timeout=20, what="events")
+    assert any(e["reason"] == "Degraded" and "Pending -> Degraded" in e["message"]
+               for e in events)
+
+    # The PrometheusRule, owned by the monitor.
+    uid = get(kubectl, namespace, "bc")["metadata"]["uid"]
+    rule = kubectl.json("get", "prometheusrule", "modelmon-bc", "-n", namespace)
+    assert rule["metadata"]["ownerReferences"][0]["uid"] == uid
+    exprs = [r["expr"] for r in rule["spec"]["groups"][0]["rules"]]
+    assert any(">= 0.3" in e for e in exprs)
+    assert all(r["labels"]["team"] == "risk" for r in rule["spec"]["groups"][0]["rules"])
+
+    # Metrics of this monitor.
+    names = series_of(operator, namespace, "bc")
+    assert {"modelmon_drift_statistic", "modelmon_drift_detected",
+            "modelmon_dataset_drift_share", "modelmon_performance_metric",
+            "modelmon_data_quality", "modelmon_last_check_timestamp_seconds",
+            "modelmon_check_duration_seconds_bucket", "modelmon_monitor_phase"} <= names
+
+    # A threshold change reaches the next status and the rule, without a restart.
+    kubectl("patch", "mm", "bc", "-n", namespace, "--type=merge",
+            "-p", manifest({"spec": {"drift": {"datasetDriftShare": 0.9}}}))
+    st = status_when(kubectl, namespace, "bc", lambda s: s.get("observedGeneration") == 2,
+                     timeout=30, what="generation 2 checked")
+    assert not st["drift"]["datasetDrift"]
+    rule = kubectl.json("get", "prometheusrule", "modelmon-bc", "-n", namespace)
+    assert any(">= 0.9" in r["expr"] for r in rule["spec"]["groups"][0]["rules"])
+
+    # Checks go on every interval.
+    times = {h["time"] for h in st["history"]}
+    st = status_when(kubectl, namespace, "bc", lambda s: len({h["time"] for h in s["history"]})
+                     > len(times) + 1, timeout=40, what="two more scheduled checks")
+
+    # Delete: worker stops, rule garbage-collected, series gone.
+    kubectl("delete", "mm", "bc", "-n", namespace)
+    wait_for(lambda: not kubectl.exists("prometheusrule", "modelmon-bc", "-n", namespace),
+             timeout=60, what="PrometheusRule garbage-collected")
+    wait_for(lambda: not series_of(operator, namespace, "bc"), timeout=10,
+             what="series removed")
+    assert "Traceback" not in operator.logs()
+
+
+def test_semantic_error_names_the_field_without_a_retry_storm(
+        kubectl: Kubectl, namespace: str, data: Path, operator: OperatorProcess) -> None:
+    doc = monitor("broken", data, columns={"features": ["mean_radius", "no_such_column"]})
+    apply(kubectl, namespace, doc)
+    st = status_when(kubectl, namespace, "broken", lambda s: s.get("phase") == "Failing")
+    ready = condition(st, "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "spec.columns.features" in ready["message"] and "no_such_column" in ready["message"]
+    time.sleep(12)
+    st = get(kubectl, namespace, "broken")["status"]
+    assert len(st["history"]) <= 3  # one check per 10 s interval, not a tight loop
+    events = kubectl.json("get", "events", "-n", namespace, "--field-selector",
+                          "involvedObject.name=broken")["items"]
+    assert sum(e["reason"] == "InvalidSpec" for e in events) == 1
+    # Fixing the spec recovers at once.
+    kubectl("patch", "mm", "broken", "-n", namespace, "--type=json", "-p",
+            json.dumps([{"op": "remove", "path": "/spec/columns/features"}]))
+    status_when(kubectl, namespace, "broken", lambda s: s.get("phase") == "Degraded",
+                timeout=30, what="recovery")
+
+
+def test_unreachable_source_backs_off(kubectl: Kubectl, namespace: str, data: Path,
+                                      operator: OperatorProcess) -> None:
+    doc = monitor("nosource", data)
+    doc["spec"]["current"]["source"]["url"] = str(data / "missing.csv")
+    apply(kubectl, namespace, doc)
+    st = status_when(kubectl, namespace, "nosource", lambda s: s.get("phase") == "Failing")
+    ready = condition(st, "Ready")
+    assert ready["reason"] == "SourceUnavailable" and "missing.csv not found" in ready["message"]
+    assert condition(st, "SourceAvailable")["status"] == "False"
+    # The file appears: the retry (5 s, then 10 s) picks it up before the next interval.
+    shutil.copy(data / "current.csv", data / "missing.csv")
+    status_when(kubectl, namespace, "nosource", lambda s: s.get("phase") == "Degraded",
+                timeout=30, what="recovery after the source came back")
+
+
+def test_restart_resumes_without_duplicate_history(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, data: Path, tmp_path: Path) -> None:
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op1.log").start()
+    apply(kubectl, namespace, monitor("resume", data, schedule={"interval": "30s"}))
+    st = status_when(kubectl, namespace, "resume", lambda s: s.get("history"))
+    assert op.stop() == 0
+    first = [h["time"] for h in st["history"]]
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op2.log").start()
+    try:
+        time.sleep(5)  # the restarted operator must not check again before the 30 s are due
+        st = get(kubectl, namespace, "resume")["status"]
+        assert [h["time"] for h in st["history"]] == first
+        st = status_when(kubectl, namespace, "resume", lambda s: len(s["history"]) == 2,
+                         timeout=45, what="the next scheduled check")
+        times = [h["time"] for h in st["history"]]
+        assert len(set(times)) == len(times)
+        transitions = {c["type"]: c["lastTransitionTime"] for c in st["conditions"]}
+        assert transitions["Ready"] == next(
+            c["lastTransitionTime"] for c in get(kubectl, namespace, "resume")["status"][
+                "conditions"] if c["type"] == "Ready")
+    finally:
+        assert op.stop() == 0
+
+
+def test_twenty_monitors_one_broken(kubectl: Kubectl, namespace: str, data: Path,
+                                    operator: OperatorProcess) -> None:
+    docs = [monitor(f"m{i:02d}", data) for i in range(19)]
+    docs.append(monitor("m-broken", data, drift={"features": {"clinic": {"method": "ks"}}}))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(docs))
+
+    def all_checked() -> list[dict[str, Any]] | None:
+        items = kubectl.json("get", "mm", "-n", namespace)["items"]
+        done = [i for i in items if (i.get("status") or {}).get("phase") not in (None, "Pending")]
+        return items if len(done) == 20 else None
+
+    items = wait_for(all_checked, timeout=90, what="20 monitors checked")
+    phases = {i["metadata"]["name"]: i["status"]["phase"] for i in items}
+    assert phases.pop("m-broken") == "Failing"
+    assert set(phases.values()) == {"Degraded"}, phases
+    broken = next(i for i in items if i["metadata"]["name"] == "m-broken")["status"]
+    assert "'clinic' is categorical" in condition(broken, "Ready")["message"]
+
+
+def test_kubectl_diff_sees_no_drift_after_the_operator_ran(
+        kubectl: Kubectl, namespace: str, data: Path, operator: OperatorProcess,
+        tmp_path: Path) -> None:
+    # Client-side apply (kubectl, Argo CD's default) and server-side apply (Flux).
+    for name, mode in (("gitops", []), ("gitops-ssa", ["--server-side"])):
+        doc = monitor(name, data)
+        doc["metadata"]["namespace"] = namespace
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        kubectl("apply", *mode, "-f", str(path))
+        status_when(kubectl, namespace, name, lambda s: len(s.get("history", [])) >= 2,
+                    timeout=40)
+        done = kubectl("diff", *mode, "-f", str(path), check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    live = get(kubectl, namespace, "gitops")["metadata"]
+    assert not live.get("finalizers")
+    assert not [k for k in live.get("annotations", {}) if "kopf" in k]
+
+
+def test_without_the_prometheusrule_crd_a_condition_says_so(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, data: Path,
+        operator: OperatorProcess) -> None:
+    crd = "prometheusrules.monitoring.coreos.com"
+    saved = kubectl.json("get", "crd", crd)
+    kubectl("delete", "crd", crd)
+    try:
+        apply(kubectl, namespace, monitor("norules", data))
+        st = status_when(kubectl, namespace, "norules", lambda s: s.get("lastCheck"))
+        rules = condition(st, "AlertRulesReady")
+        assert rules["status"] == "False" and rules["reason"] == "PrometheusRuleCRDMissing"
+        assert "prometheus-operator" in rules["message"]
+        assert st["phase"] == "Degraded" and condition(st, "Ready")["status"] == "True"
+    finally:
+        for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields",
+                    "generation"):
+            saved["metadata"].pop(key, None)
+        saved.pop("status", None)
+        subprocess.run([str(kubectl.binary), f"--kubeconfig={kubectl.kubeconfig}", "create",
+                        "-f", "-"], input=json.dumps(saved), text=True, check=True,
+                       capture_output=True)
+        kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    # With the CRD back, the next check creates the rule.
+    wait_for(lambda: kubectl.exists("prometheusrule", "modelmon-norules", "-n", namespace),
+             timeout=30, what="rule created once the CRD is back")
+
+
+def test_health_endpoints(operator: OperatorProcess) -> None:
+    assert operator.health("/healthz") == (200, "ok\n")
+    assert operator.health("/readyz") == (200, "ok\n")
+    assert operator.health("/nope")[0] == 404
+    assert "modelmon_event_loop_lag_seconds" in operator.metrics()
+
+
+def test_a_slow_monitor_does_not_delay_the_others(
+        kubectl: Kubectl, namespace: str, data: Path, operator: OperatorProcess) -> None:
+    """One source answers after 25 s; the other monitor keeps its 10 s schedule meanwhile."""
+    import http.server
+    import threading
+
+    release = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(25)
+            body = (data / "current.csv").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        slow = monitor("slow", data)
+        slow["spec"]["current"]["source"]["url"] = \
+            f"http://127.0.0.1:{server.server_address[1]}/current.csv"
+        apply(kubectl, namespace, slow)
+        apply(kubectl, namespace, monitor("fast", data))
+        st = status_when(kubectl, namespace, "fast", lambda s: len(s.get("history", [])) >= 2,
+                         timeout=24, what="two checks of the fast monitor")
+        assert st["phase"] == "Degraded"
+        assert not (get(kubectl, namespace, "slow").get("status") or {}).get("lastCheck")
+        assert operator.health("/healthz")[0] == 200
+        release.set()
+        status_when(kubectl, namespace, "slow", lambda s: s.get("lastCheck"), timeout=30)
+    finally:
+        release.set()
+        server.shutdown()
