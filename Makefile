@@ -3,8 +3,8 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: help install example lint test test-unit test-integration crds check-crds \
-        dev-cluster dev-cluster-down test-deps
+.PHONY: help install example lint test test-unit test-integration crds test-deps \
+        cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -16,9 +16,9 @@ example:  ## run the bundled example check (no cluster needed)
 	$(PIP) install --quiet --disable-pip-version-check -e .
 	modelmon check examples/breast-cancer/monitor.yaml || [ $$? -eq 1 ]
 
-lint:  ## ruff and mypy --strict
+lint:  ## ruff and mypy --strict (package, tests and examples)
 	$(PYTHON) -m ruff check operator tests examples benchmarks
-	$(PYTHON) -m mypy --strict
+	$(PYTHON) -m mypy
 
 crds:  ## regenerate crds/ from the API models
 	$(PYTHON) -m modelmon crd > crds/modelmonitors.modelmon.io.yaml
@@ -35,8 +35,17 @@ test-integration: install test-deps  ## integration tests on the local control p
 test: install test-deps lint  ## everything CI runs: lint, unit and integration tests
 	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
 
+cluster-bins:  ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)
+	hack/cluster.sh build
+
 dev-cluster:  ## start the local control plane (builds what is missing); prints export KUBECONFIG=...
-	hack/cluster.sh up
+	@hack/cluster.sh up
 
 dev-cluster-down:  ## stop the local control plane
 	hack/cluster.sh down
+
+dev-cluster-status:  ## processes, ports and readiness of the local control plane
+	hack/cluster.sh status
+
+e2e-kind:  ## the integration tests on a kind cluster (needs Docker; not run in CI)
+	hack/kind-e2e.sh

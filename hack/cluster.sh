@@ -320,13 +320,21 @@ start() { # name binary args...
   # not reach the cluster; `down` stops it. Not forking here keeps $! exact.
   # fd 9 is the `up` lock: a daemon holding it would block every later `down`.
   setsid "$@" >"$STATE_DIR/logs/$name.log" 2>&1 </dev/null 9>&- &
-  printf '%s\n' "$!" >"$STATE_DIR/$name.pid"
+  local pid=$! i
+  printf '%s\n' "$pid" >"$STATE_DIR/$name.pid"
+  # Until the forked shell has exec'd, the pid's command line is still this
+  # script's and our_pid would call the process gone: wait for the exec.
+  for ((i = 0; i < 100; i++)); do
+    our_pid "$name" >/dev/null && return 0
+    alive "$pid" || return 0 # died at once: wait_for reports it with the log
+    sleep 0.05
+  done
 }
 
 # Alive and not a zombie: a zombie is dead, whoever is late reaping it.
 alive() {
   local _pid _comm state
-  read -r _pid _comm state _ <"/proc/$1/stat" 2>/dev/null || return 1
+  read -r _pid _comm state _ 2>/dev/null <"/proc/$1/stat" || return 1
   [[ $state != Z ]]
 }
 
@@ -382,17 +390,19 @@ wait_for() { # description command...
   until "$@" >/dev/null 2>&1; do
     for n in etcd kube-apiserver kube-controller-manager; do
       [[ -f $STATE_DIR/$n.pid ]] || continue
-      if ! our_pid "$n" >/dev/null; then
-        logs_tail
-        die "$n exited while waiting for $what (logs: $STATE_DIR/logs)"
-      fi
+      our_pid "$n" >/dev/null || abort_up "$n exited while waiting for $what"
     done
-    if ((SECONDS >= deadline)); then
-      logs_tail
-      die "timed out after ${READY_TIMEOUT}s waiting for $what (logs: $STATE_DIR/logs); run '$0 down' to clean up"
-    fi
+    ((SECONDS < deadline)) || abort_up "timed out after ${READY_TIMEOUT}s waiting for $what"
     sleep 0.5
   done
+}
+
+# A failed start leaves no processes behind, but keeps the logs to read.
+abort_up() {
+  logs_tail
+  stop kube-controller-manager kube-apiserver
+  stop etcd
+  die "$1 (logs kept in $STATE_DIR/logs; '$0 down' removes them)"
 }
 
 # --- commands ------------------------------------------------------------------

@@ -14,7 +14,7 @@
 set -euo pipefail
 
 KIND_VERSION=v0.30.0
-NODE_IMAGE=${KIND_NODE_IMAGE:-kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a}
+NODE_IMAGE=${KIND_NODE_IMAGE:-kindest/node:v1.34.0}
 CLUSTER=${KIND_CLUSTER_NAME:-modelmon-e2e}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_DIR=${MODELMON_CACHE:-$HOME/.cache/modelmon}
