@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -20,20 +21,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from modelmon.api.v1alpha1 import (
     HISTORY_LIMIT,
     CheckSummary,
+    Finding,
     ModelMonitorSpec,
     ModelMonitorStatus,
     parse_duration,
 )
 from modelmon.check import CheckError, failed_status, parse_spec, run_check
 from modelmon.evaluation import ConditionValue, merge_conditions
+from modelmon.outputs import retraining
 from modelmon.outputs.kube import Kube, ObjectRef, RulesUnavailableError
 from modelmon.outputs.metrics import Metrics
+from modelmon.outputs.notifiers import Context, notify
 from modelmon.outputs.rules import prometheus_rule
 
 log = logging.getLogger(__name__)
@@ -119,6 +124,7 @@ class Fleet:
                                              thread_name_prefix="modelmon-check")
         self.api_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="modelmon-api")
         self.monitors: dict[tuple[str, str], MonitorState] = {}
+        self.session: aiohttp.ClientSession | None = None
         self.lateness: list[float] = []
         """Seconds each check started after its due time (bounded; for benchmarks)."""
 
@@ -159,6 +165,8 @@ class Fleet:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
         self.stats_pool.shutdown(wait=False, cancel_futures=True)
         self.api_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -228,6 +236,8 @@ class Fleet:
             if ready is not None and ready.status == "False":
                 error = ready.reason
             status = await self._rules(state, spec, status, now, generation)
+            status = await self._notify(state, spec, status, previous, error, now, interval)
+            status = await self._retrain(state, spec, status, previous, error, now)
         status = with_history(status, now, previous)
         seconds = self.clock() - started
         if error is None:
@@ -276,6 +286,66 @@ class Fleet:
         conditions = merge_conditions(status.conditions, [value], now, generation)
         return status.model_copy(update={"conditions": conditions})
 
+    async def _notify(self, state: MonitorState, spec: ModelMonitorSpec,
+                      status: ModelMonitorStatus, previous: ModelMonitorStatus,
+                      error: str | None, now: datetime, interval: float
+                      ) -> ModelMonitorStatus:
+        """Deliver notifications; their state goes into this check's status."""
+        findings = list(status.findings)
+        if error is not None and error != "InsufficientData":
+            ready = status.condition("Ready")
+            findings.append(Finding(name="check.failing", severity="warning", value=1.0,
+                                    bound=0.0, message=f"the check fails: {error}: "
+                                    f"{ready.message if ready else ''}"[:500]))
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
+        ns = state.ref.namespace
+        states = await notify(
+            spec.alerting, findings, previous.notifications,
+            Context(ns, state.ref.name, spec.model.name, spec.model.version, status.phase,
+                    interval),
+            KubeSecrets(self.kube, ns), now, self.session)
+        before = {s.name: s for s in previous.notifications}
+        for st in states:
+            old = before.get(st.name)
+            if st.last_error and (old is None or old.failures == 0):
+                await self._api(self.kube.event, state.ref, "Warning", "NotificationFailed",
+                                st.last_error)
+        return status.model_copy(update={"notifications": states})
+
+    async def _retrain(self, state: MonitorState, spec: ModelMonitorSpec,
+                       status: ModelMonitorStatus, previous: ModelMonitorStatus,
+                       error: str | None, now: datetime) -> ModelMonitorStatus:
+        """The retraining hook: refresh the last Job's outcome, start a new one when due."""
+        if spec.retraining is None:
+            return status.model_copy(update={"retraining": None})
+        ref = state.ref
+        prev = previous.retraining
+        if prev is not None and prev.last_job and prev.outcome == "Running":
+            try:
+                job_status = await self._api(self.kube.job_status, ref.namespace, prev.last_job)
+                prev = prev.model_copy(update={"outcome": retraining.outcome(job_status)})
+            except ApiException as exc:
+                log.warning("cannot read Job %s: HTTP %s", prev.last_job, exc.status)
+        decision = retraining.plan(spec.retraining, status.findings, prev, now,
+                                   checked=error is None)
+        result = decision.status
+        if decision.start:
+            body = retraining.job(spec.retraining, ref.namespace, ref.name, ref.uid, now)
+            name = body["metadata"]["name"]
+            try:
+                await self._api(self.kube.create_job, body)
+                result = result.model_copy(update={
+                    "last_job": name, "last_started": now, "outcome": "Running",
+                    "consecutive_checks": 0, "message": None})
+                await self._api(self.kube.event, ref, "Normal", "RetrainingStarted",
+                                f"created Job {name}")
+            except ApiException as exc:
+                result = result.model_copy(update={
+                    "message": f"cannot create the retraining Job: HTTP {exc.status} "
+                               f"{_api_message(exc)}"})
+        return status.model_copy(update={"retraining": result})
+
     async def _write(self, state: MonitorState, status: ModelMonitorStatus,
                      previous: ModelMonitorStatus, error: str | None) -> None:
         """Patch the status (one request) and post Events on changes."""
@@ -299,6 +369,25 @@ class Fleet:
             await self._api(self.kube.event, state.ref, "Warning", error,
                             ready.message if ready is not None else error)
         state.last_error = error
+
+
+class KubeSecrets:
+    """Secrets of one namespace for the notifiers, read when a message is sent."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+
+    def secret(self, name: str, key: str) -> str:
+        return self.kube.secret(self.namespace, name, key)
+
+
+def _api_message(exc: ApiException) -> str:
+    """The apiserver's message from an error response (no request data in it)."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message", ""))[:300]
+    except ValueError:
+        return ""
 
 
 def value_ok() -> ConditionValue:

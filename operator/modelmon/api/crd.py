@@ -91,6 +91,8 @@ def type_schema(tp: Any, metadata: list[Any] | None = None) -> Schema:
         return {"type": "array", "items": type_schema(item), **_array_limits(metadata)}
     if origin is dict:
         _, value = get_args(tp)
+        if value is Any:  # an embedded object validated elsewhere (a Job template, ...)
+            return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         limits = {k.replace("Items", "Properties"): v
                   for k, v in _array_limits(metadata).items()}
         return {"type": "object", "additionalProperties": type_schema(value), **limits}

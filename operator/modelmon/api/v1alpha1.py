@@ -361,6 +361,123 @@ class PrometheusRuleSpec(ApiModel):
     """Link added to every alert as the runbook_url annotation."""
 
 
+class SecretKeySelector(ApiModel):
+    """A key of a Secret in the monitor's namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Secret name."""
+    key: Annotated[str, Field(min_length=1, max_length=253)]
+    """Key within the Secret."""
+
+
+HttpUrl = Annotated[str, Field(pattern=r"^https?://", max_length=2048)]
+
+
+class SlackNotifier(ApiModel):
+    """A Slack incoming webhook."""
+
+    webhook_secret_ref: SecretKeySelector
+    """Secret key holding the incoming-webhook URL (the URL is the credential)."""
+    channel: Annotated[str, Field(max_length=80)] | None = None
+    """Channel override, e.g. #ml-alerts (only for webhooks that allow it)."""
+
+
+class PagerDutyNotifier(ApiModel):
+    """PagerDuty Events API v2: one incident per monitor, triggered and resolved."""
+
+    routing_key_secret_ref: SecretKeySelector
+    """Secret key holding the integration's routing key."""
+    url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
+    """Events API endpoint (change it for a proxy or a regional endpoint)."""
+
+
+class WebhookNotifier(ApiModel):
+    """A JSON POST to any HTTP endpoint."""
+
+    url: HttpUrl
+    """Endpoint that receives the JSON body."""
+    hmac_secret_ref: SecretKeySelector | None = None
+    """Secret key used to sign the body: header X-Modelmon-Signature: sha256=<hex HMAC>."""
+
+
+class SmtpServer(ApiModel):
+    """The SMTP server that relays email."""
+
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    """Server host name."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    """Server port."""
+    start_tls: bool = True
+    """Upgrade the connection with STARTTLS before authenticating (required unless false)."""
+    ca_secret_ref: SecretKeySelector | None = None
+    """Secret key holding a PEM CA bundle to verify the server with, instead of the system's."""
+    username_secret_ref: SecretKeySelector | None = None
+    """Secret key holding the user name, when the server needs authentication."""
+    password_secret_ref: SecretKeySelector | None = None
+    """Secret key holding the password."""
+
+
+class EmailNotifier(ApiModel):
+    """Email through an SMTP server."""
+
+    smtp: SmtpServer
+    """The relay."""
+    from_: Annotated[str, Field(min_length=3, max_length=320)] = Field(alias="from")
+    """Sender address."""
+    to: Annotated[list[Annotated[str, Field(min_length=3, max_length=320)]],
+                  Field(min_length=1, max_length=50)]
+    """Recipient addresses."""
+
+
+class AlertmanagerNotifier(ApiModel):
+    """Push alerts to an Alertmanager (POST /api/v2/alerts), with the labels of the
+    PrometheusRule's alerts, for clusters where Prometheus does not evaluate the rules."""
+
+    url: HttpUrl
+    """Alertmanager base URL, e.g. http://alertmanager-operated.monitoring:9093."""
+
+
+NOTIFIER_KINDS = ("slack", "pagerduty", "webhook", "email", "alertmanager")
+
+
+class Notifier(ApiModel):
+    """One destination. Exactly one kind is set."""
+
+    cel = (CelRule(rule="[" + ", ".join(f"has(self.{k})" for k in NOTIFIER_KINDS)
+                   + "].filter(x, x).size() == 1",
+                   message="set exactly one kind of notifier: " + ", ".join(NOTIFIER_KINDS)),)
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)] | None \
+        = None
+    """Name used in status.notifications; default: the kind and its position, e.g. slack-0."""
+    min_severity: Severity = "warning"
+    """Only findings of at least this severity reach this notifier."""
+    slack: SlackNotifier | None = None
+    """Slack incoming webhook."""
+    pagerduty: PagerDutyNotifier | None = None
+    """PagerDuty Events API v2."""
+    webhook: WebhookNotifier | None = None
+    """Generic JSON webhook."""
+    email: EmailNotifier | None = None
+    """Email over SMTP."""
+    alertmanager: AlertmanagerNotifier | None = None
+    """Alertmanager push."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Notifier:
+        if len(self.kinds()) != 1:
+            raise ValueError("set exactly one kind of notifier: " + ", ".join(NOTIFIER_KINDS))
+        return self
+
+    def kinds(self) -> list[str]:
+        """The kinds that are set."""
+        return [k for k in NOTIFIER_KINDS if getattr(self, k) is not None]
+
+    @property
+    def kind(self) -> str:
+        return self.kinds()[0]
+
+
 class AlertingSpec(ApiModel):
     """How problems reach people."""
 
@@ -373,6 +490,9 @@ class AlertingSpec(ApiModel):
                      f"{list(RESERVED_ALERT_LABELS)!r})",
                 message="alerting.labels may not set " + ", ".join(RESERVED_ALERT_LABELS)
                         + "; modelmon sets them", fieldPath=".labels"),
+        CelRule(rule="!has(self.notifiers) || self.notifiers.all(n, !has(n.name) || "
+                     "self.notifiers.exists_one(o, has(o.name) && o.name == n.name))",
+                message="notifier names must be unique", fieldPath=".notifiers"),
     )
 
     labels: Annotated[dict[str, Annotated[str, Field(max_length=256)]],
@@ -381,6 +501,13 @@ class AlertingSpec(ApiModel):
     Alertmanager routes."""
     prometheus_rule: PrometheusRuleSpec = PrometheusRuleSpec()
     """The generated PrometheusRule."""
+    notifiers: Annotated[list[Notifier], Field(max_length=16)] = []
+    """Destinations modelmon notifies directly, besides the PrometheusRule."""
+    repeat_interval: Duration = "4h"
+    """While a finding lasts, notify again after this long (like Alertmanager's
+    repeat_interval)."""
+    dashboard_url: HttpUrl | None = None
+    """Link included in notifications (a dashboard, a notebook, a runbook)."""
 
     @model_validator(mode="after")
     def _labels(self) -> AlertingSpec:
@@ -391,7 +518,62 @@ class AlertingSpec(ApiModel):
         reserved = [k for k in self.labels if k in RESERVED_ALERT_LABELS]
         if reserved:
             raise ValueError(f"labels: may not set {', '.join(reserved)}; modelmon sets them")
+        names = [notifier_name(n, i) for i, n in enumerate(self.notifiers)]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"notifiers: names must be unique; repeated: {', '.join(dupes)}")
         return self
+
+
+def notifier_name(notifier: Notifier, index: int) -> str:
+    """A notifier's name in status: its own, or kind-index."""
+    return notifier.name or f"{notifier.kind}-{index}"
+
+
+class RetrainingWhen(ApiModel):
+    """When to retrain."""
+
+    cel = (CelRule(rule="self.drift || self.performance",
+                   message="enable drift, performance or both"),)
+
+    drift: bool = True
+    """Dataset or prediction drift findings count."""
+    performance: bool = True
+    """Performance findings count."""
+    consecutive_checks: Annotated[int, Field(ge=1, le=1000)] = 3
+    """The condition must hold for this many consecutive checks."""
+
+    @model_validator(mode="after")
+    def _something(self) -> RetrainingWhen:
+        if not (self.drift or self.performance):
+            raise ValueError("enable drift, performance or both")
+        return self
+
+
+class JobTemplate(ApiModel):
+    """A batch/v1 JobTemplateSpec; the apiserver validates the Job when it is created."""
+
+    metadata: dict[str, Any] | None = None
+    """Labels and annotations for the Job."""
+    spec: dict[str, Any]
+    """A batch/v1 JobSpec (template, backoffLimit, ...)."""
+
+    @model_validator(mode="after")
+    def _template(self) -> JobTemplate:
+        if not isinstance(self.spec.get("template"), dict):
+            raise ValueError("spec: needs template (a pod template)")
+        return self
+
+
+class RetrainingSpec(ApiModel):
+    """Start a Job (owned by the monitor) when the model needs retraining."""
+
+    when: RetrainingWhen = RetrainingWhen()
+    """The condition."""
+    job_template: JobTemplate
+    """The Job to create: metadata (labels, annotations) and spec."""
+    cooldown: Duration = "24h"
+    """No new Job within this long after the last one started."""
 
 
 class ModelMonitorSpec(ApiModel):
@@ -444,7 +626,9 @@ class ModelMonitorSpec(ApiModel):
     data_quality: DataQualitySpec = DataQualitySpec()
     """Data-quality bounds."""
     alerting: AlertingSpec = AlertingSpec()
-    """Alert routing labels and the generated PrometheusRule."""
+    """Alert routing labels, the generated PrometheusRule and direct notifiers."""
+    retraining: RetrainingSpec | None = None
+    """Retraining hook: a Job started when drift or performance findings persist."""
 
     @model_validator(mode="after")
     def _cross_field(self) -> ModelMonitorSpec:
@@ -628,6 +812,51 @@ class CheckSummary(ApiModel):
     """Why the check failed, when it did."""
 
 
+class Delivered(ApiModel):
+    """A finding as it was last delivered."""
+
+    name: str
+    """Finding name."""
+    severity: Severity
+    """Its severity then."""
+
+
+class NotifierState(ApiModel):
+    """Delivery state of one notifier, so that a restart neither loses nor repeats."""
+
+    name: str
+    """Notifier name (spec.alerting.notifiers[].name, or kind-index)."""
+    kind: str
+    """slack, pagerduty, webhook, email or alertmanager."""
+    firing: list[Delivered] = []
+    """Findings last delivered as firing."""
+    since: datetime | None = None
+    """When the current episode's first firing message was delivered."""
+    last_sent: datetime | None = None
+    """When a message was last delivered."""
+    last_attempt: datetime | None = None
+    """When delivery was last attempted."""
+    last_error: str | None = None
+    """Why the last attempt failed (never contains credentials)."""
+    failures: int = 0
+    """Consecutive checks whose delivery failed."""
+
+
+class RetrainingStatus(ApiModel):
+    """The retraining hook's state."""
+
+    consecutive_checks: int = 0
+    """Consecutive checks for which the retraining condition held."""
+    last_job: str | None = None
+    """Name of the last Job created."""
+    last_started: datetime | None = None
+    """When the last Job was created."""
+    outcome: Literal["Running", "Succeeded", "Failed"] | None = None
+    """Outcome of the last Job."""
+    message: str | None = None
+    """Why no Job was created when one was due (cooldown, still running, error)."""
+
+
 #: How many check summaries status.history keeps.
 HISTORY_LIMIT = 20
 
@@ -655,6 +884,10 @@ class ModelMonitorStatus(ApiModel):
     AlertRulesReady in the cluster."""
     history: Annotated[list[CheckSummary], Field(max_length=HISTORY_LIMIT)] = []
     """Summaries of the most recent checks, newest last, for trends."""
+    notifications: list[NotifierState] = []
+    """Delivery state of each notifier."""
+    retraining: RetrainingStatus | None = None
+    """State of the retraining hook."""
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of this type, if present."""

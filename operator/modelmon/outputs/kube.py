@@ -7,6 +7,7 @@ loop nor the statistics pool waits on the network. Nothing here logs or returns 
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelmon.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from modelmon.outputs.rules import RULE_API_VERSION, rule_name
+from modelmon.sources import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,40 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+    def secret(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret, decoded; errors name the Secret and key, never the value."""
+        self.calls += 1
+        try:
+            obj = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            what = {404: "not found", 403: "not readable by the operator (RBAC)"}.get(
+                exc.status, f"unreadable (HTTP {exc.status})")
+            raise SourceError(f"Secret {namespace}/{name} is {what}") from None
+        data = obj.data or {}
+        if key not in data:
+            raise SourceError(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode()
+
+    def create_job(self, body: dict[str, Any]) -> None:
+        """Create a Job (the retraining hook)."""
+        self.calls += 1
+        job = client.V1Job.from_dict(body)
+        assert job is not None
+        client.BatchV1Api(self.api).create_namespaced_job(body["metadata"]["namespace"], job)
+
+    def job_status(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Job's status, or None when it does not exist."""
+        self.calls += 1
+        try:
+            job = client.BatchV1Api(self.api).read_namespaced_job_status(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        status: dict[str, Any] = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+            job.status) or {}
+        return status
 
     def event(self, ref: ObjectRef, kind: str, reason: str, message: str) -> None:
         """Post a core/v1 Event about the monitor (what ``kubectl describe`` shows)."""

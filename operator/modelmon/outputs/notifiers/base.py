@@ -1,0 +1,178 @@
+"""What every notifier shares: the message, the sender interface, errors and retries.
+
+Part of ``outputs`` (last stop on the data line). A sender turns one ``Message`` into one
+delivery (an HTTP request, an email); ``deliver`` retries it with exponential backoff on
+timeouts, refused connections, 5xx and 429 (honouring Retry-After) and gives up at once on
+other 4xx. Error texts name the notifier and the HTTP status, never a URL or a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, Protocol
+
+import aiohttp
+
+from modelmon.api.v1alpha1 import Delivered, Finding, Notifier, Severity
+
+log = logging.getLogger(__name__)
+
+#: Delivery attempts per message within one check; the next check tries again after that.
+ATTEMPTS = 4
+FIRST_DELAY_SECONDS = 1.0
+MAX_DELAY_SECONDS = 30.0
+REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+class SecretSource(Protocol):
+    """Reads a key of a Secret in the monitor's namespace."""
+
+    def secret(self, name: str, key: str) -> str: ...
+
+
+class DeliveryError(Exception):
+    """A delivery failed; ``retry`` tells whether trying again may help."""
+
+    def __init__(self, message: str, *, retry: bool, after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry = retry
+        self.after = after
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification: the state of one monitor as one notifier should see it."""
+
+    namespace: str
+    monitor: str
+    model: str
+    model_version: str | None
+    phase: str
+    time: datetime
+    firing: list[Finding]
+    """Findings active now, at or above the notifier's minimum severity."""
+    resolved: list[Delivered]
+    """Findings delivered as firing before that have cleared."""
+    dedup_key: str
+    """Stable for one episode: retries and restarts resend the same key."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """spec.alerting.labels."""
+    link: str | None = None
+    interval_seconds: float = 600.0
+
+    @property
+    def status(self) -> Literal["firing", "resolved"]:
+        return "firing" if self.firing else "resolved"
+
+    @property
+    def severity(self) -> Severity:
+        return "critical" if any(f.severity == "critical" for f in self.firing) else "warning"
+
+    def title(self) -> str:
+        who = f"{self.namespace}/{self.monitor} ({self.model}" + (
+            f" {self.model_version})" if self.model_version else ")")
+        if self.firing:
+            return f"[{self.severity.upper()}] {who}: {len(self.firing)} finding(s), " \
+                   f"phase {self.phase}"
+        return f"[RESOLVED] {who}: findings cleared, phase {self.phase}"
+
+    def lines(self) -> list[str]:
+        out = [f"{f.severity}: {f.message}" for f in self.firing]
+        out += [f"resolved: {d.name}" for d in self.resolved]
+        if self.link:
+            out.append(self.link)
+        return out
+
+
+def dedup_key(namespace: str, monitor: str, notifier: str, since: datetime) -> str:
+    """A key shared by every message of one episode of one notifier."""
+    raw = f"{namespace}/{monitor}/{notifier}/{since.isoformat()}"
+    return "modelmon-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+class Sender(ABC):
+    """Delivers messages for one kind of notifier."""
+
+    kind: ClassVar[str]
+    every_check: ClassVar[bool] = False
+    """Send on every check while findings fire (Alertmanager expires alerts otherwise)."""
+
+    def __init__(self, spec: Notifier, name: str, secrets: SecretSource,
+                 session: aiohttp.ClientSession) -> None:
+        self.spec = spec
+        self.name = name
+        self.secrets = secrets
+        self.session = session
+
+    @abstractmethod
+    async def send(self, message: Message) -> None:
+        """Deliver once; raise DeliveryError on failure."""
+
+    async def secret(self, ref: Any) -> str:
+        """A referenced secret value, read at send time in a thread and never stored."""
+        return await asyncio.to_thread(self.secrets.secret, ref.name, ref.key)
+
+    async def post_json(self, url: str, body: Any, headers: Mapping[str, str] | None = None,
+                        data: bytes | None = None) -> None:
+        """POST and classify the outcome; the URL never appears in errors."""
+        try:
+            async with self.session.post(
+                    url, json=None if data is not None else body, data=data,
+                    headers=dict(headers or {}),
+                    timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)) as resp:
+                if resp.status < 300:
+                    return
+                retry = resp.status == 429 or resp.status >= 500
+                raise DeliveryError(f"{self.name}: HTTP {resp.status} {resp.reason or ''}".strip(),
+                                    retry=retry, after=retry_after(resp.headers.get("Retry-After")))
+        except DeliveryError:
+            raise
+        except TimeoutError:
+            raise DeliveryError(f"{self.name}: timed out after {REQUEST_TIMEOUT_SECONDS:g}s",
+                                retry=True) from None
+        except aiohttp.ClientConnectorError:
+            raise DeliveryError(f"{self.name}: cannot connect", retry=True) from None
+        except aiohttp.ClientError as exc:
+            raise DeliveryError(f"{self.name}: {type(exc).__name__}", retry=True) from None
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+async def deliver(send: Callable[[], Awaitable[None]], *, attempts: int = ATTEMPTS,
+                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """Call ``send`` until it succeeds, retrying what may succeed later."""
+    delay = FIRST_DELAY_SECONDS
+    for attempt in range(1, attempts + 1):
+        try:
+            await send()
+            return
+        except DeliveryError as exc:
+            if not exc.retry or attempt == attempts:
+                raise
+            wait = min(MAX_DELAY_SECONDS, exc.after if exc.after is not None else delay)
+            log.info("%s; retrying in %.1fs (attempt %d of %d)", exc, wait, attempt + 1,
+                     attempts)
+            await sleep(wait)
+            delay = min(MAX_DELAY_SECONDS, delay * 2)

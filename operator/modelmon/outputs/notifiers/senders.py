@@ -1,0 +1,226 @@
+"""The five kinds of notifier: Slack, PagerDuty, webhook, email and Alertmanager push.
+
+Part of ``outputs`` (last stop on the data line): one small class per kind, registered by
+the name of the spec field that selects it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+from modelmon.api.v1alpha1 import Finding
+from modelmon.outputs.notifiers.base import DeliveryError, Message, Sender
+
+SENDERS: dict[str, type[Sender]] = {}
+
+
+def register(cls: type[Sender]) -> type[Sender]:
+    SENDERS[cls.kind] = cls
+    return cls
+
+
+@register
+class Slack(Sender):
+    """An incoming webhook: one message with the title, the findings and the link."""
+
+    kind = "slack"
+
+    async def send(self, message: Message) -> None:
+        spec = self.spec.slack
+        assert spec is not None
+        body: dict[str, Any] = {
+            "text": message.title(),
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"*{message.title()}*"}},
+                {"type": "section", "text": {"type": "mrkdwn",
+                                             "text": "\n".join(message.lines()) or "-"}},
+            ],
+        }
+        if spec.channel:
+            body["channel"] = spec.channel
+        await self.post_json(await self.secret(spec.webhook_secret_ref), body)
+
+
+PD_SEVERITY = {"warning": "warning", "critical": "critical"}
+
+
+@register
+class PagerDuty(Sender):
+    """Events API v2: trigger while findings last, resolve when they clear.
+
+    The dedup key is one per monitor (not per episode) so that a resolve always closes the
+    incident its triggers opened, whatever happened in between.
+    """
+
+    kind = "pagerduty"
+
+    async def send(self, message: Message) -> None:
+        spec = self.spec.pagerduty
+        assert spec is not None
+        key = f"modelmon/{message.namespace}/{message.monitor}"
+        body: dict[str, Any] = {
+            "routing_key": await self.secret(spec.routing_key_secret_ref),
+            "dedup_key": key,
+            "event_action": "trigger" if message.firing else "resolve",
+        }
+        if message.firing:
+            body["payload"] = {
+                "summary": message.title()[:1024],
+                "source": f"{message.namespace}/{message.monitor}",
+                "severity": PD_SEVERITY[message.severity],
+                "component": message.model,
+                "group": message.namespace,
+                "class": "modelmon",
+                "custom_details": {"findings": [f.message for f in message.firing],
+                                   "phase": message.phase, **message.labels},
+            }
+            if message.link:
+                body["links"] = [{"href": message.link, "text": "dashboard"}]
+        await self.post_json(spec.url, body)
+
+
+def webhook_body(message: Message) -> dict[str, Any]:
+    """The JSON a generic webhook receives."""
+    return {
+        "version": "1",
+        "status": message.status,
+        "dedupKey": message.dedup_key,
+        "namespace": message.namespace,
+        "monitor": message.monitor,
+        "model": message.model,
+        "modelVersion": message.model_version,
+        "phase": message.phase,
+        "severity": message.severity if message.firing else None,
+        "time": message.time.isoformat(),
+        "labels": dict(message.labels),
+        "firing": [f.model_dump(mode="json") for f in message.firing],
+        "resolved": [d.name for d in message.resolved],
+        "link": message.link,
+    }
+
+
+@register
+class Webhook(Sender):
+    """A JSON POST, signed with HMAC-SHA256 when a key is given."""
+
+    kind = "webhook"
+
+    async def send(self, message: Message) -> None:
+        spec = self.spec.webhook
+        assert spec is not None
+        data = json.dumps(webhook_body(message), sort_keys=True).encode()
+        headers = {"Content-Type": "application/json",
+                   "X-Modelmon-Dedup-Key": message.dedup_key}
+        if spec.hmac_secret_ref is not None:
+            key = (await self.secret(spec.hmac_secret_ref)).encode()
+            digest = hmac.new(key, data, hashlib.sha256).hexdigest()
+            headers["X-Modelmon-Signature"] = f"sha256={digest}"
+        await self.post_json(spec.url, None, headers=headers, data=data)
+
+
+@register
+class Email(Sender):
+    """SMTP with STARTTLS; smtplib runs in a thread."""
+
+    kind = "email"
+
+    async def send(self, message: Message) -> None:
+        spec = self.spec.email
+        assert spec is not None
+        smtp = spec.smtp
+        user = await self.secret(smtp.username_secret_ref) if smtp.username_secret_ref else None
+        password = (await self.secret(smtp.password_secret_ref)
+                    if smtp.password_secret_ref else None)
+        ca = await self.secret(smtp.ca_secret_ref) if smtp.ca_secret_ref else None
+        mail = EmailMessage()
+        mail["Subject"] = message.title()
+        mail["From"] = spec.from_
+        mail["To"] = ", ".join(spec.to)
+        mail["Message-ID"] = f"<{message.dedup_key}.{int(message.time.timestamp())}@modelmon>"
+        mail["X-Modelmon-Dedup-Key"] = message.dedup_key
+        mail.set_content("\n".join(message.lines()) + "\n")
+
+        def deliver_sync() -> None:
+            context = ssl.create_default_context(cadata=ca) if ca else \
+                ssl.create_default_context()
+            try:
+                with smtplib.SMTP(smtp.host, smtp.port, timeout=10) as client:
+                    if smtp.start_tls:
+                        client.starttls(context=context)
+                    if user is not None and password is not None:
+                        client.login(user, password)
+                    client.send_message(mail)
+            except smtplib.SMTPAuthenticationError as exc:
+                raise DeliveryError(f"{self.name}: SMTP authentication failed ({exc.smtp_code})",
+                                    retry=False) from None
+            except smtplib.SMTPResponseException as exc:
+                raise DeliveryError(f"{self.name}: SMTP {exc.smtp_code}",
+                                    retry=exc.smtp_code >= 400 and exc.smtp_code < 500) from None
+            except (smtplib.SMTPException, OSError) as exc:
+                raise DeliveryError(f"{self.name}: {type(exc).__name__}", retry=True) from None
+
+        await asyncio.to_thread(deliver_sync)
+
+
+def alert_identity(finding: Finding, message: Message) -> tuple[str, dict[str, str]]:
+    """The alertname and labels the PrometheusRule gives the same problem."""
+    name = finding.name
+    if name == "drift.dataset":
+        return "ModelDataDrift", {}
+    if name in ("drift.prediction", "drift.target"):
+        return ("ModelPredictionDrift" if name.endswith("prediction") else "ModelTargetDrift",
+                {})
+    if name.startswith("drift.feature."):
+        return "ModelFeatureDrift", {"feature": name.removeprefix("drift.feature.")}
+    if name.startswith("performance."):
+        return "ModelPerformanceDegraded", {"metric": name.removeprefix("performance.")}
+    if name.startswith("dataQuality."):
+        _, check, *column = name.split(".", 2)
+        return "ModelDataQualityDegraded", {"check": check, **(
+            {"column": column[0]} if column else {})}
+    if name == "check.failing":
+        return "ModelMonitorCheckFailing", {}
+    return "ModelMonitorFinding", {"finding": name}
+
+
+@register
+class Alertmanager(Sender):
+    """POST /api/v2/alerts: firing alerts stay active for three intervals unless pushed
+    again; cleared ones are pushed with endsAt now, which resolves them."""
+
+    kind = "alertmanager"
+    every_check = True
+
+    def alerts(self, message: Message, resolved: list[Finding]) -> list[dict[str, Any]]:
+        until = message.time + timedelta(seconds=3 * message.interval_seconds)
+        out = []
+        for f, ends in [*((f, until) for f in message.firing),
+                        *((f, message.time) for f in resolved)]:
+            alertname, extra = alert_identity(f, message)
+            labels = {"alertname": alertname, "severity": f.severity,
+                      "namespace": message.namespace, "monitor": message.monitor,
+                      "model": message.model, **extra, **message.labels}
+            out.append({
+                "labels": labels,
+                "annotations": {"summary": message.title(), "description": f.message},
+                "endsAt": ends.isoformat(),
+                **({"generatorURL": message.link} if message.link else {}),
+            })
+        return out
+
+    async def send(self, message: Message) -> None:
+        spec = self.spec.alertmanager
+        assert spec is not None
+        # A cleared finding is pushed with the severity it fired with: same labels, same alert.
+        resolved = [Finding(name=d.name, severity=d.severity, value=0.0, bound=0.0,
+                            message=f"{d.name} cleared") for d in message.resolved]
+        await self.post_json(spec.url.rstrip("/") + "/api/v2/alerts",
+                             self.alerts(message, resolved))
