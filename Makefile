@@ -26,7 +26,7 @@ crds:  ## regenerate crds/ from the API models, and their copies in the chart an
 	$(PYTHON) -m modelmon crd > crds/modelmonitors.modelmon.io.yaml
 	$(MAKE) chart-crds
 
-chart-crds:  ## copy crds/ into helm/modelmon/templates/crds/ and manifests/crd/
+chart-crds:  ## copy crds/ into helm/modelmon/templates/crds/ and manifests/base/crd/
 	$(PYTHON) hack/sync_crds.py
 
 helm-lint:  ## helm lint --strict the chart (builds the pinned helm if missing)

@@ -9,8 +9,8 @@ helm/modelmon/templates/crds/modelmonitors.yaml, wrapped in `crds.enabled` and w
 annotation `helm.sh/resource-policy: keep` when `crds.keep` (the CRD, and with it every
 ModelMonitor, then survives `helm uninstall`). Existing annotations are kept and `{{` in
 the CRD text is escaped, so descriptions and CEL rules pass through Helm's template engine
-unchanged. Each file of crds/ is also copied as it is to manifests/crd/ (kustomize reads no
-files outside its folder). tests/unit/test_chart.py fails when a copy differs from crds/.
+unchanged. Each file of crds/ is also copied as it is to manifests/base/crd/ (kustomize
+reads no files outside its folder). tests/unit/test_chart.py fails when a copy differs from crds/.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "crds"
 TARGET = ROOT / "helm" / "modelmon" / "templates" / "crds" / "modelmonitors.yaml"
-MANIFESTS = ROOT / "manifests" / "crd"
+MANIFESTS = ROOT / "manifests" / "base" / "crd"
 KEEP = "helm.sh/resource-policy"
 
 HEADER = """\
@@ -95,7 +95,7 @@ def wanted() -> dict[Path, str]:
 
 
 def stale_files(want: dict[Path, str]) -> list[Path]:
-    """Copies that differ from what crds/ gives, and files in manifests/crd/ it does not."""
+    """Copies that differ from what crds/ gives, and files in manifests/base/crd/ it does not."""
     stale = [p for p, text in want.items() if not p.exists() or p.read_text() != text]
     extra = [p for p in sorted(MANIFESTS.rglob("*.y*ml")) if p not in want]
     return stale + extra

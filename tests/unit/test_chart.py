@@ -1,6 +1,6 @@
 """The Helm chart without Helm: CRD copies, values, schema (helm runs in tests/integration).
 
-crds/ is the single source of the CRD. The chart's template and manifests/crd/ are copies
+crds/ is the single source of the CRD. The chart's template and manifests/base/crd/ are copies
 made by `make chart-crds`; these tests fail, and say so, when a copy is stale.
 """
 
@@ -62,11 +62,11 @@ def test_chart_crd_template_matches_crds() -> None:
 
 
 def test_manifests_crd_copy_matches_crds() -> None:
-    copies = sorted((REPO_ROOT / "manifests" / "crd").glob("*.yaml"))
+    copies = sorted((REPO_ROOT / "manifests" / "base" / "crd").glob("*.yaml"))
     assert [p.name for p in copies] == sorted(p.name for p in (REPO_ROOT / "crds").glob("*.yaml"))
     for copy in copies:
         source = REPO_ROOT / "crds" / copy.name
-        assert copy.read_text() == source.read_text(), f"manifests/crd/{copy.name} {STALE}"
+        assert copy.read_text() == source.read_text(), f"manifests/base/crd/{copy.name} {STALE}"
 
 
 def test_stale_copy_is_detected(tmp_path: Path) -> None:
