@@ -35,7 +35,7 @@ helm-lint:  ## helm lint --strict the chart (builds the pinned helm if missing)
 image:  ## build the operator image (needs Docker or another OCI builder; IMAGE=name:tag)
 	docker build -t $(IMAGE) .
 
-test-deps:  ## Debian packages the tests use (promtool, alertmanager, postgres, lua5.1)
+test-deps:  ## Debian packages the tests and lint use (promtool, alertmanager, postgres, lua5.1, shellcheck)
 	hack/install-test-deps.sh
 
 test-unit: install  ## unit tests only: no cluster, about a minute
