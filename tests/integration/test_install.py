@@ -221,6 +221,14 @@ def test_schema_rejects_unknown_keys_and_bad_values(helm: Path, value: str, mess
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize(("version", "ok"), [("1.28.9", False), ("1.29.0", True),
+                                            ("1.30.4-eks-1", True), ("1.34.10", True)])
+def test_kube_version_is_checked(helm: Path, version: str, ok: bool) -> None:
+    proc = run_helm(helm, None, "template", "x", str(CHART), "--kube-version", version,
+                    check=False)
+    assert (proc.returncode == 0) is ok, proc.stderr
+
+
 def test_the_rendered_crd_is_the_one_in_crds(helm: Path) -> None:
     source = source_crd()
     kept = one(render(helm, "modelmon"), "CustomResourceDefinition")
