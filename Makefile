@@ -2,9 +2,10 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
+IMAGE ?= modelmon:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' helm/modelmon/Chart.yaml)
 
-.PHONY: help install example lint test test-unit test-integration crds test-deps \
-        cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind
+.PHONY: help install example lint test test-unit test-integration crds chart-crds helm-lint \
+        image test-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -16,14 +17,25 @@ example:  ## run the bundled example check (no cluster needed)
 	$(PIP) install --quiet --disable-pip-version-check -e .
 	modelmon check examples/breast-cancer/monitor.yaml || [ $$? -eq 1 ]
 
-lint:  ## ruff and mypy --strict (package, tests and examples)
-	$(PYTHON) -m ruff check operator tests examples benchmarks
+lint:  ## ruff and mypy --strict (package, tests, examples, hack scripts); shellcheck
+	$(PYTHON) -m ruff check $(wildcard operator tests examples benchmarks hack)
 	$(PYTHON) -m mypy
+	shellcheck hack/*.sh
 
-crds:  ## regenerate crds/ from the API models
+crds:  ## regenerate crds/ from the API models, and their copies in the chart and manifests/
 	$(PYTHON) -m modelmon crd > crds/modelmonitors.modelmon.io.yaml
+	$(MAKE) chart-crds
 
-test-deps:  ## Debian packages the integration tests use (promtool, alertmanager, postgres)
+chart-crds:  ## copy crds/ into helm/modelmon/templates/crds/ and manifests/base/crd/
+	$(PYTHON) hack/sync_crds.py
+
+helm-lint:  ## helm lint --strict the chart (builds the pinned helm if missing)
+	"$$(hack/cluster.sh bin helm)" lint --strict helm/modelmon
+
+image:  ## build the operator image (needs Docker or another OCI builder; IMAGE=name:tag)
+	docker build -t $(IMAGE) .
+
+test-deps:  ## Debian packages the tests and lint use (promtool, alertmanager, postgres, lua5.1, shellcheck)
 	hack/install-test-deps.sh
 
 test-unit: install  ## unit tests only: no cluster, about a minute

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install the Debian packages the integration tests run for real: promtool
-# (prometheus), Alertmanager, PostgreSQL, and openssl for hack/cluster.sh.
+# Install the Debian packages the tests run for real: promtool (prometheus),
+# Alertmanager and amtool, PostgreSQL, openssl for hack/cluster.sh, and Lua 5.1
+# for the Argo CD health check (Argo CD runs gopher-lua, a Lua 5.1); shellcheck
+# for `make lint`.
 #
 # Idempotent: when every command is already there it touches nothing and
 # returns at once. It only installs: the tests start their own servers on
@@ -16,6 +18,8 @@ declare -A PROVIDES=(
   [prometheus-alertmanager]=prometheus-alertmanager
   [postgresql]=initdb
   [openssl]=openssl
+  [lua5.1]=lua5.1
+  [shellcheck]=shellcheck
 )
 
 have() {

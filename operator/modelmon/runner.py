@@ -142,11 +142,10 @@ def run(opts: Options) -> NoReturn:
     health_server(opts.bind, opts.health_port, health, ready)
     memo = OperatorMemo()
     memo.fleet, memo.health = fleet, health
+    memo.kubeconfig, memo.namespaces = opts.kubeconfig, list(opts.namespaces)
     scope = ", ".join(opts.namespaces) or "all namespaces"
     log.info("modelmon operator starting: watching %s; metrics on :%d, health on :%d, "
              "%d check workers", scope, opts.metrics_port, opts.health_port, opts.workers)
-    if opts.kubeconfig:
-        os.environ["KUBECONFIG"] = opts.kubeconfig  # kopf's own login reads it
     kopf.run(standalone=True, clusterwide=not opts.namespaces, namespaces=opts.namespaces,
              ready_flag=ready, memo=memo)
     log.info("modelmon operator stopped")

@@ -14,10 +14,12 @@ HEARTBEAT_SECONDS = 1.0
 
 
 class OperatorMemo(kopf.Memo):
-    """What the handlers share: the fleet and the health state."""
+    """What the handlers share: the fleet, the health state and where credentials come from."""
 
     fleet: Fleet
     health: Health
+    kubeconfig: str | None
+    namespaces: list[str]
 
 
 class Health:
@@ -37,12 +39,53 @@ class Health:
             self.lag = max(0.0, self.beat - before - HEARTBEAT_SECONDS)
 
 
-@kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
-    """kopf settings: modelmon posts its own Events and keeps no state in the monitors."""
+def connection_info(kubeconfig: str | None, trust_env: bool = False) -> kopf.ConnectionInfo:
+    """kopf's credentials, taken from the API client modelmon's own writes use."""
+    from modelmon.outputs.kube import load_config
+
+    cfg = load_config(kubeconfig).configuration
+    header = (cfg.get_api_key_with_prefix("BearerToken")
+              or cfg.get_api_key_with_prefix("authorization") or "")
+    scheme, _sep, token = header.rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
+        username=cfg.username or None, password=cfg.password or None,
+        scheme=scheme or None, token=token or None,
+        certificate_path=cfg.cert_file, private_key_path=cfg.key_file, trust_env=trust_env)
+
+
+def apply_settings(settings: kopf.OperatorSettings, namespaces: list[str]) -> None:
+    """modelmon posts its own Events and keeps no state in the monitors.
+
+    Watching named namespaces, kopf would otherwise list and watch every namespace and every
+    CRD in the cluster, and without cluster-wide RBAC for that it retries for about a minute
+    before its first watch: a namespaced install then needs no ClusterRole at all. The
+    ModelMonitor CRD must exist when such an operator starts. Watching all namespaces, kopf
+    watches CRDs so that the CRD may also be installed after the operator.
+    """
     settings.posting.enabled = False
+    settings.scanning.disabled = bool(namespaces)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+
+
+@kopf.on.login()
+def login(memo: OperatorMemo, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf connects as modelmon's own API client does: ``--kubeconfig``, else the pod's
+    service account, else ``$KUBECONFIG``.
+
+    kopf's default login would read ``$KUBECONFIG`` as the ``kubernetes`` package saw it at
+    import time and prefer in-cluster credentials, so with ``--kubeconfig`` the watch could
+    run as another identity than the writes. kopf calls this again after a 401, which rereads
+    a rotated service-account token.
+    """
+    return connection_info(memo.kubeconfig, settings.networking.trust_env)
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
+    """kopf settings, and the heartbeat that /healthz reads."""
+    apply_settings(settings, memo.namespaces)
     memo.health.task = asyncio.get_running_loop().create_task(memo.health.run())
 
 

@@ -1,0 +1,538 @@
+"""Installing modelmon as users do, on the real control plane: Helm and kubectl apply -k.
+
+helm lint; every rendering passes `kubectl apply --dry-run=server` and the restricted Pod
+Security Standard; `helm install` creates every object; the operator, run with a token of
+the chart's ServiceAccount (TokenRequest API), manages monitors end to end under that RBAC
+and nothing more; manifests/ installs the same objects as the chart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from kube import (
+    REPO_ROOT,
+    Cluster,
+    Kubectl,
+    KubectlError,
+    apply_crds,
+    cluster_sh,
+    crd_files,
+    manifest,
+    unique_name,
+    wait_for,
+)
+from operator_proc import OperatorProcess
+from prometheus_client.parser import text_string_to_metric_families
+
+import grafana
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+CHART = REPO_ROOT / "helm" / "modelmon"
+MANIFESTS = REPO_ROOT / "manifests"
+EXAMPLE = REPO_ROOT / "examples" / "breast-cancer"
+CRD = "modelmonitors.modelmon.io"
+KEEP = "helm.sh/resource-policy"
+#: Values that turn on every optional object of the chart.
+EVERYTHING = ["serviceMonitor.enabled=true", "grafanaDashboard.enabled=true",
+              "networkPolicy.enabled=true"]
+#: Lines of an operator log that mean it lacked a permission or crashed.
+TROUBLE = ("Forbidden", "forbidden", " 403", "Request attempt", "Not enough permissions",
+           "Traceback")
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def run_helm(helm: Path, cluster: Cluster | None, *args: str,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HELM_CACHE_HOME": "/tmp/modelmon-helm/cache",
+           "HELM_CONFIG_HOME": "/tmp/modelmon-helm/config",
+           "HELM_DATA_HOME": "/tmp/modelmon-helm/data"}
+    if cluster is not None:
+        env["KUBECONFIG"] = str(cluster.kubeconfig)
+    proc = subprocess.run([str(helm), *args], capture_output=True, text=True, env=env,
+                          check=False, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def sets(values: Sequence[str]) -> list[str]:
+    return [arg for v in values for arg in ("--set", v)]
+
+
+def render(helm: Path, namespace: str, values: Sequence[str] = (), release: str = "modelmon",
+           chart: Path = CHART) -> list[dict[str, Any]]:
+    out = run_helm(helm, None, "template", release, str(chart), "-n", namespace,
+                   *sets(values)).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def find(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (doc,) = find(docs, kind)
+    return doc
+
+
+def load_sync_crds() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sync_crds", REPO_ROOT / "hack" / "sync_crds.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def source_crd() -> dict[str, Any]:
+    docs = [d for p in crd_files() for d in yaml.safe_load_all(p.read_text()) if d]
+    return next(d for d in docs if d["metadata"]["name"] == CRD)
+
+
+def restricted(kubectl: Kubectl, namespace: str) -> None:
+    """Enforce (and warn about) the restricted Pod Security Standard in the namespace."""
+    kubectl("label", "namespace", namespace, "--overwrite",
+            "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/warn=restricted")
+
+
+def pod_from(deployment: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The pod the Deployment would create (no kubelet or ReplicaSet controller here)."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": unique_name("modelmon-pod"), "namespace": namespace,
+                         "labels": deployment["spec"]["template"]["metadata"]["labels"]},
+            "spec": deployment["spec"]["template"]["spec"]}
+
+
+def create_pod_dry_run(kubectl: Kubectl, pod: dict[str, Any]
+                       ) -> subprocess.CompletedProcess[str]:
+    """Admission of the pod, without creating it. Its ServiceAccount must exist (the
+    ServiceAccount admission plugin checks), so it is created for real if missing."""
+    ns, sa = pod["metadata"]["namespace"], pod["spec"]["serviceAccountName"]
+    if not kubectl.exists("serviceaccount", sa, "-n", ns):
+        kubectl("create", "serviceaccount", sa, "-n", ns)
+    return kubectl("create", "--dry-run=server", "-f", "-", input=manifest(pod), check=False)
+
+
+def sample_names(text: str) -> set[str]:
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+@pytest.fixture(scope="module")
+def monitoring_crds(cluster: Cluster) -> None:
+    """The ServiceMonitor CRD, from the prometheus-operator module the PrometheusRule CRD
+    comes from (the session fixture already applied that one)."""
+    rules = Path(cluster_sh("prometheusrule-crd").strip())
+    apply_crds(cluster.kubectl, [rules.with_name("monitoring.coreos.com_servicemonitors.yaml")])
+
+
+@pytest.fixture
+def other_namespace(kubectl: Kubectl) -> Iterator[str]:
+    name = unique_name("mm-other")
+    kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, "modelmon.io/test=true")
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    for name in ("reference.csv", "current.csv"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    return tmp_path
+
+
+def monitor(name: str, data: Path, current: str = "current.csv") -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLE / "monitor.yaml").read_text())
+    doc["metadata"] = {"name": name}
+    doc["spec"]["schedule"] = {"interval": "10s"}
+    doc["spec"]["reference"]["source"]["url"] = str(data / "reference.csv")
+    doc["spec"]["current"]["source"]["url"] = str(data / current)
+    doc["spec"]["alerting"] = {"labels": {"team": "risk"}}
+    return doc
+
+
+def phase_of(kubectl: Kubectl, namespace: str, name: str) -> str | None:
+    obj = kubectl.json("get", "mm", name, "-n", namespace)
+    return (obj.get("status") or {}).get("phase")
+
+
+def operator_env(deployment: dict[str, Any], admin_kubeconfig: Path) -> dict[str, str]:
+    """The chart's environment for the operator (ports are the test's own), and $KUBECONFIG
+    naming the admin: --kubeconfig must win, or the test would not test the RBAC."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env = {k: v for k, v in env.items() if not k.endswith("_PORT")}
+    return {**env, "KUBECONFIG": str(admin_kubeconfig), "MODELMON_LOG_FORMAT": "json"}
+
+
+def denied(sa: Kubectl, *args: str) -> bool:
+    proc = sa(*args, check=False)
+    return proc.returncode != 0 and "forbidden" in proc.stderr.lower()
+
+
+def can_i(sa: Kubectl, verb: str, resource: str, namespace: str | None = None) -> bool:
+    """`kubectl auth can-i`; `resource/sub` asks about a subresource."""
+    resource, _, sub = resource.partition("/")
+    args = ["-n", namespace] if namespace else ["-A"]
+    if sub:
+        args.append(f"--subresource={sub}")
+    return sa("auth", "can-i", verb, resource, *args, check=False).stdout.strip() == "yes"
+
+
+def trouble(log: str) -> list[str]:
+    return [line for line in log.splitlines() if any(t in line for t in TROUBLE)]
+
+
+# --- helm lint, schema, rendering ---------------------------------------------------------
+
+@pytest.mark.parametrize("values", [[], EVERYTHING, ["watchNamespaces={a,b}"],
+                                    ["crds.enabled=false", "rbac.create=false",
+                                     "serviceAccount.create=false",
+                                     "serviceAccount.name=existing"]])
+def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
+    proc = run_helm(helm, None, "lint", "--strict", str(CHART), *sets(values))
+    assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("replicaCount=2", "additional properties 'replicaCount' not allowed"),
+    ("image.tga=1", "additional properties 'tga' not allowed"),
+    ("serviceMonitor.label.release=x", "additional properties 'label' not allowed"),
+    ("operator.workers=0", "minimum"),
+    ("operator.logFormat=xml", "operator/logFormat"),
+    ("watchNamespaces={Bad_NS}", "watchNamespaces"),
+])
+def test_schema_rejects_unknown_keys_and_bad_values(helm: Path, value: str, message: str) -> None:
+    proc = run_helm(helm, None, "template", "x", str(CHART), "--set", value, check=False)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("version", "ok"), [("1.28.9", False), ("1.29.0", True),
+                                            ("1.30.4-eks-1", True), ("1.34.10", True)])
+def test_kube_version_is_checked(helm: Path, version: str, ok: bool) -> None:
+    proc = run_helm(helm, None, "template", "x", str(CHART), "--kube-version", version,
+                    check=False)
+    assert (proc.returncode == 0) is ok, proc.stderr
+
+
+def test_the_rendered_crd_is_the_one_in_crds(helm: Path) -> None:
+    source = source_crd()
+    kept = one(render(helm, "modelmon"), "CustomResourceDefinition")
+    assert kept["metadata"].pop("annotations") == {KEEP: "keep"}
+    assert kept == source
+    not_kept = one(render(helm, "modelmon", ["crds.keep=false"]), "CustomResourceDefinition")
+    assert "annotations" not in not_kept["metadata"] and not_kept == source
+    assert not find(render(helm, "modelmon", ["crds.enabled=false"]), "CustomResourceDefinition")
+
+
+def test_crd_sync_survives_template_syntax_and_annotations(helm: Path, tmp_path: Path) -> None:
+    """A CRD whose text contains `{{` and that has annotations of its own renders as is."""
+    sync = load_sync_crds()
+    tricky = source_crd()
+    tricky["metadata"]["annotations"] = {"example.com/owner": "ml-platform"}
+    schema = tricky["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["description"] = "Templated text such as {{ .Values.x }} and {{- end }} stays text."
+    (tmp_path / "crds").mkdir()
+    (tmp_path / "crds" / "crd.yaml").write_text(yaml.safe_dump(tricky))
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "crds" / "modelmonitors.yaml").write_text(
+        sync.render(tmp_path / "crds"))
+    for keep, expected in ((True, {"example.com/owner": "ml-platform", KEEP: "keep"}),
+                           (False, {"example.com/owner": "ml-platform"})):
+        rendered = one(render(helm, "m", [f"crds.keep={str(keep).lower()}"], chart=chart),
+                       "CustomResourceDefinition")
+        assert rendered["metadata"]["annotations"] == expected
+        rendered["metadata"]["annotations"] = tricky["metadata"]["annotations"]
+        assert rendered == tricky
+
+
+@pytest.mark.parametrize("mode", ["defaults", "everything", "namespaced"])
+def test_helm_template_passes_server_side_dry_run_and_pod_security(
+        helm: Path, kubectl: Kubectl, namespace: str, monitoring_crds: None, mode: str) -> None:
+    values = {"defaults": [], "everything": EVERYTHING,
+              "namespaced": [f"watchNamespaces={{{namespace}}}"]}[mode]
+    restricted(kubectl, namespace)
+    release = unique_name("mm")
+    docs = render(helm, namespace, values, release=release)
+    kinds = {d["kind"] for d in docs}
+    expected = {"ServiceAccount", "Deployment", "Service", "CustomResourceDefinition"}
+    expected |= {"defaults": {"ClusterRole", "ClusterRoleBinding"},
+                 "everything": {"ClusterRole", "ClusterRoleBinding", "ServiceMonitor",
+                                "ConfigMap", "NetworkPolicy"},
+                 "namespaced": {"Role", "RoleBinding"}}[mode]
+    assert kinds == expected
+    out = run_helm(helm, None, "template", release, str(CHART), "-n", namespace,
+                   *sets(values)).stdout
+    proc = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=out)
+    assert "PodSecurity" not in proc.stderr, proc.stderr
+    assert proc.stdout.count("(server dry run)") == len(docs), proc.stdout
+    # The pod passes the restricted standard at admission (PodSecurity enforces on pods).
+    proc = create_pod_dry_run(kubectl, pod_from(one(docs, "Deployment"), namespace))
+    assert "created (server dry run)" in proc.stdout, proc.stderr
+
+
+def test_pod_security_check_can_fail(kubectl: Kubectl, namespace: str, helm: Path) -> None:
+    restricted(kubectl, namespace)
+    pod = pod_from(one(render(helm, namespace), "Deployment"), namespace)
+    del pod["spec"]["containers"][0]["securityContext"]["capabilities"]
+    proc = create_pod_dry_run(kubectl, pod)
+    assert proc.returncode != 0 and "violates PodSecurity" in proc.stderr, proc.stderr
+
+
+# --- manifests/ --------------------------------------------------------------------------
+
+def kustomize(kubectl: Kubectl, folder: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(kubectl("kustomize", str(folder)).stdout) if d]
+
+
+HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/version", "app.kubernetes.io/managed-by")
+
+
+def comparable(doc: dict[str, Any]) -> dict[str, Any]:
+    """The object without the labels only Helm adds."""
+    doc = json.loads(json.dumps(doc))
+
+    def strip(meta: dict[str, Any]) -> None:
+        for key in HELM_ONLY_LABELS:
+            meta.get("labels", {}).pop(key, None)
+
+    strip(doc["metadata"])
+    if doc["kind"] == "Deployment":
+        strip(doc["spec"]["template"]["metadata"])
+    if doc["kind"] == "ClusterRole":
+        doc["rules"] = sorted(json.dumps(r, sort_keys=True) for r in doc["rules"])
+    return doc
+
+
+def test_manifests_install_the_same_objects_as_the_chart(
+        helm: Path, kubectl: Kubectl) -> None:
+    base = {(d["kind"], d["metadata"]["name"]): comparable(d)
+            for d in kustomize(kubectl, MANIFESTS)}
+    chart = {(d["kind"], d["metadata"]["name"]): comparable(d)
+             for d in render(helm, "modelmon-system")}
+    assert base.pop(("Namespace", "modelmon-system"))
+    chart_crd = chart[("CustomResourceDefinition", CRD)]
+    chart_crd["metadata"].pop("annotations")  # the chart's keep policy
+    assert base.keys() == chart.keys()
+    for key, doc in base.items():
+        assert doc == chart[key], f"manifests/ and the chart differ in {key}"
+    monitoring = {d["kind"]: comparable(d) for d in kustomize(kubectl, MANIFESTS / "monitoring")}
+    chart_sm = comparable(one(render(helm, "modelmon-system", ["serviceMonitor.enabled=true"]),
+                              "ServiceMonitor"))
+    assert monitoring["ServiceMonitor"]["spec"] == chart_sm["spec"]
+    assert monitoring["ServiceMonitor"]["metadata"]["labels"] == chart_sm["metadata"]["labels"]
+
+
+def test_kubectl_apply_k_installs_the_operator_and_the_sample(
+        kubectl: Kubectl, namespace: str, monitoring_crds: None) -> None:
+    ns = "modelmon-system"
+    try:
+        kubectl("apply", "-k", str(MANIFESTS / "monitoring"))
+        for kind, name in (("deployment", "modelmon"), ("service", "modelmon-metrics"),
+                           ("serviceaccount", "modelmon"), ("servicemonitor", "modelmon")):
+            assert kubectl.exists(kind, name, "-n", ns), kind
+        assert kubectl.exists("clusterrole", "modelmon")
+        assert kubectl.exists("clusterrolebinding", "modelmon")
+        assert kubectl.exists("crd", CRD)
+        labels = kubectl.json("get", "namespace", ns)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        deployment = kubectl.json("get", "deployment", "modelmon", "-n", ns)
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == \
+            "modelmon:0.1.0"
+        proc = create_pod_dry_run(kubectl, pod_from(deployment, ns))
+        assert "created (server dry run)" in proc.stdout, proc.stderr
+        # Idempotent, as GitOps tools re-apply it.
+        again = kubectl("apply", "-k", str(MANIFESTS)).stdout
+        assert all(line.endswith("unchanged") for line in again.splitlines()), again
+        kubectl("apply", "-k", str(MANIFESTS / "samples"), "-n", namespace)
+        sample = kubectl.json("get", "mm", "credit-risk", "-n", namespace)
+        assert sample["spec"]["alerting"]["labels"] == {"team": "risk"}
+    finally:
+        # Not `kubectl delete -k`: that would delete the CRD the other tests use.
+        kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+        kubectl("delete", "clusterrolebinding,clusterrole", "modelmon", "--ignore-not-found")
+
+
+# --- helm install and the operator under the chart's RBAC --------------------------------
+
+@pytest.fixture
+def without_the_crd(kubectl: Kubectl) -> Iterator[None]:
+    """Delete the session's ModelMonitor CRD so that `helm install` creates it; restore it
+    (server-side apply of crds/) afterwards for the other tests."""
+    kubectl("delete", "crd", CRD, "--ignore-not-found", "--wait=true", timeout=120)
+    try:
+        yield
+    finally:
+        apply_crds(kubectl, crd_files())
+
+
+def release_objects(helm: Path, cluster: Cluster, release: str, namespace: str
+                    ) -> list[dict[str, Any]]:
+    out = run_helm(helm, cluster, "get", "manifest", release, "-n", namespace).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_helm_install_runs_the_operator_with_least_privilege(
+        helm: Path, cluster: Cluster, kubectl: Kubectl, namespace: str, other_namespace: str,
+        monitoring_crds: None, without_the_crd: None, data: Path, tmp_path: Path) -> None:
+    release = unique_name("mm")
+    restricted(kubectl, namespace)
+    proc = run_helm(helm, cluster, "install", release, str(CHART), "-n", namespace,
+                    *sets(EVERYTHING))
+    assert "PodSecurity" not in proc.stderr, proc.stderr
+    assert "It watches ModelMonitors in every namespace." in proc.stdout  # NOTES.txt
+    objects = release_objects(helm, cluster, release, namespace)
+    assert {d["kind"] for d in objects} == {
+        "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+        "Deployment", "Service", "ServiceMonitor", "ConfigMap", "NetworkPolicy"}
+    for d in objects:
+        scope = ["-n", d["metadata"]["namespace"]] if d["metadata"].get("namespace") else []
+        assert kubectl.exists(d["kind"].lower(), d["metadata"]["name"], *scope), d["kind"]
+    crd = kubectl.json("get", "crd", CRD)
+    assert crd["metadata"]["annotations"][KEEP] == "keep"
+    assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release
+    kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=60s")
+    dashboard = next(d for d in objects if d["kind"] == "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["modelmon.json"]) == grafana.load()
+
+    # The operator as the chart's ServiceAccount: a token from the TokenRequest API.
+    deployment = next(d for d in objects if d["kind"] == "Deployment")
+    sa_name = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    token = kubectl("create", "token", sa_name, "-n", namespace, "--duration=1h").stdout.strip()
+    sa = kubectl.with_token(token, tmp_path)
+    who = sa.json("auth", "whoami")["status"]["userInfo"]["username"]
+    assert who == f"system:serviceaccount:{namespace}:{sa_name}"
+    op = OperatorProcess(sa.kubeconfig, [], tmp_path / "operator.log",
+                         extra_env=operator_env(deployment, cluster.kubeconfig)).start()
+    try:
+        kubectl("apply", "-n", other_namespace, "-f", "-",
+                input=manifest([monitor("bc", data), monitor("gone", data, "missing.csv")]))
+        wait_for(lambda: phase_of(kubectl, other_namespace, "bc") == "Degraded", timeout=60,
+                 what="the monitor checked under the chart's RBAC")
+        wait_for(lambda: phase_of(kubectl, other_namespace, "gone") == "Failing", timeout=30,
+                 what="the monitor with a missing source failing")
+        rule = kubectl.json("get", "prometheusrule", "modelmon-bc", "-n", other_namespace)
+        assert rule["metadata"]["ownerReferences"][0]["name"] == "bc"
+        events = kubectl.json("get", "events", "-n", other_namespace, "--field-selector",
+                              "involvedObject.name=bc")["items"]
+        assert any(e["reason"] == "Degraded" for e in events)
+
+        # Every metric the dashboard queries is on the running operator's /metrics.
+        scraped = sample_names(op.metrics())
+        used = {n for q in grafana.queries(grafana.load()) for n in grafana.metric_names(q.expr)}
+        assert used <= scraped, f"dashboard metrics not exported: {sorted(used - scraped)}"
+
+        # Requests outside the ClusterRole are denied.
+        assert denied(sa, "get", "secrets", "-n", other_namespace)  # list: only get is granted
+        assert denied(sa, "delete", "mm", "bc", "-n", other_namespace)
+        assert denied(sa, "patch", "mm", "bc", "-n", other_namespace, "--type=merge",
+                      "-p", '{"spec": {"schedule": {"interval": "1h"}}}')
+        assert denied(sa, "get", "pods", "-n", other_namespace)
+        assert denied(sa, "get", "namespaces")
+        assert denied(sa, "create", "clusterrolebinding", "x", "--clusterrole=cluster-admin",
+                      f"--serviceaccount={namespace}:{sa_name}")
+        assert denied(sa, "get", "crd", CRD)  # list and watch, not get
+        # ... and those inside it are allowed.
+        assert can_i(sa, "patch", "modelmonitors.modelmon.io/status", other_namespace)
+        assert not can_i(sa, "update", "modelmonitors.modelmon.io/status", other_namespace)
+        assert can_i(sa, "get", "secrets", other_namespace)
+        assert not can_i(sa, "list", "secrets", other_namespace)
+        assert not can_i(sa, "update", "modelmonitors.modelmon.io", other_namespace)
+        assert can_i(sa, "watch", "customresourcedefinitions.apiextensions.k8s.io")
+
+        kubectl("delete", "mm", "bc", "-n", other_namespace)
+        wait_for(lambda: not kubectl.exists("prometheusrule", "modelmon-bc", "-n",
+                                            other_namespace), timeout=60,
+                 what="the rule garbage-collected with its monitor")
+    finally:
+        code = op.stop()
+    log = op.logs()
+    assert code == 0, log[-3000:]
+    assert not trouble(log), "\n".join(trouble(log))
+
+    # Uninstall: everything goes but the CRD (crds.keep) and so the monitors.
+    run_helm(helm, cluster, "uninstall", release, "-n", namespace)
+    assert kubectl.exists("crd", CRD)
+    assert kubectl.exists("mm", "gone", "-n", other_namespace)
+    for d in objects:
+        if d["kind"] != "CustomResourceDefinition":
+            scope = ["-n", d["metadata"]["namespace"]] if d["metadata"].get("namespace") else []
+            assert not kubectl.exists(d["kind"].lower(), d["metadata"]["name"], *scope), d
+
+
+def test_namespaced_install_needs_no_cluster_role(
+        helm: Path, cluster: Cluster, kubectl: Kubectl, namespace: str, other_namespace: str,
+        data: Path, tmp_path: Path) -> None:
+    """watchNamespaces: a Role in each, the operator sees only those; no 403 retries."""
+    release = unique_name("mm")
+    run_helm(helm, cluster, "install", release, str(CHART), "-n", namespace,
+             "--set", "crds.enabled=false", "--set", f"watchNamespaces={{{other_namespace}}}")
+    objects = release_objects(helm, cluster, release, namespace)
+    assert {d["kind"] for d in objects} == {"ServiceAccount", "Role", "RoleBinding",
+                                             "Deployment", "Service"}
+    assert {d["metadata"]["namespace"] for d in objects if d["kind"] == "Role"} == \
+        {other_namespace}
+    deployment = next(d for d in objects if d["kind"] == "Deployment")
+    env = operator_env(deployment, cluster.kubeconfig)
+    assert env["MODELMON_NAMESPACE"] == other_namespace
+    sa_name = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    token = kubectl("create", "token", sa_name, "-n", namespace).stdout.strip()
+    sa = kubectl.with_token(token, tmp_path)
+    # The RoleBinding may take a moment to reach the authorizer's cache.
+    wait_for(lambda: can_i(sa, "watch", "modelmonitors.modelmon.io", other_namespace),
+             timeout=30, what="the RoleBinding in effect")
+    assert not can_i(sa, "list", "modelmonitors.modelmon.io")  # not cluster-wide
+    assert not can_i(sa, "list", "modelmonitors.modelmon.io", namespace)
+    assert denied(sa, "get", "mm", "-n", namespace)
+
+    kubectl("apply", "-n", other_namespace, "-f", "-", input=manifest(monitor("watched", data)))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(monitor("unwatched", data)))
+    op = OperatorProcess(sa.kubeconfig, [], tmp_path / "operator.log", extra_env=env).start()
+    try:
+        # Within seconds: kopf does not spend a minute retrying a namespace list first.
+        wait_for(lambda: phase_of(kubectl, other_namespace, "watched") == "Degraded",
+                 timeout=20, what="the monitor in the watched namespace checked")
+        assert phase_of(kubectl, namespace, "unwatched") is None
+    finally:
+        code = op.stop()
+    log = op.logs()
+    assert code == 0, log[-3000:]
+    assert not trouble(log), "\n".join(trouble(log))
+    run_helm(helm, cluster, "uninstall", release, "-n", namespace)
+
+
+def test_an_operator_without_its_role_is_denied(
+        kubectl: Kubectl, cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    """The negative control of the two tests above: with a token of a ServiceAccount that
+    has no role (and $KUBECONFIG naming the admin), kopf's watch is refused. So the clean
+    logs above mean the chart's RBAC suffices, not that the admin's was used."""
+    kubectl("create", "serviceaccount", "nobody", "-n", namespace)
+    token = kubectl("create", "token", "nobody", "-n", namespace).stdout.strip()
+    sa = kubectl.with_token(token, tmp_path)
+    op = OperatorProcess(sa.kubeconfig, [namespace], tmp_path / "operator.log",
+                         extra_env={"KUBECONFIG": str(cluster.kubeconfig)})
+    with contextlib.suppress(TimeoutError, RuntimeError):  # it may or may not get ready
+        op.start(ready_timeout=30)
+    try:
+        wait_for(lambda: "forbidden" in op.logs().lower(), timeout=20,
+                 what="kopf's watch refused")
+    finally:
+        op.stop()
+    with pytest.raises(KubectlError):
+        sa("get", "mm", "-n", namespace)
