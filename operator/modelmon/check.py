@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,11 +38,21 @@ from modelmon.evaluation import (
     ConditionValue,
     drift_findings,
     merge_conditions,
+    operational_findings,
     performance_findings,
     phase_of,
     quality_findings,
 )
-from modelmon.sources import DataError, LoadContext, SourceError, load
+from modelmon.sources import (
+    DataError,
+    LoadContext,
+    Loaded,
+    ReferenceCache,
+    Resolver,
+    SourceError,
+    load,
+)
+from modelmon.sources.prometheus import OperationalFigure, operational_figures
 from modelmon.stats import performance as perf
 from modelmon.stats.dataset import (
     ColumnDrift,
@@ -186,6 +196,39 @@ def plan(spec: ModelMonitorSpec, reference: pd.DataFrame) -> Plan:
 # ---------------------------------------------------------------------------- the check
 
 
+@dataclass(frozen=True, slots=True)
+class FittedReference:
+    """What a check keeps of the reference: the plan, the fitted profile, the row count."""
+
+    plan: Plan
+    profile: ReferenceProfile
+    rows: int
+
+
+def reference(spec: ModelMonitorSpec, ctx: LoadContext,
+              cache: ReferenceCache[FittedReference] | None = None,
+              key: Hashable = None, generation: int | None = None) -> FittedReference:
+    """The fitted reference: from the cache while its data is unchanged, else loaded."""
+
+    def build(loaded: Loaded) -> FittedReference:
+        the_plan = plan(spec, loaded.frame)
+        try:
+            profile = fit_reference(loaded.frame, the_plan.requests)
+        except ColumnSpecError as exc:
+            raise InvalidSpecError(f"spec.drift: {exc}") from None
+        return FittedReference(the_plan, profile, len(loaded.frame))
+
+    try:
+        if cache is None:
+            return build(load(spec.reference.source, ctx))
+        return cache.get(key, spec.reference.source, ctx, build,
+                         depends_on=(generation, spec.model_dump_json())).value
+    except SourceError as exc:
+        raise SourceUnavailableError(str(exc)) from None
+    except DataError as exc:
+        raise InvalidDataError(str(exc)) from None
+
+
 def _load(source: Source, ctx: LoadContext) -> pd.DataFrame:
     try:
         return load(source, ctx).frame
@@ -250,16 +293,31 @@ def _performance(spec: ModelMonitorSpec, frame: pd.DataFrame
         raise InvalidDataError(f"spec.performance.metrics: {str(exc)[:200]}") from None
 
 
+def _operational(spec: ModelMonitorSpec, ctx: LoadContext) -> list[OperationalFigure]:
+    """The operational figures of spec.operational (none without it)."""
+    if spec.operational is None:
+        return []
+    try:
+        return operational_figures(spec.operational.source, ctx)
+    except SourceError as exc:
+        raise SourceUnavailableError(str(exc)) from None
+    except DataError as exc:
+        raise InvalidDataError(str(exc)) from None
+
+
 def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
               now: datetime | None = None, previous: ModelMonitorStatus | None = None,
-              generation: int | None = None) -> ModelMonitorStatus:
+              generation: int | None = None, resolver: Resolver | None = None,
+              cache: ReferenceCache[FittedReference] | None = None,
+              cache_key: Hashable = None) -> ModelMonitorStatus:
     """Run one check and return the new status (never raises for bad data or specs)."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     previous = previous or ModelMonitorStatus()
     try:
         status = _check(spec, base_dir=base_dir or Path.cwd(), now=now, previous=previous,
-                        generation=generation, started=started)
+                        generation=generation, started=started, resolver=resolver,
+                        cache=cache, cache_key=cache_key)
     except CheckError as exc:
         return failed_status(previous, exc, now, generation)
     except Exception as exc:  # a bug must fail this check, not the caller
@@ -288,15 +346,17 @@ def failed_status(previous: ModelMonitorStatus, exc: CheckError, now: datetime,
 
 def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
            previous: ModelMonitorStatus, generation: int | None,
-           started: float) -> ModelMonitorStatus:
-    ref_frame = _load(spec.reference.source,
-                      LoadContext(base_dir=base_dir, role="spec.reference.source"))
-    the_plan = plan(spec, ref_frame)
+           started: float, resolver: Resolver | None = None,
+           cache: ReferenceCache[FittedReference] | None = None,
+           cache_key: Hashable = None) -> ModelMonitorStatus:
+    ref = reference(spec, LoadContext(base_dir=base_dir, role="spec.reference.source",
+                                      resolver=resolver), cache, cache_key, generation)
+    the_plan = ref.plan
     wanted = sorted({r.name for r in the_plan.requests} | set(spec.columns.roles()))
     start = (now - parse_duration(spec.current.window)) if spec.current.window else None
     cur_frame = _load(spec.current.source, LoadContext(
         base_dir=base_dir, role="spec.current.source", columns=wanted,
-        window_start=start, window_end=now))
+        window_start=start, window_end=now, resolver=resolver))
     cur_frame = window(spec, cur_frame, now)
     pred = spec.columns.prediction
     if pred is not None and pred not in cur_frame.columns:
@@ -305,11 +365,7 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
     if spec.current.min_rows is not None and len(cur_frame) < spec.current.min_rows:
         raise InsufficientDataError(f"the current window has {len(cur_frame)} rows; "
                                f"spec.current.minRows is {spec.current.min_rows}")
-    try:
-        profile = fit_reference(ref_frame, the_plan.requests)
-    except ColumnSpecError as exc:
-        raise InvalidSpecError(f"spec.drift: {exc}") from None
-
+    profile = ref.profile
     scored = score_drift(profile, cur_frame)
     features = [_drift_result(d) for d in scored if d.role == "feature"]
     by_role = {d.role: _drift_result(d) for d in scored if d.role != "feature"}
@@ -332,11 +388,15 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
         type_changes=[TypeChange(name=n, reference=r, current=c) for n, r, c in q.type_changes])
 
     performance, why_none = _performance(spec, cur_frame)
+    figures = _operational(spec, LoadContext(
+        base_dir=base_dir, role="spec.operational.source", window_start=start,
+        window_end=now, resolver=resolver))
 
     d_f = drift_findings(spec, drift)
     p_f = performance_findings(spec, performance)
     q_f = quality_findings(spec, dq)
-    findings = [*d_f, *p_f, *q_f]
+    o_f = operational_findings(figures)
+    findings = [*d_f, *p_f, *q_f, *o_f]
 
     def cond(type_: str, found: Sequence[Finding], yes: str, no: str, ok: str
              ) -> ConditionValue:
@@ -346,7 +406,7 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
 
     values = [
         ConditionValue("Ready", "True", "CheckSucceeded",
-                       f"checked {len(cur_frame)} current rows against {len(ref_frame)} "
+                       f"checked {len(cur_frame)} current rows against {ref.rows} "
                        "reference rows"),
         ConditionValue("SourceAvailable", "True", "SourcesRead", "both sources were read"),
         cond("DataDrift", d_f, "DriftDetected", "NoDrift",
@@ -358,13 +418,17 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
     ]
     if why_none is not None and spec.performance.metrics:
         values[3] = ConditionValue("PerformanceDegraded", "Unknown", "NoLabels", why_none)
+    if spec.operational is not None:
+        values.append(cond("OperationalDegraded", o_f, "OutOfBounds", "WithinBounds",
+                           "every operational figure is within its bounds"))
     return ModelMonitorStatus(
         phase=phase_of(findings),
         observed_generation=generation,
         last_check=LastCheck(time=now, duration_seconds=round(time.perf_counter() - started, 6),
-                             reference_rows=len(ref_frame), current_rows=len(cur_frame)),
+                             reference_rows=ref.rows, current_rows=len(cur_frame)),
         drift=drift,
         performance=performance,
+        operational={f.name: f.value for f in figures if f.value is not None},
         data_quality=dq,
         findings=findings,
         conditions=merge_conditions(previous.conditions, values, now, generation),

@@ -22,6 +22,7 @@ from modelmon import __version__
 from modelmon.api.v1alpha1 import ModelMonitorStatus
 from modelmon.check import CheckError, load_monitors, run_check
 from modelmon.evaluation import at_least
+from modelmon.sources.resolvers import LocalResolver
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INVALID = 0, 1, 2
 
@@ -96,12 +97,17 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     except CheckError as exc:
         _err(str(exc))
         return EXIT_INVALID
+    try:
+        resolver = LocalResolver.for_monitor(path, args.secret or [])
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_INVALID
     now = args.at or datetime.now(UTC)
     worst = EXIT_OK
     results: list[tuple[str, ModelMonitorStatus]] = []
     for mon in monitors:
         status = run_check(mon.spec, base_dir=path.resolve().parent, now=now,
-                           generation=mon.metadata.generation)
+                           generation=mon.metadata.generation, resolver=resolver)
         ready = status.condition("Ready")
         if ready is not None and ready.status == "False":
             _err(f"{path}, {mon.metadata.name}: {ready.reason}: {ready.message}")
@@ -208,6 +214,9 @@ def parser() -> argparse.ArgumentParser:
                    help="exit 1 when a finding has at least this severity (default: critical)")
     c.add_argument("--at", type=_time, default=None,
                    help="check time (ISO 8601); current.window ends here (default: now)")
+    c.add_argument("--secret", action="append", metavar="NAME/KEY=VALUE",
+                   help="a Secret key the monitor references (=@FILE reads a file); "
+                        "repeatable; also read from MODELMON_SECRET_<NAME>_<KEY>")
     c.set_defaults(func=cmd_check)
 
     v = sub.add_parser("validate", help="validate ModelMonitor YAML files")

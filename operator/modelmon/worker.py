@@ -33,13 +33,22 @@ from modelmon.api.v1alpha1 import (
     ModelMonitorStatus,
     parse_duration,
 )
-from modelmon.check import CheckError, failed_status, parse_spec, run_check
+from modelmon.check import (
+    CheckError,
+    FittedReference,
+    failed_status,
+    parse_spec,
+    run_check,
+)
 from modelmon.evaluation import ConditionValue, merge_conditions
 from modelmon.outputs import retraining
 from modelmon.outputs.kube import Kube, ObjectRef, RulesUnavailableError
 from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.notifiers import Context, notify
 from modelmon.outputs.rules import prometheus_rule
+from modelmon.sources import ReferenceCache
+from modelmon.sources.resolvers import KubeResolver
+from modelmon.sources.sql import dispose_engines
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +134,8 @@ class Fleet:
         self.api_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="modelmon-api")
         self.monitors: dict[tuple[str, str], MonitorState] = {}
         self.session: aiohttp.ClientSession | None = None
+        self.references: ReferenceCache[FittedReference] = ReferenceCache()
+        """Fitted reference profiles, reused until the reference data changes."""
         self.lateness: list[float] = []
         """Seconds each check started after its due time (bounded; for benchmarks)."""
 
@@ -157,6 +168,7 @@ class Fleet:
         state = self.monitors.pop((namespace, name), None)
         if state is not None and state.task is not None:
             state.task.cancel()
+        self.references.forget((namespace, name))
         self.metrics.forget(namespace, name)
 
     async def shutdown(self) -> None:
@@ -169,6 +181,7 @@ class Fleet:
             await self.session.close()
         self.stats_pool.shutdown(wait=False, cancel_futures=True)
         self.api_pool.shutdown(wait=False, cancel_futures=True)
+        dispose_engines()
 
     # ---------------------------------------------------------------------- the worker
 
@@ -228,10 +241,13 @@ class Fleet:
             error = exc.reason
         if spec is not None:
             checked = spec
+            # A resolver per check, so that a rotated Secret is read afresh.
+            resolver = KubeResolver(self.kube.core, state.ref.namespace)
             status = await asyncio.get_running_loop().run_in_executor(
                 self.stats_pool, lambda: run_check(
                     checked, base_dir=self.base_dir, now=now, previous=previous,
-                    generation=generation))
+                    generation=generation, resolver=resolver, cache=self.references,
+                    cache_key=state.key))
             ready = status.condition("Ready")
             if ready is not None and ready.status == "False":
                 error = ready.reason
@@ -304,7 +320,7 @@ class Fleet:
             spec.alerting, findings, previous.notifications,
             Context(ns, state.ref.name, spec.model.name, spec.model.version, status.phase,
                     interval),
-            KubeSecrets(self.kube, ns), now, self.session)
+            KubeResolver(self.kube.core, ns), now, self.session)
         before = {s.name: s for s in previous.notifications}
         for st in states:
             old = before.get(st.name)
@@ -369,17 +385,6 @@ class Fleet:
             await self._api(self.kube.event, state.ref, "Warning", error,
                             ready.message if ready is not None else error)
         state.last_error = error
-
-
-class KubeSecrets:
-    """Secrets of one namespace for the notifiers, read when a message is sent."""
-
-    def __init__(self, kube: Kube, namespace: str) -> None:
-        self.kube = kube
-        self.namespace = namespace
-
-    def secret(self, name: str, key: str) -> str:
-        return self.kube.secret(self.namespace, name, key)
 
 
 def _api_message(exc: ApiException) -> str:

@@ -210,3 +210,28 @@ def test_auto_two_category_column_with_a_new_category_uses_chisquare(tmp_path: P
     assert st.drift is not None
     flag = next(f for f in st.drift.features if f.name == "flag")
     assert flag.method == "chisquare" and flag.drifted
+
+
+def test_reference_is_read_once_across_checks_and_again_after_it_changes(
+        tmp_path: Path) -> None:
+    from modelmon.check import FittedReference
+    from modelmon.sources import ReferenceCache
+
+    write(tmp_path, frames(seed=1), frames(seed=2))
+    cache: ReferenceCache[FittedReference] = ReferenceCache()
+    s = spec(tmp_path)
+    for i in range(5):
+        st = run_check(s, base_dir=tmp_path, now=NOW + timedelta(minutes=i), cache=cache,
+                       cache_key="m")
+        assert st.phase == "Healthy"
+    assert (cache.loads, cache.builds, cache.hits) == (1, 1, 4)
+    frames(n=700, seed=3).to_csv(tmp_path / "ref.csv", index=False)
+    st = run_check(s, base_dir=tmp_path, now=NOW + timedelta(minutes=9), cache=cache,
+                   cache_key="m")
+    assert st.last_check is not None and st.last_check.reference_rows == 700
+    assert (cache.loads, cache.builds) == (2, 2)
+    # A spec change that alters the plan rebuilds the profile from the same data.
+    changed = spec(tmp_path, drift={"method": "psi"})
+    st = run_check(changed, base_dir=tmp_path, now=NOW + timedelta(minutes=10), cache=cache,
+                   cache_key="m")
+    assert st.drift is not None and {f.method for f in st.drift.features} == {"psi"}

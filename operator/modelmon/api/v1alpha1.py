@@ -133,28 +133,178 @@ class Schedule(ApiModel):
         return self
 
 
+class SecretKeyRef(ApiModel):
+    """One key of a Secret in the monitor's namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the Secret."""
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+    """Key in the Secret's data."""
+
+
+class SecretRef(ApiModel):
+    """A Secret in the monitor's namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the Secret."""
+
+
+class SqlSource(ApiModel):
+    """Rows returned by a SQL query (SQLAlchemy; PostgreSQL, SQLite, MySQL, ...)."""
+
+    connection_secret_ref: SecretKeyRef
+    """The Secret key that holds the SQLAlchemy URL, with its credentials, e.g.
+    postgresql+psycopg://monitor:PASSWORD@db:5432/predictions."""
+    query: Annotated[str, Field(min_length=1, max_length=65536)]
+    """A SELECT. :window_start and :window_end are bound as parameters (timezone-aware
+    UTC timestamps) to the current window; they need spec.current.window. The query runs
+    in a read-only transaction."""
+    timeout: Duration = "30s"
+    """Statement timeout (enforced by PostgreSQL and SQLite) and connect timeout."""
+    max_rows: Annotated[int, Field(ge=1, le=100_000_000)] = 1_000_000
+    """More rows than this fail the check with InvalidData; narrow the query instead."""
+
+
+PromAggregate = Literal["mean", "min", "max", "last"]
+
+
+class PrometheusQuery(ApiModel):
+    """One operational figure: a PromQL expression that yields a single number."""
+
+    cel = (
+        CelRule(rule="!has(self.min) || !has(self.max) || self.min <= self.max",
+                message="min must not exceed max", fieldPath=".min"),
+        CelRule(rule="!has(self.step) || has(self.range)",
+                message="step needs range", fieldPath=".step"),
+    )
+
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9_]*$", max_length=63)]
+    """Name of the figure in status and metrics, e.g. latencyP95Seconds."""
+    query: Annotated[str, Field(min_length=1, max_length=8192)]
+    """PromQL. It must return a scalar or exactly one series (aggregate with sum, max, ...)."""
+    range: Duration | None = None
+    """Unset: one instant query at the end of the window. Set: a range query over this
+    long before the end of the window, reduced to one number by aggregate."""
+    step: Duration | None = None
+    """Resolution of the range query; default range/60, at least 1s."""
+    aggregate: PromAggregate = "mean"
+    """How the values of a range query become one figure: mean, min, max or last."""
+    min: float | None = None
+    """The figure is a finding when below this."""
+    max: float | None = None
+    """The figure is a finding when above this."""
+    severity: Severity = "warning"
+    """Severity of the finding when the figure is out of bounds."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> PrometheusQuery:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min: must not exceed max")
+        if self.step is not None and self.range is None:
+            raise ValueError("step: needs range")
+        return self
+
+
+class PrometheusSource(ApiModel):
+    """Operational figures (latency, error rate, throughput) queried from Prometheus."""
+
+    cel = (CelRule(rule="self.queries.all(q, self.queries.exists_one(p, p.name == q.name))",
+                   message="query names must be unique", fieldPath=".queries"),)
+
+    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://")]
+    """Base URL of the Prometheus HTTP API, e.g. http://prometheus-operated.monitoring:9090."""
+    queries: Annotated[list[PrometheusQuery], Field(min_length=1, max_length=64)]
+    """The figures to query."""
+    bearer_token_secret_ref: SecretKeyRef | None = None
+    """A Secret key holding a bearer token sent as Authorization (e.g. behind an auth proxy)."""
+    timeout: Duration = "30s"
+    """Time limit of each query."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> PrometheusSource:
+        names = [q.name for q in self.queries]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"queries: names must be unique; repeated: {', '.join(twice)}")
+        return self
+
+
+ConfigMapFormat = Literal["csv", "json", "jsonl"]
+
+
+class ConfigMapSource(ApiModel):
+    """A small dataset inline in a ConfigMap of the monitor's namespace (demos, tiny
+    references; a ConfigMap holds at most 1 MiB)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the ConfigMap."""
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+    """Key in the ConfigMap's data (or binaryData)."""
+    format: ConfigMapFormat | None = None
+    """csv, json (a list of records or an object of columns) or jsonl; by default taken
+    from the key's suffix."""
+
+
+SOURCE_KINDS = ("url", "sql", "prometheus", "configMap")
+
+
 class Source(ApiModel):
     """Where a dataset comes from. Exactly one kind of source is set."""
 
-    cel = (CelRule(rule="[has(self.url)].filter(x, x).size() == 1",
-                   message="set exactly one kind of source: url"),)
+    cel = (
+        CelRule(rule="[has(self.url), has(self.sql), has(self.prometheus), "
+                     "has(self.configMap)].filter(x, x).size() == 1",
+                message="set exactly one kind of source: url, sql, prometheus or configMap"),
+        CelRule(rule="has(self.url) || (!has(self.format) && !has(self.credentialsSecretRef)"
+                     " && !has(self.prunePartitions))",
+                message="format, credentialsSecretRef and prunePartitions go with url"),
+        CelRule(rule="!has(self.prunePartitions) || !self.prunePartitions || "
+                     "(has(self.url) && self.url.endsWith('/'))",
+                message="prunePartitions needs a url ending in '/' (a prefix)",
+                fieldPath=".prunePartitions"),
+    )
 
     url: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
-    """A local path or an http(s) URL of a file. Relative paths are resolved against the
-    directory of the monitor file (modelmon check) or the operator's working directory."""
+    """A file or, ending in '/', every csv, parquet or jsonl file under a prefix: a local
+    path (a mounted volume), http(s)://, s3:// or gs://. Relative paths are resolved against
+    the directory of the monitor file (modelmon check) or the operator's working directory."""
     format: DataFormat | None = None
     """File format; by default taken from the suffix (.csv, .parquet, .jsonl)."""
+    credentials_secret_ref: SecretRef | None = None
+    """s3:// and gs:// credentials. S3 keys: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+    optional AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL. GCS key: service-account.json.
+    Unset: the pod's own identity (IRSA, Workload Identity, instance metadata)."""
+    prune_partitions: bool = False
+    """For a prefix: read only the date partitions (path segments date=, dt=, day= or ds=
+    holding YYYY-MM-DD or YYYYMMDD, and hour=HH below them) that overlap current.window."""
+    sql: SqlSource | None = None
+    """Rows from a SQL query."""
+    prometheus: PrometheusSource | None = None
+    """Operational figures from Prometheus (only in spec.operational.source)."""
+    config_map: ConfigMapSource | None = None
+    """A small dataset in a ConfigMap."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> Source:
-        if self.url is None:
-            raise ValueError("set exactly one kind of source: url")
+        kinds = [k for k in SOURCE_KINDS if getattr(self, _ATTR[k]) is not None]
+        if len(kinds) != 1:
+            raise ValueError("set exactly one kind of source: url, sql, prometheus or "
+                             f"configMap (got {', '.join(kinds) or 'none'})")
+        if self.url is None and (self.format is not None
+                                 or self.credentials_secret_ref is not None
+                                 or self.prune_partitions):
+            raise ValueError("format, credentialsSecretRef and prunePartitions go with url")
+        if self.prune_partitions and not (self.url or "").endswith("/"):
+            raise ValueError("prunePartitions: needs a url ending in '/' (a prefix)")
         return self
 
     @property
     def kind(self) -> str:
         """The name of the kind of source that is set."""
-        return "url"
+        return next(k for k in SOURCE_KINDS if getattr(self, _ATTR[k]) is not None)
+
+
+_ATTR = {"url": "url", "sql": "sql", "prometheus": "prometheus", "configMap": "config_map"}
 
 
 class ReferenceSpec(ApiModel):
@@ -361,22 +511,13 @@ class PrometheusRuleSpec(ApiModel):
     """Link added to every alert as the runbook_url annotation."""
 
 
-class SecretKeySelector(ApiModel):
-    """A key of a Secret in the monitor's namespace."""
-
-    name: Annotated[str, Field(min_length=1, max_length=253)]
-    """Secret name."""
-    key: Annotated[str, Field(min_length=1, max_length=253)]
-    """Key within the Secret."""
-
-
 HttpUrl = Annotated[str, Field(pattern=r"^https?://", max_length=2048)]
 
 
 class SlackNotifier(ApiModel):
     """A Slack incoming webhook."""
 
-    webhook_secret_ref: SecretKeySelector
+    webhook_secret_ref: SecretKeyRef
     """Secret key holding the incoming-webhook URL (the URL is the credential)."""
     channel: Annotated[str, Field(max_length=80)] | None = None
     """Channel override, e.g. #ml-alerts (only for webhooks that allow it)."""
@@ -385,7 +526,7 @@ class SlackNotifier(ApiModel):
 class PagerDutyNotifier(ApiModel):
     """PagerDuty Events API v2: one incident per monitor, triggered and resolved."""
 
-    routing_key_secret_ref: SecretKeySelector
+    routing_key_secret_ref: SecretKeyRef
     """Secret key holding the integration's routing key."""
     url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
     """Events API endpoint (change it for a proxy or a regional endpoint)."""
@@ -396,7 +537,7 @@ class WebhookNotifier(ApiModel):
 
     url: HttpUrl
     """Endpoint that receives the JSON body."""
-    hmac_secret_ref: SecretKeySelector | None = None
+    hmac_secret_ref: SecretKeyRef | None = None
     """Secret key used to sign the body: header X-Modelmon-Signature: sha256=<hex HMAC>."""
 
 
@@ -409,11 +550,11 @@ class SmtpServer(ApiModel):
     """Server port."""
     start_tls: bool = True
     """Upgrade the connection with STARTTLS before authenticating (required unless false)."""
-    ca_secret_ref: SecretKeySelector | None = None
+    ca_secret_ref: SecretKeyRef | None = None
     """Secret key holding a PEM CA bundle to verify the server with, instead of the system's."""
-    username_secret_ref: SecretKeySelector | None = None
+    username_secret_ref: SecretKeyRef | None = None
     """Secret key holding the user name, when the server needs authentication."""
-    password_secret_ref: SecretKeySelector | None = None
+    password_secret_ref: SecretKeyRef | None = None
     """Secret key holding the password."""
 
 
@@ -576,6 +717,24 @@ class RetrainingSpec(ApiModel):
     """No new Job within this long after the last one started."""
 
 
+class OperationalSpec(ApiModel):
+    """Operational figures (latency, error rate, throughput), evaluated against their
+    bounds like every other figure."""
+
+    cel = (CelRule(rule="has(self.source.prometheus)",
+                   message="operational.source must be a prometheus source",
+                   fieldPath=".source"),)
+
+    source: Source
+    """A prometheus source with its queries."""
+
+    @model_validator(mode="after")
+    def _prometheus(self) -> OperationalSpec:
+        if self.source.prometheus is None:
+            raise ValueError("source: must be a prometheus source")
+        return self
+
+
 class ModelMonitorSpec(ApiModel):
     """What to monitor and how. GitOps owns the spec; the operator never writes it."""
 
@@ -604,6 +763,20 @@ class ModelMonitorSpec(ApiModel):
                      "(has(self.columns) && has(self.columns.predictionProbability))",
                 message=f"{', '.join(SCORE_METRICS)} need columns.predictionProbability",
                 fieldPath=".performance.metrics"),
+        CelRule(rule="!has(self.current.source.sql) || "
+                     "!self.current.source.sql.query.contains(':window_') || "
+                     "has(self.current.window)",
+                message="a query that uses :window_start or :window_end needs current.window",
+                fieldPath=".current.window"),
+        CelRule(rule="!has(self.reference.source.sql) || "
+                     "!self.reference.source.sql.query.contains(':window_')",
+                message="the reference query cannot use :window_start or :window_end",
+                fieldPath=".reference.source.sql.query"),
+        CelRule(rule="!has(self.reference.source.prometheus) && "
+                     "!has(self.current.source.prometheus)",
+                message="prometheus sources give operational figures: use them in "
+                        "operational.source, not in reference or current",
+                fieldPath=".current.source"),
         CelRule(rule="!has(self.current.window) || "
                      "(has(self.columns) && has(self.columns.timestamp))",
                 message="current.window needs columns.timestamp", fieldPath=".current.window"),
@@ -627,6 +800,8 @@ class ModelMonitorSpec(ApiModel):
     """Data-quality bounds."""
     alerting: AlertingSpec = AlertingSpec()
     """Alert routing labels, the generated PrometheusRule and direct notifiers."""
+    operational: OperationalSpec | None = None
+    """Operational figures from Prometheus, with bounds."""
     retraining: RetrainingSpec | None = None
     """Retraining hook: a Job started when drift or performance findings persist."""
 
@@ -644,6 +819,19 @@ class ModelMonitorSpec(ApiModel):
         if scored and self.columns.prediction_probability is None:
             raise ValueError(f"performance.metrics: {', '.join(scored)} need "
                              "columns.predictionProbability")
+        cur_sql = self.current.source.sql
+        if cur_sql is not None and ":window_" in cur_sql.query and self.current.window is None:
+            raise ValueError("current.window: a query that uses :window_start or :window_end "
+                             "needs current.window")
+        ref_sql = self.reference.source.sql
+        if ref_sql is not None and ":window_" in ref_sql.query:
+            raise ValueError("reference.source.sql.query: cannot use :window_start or "
+                             ":window_end")
+        for role, src in (("reference", self.reference.source),
+                          ("current", self.current.source)):
+            if src.prometheus is not None:
+                raise ValueError(f"{role}.source: prometheus sources give operational "
+                                 "figures: use them in operational.source")
         if self.current.window is not None and self.columns.timestamp is None:
             raise ValueError("current.window: needs columns.timestamp")
         return self
@@ -875,6 +1063,8 @@ class ModelMonitorStatus(ApiModel):
     """Drift results."""
     performance: dict[str, float] = {}
     """Performance metrics by name."""
+    operational: dict[str, float] = {}
+    """Operational figures by query name (spec.operational)."""
     data_quality: DataQualityStatus | None = None
     """Data-quality results."""
     findings: list[Finding] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from modelmon.api.v1alpha1 import (
     Condition,
@@ -24,7 +25,8 @@ from modelmon.api.v1alpha1 import (
 
 SEVERITY_RANK: dict[str, int] = {"warning": 1, "critical": 2}
 CONDITION_TYPES = (
-    "Ready", "SourceAvailable", "DataDrift", "PerformanceDegraded", "DataQualityDegraded")
+    "Ready", "SourceAvailable", "DataDrift", "PerformanceDegraded", "DataQualityDegraded",
+    "OperationalDegraded", "AlertRulesReady")
 
 
 def at_least(severity: str, floor: str) -> bool:
@@ -124,6 +126,39 @@ def quality_findings(spec: ModelMonitorSpec, dq: DataQualityStatus) -> list[Find
             value=float(len(dq.type_changes)), bound=0.0,
             message="columns changed kind: " + ", ".join(
                 f"{t.name} ({t.reference} -> {t.current})" for t in dq.type_changes)))
+    return out
+
+
+class Figure(Protocol):
+    """An operational figure (sources.prometheus.OperationalFigure)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def min(self) -> float | None: ...
+    @property
+    def max(self) -> float | None: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def out_of_bounds(self) -> bool: ...
+
+
+def operational_findings(figures: Sequence[Figure]) -> list[Finding]:
+    """Operational figures outside their bounds."""
+    out: list[Finding] = []
+    for f in figures:
+        if not f.out_of_bounds or f.value is None:
+            continue
+        below = f.min is not None and f.value < f.min
+        bound = f.min if below else f.max
+        assert bound is not None
+        word = "below" if below else "above"
+        out.append(Finding(name=f"operational.{f.name}", severity=f.severity, value=f.value,
+                           bound=bound, message=f"{f.name} {_fmt(f.value)} is {word} "
+                                                f"{_fmt(bound)}"))
     return out
 
 

@@ -7,7 +7,6 @@ loop nor the statistics pool waits on the network. Nothing here logs or returns 
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ from kubernetes.client.exceptions import ApiException
 
 from modelmon.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from modelmon.outputs.rules import RULE_API_VERSION, rule_name
-from modelmon.sources import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -120,20 +118,6 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-
-    def secret(self, namespace: str, name: str, key: str) -> str:
-        """One key of a Secret, decoded; errors name the Secret and key, never the value."""
-        self.calls += 1
-        try:
-            obj = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            what = {404: "not found", 403: "not readable by the operator (RBAC)"}.get(
-                exc.status, f"unreadable (HTTP {exc.status})")
-            raise SourceError(f"Secret {namespace}/{name} is {what}") from None
-        data = obj.data or {}
-        if key not in data:
-            raise SourceError(f"Secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data[key]).decode()
 
     def create_job(self, body: dict[str, Any]) -> None:
         """Create a Job (the retraining hook)."""

@@ -68,6 +68,9 @@ class MonitorCollector(Collector):
         perf = GaugeMetricFamily("modelmon_performance_metric",
                                  "Performance metric in the last check",
                                  labels=[*BASE, "metric"])
+        operational = GaugeMetricFamily("modelmon_operational_metric",
+                                        "Operational figure from Prometheus in the last check",
+                                        labels=[*BASE, "name"])
         quality = GaugeMetricFamily("modelmon_data_quality",
                                     "Data-quality figure of a column in the last check",
                                     labels=[*BASE, "column", "check"])
@@ -103,6 +106,8 @@ class MonitorCollector(Collector):
                     detected.add_metric(labels, 1.0 if f.drifted else 0.0)
             for metric, number in st.performance.items():
                 perf.add_metric([*base, metric], number)
+            for figure, number in st.operational.items():
+                operational.add_metric([*base, figure], number)
             if st.data_quality is not None:
                 for c in st.data_quality.columns:
                     figures: tuple[tuple[str, float | int | None], ...] = (
@@ -113,7 +118,8 @@ class MonitorCollector(Collector):
                     for check, value in figures:
                         if value is not None:
                             quality.add_metric([*base, c.name, check], float(value))
-        yield from (stat, pval, detected, share, perf, quality, last, phase, findings)
+        yield from (stat, pval, detected, share, perf, operational, quality, last, phase,
+                    findings)
 
 
 class Metrics:

@@ -56,6 +56,18 @@ class Alert:
     extra_labels: tuple[tuple[str, str], ...] = ()
 
 
+def _bounded(alert: str, metric: str, sel: str, label: str, name: str, low: float | None,
+             high: float | None, severity: Severity, who: str) -> Alert:
+    """An alert on one labelled series leaving [low, high]."""
+    value = f"max by (namespace, monitor, {label}) ({metric}{{{sel},{label}={_q(name)}}})"
+    parts = [f"{value} {op} {_num(b)}" for op, b in (("<", low), (">", high)) if b is not None]
+    bounds = " and ".join(f"{w} {b:g}" for w, b in (("at least", low), ("at most", high))
+                          if b is not None)
+    return Alert(alert, " or ".join(parts), severity, f"{name} of {who} is out of bounds",
+                 f"{name} of {who} is {{{{ $value | printf \"%.4g\" }}}}; it should be "
+                 f"{bounds}.", ((label, name),))
+
+
 def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
     """The alerts of one monitor, thresholds taken from its spec."""
     sel = f"namespace={_q(namespace)},monitor={_q(monitor)}"
@@ -77,17 +89,14 @@ def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
               "reference."),
     ]
     for m in spec.performance.metrics:
-        value = f"max by (namespace, monitor, metric) " \
-                f"(modelmon_performance_metric{{{sel},metric={_q(m.name)}}})"
-        parts = [f"{value} {op} {_num(b)}" for op, b in (("<", m.min), (">", m.max))
-                 if b is not None]
-        bounds = " and ".join(f"{w} {b:g}" for w, b in (("at least", m.min), ("at most", m.max))
-                              if b is not None)
-        out.append(Alert(
-            "ModelPerformanceDegraded", " or ".join(parts), m.severity,
-            f"{m.name} of {who} is out of bounds",
-            f"{m.name} of {who} is {{{{ $value | printf \"%.4g\" }}}}; it should be {bounds}.",
-            (("metric", m.name),)))
+        out.append(_bounded("ModelPerformanceDegraded", "modelmon_performance_metric",
+                            sel, "metric", m.name, m.min, m.max, m.severity, who))
+    queries = spec.operational.source.prometheus.queries if (
+        spec.operational is not None and spec.operational.source.prometheus is not None) else []
+    for q in queries:
+        if q.min is not None or q.max is not None:
+            out.append(_bounded("ModelOperationalDegraded", "modelmon_operational_metric",
+                                sel, "name", q.name, q.min, q.max, q.severity, who))
     for attr, check in DQ_CHECKS:
         bound = getattr(spec.data_quality, attr)
         if bound is None:

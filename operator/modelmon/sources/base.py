@@ -1,30 +1,77 @@
-"""The source registry and the errors every loader raises.
+"""The source registry, the errors every loader raises, and what a loader may use.
 
-Part of ``sources`` (second stop on the data line).
+Part of ``sources`` (second stop on the data line). A loader turns one kind of
+``spec.*.source`` into a DataFrame; a probe (optional, per kind) tells the data's version
+without reading the data, so that a fitted reference can be reused until it changes.
+
+Secrets and ConfigMaps reach loaders through ``LoadContext.resolver`` (a ``Resolver``), so
+no loader knows of Kubernetes: the operator passes a resolver that reads the monitor's
+namespace, ``modelmon check`` one that reads flags, environment variables and local YAML.
+
+Messages name the field to fix (``spec.current.source.sql.query``) and never contain a
+credential: loaders pass every text that might hold one through ``scrub``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pandas as pd
 
 from modelmon.api.v1alpha1 import Source
 
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
 
 class SourceError(Exception):
-    """The data could not be reached: missing file, refused connection, timeout."""
+    """The data could not be reached: missing file, refused connection, timeout, auth.
+
+    ``transient`` errors (refused or reset connections, HTTP 5xx, network time-outs) are
+    retried with backoff by ``load``; the others (not found, forbidden, bad credentials)
+    would fail the same way again and are reported at once.
+    """
 
     reason = "SourceUnavailable"
 
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
 
 class DataError(Exception):
-    """The data was reached but cannot be used: unreadable format, missing columns."""
+    """The data was reached but cannot be used: unreadable format, bad query, wrong shape."""
 
     reason = "InvalidData"
+
+
+class MissingKeyError(SourceError):
+    """The Secret or ConfigMap exists but has no such key (optional keys catch this)."""
+
+
+class Resolver(Protocol):
+    """Reads Secrets and ConfigMaps of the monitor's namespace.
+
+    Both methods return the value as text and raise ``SourceError`` (``MissingKeyError``
+    when only the key is missing) with a message that names the object and key but never
+    contains the value.
+    """
+
+    def secret(self, name: str, key: str) -> str:
+        """The value of ``key`` in Secret ``name``."""
+        ...
+
+    def config_map(self, name: str, key: str) -> str:
+        """The value of ``key`` in ConfigMap ``name``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +86,19 @@ class LoadContext:
     window_end: datetime | None = None
     role: str = "source"
     """Which source this is (spec.reference.source, spec.current.source), for messages."""
+    resolver: Resolver | None = None
+    """Where Secrets and ConfigMaps come from; None: sources that need one fail."""
+    retries: int = 2
+    """Extra attempts after a transient failure (0: fail at the first)."""
+    retry_delay: float = 1.0
+    """Seconds before the first retry; doubles with each further one."""
+
+    def need_resolver(self, what: str) -> Resolver:
+        """The resolver, or a SourceError naming the field that needs it."""
+        if self.resolver is None:
+            raise SourceError(f"{what}: Secrets and ConfigMaps cannot be read here "
+                              "(no resolver was configured)")
+        return self.resolver
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +110,10 @@ class Loaded:
 
 
 Loader = Callable[[Source, LoadContext], Loaded]
+Probe = Callable[[Source, LoadContext], "str | None"]
 
 _LOADERS: dict[str, Loader] = {}
+_PROBES: dict[str, Probe] = {}
 
 
 def register(kind: str) -> Callable[[Loader], Loader]:
@@ -66,17 +128,77 @@ def register(kind: str) -> Callable[[Loader], Loader]:
     return wrap
 
 
+def register_probe(kind: str) -> Callable[[Probe], Probe]:
+    """Decorator: register the cheap version probe of one kind of source."""
+
+    def wrap(fn: Probe) -> Probe:
+        if kind in _PROBES:
+            raise ValueError(f"version probe for {kind!r} registered twice")
+        _PROBES[kind] = fn
+        return fn
+
+    return wrap
+
+
 def source_kinds() -> list[str]:
     """Registered kinds of source."""
     return sorted(_LOADERS)
 
 
-def load(source: Source, ctx: LoadContext) -> Loaded:
-    """Load a source with the loader of its kind."""
-    try:
-        loader = _LOADERS[source.kind]
-    except KeyError:
+def _kind(source: Source, ctx: LoadContext) -> str:
+    if source.kind not in _LOADERS:
         raise SourceError(
             f"{ctx.role}: unknown kind of source {source.kind!r}; "
-            f"use one of: {', '.join(source_kinds())}") from None
-    return loader(source, ctx)
+            f"use one of: {', '.join(source_kinds())}")
+    return source.kind
+
+
+def retrying(call: Callable[[], T], ctx: LoadContext) -> T:
+    """``call()``, again after each transient ``SourceError``, up to ``ctx.retries`` times,
+    waiting ``ctx.retry_delay`` seconds and twice as long before each further attempt."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except SourceError as exc:
+            if not exc.transient or attempt >= ctx.retries:
+                raise
+            delay = ctx.retry_delay * 2 ** attempt
+            attempt += 1
+            log.info("%s: retrying in %.1fs (attempt %d of %d): %s", ctx.role, delay,
+                     attempt + 1, ctx.retries + 1, exc)
+            time.sleep(delay)
+
+
+def load(source: Source, ctx: LoadContext) -> Loaded:
+    """Load a source with the loader of its kind, retrying transient failures."""
+    loader = _LOADERS[_kind(source, ctx)]
+    return retrying(lambda: loader(source, ctx), ctx)
+
+
+def version(source: Source, ctx: LoadContext) -> str | None:
+    """The data's current version without reading the data, or None if that cannot be told
+    cheaply (the data must then be loaded; its ``Loaded.version`` is a content hash).
+
+    When it is not None it equals the ``Loaded.version`` a load would return now.
+    """
+    probe = _PROBES.get(_kind(source, ctx))
+    if probe is None:
+        return None
+    return retrying(lambda: probe(source, ctx), ctx)
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret value in it replaced by ``***`` (longest first)."""
+    for value in sorted((s for s in secrets if s), key=len, reverse=True):
+        if len(value) >= 3:
+            text = text.replace(value, "***")
+    return text
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (or its type), shortened for a status."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    line = re.sub(r"\s+", " ", line)
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,30 +1,89 @@
-"""The ``url`` source: a file on a local path or an http(s) URL, read through fsspec.
+"""The ``url`` source: files on a mounted volume, http(s), S3 or GCS, read through fsspec.
 
-Part of ``sources`` (second stop on the data line). Formats: csv, parquet (only the needed
-columns are read), jsonl. The version tag is the file's size and mtime for local files and
-a hash of the content for remote ones.
+Part of ``sources`` (second stop on the data line).
+
+- ``url`` names one file, or, ending in ``/``, a prefix: every csv, parquet or jsonl file
+  under it (recursively; names starting with ``_`` or ``.``, such as ``_SUCCESS``, are
+  skipped), read in path order and concatenated. Every file must have the same columns
+  and column kinds, or the load fails with ``DataError`` naming the file that differs.
+- ``prunePartitions`` keeps, of a prefix, only the date partitions that overlap the window
+  (``date=``/``dt=``/``ds=``/``day=`` with YYYY-MM-DD or YYYYMMDD, or ``year=/month=/day=``,
+  optionally ``hour=`` below; partition times are UTC). Files outside any partition stay.
+- Formats: csv, jsonl, parquet (only the monitored columns are read: for a remote file,
+  only their byte ranges are fetched).
+- ``s3://`` (s3fs, the ``s3`` extra) and ``gs://`` (gcsfs, the ``gcs`` extra) take their
+  credentials from the Secret ``credentialsSecretRef`` names:
+
+  ======================== ==============================================================
+  S3 key                   meaning
+  ======================== ==============================================================
+  AWS_ACCESS_KEY_ID        required
+  AWS_SECRET_ACCESS_KEY    required
+  AWS_SESSION_TOKEN        optional, for temporary credentials
+  AWS_REGION               optional
+  AWS_ENDPOINT_URL         optional: an S3-compatible server (MinIO, Ceph, ...)
+  GCS key                  meaning
+  service-account.json     a service account key (JSON)
+  ======================== ==============================================================
+
+  Without a Secret the pod's own identity is used (IRSA, Workload Identity, the instance
+  metadata), and for S3 the usual AWS_* environment variables.
+
+The version tag (``version``, computed from ``fs.info`` or one listing, never from the
+data) is built from what the store keeps per object: VersionId, generation, ETag, MD5,
+Last-Modified or mtime, size and inode. An http(s) server that sends none of ETag,
+Last-Modified, Content-MD5 or Digest gets a hash of the content instead (known only after
+a read). Credentials and URL query strings never appear in messages.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import json
 import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import fsspec
 import pandas as pd
 
 from modelmon.api.v1alpha1 import DataFormat, Source
-from modelmon.sources.base import DataError, LoadContext, Loaded, SourceError, register
+from modelmon.sources.base import (
+    DataError,
+    LoadContext,
+    Loaded,
+    MissingKeyError,
+    SourceError,
+    first_line,
+    register,
+    register_probe,
+    scrub,
+)
 
 SUFFIXES: dict[str, DataFormat] = {
     ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
     ".jsonl": "jsonl", ".ndjson": "jsonl",
 }
 HTTP_TIMEOUT_SECONDS = 60.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+MAX_FILES = 10_000
+"""A prefix with more data files than this is refused (narrow it or prune partitions)."""
+
+S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+S3_OPTIONAL_KEYS = ("AWS_SESSION_TOKEN", "AWS_REGION", "AWS_ENDPOINT_URL")
+GCS_KEY = "service-account.json"
+REMOTE_SCHEMES = {"http": "http", "https": "https", "s3": "s3", "s3a": "s3",
+                  "gs": "gs", "gcs": "gs"}
+EXTRAS = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs")}
 
 
 def redact_url(url: str) -> str:
@@ -38,86 +97,496 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def format_of(path: str) -> DataFormat | None:
+    """The format a path's suffix implies, if any."""
+    name = urlsplit(path).path if "://" in path else path
+    for suffix in reversed(Path(name).suffixes):
+        fmt = SUFFIXES.get(suffix.lower())
+        if fmt is not None:
+            return fmt
+    return None
+
+
 def detect_format(path: str, declared: DataFormat | None) -> DataFormat:
     """The declared format, or the one the suffix implies."""
     if declared is not None:
         return declared
-    name = urlsplit(path).path if "://" in path else path
-    suffixes = Path(name).suffixes
-    for suffix in reversed(suffixes):
-        fmt = SUFFIXES.get(suffix.lower())
-        if fmt is not None:
-            return fmt
-    raise DataError(
-        f"cannot tell the format of {redact_url(path)!r} from its suffix; "
-        f"set format to one of csv, parquet, jsonl")
+    fmt = format_of(path)
+    if fmt is None:
+        raise DataError(
+            f"cannot tell the format of {redact_url(path)!r} from its suffix; "
+            f"set format to one of csv, parquet, jsonl")
+    return fmt
 
 
 def resolve(url: str, base_dir: Path) -> str:
-    """An absolute local path or the URL as given."""
-    scheme = urlsplit(url).scheme
-    if scheme in ("http", "https"):
+    """An absolute local path, or the URL as given for a supported remote scheme."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in REMOTE_SCHEMES:
         return url
     if scheme == "file":
         return urlsplit(url).path
     if scheme and len(scheme) > 1:
         raise SourceError(
-            f"url scheme {scheme!r} is not supported; use a local path or an http(s) URL")
+            f"url scheme {scheme!r} is not supported; use a local path, http(s)://, s3:// "
+            "or gs://")
+    trailing = url.endswith("/")
     path = Path(os.path.expanduser(url))
-    return str(path if path.is_absolute() else (base_dir / path).resolve())
+    full = str(path if path.is_absolute() else (base_dir / path).resolve())
+    return full + "/" if trailing and not full.endswith("/") else full
 
 
-def _read(data: bytes, fmt: DataFormat, columns: list[str] | None) -> pd.DataFrame:
+# ------------------------------------------------------------------------- filesystems
+
+
+@dataclass(slots=True)
+class Target:
+    """A resolved url: its filesystem, the path in it, and how to talk about it."""
+
+    fs: Any
+    path: str
+    shown: str
+    where: str
+    remote: bool
+    prefix: bool
+    http: bool = False
+    secrets: list[str] = field(default_factory=list)
+    hint: str = ""
+
+    def fail(self, exc: BaseException, verb: str = "read") -> SourceError:
+        """A SourceError for an exception raised while reading (or listing) the url."""
+        if isinstance(exc, FileNotFoundError):
+            return SourceError(f"{self.where}: {self.shown} not found{self.hint}")
+        if isinstance(exc, IsADirectoryError):
+            return SourceError(f"{self.where}: {self.shown} is a directory; end the url with "
+                               "'/' to read every file under it")
+        if isinstance(exc, PermissionError) or _status(exc) in (401, 403):
+            if not self.remote:
+                return SourceError(f"{self.where}: permission denied to {verb} {self.shown}")
+            return SourceError(
+                f"{self.where}: access denied to {verb} {self.shown}; check the credentials "
+                "(credentialsSecretRef, or the pod's identity) and what they may read")
+        detail = scrub(first_line(exc), self.secrets)
+        return SourceError(f"{self.where}: cannot {verb} {self.shown}: "
+                           f"{type(exc).__name__}: {detail}", transient=_transient(exc))
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def _transient(exc: BaseException) -> bool:
+    """Network trouble that may pass: time-outs, refused or reset connections, HTTP 5xx."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, BaseException):  # urllib's URLError wraps the socket's error
+        return _transient(reason)
+    status = _status(exc)
+    if status is not None:
+        return status >= 500 or status == 429
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return True
+    names = " ".join(c.__name__ for c in type(exc).__mro__)
+    return any(w in names for w in ("Timeout", "Connect", "Disconnected", "Endpoint"))
+
+
+def _http_info(url: str) -> dict[str, Any]:
+    """What a HEAD request tells about an http(s) file (fsspec's ``info`` turns every
+    failure into FileNotFoundError, which would hide a 503 or a refused connection)."""
+    parts = urlsplit(url)
+    headers = {"Accept-Encoding": "identity", "User-Agent": "modelmon"}
+    if parts.username or parts.password:
+        basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    plain = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    request = urllib.request.Request(plain, headers=headers, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            got = response.headers
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise FileNotFoundError(url) from None
+        # No HEAD here, or a signed URL that is valid for GET only: hash the content.
+        if exc.code in (405, 501) or (exc.code in (401, 403) and parts.query):
+            return {"type": "file"}
+        if exc.code in (401, 403):
+            raise PermissionError(url) from None
+        raise
+    info: dict[str, Any] = {"type": "file"}
+    for name in ("ETag", "Last-Modified", "Content-MD5", "Digest"):
+        if got.get(name):
+            info[name] = got[name]
+    if got.get("Content-Length") and not got.get("Content-Encoding"):
+        info["size"] = int(got["Content-Length"])
+    return info
+
+
+def _optional_secret(ctx: LoadContext, name: str, key: str) -> str | None:
+    try:
+        return ctx.need_resolver("").secret(name, key)
+    except MissingKeyError:
+        return None
+
+
+def _import(scheme: str, where: str) -> None:
+    module, extra = EXTRAS[scheme]
+    try:
+        __import__(module)
+    except ImportError:
+        raise SourceError(f"{where}: {scheme}:// needs the {module} package; install "
+                          f"modelmon[{extra}]") from None
+
+
+def _s3_options(source: Source, ctx: LoadContext, where: str
+                ) -> tuple[dict[str, Any], list[str]]:
+    options: dict[str, Any] = {
+        "use_listings_cache": False,
+        "config_kwargs": {"connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                          "read_timeout": HTTP_TIMEOUT_SECONDS,
+                          "retries": {"max_attempts": 1}},
+    }
+    ref = source.credentials_secret_ref
+    if ref is None:
+        return options, []
+    resolver = ctx.need_resolver(f"{where.removesuffix('.url')}.credentialsSecretRef")
+    key, secret = (resolver.secret(ref.name, k) for k in S3_KEYS)
+    token, region, endpoint = (_optional_secret(ctx, ref.name, k) for k in S3_OPTIONAL_KEYS)
+    options.update(key=key, secret=secret, token=token)
+    if region:
+        options["client_kwargs"] = {"region_name": region}
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    return options, [key, secret, token or ""]
+
+
+def _gcs_options(source: Source, ctx: LoadContext, where: str
+                 ) -> tuple[dict[str, Any], list[str]]:
+    options: dict[str, Any] = {"use_listings_cache": False, "timeout": HTTP_TIMEOUT_SECONDS}
+    ref = source.credentials_secret_ref
+    if ref is None:
+        return options, []
+    field_ = f"{where.removesuffix('.url')}.credentialsSecretRef"
+    raw = ctx.need_resolver(field_).secret(ref.name, GCS_KEY)
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        raise SourceError(f"{field_}: key {GCS_KEY} of Secret {ref.name!r} is not JSON; "
+                          "put a service account key file there") from None
+    if not isinstance(info, dict) or "private_key" not in info:
+        raise SourceError(f"{field_}: key {GCS_KEY} of Secret {ref.name!r} is not a service "
+                          "account key (no private_key)")
+    options["token"] = info
+    return options, [str(info.get("private_key", "")), str(info.get("private_key_id", ""))]
+
+
+def target(source: Source, ctx: LoadContext) -> Target:
+    """Resolve a url source to a filesystem and a path, reading credentials if needed."""
+    assert source.url is not None
+    where = f"{ctx.role}.url"
+    resolved = resolve(source.url, ctx.base_dir)
+    prefix = resolved.endswith("/")
+    shown = redact_url(resolved)
+    scheme = REMOTE_SCHEMES.get(urlsplit(resolved).scheme.lower())
+    if scheme is None:
+        return Target(fsspec.filesystem("file"), resolved.rstrip("/") or "/", shown, where,
+                      remote=False, prefix=prefix,
+                      hint=f" (relative paths resolve against {ctx.base_dir})")
+    if scheme in ("http", "https"):
+        if prefix:
+            raise SourceError(f"{where}: a prefix (a url ending in '/') needs s3://, gs:// "
+                              "or a local path; http(s) has no listing")
+        if source.credentials_secret_ref is not None:
+            raise SourceError(f"{where.removesuffix('.url')}.credentialsSecretRef: only "
+                              "s3:// and gs:// urls take credentials")
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS,
+                                        connect=CONNECT_TIMEOUT_SECONDS)
+        fs = fsspec.filesystem(scheme, client_kwargs={"timeout": timeout},
+                               use_listings_cache=False)
+        parts = urlsplit(resolved)
+        return Target(fs, resolved, shown, where, remote=True, prefix=False, http=True,
+                      secrets=[s for s in (parts.password, parts.query) if s])
+    _import(scheme, where)
+    options, secrets = (_s3_options if scheme == "s3" else _gcs_options)(source, ctx, where)
+    try:
+        fs = fsspec.filesystem(scheme, **options)
+    except Exception as exc:
+        raise SourceError(f"{where}: cannot set up {scheme}:// access: "
+                          f"{scrub(first_line(exc), secrets)}") from None
+    path = resolved.split("://", 1)[1]
+    return Target(fs, path.rstrip("/") if prefix else path, shown, where, remote=True,
+                  prefix=prefix, secrets=secrets)
+
+
+# ---------------------------------------------------------------------------- versions
+
+_VERSION_FIELDS = (
+    ("VersionId", "version"), ("generation", "gen"), ("ETag", "etag"), ("etag", "etag"),
+    ("md5Hash", "md5"), ("Content-MD5", "md5"), ("Digest", "digest"),
+    ("LastModified", "modified"), ("Last-Modified", "modified"), ("updated", "modified"),
+    ("mtime", "mtime"), ("ino", "ino"),
+)
+
+
+def file_version(info: Mapping[str, Any]) -> str | None:
+    """A version token from ``fs.info``/listing metadata, or None if it tells no change."""
+    parts = [f"{label}={info[key]}" for key, label in _VERSION_FIELDS
+             if info.get(key) not in (None, "")]
+    if not parts:
+        return None
+    return ";".join([*parts, f"size={info.get('size')}"])
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# -------------------------------------------------------------------------- partitions
+
+_SEGMENT = re.compile(r"^([A-Za-z_]+)=([0-9-]+)$")
+_DATE_KEYS = ("date", "dt", "ds", "day")
+
+
+def _parse_day(text: str) -> datetime | None:
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def _next_month(d: datetime) -> datetime:
+    return d.replace(year=d.year + 1, month=1) if d.month == 12 else d.replace(month=d.month + 1)
+
+
+def partition_interval(relative: str) -> tuple[datetime, datetime] | None:
+    """The UTC interval ``[start, end)`` a file's partition directories cover, if any.
+
+    ``a/date=2026-11-24/hour=07/part.parquet`` covers 07:00 to 08:00 on that day;
+    ``year=2026/month=11/part.csv`` the whole month; ``part.csv`` nothing (None).
+    """
+    keys: dict[str, str] = {}
+    for segment in relative.split("/")[:-1]:
+        m = _SEGMENT.match(segment)
+        if m:
+            keys[m.group(1).lower()] = m.group(2)
+    try:
+        start: datetime | None = None
+        for key in _DATE_KEYS:
+            if key in keys and (day := _parse_day(keys[key])) is not None:
+                start, end = day, day + timedelta(days=1)
+                break
+        if start is None and "year" in keys:
+            start = datetime(int(keys["year"]), 1, 1, tzinfo=UTC)
+            end = start.replace(year=start.year + 1)
+            if "month" in keys:
+                start = start.replace(month=int(keys["month"]))
+                end = _next_month(start)
+                if "day" in keys:
+                    start = start.replace(day=int(keys["day"]))
+                    end = start + timedelta(days=1)
+        if start is None:
+            return None
+        if "hour" in keys and end - start == timedelta(days=1):
+            start = start + timedelta(hours=int(keys["hour"]))
+            end = start + timedelta(hours=1)
+    except ValueError:  # month=13, day=32, ...: not a date partition after all
+        return None
+    return start, end
+
+
+def _in_window(relative: str, ctx: LoadContext) -> bool:
+    interval = partition_interval(relative)
+    if interval is None or ctx.window_start is None or ctx.window_end is None:
+        return True
+    start, end = interval
+    return start < ctx.window_end and end > ctx.window_start
+
+
+# ---------------------------------------------------------------------------- listings
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The data files a url names, with their metadata, and the version they make up."""
+
+    files: list[tuple[str, Mapping[str, Any]]]
+    version: str | None
+
+
+def _hidden(relative: str) -> bool:
+    return any(p.startswith(("_", ".")) for p in relative.split("/"))
+
+
+def listing(source: Source, t: Target, ctx: LoadContext) -> Listing:
+    """The files to read (one, or those under a prefix) from metadata alone."""
+    try:
+        if not t.prefix:
+            info = _http_info(t.path) if t.http else t.fs.info(t.path)
+            if info.get("type") == "directory":
+                raise IsADirectoryError(t.path)
+            return Listing([(t.path, info)], file_version(info))
+        found: dict[str, Mapping[str, Any]] = t.fs.find(t.path, detail=True)
+    except SourceError:
+        raise
+    except Exception as exc:
+        raise t.fail(exc, "list" if t.prefix else "read") from None
+    root = t.path.rstrip("/") + "/"
+    files: list[tuple[str, Mapping[str, Any]]] = []
+    for path in sorted(found):
+        relative = path[len(root):] if path.startswith(root) else path.rsplit("/", 1)[-1]
+        if _hidden(relative) or found[path].get("type") == "directory":
+            continue
+        if source.format is None and format_of(path) is None:
+            continue
+        if source.prune_partitions and not _in_window(relative, ctx):
+            continue
+        files.append((path, found[path]))
+    if not files:
+        pruned = " in the window's date partitions" if source.prune_partitions else ""
+        raise SourceError(f"{t.where}: no csv, parquet or jsonl files under {t.shown}"
+                          f"{pruned}{t.hint}")
+    if len(files) > MAX_FILES:
+        raise DataError(f"{t.where}: {len(files)} files under {t.shown}, more than "
+                        f"{MAX_FILES}; narrow the prefix or set prunePartitions")
+    tokens = [file_version(info) for _, info in files]
+    if any(tok is None for tok in tokens):
+        return Listing(files, None)
+    lines = "\n".join(f"{p[len(root):]}\t{tok}" for (p, _), tok in zip(files, tokens,
+                                                                         strict=True))
+    return Listing(files, f"files={len(files)};sha256={_digest(lines)}")
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _parse(data: bytes, fmt: DataFormat, columns: list[str] | None) -> pd.DataFrame:
     buffer = io.BytesIO(data)
     if fmt == "csv":
         return pd.read_csv(buffer)
     if fmt == "jsonl":
         return pd.read_json(buffer, lines=True)
+    return _parquet(buffer, columns)
+
+
+def _parquet(handle: Any, columns: list[str] | None) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    schema_names = pq.read_schema(buffer).names
-    wanted = None if columns is None else [c for c in columns if c in schema_names]
-    buffer.seek(0)
-    frame: pd.DataFrame = pq.read_table(buffer, columns=wanted).to_pandas()
+    parquet = pq.ParquetFile(handle)
+    names = parquet.schema_arrow.names
+    wanted = None if columns is None else [c for c in names if c in set(columns)]
+    frame: pd.DataFrame = parquet.read(columns=wanted).to_pandas()
     return frame
+
+
+def _read_file(t: Target, path: str, fmt: DataFormat, columns: list[str] | None,
+               content_hash: bool) -> tuple[pd.DataFrame, str | None]:
+    shown = t.shown if not t.prefix else f"{t.shown}{path[len(t.path.rstrip('/')) + 1:]}"
+    try:
+        if fmt == "parquet" and not content_hash:
+            with t.fs.open(path, "rb") as handle:
+                try:
+                    return _parquet(handle, columns), None
+                except Exception as exc:
+                    if _transient(exc) or isinstance(exc, PermissionError):
+                        raise t.fail(exc) from None
+                    raise DataError(f"{t.where}: {shown} is not readable as parquet: "
+                                    f"{scrub(first_line(exc), t.secrets)}") from None
+        data: bytes = t.fs.cat_file(path)
+    except (DataError, SourceError):
+        raise
+    except Exception as exc:
+        raise t.fail(exc) from None
+    digest = "sha256=" + hashlib.sha256(data).hexdigest() if content_hash else None
+    try:
+        return _parse(data, fmt, columns), digest
+    except Exception as exc:
+        raise DataError(f"{t.where}: {shown} is not readable as {fmt}: "
+                        f"{scrub(first_line(exc), t.secrets)}") from None
+
+
+def _kind_of(series: pd.Series) -> str | None:
+    if series.isna().all():
+        return None
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "timestamp"
+    return "text"
+
+
+def _same_schema(t: Target, frames: list[tuple[str, pd.DataFrame]]) -> None:
+    """Every file of a prefix has the first file's columns, of the same kinds."""
+    first_path, first = frames[0]
+    kinds = {c: _kind_of(first[c]) for c in first.columns}
+    for path, frame in frames[1:]:
+        missing = [c for c in first.columns if c not in frame.columns]
+        extra = [c for c in frame.columns if c not in first.columns]
+        if missing or extra:
+            said = "; ".join(s for s in (
+                f"lacks {', '.join(map(str, missing))}" if missing else "",
+                f"adds {', '.join(map(str, extra))}" if extra else "") if s)
+            raise DataError(f"{t.where}: the schema changed under {t.shown}: {path} {said} "
+                            f"compared with {first_path}; rewrite the files or narrow the "
+                            "prefix")
+        for column in first.columns:
+            kind = _kind_of(frame[column])
+            if kind is not None and kinds[column] is not None and kind != kinds[column]:
+                raise DataError(
+                    f"{t.where}: the schema changed under {t.shown}: column {column!r} "
+                    f"holds {kind} values in {path} but {kinds[column]} in {first_path}")
+            kinds[column] = kinds[column] or kind
+
+
+def _read_all(source: Source, t: Target, files: Listing, ctx: LoadContext
+              ) -> tuple[pd.DataFrame, str]:
+    columns = list(ctx.columns) if ctx.columns is not None else None
+    hash_content = files.version is None
+    frames: list[tuple[str, pd.DataFrame]] = []
+    digests: list[str] = []
+    formats = {detect_format(p, source.format) for p, _ in files.files}
+    if len(formats) > 1:
+        raise DataError(f"{t.where}: {t.shown} holds {', '.join(sorted(formats))} files; "
+                        "set format to read only one kind")
+    fmt = formats.pop()
+    for path, _ in files.files:
+        frame, digest = _read_file(t, path, fmt, columns, hash_content)
+        frames.append((path, frame))
+        if digest is not None:
+            digests.append(digest)
+    if len(frames) > 1:
+        _same_schema(t, frames)
+    frame = frames[0][1] if len(frames) == 1 else pd.concat(
+        [f for _, f in frames], ignore_index=True)
+    version = files.version or ("sha256:" + _digest("\n".join(digests)))
+    return frame, version
 
 
 @register("url")
 def load_url(source: Source, ctx: LoadContext) -> Loaded:
-    """Read the file a ``url`` source names."""
-    assert source.url is not None
-    where = f"{ctx.role}.url"
-    target = resolve(source.url, ctx.base_dir)
-    shown = redact_url(target)
-    fmt = detect_format(target, source.format)
-    remote = "://" in target
-    options: dict[str, Any] = {}
-    if remote:
-        import aiohttp
-
-        options["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS)}
-    try:
-        with fsspec.open(target, "rb", **options) as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        hint = "" if remote else f" (relative paths resolve against {ctx.base_dir})"
-        raise SourceError(f"{where}: {shown} not found{hint}") from None
-    except PermissionError:
-        raise SourceError(f"{where}: permission denied reading {shown}") from None
-    except IsADirectoryError:
-        raise SourceError(f"{where}: {shown} is a directory; name a file") from None
-    except Exception as exc:  # network failures come in many library-specific types
-        raise SourceError(f"{where}: cannot read {shown}: {type(exc).__name__}") from None
-    if remote:
-        version = "sha256:" + hashlib.sha256(data).hexdigest()
-    else:
-        st = os.stat(target)
-        version = f"mtime:{st.st_mtime_ns}:size:{st.st_size}"
-    try:
-        frame = _read(data, fmt, list(ctx.columns) if ctx.columns is not None else None)
-    except Exception as exc:
-        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise DataError(f"{where}: {shown} is not readable as {fmt}: {detail}") from None
+    """Read the file, or every file under the prefix, that a ``url`` source names."""
+    t = target(source, ctx)
+    if not t.prefix:
+        try:
+            detect_format(t.path, source.format)
+        except DataError as exc:
+            raise DataError(f"{t.where}: {exc}") from None
+    files = listing(source, t, ctx)
+    frame, version = _read_all(source, t, files, ctx)
     if frame.columns.empty:
-        raise DataError(f"{where}: {shown} has no columns")
+        raise DataError(f"{t.where}: {t.shown} has no columns")
     return Loaded(frame=frame, version=version)
+
+
+@register_probe("url")
+def probe_url(source: Source, ctx: LoadContext) -> str | None:
+    """The version from metadata alone (one ``info`` or one listing); no data is read."""
+    t = target(source, ctx)
+    return listing(source, t, ctx).version

@@ -83,7 +83,8 @@ def test_metric_enum_equals_registry_both_ways() -> None:
 def test_format_and_source_kinds_equal_registries() -> None:
     assert _enum(".spec.reference.source.format") == set(SUFFIXES.values())
     source = _root()["properties"]["spec"]["properties"]["reference"]["properties"]["source"]
-    assert set(source["properties"]) - {"format"} == set(source_kinds())
+    options = {"format", "credentialsSecretRef", "prunePartitions"}
+    assert set(source["properties"]) - options == set(source_kinds())
 
 
 def test_status_fields_all_declared() -> None:

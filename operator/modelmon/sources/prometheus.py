@@ -1,0 +1,271 @@
+"""The ``prometheus`` source: operational figures (latency, error rate, throughput).
+
+Part of ``sources`` (second stop on the data line). Unlike the other kinds it yields no
+rows to compare: each query becomes one number, an ``OperationalFigure``, that evaluation
+holds against its ``min``/``max`` like every other figure and outputs export the same way.
+
+Semantics of a query (``spec.operational.source.prometheus.queries[i]``):
+
+- without ``range``: an instant query (``/api/v1/query``) at the end of the window (the
+  check's time);
+- with ``range``: a range query (``/api/v1/query_range``) over ``[end - range, end]`` at
+  ``step`` (default ``range / 60``, at least 1s), reduced to one number by ``aggregate``
+  (``mean``, ``min``, ``max`` or ``last`` of the finite samples);
+- the result must be a scalar or exactly one series: several series fail with
+  ``DataError`` naming the query and some of the label sets (aggregate them in PromQL,
+  e.g. ``sum(...)`` or ``max(...)``). No series, or only NaN/Inf, gives a figure without a
+  value and a note: no data is not a breach.
+
+Failures: an unreachable server, HTTP 5xx and network time-outs are ``SourceError``
+(transient, retried by ``retrying``); 401/403 are ``SourceError`` pointing at
+``bearerTokenSecretRef``; a query Prometheus rejects is ``DataError`` naming the query.
+The bearer token and any user info in the URL never appear in messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from modelmon.api.v1alpha1 import Severity, Source
+from modelmon.api.v1alpha1 import parse_duration as duration
+from modelmon.sources.base import (
+    DataError,
+    LoadContext,
+    Loaded,
+    SourceError,
+    first_line,
+    register,
+    retrying,
+    scrub,
+)
+from modelmon.sources.url import redact_url
+
+if TYPE_CHECKING:
+    from modelmon.api.v1alpha1 import PrometheusQuery, PrometheusSource
+
+MAX_SHOWN_SERIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class OperationalFigure:
+    """One query's number and the bounds it is held against."""
+
+    name: str
+    value: float | None
+    """None when the query returned no data (see ``note``)."""
+    min: float | None
+    max: float | None
+    severity: Severity
+    note: str | None = None
+
+    @property
+    def out_of_bounds(self) -> bool:
+        """True when there is a value and it is below min or above max."""
+        if self.value is None:
+            return False
+        return (self.min is not None and self.value < self.min) or (
+            self.max is not None and self.value > self.max)
+
+
+@dataclass(frozen=True, slots=True)
+class _Client:
+    base: str
+    shown: str
+    headers: dict[str, str]
+    secrets: list[str]
+    timeout: float
+    where: str
+
+
+def _client(spec: PrometheusSource, ctx: LoadContext, where: str) -> _Client:
+    parts = urllib.parse.urlsplit(spec.url)
+    headers = {"Accept": "application/json", "User-Agent": "modelmon"}
+    secrets: list[str] = []
+    if parts.username or parts.password:
+        user = urllib.parse.unquote(parts.username or "")
+        password = urllib.parse.unquote(parts.password or "")
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {basic}"
+        secrets += [password, basic]
+    ref = spec.bearer_token_secret_ref
+    if ref is not None:
+        token = ctx.need_resolver(f"{where}.bearerTokenSecretRef").secret(ref.name, ref.key)
+        headers["Authorization"] = f"Bearer {token.strip()}"
+        secrets.append(token.strip())
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return _Client(base, redact_url(spec.url), headers, secrets,
+                   duration(spec.timeout).total_seconds(), where)
+
+
+def _call(client: _Client, api: str, params: dict[str, str], query_field: str) -> Any:
+    """POST one API call; the ``data`` of a successful answer."""
+    body = urllib.parse.urlencode(params).encode()
+    request = urllib.request.Request(f"{client.base}/api/v1/{api}", data=body,
+                                     headers=client.headers, method="POST")
+    # Give the server's own timeout a moment to answer before the socket gives up.
+    try:
+        with urllib.request.urlopen(request, timeout=client.timeout + 5) as response:
+            payload = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = _error_text(exc)
+        if exc.code in (401, 403):
+            raise SourceError(
+                f"{client.where}: {client.shown} refused the request (HTTP {exc.code}); "
+                "check the token in bearerTokenSecretRef and what it may read") from None
+        if exc.code in (400, 422):
+            raise DataError(f"{query_field}: Prometheus rejected the query: "
+                            f"{scrub(detail, client.secrets)}") from None
+        if exc.code == 404:
+            raise SourceError(f"{client.where}.url: {client.shown} has no Prometheus "
+                              "query API (HTTP 404); point url at the server's base") from None
+        if exc.code == 503 and ("timeout" in detail.lower() or "timed out" in detail.lower()):
+            raise SourceError(f"{query_field}: the query ran longer than the timeout at "
+                              f"{client.shown}; simplify it or raise {client.where}.timeout"
+                              ) from None
+        raise SourceError(f"{client.where}: {client.shown} answered HTTP {exc.code}: "
+                          f"{scrub(detail, client.secrets)}",
+                          transient=exc.code >= 500 or exc.code == 429) from None
+    except TimeoutError:
+        raise SourceError(f"{client.where}: no answer from {client.shown} within "
+                          f"{client.timeout:g}s", transient=True) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SourceError(f"{client.where}: cannot reach {client.shown}: "
+                          f"{scrub(first_line(reason), client.secrets)}",
+                          transient=True) from None
+    try:
+        answer = json.loads(payload)
+        if answer.get("status") != "success":
+            raise ValueError(answer.get("error", "status is not success"))
+        return answer["data"]
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise SourceError(f"{client.where}: {client.shown} did not answer like Prometheus: "
+                          f"{scrub(first_line(exc), client.secrets)}") from None
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    try:
+        answer = json.loads(exc.read())
+        return str(answer.get("error") or answer)[:300]
+    except (ValueError, OSError, AttributeError):
+        return str(exc.reason)
+
+
+def _labels(series: dict[str, Any]) -> str:
+    metric = series.get("metric") or {}
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(metric.items())) + "}"
+
+
+def _one_series(result: list[dict[str, Any]], query: PrometheusQuery,
+                field: str) -> dict[str, Any] | None:
+    if len(result) > 1:
+        shown = ", ".join(_labels(s) for s in result[:MAX_SHOWN_SERIES])
+        more = ", ..." if len(result) > MAX_SHOWN_SERIES else ""
+        raise DataError(f"{field}: query {query.name!r} returned {len(result)} series "
+                        f"({shown}{more}); it must return one: aggregate it, e.g. with "
+                        "sum(...) or max(...)")
+    return result[0] if result else None
+
+
+def _aggregate(values: list[float], how: str) -> float:
+    if how == "min":
+        return min(values)
+    if how == "max":
+        return max(values)
+    if how == "last":
+        return values[-1]
+    return math.fsum(values) / len(values)
+
+
+def _figure(query: PrometheusQuery, value: float | None, note: str | None
+            ) -> OperationalFigure:
+    if value is not None and not math.isfinite(value):
+        value, note = None, f"the query returned {value}"
+    return OperationalFigure(query.name, value, query.min, query.max, query.severity, note)
+
+
+def query_figure(client: _Client, query: PrometheusQuery, field: str,
+                 end: datetime) -> OperationalFigure:
+    """Run one query and reduce it to one figure."""
+    timeout = f"{client.timeout:g}s"
+    if query.range is None:
+        data = _call(client, "query", {"query": query.query, "time": f"{end.timestamp():.3f}",
+                                       "timeout": timeout}, field)
+        kind, result = data.get("resultType"), data.get("result")
+        if kind == "scalar":
+            return _figure(query, float(result[1]), None)
+        if kind != "vector":
+            raise DataError(f"{field}: query {query.name!r} returned a {kind}; it must "
+                            "return a number (a scalar or one series)")
+        series = _one_series(result, query, field)
+        if series is None:
+            return _figure(query, None, "no data: the query returned no series")
+        return _figure(query, float(series["value"][1]), None)
+    span = duration(query.range)
+    step = duration(query.step) if query.step else max(span / 60, timedelta(seconds=1))
+    data = _call(client, "query_range", {
+        "query": query.query, "start": f"{(end - span).timestamp():.3f}",
+        "end": f"{end.timestamp():.3f}", "step": f"{step.total_seconds():g}",
+        "timeout": timeout}, field)
+    series = _one_series(data.get("result") or [], query, field)
+    if series is None:
+        return _figure(query, None, f"no data in the last {query.range}")
+    values = [float(v) for _, v in series.get("values") or []]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return _figure(query, None, f"no finite values in the last {query.range}")
+    return _figure(query, _aggregate(finite, query.aggregate), None)
+
+
+def _figures(source: Source, ctx: LoadContext, *, retry: bool) -> list[OperationalFigure]:
+    spec = source.prometheus
+    if spec is None:
+        raise DataError(f"{ctx.role}: operational figures need a prometheus source")
+    where = f"{ctx.role}.prometheus"
+    client = _client(spec, ctx, where)
+    end = ctx.window_end or datetime.now(UTC)
+    figures = []
+    for i, query in enumerate(spec.queries):
+        field = f"{where}.queries[{i}].query"
+        if retry:
+            figures.append(retrying(partial(query_figure, client, query, field, end), ctx))
+        else:
+            figures.append(query_figure(client, query, field, end))
+    return figures
+
+
+def operational_figures(source: Source, ctx: LoadContext) -> list[OperationalFigure]:
+    """Every query of a ``prometheus`` source as a figure, at ``ctx.window_end`` (or now).
+
+    Each query's transient failures are retried (``ctx.retries``); the first lasting
+    failure raises ``SourceError`` or ``DataError`` for the whole source.
+    """
+    return _figures(source, ctx, retry=True)
+
+
+def figures_frame(figures: list[OperationalFigure]) -> pd.DataFrame:
+    """Figures as rows: name, value, min, max, severity, note."""
+    return pd.DataFrame.from_records(
+        [(f.name, f.value, f.min, f.max, f.severity, f.note) for f in figures],
+        columns=["name", "value", "min", "max", "severity", "note"])
+
+
+@register("prometheus")
+def load_prometheus(source: Source, ctx: LoadContext) -> Loaded:
+    """The figures as a small frame (one row per query); no version: never cached."""
+    figures = _figures(source, ctx, retry=False)  # load() retries the whole
+    end = ctx.window_end or datetime.now(UTC)
+    return Loaded(frame=figures_frame(figures), version=f"at:{end.isoformat()}")
