@@ -11,7 +11,7 @@ help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 install:  ## install modelmon (editable) with the test tools
-	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test]' -c constraints/test.txt
 
 example:  ## run the bundled example check (no cluster needed)
 	$(PIP) install --quiet --disable-pip-version-check -e .
