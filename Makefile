@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 IMAGE ?= modelmon:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' helm/modelmon/Chart.yaml)
 
 .PHONY: help install example lint test test-unit test-integration crds chart-crds helm-lint \
-        image test-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind
+        image test-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-quick
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,6 +58,12 @@ dev-cluster-down:  ## stop the local control plane
 
 dev-cluster-status:  ## processes, ports and readiness of the local control plane
 	hack/cluster.sh status
+
+bench:  ## modelmon vs Evidently, NannyML and scipy; rewrites benchmarks/README.md (~30 min, installs the peers on first run)
+	$(PYTHON) benchmarks/run.py
+
+bench-quick:  ## the benchmark's smoke test: small workloads, modelmon and scipy only, no timings asserted
+	$(PYTHON) benchmarks/run.py --quick --tools modelmon,bound,scipy --python current
 
 e2e-kind:  ## the integration tests on a kind cluster (needs Docker; not run in CI)
 	hack/kind-e2e.sh

@@ -4,13 +4,16 @@ Part of ``stats`` (third stop on the data line). ``fit_reference`` turns the ref
 into a ``ReferenceProfile`` (one profile per monitored column, plus its kind); ``score_drift``
 and ``data_quality`` read only the profile and the current frame, one column at a time, so a
 check never re-sorts or re-bins the reference and never copies the whole window.
+``score_window`` does both in one pass: each current column is sorted or counted once
+(``CurrentColumn``) and serves every drift method and every data-quality figure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +29,7 @@ from modelmon.stats.profile import (
     finite,
     fit_categorical,
     fit_numeric,
+    scratch,
 )
 
 #: Numeric columns with at most this many distinct reference values are scored as
@@ -108,32 +112,123 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int) -
     return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical)
 
 
-def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest]) -> ReferenceProfile:
-    """Fit every requested column of the reference frame."""
+def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest], workers: int = 1
+                  ) -> ReferenceProfile:
+    """Fit every requested column of the reference frame (``workers`` columns at once in
+    threads when more than one)."""
     rows = len(frame)
-    return ReferenceProfile(
-        rows=rows,
-        columns={r.name: fit_column(frame[r.name], r, rows) for r in requests},
-    )
+    items = [(frame[r.name], r) for r in requests]
+    fitted = _map(lambda item: fit_column(item[0], item[1], rows), items, workers)
+    return ReferenceProfile(rows=rows, columns={c.name: c for c in fitted})
 
 
-def current_values(series: pd.Series, profile: ColumnProfile
+class CurrentColumn:
+    """One column of the current window, prepared once for drift and data quality.
+
+    Each form is computed on first use and kept: the values as float64 (a view of a float64
+    column), its finite values in ascending order (the one sort of the column, shared by
+    every numeric method and the data-quality counts) and its category counts.
+
+    ``buffer``, when given, receives the sorted values instead of a new array: a caller
+    that prepares one column after the other passes the same buffer each time (and drops
+    each column before the next), so the window's sorts reuse one block of memory.
+    """
+
+    __slots__ = ("_buffer", "_categories", "_finite_sorted", "_values", "series")
+
+    def __init__(self, series: pd.Series, buffer: NDArray[np.float64] | None = None) -> None:
+        self.series = series
+        self._buffer = buffer
+        self._values: NDArray[np.float64] | None = None
+        self._finite_sorted: NDArray[np.float64] | None = None
+        self._categories: CategoricalProfile | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.series)
+
+    def is_numeric(self) -> bool:
+        return is_numeric(self.series)
+
+    def values(self) -> NDArray[np.float64]:
+        """The column as float64, missing values as NaN."""
+        if self._values is None:
+            self._values = as_float(self.series)
+        return self._values
+
+    def finite_sorted(self) -> NDArray[np.float64]:
+        """The finite values in ascending order."""
+        if self._finite_sorted is None:
+            values = finite(self.values())
+            if self._buffer is not None and self._buffer.size >= values.size:
+                ordered = self._buffer[:values.size]
+                np.copyto(ordered, values)
+                ordered.sort()
+                self._finite_sorted = ordered
+            else:
+                self._finite_sorted = np.sort(values)
+        return self._finite_sorted
+
+    def categories(self) -> CategoricalProfile:
+        """The category counts (values compared as strings, missing dropped)."""
+        if self._categories is None:
+            self._categories = fit_categorical(self.series)
+        return self._categories
+
+    def n_missing(self) -> int:
+        """Missing values (None, NaN, NA), from whichever form is already at hand."""
+        if self._categories is not None:
+            return self._categories.n_missing
+        if self.series.dtype == np.float64:
+            kept = self._finite_sorted
+            if kept is not None and kept.size == self.size:
+                return 0
+            return int(np.count_nonzero(np.isnan(self.values())))
+        return int(self.series.isna().sum())
+
+    def count_outside(self, low: float, high: float) -> tuple[int, int]:
+        """(values below ``low`` or above ``high``, non-missing values), infinities
+        included: with the sorted finite values at hand two binary searches suffice."""
+        kept = self._finite_sorted
+        if kept is None:
+            values = self.values()
+            ok = values[~np.isnan(values)]
+            return int(np.count_nonzero((ok < low) | (ok > high))), int(ok.size)
+        outside = int(np.searchsorted(kept, low, side="left")
+                      + kept.size - np.searchsorted(kept, high, side="right"))
+        present = self.size - self.n_missing()
+        if present > kept.size:  # infinities: outside unless a bound is infinite too
+            values = self.values()
+            outside += int(np.count_nonzero(values == -np.inf)) if -np.inf < low else 0
+            outside += int(np.count_nonzero(values == np.inf)) if np.inf > high else 0
+        return outside, present
+
+
+def _column(current: pd.Series | CurrentColumn) -> CurrentColumn:
+    return current if isinstance(current, CurrentColumn) else CurrentColumn(current)
+
+
+def current_values(series: pd.Series | CurrentColumn, profile: ColumnProfile
                    ) -> NDArray[np.float64] | CategoricalProfile:
-    """The current column in the shape the column's method scores."""
+    """The current column in the shape the column's method scores: its finite values in
+    ascending order (numeric) or its category counts."""
+    column = _column(series)
     if profile.kind == "numeric":
-        return finite(as_float(series))
-    return fit_categorical(series)
+        return column.finite_sorted()
+    return column.categories()
 
 
-def score_column(profile: ColumnProfile, series: pd.Series) -> DriftResult:
+def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> DriftResult:
     """Drift of one current column against its reference profile."""
+    column = _column(series)
     method = get_method(profile.method, profile.kind)
-    if profile.kind == "numeric" and not is_numeric(series) and series.notna().any():
+    if (profile.kind == "numeric" and not column.is_numeric()
+            and column.series.notna().any()):
         return DriftResult(profile.method, None, None, _threshold(profile), False,
                            "not scored: the column is numeric in the reference but not in "
                            "the current window")
     ref = profile.numeric if profile.kind == "numeric" else profile.categorical
-    current = current_values(series, profile)
+    current = current_values(column, profile)
     if (profile.method == "ztest" and profile.request.method == "auto"
             and isinstance(current, CategoricalProfile) and ref is not None
             and set(current.categories) - set(ref.categories)):  # type: ignore[union-attr]
@@ -155,13 +250,20 @@ class ColumnDrift:
     result: DriftResult
 
 
-def score_drift(reference: ReferenceProfile, current: pd.DataFrame) -> list[ColumnDrift]:
-    """Drift of every profiled column present in the current frame."""
-    return [
-        ColumnDrift(name, p.request.role, p.kind, score_column(p, current[name]))
-        for name, p in reference.columns.items()
-        if name in current.columns
-    ]
+def score_drift(reference: ReferenceProfile, current: pd.DataFrame, workers: int = 1
+                ) -> list[ColumnDrift]:
+    """Drift of every profiled column present in the current frame (``workers`` columns at
+    once in threads when more than one)."""
+    present = [(name, p, current[name]) for name, p in reference.columns.items()
+               if name in current.columns]
+    rows = len(current)
+
+    def one(item: tuple[str, ColumnProfile, pd.Series]) -> ColumnDrift:
+        name, p, series = item
+        column = CurrentColumn(series, scratch(rows, "sorted"))
+        return ColumnDrift(name, p.request.role, p.kind, score_column(p, column))
+
+    return _map(one, present, workers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,27 +283,27 @@ class QualityFigures:
     """(column, reference kind, current kind)."""
 
 
-def column_quality(profile: ColumnProfile, series: pd.Series) -> ColumnQualityFigures:
+def column_quality(profile: ColumnProfile, series: pd.Series | CurrentColumn
+                   ) -> ColumnQualityFigures:
     """Missing, outlier, out-of-range and new-category figures of one current column."""
-    n = len(series)
-    missing = float(series.isna().sum()) / n if n else 0.0
+    column = _column(series)
+    n = column.size
+    missing = float(column.n_missing()) / n if n else 0.0
     outliers = out_of_range = None
     new = None
     ref_num = profile.numeric
-    if ref_num is not None and ref_num.n > 0 and is_numeric(series):
-        values = as_float(series)
-        ok = values[~np.isnan(values)]
-        if ok.size:
-            outliers = float(np.count_nonzero(
-                (ok < ref_num.lower_fence) | (ok > ref_num.upper_fence))) / ok.size
-            out_of_range = float(np.count_nonzero(
-                (ok < ref_num.minimum) | (ok > ref_num.maximum))) / ok.size
+    if ref_num is not None and ref_num.n > 0 and column.is_numeric():
+        beyond_fences, present = column.count_outside(ref_num.lower_fence,
+                                                      ref_num.upper_fence)
+        if present:
+            beyond_range, _ = column.count_outside(ref_num.minimum, ref_num.maximum)
+            outliers = float(beyond_fences) / present
+            out_of_range = float(beyond_range) / present
         else:
             outliers = out_of_range = 0.0
     if profile.categorical is not None:
         seen = set(profile.categorical.categories)
-        cur = fit_categorical(series)
-        new = sum(1 for c in cur.categories if c not in seen)
+        new = sum(1 for c in column.categories().categories if c not in seen)
     return ColumnQualityFigures(profile.name, missing, outliers, out_of_range, new)
 
 
@@ -215,10 +317,87 @@ def data_quality(reference: ReferenceProfile, current: pd.DataFrame,
         if name not in current.columns:
             missing.append(name)
             continue
-        series = current[name]
-        cur_kind = "numeric" if is_numeric(series) else "categorical"
-        # An all-null current column has no type of its own; do not call it a change.
-        if cur_kind != p.dtype_kind and series.notna().any():
-            changes.append((name, p.dtype_kind, cur_kind))
-        columns.append(column_quality(p, series))
+        column = CurrentColumn(current[name])
+        change = _type_change(p, column)
+        if change is not None:
+            changes.append(change)
+        columns.append(column_quality(p, column))
     return QualityFigures(columns, missing, changes)
+
+
+def _type_change(profile: ColumnProfile, column: CurrentColumn) -> tuple[str, str, str] | None:
+    cur_kind = "numeric" if column.is_numeric() else "categorical"
+    # An all-null current column has no type of its own; do not call it a change.
+    if cur_kind != profile.dtype_kind and column.n_missing() < column.size:
+        return (profile.name, profile.dtype_kind, cur_kind)
+    return None
+
+
+FEATURES: tuple[Role, ...] = ("feature",)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowScores:
+    """Drift and data quality of one current window."""
+
+    drift: list[ColumnDrift]
+    quality: QualityFigures
+
+
+class ColumnReader(Protocol):
+    """A current window handed out one column at a time (for example read from a parquet
+    file on demand), so that ``score_window`` holds one column of it at a time."""
+
+    @property
+    def columns(self) -> Collection[str]: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, name: str) -> pd.Series: ...
+
+
+def score_window(reference: ReferenceProfile, current: pd.DataFrame | ColumnReader,
+                 quality_roles: Collection[Role] = FEATURES, workers: int = 1
+                 ) -> WindowScores:
+    """``score_drift`` and ``data_quality`` (of the columns with ``quality_roles``) in one
+    pass: each current column is fetched, prepared once (its finite values sorted, or its
+    categories counted), scored, checked, and released before the next, so a check costs
+    one sort or count per column and holds one prepared column per worker at a time (and,
+    given a ``ColumnReader``, one column of the window).
+
+    ``workers`` > 1 scores that many columns at once in threads (numpy's sorts and searches
+    release the GIL); the figures are the same and in the same order.
+    """
+    names = current.columns
+    present = [(name, p) for name, p in reference.columns.items() if name in names]
+    missing = [name for name, p in reference.columns.items()
+               if name not in names and p.request.role in quality_roles]
+    rows = len(current)
+
+    def one(item: tuple[str, ColumnProfile]
+            ) -> tuple[ColumnDrift, ColumnQualityFigures | None, tuple[str, str, str] | None]:
+        name, p = item
+        # The sort of every column this thread prepares goes to the same memory.
+        column = CurrentColumn(current[name], scratch(rows, "sorted"))
+        drift = ColumnDrift(name, p.request.role, p.kind, score_column(p, column))
+        if p.request.role not in quality_roles:
+            return drift, None, None
+        return drift, column_quality(p, column), _type_change(p, column)
+
+    results = _map(one, present, workers)
+    return WindowScores(
+        [drift for drift, _, _ in results],
+        QualityFigures([q for _, q, _ in results if q is not None], missing,
+                       [c for _, _, c in results if c is not None]))
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _map(func: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """``[func(item) for item in items]``, in ``workers`` threads when more than one."""
+    if workers <= 1 or len(items) <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(func, items))

@@ -9,6 +9,8 @@ cost of reading and scoring the current window.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,7 +57,12 @@ class NumericProfile:
         return self.q3 + 1.5 * (self.q3 - self.q1)
 
     def bin(self, values: NDArray[np.float64]) -> NDArray[np.int64]:
-        """Counts of ``values`` (finite) in the reference's bins."""
+        """Counts of ``values`` (finite) in the reference's bins: a value equal to an edge
+        falls in the bin above it. Sorted values are counted with one binary search per
+        edge instead of one per value."""
+        if is_ascending(values):
+            ends = np.searchsorted(values, self.bin_edges, side="left")
+            return np.diff(ends, prepend=0, append=values.size).astype(np.int64)
         idx = np.searchsorted(self.bin_edges, values, side="right")
         return np.bincount(idx, minlength=len(self.bin_edges) + 1).astype(np.int64)
 
@@ -79,17 +86,98 @@ class CategoricalProfile:
 ColumnProfile = NumericProfile | CategoricalProfile
 
 
+#: Elements per block when a pass over a column needs a temporary array: 64 KiB of
+#: booleans, little enough for the allocator to hand the same memory back block after
+#: block instead of mapping (and page-faulting) a fresh column-sized array each time.
+BLOCK = 1 << 16
+#: The same for float64 temporaries (64 KiB).
+FLOAT_BLOCK = 1 << 13
+
+_scratch = threading.local()
+
+
+def scratch(size: int, slot: str = "work") -> NDArray[np.float64]:
+    """A float64 array of ``size`` elements, reused by every call in this thread that asks
+    for the same ``slot``.
+
+    The buffer grows to the largest column seen and is kept, so a check allocates its
+    temporaries once per thread rather than once per column. The caller must be done with
+    it before anything else in the thread asks for the same slot.
+    """
+    buffers: dict[str, NDArray[np.float64]] | None = getattr(_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _scratch.buffers = {}
+    buffer = buffers.get(slot)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[slot] = np.empty(max(size, 1), dtype=np.float64)
+    return buffer[:size]
+
+
 def finite(values: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The finite values of a float array (NaN and +-inf dropped)."""
-    mask = np.isfinite(values)
-    return values if mask.all() else values[mask]
+    """The finite values of a float array (NaN and +-inf dropped); the array itself, not a
+    copy, when all of them are finite."""
+    for start in range(0, values.size, BLOCK):
+        if not np.isfinite(values[start:start + BLOCK]).all():
+            return values[np.isfinite(values)]
+    return values
 
 
 def as_float(series: pd.Series | NDArray[np.generic]) -> NDArray[np.float64]:
-    """A column as float64, with missing values as NaN."""
+    """A column as float64, with missing values as NaN (a view, not a copy, when the column
+    already is float64)."""
     if isinstance(series, pd.Series):
+        if series.dtype == np.float64:
+            return np.asarray(series.to_numpy(), dtype=np.float64)
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     return np.asarray(series, dtype=np.float64)
+
+
+def is_ascending(values: NDArray[np.float64]) -> bool:
+    """Whether finite values are in ascending order (one pass; stops at the first block
+    that is not)."""
+    last = values.size - 1
+    for start in range(0, last, BLOCK):
+        stop = min(start + BLOCK, last)
+        if not np.all(values[start + 1:stop + 1] >= values[start:stop]):
+            return False
+    return True
+
+
+def ascending(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Finite values in ascending order: sorted once, or as given when they already are."""
+    return values if is_ascending(values) else np.sort(values)
+
+
+def count_distinct(sorted_values: NDArray[np.float64]) -> int:
+    """Distinct values of a non-empty sorted array."""
+    last = sorted_values.size - 1
+    changes = 0
+    for start in range(0, last, BLOCK):
+        stop = min(start + BLOCK, last)
+        changes += int(np.count_nonzero(sorted_values[start + 1:stop + 1]
+                                        != sorted_values[start:stop]))
+    return changes + 1
+
+
+def sorted_quantiles(sorted_values: NDArray[np.float64],
+                     q: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.quantile(sorted_values, q)`` (its default linear method, bit for bit) for a
+    non-empty sorted array, read off the order statistics without partitioning a copy."""
+    n = sorted_values.size
+    virtual = (n - 1) * np.asarray(q, dtype=np.float64)
+    below = np.floor(virtual)
+    above = below + 1
+    top = virtual >= n - 1
+    below[top] = -1
+    above[top] = -1
+    below_i, above_i = below.astype(np.intp), above.astype(np.intp)
+    gamma = virtual - below_i
+    a, b = sorted_values[below_i], sorted_values[above_i]
+    # numpy's _lerp: interpolate from the nearer end.
+    diff = b - a
+    out: NDArray[np.float64] = a + diff * gamma
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out
 
 
 def fit_numeric(values: pd.Series | NDArray[np.generic]) -> NumericProfile:
@@ -106,10 +194,10 @@ def fit_numeric(values: pd.Series | NDArray[np.generic]) -> NumericProfile:
             q1=float("nan"), q3=float("nan"), bin_edges=empty,
             bin_counts=np.zeros(1, dtype=np.int64),
         )
-    n_unique = int(np.count_nonzero(np.diff(clean)) + 1)
+    n_unique = count_distinct(clean)
     mean, std = _moments(clean)
-    q1, q3 = (float(q) for q in np.quantile(clean, [0.25, 0.75]))
-    edges = np.unique(np.quantile(clean, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]))
+    q1, q3 = (float(q) for q in sorted_quantiles(clean, [0.25, 0.75]))
+    edges = np.unique(sorted_quantiles(clean, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]))
     profile = NumericProfile(
         sorted_values=clean, n=n, n_missing=n_missing, n_unique=n_unique,
         mean=mean, std=std,
@@ -127,18 +215,33 @@ def fit_numeric(values: pd.Series | NDArray[np.generic]) -> NumericProfile:
 def _moments(clean: NDArray[np.float64]) -> tuple[float, float]:
     """Mean and population std of sorted finite values, without overflow near 1e308."""
     with np.errstate(over="ignore", invalid="ignore"):
-        mean, std = float(clean.mean()), float(clean.std())
+        mean = float(clean.mean())
+        std = _std(clean, mean)
     if math.isfinite(mean) and math.isfinite(std):
         return mean, std
     scale = max(abs(float(clean[0])), abs(float(clean[-1])))
     scaled = clean / scale
     with np.errstate(over="ignore"):
-        return float(scaled.mean()) * scale, float(scaled.std()) * scale
+        scaled_mean = float(scaled.mean())
+        return scaled_mean * scale, _std(scaled, scaled_mean) * scale
+
+
+def _std(values: NDArray[np.float64], mean: float) -> float:
+    """Population standard deviation around ``mean``, summed block by block (no
+    column-sized temporary)."""
+    total = 0.0
+    for start in range(0, values.size, FLOAT_BLOCK):
+        dev = values[start:start + FLOAT_BLOCK] - mean
+        total += float(np.dot(dev, dev))
+    return math.sqrt(total / values.size)
 
 
 def fit_categorical(values: pd.Series | NDArray[np.generic]) -> CategoricalProfile:
     """Count the categories of a column; values are compared as strings, missing dropped."""
     series = values if isinstance(values, pd.Series) else pd.Series(values)
+    fast = _count_labels(series)
+    if fast is not None:
+        return fast
     missing = series.isna()
     present = series[~missing]
     if present.dtype.kind == "f" and bool((present == np.round(present)).all()):
@@ -152,6 +255,33 @@ def fit_categorical(values: pd.Series | NDArray[np.generic]) -> CategoricalProfi
         counts=np.asarray(counts.to_numpy(dtype=np.int64)[order], dtype=np.int64),
         n=int(present.size),
         n_missing=int(missing.sum()),
+    )
+
+
+def _count_labels(series: pd.Series) -> CategoricalProfile | None:
+    """Counts from one hash pass over the column, when its values are strings, integers or
+    booleans: then equal values are equal strings and distinct values distinct strings, so
+    counting the values and then naming them gives ``fit_categorical``'s answer without
+    converting every value to a string. None for other columns (floats, mixed objects,
+    pandas categoricals), which take the general path."""
+    kind = series.dtype.kind
+    if kind not in "iubO" or isinstance(series.dtype, pd.CategoricalDtype):
+        return None
+    counts = series.value_counts(dropna=True, sort=False)
+    labels = counts.index.to_numpy()
+    # Objects must all be strings: an int and a float equal to it would count as one value
+    # here but are two strings ("1", "1.0") on the general path.
+    if kind == "O" and not all(isinstance(label, str) for label in labels):
+        return None
+    names = labels.astype(str)
+    order = np.argsort(names, kind="stable")
+    counted = np.asarray(counts.to_numpy(dtype=np.int64)[order], dtype=np.int64)
+    present = int(counted.sum())
+    return CategoricalProfile(
+        categories=tuple(str(c) for c in names[order]),
+        counts=counted,
+        n=present,
+        n_missing=int(series.size - present),
     )
 
 

@@ -19,7 +19,7 @@ from scipy import special, stats
 
 from modelmon.stats.drift.base import NumericMethod, register
 from modelmon.stats.drift.ecdf import has_ties, merge_sorted, run_ends
-from modelmon.stats.profile import NumericProfile
+from modelmon.stats.profile import NumericProfile, ascending
 
 #: Above this many values on either side scipy's ``ks_2samp(method="auto")`` switches from
 #: the exact null distribution to the asymptotic one; we follow the same switch.
@@ -37,24 +37,66 @@ def ks_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[
     Both ECDFs are step functions that only change at data points. Between two consecutive
     distinct current values the current ECDF is flat while the reference ECDF rises, so
     ``F_ref - F_cur`` is largest just before the next current value and smallest at the
-    current value itself. Evaluating the reference ECDF (both one-sided limits) at the
-    current window's distinct values therefore visits every extreme: the cost is
-    O(m log n) and the reference is never touched beyond a binary search. Each extreme is
-    the ECDF difference at some data point, computed as ``count/n - count/m`` exactly as
-    scipy computes it, so the value is bit-for-bit scipy's.
+    current value itself: the extremes are at the current window's distinct values, where
+    the reference ECDF is read with a binary search. Each extreme is ``count/n - count/m``
+    computed exactly as scipy computes it, so the value is bit-for-bit scipy's.
+
+    Most of the window cannot hold the supremum, and a coarse pass says where: the sorted
+    window is cut into blocks of about ``KS_STRIDE`` values (never inside a run of equal
+    values). Both ECDFs are monotone, so the ECDFs at a block's two ends bound every
+    difference inside it, and the differences at the block ends are themselves extremes.
+    Only the blocks whose bound exceeds the largest difference seen at any block end are
+    evaluated value by value. The result is the same number, at a fraction of the binary
+    searches.
     """
     n = reference_sorted.size
     m = current_sorted.size
-    last = run_ends(current_sorted)
-    values = current_sorted[last]
-    cur_cdf = (np.flatnonzero(last) + 1) / m
-    cur_before = np.concatenate(([0.0], cur_cdf[:-1]))
-    ref_at = np.searchsorted(reference_sorted, values, side="right") / n
-    ref_before = np.searchsorted(reference_sorted, values, side="left") / n
-    # F_ref - F_cur just below each current value; and F_cur - F_ref at each current value.
-    above = float(np.max(ref_before - cur_before))
-    below = float(np.max(cur_cdf - ref_at))
-    return max(above, below, 0.0)
+    starts = np.searchsorted(current_sorted, current_sorted[::KS_STRIDE], "left")
+    starts = starts[np.concatenate(([True], starts[1:] != starts[:-1]))]  # runs > stride
+    ends = np.append(starts[1:], m)
+    ref_before = np.searchsorted(reference_sorted, current_sorted[starts], "left")
+    ref_upto = np.searchsorted(reference_sorted, current_sorted[ends - 1], "right")
+    # Exact differences at the ends of each block: F_ref - F_cur just below its first value,
+    # F_cur - F_ref at its last value.
+    seen = max(float(np.max(ref_before / n - starts / m)),
+               float(np.max(ends / m - ref_upto / n)), 0.0)
+    # Upper bounds of both differences anywhere in each block.
+    bound = np.maximum(ref_upto / n - starts / m, ends / m - ref_before / n)
+    blocks = np.flatnonzero(bound > seen)
+    if blocks.size == 0:
+        return seen
+    lengths = ends[blocks] - starts[blocks]
+    offsets = np.repeat(starts[blocks] - (np.cumsum(lengths) - lengths), lengths)
+    index = np.arange(offsets.size) + offsets
+    up, down = _ks_extremes(reference_sorted, current_sorted[index], index, m)
+    return max(seen, up, down)
+
+
+#: Current values per block of the coarse pass of ``ks_statistic``.
+KS_STRIDE = 64
+
+
+def _ks_extremes(reference_sorted: NDArray[np.float64], values: NDArray[np.float64],
+                 index: NDArray[np.intp], m: int) -> tuple[float, float]:
+    """The largest ``F_ref - F_cur`` just below, and ``F_cur - F_ref`` at, each distinct
+    value of whole runs of the sorted current window (``index``: their positions in it)."""
+    n = reference_sorted.size
+    last = np.flatnonzero(run_ends(values))
+    first = np.concatenate(([0], last[:-1] + 1))
+    distinct = values[last]
+    cur_upto = index[last] + 1
+    cur_before = index[first]
+    ref_below = np.searchsorted(reference_sorted, distinct, side="left")
+    # Reference values equal to a current value: found by one comparison, and counted with
+    # a second binary search for those values only.
+    tied = reference_sorted[np.minimum(ref_below, n - 1)] == distinct
+    if tied.any():
+        ref_upto = ref_below.copy()
+        ref_upto[tied] = np.searchsorted(reference_sorted, distinct[tied], side="right")
+    else:
+        ref_upto = ref_below
+    return (float(np.max(ref_below / n - cur_before / m)),
+            float(np.max(cur_upto / m - ref_upto / n)))
 
 
 def ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
@@ -100,7 +142,7 @@ class KolmogorovSmirnov(NumericMethod):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 res = stats.ks_2samp(reference.sorted_values, current)
             return float(res.statistic), float(res.pvalue)
-        d = ks_statistic(reference.sorted_values, np.sort(current))
+        d = ks_statistic(reference.sorted_values, ascending(current))
         return d, ks_asymptotic_pvalue(d, n, m)
 
 
@@ -172,7 +214,7 @@ class CramerVonMises(NumericMethod):
                   ) -> tuple[float, float | None]:
         if reference.n < 2 or current.size < 2:
             return math.nan, math.nan
-        current_sorted = np.sort(current)
+        current_sorted = ascending(current)
         if has_ties(reference.sorted_values, reference.n_unique, current_sorted):
             t = cvm_statistic(reference.sorted_values, current_sorted)
             return t, cvm_asymptotic_pvalue(t, reference.n, current.size)
@@ -183,7 +225,7 @@ class CramerVonMises(NumericMethod):
                statistic: float, p_value: float | None) -> str | None:
         if reference.n < 2 or current.size < 2:
             return "not scored: cvm needs at least two values on each side"
-        if has_ties(reference.sorted_values, reference.n_unique, np.sort(current)):
+        if has_ties(reference.sorted_values, reference.n_unique, ascending(current)):
             return ("tied values: statistic from the ECDFs, asymptotic p-value "
                     "(conservative for discrete data)")
         return None

@@ -1,0 +1,182 @@
+"""The fast paths of a check agree with the straightforward computations they replace:
+``score_window`` with ``score_drift`` + ``data_quality``, sorted-input shortcuts with numpy,
+the quantile form of Wasserstein and the blocked KS with scipy, on unequal sizes and ties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from modelmon.stats.dataset import (
+    ColumnRequest,
+    data_quality,
+    fit_reference,
+    score_drift,
+    score_window,
+)
+from modelmon.stats.drift.distance import quantile_pairs, wasserstein
+from modelmon.stats.drift.edf import KS_STRIDE, ks_statistic
+from modelmon.stats.profile import (
+    count_distinct,
+    finite,
+    fit_categorical,
+    fit_numeric,
+    is_ascending,
+    sorted_quantiles,
+)
+
+SIZES = [(1, 1), (1, 7), (7, 1), (3, 7), (10, 10), (12, 18), (100, 37), (999, 1000),
+         (30_000, 20_000), (25_000, 200 * KS_STRIDE + 5)]
+
+
+@pytest.mark.parametrize(("n", "m"), SIZES)
+@pytest.mark.parametrize("decimals", [None, 1, 0])
+def test_wasserstein_and_ks_equal_scipy(n: int, m: int, decimals: int | None) -> None:
+    rng = np.random.default_rng(n * 7919 + m)
+    ref, cur = rng.normal(size=n), rng.normal(0.2, 1.3, size=m)
+    if decimals is not None:  # ties within and across the samples
+        ref, cur = np.round(ref, decimals), np.round(cur, decimals)
+    want = stats.wasserstein_distance(ref, cur)
+    got = wasserstein(np.sort(ref), np.sort(cur))
+    assert abs(got - want) <= 1e-12 * max(want, 1e-300)
+    assert abs(ks_statistic(np.sort(ref), np.sort(cur))
+               - stats.ks_2samp(ref, cur).statistic) <= 1e-15
+
+
+def test_quantile_pairs_cover_the_unit_interval() -> None:
+    for n, m in SIZES:
+        pairs = quantile_pairs(n, m)
+        assert pairs.ref_lengths.sum() + pairs.cur_lengths.sum() == n * m
+        assert (pairs.ref_lengths >= 0).all() and (pairs.cur_lengths > 0).all()
+
+
+def test_ks_runs_across_block_boundaries() -> None:
+    ref = np.repeat(np.arange(50.0), 400)
+    cur = np.sort(np.concatenate([np.full(3 * KS_STRIDE + 3, 7.0), np.arange(0.0, 50.0, 0.5)]))
+    assert ks_statistic(ref, cur) == stats.ks_2samp(ref, cur).statistic
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 1001])
+def test_sorted_helpers_equal_numpy(n: int) -> None:
+    x = np.sort(np.round(np.random.default_rng(n).lognormal(size=n), 1))
+    for q in ([0.25, 0.75], np.linspace(0, 1, 11)[1:-1], [0.0, 1.0]):
+        assert np.array_equal(sorted_quantiles(x, q), np.quantile(x, q))
+    assert count_distinct(x) == np.unique(x).size
+    assert is_ascending(x)
+    assert n < 2 or not is_ascending(x[::-1]) or x[0] == x[-1]
+    profile = fit_numeric(x[::-1])
+    assert np.array_equal(profile.bin(x), profile.bin(x[::-1]))
+    assert profile.std == pytest.approx(float(np.std(x)), rel=1e-13, abs=1e-300)
+
+
+def test_finite_returns_the_array_when_all_values_are() -> None:
+    x = np.arange(200_000.0)
+    assert finite(x) is x
+    x[150_000] = math.inf
+    assert finite(x).size == x.size - 1
+
+
+@pytest.mark.parametrize("values", [
+    ["b", "a", None, "b", math.nan],
+    [3, 1, 1, 2],
+    [True, False, True],
+    pd.array([1, None, 1], dtype="Int64"),
+    [1, 1.0, "1"],
+    [1.5, 2.0, math.nan],
+])
+def test_categorical_fast_path_equals_the_general_one(values: object) -> None:
+    series = pd.Series(values)
+    general = series[series.notna()]
+    if general.dtype.kind == "f" and bool((general == np.round(general)).all()):
+        general = general.astype(np.int64)
+    counts = general.astype(str).value_counts()
+    profile = fit_categorical(series)
+    assert dict(zip(profile.categories, profile.counts.tolist(), strict=True)) == counts.to_dict()
+    assert list(profile.categories) == sorted(profile.categories)
+    assert profile.n_missing == int(series.isna().sum())
+
+
+def _frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({
+        "x": rng.normal(size=3000), "y": np.round(rng.gamma(2.0, size=3000), 1),
+        "k": rng.integers(0, 4, 3000), "c": rng.choice(list("abcde"), 3000),
+        "t": rng.normal(size=3000),
+    })
+    x = rng.normal(0.3, 1.0, size=2000)
+    x[[3, 5, 8]] = [math.nan, math.inf, -math.inf]
+    cur = pd.DataFrame({
+        "x": x, "y": np.round(rng.gamma(2.2, size=2000), 1),
+        "k": rng.integers(0, 5, 2000), "c": rng.choice(list("abcdz"), 2000),
+        "t": rng.normal(size=2000),
+    })
+    return ref, cur
+
+
+@pytest.mark.parametrize("method", ["auto", "ks", "psi", "wasserstein", "cvm", "kl"])
+def test_score_window_equals_score_drift_and_data_quality(method: str) -> None:
+    ref, cur = _frames()
+    requests = [ColumnRequest("x", method=method), ColumnRequest("y", method=method),
+                ColumnRequest("k"), ColumnRequest("c", categorical=True),
+                ColumnRequest("t", role="target", method=method)]
+    profile = fit_reference(ref, requests)
+    features = type(profile)(profile.rows, {
+        n: p for n, p in profile.columns.items() if p.request.role == "feature"})
+    both = score_window(profile, cur)
+    assert both.drift == score_drift(profile, cur)
+    assert both.quality == data_quality(features, cur)
+    missing = score_window(profile, cur.drop(columns=["y", "t"]))
+    assert missing.quality.missing_columns == ["y"]
+
+
+def test_quality_with_infinities_and_missing_values() -> None:
+    ref, cur = _frames()
+    profile = fit_reference(ref, [ColumnRequest("x"), ColumnRequest("c", categorical=True)])
+    q = score_window(profile, cur).quality
+    x = cur["x"].to_numpy()
+    ok = x[~np.isnan(x)]
+    p = profile.columns["x"].numeric
+    assert p is not None
+    assert q.columns[0].missing_fraction == 1 / 2000
+    assert q.columns[0].outlier_fraction == np.count_nonzero(
+        (ok < p.lower_fence) | (ok > p.upper_fence)) / ok.size
+    assert q.columns[0].out_of_range_fraction == np.count_nonzero(
+        (ok < p.minimum) | (ok > p.maximum)) / ok.size
+    assert q.columns[1].new_categories == 1
+
+
+def test_threads_give_the_same_figures() -> None:
+    ref, cur = _frames()
+    requests = [ColumnRequest(n) for n in ("x", "y", "k", "t")]
+    requests.append(ColumnRequest("c", categorical=True))
+    one = score_window(fit_reference(ref, requests), cur)
+    two = score_window(fit_reference(ref, requests, workers=2), cur, workers=2)
+    assert one == two
+
+
+class _Columns:
+    """A ``ColumnReader`` that counts the columns it hands out."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+        self.columns = list(frame.columns)
+        self.reads: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def __getitem__(self, name: str) -> pd.Series:
+        self.reads.append(name)
+        return self._frame[name]
+
+
+def test_a_column_reader_is_read_once_per_column() -> None:
+    ref, cur = _frames()
+    profile = fit_reference(ref, [ColumnRequest(n) for n in ("x", "y", "k", "t")])
+    reader = _Columns(cur.drop(columns=["t"]))
+    assert score_window(profile, reader) == score_window(profile, cur.drop(columns=["t"]))
+    assert reader.reads == ["x", "y", "k"]
