@@ -310,7 +310,11 @@ our_pid() { # name -> pid, if that process is alive and ours
   [[ -f $f ]] || return 1
   pid=$(<"$f")
   [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$STATE_DIR/" || return 1
+  # No pipe into `grep -q` here: under pipefail, grep exiting at the first match can
+  # SIGPIPE tr and turn a live process into a "dead" one (a flake seen under load).
+  local cmd
+  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmd == *"$STATE_DIR/"* ]] || return 1
   printf '%s\n' "$pid"
 }
 
