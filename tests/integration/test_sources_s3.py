@@ -125,7 +125,7 @@ def test_credentials_from_the_secret_are_checked(s3: S3) -> None:
         wrong = {**s3.secret(), "AWS_SECRET_ACCESS_KEY": "wrong-secret-value"}
         with pytest.raises(SourceError) as info:
             load(url("auth/d.csv"), ctx(s3, secret=wrong))
-        unknown = {**s3.secret(), "AWS_ACCESS_KEY_ID": "AKIAUNKNOWNKEY000000"}
+        unknown = {**s3.secret(), "AWS_ACCESS_KEY_ID": "TESTUNKNOWNKEY000000"}
         with pytest.raises(SourceError) as info2:
             load(url("auth/d.csv"), ctx(s3, secret=unknown))
     for error in (info.value, info2.value):
@@ -133,7 +133,7 @@ def test_credentials_from_the_secret_are_checked(s3: S3) -> None:
         assert "access denied" in text and "credentialsSecretRef" in text
         assert not error.transient
         for secret in (s3.secret_key, "wrong-secret-value", s3.access_key,
-                       "AKIAUNKNOWNKEY000000"):
+                       "TESTUNKNOWNKEY000000"):
             assert secret not in text
 
 
