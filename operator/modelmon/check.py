@@ -59,9 +59,8 @@ from modelmon.stats.dataset import (
     ColumnRequest,
     ColumnSpecError,
     ReferenceProfile,
-    data_quality,
     fit_reference,
-    score_drift,
+    score_window,
 )
 
 log = logging.getLogger(__name__)
@@ -365,8 +364,9 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
     if spec.current.min_rows is not None and len(cur_frame) < spec.current.min_rows:
         raise InsufficientDataError(f"the current window has {len(cur_frame)} rows; "
                                f"spec.current.minRows is {spec.current.min_rows}")
-    profile = ref.profile
-    scored = score_drift(profile, cur_frame)
+    # One pass: each current column is sorted or counted once for drift and quality.
+    scores = score_window(ref.profile, cur_frame)
+    scored, q = scores.drift, scores.quality
     features = [_drift_result(d) for d in scored if d.role == "feature"]
     by_role = {d.role: _drift_result(d) for d in scored if d.role != "feature"}
     drifted = [f.name for f in features if f.drifted]
@@ -376,9 +376,6 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
                         drifted=drifted, features=features,
                         prediction=by_role.get("prediction"), target=by_role.get("target"))
 
-    feature_profile = ReferenceProfile(profile.rows, {
-        n: p for n, p in profile.columns.items() if p.request.role == "feature"})
-    q = data_quality(feature_profile, cur_frame)
     dq = DataQualityStatus(
         columns=[ColumnQuality(name=c.name, missing_fraction=c.missing_fraction,
                                outlier_fraction=c.outlier_fraction,
