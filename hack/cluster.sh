@@ -309,13 +309,22 @@ our_pid() { # name -> pid, if that process is alive and ours
   local f=$STATE_DIR/$1.pid pid
   [[ -f $f ]] || return 1
   pid=$(<"$f")
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
   # No pipe into `grep -q` here: under pipefail, grep exiting at the first match can
   # SIGPIPE tr and turn a live process into a "dead" one (a flake seen under load).
-  local cmd
-  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ $cmd == *"$STATE_DIR/"* ]] || return 1
-  printf '%s\n' "$pid"
+  # A live process is asked up to three times: while setsid execs the daemon, the
+  # kernel briefly shows an empty command line, which once failed a CI start-up.
+  local cmd i
+  for ((i = 0; i < 3; i++)); do
+    alive "$pid" || return 1
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || cmd=
+    if [[ $cmd == *"$STATE_DIR/"* ]]; then
+      printf '%s\n' "$pid"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
 }
 
 start() { # name binary args...
