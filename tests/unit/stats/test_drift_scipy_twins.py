@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
 from modelmon.stats.drift import edf, methods
@@ -210,17 +210,31 @@ def test_categorical_methods_agree_with_scipy(name: str) -> None:
 
 @pytest.mark.parametrize("n", [15_000, 50_000, 200_000])
 def test_ks_asymptotic_pvalue_matches_kstwo(n: int) -> None:
-    """The far-tail fast path stays within 1e-10 of ``kstwo.sf``, elsewhere it is exact."""
+    """Equal to ``kstwo.sf`` within 1e-12 everywhere, the summed region included."""
     for d in np.linspace(0.0, 0.06, 16):
         ours = edf.ks_asymptotic_pvalue(float(d), n, n)
         want = float(np.clip(stats.kstwo.sf(d, round(n / 2)), 0, 1))
-        assert abs(ours - want) <= edf.KS_FAST_TAIL, (n, d, ours, want)
+        assert abs(ours - want) <= 1e-12, (n, d, ours, want)
 
 
-def test_ks_far_tail_skips_kstwo(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Below 1e-10 the slow ``kstwo.sf`` is not called at all."""
+@pytest.mark.parametrize("n", [141, 2_500, 60_000, 400_000])
+def test_smirnov_series_matches_scipy(n: int) -> None:
+    """The one-sided series summed on ``SMIRNOV_POINTS`` terms equals scipy's full sum."""
+    for z in (1.49, 2.0, 3.0, 5.0, 9.0, 15.0):
+        x = z / math.sqrt(n)
+        if x >= 1:
+            continue
+        want = float(special.smirnov(n, x))
+        assert abs(edf.smirnov_sf(n, x) - want) <= 1e-9 * want, (n, x)
+
+
+def test_small_ks_p_values_do_not_call_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the region where scipy sums the whole series, neither kstwo nor smirnov runs."""
     monkeypatch.setattr(stats, "kstwo", None)
-    assert edf.ks_asymptotic_pvalue(0.03, 50_000, 50_000) < edf.KS_FAST_TAIL
+    monkeypatch.setattr(special, "smirnov", None)
+    p = edf.ks_asymptotic_pvalue(0.009, 100_000, 100_000)
+    assert 5e-4 < p < 7e-4
+    assert edf.ks_asymptotic_pvalue(0.5, 100_000, 100_000) == 0.0
 
 
 def test_ks_statistic_with_ties_matches_scipy() -> None:
