@@ -18,7 +18,7 @@ from modelmon.stats.dataset import (
     score_drift,
     score_window,
 )
-from modelmon.stats.drift.distance import quantile_pairs, wasserstein
+from modelmon.stats.drift.distance import W_BLOCK, _intervals, wasserstein
 from modelmon.stats.drift.edf import KS_STRIDE, ks_statistic
 from modelmon.stats.profile import (
     count_distinct,
@@ -47,11 +47,21 @@ def test_wasserstein_and_ks_equal_scipy(n: int, m: int, decimals: int | None) ->
                - stats.ks_2samp(ref, cur).statistic) <= 1e-15
 
 
-def test_quantile_pairs_cover_the_unit_interval() -> None:
+def test_wasserstein_intervals_cover_the_unit_interval() -> None:
     for n, m in SIZES:
-        pairs = quantile_pairs(n, m)
-        assert pairs.ref_lengths.sum() + pairs.cur_lengths.sum() == n * m
-        assert (pairs.ref_lengths >= 0).all() and (pairs.cur_lengths > 0).all()
+        _, ref_lengths = _intervals(np.arange(n, dtype=np.int64), m, n)
+        j = np.arange(m, dtype=np.int64)
+        _, cur_lengths = _intervals(j[((j + 1) * n) % m != 0], n, m)
+        assert ref_lengths.sum() + cur_lengths.sum() == n * m
+        assert (ref_lengths >= 0).all() and (cur_lengths > 0).all()
+
+
+@pytest.mark.parametrize(("n", "m"), [(W_BLOCK * 2 + 5, W_BLOCK + 3), (W_BLOCK + 1, W_BLOCK + 1)])
+def test_wasserstein_across_blocks_equals_scipy(n: int, m: int) -> None:
+    rng = np.random.default_rng(n + m)
+    ref, cur = rng.gamma(2.0, size=n), np.round(rng.gamma(2.2, size=m), 2)
+    want = stats.wasserstein_distance(ref, cur)
+    assert abs(wasserstein(np.sort(ref), np.sort(cur)) - want) <= 1e-12 * want
 
 
 def test_ks_runs_across_block_boundaries() -> None:

@@ -3,17 +3,16 @@
 Part of ``stats`` (pure numpy/scipy), between the fitted reference profile and
 ``evaluation``: both distances integrate a power of ``|F_ref - F_cur|``. Wasserstein-1 is
 the area between the two quantile functions, which pairs the reference's sorted values
-with the sorted current window by index arithmetic alone (``quantile_pairs``: no search,
-no merge); the energy distance walks the merged support (``ecdf.merge_sorted``, one binary
-search per current value). Neither re-sorts the reference, and the numbers agree with
-``scipy.stats.wasserstein_distance`` and ``scipy.stats.energy_distance``.
+with the sorted current window by index arithmetic alone (no search, no merge, and
+temporaries of a fixed block size); the energy distance walks the merged support
+(``ecdf.merge_sorted``, one binary search per current value). Neither re-sorts the
+reference, and the numbers agree with ``scipy.stats.wasserstein_distance`` and
+``scipy.stats.energy_distance``.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,42 +41,9 @@ def cdf_gaps(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.f
     return gaps, widths
 
 
-@dataclass(frozen=True, slots=True)
-class QuantilePairs:
-    """How the quantile functions of an n-sample and an m-sample pair up.
-
-    The ECDF inverse of a sorted sample ``r`` of size n is ``r[i]`` on ``(i/n, (i+1)/n]``.
-    The two samples' breakpoints ``i/n`` and ``j/m`` split (0, 1] into at most n + m
-    intervals on each of which both inverses are constant. Each interval ends at a
-    reference breakpoint ``(i+1)/n`` (then the current index on it is
-    ``k = ceil((i+1) m / n) - 1``) or, where the two do not coincide, at a current
-    breakpoint ``(j+1)/m`` (reference index ``l = ceil((j+1) n / m) - 1``). The interval
-    lengths are kept as integer multiples of ``1/(n m)``, so they are exact.
-    """
-
-    k: NDArray[np.int64] | None
-    """Current index on the interval ending at each reference breakpoint; None when it is
-    the reference index itself (n == m)."""
-    ref_lengths: NDArray[np.float64]
-    cur_j: NDArray[np.int64]
-    """Current breakpoints that are no reference breakpoint."""
-    cur_l: NDArray[np.int64]
-    """Reference index on the interval ending at each of them."""
-    cur_lengths: NDArray[np.float64]
-
-
-@functools.lru_cache(maxsize=2)
-def quantile_pairs(n: int, m: int) -> QuantilePairs:
-    """The interval layout for sizes (n, m), computed once for all the columns of a window
-    that have the same numbers of values."""
-    i = np.arange(n, dtype=np.int64)
-    k = -((-(i + 1) * m) // n) - 1
-    ref_lengths = ((i + 1) * m - np.maximum(i * m, k * n)).astype(np.float64)
-    j = np.arange(m, dtype=np.int64)
-    j = j[((j + 1) * n) % m != 0]
-    ell = -((-(j + 1) * n) // m) - 1
-    cur_lengths = ((j + 1) * n - np.maximum(j * n, ell * m)).astype(np.float64)
-    return QuantilePairs(None if n == m else k, ref_lengths, j, ell, cur_lengths)
+#: Breakpoints handled per block by ``wasserstein``: its temporaries stay a few blocks in
+#: size however long the windows are.
+W_BLOCK = 1 << 16
 
 
 def wasserstein(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64]
@@ -85,27 +51,52 @@ def wasserstein(reference_sorted: NDArray[np.float64], current_sorted: NDArray[n
     """Wasserstein-1 distance: the area between the two empirical CDFs, computed as the
     area between the two quantile functions (the same area, integrated along the other
     axis), which needs no merge of the samples: ``sum |r[i] - c[k]| * length`` over the
-    intervals of ``quantile_pairs``. O(n + m) once both sides are sorted."""
+    intervals between the two samples' breakpoints ``i/n`` and ``j/m``. O(n + m) once both
+    sides are sorted.
+
+    The intervals are generated block by block (``W_BLOCK`` breakpoints at a time) rather
+    than all at once, so the memory this takes does not grow with the window. When both
+    sides have the same size every interval pairs ``r[i]`` with ``c[i]`` and has the same
+    length, and the distance is the mean absolute difference of the sorted samples.
+    """
     n, m = reference_sorted.size, current_sorted.size
-    pairs = quantile_pairs(n, m)
-    extra = pairs.cur_j.size
-    work = scratch(max(n, 2 * extra))
+    total = 0.0
+    work = scratch(min(max(n, m), W_BLOCK))
     with np.errstate(over="ignore", invalid="ignore"):
-        gaps = work[:n]
-        if pairs.k is None:
-            np.subtract(reference_sorted, current_sorted, out=gaps)
-        else:
-            np.take(current_sorted, pairs.k, out=gaps)
-            np.subtract(reference_sorted, gaps, out=gaps)
-        # einsum, not np.dot: BLAS would spin up threads for one pass over the column.
-        total = float(np.einsum("i,i->", np.abs(gaps, out=gaps), pairs.ref_lengths))
-        if extra:
-            gaps, other = work[:extra], work[extra:2 * extra]
-            np.take(current_sorted, pairs.cur_j, out=gaps)
-            np.take(reference_sorted, pairs.cur_l, out=other)
-            np.subtract(gaps, other, out=gaps)
-            total += float(np.einsum("i,i->", np.abs(gaps, out=gaps), pairs.cur_lengths))
+        if n == m:
+            for start in range(0, n, W_BLOCK):
+                stop = min(n, start + W_BLOCK)
+                gaps = work[:stop - start]
+                np.subtract(reference_sorted[start:stop], current_sorted[start:stop], out=gaps)
+                total += float(np.abs(gaps, out=gaps).sum())
+            return total / n
+        for start in range(0, n, W_BLOCK):
+            i = np.arange(start, min(n, start + W_BLOCK), dtype=np.int64)
+            k, lengths = _intervals(i, m, n)
+            gaps = work[:i.size]
+            np.take(current_sorted, k, out=gaps)
+            np.subtract(reference_sorted[start:start + i.size], gaps, out=gaps)
+            # einsum, not np.dot: BLAS would spin up threads for one pass over the column.
+            total += float(np.einsum("i,i->", np.abs(gaps, out=gaps), lengths))
+        for start in range(0, m, W_BLOCK):
+            j = np.arange(start, min(m, start + W_BLOCK), dtype=np.int64)
+            j = j[((j + 1) * n) % m != 0]  # the others coincide with a reference breakpoint
+            ell, lengths = _intervals(j, n, m)
+            gaps = work[:j.size]
+            np.take(reference_sorted, ell, out=gaps)
+            np.subtract(current_sorted[j], gaps, out=gaps)
+            total += float(np.einsum("i,i->", np.abs(gaps, out=gaps), lengths))
         return total / n / m
+
+
+def _intervals(index: NDArray[np.int64], other: int, size: int
+               ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """For breakpoints ``(index + 1) / size`` of one sample: the other sample's index on the
+    interval ending there, and the interval's length in units of ``1 / (size * other)``."""
+    upper = (index + 1) * other
+    paired = -((-upper) // size) - 1
+    lengths = (upper - np.maximum(index * other, paired * size)).astype(np.float64)
+    return paired, lengths
 
 
 def energy(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64]
