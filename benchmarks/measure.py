@@ -307,8 +307,10 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["mode"] in ("window", "columns"):  # the fitted profile, kept between checks
         with Path(spec["profile"]).open("rb") as fh:
             ref = pickle.load(fh)
-        if spec["mode"] == "window":
-            cur = lambda: read(w, data_dir, "current")  # noqa: E731
+        if spec["mode"] == "window":  # as `modelmon check` reads a parquet window
+            from modelmon.sources.url import read_parquet
+
+            cur = lambda: read_parquet(str(w.path(data_dir, "current")), None)  # noqa: E731
         else:
             cur = ParquetColumns(w.path(data_dir, "current"))
     else:

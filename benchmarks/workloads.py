@@ -1,6 +1,6 @@
 """The benchmark's workloads: deterministic reference and current windows, stored once.
 
-Every tool reads the same parquet files the same way modelmon's ``url`` source does
+Every tool reads the same parquet files the same way
 (``pyarrow.parquet.read_table(...).to_pandas()``), so the frames they score are identical.
 
 Numeric columns cycle through five shapes (normal, log-normal, gamma, uniform, Student t);
@@ -153,7 +153,7 @@ def write(workload: Workload, data_dir: Path) -> None:
 
 
 def read(workload: Workload, data_dir: Path, side: str) -> pd.DataFrame:
-    """One side as a pandas frame, read as modelmon's ``url`` source reads parquet."""
+    """One side as a pandas frame (every tool scores the same frames)."""
     frame: pd.DataFrame = pq.read_table(workload.path(data_dir, side)).to_pandas()
     return frame
 

@@ -471,17 +471,24 @@ def _parse(data: bytes, fmt: DataFormat, columns: list[str] | None) -> pd.DataFr
         return pd.read_csv(buffer)
     if fmt == "jsonl":
         return pd.read_json(buffer, lines=True)
-    return _parquet(buffer, columns)
+    return read_parquet(buffer, columns)
 
 
-def _parquet(handle: Any, columns: list[str] | None) -> pd.DataFrame:
+def read_parquet(handle: Any, columns: list[str] | None) -> pd.DataFrame:
+    """A parquet file (path or open file) as a frame: ``columns`` only, when given, and
+    never the pandas index pyarrow stored beside them."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(handle)
     names = parquet.schema_arrow.names
-    wanted = None if columns is None else [c for c in names if c in set(columns)]
-    frame: pd.DataFrame = parquet.read(columns=wanted).to_pandas()
-    return frame
+    meta = parquet.schema_arrow.pandas_metadata or {}
+    index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+    wanted = [c for c in names if c not in index and (columns is None or c in set(columns))]
+    # Column by column, each converted without a copy where pandas can share arrow's
+    # buffer and kept as a block of its own: the read never holds the window twice.
+    data = {name: parquet.read(columns=[name]).column(0).to_pandas(split_blocks=True)
+            for name in wanted}
+    return pd.DataFrame(data, copy=False)
 
 
 def _read_file(t: Target, path: str, fmt: DataFormat, columns: list[str] | None,
@@ -491,7 +498,7 @@ def _read_file(t: Target, path: str, fmt: DataFormat, columns: list[str] | None,
         if fmt == "parquet" and not content_hash:
             with t.fs.open(path, "rb") as handle:
                 try:
-                    return _parquet(handle, columns), None
+                    return read_parquet(handle, columns), None
                 except Exception as exc:
                     if _transient(exc) or isinstance(exc, PermissionError):
                         raise t.fail(exc) from None
