@@ -133,9 +133,10 @@ def run(opts: Options) -> NoReturn:
 
     setup_logging(opts.log_format, opts.log_level)
     metrics = Metrics()
-    kube = Kube(load_config(opts.kubeconfig))
+    kube = Kube(load_config(opts.kubeconfig),
+                on_request=lambda method: metrics.requests.labels(method).inc())
     fleet = Fleet(kube, metrics, workers=opts.workers)
-    health = Health()
+    health = Health(on_lag=metrics.loop_lag.observe)
     metrics.registry.register(OperatorGauges(health, fleet))
     start_http_server(opts.metrics_port, addr=opts.bind, registry=metrics.registry)
     ready = threading.Event()

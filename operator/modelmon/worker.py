@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -136,8 +137,9 @@ class Fleet:
         self.session: aiohttp.ClientSession | None = None
         self.references: ReferenceCache[FittedReference] = ReferenceCache()
         """Fitted reference profiles, reused until the reference data changes."""
-        self.lateness: list[float] = []
-        """Seconds each check started after its due time (bounded; for benchmarks)."""
+        self.lateness: deque[float] = deque(maxlen=10_000)
+        """Seconds each scheduled check started computing after its due time (latest ones);
+        also the histogram ``modelmon_schedule_lateness_seconds``."""
 
     # -------------------------------------------------------------- events from handlers
 
@@ -206,27 +208,40 @@ class Fleet:
         return await asyncio.get_running_loop().run_in_executor(self.api_pool, fn, *args)
 
     async def _loop(self, state: MonitorState) -> None:
-        delay = self._first_delay(state)
-        due = self.clock() + delay
+        due = self.clock() + self._first_delay(state)
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.wake.wait(), timeout=delay)
+                await asyncio.wait_for(state.wake.wait(), timeout=max(0.0, due - self.clock()))
             woken = state.wake.is_set()
             state.wake.clear()
-            if not woken:
-                self.lateness.append(max(0.0, self.clock() - due))
-                del self.lateness[:-10000]
+            began = [self.clock()]
             try:
-                delay = await self._check(state)
+                delay = await self._check(state, None if woken else due, began)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the worker must outlive any bug in one check
                 log.exception("check of %s/%s failed unexpectedly", *state.key)
                 delay = self._interval(state)
-            due = self.clock() + delay
+            # A fixed cadence: the next check is due one interval after this one began
+            # computing, so the time a check takes does not push every later check back.
+            # Monitors created together queue for the check threads once; each keeps the
+            # moment its turn came, which spreads them over the interval from then on.
+            due = began[0] + delay
 
-    async def _check(self, state: MonitorState) -> float:
-        """One check end to end; returns the delay until the next one."""
+    def _started(self, due: float | None, began: list[float]) -> None:
+        """A check starts computing now: note when, and how late that is if scheduled."""
+        began[0] = now = self.clock()
+        if due is not None:
+            late = max(0.0, now - due)
+            self.lateness.append(late)
+            self.metrics.lateness.observe(late)
+
+    async def _check(self, state: MonitorState, due: float | None = None,
+                     began: list[float] | None = None) -> float:
+        """One check end to end; returns the delay until the next one. ``due``: when a
+        scheduled check was due (None when a spec change woke it); ``began[0]`` is set to
+        the moment it started computing."""
+        began = began if began is not None else [0.0]
         started = self.clock()
         now = datetime.fromtimestamp(started, UTC)
         generation = state.generation
@@ -237,17 +252,22 @@ class Fleet:
         try:
             spec = parse_spec(dict(state.spec))
         except CheckError as exc:
+            self._started(due, began)
             status = failed_status(previous, exc, now, generation)
             error = exc.reason
         if spec is not None:
             checked = spec
             # A resolver per check, so that a rotated Secret is read afresh.
             resolver = KubeResolver(self.kube.core, state.ref.namespace)
-            status = await asyncio.get_running_loop().run_in_executor(
-                self.stats_pool, lambda: run_check(
-                    checked, base_dir=self.base_dir, now=now, previous=previous,
-                    generation=generation, resolver=resolver, cache=self.references,
-                    cache_key=state.key))
+
+            def compute() -> ModelMonitorStatus:
+                # Lateness counts the wait for a free statistics thread too.
+                self._started(due, began)
+                return run_check(checked, base_dir=self.base_dir, now=now, previous=previous,
+                                 generation=generation, resolver=resolver,
+                                 cache=self.references, cache_key=state.key)
+
+            status = await asyncio.get_running_loop().run_in_executor(self.stats_pool, compute)
             ready = status.condition("Ready")
             if ready is not None and ready.status == "False":
                 error = ready.reason

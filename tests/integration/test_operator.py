@@ -15,6 +15,7 @@ import yaml
 from kube import Cluster, Kubectl, manifest, wait_for
 from monitors import EXAMPLE, apply, condition, get, monitor, series_of, status_when
 from operator_proc import OperatorProcess
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -90,6 +91,11 @@ def test_lifecycle_status_events_rules_metrics(kubectl: Kubectl, namespace: str,
     times = {h["time"] for h in st["history"]}
     st = status_when(kubectl, namespace, "bc", lambda s: len({h["time"] for h in s["history"]})
                      > len(times) + 1, timeout=40, what="two more scheduled checks")
+    # The fleet's own figures: how late scheduled checks started, requests sent.
+    fleet = {s.name: s for family in text_string_to_metric_families(operator.metrics())
+             for s in family.samples if s.labels in ({}, {"method": "PATCH"})}
+    assert fleet["modelmon_schedule_lateness_seconds_count"].value >= 2
+    assert fleet["modelmon_kube_requests_total"].value >= len(st["history"])
 
     # Delete: worker stops, rule garbage-collected, series gone.
     kubectl("delete", "mm", "bc", "-n", namespace)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -23,13 +24,15 @@ class OperatorMemo(kopf.Memo):
 
 
 class Health:
-    """Liveness of the event loop, read by the health server's thread."""
+    """Liveness of the event loop, read by the health server's thread. ``on_lag`` hears
+    how late each heartbeat ran (the operator keeps a histogram of it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_lag: Callable[[float], None] | None = None) -> None:
         self.beat = time.monotonic()
         self.lag = 0.0
         self.ready = False
         self.task: asyncio.Task[None] | None = None
+        self.on_lag = on_lag
 
     async def run(self) -> None:
         while True:
@@ -37,6 +40,8 @@ class Health:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             self.beat = time.monotonic()
             self.lag = max(0.0, self.beat - before - HEARTBEAT_SECONDS)
+            if self.on_lag is not None:
+                self.on_lag(self.lag)
 
 
 def connection_info(kubeconfig: str | None, trust_env: bool = False) -> kopf.ConnectionInfo:

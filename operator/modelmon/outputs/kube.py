@@ -8,6 +8,7 @@ loop nor the statistics pool waits on the network. Nothing here logs or returns 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,16 +56,26 @@ def load_config(kubeconfig: str | None = None) -> client.ApiClient:
 class Kube:
     """The operator's writes to the API."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient,
+                 on_request: Callable[[str], None] | None = None) -> None:
+        """``on_request`` hears the HTTP method of every request made through ``api``
+        (status patches, rules, Events, Jobs, and the Secret and ConfigMap reads of
+        sources): the operator counts them in ``modelmon_kube_requests_total``."""
         self.api = api
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
-        self.calls = 0
-        """API requests made, for the scale benchmark."""
+        if on_request is not None:
+            rest = api.rest_client
+            send: Callable[..., Any] = rest.request
+
+            def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+                on_request(method)
+                return send(method, url, *args, **kwargs)
+
+            rest.request = counted  # type: ignore[method-assign]
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         """Merge-patch ``.status`` through the status subresource (one request)."""
-        self.calls += 1
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, ref.namespace, PLURAL, ref.name, {"status": status})
 
@@ -72,7 +83,6 @@ class Kube:
         """Create or update a PrometheusRule; True when something changed."""
         ns, name = rule["metadata"]["namespace"], rule["metadata"]["name"]
         try:
-            self.calls += 1
             live: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
                 RULE_GROUP, RULE_VERSION, ns, RULE_PLURAL, name)
         except ApiException as exc:
@@ -88,7 +98,6 @@ class Kube:
             return False
         body = {**rule, "metadata": {**rule["metadata"],
                                      "resourceVersion": live["metadata"]["resourceVersion"]}}
-        self.calls += 1
         self.custom.replace_namespaced_custom_object(
             RULE_GROUP, RULE_VERSION, ns, RULE_PLURAL, name, body)
         return True
@@ -96,7 +105,6 @@ class Kube:
     def _create_rule(self, rule: dict[str, Any]) -> bool:
         ns = rule["metadata"]["namespace"]
         try:
-            self.calls += 1
             self.custom.create_namespaced_custom_object(
                 RULE_GROUP, RULE_VERSION, ns, RULE_PLURAL, rule)
         except ApiException as exc:
@@ -112,7 +120,6 @@ class Kube:
     def delete_rule(self, namespace: str, monitor: str) -> None:
         """Delete a monitor's PrometheusRule if it exists (rules turned off)."""
         try:
-            self.calls += 1
             self.custom.delete_namespaced_custom_object(
                 RULE_GROUP, RULE_VERSION, namespace, RULE_PLURAL, rule_name(monitor))
         except ApiException as exc:
@@ -121,14 +128,12 @@ class Kube:
 
     def create_job(self, body: dict[str, Any]) -> None:
         """Create a Job (the retraining hook)."""
-        self.calls += 1
         job = client.V1Job.from_dict(body)
         assert job is not None
         client.BatchV1Api(self.api).create_namespaced_job(body["metadata"]["namespace"], job)
 
     def job_status(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A Job's status, or None when it does not exist."""
-        self.calls += 1
         try:
             job = client.BatchV1Api(self.api).read_namespaced_job_status(name, namespace)
         except ApiException as exc:
@@ -152,7 +157,6 @@ class Kube:
             "reportingInstance": COMPONENT,
             "firstTimestamp": now.isoformat(), "lastTimestamp": now.isoformat(), "count": 1,
         }
-        self.calls += 1
         try:
             event = client.CoreV1Event.from_dict(body)
             assert event is not None

@@ -22,6 +22,8 @@ from modelmon.api.v1alpha1 import ModelMonitorStatus, Phase
 
 PHASES: tuple[Phase, ...] = ("Pending", "Healthy", "Drifting", "Degraded", "Failing")
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+LATENESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BASE = ("namespace", "monitor", "model")
 
 
@@ -135,6 +137,18 @@ class Metrics:
         self.errors = Counter(
             "modelmon_check_errors", "Checks that failed, by reason",
             ["namespace", "monitor", "reason"], registry=self.registry)
+        self.lateness = Histogram(
+            "modelmon_schedule_lateness_seconds",
+            "How long after its due time a scheduled check started computing (all monitors)",
+            buckets=LATENESS_BUCKETS, registry=self.registry)
+        self.loop_lag = Histogram(
+            "modelmon_event_loop_heartbeat_delay_seconds",
+            "How late each once-a-second heartbeat of the operator's event loop ran",
+            buckets=LAG_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "modelmon_kube_requests",
+            "Requests the workers sent to the Kubernetes API (kopf's watches not included), "
+            "by HTTP method", ["method"], registry=self.registry)
         self._reasons: dict[tuple[str, str], set[str]] = {}
 
     def observe(self, namespace: str, monitor: str, *, model: str,
