@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 IMAGE ?= modelmon:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' helm/modelmon/Chart.yaml)
 
 .PHONY: help install example lint test test-unit test-integration crds chart-crds helm-lint \
-        image test-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-quick
+        image test-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-quick
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -59,8 +59,11 @@ dev-cluster-down:  ## stop the local control plane
 dev-cluster-status:  ## processes, ports and readiness of the local control plane
 	hack/cluster.sh status
 
-bench:  ## modelmon vs Evidently, NannyML and scipy; rewrites benchmarks/README.md (~30 min, installs the peers on first run)
+bench:  ## modelmon vs Evidently, NannyML and scipy, then 1,000 monitors on one operator; rewrites benchmarks/README.md (~45 min, installs the peers on first run)
 	$(PYTHON) benchmarks/run.py
+
+bench-scale:  ## only the operator at scale (1,000 monitors, ~10 min), into the last saved run's report
+	$(PYTHON) benchmarks/run.py --scale-only
 
 bench-quick:  ## the benchmark's smoke test: small workloads, modelmon and scipy only, no timings asserted
 	$(PYTHON) benchmarks/run.py --quick --tools modelmon,bound,scipy --python current

@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import scale  # noqa: E402
 from workloads import FULL, QUICK, Workload, write  # noqa: E402
 
 REQUIREMENTS = HERE / "requirements-peers.txt"
@@ -479,24 +480,25 @@ class Report:
             goals.append(Goal("linear in rows and columns: cost per value of (b) and (c) "
                               "over (a)", "<= 1.5", f"{x:.2f} at worst, {name}", x <= 1.5))
         by_mode = {r.mode: r for r in window}
-        if "columns" in by_mode:
-            r = by_mode["columns"]
+        if "window" in by_mode:
+            r = by_mode["window"]
             w = r.workload
             above = (r.rss["peak"] - r.rss["ready"]) / w.current_bytes
-            whole = by_mode.get("window")
-            also = "" if whole is None else (
-                "; reading the whole window first: "
-                f"{(whole.rss['peak'] - whole.rss['ready']) / w.current_bytes:.2f}")
+            cols = by_mode.get("columns")
+            also = "" if cols is None else (
+                "; read and scored one column at a time: "
+                f"{(cols.rss['peak'] - cols.rss['ready']) / w.current_bytes:.2f}")
             goals.append(Goal(
-                f"({w.key}) steady-state check, columns read and scored one at a time: RSS "
-                "above the interpreter holding its fitted profile, in raw current windows",
-                "< 3", f"{above:.2f} ({(r.rss['peak'] - r.rss['ready']) / MB:.0f} MiB for a "
-                f"{w.current_bytes / MB:.0f} MiB window){also}", above < 3))
+                f"({w.key}) steady-state check reading its parquet window as `modelmon check` "
+                "does: RSS above the interpreter holding its fitted profile, in raw current "
+                "windows", "< 3", f"{above:.2f} ({(r.rss['peak'] - r.rss['ready']) / MB:.0f} "
+                f"MiB for a {w.current_bytes / MB:.0f} MiB window){also}", above < 3))
         return goals
 
     def render(self, *, machine_info: dict[str, str], versions: dict[str, str],
                loads: tuple[float, float], started: datetime, quick: bool,
-               repeats: int, window: Sequence[Result]) -> str:
+               repeats: int, window: Sequence[Result],
+               scale_run: dict[str, Any] | None = None) -> str:
         goals = self.goals(window)
         scaling, _ = self.scaling()
         lines = [
@@ -512,7 +514,8 @@ class Report:
             "scipy only, timings meaningless: `python benchmarks/run.py --quick --tools "
             "modelmon,bound,scipy --python current` (`tests/unit/test_bench_smoke.py`). "
             "`python benchmarks/run.py --from-json ~/.cache/modelmon/bench-last.json` "
-            "rewrites this file from the last run's saved figures.",
+            "rewrites this file from the last run's saved figures; `--scale-only` reruns "
+            "just the operator at scale into them.",
             "",
             "## Goals",
             "",
@@ -558,8 +561,9 @@ class Report:
                 "`score_window` (drift and data quality), once per way of reading:", "",
                 "| reading | peak RSS (MiB) | above the profile (MiB) | in current windows "
                 "| wall (s) |", "|---|---:|---:|---:|---:|"]
-            labels = {"window": "whole window: `pq.read_table(path).to_pandas()`, then "
-                                "`score_window(profile, frame)`",
+            labels = {"window": "whole window, as `modelmon check` reads it (the `url` "
+                                "source's `read_parquet`, column by column into one frame), "
+                                "then `score_window(profile, frame)`",
                       "columns": "one column at a time: `score_window(profile, "
                                  "ParquetColumns(path))`"}
             for mode in ("window", "columns"):
@@ -570,6 +574,8 @@ class Report:
                                  f"| {above / MB:.0f} | {above / r.workload.current_bytes:.2f} "
                                  f"| {fmt_s(r.median)} |")
             lines.append("")
+        if scale_run is not None:
+            lines += scale.section(scale_run)
         lines += [
             "## What is measured",
             "",
@@ -577,9 +583,8 @@ class Report:
             "timed runs (one when the warm-up takes more than 20 s; the `runs` column says "
             "how many); the wall time is their median.",
             "- A run covers the statistics only. Both windows are read from the same parquet "
-            "files before the clock starts (`pyarrow.parquet.read_table(path).to_pandas()`, "
-            "the call modelmon's `url` source makes; the source also holds the file's bytes "
-            "while it parses them), and every tool gets the same pandas frames.",
+            "files before the clock starts (`pyarrow.parquet.read_table(path).to_pandas()`), "
+            "and every tool gets the same pandas frames.",
             "- modelmon **cold**: `fit_reference` + `score_drift` (what a check costs when the "
             "reference profile is not cached). **steady**: `score_drift` with the profile "
             "fitted beforehand (the reference frame is then dropped). **steady + quality**: "
@@ -659,11 +664,35 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--max-load", type=float, default=0.5,
                    help="wait until the 1-minute load average is below this (full mode)")
     p.add_argument("--wait-minutes", type=float, default=20.0)
+    p.add_argument("--no-scale", action="store_true",
+                   help="skip the operator at scale (benchmarks/scale.py, about 10 minutes "
+                        "against a control plane of its own)")
+    p.add_argument("--scale-only", action="store_true",
+                   help="run only the operator at scale and put it into the last saved run "
+                        "(--from-json, default bench-last.json in the cache directory)")
+    p.add_argument("--scale-args", default="",
+                   help="extra arguments for benchmarks/scale.py, e.g. '--monitors 200'")
     return p.parse_args(argv)
+
+
+def run_scale(extra: str) -> dict[str, Any]:
+    """``benchmarks/scale.py`` in its own process; its JSON result."""
+    with tempfile.TemporaryDirectory(prefix="modelmon-scale-json-") as tmp:
+        out = Path(tmp) / "scale.json"
+        subprocess.run([sys.executable, str(HERE / "scale.py"), "--json", str(out),
+                        *extra.split()], check=True, stdout=subprocess.DEVNULL)
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.scale_only:
+        saved = args.from_json or cache_dir() / "bench-last.json"
+        run = json.loads(saved.read_text())
+        run["scale"] = run_scale(args.scale_args)
+        saved.write_text(json.dumps(run, indent=1))
+        return report(run, args.out if args.out is not None else HERE / "README.md")
     if args.from_json is not None:
         out = args.out if args.out is not None else HERE / "README.md"
         return report(json.loads(args.from_json.read_text()), out)
@@ -711,6 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             window = [measure(python, "modelmon", "auto", mode, big, data_dir=data_dir,
                               repeats=1, long_run=20.0) for mode in ("window", "columns")]
         load_end = os.getloadavg()[0]
+        scale_run = (None if args.quick or args.no_scale or "modelmon" not in tools
+                     else run_scale(args.scale_args))
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -721,7 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = {"machine": machine(), "versions": versions, "loads": [load_start, load_end],
            "started": started.isoformat(), "quick": args.quick, "repeats": repeats,
            "results": [_dump(r) for r in results],
-           "window": [_dump(r) for r in window]}
+           "window": [_dump(r) for r in window], "scale": scale_run}
     last = args.json if args.json is not None else (
         None if args.quick else cache_dir() / "bench-last.json")
     if last is not None:
@@ -752,13 +783,17 @@ def report(run: dict[str, Any], out: Path | None) -> int:
     text = rep.render(machine_info=run["machine"], versions=run["versions"],
                       loads=(run["loads"][0], run["loads"][1]),
                       started=datetime.fromisoformat(run["started"]), quick=run["quick"],
-                      repeats=run["repeats"], window=window)
+                      repeats=run["repeats"], window=window, scale_run=run.get("scale"))
     if out is not None:
         out.write_text(text)
         print(f"wrote {out}", file=sys.stderr)
     for g in rep.goals(window):
         print(f"{'PASS' if g.passed else 'FAIL'}  {g.name}: {g.figure} (target {g.target})",
               file=sys.stderr)
+    if run.get("scale") is not None:
+        for name, target, figure, ok in scale.goals(run["scale"]):
+            print(f"{'PASS' if ok else 'FAIL'}  {name}: {figure} (target {target})",
+                  file=sys.stderr)
     return 0
 
 

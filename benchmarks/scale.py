@@ -1,0 +1,534 @@
+"""The operator at scale: many ModelMonitors on one operator process, real control plane.
+
+``python benchmarks/scale.py`` (also run by ``make bench``) starts a local control plane with
+``hack/cluster.sh`` (or uses ``--kubeconfig``), installs the CRDs, starts ``modelmon run`` as
+a separate process watching all namespaces, creates ``--monitors`` copies of the
+breast-cancer example (a small local CSV source) at ``--interval``, waits until every monitor
+has been checked once and for one more interval, then measures for ``--minutes``:
+
+- checks per minute, from the operator's ``modelmon_check_duration_seconds`` counts;
+- schedule lateness p50 and p99, from ``modelmon_schedule_lateness_seconds`` (the delta of
+  its buckets over the window, interpolated within a bucket as PromQL's
+  ``histogram_quantile`` does; the bucket's upper bound is reported as well);
+- the operator's RSS (``/proc``, sampled every second, and its high-water mark), CPU;
+- event-loop lag (``modelmon_event_loop_lag_seconds``, sampled every second);
+- API requests per check (``modelmon_kube_requests_total``, every request the workers send)
+  and status patches per check as the API server counts them
+  (``apiserver_request_total`` for PATCH on ``modelmonitors/status``).
+
+It prints one JSON object; ``benchmarks/run.py`` puts it into ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+CLUSTER_SH = REPO / "hack" / "cluster.sh"
+EXAMPLE = REPO / "examples" / "breast-cancer"
+MIB = 1024 * 1024
+GROUP, VERSION, PLURAL = "modelmon.io", "v1alpha1", "modelmonitors"
+
+#: The goals of issue 8, part 4.
+GOAL_P99_LATENESS = 10.0
+GOAL_RSS_MIB = 1024.0
+GOAL_PATCHES_PER_CHECK = 1.0
+#: Requests the operator can have in flight (its API thread pool): a check whose patch was
+#: sent before the window closed may be counted after it.
+IN_FLIGHT = 4
+
+
+def log(msg: str) -> None:
+    print(f"[scale] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+# The cluster ---------------------------------------------------------------------------
+
+@contextmanager
+def cluster(kubeconfig: Path | None) -> Iterator[Path]:
+    """A kubeconfig: the given one, or a control plane of our own for the run."""
+    if kubeconfig is not None:
+        yield kubeconfig
+        return
+    state = Path(tempfile.mkdtemp(prefix="modelmon-cluster-scale-"))
+    env = {**os.environ, "MODELMON_CLUSTER_DIR": str(state)}
+    log(f"starting a control plane in {state}")
+    out = subprocess.run([str(CLUSTER_SH), "up"], env=env, stdout=subprocess.PIPE, text=True,
+                         check=True).stdout
+    try:
+        yield state / "admin.kubeconfig"
+    finally:
+        if "export KUBECONFIG" in out:
+            subprocess.run([str(CLUSTER_SH), "down"], env=env, check=False,
+                           stdout=subprocess.DEVNULL)
+
+
+def kubectl(kubeconfig: Path, *args: str) -> str:
+    binary = subprocess.run([str(CLUSTER_SH), "bin", "kubectl"], stdout=subprocess.PIPE,
+                            text=True, check=True).stdout.strip()
+    return subprocess.run([binary, "--kubeconfig", str(kubeconfig), *args],
+                          stdout=subprocess.PIPE, text=True, check=True).stdout
+
+
+def install_crds(kubeconfig: Path) -> None:
+    rule_crd = subprocess.run([str(CLUSTER_SH), "prometheusrule-crd"], stdout=subprocess.PIPE,
+                              text=True, check=True).stdout.strip()
+    for path in [*sorted((REPO / "crds").glob("*.yaml")), Path(rule_crd)]:
+        kubectl(kubeconfig, "apply", "--server-side", "-f", str(path))
+    for crd in ("modelmonitors.modelmon.io", "prometheusrules.monitoring.coreos.com"):
+        kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{crd}",
+                "--timeout=60s")
+
+
+# The monitors --------------------------------------------------------------------------
+
+def monitor(name: str, data: Path, interval: str) -> dict[str, Any]:
+    """The breast-cancer example, its CSVs at absolute paths, every ``interval``."""
+    doc: dict[str, Any] = yaml.safe_load((EXAMPLE / "monitor.yaml").read_text())
+    doc["metadata"] = {"name": name, "labels": {"modelmon.io/benchmark": "scale"}}
+    spec = doc["spec"]
+    spec["schedule"] = {"interval": interval}
+    spec["reference"]["source"]["url"] = str(data / "reference.csv")
+    spec["current"]["source"]["url"] = str(data / "current.csv")
+    spec["alerting"] = {"labels": {"team": "bench"}}
+    return doc
+
+
+def create_monitors(kubeconfig: Path, namespaces: list[str], count: int, data: Path,
+                    interval: str) -> None:
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    custom = client.CustomObjectsApi(api)
+
+    def create(i: int) -> None:
+        ns = namespaces[i % len(namespaces)]
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL,
+                                               monitor(f"model-{i:05d}", data, interval))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(create, range(count)))
+
+
+# The operator ---------------------------------------------------------------------------
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+@dataclass
+class Operator:
+    proc: subprocess.Popen[bytes]
+    metrics_port: int
+    log_path: Path
+
+    def metrics_text(self) -> str:
+        return http_text(f"http://127.0.0.1:{self.metrics_port}/metrics")
+
+    def metrics(self) -> Samples:
+        return parse(self.metrics_text())
+
+    def proc_status(self) -> dict[str, int]:
+        """VmRSS and VmHWM in KiB."""
+        fields: dict[str, int] = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0])
+        return fields
+
+    def cpu_seconds(self) -> float:
+        parts = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def operator(kubeconfig: Path, workdir: Path, workers: int, namespaces: Sequence[str]
+             ) -> Iterator[Operator]:
+    """``modelmon run`` in its own process; all namespaces when ``namespaces`` is empty."""
+    metrics_port, health_port = free_port(), free_port()
+    log_path = workdir / "operator.log"
+    cmd = [sys.executable, "-m", "modelmon", "run", "--kubeconfig", str(kubeconfig),
+           "--metrics-port", str(metrics_port), "--health-port", str(health_port),
+           "--workers", str(workers), "--log-format", "json"]
+    for ns in namespaces:
+        cmd += ["--namespace", ns]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "operator")}
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    op = Operator(proc, metrics_port, log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the operator exited with {proc.returncode}; see {log_path}")
+            try:
+                if http_text(f"http://127.0.0.1:{health_port}/readyz").strip() == "ok":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the operator was not ready in 60 s; see {log_path}")
+            time.sleep(0.2)
+        yield op
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# Figures --------------------------------------------------------------------------------
+
+def parse(text: str) -> Samples:
+    """Every sample of a /metrics page by sample name."""
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
+    return out
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    return sum(v for lab, v in samples.get(name, [])
+               if all(lab.get(k) == want for k, want in labels.items()))
+
+
+def per_monitor_checks(samples: Samples, namespaces: Sequence[str]
+                       ) -> dict[tuple[str, str], float]:
+    return {(lab["namespace"], lab["monitor"]): v
+            for lab, v in samples.get("modelmon_check_duration_seconds_count", [])
+            if lab["namespace"] in namespaces}
+
+
+def buckets(samples: Samples, name: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of a histogram, in order."""
+    out = [(float(lab["le"]), v) for lab, v in samples.get(f"{name}_bucket", [])]
+    return sorted(out)
+
+
+def quantile(q: float, before: list[tuple[float, float]], after: list[tuple[float, float]]
+             ) -> tuple[float, float]:
+    """The q-quantile of the observations between two scrapes of a histogram, linearly
+    interpolated within its bucket (as PromQL's ``histogram_quantile``), and that bucket's
+    upper bound."""
+    old = dict(before)
+    delta = [(le, count - old.get(le, 0.0)) for le, count in after]
+    n = delta[-1][1]
+    if n <= 0:
+        return math.nan, math.nan
+    rank = q * n
+    lower, below = 0.0, 0.0
+    for le, cum in delta:
+        if cum >= rank:
+            if math.isinf(le):
+                return lower, le
+            inside = cum - below
+            return lower + (le - lower) * ((rank - below) / inside if inside else 1.0), le
+        lower, below = le, cum
+    return math.nan, math.nan
+
+
+def apiserver_status_patches(kubeconfig: Path) -> float:
+    text = kubectl(kubeconfig, "get", "--raw", "/metrics")
+    found = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "apiserver_request":
+            continue
+        for s in family.samples:
+            lab = s.labels
+            if (s.name == "apiserver_request_total" and lab.get("verb") == "PATCH"
+                    and lab.get("group") == GROUP and lab.get("resource") == PLURAL
+                    and lab.get("subresource") == "status"):
+                found += s.value
+    return found
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+# The run --------------------------------------------------------------------------------
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from modelmon.api.v1alpha1 import parse_duration
+
+    interval_s = parse_duration(args.interval).total_seconds()
+    workdir = Path(tempfile.mkdtemp(prefix="modelmon-scale-"))
+    data = workdir / "data"
+    data.mkdir()
+    for name in ("reference.csv", "current.csv"):
+        shutil.copy(EXAMPLE / name, data / name)
+    namespaces = [f"{args.prefix}-{i}" for i in range(args.namespaces)]
+    result: dict[str, Any] = {"monitors": args.monitors, "interval_seconds": interval_s,
+                              "namespaces": args.namespaces, "workers": args.workers,
+                              "minutes": args.minutes, "scope": args.scope}
+    with cluster(args.kubeconfig) as kubeconfig:
+        install_crds(kubeconfig)
+        for ns in namespaces:
+            kubectl(kubeconfig, "create", "namespace", ns)
+        try:
+            watched = namespaces if args.scope == "namespaces" else []
+            with operator(kubeconfig, workdir, args.workers, watched) as op:
+                idle_rss = op.proc_status()["VmRSS"] / 1024
+                started = time.monotonic()
+                create_monitors(kubeconfig, namespaces, args.monitors, data, args.interval)
+                result["create_seconds"] = time.monotonic() - started
+                log(f"created {args.monitors} monitors in {result['create_seconds']:.1f} s")
+                while True:
+                    checked = per_monitor_checks(op.metrics(), namespaces)
+                    if sum(1 for v in checked.values() if v >= 1) >= args.monitors:
+                        break
+                    if time.monotonic() - started > max(600.0, 3 * interval_s):
+                        raise TimeoutError(f"only {len(checked)} of {args.monitors} monitors "
+                                           "were checked")
+                    time.sleep(1)
+                result["first_round_seconds"] = time.monotonic() - started
+                log(f"every monitor checked once after {result['first_round_seconds']:.1f} s;"
+                    f" warming up for {interval_s:.0f} s")
+                time.sleep(interval_s)
+                result.update(measure(op, kubeconfig, args.minutes * 60, namespaces,
+                                      args.scrape_seconds))
+                result["idle_rss_mib"] = idle_rss
+                exit_code = op.proc.poll()
+                result["operator_alive"] = exit_code is None
+        finally:
+            for ns in namespaces:
+                kubectl(kubeconfig, "delete", "namespace", ns, "--wait=false",
+                        "--ignore-not-found")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def snapshot(op: Operator, kubeconfig: Path) -> tuple[Samples, float, float, int]:
+    """The API server's count of status patches, then the operator's metrics: fetched
+    back to back and in the same order at both ends of the window, so that the two
+    windows are as long as each other. Also the scrape's wall time and size."""
+    patches = apiserver_status_patches(kubeconfig)
+    started = time.monotonic()
+    text = op.metrics_text()
+    scrape = time.monotonic() - started
+    return parse(text), patches, scrape, len(text.encode())
+
+
+def measure(op: Operator, kubeconfig: Path, seconds: float, namespaces: Sequence[str],
+            scrape_every: float) -> dict[str, Any]:
+    """RSS from /proc every second; /metrics every ``scrape_every`` seconds, as Prometheus
+    would scrape it (scraping a thousand monitors' series every second would itself load
+    the operator); the figures from the deltas between the two ends of the window."""
+    before, patches_before, scrape, size = snapshot(op, kubeconfig)
+    cpu_before = op.cpu_seconds()
+    t0 = time.monotonic()
+    rss: list[float] = []
+    scrapes = [scrape]
+    next_scrape = t0 + scrape_every
+    while time.monotonic() - t0 < seconds:
+        rss.append(op.proc_status()["VmRSS"] / 1024)
+        if time.monotonic() >= next_scrape:
+            started = time.monotonic()
+            op.metrics_text()
+            scrapes.append(time.monotonic() - started)
+            next_scrape += scrape_every
+        time.sleep(1)
+    elapsed = time.monotonic() - t0
+    cpu = op.cpu_seconds() - cpu_before
+    after, patches_after, scrape, _ = snapshot(op, kubeconfig)
+    scrapes.append(scrape)
+    checks_before = per_monitor_checks(before, namespaces)
+    checks_after = per_monitor_checks(after, namespaces)
+    per_monitor = [checks_after.get(k, 0.0) - checks_before.get(k, 0.0) for k in checks_after]
+    checks = sum(per_monitor)
+    requests = {lab["method"]: v - total(before, "modelmon_kube_requests_total", **lab)
+                for lab, v in after.get("modelmon_kube_requests_total", [])}
+    late = (buckets(before, "modelmon_schedule_lateness_seconds"),
+            buckets(after, "modelmon_schedule_lateness_seconds"))
+    p50, p50_le = quantile(0.50, *late)
+    p99, p99_le = quantile(0.99, *late)
+    lag = (buckets(before, "modelmon_event_loop_heartbeat_delay_seconds"),
+           buckets(after, "modelmon_event_loop_heartbeat_delay_seconds"))
+    lag50, _ = quantile(0.50, *lag)
+    lag99, lag99_le = quantile(0.99, *lag)
+    lag_max = max((le for le, count in lag[1] if count > dict(lag[0]).get(le, 0.0)
+                   and le != math.inf), default=math.nan)
+    duration = (total(after, "modelmon_check_duration_seconds_sum")
+                - total(before, "modelmon_check_duration_seconds_sum"))
+    patch_requests = requests.get("PATCH", 0.0)
+    return {
+        "window_seconds": elapsed,
+        "checks": checks,
+        "checks_per_minute": checks / elapsed * 60,
+        "checks_per_monitor_min": min(per_monitor) if per_monitor else 0.0,
+        "checks_per_monitor_max": max(per_monitor) if per_monitor else 0.0,
+        "errors": total(after, "modelmon_check_errors_total")
+        - total(before, "modelmon_check_errors_total"),
+        "mean_check_seconds": duration / checks if checks else math.nan,
+        "lateness_p50_seconds": p50, "lateness_p50_bucket": p50_le,
+        "lateness_p99_seconds": p99, "lateness_p99_bucket": p99_le,
+        "rss_mib_p50": percentile(rss, 0.5), "rss_mib_max": max(rss, default=math.nan),
+        "rss_hwm_mib": op.proc_status()["VmHWM"] / 1024,
+        "cpu_cores": cpu / elapsed,
+        "loop_lag_p50_seconds": lag50, "loop_lag_p99_seconds": lag99,
+        "loop_lag_p99_bucket": lag99_le, "loop_lag_max_bucket": lag_max,
+        "requests_by_method": requests,
+        "requests_per_check": sum(requests.values()) / checks if checks else math.nan,
+        "patch_requests_per_check": patch_requests / checks if checks else math.nan,
+        "status_patches": patches_after - patches_before,
+        "status_patches_per_check":
+            (patches_after - patches_before) / checks if checks else math.nan,
+        "scrape_seconds_max": max(scrapes), "scrape_bytes": size,
+        "scrape_series": sum(len(v) for v in after.values()),
+        "scrape_every_seconds": scrape_every,
+    }
+
+
+def goals(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(goal, target, measured, passed) for the report."""
+    expected = r["monitors"] * 60.0 / r["interval_seconds"]
+    due = math.floor(r["window_seconds"] / r["interval_seconds"])
+    return [
+        ("every check on schedule: checks of each monitor in the window",
+         f">= {due} (one per {r['interval_seconds']:.0f} s interval in "
+         f"{r['window_seconds']:.0f} s; {expected:.0f} per minute in all)",
+         f"{r['checks_per_monitor_min']:.0f} to {r['checks_per_monitor_max']:.0f}; "
+         f"{r['checks_per_minute']:.0f} per minute",
+         r["checks_per_monitor_min"] >= due),
+        ("schedule lateness p99", f"< {GOAL_P99_LATENESS:.0f} s",
+         f"{r['lateness_p99_seconds']:.3f} s (bucket <= {r['lateness_p99_bucket']:g} s); "
+         f"p50 {r['lateness_p50_seconds']:.3f} s",
+         r["lateness_p99_bucket"] <= GOAL_P99_LATENESS),
+        ("operator RSS (high-water mark, whole run)", f"< {GOAL_RSS_MIB:.0f} MiB",
+         f"{r['rss_hwm_mib']:.0f} MiB (median in the window {r['rss_mib_p50']:.0f} MiB)",
+         r["rss_hwm_mib"] < GOAL_RSS_MIB),
+        ("status patches per check", f"<= {GOAL_PATCHES_PER_CHECK:.0f}",
+         f"{r['patch_requests_per_check']:.4f} PATCH requests per check sent by the operator "
+         f"({r['checks']:.0f} checks); the API server counted "
+         f"{r['status_patches']:.0f} status patches in the same window",
+         r["patch_requests_per_check"] * r["checks"]
+         <= GOAL_PATCHES_PER_CHECK * r["checks"] + IN_FLIGHT),
+    ]
+
+
+def section(r: dict[str, Any]) -> list[str]:
+    """The report's markdown section for one scale run."""
+    methods = ", ".join(f"{m} {v:.0f}" for m, v in sorted(r["requests_by_method"].items()))
+    return [
+        "## Operator at scale",
+        "",
+        f"`python benchmarks/scale.py`: {r['monitors']} ModelMonitors (the breast-cancer "
+        f"example, a local CSV source) in {r['namespaces']} namespaces at a "
+        f"{r['interval_seconds']:.0f} s interval, one `modelmon run` process with "
+        f"{r['workers']} check threads watching "
+        + ("all namespaces" if r.get("scope", "cluster") == "cluster" else "its namespaces")
+        + ", against the local control plane of `hack/cluster.sh` on the same machine. "
+        f"Created in {r['create_seconds']:.1f} s; every monitor had its first check "
+        f"{r['first_round_seconds']:.1f} s after creation began; then one interval of "
+        f"warm-up and a {r['window_seconds'] / 60:.1f}-minute window:",
+        "",
+        "| goal | target | measured | result |",
+        "|---|---|---|---|",
+        *(f"| {g} | {t} | {m} | {'PASS' if ok else 'FAIL'} |" for g, t, m, ok in goals(r)),
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| checks per minute | {r['checks_per_minute']:.0f} |",
+        f"| failed checks | {r['errors']:.0f} |",
+        "| mean check wall time (queueing for a check thread, source, statistics, status "
+        f"patch) | {r['mean_check_seconds'] * 1000:.0f} ms |",
+        f"| schedule lateness p50 / p99 | {r['lateness_p50_seconds']:.3f} s / "
+        f"{r['lateness_p99_seconds']:.3f} s |",
+        f"| operator RSS: idle before the monitors / median in the window / high-water mark |"
+        f" {r['idle_rss_mib']:.0f} / {r['rss_mib_p50']:.0f} / {r['rss_hwm_mib']:.0f} MiB |",
+        f"| operator CPU | {r['cpu_cores']:.2f} cores |",
+        f"| event-loop heartbeat delay p50 / p99 (worst bucket reached) | "
+        f"{r['loop_lag_p50_seconds'] * 1000:.1f} / {r['loop_lag_p99_seconds'] * 1000:.1f} ms "
+        f"(<= {r['loop_lag_max_bucket'] * 1000:g} ms) |",
+        f"| API requests per check (by method in the window: {methods}) | "
+        f"{r['requests_per_check']:.4f} |",
+        f"| status patches counted by the API server, per check | "
+        f"{r['status_patches_per_check']:.4f} |",
+        f"| one /metrics scrape: series, size, slowest of the window's scrapes (every "
+        f"{r['scrape_every_seconds']:.0f} s) | {r['scrape_series']:,} series, "
+        f"{r['scrape_bytes'] / 1024 / 1024:.1f} MiB, {r['scrape_seconds_max']:.2f} s |",
+        "",
+        "Lateness is the time from a check's due time to the moment its statistics start "
+        "(waiting for a free check thread included); heartbeat delay is how late the event "
+        "loop ran its once-a-second heartbeat. Both are quantiles interpolated within the "
+        "buckets of the operator's histograms (`modelmon_schedule_lateness_seconds`, "
+        "`modelmon_event_loop_heartbeat_delay_seconds`) over the window, as PromQL's "
+        "`histogram_quantile` does. Requests are counted by the operator's API client "
+        "(`modelmon_kube_requests_total`); kopf's watch is one long-lived request and not "
+        "counted. The API server's count of status patches (`apiserver_request_total`) is "
+        "read next to the operator's metrics at both ends of the window; the two windows "
+        "differ by the few checks in flight at their edges.",
+        "",
+    ]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--monitors", type=int, default=1000)
+    p.add_argument("--interval", default="1m", help="each monitor's schedule.interval")
+    p.add_argument("--minutes", type=float, default=5.0, help="length of the measured window")
+    p.add_argument("--namespaces", type=int, default=10)
+    p.add_argument("--workers", type=int, default=2, help="the operator's --workers")
+    p.add_argument("--prefix", default="mm-scale", help="namespaces are PREFIX-0, PREFIX-1...")
+    p.add_argument("--scope", choices=("cluster", "namespaces"), default="cluster",
+                   help="the operator watches all namespaces, or only the benchmark's")
+    p.add_argument("--kubeconfig", type=Path, default=None,
+                   help="use this cluster instead of starting one with hack/cluster.sh")
+    p.add_argument("--scrape-seconds", type=float, default=30.0,
+                   help="scrape the operator's /metrics this often during the window")
+    p.add_argument("--json", type=Path, default=None, help="also write the result here")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = run(args)
+    text = json.dumps(result, indent=1, sort_keys=True)
+    if args.json is not None:
+        args.json.write_text(text + "\n")
+    print(text)
+    for g, t, m, ok in goals(result):
+        log(f"{'PASS' if ok else 'FAIL'} {g}: {m} (target {t})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO / "operator"))
+    sys.exit(main())
