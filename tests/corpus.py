@@ -35,6 +35,11 @@ class BadCase:
     name: str
     field: str
     doc: dict[str, Any]
+    model_field: str
+
+    def named_in(self, message: str, field: str | None = None) -> bool:
+        """The message names ``field`` (default: the apiserver's) itself, followed by ':'."""
+        return f"{field or self.field}:" in message
 
 
 def bad_cases() -> list[BadCase]:
@@ -43,5 +48,5 @@ def bad_cases() -> list[BadCase]:
     for c in cases:
         doc = merge_patch(good_monitor(), c["patch"])
         doc["metadata"]["name"] = f"bad-{c['name']}"
-        out.append(BadCase(c["name"], c["field"], doc))
+        out.append(BadCase(c["name"], c["field"], doc, c.get("modelField", c["field"])))
     return out

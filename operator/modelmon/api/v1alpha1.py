@@ -47,6 +47,29 @@ Phase = Literal["Pending", "Healthy", "Drifting", "Degraded", "Failing"]
 FeatureKindName = Literal["numeric", "categorical"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
+#: Drift methods that are tests: their threshold is a p-value, so at most 1 (the registry's
+#: ``uses_p_value`` methods; tests/unit/api checks the two agree).
+P_VALUE_METHODS = ("anderson", "chisquare", "cvm", "ks", "ztest")
+_P_VALUE_CEL = "[" + ", ".join(f"'{m}'" for m in P_VALUE_METHODS) + "]"
+
+
+def _p_value_threshold_rule(method_default: str | None) -> CelRule:
+    """The CEL twin of ``_check_p_value_threshold``; without a method there is no rule to
+    break when the default (``method_default``, or none) is not a test."""
+    method = "self.method" if method_default is None else (
+        f"(has(self.method) ? self.method : '{method_default}')")
+    guard = "!has(self.method) || " if method_default is None else ""
+    return CelRule(rule=f"!has(self.threshold) || self.threshold <= 1.0 || {guard}"
+                        f"!({method} in {_P_VALUE_CEL})",
+                   message="a test's threshold is a p-value: set it in [0, 1]",
+                   fieldPath=".threshold")
+
+
+def _check_p_value_threshold(method: str | None, threshold: float | None) -> None:
+    if method in P_VALUE_METHODS and threshold is not None and threshold > 1.0:
+        raise ValueError(f"threshold: {method} is a test and its threshold a p-value; "
+                         f"set it in [0, 1], not {threshold}")
+
 #: Metrics that make sense for each task; the CEL rule on ``spec`` mirrors this table.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "binaryClassification": (
@@ -384,6 +407,8 @@ class Columns(ApiModel):
 class FeatureDrift(ApiModel):
     """Per-column override of the drift method and threshold."""
 
+    cel = (_p_value_threshold_rule(None),)
+
     method: DriftMethodName | None = None
     """Drift method for this column; default: spec.drift.method."""
     threshold: Annotated[float, Field(ge=0.0, le=1e6)] | None = None
@@ -391,9 +416,23 @@ class FeatureDrift(ApiModel):
     severity: Severity | None = None
     """When set, drift in this column alone is a finding with this severity."""
 
+    @model_validator(mode="after")
+    def _p_value(self) -> FeatureDrift:
+        _check_p_value_threshold(self.method, self.threshold)
+        return self
+
 
 class DriftSpec(ApiModel):
     """Data drift: is the current window distributed like the reference?"""
+
+    cel = (_p_value_threshold_rule("auto"),
+           CelRule(rule="!has(self.features) || self.features.all(c, "
+                        "!has(self.features[c].threshold) || self.features[c].threshold <= 1.0 "
+                        "|| has(self.features[c].method) || "
+                        f"!((has(self.method) ? self.method : 'auto') in {_P_VALUE_CEL}))",
+                   message="a feature without its own method uses spec.drift.method, a test: "
+                           "its threshold is a p-value, set it in [0, 1]",
+                   fieldPath=".features"))
 
     method: DriftMethodOrAuto = "auto"
     """Drift method for every feature. auto: for up to 1000 reference rows, ks for numeric
@@ -409,6 +448,17 @@ class DriftSpec(ApiModel):
     """Severity of the dataset-drift, prediction-drift and target-drift findings."""
     features: dict[ColumnName, FeatureDrift] = {}
     """Per-column overrides, by column name."""
+
+    @model_validator(mode="after")
+    def _p_value(self) -> DriftSpec:
+        _check_p_value_threshold(self.method, self.threshold)
+        for name, override in self.features.items():
+            if override.method is None:
+                try:
+                    _check_p_value_threshold(self.method, override.threshold)
+                except ValueError as exc:
+                    raise ValueError(f"features.{name}.{exc}") from None
+        return self
 
 
 class MetricBound(ApiModel):
