@@ -8,6 +8,7 @@ the previous check (nothing recorded is lost).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 from collections.abc import Hashable, Sequence
@@ -21,6 +22,8 @@ from pydantic import ValidationError
 
 from modelmon.api.errors import field_errors
 from modelmon.api.v1alpha1 import (
+    GROUP,
+    KIND,
     ColumnQuality,
     DataQualityStatus,
     DriftStatus,
@@ -109,6 +112,9 @@ def load_monitors(path: Path) -> list[ModelMonitor]:
             problems.append(f"{where}: expected a mapping, got {type(doc).__name__}")
             continue
         if doc.get("kind") != "ModelMonitor":
+            problem = _not_a_monitor(doc)
+            if problem:
+                problems.append(f"{where}: {problem}")
             continue
         try:
             monitors.append(ModelMonitor.model_validate(doc))
@@ -120,6 +126,22 @@ def load_monitors(path: Path) -> list[ModelMonitor]:
     if not monitors:
         raise InvalidSpecError(f"{path}: no ModelMonitor document found")
     return monitors
+
+
+def _not_a_monitor(doc: dict[str, object]) -> str | None:
+    """Why a document that is not a ModelMonitor looks like a mistaken one, or None.
+
+    Monitor files may hold other objects (the ConfigMaps a ``configMap`` source reads), so
+    only a document without a kind, one of our API group, or one whose kind is a near miss
+    of ModelMonitor is reported; the rest are skipped.
+    """
+    kind, api_version = doc.get("kind"), str(doc.get("apiVersion") or "")
+    if kind is None:
+        return "kind: required field is missing; set kind: ModelMonitor"
+    near = difflib.get_close_matches(str(kind).lower(), [KIND.lower()], n=1, cutoff=0.75)
+    if api_version.partition("/")[0] == GROUP or near:
+        return f"kind: {kind!r} is not a kind of {GROUP}; did you mean {KIND}?"
+    return None
 
 
 def parse_spec(spec: dict[str, object]) -> ModelMonitorSpec:
@@ -214,7 +236,10 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
         try:
             profile = fit_reference(loaded.frame, the_plan.requests)
         except ColumnSpecError as exc:
-            raise InvalidSpecError(f"spec.drift: {exc}") from None
+            override = spec.drift.features.get(exc.column)
+            field = (f"spec.drift.features.{exc.column}.method"
+                     if override is not None and override.method else "spec.drift.method")
+            raise InvalidSpecError(f"{field}: {exc}") from None
         return FittedReference(the_plan, profile, len(loaded.frame))
 
     try:

@@ -2,7 +2,8 @@
 
 Sits beside the operator at the end of the data line: it calls ``check.run_check`` once and
 prints the status the operator would write. Exit codes: 0 when no finding reaches
-``--fail-on``, 1 when one does, 2 for invalid input (file, field and fix on stderr).
+``--fail-on``, 1 when one does, 2 when there is no verdict: invalid input (file, field and
+fix on stderr) or data the check cannot use (the Ready condition's reason and message).
 """
 
 from __future__ import annotations

@@ -182,7 +182,8 @@ def test_twenty_monitors_one_broken(kubectl: Kubectl, namespace: str, data: Path
     assert phases.pop("m-broken") == "Failing"
     assert set(phases.values()) == {"Degraded"}, phases
     broken = next(i for i in items if i["metadata"]["name"] == "m-broken")["status"]
-    assert "'clinic' is categorical" in condition(broken, "Ready")["message"]
+    assert "spec.drift.features.clinic.method: column 'clinic' is categorical" in condition(
+        broken, "Ready")["message"]
 
 
 def test_kubectl_diff_sees_no_drift_after_the_operator_ran(

@@ -76,6 +76,33 @@ def test_shift_gives_drift_findings_and_phase(tmp_path: Path) -> None:
     assert cond is not None and cond.status == "True" and cond.reason == "DriftDetected"
 
 
+@pytest.mark.parametrize(("share", "dataset_drift"), [(1 / 3, True), (0.34, False)])
+def test_dataset_drift_when_the_share_reaches_the_bound(tmp_path: Path, share: float,
+                                                        dataset_drift: bool) -> None:
+    # One of three features drifts: a share of exactly 1/3 reaches a bound of 1/3.
+    write(tmp_path, frames(seed=1), frames(shift=1.0, seed=2))
+    st = run_check(spec(tmp_path, drift={"datasetDriftShare": share}), base_dir=tmp_path,
+                   now=NOW)
+    assert st.drift is not None and st.drift.drifted == ["income"]
+    assert st.drift.share == 1 / 3
+    assert st.drift.dataset_drift is dataset_drift
+    assert ("drift.dataset" in [f.name for f in st.findings]) is dataset_drift
+
+
+def test_target_missing_from_the_window_skips_target_drift_and_performance(
+        tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2).drop(columns=["defaulted"]))
+    st = run_check(spec(tmp_path, performance={"metrics": [{"name": "accuracy", "min": 0.5}]}),
+                   base_dir=tmp_path, now=NOW)
+    ready = st.condition("Ready")
+    assert ready is not None and ready.status == "True", ready
+    assert st.drift is not None and st.drift.target is None
+    assert st.drift.prediction is not None
+    assert not st.performance
+    perf = st.condition("PerformanceDegraded")
+    assert perf is not None and perf.status == "Unknown" and perf.reason == "NoLabels", perf
+
+
 def test_auto_uses_distances_above_1000_rows(tmp_path: Path) -> None:
     write(tmp_path, frames(n=3000, seed=1), frames(n=3000, seed=2))
     st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
@@ -179,7 +206,9 @@ def test_failure_keeps_previous_figures_and_transition_times(tmp_path: Path) -> 
     ({"columns": {"categorical": ["regoin"]}}, "InvalidSpec", "spec.columns.categorical"),
     ({"drift": {"features": {"ghost": {"method": "ks"}}}}, "InvalidSpec", "spec.drift.features"),
     ({"drift": {"features": {"region": {"method": "ks"}}}}, "InvalidSpec",
-     "'region' is categorical"),
+     "spec.drift.features.region.method: column 'region' is categorical"),
+    ({"drift": {"method": "ks"}}, "InvalidSpec",
+     "spec.drift.method: column 'region' is categorical"),
     ({"columns": {"prediction": "nope"}}, "InvalidData", "spec.columns.prediction"),
 ])
 def test_semantic_errors_name_the_field(tmp_path: Path, over: dict[str, Any], reason: str,

@@ -90,7 +90,7 @@ def test_invalid_monitor_exits_2_naming_file_document_field(
         code, _, err = run(capsys, cmd, str(path))
         assert code == 2
         for i, c in enumerate(cases):
-            assert f"{path} (document {i + 1}), bad-{c.name}: {c.field}" in err, err
+            assert f"{path} (document {i + 1}), bad-{c.name}: {c.model_field}:" in err, err
 
 
 def test_validate_good_files(capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,6 +105,29 @@ def test_validate_rejects_non_monitors(capsys: pytest.CaptureFixture[str], tmp_p
     path.write_text(content)
     code, _, err = run(capsys, "validate", str(path))
     assert code == 2 and str(path) in err
+
+
+@pytest.mark.parametrize(("kind", "api_version", "why"), [
+    ("ModelMoniter", "modelmon.io/v1alpha1", "did you mean ModelMonitor"),
+    ("modelmonitor", "v1", "did you mean ModelMonitor"),
+    ("Monitor", "modelmon.io/v1alpha1", "not a kind of modelmon.io"),
+    (None, "modelmon.io/v1alpha1", "kind: required field is missing"),
+])
+def test_mistaken_kind_is_reported_by_document(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str | None,
+        api_version: str, why: str) -> None:
+    good = yaml.safe_load(EXAMPLE.read_text())
+    wrong = {**good, "apiVersion": api_version, "kind": kind}
+    if kind is None:
+        del wrong["kind"]
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "data"},
+                  "data": {"a.csv": "a\n1\n"}}
+    path = tmp_path / "monitors.yaml"
+    path.write_text(yaml.safe_dump_all([good, config_map, wrong]))
+    code, _, err = run(capsys, "validate", str(path))
+    assert code == 2
+    assert f"{path} (document 3): kind: " in err and why in err, err
+    assert "document 2" not in err  # other kinds are skipped
 
 
 def test_crd_command_prints_the_crd(capsys: pytest.CaptureFixture[str]) -> None:

@@ -42,6 +42,10 @@ Role = Literal["feature", "prediction", "target"]
 class ColumnSpecError(ValueError):
     """A column's configured method or kind cannot work; the message names the column."""
 
+    def __init__(self, message: str, column: str) -> None:
+        super().__init__(message)
+        self.column = column
+
 
 @dataclass(frozen=True, slots=True)
 class ColumnRequest:
@@ -108,7 +112,8 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int) -
     try:
         get_method(method, kind)
     except UnknownMethodError as exc:
-        raise ColumnSpecError(f"column {request.name!r} is {kind}: {exc}") from None
+        raise ColumnSpecError(f"column {request.name!r} is {kind}: {exc}",
+                              request.name) from None
     return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical)
 
 
