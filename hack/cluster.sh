@@ -421,7 +421,7 @@ abort_up() {
 # --- commands ------------------------------------------------------------------
 
 cmd_up() {
-  build etcd kube-apiserver kube-controller-manager kubectl
+  build etcd kube-apiserver kube-controller-manager kubectl helm
   if running; then
     log "cluster already running in $STATE_DIR"
     print_env

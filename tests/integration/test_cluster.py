@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kube import CRDS_DIR, Cluster, Kubectl, manifest, pinned_versions, unique_name, wait_for
+from kube import (
+    CLUSTER_SH,
+    CRDS_DIR,
+    Cluster,
+    Kubectl,
+    cluster_sh,
+    manifest,
+    parse_export_line,
+    pinned_versions,
+    unique_name,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -211,3 +224,61 @@ def test_helm_is_pinned_and_reaches_the_cluster(cluster: Cluster, helm: Path) ->
         check=False,
     )
     assert listed.returncode == 0, listed.stderr
+
+
+def _ours(state_dir: Path) -> list[int]:
+    """Live processes whose command line names the state directory."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if f"{state_dir}/" in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.timeout(240)
+def test_up_then_down_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A second control plane in its own state dir: `up` is ready and prints the export
+    line last; `down` leaves no process, no state dir and no bound port; a rerun of
+    `build` builds nothing."""
+    state = tmp_path / "state"
+    env = {"MODELMON_CLUSTER_DIR": str(state)}
+    ports: dict[str, int] = {}
+    rebuilt = subprocess.run([str(CLUSTER_SH), "build"],
+                             capture_output=True, text=True, check=True, timeout=60)
+    assert "building" not in rebuilt.stderr, rebuilt.stderr
+    out = cluster_sh("up", env=env)
+    try:
+        assert out.strip().splitlines()[-1].startswith("export KUBECONFIG=")
+        kubeconfig = parse_export_line(out)
+        assert kubeconfig == state / "admin.kubeconfig"
+        ports = {k: int(v) for k, v in (
+            line.split("=", 1) for line in (state / "ports.env").read_text().splitlines())
+            if k.endswith("_PORT")}
+        assert set(ports) == {"ETCD_PORT", "APISERVER_PORT", "KCM_PORT"}
+        assert all(_port_open(p) for p in ports.values()), ports
+        pids = _ours(state)
+        assert len(pids) >= 3, pids
+        # The second cluster is a real one too: ready, and the env command agrees.
+        assert parse_export_line(cluster_sh("env", env=env)) == kubeconfig
+    finally:
+        cluster_sh("down", env=env)
+    assert not state.exists()
+    deadline = time.monotonic() + 10
+    while _ours(state) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _ours(state) == []
+    assert not any(_port_open(p) for p in ports.values()), ports
+    # Down twice is harmless.
+    cluster_sh("down", env=env)
