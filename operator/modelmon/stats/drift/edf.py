@@ -165,8 +165,11 @@ def smirnov_sf(n: int, x: float) -> float:
     agree with scipy's term-by-term sum to about 1e-10 relative (tests hold it to 1e-9).
     """
     last = math.floor(n * (1.0 - x))
-    if last >= 0 and 1.0 - x - last / n <= 0.0:
-        last -= 1  # a zero term: (1 - x - j/n)^(n - j) with a zero base
+    # A zero term, (1 - x - j/n)^(n - j) with a zero base: tested on the very argument that
+    # log1p receives below, so that a base which is positive only by rounding (x * n near
+    # an integer) is dropped too instead of reaching log1p(-1).
+    if last >= 0 and -x - last / n <= -1.0:
+        last -= 1
     if last < 0:
         return 0.0
     step = max(1, last // SMIRNOV_POINTS)
