@@ -12,7 +12,7 @@ import pytest
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-from modelmon.stats.drift import edf, methods
+from modelmon.stats.drift import edf, get_method, methods
 from modelmon.stats.drift.divergence import EMPTY_CELL
 from modelmon.stats.profile import (
     CategoricalProfile,
@@ -155,8 +155,6 @@ def _has_ties(ref: np.ndarray, cur: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("name", sorted(NUMERIC_TWINS))
 def test_numeric_methods_agree_with_scipy(name: str) -> None:
-    from modelmon.stats.drift import get_method
-
     method = get_method(name, "numeric")
     checked = 0
     for label, ref, cur in NUMERIC_CASES:
@@ -192,8 +190,6 @@ def categorical_datasets() -> Iterator[tuple[str, CategoricalProfile, Categorica
 
 @pytest.mark.parametrize("name", sorted(CATEGORICAL_TWINS))
 def test_categorical_methods_agree_with_scipy(name: str) -> None:
-    from modelmon.stats.drift import get_method
-
     method = get_method(name, "categorical")
     checked = 0
     for label, ref, cur in categorical_datasets():
@@ -263,8 +259,6 @@ def test_cvm_without_ties_equals_scipy_formula() -> None:
 
 def test_cvm_ties_do_not_flag_identical_distributions() -> None:
     """scipy's midrank CvM flags undrifted tied columns when n != m; ours does not."""
-    from modelmon.stats.drift import get_method
-
     method = get_method("cvm", "numeric")
     ref = np.array([0.0] * 3500 + [1.0] * 1500)
     cur = np.array([0.0] * 70 + [1.0] * 30)
@@ -275,3 +269,29 @@ def test_cvm_ties_do_not_flag_identical_distributions() -> None:
     assert not result.drifted
     assert result.message is not None
     assert "tied" in result.message
+
+
+def test_ks_cases_cover_both_sides_of_the_exact_switch() -> None:
+    """The KS twins include exact and asymptotic sizes, each with and without ties."""
+    regimes = {(max(ref.size, cur.size) <= edf.KS_EXACT_MAX_N, _has_ties(ref, cur))
+               for _, ref, cur in NUMERIC_CASES}
+    assert regimes == {(True, False), (True, True), (False, False), (False, True)}
+
+
+def test_failed_exact_ks_uses_the_asymptotic_p_of_the_rounded_statistic(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where scipy's exact computation gives up (overflow), ks_2samp switches to kstwo.sf
+    of the statistic rounded to a multiple of 1/lcm; so do we."""
+    n, m, d = 3000, 2000, 0.0412345
+    lcm = math.lcm(n, m)
+    rounded = round(d * lcm) / lcm
+
+    def gives_up(n1: int, n2: int, g: int, stat: float, alternative: str
+                 ) -> tuple[bool, float, float]:
+        return False, round(stat * lcm) / lcm, math.nan
+
+    monkeypatch.setattr(edf, "_KS_EXACT", gives_up)
+    result = edf.ks_exact(d, n, m)
+    assert result is not None
+    assert result[0] == rounded
+    assert abs(result[1] - float(stats.kstwo.sf(rounded, round(n * m / (n + m))))) <= TOL

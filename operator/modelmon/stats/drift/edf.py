@@ -10,8 +10,11 @@ one documented exception: Cramer-von Mises on tied data, where scipy is wrong.
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +34,20 @@ SMIRNOV_EXACT_MAX_N = 1_000_000
 
 #: Terms of the series that ``smirnov_sf`` evaluates, whatever n is.
 SMIRNOV_POINTS = 1024
+
+
+def _scipy_helper(module: str, name: str) -> Callable[..., Any] | None:
+    """A private scipy function, or None when the installed scipy has no such name."""
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    return found if callable(found) else None
+
+
+#: scipy's exact two-sample KS null distribution from (n1, n2, gcd, D, alternative), as
+#: ``ks_2samp`` calls it: returns (success, D rounded to a multiple of 1/lcm, p-value).
+_KS_EXACT = _scipy_helper("scipy.stats._stats_py", "_attempt_exact_2kssamp")
 
 
 def ks_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64]
@@ -180,6 +197,26 @@ def smirnov_sf(n: int, x: float) -> float:
     return float(x * step * math.exp(top) * np.exp(logs - top).sum())
 
 
+def ks_exact(d: float, n: int, m: int) -> tuple[float, float] | None:
+    """``ks_2samp(method="exact")``'s two-sided (statistic, p-value) for a KS distance
+    ``d`` between samples of ``n`` and ``m`` values, from the sizes alone; None when the
+    installed scipy lacks the helper (or its signature changed).
+
+    Like ``ks_2samp`` the statistic is ``d`` rounded to a multiple of ``1/lcm(n, m)``, and
+    where the exact computation fails (overflow for some unequal sizes) the p-value is the
+    asymptotic one of that rounded statistic.
+    """
+    if _KS_EXACT is None:
+        return None
+    try:
+        ok, rounded, p = _KS_EXACT(n, m, math.gcd(n, m), d, "two-sided")
+    except TypeError:
+        return None
+    if not ok:
+        return float(rounded), ks_asymptotic_pvalue(float(rounded), n, m)
+    return float(rounded), float(np.clip(p, 0.0, 1.0))
+
+
 @register
 class KolmogorovSmirnov(NumericMethod):
     """Two-sample Kolmogorov-Smirnov test (two-sided).
@@ -187,8 +224,9 @@ class KolmogorovSmirnov(NumericMethod):
     Statistic: the largest gap between the two empirical CDFs; drift when the p-value is
     below 0.05, the conventional 5% significance level (also Evidently's default for its
     small-data numeric test). The p-value follows ``scipy.stats.ks_2samp(method="auto")``:
-    exact when neither side exceeds 10,000 values (computed by scipy itself, cheap at that
-    size), otherwise Smirnov's asymptotic distribution, with a fast far-tail path.
+    exact when neither side exceeds 10,000 values (scipy's exact null distribution,
+    ``ks_exact``), otherwise Smirnov's asymptotic distribution, with a fast far-tail path.
+    The statistic is ``ks_statistic`` on the sorted reference either way.
     """
 
     name = "ks"
@@ -201,14 +239,18 @@ class KolmogorovSmirnov(NumericMethod):
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
         n, m = reference.n, int(current.size)
-        if max(n, m) <= KS_EXACT_MAX_N:
-            with warnings.catch_warnings():
-                # scipy warns when the exact path fails and it falls back to asymptotics.
-                warnings.simplefilter("ignore", RuntimeWarning)
-                res = stats.ks_2samp(reference.sorted_values, current)
-            return float(res.statistic), float(res.pvalue)
-        d = ks_statistic(reference.sorted_values, ascending(current))
-        return d, ks_asymptotic_pvalue(d, n, m)
+        current_sorted = ascending(current)
+        d = ks_statistic(reference.sorted_values, current_sorted)
+        if max(n, m) > KS_EXACT_MAX_N:
+            return d, ks_asymptotic_pvalue(d, n, m)
+        exact = ks_exact(d, n, m)
+        if exact is not None:
+            return exact
+        with warnings.catch_warnings():
+            # scipy warns when the exact path fails and it falls back to asymptotics.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = stats.ks_2samp(reference.sorted_values, current_sorted)
+        return float(res.statistic), float(res.pvalue)
 
 
 def cvm_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64]
