@@ -48,6 +48,10 @@ def _scipy_helper(module: str, name: str) -> Callable[..., Any] | None:
 #: scipy's exact two-sample KS null distribution from (n1, n2, gcd, D, alternative), as
 #: ``ks_2samp`` calls it: returns (success, D rounded to a multiple of 1/lcm, p-value).
 _KS_EXACT = _scipy_helper("scipy.stats._stats_py", "_attempt_exact_2kssamp")
+#: scipy's exact two-sample Cramer-von Mises p-value from (U, n1, n2).
+_CVM_EXACT = _scipy_helper("scipy.stats._hypotests", "_pval_cvm_2samp_exact")
+#: scipy's CDF of the limiting Cramer-von Mises distribution (a numpy array in and out).
+_CVM_LIMIT_CDF = _scipy_helper("scipy.stats._hypotests", "_cdf_cvm_inf")
 
 
 def ks_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64]
@@ -272,6 +276,32 @@ def cvm_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray
     return n * m / (total * total) * float(np.dot(run_length, gap * gap))
 
 
+def cvm_rank_statistic(reference_sorted: NDArray[np.float64],
+                       current_sorted: NDArray[np.float64]) -> float:
+    """scipy's ``U`` (Anderson 1962, eq. 10) for two samples with no value in common and
+    none repeated: ``n * sum_i (r_i - i)^2 + m * sum_j (s_j - j)^2`` over the pooled ranks
+    ``r`` of the reference and ``s`` of the window.
+
+    ``s_j - j`` is the number of reference values below current value ``j``: one binary
+    search each. ``r_i - i`` is the number of current values below reference value ``i``,
+    which is ``j`` for every reference value between current values ``j - 1`` and ``j``:
+    the gaps between those searches count how often each ``j`` occurs, so the reference is
+    never walked value by value. O(m log n); every term is an integer, as in scipy.
+    """
+    n, m = reference_sorted.size, current_sorted.size
+    below = np.searchsorted(reference_sorted, current_sorted).astype(np.float64)
+    occurs = np.diff(below, prepend=0.0, append=float(n))
+    j = np.arange(m + 1, dtype=np.float64)
+    return (n * float(np.einsum("i,i,i->", occurs, j, j))
+            + m * float(np.einsum("i,i->", below, below)))
+
+
+def cvm_from_rank_statistic(u: float, n: int, m: int) -> float:
+    """T from U (Anderson 1962, eq. 9): ``U / (n m N) - (4 n m - 1) / (6 N)``."""
+    prod, total = n * m, n + m
+    return u / (prod * total) - (4 * prod - 1) / (6 * total)
+
+
 def cvm_limit_cdf(x: float, terms: int = 64) -> float:
     """CDF of the limiting Cramer-von Mises distribution (Anderson and Darling 1952; the
     series in Csorgo and Faraway 1996, eq. 1.2), summed to convergence."""
@@ -284,6 +314,17 @@ def cvm_limit_cdf(x: float, terms: int = 64) -> float:
     return float(np.sum(series)) / (math.pi * math.sqrt(math.pi * x))
 
 
+def _limit_cdf(x: float) -> float:
+    """The limiting Cramer-von Mises CDF as scipy evaluates it (its series stops once a
+    term is below 1e-7; within 3e-10 of ``cvm_limit_cdf``, which is the fallback)."""
+    if _CVM_LIMIT_CDF is not None:
+        try:
+            return float(_CVM_LIMIT_CDF(np.asarray(x, dtype=np.float64)))
+        except TypeError:
+            pass
+    return cvm_limit_cdf(x)
+
+
 def cvm_asymptotic_pvalue(t: float, n: int, m: int) -> float:
     """p-value of T from its mean and variance under the null (Anderson 1962, eqs. 11, 14)
     and the limiting distribution, as scipy's asymptotic method does."""
@@ -294,7 +335,23 @@ def cvm_asymptotic_pvalue(t: float, n: int, m: int) -> float:
     standard = 1.0 / 6.0 + (t - mean) / math.sqrt(45.0 * var)
     if standard < 0.003:  # the limiting CDF is below 1e-17 there
         return 1.0
-    return max(1.0 - cvm_limit_cdf(standard), 0.0)
+    return max(1.0 - _limit_cdf(standard), 0.0)
+
+
+def cvm_exact_pvalue(u: float, n: int, m: int) -> float | None:
+    """scipy's exact p-value of U for samples of ``n`` and ``m`` values (what
+    ``cramervonmises_2samp`` uses when both have at most 20); None when the installed
+    scipy lacks the helper (or its signature changed)."""
+    if _CVM_EXACT is None:
+        return None
+    try:
+        return float(_CVM_EXACT(np.float64(u), n, m))
+    except TypeError:
+        return None
+
+
+#: ``cramervonmises_2samp(method="auto")`` is exact up to this many values on both sides.
+CVM_EXACT_MAX_N = 20
 
 
 @register
@@ -302,12 +359,13 @@ class CramerVonMises(NumericMethod):
     """Two-sample Cramer-von Mises test: the integrated squared gap between the ECDFs.
 
     Without ties this is ``scipy.stats.cramervonmises_2samp`` (p-value exact when both
-    sides have at most 20 values, asymptotic otherwise). With ties scipy's midrank formula
-    is wrong when the sample sizes differ (measured: every undrifted column rounded to one
-    decimal flagged at 5000 vs 500 rows), so tied samples use the ECDF form of the same
-    statistic and the asymptotic p-value, which is conservative for discrete data; the
-    message says so. Drift when p < 0.05, the conventional significance level. Needs at
-    least two values on each side.
+    sides have at most 20 values, asymptotic otherwise), its rank statistic counted from
+    binary searches in the sorted reference (``cvm_rank_statistic``). With ties scipy's
+    midrank formula is wrong when the sample sizes differ (measured: every undrifted
+    column rounded to one decimal flagged at 5000 vs 500 rows), so tied samples use the
+    ECDF form of the same statistic and the asymptotic p-value, which is conservative for
+    discrete data; the message says so. Drift when p < 0.05, the conventional
+    significance level. Needs at least two values on each side.
     """
 
     name = "cvm"
@@ -322,9 +380,17 @@ class CramerVonMises(NumericMethod):
         if reference.n < 2 or current.size < 2:
             return math.nan, math.nan
         current_sorted = ascending(current)
+        n, m = reference.n, int(current_sorted.size)
         if has_ties(reference.sorted_values, reference.n_unique, current_sorted):
             t = cvm_statistic(reference.sorted_values, current_sorted)
-            return t, cvm_asymptotic_pvalue(t, reference.n, current.size)
+            return t, cvm_asymptotic_pvalue(t, n, m)
+        u = cvm_rank_statistic(reference.sorted_values, current_sorted)
+        t = cvm_from_rank_statistic(u, n, m)
+        if max(n, m) > CVM_EXACT_MAX_N:
+            return t, cvm_asymptotic_pvalue(t, n, m)
+        p = cvm_exact_pvalue(u, n, m)
+        if p is not None:
+            return t, p
         res = stats.cramervonmises_2samp(reference.sorted_values, current_sorted)
         return float(res.statistic), float(res.pvalue)
 
