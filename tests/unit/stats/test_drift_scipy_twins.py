@@ -308,3 +308,42 @@ def test_cvm_exact_sizes_agree_with_scipy() -> None:
             ref, cur = rng.normal(size=n), rng.normal(shift, size=m)
             ours = get_method("cvm", "numeric").statistic(fit_numeric(ref), cur)  # type: ignore[arg-type]
             assert_agrees("cvm", ours, NUMERIC_TWINS["cvm"](None, ref, cur))  # type: ignore[arg-type]
+
+
+def anderson_cases() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Random sizes (unequal mostly), continuous and tied data, shifts from none to
+    strong: p-values below, inside and above scipy's table."""
+    rng = np.random.default_rng(23)
+    for i in range(240):
+        n, m = (int(x) for x in rng.integers(2, 400, size=2))
+        shift = float(rng.choice([0.0, 0.15, 0.4, 1.0]))
+        ref, cur = rng.normal(size=n), rng.normal(shift, 1.0 + shift / 3, size=m)
+        if i % 3 == 1:  # few distinct values: heavy ties within and across the samples
+            levels = int(rng.integers(2, 9))
+            ref, cur = np.floor(ref * levels / 4), np.floor(cur * levels / 4)
+        elif i % 3 == 2:
+            ref, cur = np.round(ref, 1), np.round(cur, 1)
+        yield f"case {i}: {n}x{m} shift={shift}", ref, cur
+    for n, m in ((5000, 300), (300, 5000), (20000, 2000)):
+        for shift in (0.0, 0.05, 0.2):
+            ref, cur = rng.normal(size=n), rng.normal(shift, size=m)
+            yield f"{n}x{m} shift={shift}", ref, cur
+            yield f"{n}x{m} shift={shift} ties", np.round(ref, 1), np.round(cur, 1)
+
+
+def test_anderson_agrees_with_scipy_on_many_samples() -> None:
+    method = get_method("anderson", "numeric")
+    regions = {"capped": 0, "interpolated": 0, "floored": 0}
+    for label, ref, cur in anderson_cases():
+        if ref.size + cur.size < 4 or np.unique(np.concatenate([ref, cur])).size < 2:
+            continue
+        ours = method.statistic(fit_numeric(ref), cur)  # type: ignore[arg-type]
+        theirs = _anderson(ref, cur)
+        try:
+            assert_agrees("anderson", ours, theirs)
+        except AssertionError as exc:
+            raise AssertionError(f"{label}: {exc}") from None
+        p = theirs[1]
+        regions["capped" if p == edf.ANDERSON_P_CAP else
+                "floored" if p == edf.ANDERSON_P_FLOOR else "interpolated"] += 1
+    assert min(regions.values()) >= 20, regions
