@@ -280,6 +280,29 @@ def test_ks_cases_cover_both_sides_of_the_exact_switch() -> None:
     assert regimes == {(True, False), (True, True), (False, False), (False, True)}
 
 
+def test_scipy_helpers_are_found() -> None:
+    """The null distributions come from scipy's helpers: without them scoring falls back
+    to the public functions, which sort the reference (test_drift_no_resort fails)."""
+    assert edf._KS_EXACT is not None
+    assert edf._CVM_EXACT is not None
+    assert edf._CVM_LIMIT_CDF is not None
+
+
+@pytest.mark.parametrize("helper", ["_KS_EXACT", "_CVM_EXACT", "_CVM_LIMIT_CDF"])
+def test_without_a_scipy_helper_scores_still_agree(helper: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scipy without the private helper gets the same numbers (public function, or for
+    the limiting CvM CDF our own series)."""
+    monkeypatch.setattr(edf, helper, None)
+    rng = np.random.default_rng(3)
+    for n, m in ((5, 7), (12, 20), (25, 40), (700, 500)):
+        ref, cur = rng.normal(size=n), rng.normal(0.2, size=m)
+        profile = fit_numeric(ref)
+        for name in ("ks", "cvm"):
+            ours = get_method(name, "numeric").statistic(profile, cur)  # type: ignore[arg-type]
+            assert_agrees(name, ours, NUMERIC_TWINS[name](profile, ref, cur))
+
+
 def test_failed_exact_ks_uses_the_asymptotic_p_of_the_rounded_statistic(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Where scipy's exact computation gives up (overflow), ks_2samp switches to kstwo.sf
