@@ -91,6 +91,8 @@ MIN_INTERVAL = "10s"
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
 ColumnName = Annotated[str, Field(min_length=1, max_length=253)]
+#: Per-column drift overrides a monitor may list (a bound the CEL cost estimate needs).
+MAX_COLUMN_OVERRIDES = 1000
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -446,7 +448,7 @@ class DriftSpec(ApiModel):
     """Dataset drift when at least this share of the features drifted."""
     severity: Severity = "warning"
     """Severity of the dataset-drift, prediction-drift and target-drift findings."""
-    features: dict[ColumnName, FeatureDrift] = {}
+    features: Annotated[dict[ColumnName, FeatureDrift], Field(max_length=MAX_COLUMN_OVERRIDES)] = {}
     """Per-column overrides, by column name."""
 
     @model_validator(mode="after")
