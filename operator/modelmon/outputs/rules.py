@@ -23,6 +23,9 @@ RULE_KIND = "PrometheusRule"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelmon"}
 #: A monitor is stale when it has had no successful check for this many intervals.
 STALE_INTERVALS = 3
+#: The staleness expression looks back at least this far, so that a scrape gap alone never
+#: makes it true.
+STALE_MIN_SECONDS = 60
 
 DQ_CHECKS = (  # spec field -> metric `check` label, comparison
     ("missing_fraction", "missingFraction"),
@@ -110,11 +113,18 @@ def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
             f"{{{{ $value | printf \"%.4g\" }}}} (max {bound.max:g}).",
             (("check", check),)))
     stale = int(parse_duration(spec.schedule.interval).total_seconds() * STALE_INTERVALS)
+    # The alert waits `for` after its expression turns true, so the expression turns true
+    # `for` earlier: the alert then fires when the last success is three intervals old (or
+    # `for` plus a minute, if that is longer), not three intervals plus `for`.
+    pending = int(parse_duration(spec.alerting.prometheus_rule.for_).total_seconds())
+    early = max(stale - pending, STALE_MIN_SECONDS)
+    last = f"modelmon_last_check_timestamp_seconds{{{sel}}}"
     out += [
+        # No series for as long (the operator is down, or the monitor never succeeded) is
+        # stale too.
         Alert("ModelMonitorStale",
-              f"(time() - max by (namespace, monitor) "
-              f"(modelmon_last_check_timestamp_seconds{{{sel}}}) > {stale}) "
-              f"or absent(modelmon_last_check_timestamp_seconds{{{sel}}})",
+              f"(time() - max by (namespace, monitor) ({last}) > {early}) "
+              f"or absent_over_time({last}[{early}s])",
               "warning", f"Monitor {who} has no recent successful check",
               f"No check of {who} succeeded in the last {STALE_INTERVALS} intervals "
               f"({stale}s); is the operator running and the data reachable?"),

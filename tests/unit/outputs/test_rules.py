@@ -63,6 +63,9 @@ def test_object_shape_labels_and_owner() -> None:
         assert {"severity", "namespace", "monitor", "model", "team"} <= set(r["labels"])
         assert r["annotations"]["runbook_url"] == "https://runbooks.example/m"
         assert r["for"] == "2m"
+    # Stale after three 1m intervals: the expression turns true `for` (2m) before that.
+    (stale,) = [r for r in rules if r["alert"] == "ModelMonitorStale"]
+    assert "> 60)" in stale["expr"] and "[60s]" in stale["expr"]
 
 
 def test_threshold_change_changes_the_rule() -> None:
@@ -153,20 +156,26 @@ def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
             {"eval_time": "12m", "alertname": name, "exp_alerts": alerts},
             {"eval_time": "24m", "alertname": name, "exp_alerts": []},
         ]
-    # Stale: last success at 5 min; time() - 300 > 180 from 8 min; firing after for=2m.
+    # Stale: last success at 5 min; time() - 300 > 60 from 7 min (evaluated each minute),
+    # firing after for=2m: within an evaluation of three intervals, not three plus `for`.
     stale = _expect(obj, "ModelMonitorStale", key, {})
     checks += [
         {"eval_time": "4m", "alertname": "ModelMonitorStale", "exp_alerts": []},
+        {"eval_time": "8m", "alertname": "ModelMonitorStale", "exp_alerts": []},
+        {"eval_time": "9m", "alertname": "ModelMonitorStale", "exp_alerts": stale},
         {"eval_time": "12m", "alertname": "ModelMonitorStale", "exp_alerts": stale},
         {"eval_time": "20m", "alertname": "ModelMonitorStale", "exp_alerts": []},
     ]
     tests.append({"interval": "1m", "input_series": [
         {"series": s, "values": v} for s, v in series], "alert_rule_test": checks})
-    # A monitor that never reported at all is stale too (absent()).
+    # A monitor that never reported at all is stale too, once that has lasted three
+    # intervals (absent_over_time()).
     tests.append({"interval": "1m", "input_series": [
         {"series": 'modelmon_last_check_timestamp_seconds{namespace="ml",monitor="other"}',
          "values": "0+60x10"}],
-        "alert_rule_test": [{"eval_time": "5m", "alertname": "ModelMonitorStale",
+        "alert_rule_test": [{"eval_time": "1m", "alertname": "ModelMonitorStale",
+                             "exp_alerts": []},
+                            {"eval_time": "3m", "alertname": "ModelMonitorStale",
                              "exp_alerts": stale}]})
     test_file = tmp_path / "tests.yaml"
     test_file.write_text(yaml.safe_dump({"rule_files": [path.name], "evaluation_interval": "1m",
