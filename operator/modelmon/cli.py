@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import yaml
 
 from modelmon import __version__
-from modelmon.api.v1alpha1 import ModelMonitorStatus
+from modelmon.api.v1alpha1 import ModelMonitorStatus, parse_duration
 from modelmon.check import CheckError, load_monitors, run_check
 from modelmon.evaluation import at_least
 from modelmon.sources.resolvers import LocalResolver
@@ -178,6 +178,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     return run(Options(namespaces=args.namespace, metrics_port=args.metrics_port,
                        health_port=args.health_port, log_format=args.log_format,
                        log_level=args.log_level.upper(), workers=args.workers,
+                       rules_resync_seconds=args.rules_resync,
                        kubeconfig=args.kubeconfig))
 
 
@@ -192,6 +193,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = parse_duration(text).total_seconds()
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 10m or 1h")
     return value
 
 
@@ -223,6 +234,7 @@ RUN_ENV: dict[str, tuple[str, Callable[[str], Any], Callable[[], str]]] = {
                    lambda: "text" if sys.stderr.isatty() else "json"),
     "log_level": ("LOG_LEVEL", _choice(LOG_LEVELS), lambda: "info"),
     "workers": ("WORKERS", _positive, lambda: "2"),
+    "rules_resync": ("RULES_RESYNC", _seconds, lambda: "10m"),
 }
 
 
@@ -280,6 +292,10 @@ def parser() -> argparse.ArgumentParser:
                    help="default: info [MODELMON_LOG_LEVEL]")
     o.add_argument("--workers", type=_positive, default=None,
                    help="threads that run checks (default 2) [MODELMON_WORKERS]")
+    o.add_argument("--rules-resync", type=_seconds, default=None, metavar="DURATION",
+                   help="how often each PrometheusRule is compared with the cluster's copy "
+                        "and restored if it was edited or deleted (default 10m) "
+                        "[MODELMON_RULES_RESYNC]")
     o.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None,
                    help="kubeconfig file; default: in-cluster service account, else "
                         "$KUBECONFIG or ~/.kube/config")

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -59,6 +60,8 @@ T = TypeVar("T")
 RETRY_BASE_SECONDS = 5.0
 DEFAULT_INTERVAL_SECONDS = 600.0
 PROBLEM_PHASES = ("Drifting", "Degraded", "Failing")
+#: Checks that may wait on a slow source beside the ``workers`` that compute.
+SOURCE_WAIT_THREADS = 16
 
 
 def backoff(failures: int, interval: float) -> float:
@@ -113,6 +116,8 @@ class MonitorState:
     last_error: str | None = None
     last_success: float | None = None
     applied_rule: dict[str, Any] | None = None
+    rule_synced: float = 0.0
+    """When the PrometheusRule was last compared with the cluster's copy (clock time)."""
     rules_condition: ConditionValue | None = None
     checks: int = 0
 
@@ -125,12 +130,20 @@ class Fleet:
     """The workers of every monitor the operator watches."""
 
     def __init__(self, kube: Kube, metrics: Metrics, *, workers: int = 2,
-                 base_dir: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+                 base_dir: Path | None = None, clock: Callable[[], float] = time.time,
+                 rules_resync_seconds: float = 600.0) -> None:
         self.kube = kube
+        self.rules_resync_seconds = rules_resync_seconds
+        """A rule unchanged in the spec is still compared with the cluster's copy this
+        often, so that one deleted or edited by hand is restored."""
         self.metrics = metrics
         self.base_dir = base_dir or Path.cwd()
         self.clock = clock
-        self.stats_pool = ThreadPoolExecutor(max_workers=workers,
+        # Checks wait on sources in many threads at once; only ``workers`` of them compute
+        # at a time (the statistics pool proper), so a slow source holds a thread, not a
+        # core, and never delays the monitors whose data is at hand.
+        self.cpu = threading.BoundedSemaphore(workers)
+        self.stats_pool = ThreadPoolExecutor(max_workers=workers + SOURCE_WAIT_THREADS,
                                              thread_name_prefix="modelmon-check")
         self.api_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="modelmon-api")
         self.monitors: dict[tuple[str, str], MonitorState] = {}
@@ -162,6 +175,10 @@ class Fleet:
             spec=body.get("spec") or {}, status=previous_status(body.get("status")))
         state.last_success = _last_success(state.status)
         self.monitors[key] = state
+        if state.status.last_check is not None:
+            model = str((state.spec.get("model") or {}).get("name", ""))
+            self.metrics.restore(key[0], key[1], model=model, status=state.status,
+                                 last_success=state.last_success)
         state.task = asyncio.get_running_loop().create_task(
             self._loop(state), name=f"monitor {key[0]}/{key[1]}")
 
@@ -265,7 +282,7 @@ class Fleet:
                 self._started(due, began)
                 return run_check(checked, base_dir=self.base_dir, now=now, previous=previous,
                                  generation=generation, resolver=resolver,
-                                 cache=self.references, cache_key=state.key)
+                                 cache=self.references, cache_key=state.key, cpu=self.cpu)
 
             status = await asyncio.get_running_loop().run_in_executor(self.stats_pool, compute)
             ready = status.condition("Ready")
@@ -279,7 +296,8 @@ class Fleet:
         if error is None:
             state.last_success = started
         state.checks += 1
-        await self._write(state, status, previous, error)
+        if not await self._write(state, status, previous, error):
+            return interval  # the monitor is gone and this worker retired
         self.metrics.observe(state.ref.namespace, state.ref.name,
                              model=spec.model.name if spec else
                              str((state.spec.get("model") or {}).get("name", "")),
@@ -306,10 +324,14 @@ class Fleet:
         else:
             rule = prometheus_rule(ref.namespace, ref.name, spec, uid=ref.uid)
             value = state.rules_condition or value_ok()
-            if rule != state.applied_rule:
+            resync = self.clock() - state.rule_synced >= self.rules_resync_seconds
+            if rule != state.applied_rule or resync:
                 try:
-                    await self._api(self.kube.apply_rule, rule)
+                    if await self._api(self.kube.apply_rule, rule) and rule == state.applied_rule:
+                        log.info("restored the PrometheusRule of %s/%s, changed outside "
+                                 "modelmon", *state.key)
                     state.applied_rule = rule
+                    state.rule_synced = self.clock()
                     value = value_ok()
                 except RulesUnavailableError as exc:
                     value = ConditionValue("AlertRulesReady", "False",
@@ -383,16 +405,23 @@ class Fleet:
         return status.model_copy(update={"retraining": result})
 
     async def _write(self, state: MonitorState, status: ModelMonitorStatus,
-                     previous: ModelMonitorStatus, error: str | None) -> None:
-        """Patch the status (one request) and post Events on changes."""
+                     previous: ModelMonitorStatus, error: str | None) -> bool:
+        """Patch the status (one request) and post Events on changes; False when the
+        monitor no longer exists."""
         try:
             await self._api(self.kube.patch_status, state.ref, status_body(status))
         except ApiException as exc:
-            if exc.status == 404:  # deleted meanwhile; the DELETED event stops us
-                return
+            if exc.status == 404:
+                # Deleted. Normally the DELETED event has already stopped this worker, but
+                # a watch that resumed after a gap (410 Gone, a re-list) never reports
+                # objects that vanished meanwhile: retire here, series and all.
+                log.info("%s/%s no longer exists; stopping its worker", *state.key)
+                if self.monitors.get(state.key) is state:
+                    self.remove(*state.key)
+                return False
             log.warning("cannot patch the status of %s/%s: HTTP %s %s", *state.key,
                         exc.status, exc.reason)
-            return
+            return True
         state.status = status
         if status.phase != previous.phase:
             kind = "Warning" if status.phase in PROBLEM_PHASES else "Normal"
@@ -405,6 +434,7 @@ class Fleet:
             await self._api(self.kube.event, state.ref, "Warning", error,
                             ready.message if ready is not None else error)
         state.last_error = error
+        return True
 
 
 def _api_message(exc: ApiException) -> str:
