@@ -446,7 +446,7 @@ class DriftSpec(ApiModel):
     """Dataset drift when at least this share of the features drifted."""
     severity: Severity = "warning"
     """Severity of the dataset-drift, prediction-drift and target-drift findings."""
-    features: dict[ColumnName, FeatureDrift] = {}
+    features: Annotated[dict[ColumnName, FeatureDrift], Field(max_length=2000)] = {}
     """Per-column overrides, by column name."""
 
     @model_validator(mode="after")
