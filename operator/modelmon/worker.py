@@ -45,7 +45,7 @@ from modelmon.evaluation import ConditionValue, merge_conditions
 from modelmon.outputs import retraining
 from modelmon.outputs.kube import Kube, ObjectRef, RulesUnavailableError
 from modelmon.outputs.metrics import Metrics
-from modelmon.outputs.notifiers import Context, notify
+from modelmon.outputs.notifiers import Context, drift_columns, notify
 from modelmon.outputs.rules import prometheus_rule
 from modelmon.sources import ReferenceCache
 from modelmon.sources.resolvers import KubeResolver
@@ -339,7 +339,7 @@ class Fleet:
         states = await notify(
             spec.alerting, findings, previous.notifications,
             Context(ns, state.ref.name, spec.model.name, spec.model.version, status.phase,
-                    interval),
+                    interval, drift_columns(spec)),
             KubeResolver(self.kube.core, ns), now, self.session)
         before = {s.name: s for s in previous.notifications}
         for st in states:

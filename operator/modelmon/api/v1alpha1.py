@@ -1069,7 +1069,8 @@ class NotifierState(ApiModel):
     firing: list[Delivered] = []
     """Findings last delivered as firing."""
     since: datetime | None = None
-    """When the current episode's first firing message was delivered."""
+    """When the current episode's first firing message was first attempted; its dedup key
+    derives from it, so retries in later checks carry the same key."""
     last_sent: datetime | None = None
     """When a message was last delivered."""
     last_attempt: datetime | None = None
@@ -1078,6 +1079,9 @@ class NotifierState(ApiModel):
     """Why the last attempt failed (never contains credentials)."""
     failures: int = 0
     """Consecutive checks whose delivery failed."""
+    next_attempt: datetime | None = None
+    """No delivery before this time: the receiver asked to wait (Retry-After) longer than
+    retries within one check do."""
 
 
 class RetrainingStatus(ApiModel):
