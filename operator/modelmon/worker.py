@@ -46,7 +46,7 @@ from modelmon.evaluation import ConditionValue, merge_conditions
 from modelmon.outputs import retraining
 from modelmon.outputs.kube import Kube, ObjectRef, RulesUnavailableError
 from modelmon.outputs.metrics import Metrics
-from modelmon.outputs.notifiers import Context, notify
+from modelmon.outputs.notifiers import Context, drift_columns, notify
 from modelmon.outputs.rules import prometheus_rule
 from modelmon.sources import ReferenceCache
 from modelmon.sources.resolvers import KubeResolver
@@ -361,7 +361,7 @@ class Fleet:
         states = await notify(
             spec.alerting, findings, previous.notifications,
             Context(ns, state.ref.name, spec.model.name, spec.model.version, status.phase,
-                    interval),
+                    interval, drift_columns(spec)),
             KubeResolver(self.kube.core, ns), now, self.session)
         before = {s.name: s for s in previous.notifications}
         for st in states:
@@ -380,28 +380,36 @@ class Fleet:
         ref = state.ref
         prev = previous.retraining
         if prev is not None and prev.last_job and prev.outcome == "Running":
+            last = prev.last_job
             try:
-                job_status = await self._api(self.kube.job_status, ref.namespace, prev.last_job)
-                prev = prev.model_copy(update={"outcome": retraining.outcome(job_status)})
+                prev = retraining.refresh(prev, await self._api(self.kube.read_job,
+                                                                ref.namespace, last))
             except ApiException as exc:
-                log.warning("cannot read Job %s: HTTP %s", prev.last_job, exc.status)
+                log.warning("cannot read Job %s: HTTP %s", last, exc.status)
         decision = retraining.plan(spec.retraining, status.findings, prev, now,
                                    checked=error is None)
         result = decision.status
         if decision.start:
-            body = retraining.job(spec.retraining, ref.namespace, ref.name, ref.uid, now)
+            body = retraining.job(spec.retraining, ref.namespace, ref.name, ref.uid,
+                                  prev.last_job if prev is not None else None)
             name = body["metadata"]["name"]
             try:
                 await self._api(self.kube.create_job, body)
-                result = result.model_copy(update={
-                    "last_job": name, "last_started": now, "outcome": "Running",
-                    "consecutive_checks": 0, "message": None})
+                result = retraining.started(result, name, now)
                 await self._api(self.kube.event, ref, "Normal", "RetrainingStarted",
                                 f"created Job {name}")
             except ApiException as exc:
-                result = result.model_copy(update={
-                    "message": f"cannot create the retraining Job: HTTP {exc.status} "
-                               f"{_api_message(exc)}"})
+                if exc.status == 409:  # created before a crash that kept it from the status
+                    try:
+                        found = await self._api(self.kube.read_job, ref.namespace, name)
+                        result = retraining.adopt(result, found, ref.uid, now)
+                    except ApiException as again:
+                        result = result.model_copy(update={
+                            "message": f"cannot read the retraining Job: HTTP {again.status}"})
+                else:
+                    result = result.model_copy(update={
+                        "message": f"cannot create the retraining Job: HTTP {exc.status} "
+                                   f"{_api_message(exc)}"})
         return status.model_copy(update={"retraining": result})
 
     async def _write(self, state: MonitorState, status: ModelMonitorStatus,

@@ -92,7 +92,7 @@ MIN_INTERVAL = "10s"
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
 ColumnName = Annotated[str, Field(min_length=1, max_length=253)]
 #: Per-column drift overrides a monitor may list (a bound the CEL cost estimate needs).
-MAX_COLUMN_OVERRIDES = 1000
+MAX_COLUMN_OVERRIDES = 2000
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -1071,7 +1071,8 @@ class NotifierState(ApiModel):
     firing: list[Delivered] = []
     """Findings last delivered as firing."""
     since: datetime | None = None
-    """When the current episode's first firing message was delivered."""
+    """When the current episode's first firing message was first attempted; its dedup key
+    derives from it, so retries in later checks carry the same key."""
     last_sent: datetime | None = None
     """When a message was last delivered."""
     last_attempt: datetime | None = None
@@ -1080,6 +1081,9 @@ class NotifierState(ApiModel):
     """Why the last attempt failed (never contains credentials)."""
     failures: int = 0
     """Consecutive checks whose delivery failed."""
+    next_attempt: datetime | None = None
+    """No delivery before this time: the receiver asked to wait (Retry-After) longer than
+    retries within one check do."""
 
 
 class RetrainingStatus(ApiModel):

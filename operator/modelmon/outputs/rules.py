@@ -90,7 +90,25 @@ def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
               drift_sev, f"Prediction drift in {who}",
               f"The predictions of {who} ({{{{ $labels.feature }}}}) drifted from the "
               "reference."),
+        Alert("ModelTargetDrift",
+              f"max by (namespace, monitor, feature) "
+              f"(modelmon_drift_detected{{{sel},role=\"target\"}}) == 1",
+              drift_sev, f"Target drift in {who}",
+              f"The ground truth of {who} ({{{{ $labels.feature }}}}) drifted from the "
+              "reference."),
     ]
+    # Features whose spec gives a severity of their own alert by themselves, as their
+    # findings do.
+    for feature, override in sorted(spec.drift.features.items()):
+        if override.severity is None:
+            continue
+        out.append(Alert(
+            "ModelFeatureDrift",
+            f"max by (namespace, monitor, feature) (modelmon_drift_detected"
+            f"{{{sel},role=\"feature\",feature={_q(feature)}}}) == 1",
+            override.severity, f"Feature {feature} of {who} drifted",
+            f"Feature {feature} of {who} drifted from the reference.",
+            (("feature", feature),)))
     for m in spec.performance.metrics:
         out.append(_bounded("ModelPerformanceDegraded", "modelmon_performance_metric",
                             sel, "metric", m.name, m.min, m.max, m.severity, who))
