@@ -280,8 +280,10 @@ class Source(ApiModel):
         CelRule(rule="[has(self.url), has(self.sql), has(self.prometheus), "
                      "has(self.configMap)].filter(x, x).size() == 1",
                 message="set exactly one kind of source: url, sql, prometheus or configMap"),
+        # prunePartitions has a default, which the apiserver fills in before CEL runs:
+        # only true counts as set.
         CelRule(rule="has(self.url) || (!has(self.format) && !has(self.credentialsSecretRef)"
-                     " && !has(self.prunePartitions))",
+                     " && !(has(self.prunePartitions) && self.prunePartitions))",
                 message="format, credentialsSecretRef and prunePartitions go with url"),
         CelRule(rule="!has(self.prunePartitions) || !self.prunePartitions || "
                      "(has(self.url) && self.url.endsWith('/'))",
