@@ -286,6 +286,34 @@ def test_helm_template_passes_server_side_dry_run_and_pod_security(
     assert "created (server dry run)" in proc.stdout, proc.stderr
 
 
+def rules_of(doc: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of a Role or ClusterRole."""
+    return {(g, r, v) for rule in doc["rules"] for g in rule["apiGroups"]
+            for r in rule["resources"] for v in rule["verbs"]}
+
+
+JOBS = {("batch", "jobs", v) for v in ("get", "list", "create")}
+
+
+def test_jobs_are_granted_only_with_rbac_retraining(helm: Path, namespace: str) -> None:
+    """Who may create a ModelMonitor may have the operator create Jobs (pods) once the role
+    allows it: only with rbac.retraining=true, cluster-wide or in each watched namespace."""
+    def jobs(values: list[str], kind: str) -> list[set[tuple[str, str, str]]]:
+        return [{r for r in rules_of(d) if r[1].startswith("jobs")}
+                for d in find(render(helm, namespace, values), kind)]
+
+    assert jobs([], "ClusterRole") == [set()]
+    assert jobs(["rbac.retraining=false"], "ClusterRole") == [set()]
+    assert jobs(["rbac.retraining=true"], "ClusterRole") == [JOBS]
+    namespaced = ["watchNamespaces={a,b}"]
+    assert jobs(namespaced, "Role") == [set(), set()]
+    assert jobs([*namespaced, "rbac.retraining=true"], "Role") == [JOBS, JOBS]
+    # Nothing else changes with it.
+    default = rules_of(one(render(helm, namespace), "ClusterRole"))
+    retraining = rules_of(one(render(helm, namespace, ["rbac.retraining=true"]), "ClusterRole"))
+    assert retraining - default == JOBS and default <= retraining
+
+
 def test_pod_security_check_can_fail(kubectl: Kubectl, namespace: str, helm: Path) -> None:
     restricted(kubectl, namespace)
     pod = pod_from(one(render(helm, namespace), "Deployment"), namespace)
@@ -319,6 +347,10 @@ def comparable(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def keyed(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(d["kind"], d["metadata"]["name"]): comparable(d) for d in docs}
+
+
 def test_manifests_install_the_same_objects_as_the_chart(
         helm: Path, kubectl: Kubectl) -> None:
     base = {(d["kind"], d["metadata"]["name"]): comparable(d)
@@ -336,6 +368,14 @@ def test_manifests_install_the_same_objects_as_the_chart(
                               "ServiceMonitor"))
     assert monitoring["ServiceMonitor"]["spec"] == chart_sm["spec"]
     assert monitoring["ServiceMonitor"]["metadata"]["labels"] == chart_sm["metadata"]["labels"]
+    # The retraining overlay is the chart with rbac.retraining=true, and only differs there.
+    retraining = keyed(kustomize(kubectl, MANIFESTS / "retraining"))
+    chart_retraining = keyed(render(helm, "modelmon-system", ["rbac.retraining=true"]))
+    role = ("ClusterRole", "modelmon")
+    assert retraining[role] == chart_retraining[role]
+    assert retraining[role] != base[role]
+    assert {k: v for k, v in retraining.items() if k != role} == \
+        {k: v for k, v in keyed(kustomize(kubectl, MANIFESTS)).items() if k != role}
 
 
 def test_kubectl_apply_k_installs_the_operator_and_the_sample(
@@ -362,6 +402,17 @@ def test_kubectl_apply_k_installs_the_operator_and_the_sample(
         kubectl("apply", "-k", str(MANIFESTS / "samples"), "-n", namespace)
         sample = kubectl.json("get", "mm", "credit-risk", "-n", namespace)
         assert sample["spec"]["alerting"]["labels"] == {"team": "risk"}
+        # The retraining overlay on top changes the ClusterRole and nothing else.
+        operator = f"--as=system:serviceaccount:{ns}:modelmon"
+        assert kubectl("auth", "can-i", "create", "jobs", "-n", namespace, operator,
+                       check=False).stdout.strip() == "no"
+        out = kubectl("apply", "-k", str(MANIFESTS / "retraining")).stdout.splitlines()
+        assert [line for line in out if not line.endswith("unchanged")] == \
+            ["clusterrole.rbac.authorization.k8s.io/modelmon configured"], out
+        assert rules_of(kubectl.json("get", "clusterrole", "modelmon")) >= JOBS
+        wait_for(lambda: kubectl("auth", "can-i", "create", "jobs", "-n", namespace, operator,
+                                 check=False).stdout.strip() == "yes",
+                 timeout=30, what="the Jobs rule in effect")
     finally:
         # Not `kubectl delete -k`: that would delete the CRD the other tests use.
         kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
@@ -448,6 +499,9 @@ def test_helm_install_runs_the_operator_with_least_privilege(
         assert denied(sa, "create", "clusterrolebinding", "x", "--clusterrole=cluster-admin",
                       f"--serviceaccount={namespace}:{sa_name}")
         assert denied(sa, "get", "crd", CRD)  # list and watch, not get
+        # No Jobs without rbac.retraining: monitor authors cannot have it run pods.
+        assert denied(sa, "get", "jobs", "-n", other_namespace)
+        assert not can_i(sa, "create", "jobs.batch", other_namespace)
         # ... and those inside it are allowed.
         assert can_i(sa, "patch", "modelmonitors.modelmon.io/status", other_namespace)
         assert not can_i(sa, "update", "modelmonitors.modelmon.io/status", other_namespace)

@@ -177,7 +177,7 @@ def test_templates_use_only_values_that_exist() -> None:
                 used.setdefault(ref.lstrip("."), set()).add(template.name)
     unknown = {k: sorted(v) for k, v in used.items() if k not in defined}
     assert not unknown, f"templates read values that values.yaml does not define: {unknown}"
-    assert "crds.keep" in used and "rbac.readSecretsAndConfigMaps" in used
+    assert {"crds.keep", "rbac.readSecretsAndConfigMaps", "rbac.retraining"} <= set(used)
 
 
 def _all_paths(d: dict[str, Any], prefix: str = "") -> set[str]:
@@ -206,6 +206,8 @@ def test_optional_objects_are_off_by_default(key: str) -> None:
 def test_defaults_are_the_safe_ones() -> None:
     v = values()
     assert v["crds"] == {"enabled": True, "keep": True}
+    # Off: with the Jobs permission, whoever may create a ModelMonitor may run pods.
+    assert v["rbac"]["retraining"] is False
     assert v["securityContext"]["readOnlyRootFilesystem"] is True
     assert v["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert v["securityContext"]["allowPrivilegeEscalation"] is False
