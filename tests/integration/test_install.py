@@ -215,10 +215,131 @@ def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
     ("operator.workers=0", "minimum"),
     ("operator.logFormat=xml", "operator/logFormat"),
     ("watchNamespaces={Bad_NS}", "watchNamespaces"),
+    # The Kubernetes structures are closed too, at every depth.
+    ("securityContext.readOnlyRootFileSystem=true",
+     "at '/securityContext': additional properties 'readOnlyRootFileSystem' not allowed"),
+    ("securityContext.capabilities.dorp={ALL}",
+     "at '/securityContext/capabilities': additional properties 'dorp' not allowed"),
+    ("podSecurityContext.runAsUsr=1",
+     "at '/podSecurityContext': additional properties 'runAsUsr' not allowed"),
+    ("podSecurityContext.seccompProfile.type=Default", "podSecurityContext/seccompProfile/type"),
+    ("resources.limits.cpus=1", "at '/resources/limits': additional properties 'cpus'"),
+    ("resources.request.cpu=1", "at '/resources': additional properties 'request'"),
+    ("resources.limits.memory=1 GiB", "at '/resources/limits/memory'"),
+    ("affinity.nodeAfinity.x=1", "at '/affinity': additional properties 'nodeAfinity'"),
+    ("affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKy=x",
+     "additional properties 'topologyKy' not allowed"),
+    ("tolerations[0].efect=NoSchedule", "at '/tolerations/0': additional properties 'efect'"),
+    ("nodeSelector.disk=1", "at '/nodeSelector/disk'"),  # label values are strings
+    ("operator.extraEnv[0].valueFrom.fieldRef.fieldPth=x",
+     "additional properties 'fieldPth' not allowed"),
+    ("serviceMonitor.relabelings[0].target_label=x", "additional properties 'target_label'"),
+    ("networkPolicy.metricsFrom[0].namespaceSelectr.x=y",
+     "additional properties 'namespaceSelectr'"),
+    ("rbac.retraining=yes", "at '/rbac/retraining'"),
 ])
 def test_schema_rejects_unknown_keys_and_bad_values(helm: Path, value: str, message: str) -> None:
     proc = run_helm(helm, None, "template", "x", str(CHART), "--set", value, check=False)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+#: Values that set the Kubernetes structures of the chart the way users do: the closed
+#: schema must accept every field here, and the apiserver (strict field validation) too.
+KUBERNETES_VALUES: dict[str, Any] = {
+    "resources": {"requests": {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "1Gi"},
+                  "limits": {"cpu": 2, "memory": "2Gi", "ephemeral-storage": "2Gi"}},
+    "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                           "fsGroup": 65532, "fsGroupChangePolicy": "OnRootMismatch",
+                           "supplementalGroups": [1000],
+                           "seccompProfile": {"type": "RuntimeDefault"},
+                           "appArmorProfile": {"type": "RuntimeDefault"}},
+    "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                        "privileged": False, "runAsNonRoot": True, "runAsUser": 65532,
+                        "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                        "appArmorProfile": {"type": "RuntimeDefault"},
+                        "procMount": "Default"},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml",
+                     "effect": "NoSchedule"},
+                    {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In",
+                                       "values": ["amd64", "arm64"]}]}]},
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 10, "preference": {"matchExpressions": [
+                    {"key": "pool", "operator": "NotIn", "values": ["spot"]}]}}]},
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 50, "podAffinityTerm": {
+                    "topologyKey": "kubernetes.io/hostname",
+                    "labelSelector": {"matchLabels": {"app": "trainer"},
+                                      "matchExpressions": [{"key": "tier",
+                                                            "operator": "Exists"}]},
+                    "namespaceSelector": {}}}]},
+        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "topology.kubernetes.io/zone", "namespaces": ["ml-prod"],
+             "labelSelector": {"matchLabels": {"app": "feature-store"}}}]}},
+    "operator": {"extraEnv": [
+        {"name": "AWS_REGION", "value": "eu-west-1"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "t", "key": "token",
+                                                         "optional": True}}},
+        {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory",
+                                                           "divisor": "1Mi"}}},
+        {"name": "CM", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]},
+    "tmpSizeLimit": "512Mi",
+    "serviceMonitor": {"enabled": True, "relabelings": [
+        {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node",
+         "action": "replace"}],
+        "metricRelabelings": [{"regex": "modelmon_kube_requests_total", "action": "drop",
+                               "sourceLabels": ["__name__"]}]},
+    "networkPolicy": {"enabled": True,
+                      "metricsFrom": [{"namespaceSelector": {"matchLabels": {
+                          "kubernetes.io/metadata.name": "monitoring"}},
+                          "podSelector": {"matchLabels": {"app": "prometheus"}}}],
+                      "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8",
+                                                      "except": ["10.1.0.0/16"]}}],
+                                  "ports": [{"protocol": "TCP", "port": 443},
+                                            {"port": 5432, "endPort": 5433}]}]},
+}
+
+
+def test_the_closed_schema_accepts_the_kubernetes_fields(
+        helm: Path, kubectl: Kubectl, namespace: str, monitoring_crds: None,
+        tmp_path: Path) -> None:
+    """The fields the schema lists are real: the apiserver, validating strictly (unknown
+    fields are errors), accepts the rendered objects and keeps every value."""
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(KUBERNETES_VALUES))
+    release = unique_name("mm")
+    out = run_helm(helm, None, "template", release, str(CHART), "-n", namespace,
+                   "--set", "crds.enabled=false", "-f", str(values)).stdout
+    proc = kubectl("apply", "--dry-run=server", "--validate=strict", "-n", namespace,
+                   "-o", "json", "-f", "-", input=out)
+    served = {i["kind"]: i for i in json.loads(proc.stdout)["items"]}
+    pod = served["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    kv = KUBERNETES_VALUES
+    assert pod["affinity"] == kv["affinity"]
+    assert pod["tolerations"] == kv["tolerations"]
+    assert pod["securityContext"] == kv["podSecurityContext"]
+    assert container["securityContext"] == kv["securityContext"]
+    assert container["resources"] == {**kv["resources"], "limits": {
+        **kv["resources"]["limits"], "cpu": "2"}}
+    env = {e["name"]: e for e in container["env"]}
+    for var in kv["operator"]["extraEnv"]:
+        served_var = json.loads(json.dumps(env[var["name"]]))
+        served_var.get("valueFrom", {}).get("fieldRef", {}).pop("apiVersion", None)  # defaulted
+        assert served_var == var
+    endpoint = served["ServiceMonitor"]["spec"]["endpoints"][0]
+    assert endpoint["relabelings"] == kv["serviceMonitor"]["relabelings"]
+    assert endpoint["metricRelabelings"] == kv["serviceMonitor"]["metricRelabelings"]
+    policy = served["NetworkPolicy"]["spec"]
+    assert policy["ingress"][0]["from"] == kv["networkPolicy"]["metricsFrom"]
+    assert policy["egress"][0]["to"] == kv["networkPolicy"]["egress"][0]["to"]
 
 
 @pytest.mark.parametrize(("version", "ok"), [("1.28.9", False), ("1.29.0", True),
