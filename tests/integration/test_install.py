@@ -513,8 +513,9 @@ def test_kubectl_apply_k_installs_the_operator_and_the_sample(
         labels = kubectl.json("get", "namespace", ns)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
         deployment = kubectl.json("get", "deployment", "modelmon", "-n", ns)
+        app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
         assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == \
-            "modelmon:0.1.0"
+            f"modelmon:{app_version}"
         proc = create_pod_dry_run(kubectl, pod_from(deployment, ns))
         assert "created (server dry run)" in proc.stdout, proc.stderr
         # Idempotent, as GitOps tools re-apply it.

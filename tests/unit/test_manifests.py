@@ -135,6 +135,14 @@ def test_no_wildcards_and_no_writes_beyond_the_operator_objects(retraining: bool
     assert {v for g, r, v in rules if r == "secrets"} == {"get"}
 
 
+def test_the_image_tag_is_the_charts_app_version() -> None:
+    chart = yaml.safe_load((REPO_ROOT / "helm" / "modelmon" / "Chart.yaml").read_text())
+    kustomization = yaml.safe_load((MANIFESTS / "base" / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    assert image == {"name": "modelmon", "newTag": chart["appVersion"]}, \
+        "manifests/base/kustomization.yaml: set newTag to Chart.yaml's appVersion"
+
+
 def test_deployment_is_locked_down() -> None:
     dep = docs(MANIFESTS / "base" / "deployment.yaml")[0]
     spec = dep["spec"]
