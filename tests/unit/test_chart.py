@@ -304,6 +304,15 @@ def test_chart_metadata() -> None:
     assert version and chart["appVersion"] == version.group(1), "appVersion != pyproject's"
 
 
+def test_readme_states_the_minimum_kubernetes_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    minimum = re.fullmatch(r">=(1\.\d+)\.0-0", chart["kubeVersion"])
+    assert minimum, chart["kubeVersion"]
+    install = (REPO_ROOT / "README.md").read_text().split("## Install", 1)[1]
+    assert f"Kubernetes {minimum.group(1)} or newer is required" in install
+    assert f'`kubeVersion: "{chart["kubeVersion"]}"`' in install
+
+
 @pytest.mark.parametrize("key", ["serviceMonitor", "grafanaDashboard", "networkPolicy"])
 def test_optional_objects_are_off_by_default(key: str) -> None:
     assert values()[key]["enabled"] is False
