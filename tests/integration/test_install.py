@@ -759,7 +759,9 @@ def test_the_chart_token_reads_configmaps_and_secrets_and_creates_the_retraining
             status = kubectl.json("get", "mm", "bc", "-n", other_namespace).get("status") or {}
             return status if (status.get("retraining") or {}).get("lastJob") else None
 
-        op = OperatorProcess(sa.kubeconfig, [], tmp_path / "operator.log",
+        # Only this namespace: monitors that earlier tests left in namespaces still being
+        # deleted would draw 403s (no Events in a terminating namespace) that are not ours.
+        op = OperatorProcess(sa.kubeconfig, [other_namespace], tmp_path / "operator.log",
                              extra_env=operator_env(deployment, cluster.kubeconfig)).start()
         try:
             kubectl("apply", "-n", other_namespace, "-f", "-", input=manifest(doc))
