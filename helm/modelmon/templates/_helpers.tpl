@@ -71,7 +71,7 @@ the two install modes cannot drift apart. README ("RBAC it needs") says why each
 {{- if .Values.rbac.retraining }}
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, create]
+  verbs: [get, create]
 {{- end }}
 {{- if .Values.rbac.readSecretsAndConfigMaps }}
 - apiGroups: [""]
