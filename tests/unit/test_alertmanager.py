@@ -33,7 +33,7 @@ from modelmon.evaluation import (
 )
 from modelmon.outputs.notifiers import drift_columns
 from modelmon.outputs.notifiers.base import Message
-from modelmon.outputs.notifiers.senders import WITHOUT_RULE, alertmanager_alerts
+from modelmon.outputs.notifiers.senders import alertmanager_alerts
 from modelmon.outputs.rules import prometheus_rule
 from toolcheck import require
 
@@ -175,7 +175,7 @@ def test_pushed_alerts_are_the_rule_alerts() -> None:
     kinds = {f.name.split(".")[0] for f in findings}
     assert kinds == {"drift", "performance", "dataQuality", "operational", "check"}
     now = datetime(2026, 11, 24, 12, tzinfo=UTC)
-    firing = [f for f in findings if f.name not in WITHOUT_RULE]
+    firing = findings
     half = len(firing) // 2
     message = Message("ml", "credit", "credit-risk", None, "Degraded", now, firing[:half],
                       [Delivered(name=f.name, severity=f.severity) for f in firing[half:]],
@@ -195,18 +195,3 @@ def test_pushed_alerts_are_the_rule_alerts() -> None:
         assert all(labels[k] for k in rules[same[0]][2]), labels
         matched.add(same[0])
     assert {rules[i][0] for i in set(range(len(rules))) - matched} == {"ModelMonitorStale"}
-
-
-def test_findings_without_a_series_are_pushed_but_have_no_rule() -> None:
-    """Missing columns and type changes have no metric, so no rule alert; the push still
-    carries them (the data-quality alertname and their check), so nothing is lost."""
-    rule = prometheus_rule("ml", "credit", SPEC)
-    checks = {r["labels"].get("check") for g in rule["spec"]["groups"] for r in g["rules"]}
-    findings = [f for f in every_kind_of_finding() if f.name in WITHOUT_RULE]
-    assert sorted(f.name for f in findings) == sorted(WITHOUT_RULE)
-    message = Message("ml", "credit", "credit-risk", None, "Degraded",
-                      datetime(2026, 11, 24, tzinfo=UTC), findings, [], "key")
-    for alert in alertmanager_alerts(message):
-        assert alert["labels"]["alertname"] == "ModelDataQualityDegraded"
-        assert alert["labels"]["check"] in ("missingColumns", "typeChanges")
-        assert alert["labels"]["check"] not in checks

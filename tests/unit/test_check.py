@@ -157,8 +157,8 @@ def test_missing_and_retyped_columns(tmp_path: Path) -> None:
     assert st.data_quality.missing_columns == ["age"]
     assert [(t.name, t.reference, t.current) for t in st.data_quality.type_changes] == [
         ("income", "numeric", "categorical")]
-    assert {f.name for f in st.findings} >= {"dataQuality.missingColumns",
-                                             "dataQuality.typeChanges"}
+    assert {f.name for f in st.findings} >= {"dataQuality.missingColumns.age",
+                                             "dataQuality.typeChanges.income"}
     assert st.drift is not None
     income = next(f for f in st.drift.features if f.name == "income")
     assert not income.drifted and income.message

@@ -130,6 +130,15 @@ def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
             f"Column {{{{ $labels.column }}}} of {who} has {check} "
             f"{{{{ $value | printf \"%.4g\" }}}} (max {bound.max:g}).",
             (("check", check),)))
+    for check, severity, what in (("missingColumns", "critical", "is missing from"),
+                                  ("typeChanges", "warning", "changed kind in")):
+        out.append(Alert(
+            "ModelDataQualityDegraded",
+            f"max by (namespace, monitor, column, check) "
+            f"(modelmon_data_quality{{{sel},check={_q(check)}}}) > 0",
+            severity, f"Data quality ({check}) of {who} is out of bounds",
+            f"Column {{{{ $labels.column }}}} {what} the current window of {who}.",
+            (("check", check),)))
     stale = int(parse_duration(spec.schedule.interval).total_seconds() * STALE_INTERVALS)
     # The alert waits `for` after its expression turns true, so the expression turns true
     # `for` earlier: the alert then fires when the last success is three intervals old (or

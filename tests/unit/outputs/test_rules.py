@@ -98,7 +98,7 @@ def test_promtool_check_rules(tmp_path: Path) -> None:
     path, _ = _rules_file(tmp_path)
     golden = tmp_path / "golden.yaml"
     golden.write_text(yaml.safe_dump(yaml.safe_load(GOLDEN.read_text())["spec"]))
-    for rules_file, count in ((path, 9), (golden, 12)):
+    for rules_file, count in ((path, 11), (golden, 14)):
         done = subprocess.run([promtool, "check", "rules", str(rules_file)],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -147,6 +147,9 @@ def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
         (f'modelmon_performance_metric{{{BASE},metric="accuracy"}}', "0.9x5 0.7x10 0.9x10"),
         (f'modelmon_data_quality{{{BASE},column="age",check="missingFraction"}}',
          "0x5 0.2x10 0x10"),
+        # Exported only while the column is missing or retyped.
+        (f'modelmon_data_quality{{{BASE},column="zip",check="missingColumns"}}', "_x5 1x10"),
+        (f'modelmon_data_quality{{{BASE},column="age",check="typeChanges"}}', "_x5 1x10"),
         (f'modelmon_monitor_phase{{{BASE},phase="Failing"}}', "0x5 1x10 0x10"),
         # Successful checks every minute, then none for 10 minutes, then again.
         (f"modelmon_last_check_timestamp_seconds{{{BASE}}}", "0+60x5 300x10 960+60x10"),
@@ -165,9 +168,16 @@ def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
         "ModelPerformanceDegraded": _expect(obj, "ModelPerformanceDegraded",
                                             {**key, "metric": "accuracy"}, {val: "0.7"},
                                             {"metric": "accuracy"}),
-        "ModelDataQualityDegraded": _expect(
-            obj, "ModelDataQualityDegraded",
-            {**key, "column": "age", "check": "missingFraction"}, {val: "0.2", col: "age"}),
+        "ModelDataQualityDegraded": [
+            *_expect(obj, "ModelDataQualityDegraded",
+                     {**key, "column": "age", "check": "missingFraction"},
+                     {val: "0.2", col: "age"}, {"check": "missingFraction"}),
+            *_expect(obj, "ModelDataQualityDegraded",
+                     {**key, "column": "zip", "check": "missingColumns"}, {col: "zip"},
+                     {"check": "missingColumns"}),
+            *_expect(obj, "ModelDataQualityDegraded",
+                     {**key, "column": "age", "check": "typeChanges"}, {col: "age"},
+                     {"check": "typeChanges"})],
         "ModelMonitorCheckFailing": _expect(obj, "ModelMonitorCheckFailing", key, {}),
     }
     tests: list[dict[str, Any]] = []

@@ -200,11 +200,6 @@ class Email(Sender):
         await asyncio.to_thread(deliver_sync)
 
 
-#: Findings no exported series describes, so no rule fires on them. They are pushed with
-#: the alertname and ``check`` label of the data-quality rule so that they are not lost.
-WITHOUT_RULE = ("dataQuality.missingColumns", "dataQuality.typeChanges")
-
-
 def alert_identity(finding: Finding, message: Message) -> tuple[str, dict[str, str]]:
     """The alertname and the labels beyond the common ones (severity, namespace, monitor,
     model, alerting.labels) that the PrometheusRule's alert on the same problem has:
