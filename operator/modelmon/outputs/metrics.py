@@ -121,8 +121,8 @@ class MonitorCollector(Collector):
                         if value is not None:
                             quality.add_metric([*base, c.name, check], float(value))
                 # Columns the window lacks, or whose kind changed: 1 while that lasts.
-                for name in st.data_quality.missing_columns:
-                    quality.add_metric([*base, name, "missingColumns"], 1.0)
+                for column in st.data_quality.missing_columns:
+                    quality.add_metric([*base, column, "missingColumns"], 1.0)
                 for t in st.data_quality.type_changes:
                     quality.add_metric([*base, t.name, "typeChanges"], 1.0)
         yield from (stat, pval, detected, share, perf, operational, quality, last, phase,

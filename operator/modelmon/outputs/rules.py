@@ -130,8 +130,10 @@ def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
             f"Column {{{{ $labels.column }}}} of {who} has {check} "
             f"{{{{ $value | printf \"%.4g\" }}}} (max {bound.max:g}).",
             (("check", check),)))
-    for check, severity, what in (("missingColumns", "critical", "is missing from"),
-                                  ("typeChanges", "warning", "changed kind in")):
+    schema_checks: tuple[tuple[str, Severity, str], ...] = (
+        ("missingColumns", "critical", "is missing from"),
+        ("typeChanges", "warning", "changed kind in"))
+    for check, severity, what in schema_checks:
         out.append(Alert(
             "ModelDataQualityDegraded",
             f"max by (namespace, monitor, column, check) "
