@@ -44,7 +44,8 @@ def status() -> ModelMonitorStatus:
                           prediction=col.model_copy(update={"name": "p"})),
         performance={"accuracy": 0.8},
         data_quality=DataQualityStatus(columns=[ColumnQuality(name="age",
-                                                              missing_fraction=0.0)]),
+                                                              missing_fraction=0.0)],
+                                       missing_columns=["zip"]),
         findings=[Finding(name="drift.dataset", severity="warning", value=1.0, bound=0.5,
                           message="m")])
 
@@ -66,6 +67,17 @@ def test_every_series_has_exactly_its_documented_labels() -> None:
     assert set(got) == set(EXPECTED)
     for name, label_sets in got.items():
         assert label_sets == {frozenset(EXPECTED[name])}, name
+
+
+def test_a_missing_column_is_a_series_of_its_own() -> None:
+    metrics = Metrics()
+    metrics.observe("ns", "m", model="credit", status=status(), seconds=0.2,
+                    last_success=1.0, error=None)
+    quality = {(s.labels["column"], s.labels["check"]): s.value
+               for f in metrics.registry.collect() for s in f.samples
+               if s.name == "modelmon_data_quality"}
+    assert quality[("zip", "missingColumns")] == 1.0
+    assert quality[("age", "missingFraction")] == 0.0
 
 
 def test_forget_drops_every_series_of_the_monitor_only() -> None:
