@@ -398,9 +398,13 @@ TEMPLATE = {"metadata": {"labels": {"purpose": "retrain"}},
 def shipped_rbac_operator(cluster: Cluster, kubectl: Kubectl, namespace: str,
                           log: Path) -> OperatorProcess:
     """An operator that authenticates as a ServiceAccount holding only the rules of
-    manifests/base/rbac.yaml (as a Role in the namespace it watches)."""
+    manifests/base/rbac.yaml plus the opt-in Jobs rule of the retraining component
+    (manifests/retraining/), as a Role in the namespace it watches."""
     docs = yaml.safe_load_all((REPO_ROOT / "manifests" / "base" / "rbac.yaml").read_text())
     rules = next(d for d in docs if d["kind"] == "ClusterRole")["rules"]
+    patch = yaml.safe_load((REPO_ROOT / "manifests" / "components" / "retraining" /
+                            "jobs-rule.yaml").read_text())
+    rules = [*rules, *(op["value"] for op in patch if op["op"] == "add")]
     kubectl("create", "serviceaccount", "modelmon", "-n", namespace)
     kubectl("apply", "-n", namespace, "-f", "-", input=manifest([
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
