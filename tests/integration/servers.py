@@ -1,9 +1,11 @@
-"""Real servers on 127.0.0.1 for the source integration tests: PostgreSQL, S3 (moto), Prometheus.
+"""Real servers on 127.0.0.1 for the source integration tests: PostgreSQL, S3 (moto),
+Prometheus.
 
 Plain helpers (context managers), no pytest fixtures: the test modules wire them into
-fixtures. Each server runs from this machine's packages (Debian's postgresql and
-prometheus, which hack/install-test-deps.sh installs; moto from PyPI), listens on a free
-port of 127.0.0.1, keeps its state in a temporary directory, and is stopped on exit.
+fixtures. Each server is a process of its own, from this machine's packages (Debian's
+postgresql and prometheus, which hack/install-test-deps.sh installs; moto from PyPI),
+listens on a free port of 127.0.0.1, keeps its state in a temporary directory, and is
+stopped on exit.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
-import logging
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -26,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 
 def free_port() -> int:
@@ -50,6 +54,56 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0,
 def http_get(url: str, timeout: float = 5.0) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return bytes(response.read())
+
+
+def unavailable(message: str) -> None:
+    """Skip the test for a tool this machine cannot provide; in CI (CI=true) fail it."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
+    """Terminate a server process we started, and kill it if it lingers."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def stalled_server() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a server that accepts connections, reads what comes,
+    and never answers: a server that hangs, for time-out tests."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    held: list[socket.socket] = []
+    done = threading.Event()
+
+    def hold() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        done.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -143,8 +197,18 @@ def postgres() -> Iterator[Postgres]:
 
 
 @dataclass(frozen=True)
+class Request:
+    """One request the server received, as its recorder wrote it down."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
 class S3:
-    """A moto S3 server, and an IAM user's key pair that it accepts."""
+    """A moto S3 server (a process of its own), and an IAM user's key pair it accepts."""
 
     endpoint: str
     access_key: str
@@ -165,32 +229,67 @@ class S3:
                 "AWS_REGION": self.region, "AWS_ENDPOINT_URL": self.endpoint}
 
     @contextlib.contextmanager
-    def checking_credentials(self) -> Iterator[None]:
-        """Within: moto rejects requests that are not signed by the IAM user's key.
+    def unchecked(self) -> Iterator[None]:
+        """Within: moto accepts requests whatever their signature.
 
-        Off by default because moto miscomputes the signature of listings whose query
-        holds a '/' (ListObjectsV2 with a prefix), which real S3 accepts.
+        moto checks every request's signature and the user's policy, but computes the
+        signature from the decoded URL: a listing whose prefix holds '/' (ListObjects with
+        ``prefix=events/``, as every s3fs ``find`` sends) or a key holding '='
+        (``date=2026-11-24/``) is refused although real S3 accepts it. Only such requests
+        run in here.
         """
-        _moto_auth_after(self.endpoint, "0")
+        _moto_auth_after(self.endpoint, "inf")
         try:
             yield
         finally:
-            _moto_auth_after(self.endpoint, "inf")
+            _moto_auth_after(self.endpoint, "0")
+
+    def reset_requests(self) -> None:
+        """Forget the requests recorded so far."""
+        _moto_post(self.endpoint, "/moto-api/recorder/reset-recording")
+
+    def requests(self) -> list[Request]:
+        """The requests the server received since the last reset (its recorder's log)."""
+        text = http_get(f"{self.endpoint}/moto-api/recorder/download-recording").decode()
+        out = []
+        for line in text.splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                parts = urllib.parse.urlsplit(entry["url"])
+                out.append(Request(entry["method"], parts.path, parts.query,
+                                   dict(entry["headers"])))
+        return out
+
+    def object_reads(self, bucket: str) -> list[Request]:
+        """GET Object requests of ``bucket`` (HEADs and listings left out)."""
+        return [r for r in self.requests()
+                if r.method == "GET" and r.path.startswith(f"/{bucket}/")
+                and "list-type" not in r.query and "prefix" not in r.query]
 
 
 @contextlib.contextmanager
 def moto_s3() -> Iterator[S3]:
-    """moto in server mode on 127.0.0.1, with an IAM user allowed s3:* on everything."""
+    """``python -m moto.server`` on 127.0.0.1, checking credentials, with an IAM user
+    allowed s3:* on everything, and its recorder on (``S3.requests``)."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    root = Path(tempfile.mkdtemp(prefix="modelmon-moto-"))
+    log = (root / "log").open("wb")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "MOTO_RECORDER_FILEPATH": str(root / "recording.jsonl")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        wait_for("moto", lambda: bool(http_get(f"{endpoint}/moto-api/data.json")))
+        try:
+            wait_for("moto", lambda: proc.poll() is None
+                     and bool(http_get(f"{endpoint}/moto-api/data.json")))
+        except TimeoutError:
+            log.flush()
+            raise RuntimeError("moto did not come up:\n"
+                               + (root / "log").read_text()[-2000:]) from None
         iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
                            aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
         iam.create_user(UserName="monitor")
@@ -198,17 +297,25 @@ def moto_s3() -> Iterator[S3]:
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
         key = iam.create_access_key(UserName="monitor")["AccessKey"]
+        _moto_auth_after(endpoint, "0")  # from now on every request's credentials count
+        _moto_post(endpoint, "/moto-api/recorder/start-recording")
         yield S3(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
     finally:
-        server.stop()
+        stop(proc)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _moto_post(endpoint: str, path: str, body: bytes = b"") -> None:
+    request = urllib.request.Request(f"{endpoint}{path}", data=body,
+                                     headers={"Content-Type": "text/plain"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
 
 
 def _moto_auth_after(endpoint: str, count: str) -> None:
     """Make moto check credentials after ``count`` more requests ("inf": never)."""
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=count.encode(),
-                                     headers={"Content-Type": "text/plain"}, method="POST")
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+    _moto_post(endpoint, "/moto-api/reset-auth", count.encode())
 
 
 # ---------------------------------------------------------------------------- Prometheus
@@ -274,3 +381,4 @@ def prometheus(registry: Any) -> Iterator[Prometheus]:
         httpd.shutdown()
         thread.join(timeout=5)
         shutil.rmtree(root, ignore_errors=True)
+
