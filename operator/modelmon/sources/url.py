@@ -172,9 +172,11 @@ class Target:
         if isinstance(exc, PermissionError) or status in (401, 403) or _rejected(exc):
             if not self.remote:
                 return SourceError(f"{self.where}: permission denied to {verb} {self.shown}")
+            why = " (the token service refused the key)" if _rejected(exc) else ""
             return SourceError(
-                f"{self.where}: access denied to {verb} {self.shown}; check the credentials "
-                f"(credentialsSecretRef, or the pod's identity) and what they may read")
+                f"{self.where}: access denied to {verb} {self.shown}{why}; check the "
+                "credentials (credentialsSecretRef, or the pod's identity) and what they may "
+                "read")
         if _timed_out(exc):
             field_ = f"{self.where.removesuffix('.url')}.timeout"
             return SourceError(
@@ -363,7 +365,7 @@ def target(source: Source, ctx: LoadContext) -> Target:
     options, secrets = (_s3_options if scheme == "s3" else _gcs_options)(
         source, ctx, where, timeout)
     try:
-        fs = fsspec.filesystem(scheme, **options)
+        fs = _gcs_filesystem(options) if scheme == "gs" else fsspec.filesystem(scheme, **options)
     except Exception as exc:
         raise SourceError(f"{where}: cannot set up {scheme}:// access: "
                           f"{scrub(first_line(exc), secrets)}") from None
@@ -375,6 +377,20 @@ def target(source: Source, ctx: LoadContext) -> Target:
     if scheme == "gs":
         _gcs_token(t)
     return t
+
+
+def _gcs_filesystem(options: dict[str, Any]) -> Any:
+    """gcsfs's plain JSON-API filesystem.
+
+    ``fsspec.filesystem("gs")`` is, by default since gcsfs 2026, its experimental subclass
+    for zonal and hierarchical-namespace buckets, which first asks the Storage Control gRPC
+    API for the bucket's layout: a further permission, another endpoint, and, when that
+    call fails, a minute of retries repeated on every later call (a failed answer is not
+    cached). Reading objects needs none of it.
+    """
+    from gcsfs.core import GCSFileSystem
+
+    return GCSFileSystem(**options)
 
 
 def _gcs_token(t: Target) -> None:

@@ -113,7 +113,9 @@ def test_refused_and_unavailable_token_service() -> None:
 
     refused = gs_target().fail(
         RefreshError("invalid_grant: Invalid JWT Signature."))  # type: ignore[no-untyped-call]
-    assert "access denied" in str(refused) and not refused.transient
+    assert "access denied to read gs://bucket/ref.parquet (the token service refused the " \
+        "key); check the credentials (credentialsSecretRef" in str(refused)
+    assert not refused.transient
     down = gs_target().fail(
         RefreshError("temporarily unavailable", retryable=True))  # type: ignore[no-untyped-call]
     assert down.transient and "access denied" not in str(down)
