@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,12 @@ class BadCase:
     model_field: str
 
     def named_in(self, message: str, field: str | None = None) -> bool:
-        """The message names ``field`` (default: the apiserver's) itself, followed by ':'."""
-        return f"{field or self.field}:" in message
+        """The message names ``field`` (default: the apiserver's) itself: followed by ':',
+        or quoted as an unknown field. The apiserver writes map keys as ``[key]`` in CEL
+        paths, which count as ``.key``."""
+        name = field or self.field
+        plain = re.sub(r"\[([^\]\d][^\]]*)\]", r".\1", message)
+        return f"{name}:" in plain or f'unknown field "{name}"' in plain
 
 
 def bad_cases() -> list[BadCase]:

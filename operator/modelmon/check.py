@@ -14,6 +14,7 @@ import difflib
 import logging
 import time
 from collections.abc import Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +71,9 @@ from modelmon.stats.dataset import (
 )
 
 log = logging.getLogger(__name__)
+
+#: A check computes without waiting for a slot unless its caller passes one.
+NO_LIMIT: AbstractContextManager[object] = nullcontext()
 
 
 class CheckError(Exception):
@@ -231,13 +235,15 @@ class FittedReference:
 
 def reference(spec: ModelMonitorSpec, ctx: LoadContext,
               cache: ReferenceCache[FittedReference] | None = None,
-              key: Hashable = None, generation: int | None = None) -> FittedReference:
+              key: Hashable = None, generation: int | None = None,
+              cpu: AbstractContextManager[object] = NO_LIMIT) -> FittedReference:
     """The fitted reference: from the cache while its data is unchanged, else loaded."""
 
     def build(loaded: Loaded) -> FittedReference:
         the_plan = plan(spec, loaded.frame)
         try:
-            profile = fit_reference(loaded.frame, the_plan.requests)
+            with cpu:
+                profile = fit_reference(loaded.frame, the_plan.requests)
         except ColumnSpecError as exc:
             override = spec.drift.features.get(exc.column)
             field = (f"spec.drift.features.{exc.column}.method"
@@ -432,15 +438,21 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
               now: datetime | None = None, previous: ModelMonitorStatus | None = None,
               generation: int | None = None, resolver: Resolver | None = None,
               cache: ReferenceCache[FittedReference] | None = None,
-              cache_key: Hashable = None) -> ModelMonitorStatus:
-    """Run one check and return the new status (never raises for bad data or specs)."""
+              cache_key: Hashable = None,
+              cpu: AbstractContextManager[object] | None = None) -> ModelMonitorStatus:
+    """Run one check and return the new status (never raises for bad data or specs).
+
+    ``cpu`` is held while the check computes (fitting, scoring, metrics) and released while
+    it waits on sources, so that a caller can run many checks' I/O at once but only as many
+    computations as it has cores for.
+    """
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     previous = previous or ModelMonitorStatus()
     try:
         status = _check(spec, base_dir=base_dir or Path.cwd(), now=now, previous=previous,
                         generation=generation, started=started, resolver=resolver,
-                        cache=cache, cache_key=cache_key)
+                        cache=cache, cache_key=cache_key, cpu=cpu or NO_LIMIT)
     except CheckError as exc:
         return failed_status(previous, exc, now, generation)
     except Exception as exc:  # a bug must fail this check, not the caller
@@ -471,9 +483,10 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
            previous: ModelMonitorStatus, generation: int | None,
            started: float, resolver: Resolver | None = None,
            cache: ReferenceCache[FittedReference] | None = None,
-           cache_key: Hashable = None) -> ModelMonitorStatus:
+           cache_key: Hashable = None,
+           cpu: AbstractContextManager[object] = NO_LIMIT) -> ModelMonitorStatus:
     ref = reference(spec, LoadContext(base_dir=base_dir, role="spec.reference.source",
-                                      resolver=resolver), cache, cache_key, generation)
+                                      resolver=resolver), cache, cache_key, generation, cpu)
     the_plan = ref.plan
     wanted = sorted({r.name for r in the_plan.requests} | set(spec.columns.roles()))
     start = (now - parse_duration(spec.current.window)) if spec.current.window else None
@@ -489,7 +502,8 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
         raise InsufficientDataError(f"the current window has {len(cur_frame)} rows; "
                                f"spec.current.minRows is {spec.current.min_rows}")
     # One pass: each current column is sorted or counted once for drift and quality.
-    scores = score_window(ref.profile, cur_frame)
+    with cpu:
+        scores = score_window(ref.profile, cur_frame)
     scored, q = scores.drift, scores.quality
     schema = schema_changes(spec, ref, cur_frame, q.missing_columns, q.type_changes)
     dq = DataQualityStatus(
@@ -513,7 +527,8 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
                         drifted=drifted, features=features,
                         prediction=by_role.get("prediction"), target=by_role.get("target"))
 
-    performance, why_none = _performance(spec, cur_frame)
+    with cpu:
+        performance, why_none = _performance(spec, cur_frame)
     figures = _operational(spec, LoadContext(
         base_dir=base_dir, role="spec.operational.source", window_start=start,
         window_end=now, resolver=resolver))

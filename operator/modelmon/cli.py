@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import yaml
 
 from modelmon import __version__
-from modelmon.api.v1alpha1 import ModelMonitorStatus
+from modelmon.api.v1alpha1 import ModelMonitorStatus, parse_duration
 from modelmon.check import CheckError, load_monitors, run_check
 from modelmon.evaluation import at_least
 from modelmon.sources.resolvers import LocalResolver
@@ -175,10 +175,10 @@ def _time(text: str) -> datetime:
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from modelmon.runner import Options, run
 
-    namespaces = [n for item in args.namespace for n in item.split(",") if n]
-    return run(Options(namespaces=namespaces, metrics_port=args.metrics_port,
+    return run(Options(namespaces=args.namespace, metrics_port=args.metrics_port,
                        health_port=args.health_port, log_format=args.log_format,
                        log_level=args.log_level.upper(), workers=args.workers,
+                       rules_resync_seconds=args.rules_resync,
                        kubeconfig=args.kubeconfig))
 
 
@@ -196,11 +196,61 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = parse_duration(text).total_seconds()
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 10m or 1h")
+    return value
+
+
 def _port(text: str) -> int:
     value = _positive(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
     return value
+
+
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _choice(options: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in options:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not one of {', '.join(options)}")
+        return text.lower()
+    return parse
+
+
+#: `run` options filled from MODELMON_<NAME> when the flag is absent: name, parse, default.
+RUN_ENV: dict[str, tuple[str, Callable[[str], Any], Callable[[], str]]] = {
+    "metrics_port": ("METRICS_PORT", _port, lambda: "9090"),
+    "health_port": ("HEALTH_PORT", _port, lambda: "8080"),
+    "log_format": ("LOG_FORMAT", _choice(LOG_FORMATS),
+                   lambda: "text" if sys.stderr.isatty() else "json"),
+    "log_level": ("LOG_LEVEL", _choice(LOG_LEVELS), lambda: "info"),
+    "workers": ("WORKERS", _positive, lambda: "2"),
+    "rules_resync": ("RULES_RESYNC", _seconds, lambda: "10m"),
+}
+
+
+def _run_env(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill `run`'s absent flags from their environment twins; a bad value is a usage
+    error that names the variable."""
+    given = args.namespace if args.namespace is not None else [_env("NAMESPACE", "")]
+    args.namespace = [n.strip() for item in given for n in item.split(",") if n.strip()]
+    for dest, (name, parse, default) in RUN_ENV.items():
+        if getattr(args, dest) is not None:
+            continue
+        text = os.environ.get(f"MODELMON_{name}")
+        try:
+            setattr(args, dest, parse(default() if text is None else text))
+        except argparse.ArgumentTypeError as exc:
+            p.error(f"MODELMON_{name}: {exc}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -227,22 +277,25 @@ def parser() -> argparse.ArgumentParser:
     o = sub.add_parser("run", help="run the operator (watches ModelMonitors in a cluster)",
                        description="Each flag has an environment variable twin, shown in "
                                    "brackets; the flag wins.")
-    o.add_argument("--namespace", action="append",
-                   default=[n for n in _env("NAMESPACE", "").split(",") if n],
+    # Defaults are None here and filled from the environment after parsing (_run_env),
+    # so that a bad variable is a usage error of `run` alone and a flag replaces it.
+    o.add_argument("--namespace", action="append", default=None,
                    help="watch only this namespace; repeatable or comma-separated; default: "
                         "all namespaces [MODELMON_NAMESPACE]")
-    o.add_argument("--metrics-port", type=_port, default=_port(_env("METRICS_PORT", "9090")),
+    o.add_argument("--metrics-port", type=_port, default=None,
                    help="port of /metrics (default 9090) [MODELMON_METRICS_PORT]")
-    o.add_argument("--health-port", type=_port, default=_port(_env("HEALTH_PORT", "8080")),
+    o.add_argument("--health-port", type=_port, default=None,
                    help="port of /healthz and /readyz (default 8080) [MODELMON_HEALTH_PORT]")
-    o.add_argument("--log-format", choices=["json", "text"],
-                   default=_env("LOG_FORMAT", "text" if sys.stderr.isatty() else "json"),
+    o.add_argument("--log-format", choices=LOG_FORMATS, default=None,
                    help="default: json unless stderr is a terminal [MODELMON_LOG_FORMAT]")
-    o.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
-                   default=_env("LOG_LEVEL", "info").lower(),
+    o.add_argument("--log-level", choices=LOG_LEVELS, default=None,
                    help="default: info [MODELMON_LOG_LEVEL]")
-    o.add_argument("--workers", type=_positive, default=_positive(_env("WORKERS", "2")),
+    o.add_argument("--workers", type=_positive, default=None,
                    help="threads that run checks (default 2) [MODELMON_WORKERS]")
+    o.add_argument("--rules-resync", type=_seconds, default=None, metavar="DURATION",
+                   help="how often each PrometheusRule is compared with the cluster's copy "
+                        "and restored if it was edited or deleted (default 10m) "
+                        "[MODELMON_RULES_RESYNC]")
     o.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None,
                    help="kubeconfig file; default: in-cluster service account, else "
                         "$KUBECONFIG or ~/.kube/config")
@@ -259,8 +312,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, with `run`'s absent flags taken from the environment."""
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "run":
+        _run_env(p, args)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse_args(argv)
     code: int = args.func(args, sys.stdout)
     return code
 

@@ -39,6 +39,7 @@ class Options:
     workers: int = 2
     kubeconfig: str | None = None
     bind: str = "0.0.0.0"
+    rules_resync_seconds: float = 600.0
 
 
 class JsonFormatter(logging.Formatter):
@@ -135,7 +136,8 @@ def run(opts: Options) -> NoReturn:
     metrics = Metrics()
     kube = Kube(load_config(opts.kubeconfig),
                 on_request=lambda method: metrics.requests.labels(method).inc())
-    fleet = Fleet(kube, metrics, workers=opts.workers)
+    fleet = Fleet(kube, metrics, workers=opts.workers,
+                  rules_resync_seconds=opts.rules_resync_seconds)
     health = Health(on_lag=metrics.loop_lag.observe)
     metrics.registry.register(OperatorGauges(health, fleet))
     start_http_server(opts.metrics_port, addr=opts.bind, registry=metrics.registry)

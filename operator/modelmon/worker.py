@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -45,7 +46,7 @@ from modelmon.evaluation import ConditionValue, merge_conditions
 from modelmon.outputs import retraining
 from modelmon.outputs.kube import Kube, ObjectRef, RulesUnavailableError
 from modelmon.outputs.metrics import Metrics
-from modelmon.outputs.notifiers import Context, notify
+from modelmon.outputs.notifiers import Context, drift_columns, notify
 from modelmon.outputs.rules import prometheus_rule
 from modelmon.sources import ReferenceCache
 from modelmon.sources.resolvers import KubeResolver
@@ -59,6 +60,8 @@ T = TypeVar("T")
 RETRY_BASE_SECONDS = 5.0
 DEFAULT_INTERVAL_SECONDS = 600.0
 PROBLEM_PHASES = ("Drifting", "Degraded", "Failing")
+#: Checks that may wait on a slow source beside the ``workers`` that compute.
+SOURCE_WAIT_THREADS = 16
 
 
 def backoff(failures: int, interval: float) -> float:
@@ -113,6 +116,8 @@ class MonitorState:
     last_error: str | None = None
     last_success: float | None = None
     applied_rule: dict[str, Any] | None = None
+    rule_synced: float = 0.0
+    """When the PrometheusRule was last compared with the cluster's copy (clock time)."""
     rules_condition: ConditionValue | None = None
     checks: int = 0
 
@@ -125,12 +130,20 @@ class Fleet:
     """The workers of every monitor the operator watches."""
 
     def __init__(self, kube: Kube, metrics: Metrics, *, workers: int = 2,
-                 base_dir: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+                 base_dir: Path | None = None, clock: Callable[[], float] = time.time,
+                 rules_resync_seconds: float = 600.0) -> None:
         self.kube = kube
+        self.rules_resync_seconds = rules_resync_seconds
+        """A rule unchanged in the spec is still compared with the cluster's copy this
+        often, so that one deleted or edited by hand is restored."""
         self.metrics = metrics
         self.base_dir = base_dir or Path.cwd()
         self.clock = clock
-        self.stats_pool = ThreadPoolExecutor(max_workers=workers,
+        # Checks wait on sources in many threads at once; only ``workers`` of them compute
+        # at a time (the statistics pool proper), so a slow source holds a thread, not a
+        # core, and never delays the monitors whose data is at hand.
+        self.cpu = threading.BoundedSemaphore(workers)
+        self.stats_pool = ThreadPoolExecutor(max_workers=workers + SOURCE_WAIT_THREADS,
                                              thread_name_prefix="modelmon-check")
         self.api_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="modelmon-api")
         self.monitors: dict[tuple[str, str], MonitorState] = {}
@@ -162,6 +175,10 @@ class Fleet:
             spec=body.get("spec") or {}, status=previous_status(body.get("status")))
         state.last_success = _last_success(state.status)
         self.monitors[key] = state
+        if state.status.last_check is not None:
+            model = str((state.spec.get("model") or {}).get("name", ""))
+            self.metrics.restore(key[0], key[1], model=model, status=state.status,
+                                 last_success=state.last_success)
         state.task = asyncio.get_running_loop().create_task(
             self._loop(state), name=f"monitor {key[0]}/{key[1]}")
 
@@ -265,7 +282,7 @@ class Fleet:
                 self._started(due, began)
                 return run_check(checked, base_dir=self.base_dir, now=now, previous=previous,
                                  generation=generation, resolver=resolver,
-                                 cache=self.references, cache_key=state.key)
+                                 cache=self.references, cache_key=state.key, cpu=self.cpu)
 
             status = await asyncio.get_running_loop().run_in_executor(self.stats_pool, compute)
             ready = status.condition("Ready")
@@ -279,7 +296,8 @@ class Fleet:
         if error is None:
             state.last_success = started
         state.checks += 1
-        await self._write(state, status, previous, error)
+        if not await self._write(state, status, previous, error):
+            return interval  # the monitor is gone and this worker retired
         self.metrics.observe(state.ref.namespace, state.ref.name,
                              model=spec.model.name if spec else
                              str((state.spec.get("model") or {}).get("name", "")),
@@ -306,10 +324,14 @@ class Fleet:
         else:
             rule = prometheus_rule(ref.namespace, ref.name, spec, uid=ref.uid)
             value = state.rules_condition or value_ok()
-            if rule != state.applied_rule:
+            resync = self.clock() - state.rule_synced >= self.rules_resync_seconds
+            if rule != state.applied_rule or resync:
                 try:
-                    await self._api(self.kube.apply_rule, rule)
+                    if await self._api(self.kube.apply_rule, rule) and rule == state.applied_rule:
+                        log.info("restored the PrometheusRule of %s/%s, changed outside "
+                                 "modelmon", *state.key)
                     state.applied_rule = rule
+                    state.rule_synced = self.clock()
                     value = value_ok()
                 except RulesUnavailableError as exc:
                     value = ConditionValue("AlertRulesReady", "False",
@@ -339,7 +361,7 @@ class Fleet:
         states = await notify(
             spec.alerting, findings, previous.notifications,
             Context(ns, state.ref.name, spec.model.name, spec.model.version, status.phase,
-                    interval),
+                    interval, drift_columns(spec)),
             KubeResolver(self.kube.core, ns), now, self.session)
         before = {s.name: s for s in previous.notifications}
         for st in states:
@@ -358,41 +380,56 @@ class Fleet:
         ref = state.ref
         prev = previous.retraining
         if prev is not None and prev.last_job and prev.outcome == "Running":
+            last = prev.last_job
             try:
-                job_status = await self._api(self.kube.job_status, ref.namespace, prev.last_job)
-                prev = prev.model_copy(update={"outcome": retraining.outcome(job_status)})
+                prev = retraining.refresh(prev, await self._api(self.kube.read_job,
+                                                                ref.namespace, last))
             except ApiException as exc:
-                log.warning("cannot read Job %s: HTTP %s", prev.last_job, exc.status)
+                log.warning("cannot read Job %s: HTTP %s", last, exc.status)
         decision = retraining.plan(spec.retraining, status.findings, prev, now,
                                    checked=error is None)
         result = decision.status
         if decision.start:
-            body = retraining.job(spec.retraining, ref.namespace, ref.name, ref.uid, now)
+            body = retraining.job(spec.retraining, ref.namespace, ref.name, ref.uid,
+                                  prev.last_job if prev is not None else None)
             name = body["metadata"]["name"]
             try:
                 await self._api(self.kube.create_job, body)
-                result = result.model_copy(update={
-                    "last_job": name, "last_started": now, "outcome": "Running",
-                    "consecutive_checks": 0, "message": None})
+                result = retraining.started(result, name, now)
                 await self._api(self.kube.event, ref, "Normal", "RetrainingStarted",
                                 f"created Job {name}")
             except ApiException as exc:
-                result = result.model_copy(update={
-                    "message": f"cannot create the retraining Job: HTTP {exc.status} "
-                               f"{_api_message(exc)}"})
+                if exc.status == 409:  # created before a crash that kept it from the status
+                    try:
+                        found = await self._api(self.kube.read_job, ref.namespace, name)
+                        result = retraining.adopt(result, found, ref.uid, now)
+                    except ApiException as again:
+                        result = result.model_copy(update={
+                            "message": f"cannot read the retraining Job: HTTP {again.status}"})
+                else:
+                    result = result.model_copy(update={
+                        "message": f"cannot create the retraining Job: HTTP {exc.status} "
+                                   f"{_api_message(exc)}"})
         return status.model_copy(update={"retraining": result})
 
     async def _write(self, state: MonitorState, status: ModelMonitorStatus,
-                     previous: ModelMonitorStatus, error: str | None) -> None:
-        """Patch the status (one request) and post Events on changes."""
+                     previous: ModelMonitorStatus, error: str | None) -> bool:
+        """Patch the status (one request) and post Events on changes; False when the
+        monitor no longer exists."""
         try:
             await self._api(self.kube.patch_status, state.ref, status_body(status))
         except ApiException as exc:
-            if exc.status == 404:  # deleted meanwhile; the DELETED event stops us
-                return
+            if exc.status == 404:
+                # Deleted. Normally the DELETED event has already stopped this worker, but
+                # a watch that resumed after a gap (410 Gone, a re-list) never reports
+                # objects that vanished meanwhile: retire here, series and all.
+                log.info("%s/%s no longer exists; stopping its worker", *state.key)
+                if self.monitors.get(state.key) is state:
+                    self.remove(*state.key)
+                return False
             log.warning("cannot patch the status of %s/%s: HTTP %s %s", *state.key,
                         exc.status, exc.reason)
-            return
+            return True
         state.status = status
         if status.phase != previous.phase:
             kind = "Warning" if status.phase in PROBLEM_PHASES else "Normal"
@@ -405,6 +442,7 @@ class Fleet:
             await self._api(self.kube.event, state.ref, "Warning", error,
                             ready.message if ready is not None else error)
         state.last_error = error
+        return True
 
 
 def _api_message(exc: ApiException) -> str:

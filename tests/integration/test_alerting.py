@@ -14,25 +14,73 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kube import Cluster, Kubectl, manifest, wait_for
+from kube import REPO_ROOT, Cluster, Kubectl, manifest, wait_for
 from monitors import EXAMPLE, apply, get, monitor, status_when
 from operator_proc import OperatorProcess, free_port, http_get
 
+from modelmon.api.v1alpha1 import RetrainingSpec
+from modelmon.outputs import retraining
 from toolcheck import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
 SECRETS = {
     "slack-path": "T0SECRET/B0SECRET/slack-secret-9f3kq",
+    "broken-slack-path": "T0SECRET/B0BROKEN/slack-secret-2mv8w",
     "pd": "pd-routing-secret-77a1x",
     "hmac": "hmac-secret-42zzq",
+    "smtp-password": "smtp-secret-pw-5rt8k",
 }
+
+
+class Relay:
+    """An SMTP server (aiosmtpd) that refuses every login and keeps the passwords it was
+    offered: the email notifier's failing path, with its secret on the wire."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+        self.offered: list[bytes] = []
+        relay = self
+
+        def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
+                         data: Any) -> AuthResult:
+            if isinstance(data, LoginPassword):
+                relay.offered.append(data.password)
+            return AuthResult(success=False, handled=False)
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any,  # noqa: N802
+                                  envelope: Any) -> str:
+                return "250 OK"
+
+        class Server(Controller):
+            def factory(self) -> SMTP:
+                return SMTP(self.handler, authenticator=authenticate, auth_require_tls=False)
+
+        self.port = free_port()
+        self.controller = Server(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def identities(receiver: Receiver, monitor: str) -> set[tuple[tuple[str, str], ...]]:
+    """The label sets (but the monitor's name) of every firing alert of one monitor that
+    reached any Alertmanager receiver."""
+    return {tuple(sorted((k, v) for k, v in a["labels"].items() if k != "monitor"))
+            for path in receiver.all_paths() if path.startswith("/am/")
+            for post in receiver.get(path) for a in post["alerts"]
+            if a["status"] == "firing" and a["labels"]["monitor"] == monitor}
 
 
 class Receiver:
@@ -171,15 +219,26 @@ def alerts_at(receiver: Receiver, path: str, alertname: str, status: str) -> lis
             if a["labels"]["alertname"] == alertname and a["status"] == status]
 
 
+@pytest.fixture
+def relay() -> Iterator[Relay]:
+    r = Relay()
+    yield r
+    r.stop()
+
+
 def test_drift_alert_routed_by_team_and_severity_then_resolved(
         cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path,
-        receiver: Receiver, alertmanager: str, workdir: Path) -> None:
+        receiver: Receiver, alertmanager: str, workdir: Path, relay: Relay) -> None:
     data = tmp_path
     for name in ("reference.csv", "current.csv"):
         shutil.copy(EXAMPLE / name, data / name)
     secret(kubectl, namespace, "hooks", {
         "slack": f"{receiver.url}/slack/{SECRETS['slack-path']}", "pd": SECRETS["pd"],
-        "hmac": SECRETS["hmac"]})
+        "hmac": SECRETS["hmac"],
+        # Nothing listens there: every delivery fails, with the secret URL in hand.
+        "broken-slack": f"http://127.0.0.1:{free_port()}/slack/"
+                        f"{SECRETS['broken-slack-path']}",
+        "smtp-user": "modelmon", "smtp-password": SECRETS["smtp-password"]})
     notifiers = [
         {"name": "team-slack", "slack": {"webhookSecretRef": {"name": "hooks", "key": "slack"}}},
         {"name": "oncall", "minSeverity": "critical",
@@ -190,6 +249,14 @@ def test_drift_alert_routed_by_team_and_severity_then_resolved(
         # Never reachable: its failures must be reported without leaking the HMAC key.
         {"name": "broken", "webhook": {"url": f"http://127.0.0.1:{free_port()}/x",
                                        "hmacSecretRef": {"name": "hooks", "key": "hmac"}}},
+        {"name": "broken-slack",
+         "slack": {"webhookSecretRef": {"name": "hooks", "key": "broken-slack"}}},
+        # The relay refuses the login: the password is sent, and the failure reported.
+        {"name": "mail", "email": {
+            "smtp": {"host": "127.0.0.1", "port": relay.port, "startTls": False,
+                     "usernameSecretRef": {"name": "hooks", "key": "smtp-user"},
+                     "passwordSecretRef": {"name": "hooks", "key": "smtp-password"}},
+            "from": "modelmon@example.org", "to": ["risk@example.org"]}},
     ]
     doc = monitor("credit", data, alerting={
         "labels": {"team": "risk"}, "notifiers": notifiers, "repeatInterval": "1h",
@@ -203,7 +270,7 @@ def test_drift_alert_routed_by_team_and_severity_then_resolved(
         apply(kubectl, namespace, doc)
         apply(kubectl, namespace, pushed)
         st = status_when(kubectl, namespace, "credit",
-                         lambda s: len(s.get("notifications", [])) == 4)
+                         lambda s: len(s.get("notifications", [])) == len(notifiers))
         rule = kubectl.json("get", "prometheusrule", "modelmon-credit", "-n", namespace)
         with start_prometheus(workdir, rule["spec"], op.metrics_port, alertmanager):
             # Prometheus evaluates the generated rule; Alertmanager routes it by team.
@@ -222,11 +289,29 @@ def test_drift_alert_routed_by_team_and_severity_then_resolved(
             assert not alerts_at(receiver, "/am/risk-critical", "ModelDataDrift", "firing")
             assert not alerts_at(receiver, "/am/default", "ModelDataDrift", "firing")
 
+            # The same data, one monitor evaluated by Prometheus and the other pushing:
+            # the same alerts with the same labels reach Alertmanager.
+            def same_alerts() -> bool:
+                pushed_ids = identities(receiver, "pushed")
+                return bool(pushed_ids) and identities(receiver, "credit") == pushed_ids
+
+            try:
+                wait_for(same_alerts, timeout=90, what="the rule's alerts equal the pushed")
+            except TimeoutError:
+                rule_ids, pushed_ids = identities(receiver, "credit"), identities(receiver,
+                                                                                  "pushed")
+                raise AssertionError(f"only from the rule: {rule_ids - pushed_ids}; "
+                                     f"only pushed: {pushed_ids - rule_ids}") from None
+            names = {dict(labels)["alertname"] for labels in identities(receiver, "pushed")}
+            assert {"ModelDataDrift", "ModelFeatureDrift", "ModelPerformanceDegraded",
+                    "ModelDataQualityDegraded"} <= names, names
+
             # Recovery: the current window now looks like the reference.
             shutil.copy(data / "reference.csv", data / "current.csv")
-            wait_for(lambda: alerts_at(receiver, "/am/risk-warning", "ModelDataDrift",
-                                       "resolved"), timeout=90,
-                     what="the resolve of ModelDataDrift")
+            wait_for(lambda: [a for a in alerts_at(receiver, "/am/risk-warning",
+                                                   "ModelDataDrift", "resolved")
+                              if a["labels"]["monitor"] == "credit"], timeout=90,
+                     what="the resolve of the rule's ModelDataDrift")
 
         st = status_when(kubectl, namespace, "credit", lambda s: s["phase"] == "Healthy")
         states = {n["name"]: n for n in st["notifications"]}
@@ -242,6 +327,9 @@ def test_drift_alert_routed_by_team_and_severity_then_resolved(
         assert states["audit"]["firing"] == [] and states["audit"].get("lastError") is None
         assert states["broken"]["failures"] >= 1
         assert states["broken"]["lastError"] == "broken: cannot connect"
+        assert states["broken-slack"]["lastError"] == "broken-slack: cannot connect"
+        assert states["mail"]["lastError"] == "mail: SMTP authentication failed (535)"
+        assert relay.offered and set(relay.offered) == {SECRETS["smtp-password"].encode()}
         # The pushed alerts went through the same Alertmanager routes, and resolved.
         pushed_alerts = [a for a in alerts_at(receiver, "/am/risk-critical",
                                               "ModelFeatureDrift", "firing")
@@ -260,7 +348,10 @@ def test_drift_alert_routed_by_team_and_severity_then_resolved(
             "metrics": op.metrics(),
         }
         events = json.loads(outputs["events"])["items"]
-        assert any(e["reason"] == "NotificationFailed" for e in events)
+        failed = {e["message"] for e in events if e["reason"] == "NotificationFailed"}
+        assert {"broken: cannot connect", "broken-slack: cannot connect",
+                "mail: SMTP authentication failed (535)"} <= failed
+        assert "mail: SMTP authentication failed (535)" in outputs["logs"]
         for where, text in outputs.items():
             for name, value in SECRETS.items():
                 assert value not in text, f"{name} leaked into {where}"
@@ -297,25 +388,96 @@ def test_restart_neither_loses_nor_repeats_notifications(
         assert op.stop() == 0
 
 
-def test_retraining_job_is_created_once_and_recorded(
+TEMPLATE = {"metadata": {"labels": {"purpose": "retrain"}},
+            "spec": {"backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "train", "image": "registry.example/train:1",
+                                "args": ["--model", "breast-cancer"]}]}}}}
+
+
+def shipped_rbac_operator(cluster: Cluster, kubectl: Kubectl, namespace: str,
+                          log: Path) -> OperatorProcess:
+    """An operator that authenticates as a ServiceAccount holding only the rules of
+    manifests/base/rbac.yaml (as a Role in the namespace it watches)."""
+    docs = yaml.safe_load_all((REPO_ROOT / "manifests" / "base" / "rbac.yaml").read_text())
+    rules = next(d for d in docs if d["kind"] == "ClusterRole")["rules"]
+    kubectl("create", "serviceaccount", "modelmon", "-n", namespace)
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest([
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "modelmon"}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "modelmon"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                     "name": "modelmon"},
+         "subjects": [{"kind": "ServiceAccount", "name": "modelmon",
+                       "namespace": namespace}]}]))
+    token = kubectl("create", "token", "modelmon", "-n", namespace,
+                    "--duration=1h").stdout.strip()
+    sa = kubectl.with_token(token, log.parent)
+
+    def can_i(*args: str) -> bool:
+        return sa("auth", "can-i", *args, "-n", namespace,
+                  check=False).stdout.strip() == "yes"
+
+    wait_for(lambda: can_i("get", "jobs.batch"), timeout=30, what="the RoleBinding in effect")
+    assert not can_i("get", "jobs.batch", "--subresource=status")
+    assert not can_i("list", "jobs.batch")
+    # $KUBECONFIG names the admin: --kubeconfig must win, or this would test nothing.
+    return OperatorProcess(sa.kubeconfig, [namespace], log,
+                           extra_env={"KUBECONFIG": str(cluster.kubeconfig)})
+
+
+def finish_pod(kubectl: Kubectl, namespace: str, job: str, phase: str) -> None:
+    """Act as the kubelet (there is none): the Job's pod ran, and ended in ``phase``.
+    The job controller then sees a finished pod and concludes the Job."""
+    pods = wait_for(lambda: kubectl.json("get", "pods", "-n", namespace, "-l",
+                                         f"job-name={job}")["items"], timeout=30,
+                    what=f"the pod of Job {job}")
+    assert pods[0]["status"].get("phase", "Pending") == "Pending"
+    kubectl("patch", "pod", pods[0]["metadata"]["name"], "-n", namespace,
+            "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"phase": phase}}))
+
+
+def job_condition(kubectl: Kubectl, namespace: str, job: str) -> str | None:
+    conditions = kubectl.json("get", "job", job, "-n", namespace)["status"].get(
+        "conditions") or []
+    return next((c["type"] for c in conditions
+                 if c["type"] in ("Complete", "Failed") and c["status"] == "True"), None)
+
+
+def jobs_in(kubectl: Kubectl, namespace: str) -> list[str]:
+    return sorted(j["metadata"]["name"]
+                  for j in kubectl.json("get", "jobs", "-n", namespace)["items"])
+
+
+def started_events(kubectl: Kubectl, namespace: str, monitor: str) -> int:
+    events = kubectl.json("get", "events", "-n", namespace, "--field-selector",
+                          f"involvedObject.name={monitor}")["items"]
+    return sum(e["reason"] == "RetrainingStarted" for e in events)
+
+
+def test_retraining_job_created_before_a_crash_is_found_not_repeated(
         cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path) -> None:
+    """The state a crash between creating the Job and patching the status leaves: the Job
+    exists, the status does not know it. The operator finds it under the name it would
+    give it, records it and starts no second one while it runs."""
     for name in ("reference.csv", "current.csv"):
         shutil.copy(EXAMPLE / name, tmp_path / name)
-    template = {"metadata": {"labels": {"purpose": "retrain"}},
-                "spec": {"backoffLimit": 0, "template": {"spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "train", "image": "registry.example/train:1",
-                                    "args": ["--model", "breast-cancer"]}]}}}}
-    doc = monitor("retrain", tmp_path, retraining={
-        "when": {"drift": True, "performance": False, "consecutiveChecks": 2},
-        "jobTemplate": template, "cooldown": "1h"})
+    spec = {"when": {"drift": True, "performance": False, "consecutiveChecks": 2},
+            "jobTemplate": TEMPLATE, "cooldown": "1h"}
+    doc = monitor("retrain", tmp_path, retraining=spec)
+    apply(kubectl, namespace, doc)
+    uid = get(kubectl, namespace, "retrain")["metadata"]["uid"]
+    body = retraining.job(RetrainingSpec.model_validate(spec), namespace, "retrain", uid, None)
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(body))
+    job_name = body["metadata"]["name"]
     op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op.log").start()
     try:
-        apply(kubectl, namespace, doc)
         st = status_when(kubectl, namespace, "retrain",
                          lambda s: (s.get("retraining") or {}).get("lastJob"), timeout=40)
         assert len(st["history"]) == 2  # the second consecutive drifting check
-        job_name = st["retraining"]["lastJob"]
+        assert st["retraining"]["lastJob"] == job_name
         assert st["retraining"]["outcome"] == "Running"
         job = kubectl.json("get", "job", job_name, "-n", namespace)
         owner = job["metadata"]["ownerReferences"][0]
@@ -329,13 +491,66 @@ def test_retraining_job_is_created_once_and_recorded(
         st = status_when(kubectl, namespace, "retrain",
                          lambda s: len(s["history"]) >= 5, timeout=45, what="three more checks")
         assert "still running" in (st["retraining"]["message"] or "")
-        jobs = kubectl.json("get", "jobs", "-n", namespace)["items"]
-        assert [j["metadata"]["name"] for j in jobs] == [job_name]
-        events = kubectl.json("get", "events", "-n", namespace, "--field-selector",
-                              "involvedObject.name=retrain")["items"]
-        assert sum(e["reason"] == "RetrainingStarted" for e in events) == 1
+        assert jobs_in(kubectl, namespace) == [job_name]
+        assert started_events(kubectl, namespace, "retrain") == 0  # it created none
     finally:
         assert op.stop() == 0
     kubectl("delete", "mm", "retrain", "-n", namespace)
     wait_for(lambda: not kubectl.exists("job", job_name, "-n", namespace), timeout=60,
              what="the Job garbage-collected with its monitor")
+
+
+def test_retraining_outcomes_cooldown_and_the_next_job(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path) -> None:
+    """Under the shipped RBAC: a Job that succeeds, the cooldown that holds the next one
+    back although the condition persists, the next Job after it, and one that fails."""
+    for name in ("reference.csv", "current.csv"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    cooldown = 40
+    doc = monitor("retrain", tmp_path, retraining={
+        "when": {"drift": True, "performance": False, "consecutiveChecks": 2},
+        "jobTemplate": TEMPLATE, "cooldown": f"{cooldown}s"})
+    op = shipped_rbac_operator(cluster, kubectl, namespace, tmp_path / "op.log").start()
+    try:
+        apply(kubectl, namespace, doc)
+        uid = get(kubectl, namespace, "retrain")["metadata"]["uid"]
+        st = status_when(kubectl, namespace, "retrain",
+                         lambda s: (s.get("retraining") or {}).get("lastJob"), timeout=40)
+        first = st["retraining"]["lastJob"]
+        assert first == retraining.job_name("retrain", uid, None)
+        first_started = datetime.fromisoformat(st["retraining"]["lastStarted"])
+
+        finish_pod(kubectl, namespace, first, "Succeeded")
+        wait_for(lambda: job_condition(kubectl, namespace, first) == "Complete", timeout=30,
+                 what="the job controller completing the Job")
+        status_when(kubectl, namespace, "retrain",
+                    lambda s: s["retraining"]["outcome"] == "Succeeded", timeout=30,
+                    what="the outcome Succeeded in status")
+        st = status_when(kubectl, namespace, "retrain",
+                         lambda s: "in cooldown" in (s["retraining"].get("message") or ""),
+                         timeout=40, what="a due Job held back by the cooldown")
+        assert st["retraining"]["lastJob"] == first and jobs_in(kubectl, namespace) == [first]
+
+        st = status_when(kubectl, namespace, "retrain",
+                         lambda s: s["retraining"]["lastJob"] != first, timeout=60,
+                         what="the next Job after the cooldown")
+        second = st["retraining"]["lastJob"]
+        assert second == retraining.job_name("retrain", uid, first)
+        started = datetime.fromisoformat(st["retraining"]["lastStarted"])
+        assert started - first_started >= timedelta(seconds=cooldown)
+        assert st["retraining"]["outcome"] == "Running"
+
+        finish_pod(kubectl, namespace, second, "Failed")
+        wait_for(lambda: job_condition(kubectl, namespace, second) == "Failed", timeout=30,
+                 what="the job controller failing the Job")
+        st = status_when(kubectl, namespace, "retrain",
+                         lambda s: s["retraining"]["outcome"] == "Failed", timeout=30,
+                         what="the outcome Failed in status")
+        assert st["retraining"]["lastJob"] == second
+        assert jobs_in(kubectl, namespace) == sorted([first, second])
+        assert started_events(kubectl, namespace, "retrain") == 2
+    finally:
+        code = op.stop()
+    assert code == 0
+    assert "cannot read Job" not in op.logs()
+    assert "forbidden" not in op.logs().lower()

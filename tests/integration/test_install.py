@@ -3,18 +3,23 @@
 helm lint; every rendering passes `kubectl apply --dry-run=server` and the restricted Pod
 Security Standard; `helm install` creates every object; the operator, run with a token of
 the chart's ServiceAccount (TokenRequest API), manages monitors end to end under that RBAC
-and nothing more; manifests/ installs the same objects as the chart.
+and nothing more (a ConfigMap source, a notifier's Secret, with rbac.retraining the
+retraining Job); manifests/ installs the same objects as the chart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -215,10 +220,131 @@ def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
     ("operator.workers=0", "minimum"),
     ("operator.logFormat=xml", "operator/logFormat"),
     ("watchNamespaces={Bad_NS}", "watchNamespaces"),
+    # The Kubernetes structures are closed too, at every depth.
+    ("securityContext.readOnlyRootFileSystem=true",
+     "at '/securityContext': additional properties 'readOnlyRootFileSystem' not allowed"),
+    ("securityContext.capabilities.dorp={ALL}",
+     "at '/securityContext/capabilities': additional properties 'dorp' not allowed"),
+    ("podSecurityContext.runAsUsr=1",
+     "at '/podSecurityContext': additional properties 'runAsUsr' not allowed"),
+    ("podSecurityContext.seccompProfile.type=Default", "podSecurityContext/seccompProfile/type"),
+    ("resources.limits.cpus=1", "at '/resources/limits': additional properties 'cpus'"),
+    ("resources.request.cpu=1", "at '/resources': additional properties 'request'"),
+    ("resources.limits.memory=1 GiB", "at '/resources/limits/memory'"),
+    ("affinity.nodeAfinity.x=1", "at '/affinity': additional properties 'nodeAfinity'"),
+    ("affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKy=x",
+     "additional properties 'topologyKy' not allowed"),
+    ("tolerations[0].efect=NoSchedule", "at '/tolerations/0': additional properties 'efect'"),
+    ("nodeSelector.disk=1", "at '/nodeSelector/disk'"),  # label values are strings
+    ("operator.extraEnv[0].valueFrom.fieldRef.fieldPth=x",
+     "additional properties 'fieldPth' not allowed"),
+    ("serviceMonitor.relabelings[0].target_label=x", "additional properties 'target_label'"),
+    ("networkPolicy.metricsFrom[0].namespaceSelectr.x=y",
+     "additional properties 'namespaceSelectr'"),
+    ("rbac.retraining=yes", "at '/rbac/retraining'"),
 ])
 def test_schema_rejects_unknown_keys_and_bad_values(helm: Path, value: str, message: str) -> None:
     proc = run_helm(helm, None, "template", "x", str(CHART), "--set", value, check=False)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+#: Values that set the Kubernetes structures of the chart the way users do: the closed
+#: schema must accept every field here, and the apiserver (strict field validation) too.
+KUBERNETES_VALUES: dict[str, Any] = {
+    "resources": {"requests": {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "1Gi"},
+                  "limits": {"cpu": 2, "memory": "2Gi", "ephemeral-storage": "2Gi"}},
+    "podSecurityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                           "fsGroup": 65532, "fsGroupChangePolicy": "OnRootMismatch",
+                           "supplementalGroups": [1000],
+                           "seccompProfile": {"type": "RuntimeDefault"},
+                           "appArmorProfile": {"type": "RuntimeDefault"}},
+    "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                        "privileged": False, "runAsNonRoot": True, "runAsUser": 65532,
+                        "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                        "appArmorProfile": {"type": "RuntimeDefault"},
+                        "procMount": "Default"},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml",
+                     "effect": "NoSchedule"},
+                    {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In",
+                                       "values": ["amd64", "arm64"]}]}]},
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 10, "preference": {"matchExpressions": [
+                    {"key": "pool", "operator": "NotIn", "values": ["spot"]}]}}]},
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 50, "podAffinityTerm": {
+                    "topologyKey": "kubernetes.io/hostname",
+                    "labelSelector": {"matchLabels": {"app": "trainer"},
+                                      "matchExpressions": [{"key": "tier",
+                                                            "operator": "Exists"}]},
+                    "namespaceSelector": {}}}]},
+        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "topology.kubernetes.io/zone", "namespaces": ["ml-prod"],
+             "labelSelector": {"matchLabels": {"app": "feature-store"}}}]}},
+    "operator": {"extraEnv": [
+        {"name": "AWS_REGION", "value": "eu-west-1"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "t", "key": "token",
+                                                         "optional": True}}},
+        {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory",
+                                                           "divisor": "1Mi"}}},
+        {"name": "CM", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]},
+    "tmpSizeLimit": "512Mi",
+    "serviceMonitor": {"enabled": True, "relabelings": [
+        {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node",
+         "action": "replace"}],
+        "metricRelabelings": [{"regex": "modelmon_kube_requests_total", "action": "drop",
+                               "sourceLabels": ["__name__"]}]},
+    "networkPolicy": {"enabled": True,
+                      "metricsFrom": [{"namespaceSelector": {"matchLabels": {
+                          "kubernetes.io/metadata.name": "monitoring"}},
+                          "podSelector": {"matchLabels": {"app": "prometheus"}}}],
+                      "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8",
+                                                      "except": ["10.1.0.0/16"]}}],
+                                  "ports": [{"protocol": "TCP", "port": 443},
+                                            {"port": 5432, "endPort": 5433}]}]},
+}
+
+
+def test_the_closed_schema_accepts_the_kubernetes_fields(
+        helm: Path, kubectl: Kubectl, namespace: str, monitoring_crds: None,
+        tmp_path: Path) -> None:
+    """The fields the schema lists are real: the apiserver, validating strictly (unknown
+    fields are errors), accepts the rendered objects and keeps every value."""
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(KUBERNETES_VALUES))
+    release = unique_name("mm")
+    out = run_helm(helm, None, "template", release, str(CHART), "-n", namespace,
+                   "--set", "crds.enabled=false", "-f", str(values)).stdout
+    proc = kubectl("apply", "--dry-run=server", "--validate=strict", "-n", namespace,
+                   "-o", "json", "-f", "-", input=out)
+    served = {i["kind"]: i for i in json.loads(proc.stdout)["items"]}
+    pod = served["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    kv = KUBERNETES_VALUES
+    assert pod["affinity"] == kv["affinity"]
+    assert pod["tolerations"] == kv["tolerations"]
+    assert pod["securityContext"] == kv["podSecurityContext"]
+    assert container["securityContext"] == kv["securityContext"]
+    assert container["resources"] == {**kv["resources"], "limits": {
+        **kv["resources"]["limits"], "cpu": "2"}}
+    env = {e["name"]: e for e in container["env"]}
+    for var in kv["operator"]["extraEnv"]:
+        served_var = json.loads(json.dumps(env[var["name"]]))
+        served_var.get("valueFrom", {}).get("fieldRef", {}).pop("apiVersion", None)  # defaulted
+        assert served_var == var
+    endpoint = served["ServiceMonitor"]["spec"]["endpoints"][0]
+    assert endpoint["relabelings"] == kv["serviceMonitor"]["relabelings"]
+    assert endpoint["metricRelabelings"] == kv["serviceMonitor"]["metricRelabelings"]
+    policy = served["NetworkPolicy"]["spec"]
+    assert policy["ingress"][0]["from"] == kv["networkPolicy"]["metricsFrom"]
+    assert policy["egress"][0]["to"] == kv["networkPolicy"]["egress"][0]["to"]
 
 
 @pytest.mark.parametrize(("version", "ok"), [("1.28.9", False), ("1.29.0", True),
@@ -286,6 +412,34 @@ def test_helm_template_passes_server_side_dry_run_and_pod_security(
     assert "created (server dry run)" in proc.stdout, proc.stderr
 
 
+def rules_of(doc: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of a Role or ClusterRole."""
+    return {(g, r, v) for rule in doc["rules"] for g in rule["apiGroups"]
+            for r in rule["resources"] for v in rule["verbs"]}
+
+
+JOBS = {("batch", "jobs", v) for v in ("get", "create")}
+
+
+def test_jobs_are_granted_only_with_rbac_retraining(helm: Path, namespace: str) -> None:
+    """Who may create a ModelMonitor may have the operator create Jobs (pods) once the role
+    allows it: only with rbac.retraining=true, cluster-wide or in each watched namespace."""
+    def jobs(values: list[str], kind: str) -> list[set[tuple[str, str, str]]]:
+        return [{r for r in rules_of(d) if r[1].startswith("jobs")}
+                for d in find(render(helm, namespace, values), kind)]
+
+    assert jobs([], "ClusterRole") == [set()]
+    assert jobs(["rbac.retraining=false"], "ClusterRole") == [set()]
+    assert jobs(["rbac.retraining=true"], "ClusterRole") == [JOBS]
+    namespaced = ["watchNamespaces={a,b}"]
+    assert jobs(namespaced, "Role") == [set(), set()]
+    assert jobs([*namespaced, "rbac.retraining=true"], "Role") == [JOBS, JOBS]
+    # Nothing else changes with it.
+    default = rules_of(one(render(helm, namespace), "ClusterRole"))
+    retraining = rules_of(one(render(helm, namespace, ["rbac.retraining=true"]), "ClusterRole"))
+    assert retraining - default == JOBS and default <= retraining
+
+
 def test_pod_security_check_can_fail(kubectl: Kubectl, namespace: str, helm: Path) -> None:
     restricted(kubectl, namespace)
     pod = pod_from(one(render(helm, namespace), "Deployment"), namespace)
@@ -319,6 +473,10 @@ def comparable(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def keyed(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(d["kind"], d["metadata"]["name"]): comparable(d) for d in docs}
+
+
 def test_manifests_install_the_same_objects_as_the_chart(
         helm: Path, kubectl: Kubectl) -> None:
     base = {(d["kind"], d["metadata"]["name"]): comparable(d)
@@ -336,6 +494,14 @@ def test_manifests_install_the_same_objects_as_the_chart(
                               "ServiceMonitor"))
     assert monitoring["ServiceMonitor"]["spec"] == chart_sm["spec"]
     assert monitoring["ServiceMonitor"]["metadata"]["labels"] == chart_sm["metadata"]["labels"]
+    # The retraining overlay is the chart with rbac.retraining=true, and only differs there.
+    retraining = keyed(kustomize(kubectl, MANIFESTS / "retraining"))
+    chart_retraining = keyed(render(helm, "modelmon-system", ["rbac.retraining=true"]))
+    role = ("ClusterRole", "modelmon")
+    assert retraining[role] == chart_retraining[role]
+    assert retraining[role] != base[role]
+    assert {k: v for k, v in retraining.items() if k != role} == \
+        {k: v for k, v in keyed(kustomize(kubectl, MANIFESTS)).items() if k != role}
 
 
 def test_kubectl_apply_k_installs_the_operator_and_the_sample(
@@ -352,8 +518,9 @@ def test_kubectl_apply_k_installs_the_operator_and_the_sample(
         labels = kubectl.json("get", "namespace", ns)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
         deployment = kubectl.json("get", "deployment", "modelmon", "-n", ns)
+        app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
         assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == \
-            "modelmon:0.1.0"
+            f"modelmon:{app_version}"
         proc = create_pod_dry_run(kubectl, pod_from(deployment, ns))
         assert "created (server dry run)" in proc.stdout, proc.stderr
         # Idempotent, as GitOps tools re-apply it.
@@ -362,6 +529,17 @@ def test_kubectl_apply_k_installs_the_operator_and_the_sample(
         kubectl("apply", "-k", str(MANIFESTS / "samples"), "-n", namespace)
         sample = kubectl.json("get", "mm", "credit-risk", "-n", namespace)
         assert sample["spec"]["alerting"]["labels"] == {"team": "risk"}
+        # The retraining overlay on top changes the ClusterRole and nothing else.
+        operator = f"--as=system:serviceaccount:{ns}:modelmon"
+        assert kubectl("auth", "can-i", "create", "jobs", "-n", namespace, operator,
+                       check=False).stdout.strip() == "no"
+        out = kubectl("apply", "-k", str(MANIFESTS / "retraining")).stdout.splitlines()
+        assert [line for line in out if not line.endswith("unchanged")] == \
+            ["clusterrole.rbac.authorization.k8s.io/modelmon configured"], out
+        assert rules_of(kubectl.json("get", "clusterrole", "modelmon")) >= JOBS
+        wait_for(lambda: kubectl("auth", "can-i", "create", "jobs", "-n", namespace, operator,
+                                 check=False).stdout.strip() == "yes",
+                 timeout=30, what="the Jobs rule in effect")
     finally:
         # Not `kubectl delete -k`: that would delete the CRD the other tests use.
         kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
@@ -448,6 +626,9 @@ def test_helm_install_runs_the_operator_with_least_privilege(
         assert denied(sa, "create", "clusterrolebinding", "x", "--clusterrole=cluster-admin",
                       f"--serviceaccount={namespace}:{sa_name}")
         assert denied(sa, "get", "crd", CRD)  # list and watch, not get
+        # No Jobs without rbac.retraining: monitor authors cannot have it run pods.
+        assert denied(sa, "get", "jobs", "-n", other_namespace)
+        assert not can_i(sa, "create", "jobs.batch", other_namespace)
         # ... and those inside it are allowed.
         assert can_i(sa, "patch", "modelmonitors.modelmon.io/status", other_namespace)
         assert not can_i(sa, "update", "modelmonitors.modelmon.io/status", other_namespace)
@@ -474,6 +655,136 @@ def test_helm_install_runs_the_operator_with_least_privilege(
         if d["kind"] != "CustomResourceDefinition":
             scope = ["-n", d["metadata"]["namespace"]] if d["metadata"].get("namespace") else []
             assert not kubectl.exists(d["kind"].lower(), d["metadata"]["name"], *scope), d
+
+
+class Webhook:
+    """An HTTP receiver of the webhook notifier: every POST's headers and body."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict[str, str], bytes]] = []
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with hook.lock:
+                    hook.posts.append((dict(self.headers.items()), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/modelmon"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def received(self) -> list[tuple[dict[str, str], bytes]]:
+        with self.lock:
+            return list(self.posts)
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.server.shutdown()
+    hook.server.server_close()
+
+
+#: Planted in the notifier's Secret; it must reach the signature and nothing else.
+HMAC_KEY = "hmac-key-for-install-test-7q2w"
+
+
+def test_the_chart_token_reads_configmaps_and_secrets_and_creates_the_retraining_job(
+        helm: Path, cluster: Cluster, kubectl: Kubectl, namespace: str, other_namespace: str,
+        data: Path, tmp_path: Path, webhook: Webhook) -> None:
+    """Under the chart's ServiceAccount with rbac.retraining=true, one check of a monitor
+    reads its reference from a ConfigMap, signs its webhook with a key from a Secret and
+    starts the retraining Job: each needs a rule of the role, and none is refused."""
+    release = unique_name("mm")
+    run_helm(helm, cluster, "install", release, str(CHART), "-n", namespace,
+             "--set", "crds.enabled=false", "--set", "rbac.retraining=true")
+    try:
+        objects = release_objects(helm, cluster, release, namespace)
+        role = next(d for d in objects if d["kind"] == "ClusterRole")
+        assert rules_of(role) >= JOBS
+        deployment = next(d for d in objects if d["kind"] == "Deployment")
+        sa_name = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        token = kubectl("create", "token", sa_name, "-n", namespace, "--duration=1h").stdout.strip()
+        sa = kubectl.with_token(token, tmp_path)
+        wait_for(lambda: can_i(sa, "create", "jobs.batch", other_namespace), timeout=30,
+                 what="the ClusterRoleBinding in effect")
+        assert not can_i(sa, "list", "jobs.batch", other_namespace)
+        assert can_i(sa, "get", "jobs.batch", other_namespace)
+        assert not can_i(sa, "delete", "jobs.batch", other_namespace)
+        assert not can_i(sa, "create", "pods", other_namespace)  # the Job controller does that
+
+        kubectl("create", "configmap", "bc-reference", "-n", other_namespace,
+                f"--from-file=reference.csv={data / 'reference.csv'}")
+        kubectl("create", "secret", "generic", "hooks", "-n", other_namespace,
+                f"--from-literal=hmac={HMAC_KEY}")
+        doc = monitor("bc", data)
+        doc["spec"]["schedule"] = {"interval": "1h"}  # one check during the test
+        doc["spec"]["reference"]["source"] = {"configMap": {"name": "bc-reference",
+                                                            "key": "reference.csv"}}
+        doc["spec"]["alerting"]["notifiers"] = [{"name": "audit", "webhook": {
+            "url": webhook.url, "hmacSecretRef": {"name": "hooks", "key": "hmac"}}}]
+        doc["spec"]["retraining"] = {
+            "when": {"drift": True, "performance": True, "consecutiveChecks": 1},
+            "cooldown": "1h",
+            "jobTemplate": {"metadata": {"labels": {"purpose": "retrain"}}, "spec": {
+                "backoffLimit": 0, "template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "train", "image": "registry.example/train:1"}]}}}}}
+
+        def checked() -> dict[str, Any] | None:
+            status = kubectl.json("get", "mm", "bc", "-n", other_namespace).get("status") or {}
+            return status if (status.get("retraining") or {}).get("lastJob") else None
+
+        # Only this namespace: monitors that earlier tests left in namespaces still being
+        # deleted would draw 403s (no Events in a terminating namespace) that are not ours.
+        op = OperatorProcess(sa.kubeconfig, [other_namespace], tmp_path / "operator.log",
+                             extra_env=operator_env(deployment, cluster.kubeconfig)).start()
+        try:
+            kubectl("apply", "-n", other_namespace, "-f", "-", input=manifest(doc))
+            status = wait_for(checked, timeout=60, what="the check and its retraining Job")
+            wait_for(webhook.received, timeout=30, what="the signed webhook")
+        finally:
+            code = op.stop()
+        log = op.logs()
+        assert code == 0, log[-3000:]
+        assert not trouble(log), "\n".join(trouble(log))  # no 403, no retries, no traceback
+        assert HMAC_KEY not in log
+
+        # Checked, not Failing, with the reference from the ConfigMap: the figures of the
+        # example's file (its current window is degraded).
+        assert status["phase"] == "Degraded", status
+        assert status["lastCheck"]["referenceRows"] == 200
+        ready = next(c for c in status["conditions"] if c["type"] == "SourceAvailable")
+        assert ready["status"] == "True", ready
+        # The webhook was signed with the key from the Secret.
+        (headers, body), *_ = webhook.received()
+        expected = hmac.new(HMAC_KEY.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["X-Modelmon-Signature"] == f"sha256={expected}"
+        assert HMAC_KEY.encode() not in body
+        (notification,) = status["notifications"]
+        assert not notification.get("lastError"), notification
+        # The retraining Job, created with the chart's token and owned by the monitor.
+        job_name = status["retraining"]["lastJob"]
+        assert status["retraining"]["outcome"] == "Running"
+        assert not status["retraining"].get("message"), status["retraining"]
+        job = kubectl.json("get", "job", job_name, "-n", other_namespace)
+        assert job["metadata"]["ownerReferences"][0]["name"] == "bc"
+        assert job["metadata"]["labels"]["purpose"] == "retrain"
+        events = kubectl.json("get", "events", "-n", other_namespace, "--field-selector",
+                              "involvedObject.name=bc")["items"]
+        assert any(e["reason"] == "RetrainingStarted" for e in events)
+    finally:
+        # The ClusterRole and binding are cluster-wide: never leave them behind.
+        run_helm(helm, cluster, "uninstall", release, "-n", namespace)
 
 
 def test_namespaced_install_needs_no_cluster_role(

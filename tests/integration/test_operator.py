@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +54,21 @@ def test_lifecycle_status_events_rules_metrics(kubectl: Kubectl, namespace: str,
     assert len(st["history"]) >= 1
 
     # kubectl get / describe as users read them.
-    row = kubectl("get", "mm", "bc", "-n", namespace).stdout.splitlines()[1].split()
-    assert row[:4] == ["bc", "breast-cancer-lr", "Degraded", f"{st['drift']['share']:.4g}"[:4]] \
-        or row[2] == "Degraded"
-    described = kubectl("describe", "mm", "bc", "-n", namespace).stdout
-    assert "DataDrift" in described and "PerformanceDegraded" in described
+    header, line = kubectl("get", "mm", "bc", "-n", namespace).stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "MODEL", "PHASE", "DRIFT", "SHARE", "LAST", "CHECK", "AGE"]
+    row = line.split()
+    assert row[:3] == ["bc", "breast-cancer-lr", "Degraded"]
+    assert float(row[3]) == pytest.approx(st["drift"]["share"])
     events = wait_for(lambda: kubectl.json(
         "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=bc")["items"],
         timeout=20, what="events")
     assert any(e["reason"] == "Degraded" and "Pending -> Degraded" in e["message"]
                for e in events)
+    described = kubectl("describe", "mm", "bc", "-n", namespace).stdout
+    conditions = described[described.index("Conditions:"):]
+    assert "DataDrift" in conditions and "PerformanceDegraded" in conditions
+    shown = described[described.index("\nEvents:"):]
+    assert "Degraded" in shown and "Pending -> Degraded" in shown, shown
 
     # The PrometheusRule, owned by the monitor.
     uid = get(kubectl, namespace, "bc")["metadata"]["uid"]
@@ -103,7 +110,19 @@ def test_lifecycle_status_events_rules_metrics(kubectl: Kubectl, namespace: str,
              timeout=60, what="PrometheusRule garbage-collected")
     wait_for(lambda: not series_of(operator, namespace, "bc"), timeout=10,
              what="series removed")
+    # The worker has stopped: no monitor left, and no request sent over a whole interval.
+    assert fleet_figure(operator, "modelmon_monitors") == 0
+    patches = fleet_figure(operator, "modelmon_kube_requests_total", method="PATCH")
+    time.sleep(12)  # more than the 10 s interval
+    assert fleet_figure(operator, "modelmon_kube_requests_total", method="PATCH") == patches
+    assert not series_of(operator, namespace, "bc")
     assert "Traceback" not in operator.logs()
+
+
+def fleet_figure(operator: OperatorProcess, name: str, **labels: str) -> float:
+    """One sample of the operator's own metrics."""
+    return next(s.value for family in text_string_to_metric_families(operator.metrics())
+                for s in family.samples if s.name == name and s.labels == labels)
 
 
 def test_semantic_error_names_the_field_without_a_retry_storm(
@@ -129,17 +148,28 @@ def test_semantic_error_names_the_field_without_a_retry_storm(
 
 def test_unreachable_source_backs_off(kubectl: Kubectl, namespace: str, data: Path,
                                       operator: OperatorProcess) -> None:
-    doc = monitor("nosource", data)
+    """Retries 5 s, 10 s, 20 s ... after a source failure, well before the 10 min interval,
+    with one Event for the episode; recovery at the next retry once the file is back."""
+    doc = monitor("nosource", data, schedule={"interval": "10m"})
     doc["spec"]["current"]["source"]["url"] = str(data / "missing.csv")
     apply(kubectl, namespace, doc)
     st = status_when(kubectl, namespace, "nosource", lambda s: s.get("phase") == "Failing")
     ready = condition(st, "Ready")
     assert ready["reason"] == "SourceUnavailable" and "missing.csv not found" in ready["message"]
     assert condition(st, "SourceAvailable")["status"] == "False"
-    # The file appears: the retry (5 s, then 10 s) picks it up before the next interval.
+    st = status_when(kubectl, namespace, "nosource", lambda s: len(s.get("history", [])) >= 4,
+                     timeout=60, what="three retries")
+    times = [datetime.fromisoformat(h["time"]) for h in st["history"]]
+    assert {h["reason"] for h in st["history"]} == {"SourceUnavailable"}
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert 4 <= gaps[0] < gaps[1] < gaps[2] < 60, gaps  # doubling, far below 10 min
+    events = kubectl.json("get", "events", "-n", namespace, "--field-selector",
+                          "involvedObject.name=nosource")["items"]
+    assert sum(e["reason"] == "SourceUnavailable" for e in events) == 1
+    # The file appears: the next retry picks it up, long before the interval.
     shutil.copy(data / "current.csv", data / "missing.csv")
     status_when(kubectl, namespace, "nosource", lambda s: s.get("phase") == "Degraded",
-                timeout=30, what="recovery after the source came back")
+                timeout=60, what="recovery after the source came back")
 
 
 def test_restart_resumes_without_duplicate_history(
@@ -148,6 +178,8 @@ def test_restart_resumes_without_duplicate_history(
     apply(kubectl, namespace, monitor("resume", data, schedule={"interval": "30s"}))
     st = status_when(kubectl, namespace, "resume", lambda s: s.get("history"))
     assert op.stop() == 0
+    before = {c["type"]: c["lastTransitionTime"]
+              for c in get(kubectl, namespace, "resume")["status"]["conditions"]}
     first = [h["time"] for h in st["history"]]
     op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op2.log").start()
     try:
@@ -158,10 +190,40 @@ def test_restart_resumes_without_duplicate_history(
                          timeout=45, what="the next scheduled check")
         times = [h["time"] for h in st["history"]]
         assert len(set(times)) == len(times)
-        transitions = {c["type"]: c["lastTransitionTime"] for c in st["conditions"]}
-        assert transitions["Ready"] == next(
-            c["lastTransitionTime"] for c in get(kubectl, namespace, "resume")["status"][
-                "conditions"] if c["type"] == "Ready")
+        # Conditions kept their transition times across the restart: nothing changed.
+        after = {c["type"]: c["lastTransitionTime"] for c in st["conditions"]}
+        assert after == before, (before, after)
+    finally:
+        assert op.stop() == 0
+
+
+def test_restart_keeps_series_until_the_next_check(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, data: Path, tmp_path: Path) -> None:
+    """With a long interval the restarted operator checks again only when due; meanwhile it
+    exports the stored status, so the last-success series (and the stale alert on it) and
+    the drift figures do not vanish."""
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op1.log").start()
+    apply(kubectl, namespace, monitor("long", data, schedule={"interval": "1h"}))
+    st = status_when(kubectl, namespace, "long", lambda s: s.get("lastCheck"))
+    before = {s.name: s.value for family in text_string_to_metric_families(op.metrics())
+              for s in family.samples if s.labels.get("monitor") == "long"
+              and s.name == "modelmon_last_check_timestamp_seconds"}
+    assert op.stop() == 0
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op2.log").start()
+    try:
+        names = wait_for(lambda: series_of(op, namespace, "long"), timeout=15,
+                         what="series restored from the stored status")
+        assert {"modelmon_last_check_timestamp_seconds", "modelmon_dataset_drift_share",
+                "modelmon_drift_detected", "modelmon_monitor_phase"} <= names
+        after = {s.name: s.value for family in text_string_to_metric_families(op.metrics())
+                 for s in family.samples if s.labels.get("monitor") == "long"
+                 and s.name == "modelmon_last_check_timestamp_seconds"}
+        # The same moment, as stored in the status (to the microsecond).
+        assert after.keys() == before.keys() and all(
+            after[k] == pytest.approx(before[k], abs=1e-5) for k in before)
+        # No check ran: the history and the duration histogram say so.
+        assert len(get(kubectl, namespace, "long")["status"]["history"]) == len(st["history"])
+        assert "modelmon_check_duration_seconds_count" not in names
     finally:
         assert op.stop() == 0
 
@@ -241,7 +303,8 @@ def test_health_endpoints(operator: OperatorProcess) -> None:
 
 def test_a_slow_monitor_does_not_delay_the_others(
         kubectl: Kubectl, namespace: str, data: Path, operator: OperatorProcess) -> None:
-    """One source answers after 25 s; the other monitor keeps its 10 s schedule meanwhile."""
+    """Three sources answer after 25 s, more than the operator's 2 check workers; the other
+    monitor keeps its 10 s schedule meanwhile (a slow source holds a thread, not a core)."""
     import http.server
     import threading
 
@@ -262,18 +325,48 @@ def test_a_slow_monitor_does_not_delay_the_others(
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        slow = monitor("slow", data)
-        slow["spec"]["current"]["source"]["url"] = \
-            f"http://127.0.0.1:{server.server_address[1]}/current.csv"
-        apply(kubectl, namespace, slow)
+        assert operator.workers == 2
+        slow_names = [f"slow{i}" for i in range(3)]
+        for name in slow_names:
+            slow = monitor(name, data)
+            slow["spec"]["current"]["source"]["url"] = \
+                f"http://127.0.0.1:{server.server_address[1]}/current.csv"
+            apply(kubectl, namespace, slow)
         apply(kubectl, namespace, monitor("fast", data))
         st = status_when(kubectl, namespace, "fast", lambda s: len(s.get("history", [])) >= 2,
                          timeout=24, what="two checks of the fast monitor")
         assert st["phase"] == "Degraded"
-        assert not (get(kubectl, namespace, "slow").get("status") or {}).get("lastCheck")
+        for name in slow_names:
+            assert not (get(kubectl, namespace, name).get("status") or {}).get("lastCheck")
         assert operator.health("/healthz")[0] == 200
         release.set()
-        status_when(kubectl, namespace, "slow", lambda s: s.get("lastCheck"), timeout=30)
+        for name in slow_names:
+            status_when(kubectl, namespace, name, lambda s: s.get("lastCheck"), timeout=30)
     finally:
         release.set()
         server.shutdown()
+
+
+def test_a_rule_deleted_or_edited_by_hand_is_restored(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, data: Path, tmp_path: Path) -> None:
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op.log",
+                         extra_env={"MODELMON_RULES_RESYNC": "5s"}).start()
+    try:
+        apply(kubectl, namespace, monitor("keep", data))
+        wait_for(lambda: kubectl.exists("prometheusrule", "modelmon-keep", "-n", namespace),
+                 timeout=30, what="rule created")
+        original = kubectl.json("get", "prometheusrule", "modelmon-keep", "-n",
+                                namespace)["spec"]
+        kubectl("delete", "prometheusrule", "modelmon-keep", "-n", namespace)
+        wait_for(lambda: kubectl.exists("prometheusrule", "modelmon-keep", "-n", namespace),
+                 timeout=40, what="deleted rule restored")
+        kubectl("patch", "prometheusrule", "modelmon-keep", "-n", namespace, "--type=merge",
+                "-p", manifest({"spec": {"groups": [{"name": "edited", "rules": []}]}}))
+
+        def restored() -> bool:
+            live = kubectl.json("get", "prometheusrule", "modelmon-keep", "-n", namespace)
+            return bool(live["spec"] == original)
+        wait_for(restored, timeout=40, what="edited rule restored")
+        assert "changed outside modelmon" in op.logs()
+    finally:
+        assert op.stop() == 0

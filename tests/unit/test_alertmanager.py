@@ -1,16 +1,39 @@
 """The README's Alertmanager route for modelmon's alerts: valid (amtool), and routing the
-labels the generated PrometheusRule really puts on alerts."""
+labels the generated PrometheusRule really puts on alerts; and the alerts the operator
+pushes to Alertmanager itself are the rule's alerts, label for label."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
+from modelmon.api.v1alpha1 import (
+    ColumnQuality,
+    DataQualityStatus,
+    Delivered,
+    DriftStatus,
+    FeatureDriftResult,
+    Finding,
+    ModelMonitorSpec,
+    Severity,
+    TypeChange,
+)
 from modelmon.check import load_monitors
+from modelmon.evaluation import (
+    drift_findings,
+    operational_findings,
+    performance_findings,
+    quality_findings,
+)
+from modelmon.outputs.notifiers import drift_columns
+from modelmon.outputs.notifiers.base import Message
+from modelmon.outputs.notifiers.senders import alertmanager_alerts
 from modelmon.outputs.rules import prometheus_rule
 from toolcheck import require
 
@@ -70,3 +93,105 @@ def test_alerts_of_the_sample_monitor_reach_their_team(config: Path) -> None:
                     "warning": ["risk-slack"]}[labels["severity"]]
         assert route(amtool, config, labels) == expected, alert["alert"]
     assert route(amtool, config, {"team": "fraud", "severity": "critical"}) == ["default"]
+
+
+# ------------------------------------------- pushed alerts are the PrometheusRule's alerts
+
+SPEC = ModelMonitorSpec.model_validate({
+    "model": {"name": "credit-risk", "task": "binaryClassification"},
+    "reference": {"source": {"url": "r.csv"}},
+    "current": {"source": {"url": "c.csv"}},
+    "columns": {"prediction": "score", "predictionProbability": "p", "target": "defaulted"},
+    "drift": {"severity": "warning",
+              "features": {"income": {"severity": "critical"}, "age": {"method": "ks"}}},
+    "performance": {"metrics": [{"name": "accuracy", "min": 0.8},
+                                {"name": "rocAuc", "min": 0.7, "severity": "critical"}]},
+    "dataQuality": {"missingFraction": {"max": 0.05}, "outlierFraction": {"max": 0.1},
+                    "outOfRangeFraction": {"max": 0.1},
+                    "newCategories": {"max": 0, "severity": "critical"}},
+    "operational": {"source": {"prometheus": {"url": "http://prometheus.example:9090",
+                                              "queries": [{"name": "latencyP95Seconds",
+                                                           "query": "q", "max": 0.5}]}}},
+    "alerting": {"labels": {"team": "risk", "service": "loans"}},
+})
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float | None
+    min: float | None
+    max: float | None
+    severity: Severity
+    out_of_bounds: bool
+
+
+def _drifted(name: str, kind: str = "numeric") -> FeatureDriftResult:
+    return FeatureDriftResult.model_validate({"name": name, "kind": kind, "method": "ks",
+                                              "pValue": 0.001, "threshold": 0.05,
+                                              "drifted": True})
+
+
+def every_kind_of_finding() -> list[Finding]:
+    """Findings of every kind, computed by the evaluation from figures over every bound."""
+    drift = DriftStatus(share=1.0, dataset_drift=True, drifted=["income", "age"],
+                        features=[_drifted("income"), _drifted("age")],
+                        prediction=_drifted("score", "categorical"),
+                        target=_drifted("defaulted", "categorical"))
+    quality = DataQualityStatus(
+        columns=[ColumnQuality(name="income", missing_fraction=0.5, outlier_fraction=0.5,
+                               out_of_range_fraction=0.5),
+                 ColumnQuality(name="region", missing_fraction=0.0, new_categories=3)],
+        missing_columns=["zip"],
+        type_changes=[TypeChange(name="age", reference="numeric", current="categorical")])
+    found = [*drift_findings(SPEC, drift),
+             *performance_findings(SPEC, {"accuracy": 0.5, "rocAuc": 0.5}),
+             *quality_findings(SPEC, quality),
+             *operational_findings([Figure("latencyP95Seconds", 0.9, None, 0.5, "warning",
+                                           True)])]
+    # What the worker adds when a check cannot run.
+    found.append(Finding(name="check.failing", severity="warning", value=1.0, bound=0.0,
+                         message="the check fails"))
+    return found
+
+
+def by_labels(expr: str) -> set[str]:
+    """The label names the ``by (...)`` clauses of an expression keep (one set for all)."""
+    clauses = {frozenset(n.strip() for n in m.split(","))
+               for m in re.findall(r"\bby \(([^)]*)\)", expr)}
+    assert len(clauses) == 1, expr
+    return set(next(iter(clauses)))
+
+
+def test_pushed_alerts_are_the_rule_alerts() -> None:
+    """Every alert the Alertmanager notifier pushes, firing or resolved, has the alertname
+    and label names of exactly one alert of the generated rule: its static labels with
+    their values, plus what its ``by (...)`` keeps; and every rule alert but the
+    staleness one (which needs the operator to be down) has a pushed counterpart."""
+    rule = prometheus_rule("ml", "credit", SPEC)
+    rules = [(r["alert"], r["labels"], by_labels(r["expr"]))
+             for g in rule["spec"]["groups"] for r in g["rules"]]
+    findings = every_kind_of_finding()
+    kinds = {f.name.split(".")[0] for f in findings}
+    assert kinds == {"drift", "performance", "dataQuality", "operational", "check"}
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    firing = findings
+    half = len(firing) // 2
+    message = Message("ml", "credit", "credit-risk", None, "Degraded", now, firing[:half],
+                      [Delivered(name=f.name, severity=f.severity) for f in firing[half:]],
+                      "key", labels=SPEC.alerting.labels,
+                      drift_columns=drift_columns(SPEC))
+    pushed = alertmanager_alerts(message)
+    assert len(pushed) == len(firing)
+    matched = set()
+    for alert in pushed:
+        labels = dict(alert["labels"])
+        name = labels.pop("alertname")
+        same = [i for i, (alertname, static, kept) in enumerate(rules)
+                if alertname == name and set(labels) == set(static) | kept
+                and all(labels[k] == v for k, v in static.items())]
+        assert len(same) == 1, (name, labels)
+        # Where the rule keeps a label of the series, the push gives it a value.
+        assert all(labels[k] for k in rules[same[0]][2]), labels
+        matched.add(same[0])
+    assert {rules[i][0] for i in set(range(len(rules))) - matched} == {"ModelMonitorStale"}

@@ -178,8 +178,8 @@ def test_missing_and_retyped_columns_fail_with_invalid_data_and_keep_data_qualit
     assert [(t.name, t.reference, t.current) for t in st.data_quality.type_changes] == [
         ("income", "numeric", "categorical")]
     assert {c.name for c in st.data_quality.columns} == {"income", "region"}
-    assert {f.name for f in st.findings} >= {"dataQuality.missingColumns",
-                                             "dataQuality.typeChanges"}
+    assert {f.name for f in st.findings} >= {"dataQuality.missingColumns.age",
+                                             "dataQuality.typeChanges.income"}
     quality = st.condition("DataQualityDegraded")
     assert quality is not None and quality.status == "True" and "age" in quality.message
     # The figures that cannot be computed now are the last ones.
@@ -211,7 +211,8 @@ def test_prediction_column_missing_from_the_window_is_invalid_data(tmp_path: Pat
     assert "restore 'approved' upstream, or correct spec.columns.prediction" in ready.message
     assert st.data_quality is not None
     assert st.data_quality.missing_columns == ["approved", "score"]
-    assert "dataQuality.missingColumns" in {f.name for f in st.findings}
+    assert {f.name for f in st.findings} >= {"dataQuality.missingColumns.approved",
+                                             "dataQuality.missingColumns.score"}
 
 
 def test_retyped_target_is_invalid_data(tmp_path: Path) -> None:

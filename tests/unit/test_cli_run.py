@@ -6,18 +6,25 @@ import argparse
 
 import pytest
 
-from modelmon.cli import parser
+from modelmon.cli import parse_args
+
+TWINS = ("NAMESPACE", "METRICS_PORT", "HEALTH_PORT", "LOG_FORMAT", "LOG_LEVEL", "WORKERS")
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    return parser().parse_args(["run", *argv])
+    return parse_args(["run", *argv])
 
 
-def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("NAMESPACE", "METRICS_PORT", "HEALTH_PORT", "LOG_FORMAT", "WORKERS"):
+@pytest.fixture(autouse=True)
+def _no_twins(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in TWINS:
         monkeypatch.delenv(f"MODELMON_{name}", raising=False)
+
+
+def test_defaults() -> None:
     args = parse()
-    assert args.namespace == [] and args.metrics_port == 9090 and args.health_port == 8080
+    assert args.namespace == [] and args.log_level == "info"
+    assert args.metrics_port == 9090 and args.health_port == 8080
     assert args.workers == 2 and args.log_format == "json"  # stderr is not a terminal here
 
 
@@ -30,8 +37,32 @@ def test_environment_twins_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> Non
     args = parse()
     assert args.namespace == ["a", "b"] and args.metrics_port == 9191
     assert args.health_port == 8181 and args.log_format == "text" and args.workers == 4
-    args = parse("--metrics-port", "7000", "--workers", "1", "--log-format", "json")
+    args = parse("--metrics-port", "7000", "--workers", "1", "--log-format", "json",
+                 "--namespace", "c")
     assert args.metrics_port == 7000 and args.workers == 1 and args.log_format == "json"
+    assert args.namespace == ["c"]  # the flag replaces the variable, it does not add to it
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("WORKERS", "abc"), ("WORKERS", "0"), ("METRICS_PORT", "70000"), ("HEALTH_PORT", "x"),
+    ("LOG_FORMAT", "xml"), ("LOG_LEVEL", "loud"),
+])
+def test_bad_environment_values_are_usage_errors_of_run_only(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        name: str, value: str) -> None:
+    monkeypatch.setenv(f"MODELMON_{name}", value)
+    with pytest.raises(SystemExit) as info:
+        parse()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"MODELMON_{name}: '{value}'" in err and "Traceback" not in err
+    # Other commands do not read these variables.
+    assert parse_args(["crd"]).command == "crd"
+
+
+def test_flag_wins_over_a_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELMON_WORKERS", "abc")
+    assert parse("--workers", "3").workers == 3
 
 
 @pytest.mark.parametrize("argv", [["--workers", "0"], ["--metrics-port", "70000"],

@@ -6,9 +6,12 @@ what the README promises of the image whether or not hadolint is there.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
+import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,16 +94,123 @@ def test_multi_stage_on_a_slim_python_base(
     assert builder and any(f"--from={builder}" in a for a in final.args("COPY"))
 
 
+def source_extras() -> dict[str, list[str]]:
+    """pyproject's data-source extras (all but `all` and `test`) and their requirements."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+    return {k: v for k, v in extras.items() if k not in ("all", "test")}
+
+
+def import_names(requirements: list[str]) -> set[str]:
+    """The modules an extra brings: its distributions' names (psycopg[binary] is psycopg),
+    less the ones there only to bound a core dependency's version (kubernetes<37.0.2)."""
+    names = {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower().replace("-", "_")
+             for r in requirements}
+    return names - {"kubernetes"}
+
+
+def smoke_table(run: str) -> dict[str, set[str]]:
+    """The build's smoke test: extra -> the modules it imports (the `case` arms)."""
+    return {extra: set(modules.split())
+            for extra, modules in re.findall(r'(\w+)\) modules="([^"]*)"', run)}
+
+
 def test_the_build_stage_builds_a_wheel_with_the_data_source_extras(
         dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
     global_args, stages = dockerfile
     run = " ".join(stages[0].args("RUN"))
     assert "pip wheel" in run and "--wheel-dir" in run
     assert "[$EXTRAS]" in run
-    assert set(global_args["EXTRAS"].split(",")) >= {"s3", "sql"}
+    # Every data-source extra is in the image by default: s3, gcs and sql.
+    assert set(global_args["EXTRAS"].split(",")) == set(source_extras()) >= {"s3", "gcs", "sql"}
     # Dependencies come as wheels: no compiler is needed, and none can sneak in.
     env = " ".join(stages[0].args("ENV"))
     assert "PIP_ONLY_BINARY=:all:" in env
+
+
+def test_the_build_installs_with_the_tested_constraints(
+        dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    _, stages = dockerfile
+    build = stages[0]
+    (install,) = [a for a in build.args("RUN") if "pip install" in a]
+    match = re.search(r"pip install (?:--constraint|-c) (\S+)", install)
+    assert match, "pip install in the build stage takes no constraints file"
+    constraints = match.group(1)
+    assert constraints == "constraints/test.txt"  # the pins `make install` tests with
+    assert (REPO_ROOT / constraints).is_file()
+    # Copied into the build's working directory before the RUN that reads it.
+    assert build.args("WORKDIR") == ["/src"]
+    copies = [a.split() for a in build.args("COPY")]
+    assert [constraints, f"./{constraints}"] in copies
+    order = build.instructions
+    copied_at = order.index(("COPY", f"{constraints} ./{constraints}"))
+    assert copied_at < order.index(("RUN", install))
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert f"-c {constraints}" in makefile, "the tests install with other constraints"
+
+
+def test_the_smoke_step_imports_every_extra(
+        dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    _, stages = dockerfile
+    run = " ".join(stages[0].args("RUN"))
+    table = smoke_table(run)
+    extras = source_extras()
+    assert set(table) == {*extras, "all"}
+    for extra, requirements in extras.items():
+        assert table[extra] == import_names(requirements), extra
+    assert table["all"] == set().union(*(table[e] for e in extras))
+    assert {"s3fs", "gcsfs", "sqlalchemy", "psycopg"} <= table["all"]
+    assert 'for extra in $(echo "$EXTRAS"' in run and "import $module" in run
+    # The loop has a pipe: the build stage's shell must fail on a failure inside it.
+    (shell,) = stages[0].args("SHELL")
+    assert "pipefail" in shell
+
+
+def test_the_readme_describes_the_image_as_built(
+        dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    global_args, _ = dockerfile
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("### The container image", 1)[1].split("\n### ", 1)[0]
+    extras = global_args["EXTRAS"].split(",")
+    assert "the " + ", ".join(f"`{e}`" for e in extras[:-1]) + f" and `{extras[-1]}` " \
+        "data-source extras" in " ".join(section.split())
+    assert "constraints/test.txt" in section
+    assert "does not exist" not in section  # every extra exists in pyproject.toml now
+
+
+def smoke_loop(run: str) -> str:
+    """The smoke step's loop over the extras, as a shell script."""
+    return run[run.index("for extra in"):]
+
+
+@pytest.mark.parametrize(("extras", "ok"), [
+    ("s3,gcs,sql", True), ("all", True), ("sql", True), ("", True),
+    ("s3,gsc", False),  # a typo: pip only warns that the extra does not exist
+])
+def test_the_smoke_step_runs(dockerfile: tuple[dict[str, str], list[Stage]], extras: str,
+                             ok: bool) -> None:
+    """The loop, run here with this interpreter (which has every extra installed)."""
+    _, stages = dockerfile
+    (install,) = [a for a in stages[0].args("RUN") if "pip install" in a]
+    script = smoke_loop(install).replace("/opt/modelmon/bin/python", sys.executable)
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", script], capture_output=True,
+                          text=True, check=False, env={**os.environ, "EXTRAS": extras},
+                          timeout=120)
+    assert (proc.returncode == 0) is ok, proc.stderr
+    if not ok:
+        assert "no smoke test for extra gsc" in proc.stderr
+
+
+def test_the_smoke_step_fails_on_a_missing_module(
+        dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    _, stages = dockerfile
+    (install,) = [a for a in stages[0].args("RUN") if "pip install" in a]
+    script = smoke_loop(install).replace("/opt/modelmon/bin/python", sys.executable)
+    script = script.replace('modules="gcsfs"', 'modules="gcsfs no_such_module_mm"')
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", script], capture_output=True,
+                          text=True, check=False, env={**os.environ, "EXTRAS": "gcs"},
+                          timeout=120)
+    assert proc.returncode != 0 and "no_such_module_mm" in proc.stderr
 
 
 def test_the_final_stage_runs_modelmon_as_a_non_root_user_without_compilers(

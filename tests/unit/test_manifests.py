@@ -22,11 +22,21 @@ def docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-@pytest.mark.parametrize("folder", ["", "base", "samples", "monitoring"])
+KUSTOMIZATIONS = ["", "base", "samples", "monitoring", "retraining", "components/retraining"]
+
+
+def test_every_kustomization_is_tested() -> None:
+    found = {"" if p.parent == MANIFESTS else str(p.parent.relative_to(MANIFESTS))
+             for p in MANIFESTS.rglob("kustomization.yaml")}
+    assert found == set(KUSTOMIZATIONS)
+
+
+@pytest.mark.parametrize("folder", KUSTOMIZATIONS)
 def test_kustomizations_list_every_file_and_only_existing_ones(folder: str) -> None:
     root = MANIFESTS / folder
     kustomization = yaml.safe_load((root / "kustomization.yaml").read_text())
-    listed = kustomization["resources"]
+    listed = [*kustomization.get("resources", []), *kustomization.get("components", []),
+              *(p["path"] for p in kustomization.get("patches", []) if "path" in p)]
     for entry in listed:
         assert (root / entry).exists(), f"{folder or 'manifests'}: {entry} does not exist"
     files = {str(p.relative_to(root)) for p in root.rglob("*.yaml")
@@ -45,8 +55,12 @@ def test_samples_are_valid_monitors() -> None:
             assert load_monitors(path), path
 
 
-def rbac_table() -> set[tuple[str, str, str]]:
-    """(apiGroup, resource, verb) from the README's "RBAC it needs" table.
+Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+
+def rbac_table(opt_in: bool = True) -> set[Rule]:
+    """(apiGroup, resource, verb) from the README's "RBAC it needs" table; without
+    `opt_in`, leave out the rows marked opt-in (off by default).
 
     `name.group` names a resource of that group, a bare name a core one, and
     `name/sub` a subresource of a resource named in an earlier row.
@@ -56,7 +70,9 @@ def rbac_table() -> set[tuple[str, str, str]]:
     groups: dict[str, str] = {}
     out = set()
     for row in table.splitlines()[2:]:
-        resources, verbs = [c.strip() for c in row.strip("|").split("|")][:2]
+        resources, verbs, why = [c.strip() for c in row.strip("|").split("|")][:3]
+        if not opt_in and "opt-in" in why:
+            continue
         for resource in re.findall(r"`([^`]+)`", resources):
             if "/" in resource:
                 name, group = resource, groups[resource.split("/")[0]]
@@ -67,25 +83,64 @@ def rbac_table() -> set[tuple[str, str, str]]:
     return out
 
 
-def manifest_rules() -> set[tuple[str, str, str]]:
-    role = next(d for d in docs(MANIFESTS / "base" / "rbac.yaml") if d["kind"] == "ClusterRole")
-    return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
+def expand(rules: list[dict[str, Any]]) -> set[Rule]:
+    return {(g, r, v) for rule in rules for g in rule["apiGroups"]
             for r in rule["resources"] for v in rule["verbs"]}
 
 
+def manifest_rules(retraining: bool = False) -> set[Rule]:
+    """The base's ClusterRole; with `retraining`, as components/retraining patches it."""
+    role = next(d for d in docs(MANIFESTS / "base" / "rbac.yaml") if d["kind"] == "ClusterRole")
+    rules = list(role["rules"])
+    if retraining:
+        component = MANIFESTS / "components" / "retraining"
+        (patch,) = yaml.safe_load((component / "kustomization.yaml").read_text())["patches"]
+        assert patch["target"]["kind"] == "ClusterRole"
+        assert patch["target"]["name"] == role["metadata"]["name"]
+        for op in yaml.safe_load((component / patch["path"]).read_text()):
+            assert (op["op"], op["path"]) == ("add", "/rules/-"), op
+            rules.append(op["value"])
+    return expand(rules)
+
+
 def test_cluster_role_is_what_the_readme_documents() -> None:
-    assert manifest_rules() == rbac_table()
+    assert manifest_rules() == rbac_table(opt_in=False)
+    assert manifest_rules(retraining=True) == rbac_table()
 
 
-def test_no_wildcards_and_no_writes_beyond_the_operator_objects() -> None:
-    rules = manifest_rules()
+def test_jobs_only_with_the_retraining_component() -> None:
+    jobs = {(g, r, v) for g, r, v in rbac_table() if r == "jobs"}
+    assert jobs == {("batch", "jobs", v) for v in ("get", "create")}
+    assert not {r for r in manifest_rules() if r[1] == "jobs"}
+    assert manifest_rules(retraining=True) - manifest_rules() == jobs
+    # The README says why the rule is off: it lets monitor authors run pods.
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "**The Jobs permission lets monitors run pods.**" in readme
+    assert "rbac.retraining" in readme and "manifests/retraining/" in readme
+
+
+def test_opt_in_rows_are_left_out() -> None:
+    assert rbac_table(opt_in=False) < rbac_table()
+
+
+@pytest.mark.parametrize("retraining", [False, True])
+def test_no_wildcards_and_no_writes_beyond_the_operator_objects(retraining: bool) -> None:
+    rules = manifest_rules(retraining)
     assert not [r for r in rules if "*" in r]
     writes = {(g, r) for g, r, v in rules if v not in ("get", "list", "watch")}
-    assert writes == {("modelmon.io", "modelmonitors/status"),
-                      ("monitoring.coreos.com", "prometheusrules"), ("", "events"),
-                      ("batch", "jobs")}
+    expected = {("modelmon.io", "modelmonitors/status"),
+                ("monitoring.coreos.com", "prometheusrules"), ("", "events")}
+    assert writes == (expected | {("batch", "jobs")} if retraining else expected)
     # Secrets: get by name only, never list or watch (which would read every Secret).
     assert {v for g, r, v in rules if r == "secrets"} == {"get"}
+
+
+def test_the_image_tag_is_the_charts_app_version() -> None:
+    chart = yaml.safe_load((REPO_ROOT / "helm" / "modelmon" / "Chart.yaml").read_text())
+    kustomization = yaml.safe_load((MANIFESTS / "base" / "kustomization.yaml").read_text())
+    (image,) = kustomization["images"]
+    assert image == {"name": "modelmon", "newTag": chart["appVersion"]}, \
+        "manifests/base/kustomization.yaml: set newTag to Chart.yaml's appVersion"
 
 
 def test_deployment_is_locked_down() -> None:

@@ -68,9 +68,11 @@ the two install modes cannot drift apart. README ("RBAC it needs") says why each
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+{{- if .Values.rbac.retraining }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, create]
+{{- end }}
 {{- if .Values.rbac.readSecretsAndConfigMaps }}
 - apiGroups: [""]
   resources: [secrets, configmaps]

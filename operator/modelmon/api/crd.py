@@ -85,7 +85,9 @@ def type_schema(tp: Any, metadata: list[Any] | None = None) -> Schema:
         return model_schema(tp)
     if origin is Literal:
         values = list(get_args(tp))
-        return {"type": "string", "enum": values}
+        # The bound costs nothing and lets the apiserver's CEL cost estimate see how long
+        # an enum value can be.
+        return {"type": "string", "enum": values, "maxLength": max(len(v) for v in values)}
     if origin is list:
         (item,) = get_args(tp)
         return {"type": "array", "items": type_schema(item), **_array_limits(metadata)}

@@ -91,6 +91,8 @@ MIN_INTERVAL = "10s"
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
 ColumnName = Annotated[str, Field(min_length=1, max_length=253)]
+#: Per-column drift overrides a monitor may list (a bound the CEL cost estimate needs).
+MAX_COLUMN_OVERRIDES = 2000
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -278,8 +280,11 @@ class Source(ApiModel):
         CelRule(rule="[has(self.url), has(self.sql), has(self.prometheus), "
                      "has(self.configMap)].filter(x, x).size() == 1",
                 message="set exactly one kind of source: url, sql, prometheus or configMap"),
+        # prunePartitions has a default, which the apiserver fills in before CEL runs:
+        # only true counts as set.
         CelRule(rule="has(self.url) || (!has(self.format) && !has(self.credentialsSecretRef)"
-                     " && !has(self.prunePartitions) && !has(self.timeout))",
+                     " && !(has(self.prunePartitions) && self.prunePartitions)"
+                     " && !has(self.timeout))",
                 message="format, credentialsSecretRef, prunePartitions and timeout go with "
                         "url"),
         CelRule(rule="!has(self.prunePartitions) || !self.prunePartitions || "
@@ -456,7 +461,7 @@ class DriftSpec(ApiModel):
     """Dataset drift when at least this share of the features drifted."""
     severity: Severity = "warning"
     """Severity of the dataset-drift, prediction-drift and target-drift findings."""
-    features: dict[ColumnName, FeatureDrift] = {}
+    features: Annotated[dict[ColumnName, FeatureDrift], Field(max_length=MAX_COLUMN_OVERRIDES)] = {}
     """Per-column overrides, by column name."""
 
     @model_validator(mode="after")
@@ -1079,7 +1084,8 @@ class NotifierState(ApiModel):
     firing: list[Delivered] = []
     """Findings last delivered as firing."""
     since: datetime | None = None
-    """When the current episode's first firing message was delivered."""
+    """When the current episode's first firing message was first attempted; its dedup key
+    derives from it, so retries in later checks carry the same key."""
     last_sent: datetime | None = None
     """When a message was last delivered."""
     last_attempt: datetime | None = None
@@ -1088,6 +1094,9 @@ class NotifierState(ApiModel):
     """Why the last attempt failed (never contains credentials)."""
     failures: int = 0
     """Consecutive checks whose delivery failed."""
+    next_attempt: datetime | None = None
+    """No delivery before this time: the receiver asked to wait (Retry-After) longer than
+    retries within one check do."""
 
 
 class RetrainingStatus(ApiModel):

@@ -114,18 +114,20 @@ def quality_findings(spec: ModelMonitorSpec, dq: DataQualityStatus) -> list[Find
                 value=float(col.new_categories), bound=float(nc.max),
                 message=f"{col.name}: {col.new_categories} categories unseen in the reference "
                         f"(max {nc.max})"))
-    if dq.missing_columns:
+    # One finding per column, like the series and the rule's alerts on them.
+    for name in dq.missing_columns:
         out.append(Finding(
-            name="dataQuality.missingColumns", severity="critical",
-            value=float(len(dq.missing_columns)), bound=0.0,
-            message=f"monitored columns missing from the current window: "
-                    f"{', '.join(dq.missing_columns)}"))
-    if dq.type_changes:
+            name=f"dataQuality.missingColumns.{name}", severity="critical", value=1.0,
+            bound=0.0,
+            message=f"{name}: monitored column missing from the current window; restore it "
+                    "upstream, or list it in spec.columns.exclude"))
+    for t in dq.type_changes:
         out.append(Finding(
-            name="dataQuality.typeChanges", severity="warning",
-            value=float(len(dq.type_changes)), bound=0.0,
-            message="columns changed kind: " + ", ".join(
-                f"{t.name} ({t.reference} -> {t.current})" for t in dq.type_changes)))
+            name=f"dataQuality.typeChanges.{t.name}", severity="warning", value=1.0,
+            bound=0.0,
+            message=f"{t.name}: {t.reference} in the reference, {t.current} in the current "
+                    "window; fix the type upstream, or list it in spec.columns.categorical "
+                    "if it is a category"))
     return out
 
 

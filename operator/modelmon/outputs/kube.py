@@ -132,17 +132,18 @@ class Kube:
         assert job is not None
         client.BatchV1Api(self.api).create_namespaced_job(body["metadata"]["namespace"], job)
 
-    def job_status(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """A Job's status, or None when it does not exist."""
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Job (metadata, spec and status), or None when it does not exist. Reads the Job
+        itself, which ``get`` on jobs allows, not the jobs/status subresource."""
         try:
-            job = client.BatchV1Api(self.api).read_namespaced_job_status(name, namespace)
+            job = client.BatchV1Api(self.api).read_namespaced_job(name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        status: dict[str, Any] = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
-            job.status) or {}
-        return status
+        body: dict[str, Any] = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+            job)
+        return body
 
     def event(self, ref: ObjectRef, kind: str, reason: str, message: str) -> None:
         """Post a core/v1 Event about the monitor (what ``kubectl describe`` shows)."""

@@ -120,6 +120,11 @@ class MonitorCollector(Collector):
                     for check, value in figures:
                         if value is not None:
                             quality.add_metric([*base, c.name, check], float(value))
+                # Columns the window lacks, or whose kind changed: 1 while that lasts.
+                for column in st.data_quality.missing_columns:
+                    quality.add_metric([*base, column, "missingColumns"], 1.0)
+                for t in st.data_quality.type_changes:
+                    quality.add_metric([*base, t.name, "typeChanges"], 1.0)
         yield from (stat, pval, detected, share, perf, operational, quality, last, phase,
                     findings)
 
@@ -133,10 +138,10 @@ class Metrics:
         self.registry.register(self.monitors)
         self.duration = Histogram(
             "modelmon_check_duration_seconds", "Wall time of a check",
-            ["namespace", "monitor"], buckets=DURATION_BUCKETS, registry=self.registry)
+            list(BASE), buckets=DURATION_BUCKETS, registry=self.registry)
         self.errors = Counter(
             "modelmon_check_errors", "Checks that failed, by reason",
-            ["namespace", "monitor", "reason"], registry=self.registry)
+            [*BASE, "reason"], registry=self.registry)
         self.lateness = Histogram(
             "modelmon_schedule_lateness_seconds",
             "How long after its due time a scheduled check started computing (all monitors)",
@@ -149,22 +154,42 @@ class Metrics:
             "modelmon_kube_requests",
             "Requests the workers sent to the Kubernetes API (kopf's watches not included), "
             "by HTTP method", ["method"], registry=self.registry)
+        self._models: dict[tuple[str, str], str] = {}
         self._reasons: dict[tuple[str, str], set[str]] = {}
+
+    def restore(self, namespace: str, monitor: str, *, model: str,
+                status: ModelMonitorStatus, last_success: float | None) -> None:
+        """Export a monitor's stored status before its first check under this process, so
+        that a restarted operator neither drops its series (false stale alerts, drift
+        alerts resolving and firing again) nor counts a check that did not run."""
+        self.monitors.set(namespace, monitor, Snapshot(model, status, last_success))
 
     def observe(self, namespace: str, monitor: str, *, model: str,
                 status: ModelMonitorStatus, seconds: float, last_success: float | None,
                 error: str | None) -> None:
         """Record one check."""
+        key = (namespace, monitor)
+        if self._models.get(key, model) != model:  # renamed model: drop the old children
+            self._drop_children(namespace, monitor)
+        self._models[key] = model
         self.monitors.set(namespace, monitor, Snapshot(model, status, last_success))
-        self.duration.labels(namespace, monitor).observe(seconds)
+        self.duration.labels(namespace, monitor, model).observe(seconds)
         if error is not None:
-            self._reasons.setdefault((namespace, monitor), set()).add(error)
-            self.errors.labels(namespace, monitor, error).inc()
+            self._reasons.setdefault(key, set()).add(error)
+            self.errors.labels(namespace, monitor, model, error).inc()
+
+    def _drop_children(self, namespace: str, monitor: str) -> None:
+        model = self._models.pop((namespace, monitor), None)
+        reasons = self._reasons.pop((namespace, monitor), set())
+        if model is None:
+            return
+        with contextlib.suppress(KeyError):
+            self.duration.remove(namespace, monitor, model)
+        for reason in reasons:
+            with contextlib.suppress(KeyError):
+                self.errors.remove(namespace, monitor, model, reason)
 
     def forget(self, namespace: str, monitor: str) -> None:
         """Drop every series of a deleted monitor."""
         self.monitors.forget(namespace, monitor)
-        with contextlib.suppress(KeyError):
-            self.duration.remove(namespace, monitor)
-        for reason in self._reasons.pop((namespace, monitor), set()):
-            self.errors.remove(namespace, monitor, reason)
+        self._drop_children(namespace, monitor)

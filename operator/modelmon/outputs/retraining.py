@@ -1,14 +1,17 @@
 """The retraining hook: a Job owned by the monitor when findings persist.
 
-Part of ``outputs`` (last stop on the data line). ``plan`` decides from the spec, the check's
-findings and the previous retraining status whether to start a Job; ``job`` builds it from
-the user's JobTemplateSpec. The worker makes the API calls.
+Part of ``outputs`` (last stop on the data line). ``refresh`` reads the last Job's outcome
+into the retraining status, ``plan`` decides from the spec, the check's findings and that
+status whether to start a Job, ``job`` builds it from the user's JobTemplateSpec under a
+name fixed in advance, and ``started`` or ``adopt`` record it. The worker makes the API
+calls.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,15 +67,20 @@ def plan(spec: RetrainingSpec, findings: Sequence[Finding], previous: Retraining
     return Plan(status, True)
 
 
-def job_name(monitor: str, now: datetime) -> str:
-    """A Job name unique per start: the monitor's name and the time, within 63 characters."""
-    stamp = now.strftime("%Y%m%d%H%M%S")
-    return f"{monitor[: 63 - len(stamp) - 9].rstrip('-.')}-retrain-{stamp}"
+def job_name(monitor: str, uid: str, previous: str | None) -> str:
+    """The name of the monitor's next Job, fixed by the monitor's uid and the name of the
+    Job before it: an operator that created a Job and crashed before recording it in the
+    status computes the same name again, and the create finds that Job (409) instead of
+    starting a second one. Within 63 characters (it becomes the pods' job-name label)."""
+    digest = hashlib.sha256(f"{uid}/{previous or ''}".encode()).hexdigest()[:10]
+    suffix = f"-retrain-{digest}"
+    return monitor[: 63 - len(suffix)].rstrip("-.") + suffix
 
 
-def job(spec: RetrainingSpec, namespace: str, monitor: str, uid: str, now: datetime
-        ) -> dict[str, Any]:
-    """The Job, from the template, owned by the monitor."""
+def job(spec: RetrainingSpec, namespace: str, monitor: str, uid: str,
+        previous: str | None) -> dict[str, Any]:
+    """The Job, from the template, owned by the monitor; ``previous``: the last Job's
+    name (status.retraining.lastJob)."""
     template = spec.job_template
     meta = copy.deepcopy(template.metadata or {})
     labels = {**(meta.get("labels") or {}), MONITOR_LABEL: monitor[:63]}
@@ -80,7 +88,7 @@ def job(spec: RetrainingSpec, namespace: str, monitor: str, uid: str, now: datet
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(monitor, now),
+            "name": job_name(monitor, uid, previous),
             "namespace": namespace,
             "labels": labels,
             "annotations": meta.get("annotations") or {},
@@ -92,7 +100,7 @@ def job(spec: RetrainingSpec, namespace: str, monitor: str, uid: str, now: datet
     }
 
 
-def outcome(job_status: dict[str, Any] | None) -> str | None:
+def outcome(job_status: Mapping[str, Any] | None) -> str | None:
     """Running, Succeeded or Failed from a Job's status (None: the Job is gone)."""
     if job_status is None:
         return None
@@ -102,3 +110,41 @@ def outcome(job_status: dict[str, Any] | None) -> str | None:
         if c.get("status") == "True" and c.get("type") in ("Failed", "FailureTarget"):
             return "Failed"
     return "Running"
+
+
+def refresh(previous: RetrainingStatus, found: Mapping[str, Any] | None) -> RetrainingStatus:
+    """The status with the outcome of the last Job as read now (``found``: the Job, None
+    when it no longer exists). Only a Running Job can change."""
+    if previous.outcome != "Running":
+        return previous
+    job_status = None if found is None else (found.get("status") or {})
+    return previous.model_copy(update={"outcome": outcome(job_status)})
+
+
+def started(status: RetrainingStatus, name: str, now: datetime) -> RetrainingStatus:
+    """A Job was created now."""
+    return status.model_copy(update={"last_job": name, "last_started": now,
+                                     "outcome": "Running", "consecutive_checks": 0,
+                                     "message": None})
+
+
+def adopt(status: RetrainingStatus, found: Mapping[str, Any] | None, uid: str,
+          now: datetime) -> RetrainingStatus:
+    """The Job to create already exists (a create before a crash): record it, not a new
+    one. ``found`` is that Job as read back (None: deleted meanwhile)."""
+    if found is None:
+        return status.model_copy(update={
+            "message": "the retraining Job existed and was deleted meanwhile; retrying "
+                       "next check"})
+    meta = found.get("metadata") or {}
+    name = str(meta.get("name"))
+    if not any(o.get("uid") == uid for o in meta.get("ownerReferences") or []):
+        return status.model_copy(update={
+            "message": f"a Job named {name} exists and is not this monitor's"})
+    created = meta.get("creationTimestamp")
+    when = (created if isinstance(created, datetime)
+            else datetime.fromisoformat(str(created)) if created else now)
+    return status.model_copy(update={
+        "last_job": name, "last_started": when,
+        "outcome": outcome(found.get("status") or {}), "consecutive_checks": 0,
+        "message": None})

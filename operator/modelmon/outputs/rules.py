@@ -23,6 +23,9 @@ RULE_KIND = "PrometheusRule"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelmon"}
 #: A monitor is stale when it has had no successful check for this many intervals.
 STALE_INTERVALS = 3
+#: The staleness expression looks back at least this far, so that a scrape gap alone never
+#: makes it true.
+STALE_MIN_SECONDS = 60
 
 DQ_CHECKS = (  # spec field -> metric `check` label, comparison
     ("missing_fraction", "missingFraction"),
@@ -87,7 +90,25 @@ def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
               drift_sev, f"Prediction drift in {who}",
               f"The predictions of {who} ({{{{ $labels.feature }}}}) drifted from the "
               "reference."),
+        Alert("ModelTargetDrift",
+              f"max by (namespace, monitor, feature) "
+              f"(modelmon_drift_detected{{{sel},role=\"target\"}}) == 1",
+              drift_sev, f"Target drift in {who}",
+              f"The ground truth of {who} ({{{{ $labels.feature }}}}) drifted from the "
+              "reference."),
     ]
+    # Features whose spec gives a severity of their own alert by themselves, as their
+    # findings do.
+    for feature, override in sorted(spec.drift.features.items()):
+        if override.severity is None:
+            continue
+        out.append(Alert(
+            "ModelFeatureDrift",
+            f"max by (namespace, monitor, feature) (modelmon_drift_detected"
+            f"{{{sel},role=\"feature\",feature={_q(feature)}}}) == 1",
+            override.severity, f"Feature {feature} of {who} drifted",
+            f"Feature {feature} of {who} drifted from the reference.",
+            (("feature", feature),)))
     for m in spec.performance.metrics:
         out.append(_bounded("ModelPerformanceDegraded", "modelmon_performance_metric",
                             sel, "metric", m.name, m.min, m.max, m.severity, who))
@@ -109,12 +130,30 @@ def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
             f"Column {{{{ $labels.column }}}} of {who} has {check} "
             f"{{{{ $value | printf \"%.4g\" }}}} (max {bound.max:g}).",
             (("check", check),)))
+    schema_checks: tuple[tuple[str, Severity, str], ...] = (
+        ("missingColumns", "critical", "is missing from"),
+        ("typeChanges", "warning", "changed kind in"))
+    for check, severity, what in schema_checks:
+        out.append(Alert(
+            "ModelDataQualityDegraded",
+            f"max by (namespace, monitor, column, check) "
+            f"(modelmon_data_quality{{{sel},check={_q(check)}}}) > 0",
+            severity, f"Data quality ({check}) of {who} is out of bounds",
+            f"Column {{{{ $labels.column }}}} {what} the current window of {who}.",
+            (("check", check),)))
     stale = int(parse_duration(spec.schedule.interval).total_seconds() * STALE_INTERVALS)
+    # The alert waits `for` after its expression turns true, so the expression turns true
+    # `for` earlier: the alert then fires when the last success is three intervals old (or
+    # `for` plus a minute, if that is longer), not three intervals plus `for`.
+    pending = int(parse_duration(spec.alerting.prometheus_rule.for_).total_seconds())
+    early = max(stale - pending, STALE_MIN_SECONDS)
+    last = f"modelmon_last_check_timestamp_seconds{{{sel}}}"
     out += [
+        # No series for as long (the operator is down, or the monitor never succeeded) is
+        # stale too.
         Alert("ModelMonitorStale",
-              f"(time() - max by (namespace, monitor) "
-              f"(modelmon_last_check_timestamp_seconds{{{sel}}}) > {stale}) "
-              f"or absent(modelmon_last_check_timestamp_seconds{{{sel}}})",
+              f"(time() - max by (namespace, monitor) ({last}) > {early}) "
+              f"or absent_over_time({last}[{early}s])",
               "warning", f"Monitor {who} has no recent successful check",
               f"No check of {who} succeeded in the last {STALE_INTERVALS} intervals "
               f"({stale}s); is the operator running and the data reachable?"),

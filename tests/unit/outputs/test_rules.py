@@ -28,9 +28,14 @@ def spec() -> ModelMonitorSpec:
         "reference": {"source": {"url": "r.csv"}},
         "current": {"source": {"url": "c.csv"}},
         "columns": {"target": "y", "prediction": "p"},
-        "drift": {"datasetDriftShare": 0.5, "severity": "critical"},
+        "drift": {"datasetDriftShare": 0.5, "severity": "critical",
+                  "features": {"income": {"severity": "warning"}, "age": {"method": "ks"}}},
         "performance": {"metrics": [{"name": "accuracy", "min": 0.8, "max": 0.99}]},
         "dataQuality": {"missingFraction": {"max": 0.05}},
+        "operational": {"source": {"prometheus": {
+            "url": "http://prometheus.example:9090",
+            "queries": [{"name": "latencyP95Seconds", "query": "vector(0.1)", "max": 0.5,
+                         "severity": "critical"}]}}},
         "alerting": {"labels": {"team": "risk"},
                      "prometheusRule": {"for": "2m", "runbookUrl": "https://runbooks.example/m",
                                         "labels": {"release": "kps"}}},
@@ -56,13 +61,20 @@ def test_object_shape_labels_and_owner() -> None:
     assert owner["uid"] == "u-1" and owner["kind"] == "ModelMonitor" and owner["controller"]
     rules = obj["spec"]["groups"][0]["rules"]
     names = {r["alert"] for r in rules}
-    assert names == {"ModelDataDrift", "ModelPredictionDrift", "ModelPerformanceDegraded",
-                     "ModelDataQualityDegraded", "ModelMonitorStale",
-                     "ModelMonitorCheckFailing"}
+    assert names == {"ModelDataDrift", "ModelPredictionDrift", "ModelTargetDrift",
+                     "ModelFeatureDrift", "ModelPerformanceDegraded",
+                     "ModelOperationalDegraded", "ModelDataQualityDegraded",
+                     "ModelMonitorStale", "ModelMonitorCheckFailing"}
+    # Only a feature with a severity of its own gets an alert of its own (as a finding).
+    assert [r["labels"]["feature"] for r in rules if r["alert"] == "ModelFeatureDrift"] == [
+        "income"]
     for r in rules:
         assert {"severity", "namespace", "monitor", "model", "team"} <= set(r["labels"])
         assert r["annotations"]["runbook_url"] == "https://runbooks.example/m"
         assert r["for"] == "2m"
+    # Stale after three 1m intervals: the expression turns true `for` (2m) before that.
+    (stale,) = [r for r in rules if r["alert"] == "ModelMonitorStale"]
+    assert "> 60)" in stale["expr"] and "[60s]" in stale["expr"]
 
 
 def test_threshold_change_changes_the_rule() -> None:
@@ -86,7 +98,7 @@ def test_promtool_check_rules(tmp_path: Path) -> None:
     path, _ = _rules_file(tmp_path)
     golden = tmp_path / "golden.yaml"
     golden.write_text(yaml.safe_dump(yaml.safe_load(GOLDEN.read_text())["spec"]))
-    for rules_file, count in ((path, 6), (golden, 10)):
+    for rules_file, count in ((path, 11), (golden, 14)):
         done = subprocess.run([promtool, "check", "rules", str(rules_file)],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -125,10 +137,19 @@ def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
         (f'modelmon_drift_detected{{{BASE},feature="p",method="ztest",role="prediction"}}',
          "0x5 1x10 0x10"),
         (f'modelmon_drift_detected{{{BASE},feature="age",method="ks",role="feature"}}',
-         "1x25"),  # a feature drifting alone is not prediction drift
+         "1x25"),  # a feature drifting alone is neither prediction drift nor its own alert
+        (f'modelmon_drift_detected{{{BASE},feature="y",method="chisquare",role="target"}}',
+         "0x5 1x10 0x10"),
+        (f'modelmon_drift_detected{{{BASE},feature="income",method="ks",role="feature"}}',
+         "0x5 1x10 0x10"),
+        (f'modelmon_operational_metric{{{BASE},name="latencyP95Seconds"}}',
+         "0.1x5 0.9x10 0.1x10"),
         (f'modelmon_performance_metric{{{BASE},metric="accuracy"}}', "0.9x5 0.7x10 0.9x10"),
         (f'modelmon_data_quality{{{BASE},column="age",check="missingFraction"}}',
          "0x5 0.2x10 0x10"),
+        # Exported only while the column is missing or retyped.
+        (f'modelmon_data_quality{{{BASE},column="zip",check="missingColumns"}}', "_x5 1x10"),
+        (f'modelmon_data_quality{{{BASE},column="age",check="typeChanges"}}', "_x5 1x10"),
         (f'modelmon_monitor_phase{{{BASE},phase="Failing"}}', "0x5 1x10 0x10"),
         # Successful checks every minute, then none for 10 minutes, then again.
         (f"modelmon_last_check_timestamp_seconds{{{BASE}}}", "0+60x5 300x10 960+60x10"),
@@ -137,12 +158,26 @@ def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
         "ModelDataDrift": _expect(obj, "ModelDataDrift", key, {pct: "75%"}),
         "ModelPredictionDrift": _expect(obj, "ModelPredictionDrift", {**key, "feature": "p"},
                                         {feat: "p"}),
+        "ModelTargetDrift": _expect(obj, "ModelTargetDrift", {**key, "feature": "y"},
+                                    {feat: "y"}),
+        "ModelFeatureDrift": _expect(obj, "ModelFeatureDrift", {**key, "feature": "income"},
+                                     {}, {"feature": "income"}),
+        "ModelOperationalDegraded": _expect(obj, "ModelOperationalDegraded",
+                                            {**key, "name": "latencyP95Seconds"},
+                                            {val: "0.9"}, {"name": "latencyP95Seconds"}),
         "ModelPerformanceDegraded": _expect(obj, "ModelPerformanceDegraded",
                                             {**key, "metric": "accuracy"}, {val: "0.7"},
                                             {"metric": "accuracy"}),
-        "ModelDataQualityDegraded": _expect(
-            obj, "ModelDataQualityDegraded",
-            {**key, "column": "age", "check": "missingFraction"}, {val: "0.2", col: "age"}),
+        "ModelDataQualityDegraded": [
+            *_expect(obj, "ModelDataQualityDegraded",
+                     {**key, "column": "age", "check": "missingFraction"},
+                     {val: "0.2", col: "age"}, {"check": "missingFraction"}),
+            *_expect(obj, "ModelDataQualityDegraded",
+                     {**key, "column": "zip", "check": "missingColumns"}, {col: "zip"},
+                     {"check": "missingColumns"}),
+            *_expect(obj, "ModelDataQualityDegraded",
+                     {**key, "column": "age", "check": "typeChanges"}, {col: "age"},
+                     {"check": "typeChanges"})],
         "ModelMonitorCheckFailing": _expect(obj, "ModelMonitorCheckFailing", key, {}),
     }
     tests: list[dict[str, Any]] = []
@@ -153,20 +188,26 @@ def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
             {"eval_time": "12m", "alertname": name, "exp_alerts": alerts},
             {"eval_time": "24m", "alertname": name, "exp_alerts": []},
         ]
-    # Stale: last success at 5 min; time() - 300 > 180 from 8 min; firing after for=2m.
+    # Stale: last success at 5 min; time() - 300 > 60 from 7 min (evaluated each minute),
+    # firing after for=2m: within an evaluation of three intervals, not three plus `for`.
     stale = _expect(obj, "ModelMonitorStale", key, {})
     checks += [
         {"eval_time": "4m", "alertname": "ModelMonitorStale", "exp_alerts": []},
+        {"eval_time": "8m", "alertname": "ModelMonitorStale", "exp_alerts": []},
+        {"eval_time": "9m", "alertname": "ModelMonitorStale", "exp_alerts": stale},
         {"eval_time": "12m", "alertname": "ModelMonitorStale", "exp_alerts": stale},
         {"eval_time": "20m", "alertname": "ModelMonitorStale", "exp_alerts": []},
     ]
     tests.append({"interval": "1m", "input_series": [
         {"series": s, "values": v} for s, v in series], "alert_rule_test": checks})
-    # A monitor that never reported at all is stale too (absent()).
+    # A monitor that never reported at all is stale too, once that has lasted three
+    # intervals (absent_over_time()).
     tests.append({"interval": "1m", "input_series": [
         {"series": 'modelmon_last_check_timestamp_seconds{namespace="ml",monitor="other"}',
          "values": "0+60x10"}],
-        "alert_rule_test": [{"eval_time": "5m", "alertname": "ModelMonitorStale",
+        "alert_rule_test": [{"eval_time": "1m", "alertname": "ModelMonitorStale",
+                             "exp_alerts": []},
+                            {"eval_time": "3m", "alertname": "ModelMonitorStale",
                              "exp_alerts": stale}]})
     test_file = tmp_path / "tests.yaml"
     test_file.write_text(yaml.safe_dump({"rule_files": [path.name], "evaluation_interval": "1m",

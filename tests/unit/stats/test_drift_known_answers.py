@@ -56,6 +56,27 @@ def test_hellinger() -> None:
         math.sqrt(1 - math.sqrt(0.5)))
 
 
+def test_numeric_hellinger_on_deciles() -> None:
+    profile = fit_numeric(np.arange(1000, dtype=np.float64))
+    method = get_method("hellinger", "numeric")
+    # Half the window in each of the first two deciles: sum sqrt(p q) = 2 sqrt(0.1 * 0.5)
+    # = sqrt(0.2), and H = sqrt(1 - sum sqrt(p q)) = sqrt(1 - sqrt(0.2)) ~ 0.7435.
+    current = np.repeat([50.0, 150.0], 40)
+    result = method.score(profile, current)  # type: ignore[arg-type]
+    assert result.statistic == pytest.approx(math.sqrt(1 - math.sqrt(0.2)))
+    assert result.p_value is None
+    assert result.drifted
+    # Deciles 0.2, 0.1 x 8, 0 against 0.1 each: sum sqrt(p q) = sqrt(0.02) + 0.8 (the empty
+    # bin adds nothing: no smoothing here), H = sqrt(1 - 0.8 - sqrt(0.02)) ~ 0.2420.
+    shifted = np.repeat(np.arange(0, 1000, 100, dtype=np.float64), [20] + [10] * 8 + [0])
+    result = method.score(profile, shifted)  # type: ignore[arg-type]
+    assert result.statistic == pytest.approx(math.sqrt(0.2 - math.sqrt(0.02)))
+    # The reference itself, in any order: every bin matches, H = 0.
+    same = method.score(profile, np.arange(999, -1, -1, dtype=np.float64))  # type: ignore[arg-type]
+    assert same.statistic == pytest.approx(0.0, abs=1e-12)
+    assert not same.drifted
+
+
 def test_kl() -> None:
     # 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75) = 0.5 ln(4/3)
     assert divergence.kl(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(

@@ -12,7 +12,7 @@ import pytest
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-from modelmon.stats.drift import edf, methods
+from modelmon.stats.drift import edf, get_method, methods
 from modelmon.stats.drift.divergence import EMPTY_CELL
 from modelmon.stats.profile import (
     CategoricalProfile,
@@ -155,8 +155,6 @@ def _has_ties(ref: np.ndarray, cur: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("name", sorted(NUMERIC_TWINS))
 def test_numeric_methods_agree_with_scipy(name: str) -> None:
-    from modelmon.stats.drift import get_method
-
     method = get_method(name, "numeric")
     checked = 0
     for label, ref, cur in NUMERIC_CASES:
@@ -192,8 +190,6 @@ def categorical_datasets() -> Iterator[tuple[str, CategoricalProfile, Categorica
 
 @pytest.mark.parametrize("name", sorted(CATEGORICAL_TWINS))
 def test_categorical_methods_agree_with_scipy(name: str) -> None:
-    from modelmon.stats.drift import get_method
-
     method = get_method(name, "categorical")
     checked = 0
     for label, ref, cur in categorical_datasets():
@@ -217,9 +213,12 @@ def test_ks_asymptotic_pvalue_matches_kstwo(n: int) -> None:
         assert abs(ours - want) <= 1e-12, (n, d, ours, want)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("n", [141, 2_500, 60_000, 400_000])
 def test_smirnov_series_matches_scipy(n: int) -> None:
-    """The one-sided series summed on ``SMIRNOV_POINTS`` terms equals scipy's full sum."""
+    """The one-sided series summed on ``SMIRNOV_POINTS`` terms equals scipy's full sum,
+    without a warning where ``n * (1 - x)`` is an integer up to rounding (n = 2500,
+    x = 0.18: the last base is positive only by rounding)."""
     for z in (1.49, 2.0, 3.0, 5.0, 9.0, 15.0):
         x = z / math.sqrt(n)
         if x >= 1:
@@ -255,13 +254,13 @@ def test_cvm_without_ties_equals_scipy_formula() -> None:
         assert edf.cvm_statistic(ref, cur) == pytest.approx(float(res.statistic), abs=1e-12)
         if max(n, m) > 20:
             assert edf.cvm_asymptotic_pvalue(float(res.statistic), n, m) == pytest.approx(
-                float(res.pvalue), abs=1e-8)
+                float(res.pvalue), abs=TOL)
+        assert edf.cvm_from_rank_statistic(edf.cvm_rank_statistic(ref, cur), n, m) == (
+            pytest.approx(float(res.statistic), abs=TOL))
 
 
 def test_cvm_ties_do_not_flag_identical_distributions() -> None:
     """scipy's midrank CvM flags undrifted tied columns when n != m; ours does not."""
-    from modelmon.stats.drift import get_method
-
     method = get_method("cvm", "numeric")
     ref = np.array([0.0] * 3500 + [1.0] * 1500)
     cur = np.array([0.0] * 70 + [1.0] * 30)
@@ -272,3 +271,102 @@ def test_cvm_ties_do_not_flag_identical_distributions() -> None:
     assert not result.drifted
     assert result.message is not None
     assert "tied" in result.message
+
+
+def test_ks_cases_cover_both_sides_of_the_exact_switch() -> None:
+    """The KS twins include exact and asymptotic sizes, each with and without ties."""
+    regimes = {(max(ref.size, cur.size) <= edf.KS_EXACT_MAX_N, _has_ties(ref, cur))
+               for _, ref, cur in NUMERIC_CASES}
+    assert regimes == {(True, False), (True, True), (False, False), (False, True)}
+
+
+def test_scipy_helpers_are_found() -> None:
+    """The null distributions come from scipy's helpers: without them scoring falls back
+    to the public functions, which sort the reference (test_drift_no_resort fails)."""
+    assert edf._KS_EXACT is not None
+    assert edf._CVM_EXACT is not None
+    assert edf._CVM_LIMIT_CDF is not None
+
+
+@pytest.mark.parametrize("helper", ["_KS_EXACT", "_CVM_EXACT", "_CVM_LIMIT_CDF"])
+def test_without_a_scipy_helper_scores_still_agree(helper: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scipy without the private helper gets the same numbers (public function, or for
+    the limiting CvM CDF our own series)."""
+    monkeypatch.setattr(edf, helper, None)
+    rng = np.random.default_rng(3)
+    for n, m in ((5, 7), (12, 20), (25, 40), (700, 500)):
+        ref, cur = rng.normal(size=n), rng.normal(0.2, size=m)
+        profile = fit_numeric(ref)
+        for name in ("ks", "cvm"):
+            ours = get_method(name, "numeric").statistic(profile, cur)  # type: ignore[arg-type]
+            assert_agrees(name, ours, NUMERIC_TWINS[name](profile, ref, cur))
+
+
+def test_failed_exact_ks_uses_the_asymptotic_p_of_the_rounded_statistic(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where scipy's exact computation gives up (overflow), ks_2samp switches to kstwo.sf
+    of the statistic rounded to a multiple of 1/lcm; so do we."""
+    n, m, d = 3000, 2000, 0.0412345
+    lcm = math.lcm(n, m)
+    rounded = round(d * lcm) / lcm
+
+    def gives_up(n1: int, n2: int, g: int, stat: float, alternative: str
+                 ) -> tuple[bool, float, float]:
+        return False, round(stat * lcm) / lcm, math.nan
+
+    monkeypatch.setattr(edf, "_KS_EXACT", gives_up)
+    result = edf.ks_exact(d, n, m)
+    assert result is not None
+    assert result[0] == rounded
+    assert abs(result[1] - float(stats.kstwo.sf(rounded, round(n * m / (n + m))))) <= TOL
+
+
+def test_cvm_exact_sizes_agree_with_scipy() -> None:
+    """Both sides at most 20 values: scipy's exact p-value of our rank statistic."""
+    rng = np.random.default_rng(13)
+    for n, m in ((2, 2), (2, 5), (3, 7), (5, 5), (6, 9), (8, 12), (10, 10), (4, 20),
+                 (20, 20), (12, 15), (20, 10), (20, 21), (21, 20)):
+        for shift in (0.0, 0.7, 3.0):
+            ref, cur = rng.normal(size=n), rng.normal(shift, size=m)
+            ours = get_method("cvm", "numeric").statistic(fit_numeric(ref), cur)  # type: ignore[arg-type]
+            assert_agrees("cvm", ours, NUMERIC_TWINS["cvm"](None, ref, cur))  # type: ignore[arg-type]
+
+
+def anderson_cases() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Random sizes (unequal mostly), continuous and tied data, shifts from none to
+    strong: p-values below, inside and above scipy's table."""
+    rng = np.random.default_rng(23)
+    for i in range(240):
+        n, m = (int(x) for x in rng.integers(2, 400, size=2))
+        shift = float(rng.choice([0.0, 0.15, 0.4, 1.0]))
+        ref, cur = rng.normal(size=n), rng.normal(shift, 1.0 + shift / 3, size=m)
+        if i % 3 == 1:  # few distinct values: heavy ties within and across the samples
+            levels = int(rng.integers(2, 9))
+            ref, cur = np.floor(ref * levels / 4), np.floor(cur * levels / 4)
+        elif i % 3 == 2:
+            ref, cur = np.round(ref, 1), np.round(cur, 1)
+        yield f"case {i}: {n}x{m} shift={shift}", ref, cur
+    for n, m in ((5000, 300), (300, 5000), (20000, 2000)):
+        for shift in (0.0, 0.05, 0.2):
+            ref, cur = rng.normal(size=n), rng.normal(shift, size=m)
+            yield f"{n}x{m} shift={shift}", ref, cur
+            yield f"{n}x{m} shift={shift} ties", np.round(ref, 1), np.round(cur, 1)
+
+
+def test_anderson_agrees_with_scipy_on_many_samples() -> None:
+    method = get_method("anderson", "numeric")
+    regions = {"capped": 0, "interpolated": 0, "floored": 0}
+    for label, ref, cur in anderson_cases():
+        if ref.size + cur.size < 4 or np.unique(np.concatenate([ref, cur])).size < 2:
+            continue
+        ours = method.statistic(fit_numeric(ref), cur)  # type: ignore[arg-type]
+        theirs = _anderson(ref, cur)
+        try:
+            assert_agrees("anderson", ours, theirs)
+        except AssertionError as exc:
+            raise AssertionError(f"{label}: {exc}") from None
+        p = theirs[1]
+        regions["capped" if p == edf.ANDERSON_P_CAP else
+                "floored" if p == edf.ANDERSON_P_FLOOR else "interpolated"] += 1
+    assert min(regions.values()) >= 20, regions

@@ -3,18 +3,20 @@
 Part of ``outputs`` (last stop on the data line). After each check, ``notify`` compares each
 notifier's delivery state (kept in ``status.notifications``) with the findings now active:
 it sends one message per notifier when a finding starts, when ``repeatInterval`` has passed
-while findings last, or when findings clear (a resolve). A failed delivery leaves the state
-as it was, so the next check tries again: nothing is lost, and a restart that finds the
-state in the status repeats nothing (a message sent just before a crash may be sent again,
-with the same dedup key).
+while findings last, or when findings clear (a resolve). A failed delivery leaves the
+delivered findings as they were, so the next check tries again: nothing is lost, and a
+restart that finds the state in the status repeats nothing (a message sent just before a
+crash may be sent again, with the same dedup key). An episode's start, which its dedup key
+derives from, is recorded with its first attempt; a Retry-After longer than a check's
+retries is recorded as the earliest next attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -23,6 +25,7 @@ from modelmon.api.v1alpha1 import (
     AlertingSpec,
     Delivered,
     Finding,
+    ModelMonitorSpec,
     Notifier,
     NotifierState,
     notifier_name,
@@ -33,6 +36,7 @@ from modelmon.outputs.notifiers.base import (
     DeliveryError,
     Message,
     SecretSource,
+    Sleep,
     dedup_key,
     deliver,
 )
@@ -41,7 +45,7 @@ from modelmon.sources import SourceError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Context", "Decision", "decide", "notify"]
+__all__ = ["Context", "Decision", "decide", "drift_columns", "notify"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,16 @@ class Context:
     model_version: str | None
     phase: str
     interval_seconds: float
+    drift_columns: Mapping[str, str] = field(default_factory=dict)
+    """spec.columns.prediction and .target, by role."""
+
+
+def drift_columns(spec: ModelMonitorSpec) -> dict[str, str]:
+    """The column drift is measured on for each role, as the check picks it."""
+    cols = spec.columns
+    return {role: column for role, column in (
+        ("prediction", cols.prediction or cols.prediction_probability),
+        ("target", cols.target)) if column}
 
 
 @dataclass(frozen=True)
@@ -77,31 +91,46 @@ def decide(state: NotifierState | None, active: Sequence[Finding], now: datetime
     return Decision(send, sorted(active, key=lambda f: f.name), resolved)
 
 
-def _after(state: NotifierState | None, name: str, kind: str, decision: Decision,
-           now: datetime, error: str | None) -> NotifierState:
-    base = state or NotifierState(name=name, kind=kind)
-    if error is not None:
-        return base.model_copy(update={"last_attempt": now, "last_error": error,
-                                       "failures": base.failures + 1, "kind": kind})
-    firing = [Delivered(name=f.name, severity=f.severity) for f in decision.active]
-    since = base.since if (base.firing and firing) else (now if firing else None)
+def _failed(base: NotifierState, kind: str, since: datetime, now: datetime, error: str,
+            after: float | None = None) -> NotifierState:
+    """Nothing delivered: the episode keeps its start (and key); ``after`` defers the next
+    attempt."""
     return base.model_copy(update={
-        "kind": kind, "firing": firing, "since": since, "last_sent": now,
-        "last_attempt": now, "last_error": None, "failures": 0})
+        "kind": kind, "since": since, "last_attempt": now, "last_error": error,
+        "failures": base.failures + 1,
+        "next_attempt": now + timedelta(seconds=after) if after is not None else None})
+
+
+def _delivered(base: NotifierState, kind: str, decision: Decision, since: datetime,
+               now: datetime) -> NotifierState:
+    """The message got through: its findings are now the ones delivered as firing; a
+    resolve ends the episode."""
+    firing = [Delivered(name=f.name, severity=f.severity) for f in decision.active]
+    return base.model_copy(update={
+        "kind": kind, "firing": firing, "since": since if firing else None, "last_sent": now,
+        "last_attempt": now, "last_error": None, "failures": 0, "next_attempt": None})
 
 
 async def _one(notifier: Notifier, index: int, state: NotifierState | None,
                findings: Sequence[Finding], alerting: AlertingSpec, ctx: Context,
                secrets: SecretSource, session: aiohttp.ClientSession,
-               now: datetime) -> NotifierState:
+               now: datetime, sleep: Sleep) -> NotifierState:
     name = notifier_name(notifier, index)
+    base = state or NotifierState(name=name, kind=notifier.kind)
+    if base.next_attempt is not None and now < base.next_attempt:
+        return base  # the receiver asked us to wait (Retry-After)
     sender = SENDERS[notifier.kind](notifier, name, secrets, session)
     active = [f for f in findings if at_least(f.severity, notifier.min_severity)]
     decision = decide(state, active, now, parse_duration(alerting.repeat_interval),
                       sender.every_check)
     if not decision.send:
-        return state or NotifierState(name=name, kind=notifier.kind)
-    since = state.since if state is not None and state.since and state.firing else now
+        if not decision.active and not base.firing and base.since is not None:
+            # The episode ended before any message of it got through: nothing to resolve.
+            return base.model_copy(update={"since": None})
+        return base
+    # The episode starts with its first attempt, delivered or not: every message of it,
+    # retried in this check or a later one, carries the same key.
+    since = base.since or now
     message = Message(
         namespace=ctx.namespace, monitor=ctx.monitor, model=ctx.model,
         model_version=ctx.model_version, phase=ctx.phase, time=now,
@@ -109,29 +138,30 @@ async def _one(notifier: Notifier, index: int, state: NotifierState | None,
         dedup_key=dedup_key(ctx.namespace, ctx.monitor, name, since),
         labels=dict(alerting.labels),
         link=alerting.dashboard_url or alerting.prometheus_rule.runbook_url,
-        interval_seconds=ctx.interval_seconds)
+        interval_seconds=ctx.interval_seconds, drift_columns=dict(ctx.drift_columns))
     try:
-        await deliver(lambda: sender.send(message))
+        await deliver(lambda: sender.send(message), sleep=sleep)
     except DeliveryError as exc:
         log.warning("notification of %s/%s not delivered: %s", ctx.namespace, ctx.monitor,
                     exc)
-        return _after(state, name, notifier.kind, decision, now, str(exc))
+        return _failed(base, notifier.kind, since, now, str(exc),
+                       exc.after if exc.retry else None)
     except SourceError as exc:  # a Secret that is missing or lacks the key
         log.warning("notification of %s/%s failed: %s", ctx.namespace, ctx.monitor, exc)
-        return _after(state, name, notifier.kind, decision, now, f"{name}: {exc}")
+        return _failed(base, notifier.kind, since, now, f"{name}: {exc}")
     except Exception as exc:  # a bug must not stop the check; its text may hold a secret
         log.warning("notification of %s/%s failed: %s: %s", ctx.namespace, ctx.monitor, name,
                     type(exc).__name__)
-        return _after(state, name, notifier.kind, decision, now,
-                      f"{name}: {type(exc).__name__}")
-    return _after(state, name, notifier.kind, decision, now, None)
+        return _failed(base, notifier.kind, since, now, f"{name}: {type(exc).__name__}")
+    return _delivered(base, notifier.kind, decision, since, now)
 
 
 async def notify(alerting: AlertingSpec, findings: Sequence[Finding],
                  states: Sequence[NotifierState], ctx: Context, secrets: SecretSource,
-                 now: datetime, session: aiohttp.ClientSession | None = None
-                 ) -> list[NotifierState]:
-    """Deliver what each notifier needs; the new delivery states (one per notifier)."""
+                 now: datetime, session: aiohttp.ClientSession | None = None,
+                 sleep: Sleep = asyncio.sleep) -> list[NotifierState]:
+    """Deliver what each notifier needs; the new delivery states (one per notifier).
+    ``sleep`` waits between retries (tests pass one that does not)."""
     if not alerting.notifiers:
         return []
     by_name = {s.name: s for s in states}
@@ -140,7 +170,7 @@ async def notify(alerting: AlertingSpec, findings: Sequence[Finding],
     try:
         return list(await asyncio.gather(*(
             _one(n, i, by_name.get(notifier_name(n, i)), findings, alerting, ctx, secrets,
-                 client, now)
+                 client, now, sleep)
             for i, n in enumerate(alerting.notifiers))))
     finally:
         if own:

@@ -2,8 +2,9 @@
 
 Part of ``outputs`` (last stop on the data line). A sender turns one ``Message`` into one
 delivery (an HTTP request, an email); ``deliver`` retries it with exponential backoff on
-timeouts, refused connections, 5xx and 429 (honouring Retry-After) and gives up at once on
-other 4xx. Error texts name the notifier and the HTTP status, never a URL or a credential.
+timeouts, refused connections, 5xx and 429 (honouring a Retry-After of up to 30 s; a longer
+one is left to a later check) and gives up at once on other 4xx. Error texts name the
+notifier and the HTTP status, never a URL or a credential.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class Message:
     """spec.alerting.labels."""
     link: str | None = None
     interval_seconds: float = 600.0
+    drift_columns: Mapping[str, str] = field(default_factory=dict)
+    """The column of each drift role (prediction, target): the ``feature`` label of their
+    alerts."""
 
     @property
     def status(self) -> Literal["firing", "resolved"]:
@@ -86,9 +90,12 @@ class Message:
     def lines(self) -> list[str]:
         out = [f"{f.severity}: {f.message}" for f in self.firing]
         out += [f"resolved: {d.name}" for d in self.resolved]
-        if self.link:
-            out.append(self.link)
+        out.append(self.link or self.hint())
         return out
+
+    def hint(self) -> str:
+        """Where to look when the spec gives no link (no dashboardUrl or runbookUrl)."""
+        return f"Details: `kubectl describe modelmonitor -n {self.namespace} {self.monitor}`"
 
 
 def dedup_key(namespace: str, monitor: str, notifier: str, since: datetime) -> str:
@@ -143,8 +150,9 @@ class Sender(ABC):
             raise DeliveryError(f"{self.name}: {type(exc).__name__}", retry=True) from None
 
 
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date, counted from
+    ``now``, by default the current time)."""
     if not value:
         return None
     try:
@@ -157,22 +165,37 @@ def retry_after(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 async def deliver(send: Callable[[], Awaitable[None]], *, attempts: int = ATTEMPTS,
-                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-    """Call ``send`` until it succeeds, retrying what may succeed later."""
+                  sleep: Sleep = asyncio.sleep) -> None:
+    """Call ``send`` until it succeeds, retrying what may succeed later.
+
+    Waits 1 s, 2 s, 4 s ... (at most ``MAX_DELAY_SECONDS``) between attempts, or what a
+    Retry-After asks for. A Retry-After longer than ``MAX_DELAY_SECONDS`` is not slept
+    through: the error is raised at once, its ``after`` counted from the first attempt,
+    so that the caller defers the next attempt to a later check.
+    """
     delay = FIRST_DELAY_SECONDS
+    waited = 0.0
     for attempt in range(1, attempts + 1):
         try:
             await send()
             return
         except DeliveryError as exc:
-            if not exc.retry or attempt == attempts:
+            asked = exc.after
+            if asked is not None:
+                exc.after = waited + asked  # from the first attempt
+            if (not exc.retry or attempt == attempts
+                    or (asked is not None and asked > MAX_DELAY_SECONDS)):
                 raise
-            wait = min(MAX_DELAY_SECONDS, exc.after if exc.after is not None else delay)
+            wait = asked if asked is not None else delay
             log.info("%s; retrying in %.1fs (attempt %d of %d)", exc, wait, attempt + 1,
                      attempts)
             await sleep(wait)
+            waited += wait
             delay = min(MAX_DELAY_SECONDS, delay * 2)

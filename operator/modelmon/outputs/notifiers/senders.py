@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from modelmon.api.v1alpha1 import Finding
+from modelmon.outputs.notifiers import base
 from modelmon.outputs.notifiers.base import DeliveryError, Message, Sender
 
 SENDERS: dict[str, type[Sender]] = {}
@@ -126,6 +127,40 @@ class Webhook(Sender):
         await self.post_json(spec.url, None, headers=headers, data=data)
 
 
+def smtp_failure(name: str, exc: BaseException) -> DeliveryError:
+    """Classify an SMTP failure: a 5xx reply, a certificate that does not verify, a server
+    without STARTTLS (or AUTH) when the spec needs it, and refused credentials are
+    permanent; 4xx replies, timeouts, refused and dropped connections are worth a retry.
+    Only reply codes are kept: a server's reply text may echo what the client sent."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return DeliveryError(f"{name}: SMTP authentication failed ({exc.smtp_code})",
+                             retry=False)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        code = int(exc.smtp_code)
+        return DeliveryError(f"{name}: SMTP {code}", retry=400 <= code < 500)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({int(code) for code, _ in exc.recipients.values()})
+        return DeliveryError(f"{name}: SMTP recipients refused "
+                             f"({', '.join(map(str, codes))})",
+                             retry=any(400 <= c < 500 for c in codes))
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        what = "STARTTLS" if "STARTTLS" in str(exc) else "AUTH"
+        return DeliveryError(f"{name}: the SMTP server does not offer {what}", retry=False)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return DeliveryError(f"{name}: the SMTP server's TLS certificate does not verify "
+                             f"({exc.verify_message})", retry=False)
+    if isinstance(exc, ssl.SSLError):
+        return DeliveryError(f"{name}: TLS error ({exc.reason})", retry=True)
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+        return DeliveryError(f"{name}: timed out after {base.REQUEST_TIMEOUT_SECONDS:g}s",
+                             retry=True)
+    if isinstance(exc, ConnectionRefusedError):
+        return DeliveryError(f"{name}: cannot connect", retry=True)
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return DeliveryError(f"{name}: the SMTP server closed the connection", retry=True)
+    return DeliveryError(f"{name}: {type(exc).__name__}", retry=True)
+
+
 @register
 class Email(Sender):
     """SMTP with STARTTLS; smtplib runs in a thread."""
@@ -152,75 +187,78 @@ class Email(Sender):
             context = ssl.create_default_context(cadata=ca) if ca else \
                 ssl.create_default_context()
             try:
-                with smtplib.SMTP(smtp.host, smtp.port, timeout=10) as client:
+                with smtplib.SMTP(smtp.host, smtp.port,
+                                  timeout=base.REQUEST_TIMEOUT_SECONDS) as client:
                     if smtp.start_tls:
                         client.starttls(context=context)
                     if user is not None and password is not None:
                         client.login(user, password)
                     client.send_message(mail)
-            except smtplib.SMTPAuthenticationError as exc:
-                raise DeliveryError(f"{self.name}: SMTP authentication failed ({exc.smtp_code})",
-                                    retry=False) from None
-            except smtplib.SMTPResponseException as exc:
-                raise DeliveryError(f"{self.name}: SMTP {exc.smtp_code}",
-                                    retry=exc.smtp_code >= 400 and exc.smtp_code < 500) from None
             except (smtplib.SMTPException, OSError) as exc:
-                raise DeliveryError(f"{self.name}: {type(exc).__name__}", retry=True) from None
+                raise smtp_failure(self.name, exc) from None
 
         await asyncio.to_thread(deliver_sync)
 
 
 def alert_identity(finding: Finding, message: Message) -> tuple[str, dict[str, str]]:
-    """The alertname and labels the PrometheusRule gives the same problem."""
+    """The alertname and the labels beyond the common ones (severity, namespace, monitor,
+    model, alerting.labels) that the PrometheusRule's alert on the same problem has:
+    its static labels and those its ``by (...)`` clause keeps."""
     name = finding.name
     if name == "drift.dataset":
         return "ModelDataDrift", {}
     if name in ("drift.prediction", "drift.target"):
-        return ("ModelPredictionDrift" if name.endswith("prediction") else "ModelTargetDrift",
-                {})
+        role = name.removeprefix("drift.")
+        column = message.drift_columns.get(role)
+        return ("ModelPredictionDrift" if role == "prediction" else "ModelTargetDrift",
+                {"feature": column} if column else {})
     if name.startswith("drift.feature."):
         return "ModelFeatureDrift", {"feature": name.removeprefix("drift.feature.")}
     if name.startswith("performance."):
         return "ModelPerformanceDegraded", {"metric": name.removeprefix("performance.")}
+    if name.startswith("operational."):
+        return "ModelOperationalDegraded", {"name": name.removeprefix("operational.")}
     if name.startswith("dataQuality."):
-        _, check, *column = name.split(".", 2)
+        _, check, *rest = name.split(".", 2)
         return "ModelDataQualityDegraded", {"check": check, **(
-            {"column": column[0]} if column else {})}
+            {"column": rest[0]} if rest else {})}
     if name == "check.failing":
         return "ModelMonitorCheckFailing", {}
     return "ModelMonitorFinding", {"finding": name}
 
 
+def alertmanager_alerts(message: Message) -> list[dict[str, Any]]:
+    """The alerts of one push: firing ones stay active for three intervals unless pushed
+    again; cleared ones are pushed with endsAt now, which resolves them."""
+    until = message.time + timedelta(seconds=3 * message.interval_seconds)
+    # A cleared finding is pushed with the severity it fired with: same labels, same alert.
+    resolved = [Finding(name=d.name, severity=d.severity, value=0.0, bound=0.0,
+                        message=f"{d.name} cleared") for d in message.resolved]
+    out = []
+    for f, ends in [*((f, until) for f in message.firing),
+                    *((f, message.time) for f in resolved)]:
+        alertname, extra = alert_identity(f, message)
+        labels = {"alertname": alertname, "severity": f.severity,
+                  "namespace": message.namespace, "monitor": message.monitor,
+                  "model": message.model, **extra, **message.labels}
+        out.append({
+            "labels": labels,
+            "annotations": {"summary": message.title(), "description": f.message},
+            "endsAt": ends.isoformat(),
+            **({"generatorURL": message.link} if message.link else {}),
+        })
+    return out
+
+
 @register
 class Alertmanager(Sender):
-    """POST /api/v2/alerts: firing alerts stay active for three intervals unless pushed
-    again; cleared ones are pushed with endsAt now, which resolves them."""
+    """POST /api/v2/alerts with the alerts the PrometheusRule would fire, every check."""
 
     kind = "alertmanager"
     every_check = True
 
-    def alerts(self, message: Message, resolved: list[Finding]) -> list[dict[str, Any]]:
-        until = message.time + timedelta(seconds=3 * message.interval_seconds)
-        out = []
-        for f, ends in [*((f, until) for f in message.firing),
-                        *((f, message.time) for f in resolved)]:
-            alertname, extra = alert_identity(f, message)
-            labels = {"alertname": alertname, "severity": f.severity,
-                      "namespace": message.namespace, "monitor": message.monitor,
-                      "model": message.model, **extra, **message.labels}
-            out.append({
-                "labels": labels,
-                "annotations": {"summary": message.title(), "description": f.message},
-                "endsAt": ends.isoformat(),
-                **({"generatorURL": message.link} if message.link else {}),
-            })
-        return out
-
     async def send(self, message: Message) -> None:
         spec = self.spec.alertmanager
         assert spec is not None
-        # A cleared finding is pushed with the severity it fired with: same labels, same alert.
-        resolved = [Finding(name=d.name, severity=d.severity, value=0.0, bound=0.0,
-                            message=f"{d.name} cleared") for d in message.resolved]
         await self.post_json(spec.url.rstrip("/") + "/api/v2/alerts",
-                             self.alerts(message, resolved))
+                             alertmanager_alerts(message))

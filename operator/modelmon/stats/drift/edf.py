@@ -6,12 +6,22 @@ Part of ``stats`` (pure numpy/scipy), between the fitted reference profile and
 and returns a test statistic and its p-value. scipy's functions of the same name are the
 reference for both numbers and the tests under ``tests/unit/stats`` hold us to 1e-9, with
 one documented exception: Cramer-von Mises on tied data, where scipy is wrong.
+
+scipy's public functions sort both samples (or the pooled one) on every call, so none of
+them is called on a score: each statistic is read off the profile's sorted reference and
+the current window, sorted once. The null distributions that depend only on the statistic
+and the two sizes come from scipy's private helpers where this scipy has them
+(``_scipy_helper``); without one the public function is called on the samples instead.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +41,24 @@ SMIRNOV_EXACT_MAX_N = 1_000_000
 
 #: Terms of the series that ``smirnov_sf`` evaluates, whatever n is.
 SMIRNOV_POINTS = 1024
+
+
+def _scipy_helper(module: str, name: str) -> Callable[..., Any] | None:
+    """A private scipy function, or None when the installed scipy has no such name."""
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    return found if callable(found) else None
+
+
+#: scipy's exact two-sample KS null distribution from (n1, n2, gcd, D, alternative), as
+#: ``ks_2samp`` calls it: returns (success, D rounded to a multiple of 1/lcm, p-value).
+_KS_EXACT = _scipy_helper("scipy.stats._stats_py", "_attempt_exact_2kssamp")
+#: scipy's exact two-sample Cramer-von Mises p-value from (U, n1, n2).
+_CVM_EXACT = _scipy_helper("scipy.stats._hypotests", "_pval_cvm_2samp_exact")
+#: scipy's CDF of the limiting Cramer-von Mises distribution (a numpy array in and out).
+_CVM_LIMIT_CDF = _scipy_helper("scipy.stats._hypotests", "_cdf_cvm_inf")
 
 
 def ks_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64]
@@ -165,8 +193,11 @@ def smirnov_sf(n: int, x: float) -> float:
     agree with scipy's term-by-term sum to about 1e-10 relative (tests hold it to 1e-9).
     """
     last = math.floor(n * (1.0 - x))
-    if last >= 0 and 1.0 - x - last / n <= 0.0:
-        last -= 1  # a zero term: (1 - x - j/n)^(n - j) with a zero base
+    # A zero term, (1 - x - j/n)^(n - j) with a zero base: tested on the very argument that
+    # log1p receives below, so that a base which is positive only by rounding (x * n near
+    # an integer) is dropped too instead of reaching log1p(-1).
+    if last >= 0 and -x - last / n <= -1.0:
+        last -= 1
     if last < 0:
         return 0.0
     step = max(1, last // SMIRNOV_POINTS)
@@ -177,6 +208,26 @@ def smirnov_sf(n: int, x: float) -> float:
     return float(x * step * math.exp(top) * np.exp(logs - top).sum())
 
 
+def ks_exact(d: float, n: int, m: int) -> tuple[float, float] | None:
+    """``ks_2samp(method="exact")``'s two-sided (statistic, p-value) for a KS distance
+    ``d`` between samples of ``n`` and ``m`` values, from the sizes alone; None when the
+    installed scipy lacks the helper (or its signature changed).
+
+    Like ``ks_2samp`` the statistic is ``d`` rounded to a multiple of ``1/lcm(n, m)``, and
+    where the exact computation fails (overflow for some unequal sizes) the p-value is the
+    asymptotic one of that rounded statistic.
+    """
+    if _KS_EXACT is None:
+        return None
+    try:
+        ok, rounded, p = _KS_EXACT(n, m, math.gcd(n, m), d, "two-sided")
+    except TypeError:
+        return None
+    if not ok:
+        return float(rounded), ks_asymptotic_pvalue(float(rounded), n, m)
+    return float(rounded), float(np.clip(p, 0.0, 1.0))
+
+
 @register
 class KolmogorovSmirnov(NumericMethod):
     """Two-sample Kolmogorov-Smirnov test (two-sided).
@@ -184,8 +235,9 @@ class KolmogorovSmirnov(NumericMethod):
     Statistic: the largest gap between the two empirical CDFs; drift when the p-value is
     below 0.05, the conventional 5% significance level (also Evidently's default for its
     small-data numeric test). The p-value follows ``scipy.stats.ks_2samp(method="auto")``:
-    exact when neither side exceeds 10,000 values (computed by scipy itself, cheap at that
-    size), otherwise Smirnov's asymptotic distribution, with a fast far-tail path.
+    exact when neither side exceeds 10,000 values (scipy's exact null distribution,
+    ``ks_exact``), otherwise Smirnov's asymptotic distribution, with a fast far-tail path.
+    The statistic is ``ks_statistic`` on the sorted reference either way.
     """
 
     name = "ks"
@@ -198,14 +250,18 @@ class KolmogorovSmirnov(NumericMethod):
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
         n, m = reference.n, int(current.size)
-        if max(n, m) <= KS_EXACT_MAX_N:
-            with warnings.catch_warnings():
-                # scipy warns when the exact path fails and it falls back to asymptotics.
-                warnings.simplefilter("ignore", RuntimeWarning)
-                res = stats.ks_2samp(reference.sorted_values, current)
-            return float(res.statistic), float(res.pvalue)
-        d = ks_statistic(reference.sorted_values, ascending(current))
-        return d, ks_asymptotic_pvalue(d, n, m)
+        current_sorted = ascending(current)
+        d = ks_statistic(reference.sorted_values, current_sorted)
+        if max(n, m) > KS_EXACT_MAX_N:
+            return d, ks_asymptotic_pvalue(d, n, m)
+        exact = ks_exact(d, n, m)
+        if exact is not None:
+            return exact
+        with warnings.catch_warnings():
+            # scipy warns when the exact path fails and it falls back to asymptotics.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = stats.ks_2samp(reference.sorted_values, current_sorted)
+        return float(res.statistic), float(res.pvalue)
 
 
 def cvm_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64]
@@ -227,6 +283,32 @@ def cvm_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray
     return n * m / (total * total) * float(np.dot(run_length, gap * gap))
 
 
+def cvm_rank_statistic(reference_sorted: NDArray[np.float64],
+                       current_sorted: NDArray[np.float64]) -> float:
+    """scipy's ``U`` (Anderson 1962, eq. 10) for two samples with no value in common and
+    none repeated: ``n * sum_i (r_i - i)^2 + m * sum_j (s_j - j)^2`` over the pooled ranks
+    ``r`` of the reference and ``s`` of the window.
+
+    ``s_j - j`` is the number of reference values below current value ``j``: one binary
+    search each. ``r_i - i`` is the number of current values below reference value ``i``,
+    which is ``j`` for every reference value between current values ``j - 1`` and ``j``:
+    the gaps between those searches count how often each ``j`` occurs, so the reference is
+    never walked value by value. O(m log n); every term is an integer, as in scipy.
+    """
+    n, m = reference_sorted.size, current_sorted.size
+    below = np.searchsorted(reference_sorted, current_sorted).astype(np.float64)
+    occurs = np.diff(below, prepend=0.0, append=float(n))
+    j = np.arange(m + 1, dtype=np.float64)
+    return (n * float(np.einsum("i,i,i->", occurs, j, j))
+            + m * float(np.einsum("i,i->", below, below)))
+
+
+def cvm_from_rank_statistic(u: float, n: int, m: int) -> float:
+    """T from U (Anderson 1962, eq. 9): ``U / (n m N) - (4 n m - 1) / (6 N)``."""
+    prod, total = n * m, n + m
+    return u / (prod * total) - (4 * prod - 1) / (6 * total)
+
+
 def cvm_limit_cdf(x: float, terms: int = 64) -> float:
     """CDF of the limiting Cramer-von Mises distribution (Anderson and Darling 1952; the
     series in Csorgo and Faraway 1996, eq. 1.2), summed to convergence."""
@@ -239,6 +321,17 @@ def cvm_limit_cdf(x: float, terms: int = 64) -> float:
     return float(np.sum(series)) / (math.pi * math.sqrt(math.pi * x))
 
 
+def _limit_cdf(x: float) -> float:
+    """The limiting Cramer-von Mises CDF as scipy evaluates it (its series stops once a
+    term is below 1e-7; within 3e-10 of ``cvm_limit_cdf``, which is the fallback)."""
+    if _CVM_LIMIT_CDF is not None:
+        try:
+            return float(_CVM_LIMIT_CDF(np.asarray(x, dtype=np.float64)))
+        except TypeError:
+            pass
+    return cvm_limit_cdf(x)
+
+
 def cvm_asymptotic_pvalue(t: float, n: int, m: int) -> float:
     """p-value of T from its mean and variance under the null (Anderson 1962, eqs. 11, 14)
     and the limiting distribution, as scipy's asymptotic method does."""
@@ -249,7 +342,23 @@ def cvm_asymptotic_pvalue(t: float, n: int, m: int) -> float:
     standard = 1.0 / 6.0 + (t - mean) / math.sqrt(45.0 * var)
     if standard < 0.003:  # the limiting CDF is below 1e-17 there
         return 1.0
-    return max(1.0 - cvm_limit_cdf(standard), 0.0)
+    return max(1.0 - _limit_cdf(standard), 0.0)
+
+
+def cvm_exact_pvalue(u: float, n: int, m: int) -> float | None:
+    """scipy's exact p-value of U for samples of ``n`` and ``m`` values (what
+    ``cramervonmises_2samp`` uses when both have at most 20); None when the installed
+    scipy lacks the helper (or its signature changed)."""
+    if _CVM_EXACT is None:
+        return None
+    try:
+        return float(_CVM_EXACT(np.float64(u), n, m))
+    except TypeError:
+        return None
+
+
+#: ``cramervonmises_2samp(method="auto")`` is exact up to this many values on both sides.
+CVM_EXACT_MAX_N = 20
 
 
 @register
@@ -257,12 +366,13 @@ class CramerVonMises(NumericMethod):
     """Two-sample Cramer-von Mises test: the integrated squared gap between the ECDFs.
 
     Without ties this is ``scipy.stats.cramervonmises_2samp`` (p-value exact when both
-    sides have at most 20 values, asymptotic otherwise). With ties scipy's midrank formula
-    is wrong when the sample sizes differ (measured: every undrifted column rounded to one
-    decimal flagged at 5000 vs 500 rows), so tied samples use the ECDF form of the same
-    statistic and the asymptotic p-value, which is conservative for discrete data; the
-    message says so. Drift when p < 0.05, the conventional significance level. Needs at
-    least two values on each side.
+    sides have at most 20 values, asymptotic otherwise), its rank statistic counted from
+    binary searches in the sorted reference (``cvm_rank_statistic``). With ties scipy's
+    midrank formula is wrong when the sample sizes differ (measured: every undrifted
+    column rounded to one decimal flagged at 5000 vs 500 rows), so tied samples use the
+    ECDF form of the same statistic and the asymptotic p-value, which is conservative for
+    discrete data; the message says so. Drift when p < 0.05, the conventional
+    significance level. Needs at least two values on each side.
     """
 
     name = "cvm"
@@ -277,9 +387,17 @@ class CramerVonMises(NumericMethod):
         if reference.n < 2 or current.size < 2:
             return math.nan, math.nan
         current_sorted = ascending(current)
+        n, m = reference.n, int(current_sorted.size)
         if has_ties(reference.sorted_values, reference.n_unique, current_sorted):
             t = cvm_statistic(reference.sorted_values, current_sorted)
-            return t, cvm_asymptotic_pvalue(t, reference.n, current.size)
+            return t, cvm_asymptotic_pvalue(t, n, m)
+        u = cvm_rank_statistic(reference.sorted_values, current_sorted)
+        t = cvm_from_rank_statistic(u, n, m)
+        if max(n, m) > CVM_EXACT_MAX_N:
+            return t, cvm_asymptotic_pvalue(t, n, m)
+        p = cvm_exact_pvalue(u, n, m)
+        if p is not None:
+            return t, p
         res = stats.cramervonmises_2samp(reference.sorted_values, current_sorted)
         return float(res.statistic), float(res.pvalue)
 
@@ -297,17 +415,101 @@ class CramerVonMises(NumericMethod):
 ANDERSON_P_CAP = 0.25
 ANDERSON_P_FLOOR = 0.001
 
+#: Significance levels of Scholz and Stephens' (1987) Table 2, and the coefficients of
+#: their interpolation ``t_m(alpha) = b0 + b1 / sqrt(m) + b2 / m`` of its critical values
+#: in ``m``, the number of samples less one.
+ANDERSON_LEVELS = np.array([0.25, 0.1, 0.05, 0.025, 0.01, 0.005, 0.001])
+_B0 = np.array([0.675, 1.281, 1.645, 1.96, 2.326, 2.573, 3.085])
+_B1 = np.array([-0.245, 0.25, 0.678, 1.149, 1.822, 2.364, 3.615])
+_B2 = np.array([-0.105, -0.305, -0.362, -0.391, -0.396, -0.345, -0.154])
+#: Critical values for two samples (m = 1), ascending as the levels fall.
+ANDERSON_CRITICAL = _B0 + _B1 + _B2
+#: scipy's p-value between the table's ends: log(alpha) as a least-squares quadratic in
+#: the critical value over the seven levels (highest power first).
+_ANDERSON_LOG_LEVEL = np.polyfit(ANDERSON_CRITICAL, np.log(ANDERSON_LEVELS), 2)
+
+
+def anderson_midrank(reference_sorted: NDArray[np.float64],
+                     current_sorted: NDArray[np.float64]) -> float:
+    """Scholz and Stephens' midrank statistic ``A2akN`` (1987, eq. 7) for two samples.
+
+    Over the distinct pooled values ``z``, with ``l`` pooled copies of ``z``, ``B`` the
+    pooled values below it plus ``l / 2``, and for a sample of ``n_i`` values ``M_i`` its
+    values below ``z`` plus half its copies of ``z``:
+    ``(N - 1) / N^2 * sum_z l / (B (N - B) - N l / 4) * sum_i (N M_i - B n_i)^2 / n_i``.
+    Every count is read off the merge of the two sorted samples (``merge_sorted``), so no
+    array is sorted or ranked; ties are handled by the midranks as in scipy.
+    """
+    n, m = reference_sorted.size, current_sorted.size
+    total = n + m
+    merged, is_cur = merge_sorted(reference_sorted, current_sorted)
+    ends = np.flatnonzero(run_ends(merged))
+    upto = (ends + 1).astype(np.float64)
+    copies = np.diff(upto, prepend=0.0)
+    cur_upto = np.cumsum(is_cur)[ends].astype(np.float64)
+    cur_copies = np.diff(cur_upto, prepend=0.0)
+    mid = upto - copies / 2.0
+    weight = copies / (mid * (total - mid) - total * copies / 4.0)
+    sum_over_samples = 0.0
+    for size, sample_upto, sample_copies in ((n, upto - cur_upto, copies - cur_copies),
+                                             (m, cur_upto, cur_copies)):
+        gap = total * (sample_upto - sample_copies / 2.0) - mid * size
+        sum_over_samples += float(np.einsum("i,i,i->", weight, gap, gap)) / size
+    return sum_over_samples * (total - 1.0) / total / total
+
+
+@functools.lru_cache(maxsize=64)
+def _anderson_harmonic_sums(total: int) -> tuple[float, float]:
+    """Scholz and Stephens' ``h = sum_{i=1}^{N-1} 1/i`` and
+    ``g = sum_{i=1}^{N-2} sum_{j=i+1}^{N-1} 1 / ((N - i) j)`` for ``N`` pooled values.
+
+    Taken in the order of ``j``: the sum over ``i < j`` of ``1 / (N - i)`` grows by one
+    term per step, ``1/(N-1), 1/(N-1) + 1/(N-2), ...``, a running sum; ``h`` is its last
+    value plus 1. O(N), once per pooled size.
+    """
+    inner = np.cumsum(1.0 / np.arange(total - 1, 1, -1, dtype=np.float64))
+    h = float(inner[-1]) + 1.0
+    g = float(np.sum(inner / np.arange(2, total, dtype=np.float64)))
+    return h, g
+
+
+def anderson_standardised(a2akn: float, n: int, m: int) -> float:
+    """``(A2akN - (k - 1)) / sigma_N`` for k = 2 samples of ``n`` and ``m`` values, with
+    the exact null variance of Scholz and Stephens (1987, eq. 4); ``n + m >= 4``."""
+    k, total = 2, n + m
+    h, g = _anderson_harmonic_sums(total)
+    inv = 1.0 / n + 1.0 / m
+    a = (4 * g - 6) * (k - 1) + (10 - 6 * g) * inv
+    b = (2 * g - 4) * k**2 + 8 * h * k + (2 * g - 14 * h - 4) * inv - 8 * h + 4 * g - 6
+    c = (6 * h + 2 * g - 2) * k**2 + (4 * h - 4 * g + 6) * k + (2 * h - 6) * inv + 4 * h
+    d = (2 * h + 6) * k**2 - 4 * h * k
+    variance = ((a * total**3 + b * total**2 + c * total + d)
+                / ((total - 1.0) * (total - 2.0) * (total - 3.0)))
+    return (a2akn - (k - 1)) / math.sqrt(variance)
+
+
+def anderson_pvalue(a2: float) -> float:
+    """scipy's p-value for the standardised two-sample statistic: interpolated from the
+    table's critical values (``_ANDERSON_LOG_LEVEL``) and held to [0.001, 0.25] outside
+    them, where the table says nothing more."""
+    if a2 < ANDERSON_CRITICAL[0]:
+        return ANDERSON_P_CAP
+    if a2 > ANDERSON_CRITICAL[-1]:
+        return ANDERSON_P_FLOOR
+    return math.exp(float(np.polyval(_ANDERSON_LOG_LEVEL, a2)))
+
 
 @register
 class AndersonDarling(NumericMethod):
     """k-sample Anderson-Darling test (Scholz and Stephens 1987) on the two samples.
 
     ``scipy.stats.anderson_ksamp`` with the midrank variant (its historical default, for
-    data with ties). Like the CDF tests above it weighs the tails more than KS does. Its
-    p-value is interpolated from a table and clipped to [0.001, 0.25] (scipy warns; we
-    say so in the result's message instead). Drift when p < 0.05, the conventional
-    significance level, which lies well inside the table. Needs at least four values in all
-    and two distinct values.
+    data with ties), computed from the sorted reference and window (``anderson_midrank``,
+    ``anderson_standardised``). Like the CDF tests above it weighs the tails more than KS
+    does. Its p-value is interpolated from a table and clipped to [0.001, 0.25]
+    (``anderson_pvalue``; scipy warns, we say so in the result's message instead). Drift
+    when p < 0.05, the conventional significance level, which lies well inside the table.
+    Needs at least four values in all and two distinct values.
     """
 
     name = "anderson"
@@ -321,11 +523,9 @@ class AndersonDarling(NumericMethod):
                   ) -> tuple[float, float | None]:
         if _anderson_problem(reference, current) is not None:
             return math.nan, math.nan
-        with warnings.catch_warnings():
-            # The cap/floor warning; the clipping is reported by ``caveat``.
-            warnings.simplefilter("ignore", UserWarning)
-            res = stats.anderson_ksamp([reference.sorted_values, current], variant="midrank")
-        return float(res.statistic), float(res.pvalue)
+        a2akn = anderson_midrank(reference.sorted_values, ascending(current))
+        a2 = anderson_standardised(a2akn, reference.n, int(current.size))
+        return a2, anderson_pvalue(a2)
 
     def caveat(self, reference: NumericProfile, current: NDArray[np.float64],
                statistic: float, p_value: float | None) -> str | None:
