@@ -172,6 +172,11 @@ class Target:
         if isinstance(exc, PermissionError) or status in (401, 403) or _rejected(exc):
             if not self.remote:
                 return SourceError(f"{self.where}: permission denied to {verb} {self.shown}")
+            if self.http:  # no credentialsSecretRef here: what grants access is in the url
+                return SourceError(
+                    f"{self.where}: access denied to {verb} {self.shown}"
+                    f"{f' (HTTP {status})' if status else ''}; check that the url's user info "
+                    "or signature (for a signed url: its expiry) still grants access")
             why = " (the token service refused the key)" if _rejected(exc) else ""
             return SourceError(
                 f"{self.where}: access denied to {verb} {self.shown}{why}; check the "

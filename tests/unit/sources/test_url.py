@@ -103,6 +103,25 @@ def test_http_errors_are_redacted(http_root: str) -> None:
     assert "topsecret" not in str(info.value) and info.value.transient
 
 
+@pytest.mark.parametrize("query", ["", "?X-Amz-Signature=topsecret"])
+def test_http_access_denied_points_at_the_url(counting_root: str, query: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(self: CountingHandler) -> None:
+        self.send_error(403, "expired")
+
+    monkeypatch.setattr(CountingHandler, "do_GET", forbidden)
+    monkeypatch.setattr(CountingHandler, "do_HEAD", forbidden)
+    with pytest.raises(SourceError) as info:
+        load(Source(url=f"{counting_root}/d.csv{query}"),
+             LoadContext(role="spec.current.source", retries=0))
+    text = str(info.value)
+    assert text.startswith(f"spec.current.source.url: access denied to read {counting_root}"
+                           "/d.csv")
+    assert "check that the url's user info or signature" in text, text
+    assert "credentialsSecretRef" not in text and "topsecret" not in text
+    assert not info.value.transient
+
+
 def test_redact_url() -> None:
     assert redact_url("https://u:p@h.example:8443/a/b.csv?x=1#f") == "https://h.example:8443/a/b.csv"
     assert redact_url("/data/x.csv") == "/data/x.csv"
