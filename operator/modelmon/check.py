@@ -3,7 +3,9 @@
 The data line in one place. It knows nothing of kopf or Kubernetes: the CLI calls it
 directly and the operator calls it from a worker thread. A check that cannot run returns a
 status with phase Failing and the reason in the Ready condition, and keeps the figures of
-the previous check (nothing recorded is lost).
+the previous check (nothing recorded is lost). A current window that lacks a monitored
+feature or prediction column, or holds one with another kind of values, fails with
+InvalidData and still reports this check's data quality (``SchemaChanges``).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from modelmon.stats.dataset import (
     ColumnSpecError,
     ReferenceProfile,
     fit_reference,
+    is_numeric,
     score_window,
 )
 
@@ -335,6 +338,102 @@ def _operational(spec: ModelMonitorSpec, ctx: LoadContext) -> list[OperationalFi
         raise InvalidDataError(str(exc)) from None
 
 
+@dataclass(frozen=True, slots=True)
+class SchemaChanges:
+    """Monitored columns the current window lacks or holds with another kind of values.
+
+    Either fails the check with InvalidData (the figures would be wrong or partial), while
+    the status still reports them in ``dataQuality``. A target column missing from the
+    window is no change: labels often arrive later than predictions.
+    """
+
+    missing: list[str]
+    """Features, then prediction columns, absent from the current window."""
+    retyped: list[tuple[str, str, str]]
+    """(column, reference kind, current kind) of monitored columns whose kind changed."""
+    message: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.retyped)
+
+
+_ROLE_FIELDS = {"prediction": "spec.columns.prediction",
+                "predictionProbability": "spec.columns.predictionProbability",
+                "target": "spec.columns.target"}
+
+
+def _listed(items: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def schema_changes(spec: ModelMonitorSpec, ref: FittedReference, current: pd.DataFrame,
+                   missing_features: Sequence[str],
+                   retyped_features: Sequence[tuple[str, str, str]]) -> SchemaChanges:
+    """The schema changes of the current window against the reference, with a message
+    that names the columns and how to fix each (``missing_features`` and
+    ``retyped_features`` come from data quality, which checks the features)."""
+    roles = spec.columns.roles()
+    the_plan = ref.plan
+    predictions = [c for c in dict.fromkeys(
+        [the_plan.prediction.name if the_plan.prediction else None,
+         spec.columns.prediction_probability]) if c is not None]
+    missing = [*missing_features, *(c for c in predictions if c not in current.columns)]
+    retyped = list(retyped_features)
+    for request in (the_plan.prediction, the_plan.target):
+        profile = ref.profile.columns.get(request.name) if request is not None else None
+        if profile is None or profile.name not in current.columns:
+            continue
+        series = current[profile.name]
+        kind = "numeric" if is_numeric(series) else "categorical"
+        if kind != profile.dtype_kind and series.notna().any():
+            retyped.append((profile.name, profile.dtype_kind, kind))
+    if not missing and not retyped:
+        return SchemaChanges([], [])
+    said: list[str] = []
+    if missing:
+        said.append("it lacks " + _listed(
+            [f"{c!r} ({_ROLE_FIELDS[roles[c]]})" if c in roles else repr(c) for c in missing]))
+    said.extend(f"{c!r} holds {now} values where the reference holds {before} ones"
+                for c, before, now in retyped)
+    changed = [*missing, *(c for c, _, _ in retyped)]
+    features = [c for c in changed if c not in roles]
+    fixes: list[str] = []
+    if features:
+        named, it = _listed([repr(c) for c in features]), "it" if len(features) == 1 else "them"
+        fixes.append(f"restore {named} upstream, or list {it} in spec.columns.exclude"
+                     if spec.columns.features is None else
+                     f"restore {named} upstream, or remove {it} from spec.columns.features")
+    fixes.extend(f"restore {c!r} upstream, or correct {_ROLE_FIELDS[roles[c]]}"
+                 for c in dict.fromkeys(changed) if c in roles)
+    message = (f"spec.current.source: the current window's columns changed: "
+               f"{'; '.join(said)}. To fix: {'; '.join(fixes)}")
+    return SchemaChanges(missing, retyped, message)
+
+
+def _condition(type_: str, found: Sequence[Finding], yes: str, no: str, ok: str
+               ) -> ConditionValue:
+    """A problem condition: True with the first findings' messages, else False."""
+    if found:
+        return ConditionValue(type_, "True", yes, "; ".join(f.message for f in found[:5]))
+    return ConditionValue(type_, "False", no, ok)
+
+
+def schema_failed_status(previous: ModelMonitorStatus, schema: SchemaChanges,
+                         dq: DataQualityStatus, dq_findings: Sequence[Finding],
+                         dq_condition: ConditionValue, now: datetime,
+                         generation: int | None) -> ModelMonitorStatus:
+    """Failing with InvalidData, yet with this check's data quality and its findings (the
+    schema change among them); the other figures and findings are the previous ones."""
+    failed = failed_status(previous, InvalidDataError(schema.message), now, generation)
+    kept = [f for f in previous.findings if not f.name.startswith("dataQuality.")]
+    return failed.model_copy(update={
+        "data_quality": dq,
+        "findings": [*kept, *dq_findings],
+        "conditions": merge_conditions(failed.conditions, [dq_condition], now, generation),
+    })
+
+
 def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
               now: datetime | None = None, previous: ModelMonitorStatus | None = None,
               generation: int | None = None, resolver: Resolver | None = None,
@@ -396,7 +495,7 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
         window_start=start, window_end=now, resolver=resolver))
     cur_frame = window(spec, cur_frame, now)
     pred = spec.columns.prediction
-    if pred is not None and pred not in cur_frame.columns:
+    if pred is not None and pred not in cur_frame.columns and the_plan.prediction is None:
         raise InvalidDataError(
             f"spec.columns.prediction: the current window has no column {pred!r}")
     if spec.current.min_rows is not None and len(cur_frame) < spec.current.min_rows:
@@ -406,6 +505,19 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
     with cpu:
         scores = score_window(ref.profile, cur_frame)
     scored, q = scores.drift, scores.quality
+    schema = schema_changes(spec, ref, cur_frame, q.missing_columns, q.type_changes)
+    dq = DataQualityStatus(
+        columns=[ColumnQuality(name=c.name, missing_fraction=c.missing_fraction,
+                               outlier_fraction=c.outlier_fraction,
+                               out_of_range_fraction=c.out_of_range_fraction,
+                               new_categories=c.new_categories) for c in q.columns],
+        missing_columns=schema.missing,
+        type_changes=[TypeChange(name=n, reference=r, current=c) for n, r, c in schema.retyped])
+    q_f = quality_findings(spec, dq)
+    dq_condition = _condition("DataQualityDegraded", q_f, "BoundExceeded", "WithinBounds",
+                              "every column is within its bounds")
+    if schema:
+        return schema_failed_status(previous, schema, dq, q_f, dq_condition, now, generation)
     features = [_drift_result(d) for d in scored if d.role == "feature"]
     by_role = {d.role: _drift_result(d) for d in scored if d.role != "feature"}
     drifted = [f.name for f in features if f.drifted]
@@ -415,14 +527,6 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
                         drifted=drifted, features=features,
                         prediction=by_role.get("prediction"), target=by_role.get("target"))
 
-    dq = DataQualityStatus(
-        columns=[ColumnQuality(name=c.name, missing_fraction=c.missing_fraction,
-                               outlier_fraction=c.outlier_fraction,
-                               out_of_range_fraction=c.out_of_range_fraction,
-                               new_categories=c.new_categories) for c in q.columns],
-        missing_columns=q.missing_columns,
-        type_changes=[TypeChange(name=n, reference=r, current=c) for n, r, c in q.type_changes])
-
     with cpu:
         performance, why_none = _performance(spec, cur_frame)
     figures = _operational(spec, LoadContext(
@@ -431,15 +535,9 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
 
     d_f = drift_findings(spec, drift)
     p_f = performance_findings(spec, performance)
-    q_f = quality_findings(spec, dq)
     o_f = operational_findings(figures)
     findings = [*d_f, *p_f, *q_f, *o_f]
-
-    def cond(type_: str, found: Sequence[Finding], yes: str, no: str, ok: str
-             ) -> ConditionValue:
-        if found:
-            return ConditionValue(type_, "True", yes, "; ".join(f.message for f in found[:5]))
-        return ConditionValue(type_, "False", no, ok)
+    cond = _condition
 
     values = [
         ConditionValue("Ready", "True", "CheckSucceeded",
@@ -450,8 +548,7 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
              f"{len(drifted)} of {len(features)} features drifted"),
         cond("PerformanceDegraded", p_f, "OutOfBounds", "WithinBounds",
              "every metric is within its bounds"),
-        cond("DataQualityDegraded", q_f, "BoundExceeded", "WithinBounds",
-             "every column is within its bounds"),
+        dq_condition,
     ]
     if why_none is not None and spec.performance.metrics:
         values[3] = ConditionValue("PerformanceDegraded", "Unknown", "NoLabels", why_none)

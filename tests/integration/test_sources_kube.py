@@ -7,9 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from kube import Cluster, Kubectl
+from kube import Cluster, Kubectl, manifest
 from kubernetes import client, config
 
+from corpus import good_monitor, merge_patch
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources import LoadContext, MissingKeyError, SourceError, load
 from modelmon.sources.resolvers import KubeResolver
@@ -80,3 +81,21 @@ def test_forbidden_reads_say_which_permission_is_missing(cluster: Cluster, kubec
     assert "get on secrets" in str(info.value) and not info.value.transient
     with pytest.raises(SourceError, match="get on configmaps"):
         resolver.config_map("tiny", "reference.csv")
+
+
+@pytest.mark.parametrize(("source", "accepted", "message"), [
+    ({"url": "s3://ml-data/ref.parquet", "timeout": "2m"}, True, ""),
+    ({"url": "https://data.example/ref.csv", "timeout": "0s"}, False,
+     "spec.reference.source.timeout: Invalid value: \"object\": timeout must be longer "
+     "than 0s"),
+    ({"url": None, "configMap": {"name": "tiny", "key": "reference.csv"}, "timeout": "5s"},
+     False, "format, credentialsSecretRef, prunePartitions and timeout go with url"),
+])
+def test_the_apiserver_checks_the_url_timeout(kubectl: Kubectl, namespace: str,
+                                              source: dict[str, Any], accepted: bool,
+                                              message: str) -> None:
+    doc = merge_patch(good_monitor(), {"metadata": {"namespace": namespace},
+                                       "spec": {"reference": {"source": source}}})
+    done = kubectl("apply", "-f", "-", input=manifest(doc), check=False)
+    assert (done.returncode == 0) is accepted, done.stderr
+    assert message in done.stderr

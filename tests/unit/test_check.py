@@ -96,6 +96,9 @@ def test_target_missing_from_the_window_skips_target_drift_and_performance(
                    base_dir=tmp_path, now=NOW)
     ready = st.condition("Ready")
     assert ready is not None and ready.status == "True", ready
+    assert st.phase == "Healthy"
+    assert st.data_quality is not None and st.data_quality.missing_columns == []
+    assert not st.findings
     assert st.drift is not None and st.drift.target is None
     assert st.drift.prediction is not None
     assert not st.performance
@@ -147,21 +150,84 @@ def test_data_quality_figures_and_findings(tmp_path: Path) -> None:
     assert st.phase == "Degraded"
 
 
-def test_missing_and_retyped_columns(tmp_path: Path) -> None:
+def test_missing_and_retyped_columns_fail_with_invalid_data_and_keep_data_quality(
+        tmp_path: Path) -> None:
     ref, cur = frames(seed=1), frames(seed=2)
+    write(tmp_path, ref, cur)
+    healthy = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW, generation=2)
+    assert healthy.phase == "Healthy"
     cur = cur.drop(columns=["age"])
     cur["income"] = "unknown"
     write(tmp_path, ref, cur)
-    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    later = NOW + timedelta(minutes=10)
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=later, previous=healthy,
+                   generation=2)
+    assert st.phase == "Failing"
+    ready = st.condition("Ready")
+    assert ready is not None and ready.status == "False" and ready.reason == "InvalidData"
+    assert "spec.current.source" in ready.message
+    assert "'age'" in ready.message and "'income'" in ready.message
+    assert "numeric" in ready.message and "categorical" in ready.message
+    assert ("restore 'age' and 'income' upstream, or list them in spec.columns.exclude"
+            in ready.message), ready.message
+    source = st.condition("SourceAvailable")
+    assert source is not None and source.status == "True"
+    # This check's data quality, and its findings, are in the status all the same.
     assert st.data_quality is not None
     assert st.data_quality.missing_columns == ["age"]
     assert [(t.name, t.reference, t.current) for t in st.data_quality.type_changes] == [
         ("income", "numeric", "categorical")]
+    assert {c.name for c in st.data_quality.columns} == {"income", "region"}
     assert {f.name for f in st.findings} >= {"dataQuality.missingColumns.age",
                                              "dataQuality.typeChanges.income"}
-    assert st.drift is not None
-    income = next(f for f in st.drift.features if f.name == "income")
-    assert not income.drifted and income.message
+    quality = st.condition("DataQualityDegraded")
+    assert quality is not None and quality.status == "True" and "age" in quality.message
+    # The figures that cannot be computed now are the last ones.
+    assert st.drift == healthy.drift and st.performance == healthy.performance
+    assert st.last_check == healthy.last_check
+
+
+def test_one_missing_feature_of_an_explicit_list_names_that_field(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2).drop(columns=["region"]))
+    st = run_check(spec(tmp_path, columns={
+        "features": ["income", "region"], "prediction": "approved", "target": "defaulted",
+        "timestamp": "ts"}), base_dir=tmp_path, now=NOW)
+    ready = st.condition("Ready")
+    assert st.phase == "Failing"
+    assert ready is not None and ready.reason == "InvalidData"
+    assert ("restore 'region' upstream, or remove it from spec.columns.features"
+            in ready.message), ready.message
+    assert st.data_quality is not None and st.data_quality.missing_columns == ["region"]
+
+
+def test_prediction_column_missing_from_the_window_is_invalid_data(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2).drop(columns=["approved", "score"]))
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    ready = st.condition("Ready")
+    assert st.phase == "Failing"
+    assert ready is not None and ready.reason == "InvalidData"
+    assert ("lacks 'approved' (spec.columns.prediction) and 'score' "
+            "(spec.columns.predictionProbability)") in ready.message
+    assert "restore 'approved' upstream, or correct spec.columns.prediction" in ready.message
+    assert st.data_quality is not None
+    assert st.data_quality.missing_columns == ["approved", "score"]
+    assert {f.name for f in st.findings} >= {"dataQuality.missingColumns.approved",
+                                             "dataQuality.missingColumns.score"}
+
+
+def test_retyped_target_is_invalid_data(tmp_path: Path) -> None:
+    cur = frames(seed=2)
+    cur["defaulted"] = np.where(cur["defaulted"] == 1, "yes", "no")
+    write(tmp_path, frames(seed=1), cur)
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    ready = st.condition("Ready")
+    assert st.phase == "Failing"
+    assert ready is not None and ready.reason == "InvalidData"
+    assert "'defaulted' holds categorical values where the reference holds numeric" in (
+        ready.message)
+    assert "or correct spec.columns.target" in ready.message
+    assert st.data_quality is not None
+    assert [t.name for t in st.data_quality.type_changes] == ["defaulted"]
 
 
 def test_window_filters_current_rows(tmp_path: Path) -> None:

@@ -283,12 +283,16 @@ class Source(ApiModel):
         # prunePartitions has a default, which the apiserver fills in before CEL runs:
         # only true counts as set.
         CelRule(rule="has(self.url) || (!has(self.format) && !has(self.credentialsSecretRef)"
-                     " && !(has(self.prunePartitions) && self.prunePartitions))",
-                message="format, credentialsSecretRef and prunePartitions go with url"),
+                     " && !(has(self.prunePartitions) && self.prunePartitions)"
+                     " && !has(self.timeout))",
+                message="format, credentialsSecretRef, prunePartitions and timeout go with "
+                        "url"),
         CelRule(rule="!has(self.prunePartitions) || !self.prunePartitions || "
                      "(has(self.url) && self.url.endsWith('/'))",
                 message="prunePartitions needs a url ending in '/' (a prefix)",
                 fieldPath=".prunePartitions"),
+        CelRule(rule="!has(self.timeout) || duration(self.timeout) > duration('0s')",
+                message="timeout must be longer than 0s", fieldPath=".timeout"),
     )
 
     url: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
@@ -304,6 +308,10 @@ class Source(ApiModel):
     prune_partitions: bool = False
     """For a prefix: read only the date partitions (path segments date=, dt=, day= or ds=
     holding YYYY-MM-DD or YYYYMMDD, and hour=HH below them) that overlap current.window."""
+    timeout: Duration | None = None
+    """For http(s)://, s3:// and gs:// urls: the longest wait to connect to the server and
+    for each request to it (default 60s). A slower server fails the check with
+    SourceUnavailable (retried like other network trouble)."""
     sql: SqlSource | None = None
     """Rows from a SQL query."""
     prometheus: PrometheusSource | None = None
@@ -319,10 +327,13 @@ class Source(ApiModel):
                              f"configMap (got {', '.join(kinds) or 'none'})")
         if self.url is None and (self.format is not None
                                  or self.credentials_secret_ref is not None
-                                 or self.prune_partitions):
-            raise ValueError("format, credentialsSecretRef and prunePartitions go with url")
+                                 or self.prune_partitions or self.timeout is not None):
+            raise ValueError("format, credentialsSecretRef, prunePartitions and timeout go "
+                             "with url")
         if self.prune_partitions and not (self.url or "").endswith("/"):
             raise ValueError("prunePartitions: needs a url ending in '/' (a prefix)")
+        if self.timeout is not None and parse_duration(self.timeout).total_seconds() <= 0:
+            raise ValueError("timeout: must be longer than 0s")
         return self
 
     @property

@@ -34,6 +34,12 @@ data) is built from what the store keeps per object: VersionId, generation, ETag
 Last-Modified or mtime, size and inode. An http(s) server that sends none of ETag,
 Last-Modified, Content-MD5 or Digest gets a hash of the content instead (known only after
 a read). Credentials and URL query strings never appear in messages.
+
+Failures: ``timeout`` (default 60s) bounds connecting and each request to a remote server
+(for gs:// also gcsfs's own retries of one request); time-outs, refused connections, HTTP
+5xx and 429 are transient (``load`` retries them), while 401/403 (and rejected credentials)
+say to check ``credentialsSecretRef`` and 404 says what is missing. s3fs's own retries are
+off, so that the retries and their backoff are ``load``'s alone.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import fsspec
 import pandas as pd
 
-from modelmon.api.v1alpha1 import DataFormat, Source
+from modelmon.api.v1alpha1 import DataFormat, Source, parse_duration
 from modelmon.sources.base import (
     DataError,
     LoadContext,
@@ -73,8 +79,7 @@ SUFFIXES: dict[str, DataFormat] = {
     ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
     ".jsonl": "jsonl", ".ndjson": "jsonl",
 }
-HTTP_TIMEOUT_SECONDS = 60.0
-CONNECT_TIMEOUT_SECONDS = 10.0
+DEFAULT_TIMEOUT = "60s"
 MAX_FILES = 10_000
 """A prefix with more data files than this is refused (narrow it or prune partitions)."""
 
@@ -152,45 +157,89 @@ class Target:
     http: bool = False
     secrets: list[str] = field(default_factory=list)
     hint: str = ""
+    timeout: float = 60.0
+    """Seconds: the source's ``timeout``."""
+    timeout_text: str = DEFAULT_TIMEOUT
 
     def fail(self, exc: BaseException, verb: str = "read") -> SourceError:
         """A SourceError for an exception raised while reading (or listing) the url."""
-        if isinstance(exc, FileNotFoundError):
+        status = _status(exc)
+        if isinstance(exc, FileNotFoundError) or status == 404:
             return SourceError(f"{self.where}: {self.shown} not found{self.hint}")
         if isinstance(exc, IsADirectoryError):
             return SourceError(f"{self.where}: {self.shown} is a directory; end the url with "
                                "'/' to read every file under it")
-        if isinstance(exc, PermissionError) or _status(exc) in (401, 403):
+        if isinstance(exc, PermissionError) or status in (401, 403) or _rejected(exc):
             if not self.remote:
                 return SourceError(f"{self.where}: permission denied to {verb} {self.shown}")
+            if self.http:  # no credentialsSecretRef here: what grants access is in the url
+                return SourceError(
+                    f"{self.where}: access denied to {verb} {self.shown}"
+                    f"{f' (HTTP {status})' if status else ''}; check that the url's user info "
+                    "or signature (for a signed url: its expiry) still grants access")
+            why = " (the token service refused the key)" if _rejected(exc) else ""
             return SourceError(
-                f"{self.where}: access denied to {verb} {self.shown}; check the credentials "
-                "(credentialsSecretRef, or the pod's identity) and what they may read")
+                f"{self.where}: access denied to {verb} {self.shown}{why}; check the "
+                "credentials (credentialsSecretRef, or the pod's identity) and what they may "
+                "read")
+        if _timed_out(exc):
+            field_ = f"{self.where.removesuffix('.url')}.timeout"
+            return SourceError(
+                f"{self.where}: {self.shown} did not answer within {self.timeout_text} "
+                f"({field_}); check that the server is up, or raise {field_}",
+                transient=True)
         detail = scrub(first_line(exc), self.secrets)
         return SourceError(f"{self.where}: cannot {verb} {self.shown}: "
                            f"{type(exc).__name__}: {detail}", transient=_transient(exc))
 
 
 def _status(exc: BaseException) -> int | None:
-    status = getattr(exc, "status", None)
-    return status if isinstance(status, int) else None
+    """The HTTP status an exception carries: ``status`` (aiohttp, urllib), ``code`` (gcsfs's
+    HttpError, urllib), or 403 for gcsfs's ``OSError("Forbidden: ...")``."""
+    for name in ("status", "code"):
+        value = getattr(exc, name, None)
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+    if type(exc) is OSError and str(exc).startswith("Forbidden"):
+        return 403
+    return None
+
+
+def _rejected(exc: BaseException) -> bool:
+    """Credentials that the token service refused (google-auth's RefreshError, when the
+    service account key is unknown, disabled or malformed): not worth retrying."""
+    names = [c.__name__ for c in type(exc).__mro__]
+    return "RefreshError" in names and not getattr(exc, "retryable", False)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, BaseException):  # urllib's URLError wraps the socket's error
+        return _timed_out(reason)
+    return isinstance(exc, TimeoutError) or any(
+        "Timeout" in c.__name__ for c in type(exc).__mro__)
 
 
 def _transient(exc: BaseException) -> bool:
-    """Network trouble that may pass: time-outs, refused or reset connections, HTTP 5xx."""
+    """Network trouble that may pass: time-outs, refused or reset connections, HTTP 5xx
+    and 429, and tokens the token service could not issue for now."""
     reason = getattr(exc, "reason", None)
     if isinstance(reason, BaseException):  # urllib's URLError wraps the socket's error
         return _transient(reason)
     status = _status(exc)
     if status is not None:
-        return status >= 500 or status == 429
+        return status >= 500 or status in (408, 429)
     if isinstance(exc, TimeoutError | ConnectionError):
         return True
     names = " ".join(c.__name__ for c in type(exc).__mro__)
+    if "RefreshError" in names or "TransportError" in names:
+        return True  # not _rejected: a retryable refresh failure, or the network
     return any(w in names for w in ("Timeout", "Connect", "Disconnected", "Endpoint"))
 
 
-def _http_info(url: str) -> dict[str, Any]:
+def _http_info(url: str, timeout: float) -> dict[str, Any]:
     """What a HEAD request tells about an http(s) file (fsspec's ``info`` turns every
     failure into FileNotFoundError, which would hide a 503 or a refused connection)."""
     parts = urlsplit(url)
@@ -204,7 +253,7 @@ def _http_info(url: str) -> dict[str, Any]:
     plain = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
     request = urllib.request.Request(plain, headers=headers, method="HEAD")
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             got = response.headers
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
@@ -240,12 +289,11 @@ def _import(scheme: str, where: str) -> None:
                           f"modelmon[{extra}]") from None
 
 
-def _s3_options(source: Source, ctx: LoadContext, where: str
+def _s3_options(source: Source, ctx: LoadContext, where: str, timeout: float = 60.0
                 ) -> tuple[dict[str, Any], list[str]]:
     options: dict[str, Any] = {
         "use_listings_cache": False,
-        "config_kwargs": {"connect_timeout": CONNECT_TIMEOUT_SECONDS,
-                          "read_timeout": HTTP_TIMEOUT_SECONDS,
+        "config_kwargs": {"connect_timeout": timeout, "read_timeout": timeout,
                           "retries": {"max_attempts": 1}},
     }
     ref = source.credentials_secret_ref
@@ -262,9 +310,15 @@ def _s3_options(source: Source, ctx: LoadContext, where: str
     return options, [key, secret, token or ""]
 
 
-def _gcs_options(source: Source, ctx: LoadContext, where: str
+def _gcs_options(source: Source, ctx: LoadContext, where: str, timeout: float = 60.0
                  ) -> tuple[dict[str, Any], list[str]]:
-    options: dict[str, Any] = {"use_listings_cache": False, "timeout": HTTP_TIMEOUT_SECONDS}
+    import aiohttp
+
+    # requests_timeout bounds each request; timeout the whole call, gcsfs's own retries
+    # (up to six, with backoff) included, so that one attempt never outlasts the timeout.
+    options: dict[str, Any] = {
+        "use_listings_cache": False, "timeout": timeout,
+        "requests_timeout": aiohttp.ClientTimeout(total=timeout, connect=timeout)}
     ref = source.credentials_secret_ref
     if ref is None:
         return options, []
@@ -294,6 +348,8 @@ def target(source: Source, ctx: LoadContext) -> Target:
         return Target(fsspec.filesystem("file"), resolved.rstrip("/") or "/", shown, where,
                       remote=False, prefix=prefix,
                       hint=f" (relative paths resolve against {ctx.base_dir})")
+    timeout_text = source.timeout or DEFAULT_TIMEOUT
+    timeout = parse_duration(timeout_text).total_seconds()
     if scheme in ("http", "https"):
         if prefix:
             raise SourceError(f"{where}: a prefix (a url ending in '/') needs s3://, gs:// "
@@ -303,23 +359,59 @@ def target(source: Source, ctx: LoadContext) -> Target:
                               "s3:// and gs:// urls take credentials")
         import aiohttp
 
-        timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT_SECONDS,
-                                        connect=CONNECT_TIMEOUT_SECONDS)
-        fs = fsspec.filesystem(scheme, client_kwargs={"timeout": timeout},
+        client_timeout = aiohttp.ClientTimeout(total=timeout, connect=timeout)
+        fs = fsspec.filesystem(scheme, client_kwargs={"timeout": client_timeout},
                                use_listings_cache=False)
         parts = urlsplit(resolved)
         return Target(fs, resolved, shown, where, remote=True, prefix=False, http=True,
-                      secrets=[s for s in (parts.password, parts.query) if s])
+                      secrets=[s for s in (parts.password, parts.query) if s],
+                      timeout=timeout, timeout_text=timeout_text)
     _import(scheme, where)
-    options, secrets = (_s3_options if scheme == "s3" else _gcs_options)(source, ctx, where)
+    options, secrets = (_s3_options if scheme == "s3" else _gcs_options)(
+        source, ctx, where, timeout)
     try:
-        fs = fsspec.filesystem(scheme, **options)
+        fs = _gcs_filesystem(options) if scheme == "gs" else fsspec.filesystem(scheme, **options)
     except Exception as exc:
         raise SourceError(f"{where}: cannot set up {scheme}:// access: "
                           f"{scrub(first_line(exc), secrets)}") from None
+    if scheme == "s3":
+        fs.retries = 1  # s3fs would retry a time-out five times; ``load`` retries instead
     path = resolved.split("://", 1)[1]
-    return Target(fs, path.rstrip("/") if prefix else path, shown, where, remote=True,
-                  prefix=prefix, secrets=secrets)
+    t = Target(fs, path.rstrip("/") if prefix else path, shown, where, remote=True,
+               prefix=prefix, secrets=secrets, timeout=timeout, timeout_text=timeout_text)
+    if scheme == "gs":
+        _gcs_token(t)
+    return t
+
+
+def _gcs_filesystem(options: dict[str, Any]) -> Any:
+    """gcsfs's plain JSON-API filesystem.
+
+    ``fsspec.filesystem("gs")`` is, by default since gcsfs 2026, its experimental subclass
+    for zonal and hierarchical-namespace buckets, which first asks the Storage Control gRPC
+    API for the bucket's layout: a further permission, another endpoint, and, when that
+    call fails, a minute of retries repeated on every later call (a failed answer is not
+    cached). Reading objects needs none of it.
+    """
+    from gcsfs.core import GCSFileSystem
+
+    return GCSFileSystem(**options)
+
+
+def _gcs_token(t: Target) -> None:
+    """Get (or keep) gcsfs's access token before any request.
+
+    Inside a request gcsfs turns a refused token into a 401 that it retries six times with
+    backoff; asked here, a key the token service rejects fails at once as access denied,
+    and a token service that is down as a transient failure.
+    """
+    credentials = getattr(t.fs, "credentials", None)
+    if credentials is None or not hasattr(credentials, "maybe_refresh"):
+        return
+    try:
+        credentials.maybe_refresh()
+    except Exception as exc:
+        raise t.fail(exc.__cause__ or exc) from None
 
 
 # ---------------------------------------------------------------------------- versions
@@ -427,7 +519,7 @@ def listing(source: Source, t: Target, ctx: LoadContext) -> Listing:
     """The files to read (one, or those under a prefix) from metadata alone."""
     try:
         if not t.prefix:
-            info = _http_info(t.path) if t.http else t.fs.info(t.path)
+            info = _http_info(t.path, t.timeout) if t.http else t.fs.info(t.path)
             if info.get("type") == "directory":
                 raise IsADirectoryError(t.path)
             return Listing([(t.path, info)], file_version(info))
@@ -491,22 +583,43 @@ def read_parquet(handle: Any, columns: list[str] | None) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
+class _NoRangesError(Exception):
+    """The http(s) server ignores Range requests: the file can only be read whole."""
+
+
+def _parquet_columns(t: Target, path: str, columns: list[str] | None) -> pd.DataFrame:
+    # No read-ahead cache for a remote file: each read pyarrow makes (the footer, then one
+    # column chunk at a time) is one ranged request, so only the monitored columns travel.
+    with t.fs.open(path, "rb", **({"cache_type": "none"} if t.remote else {})) as handle:
+        try:
+            return read_parquet(handle, columns)
+        except ValueError as exc:
+            if t.http and "range" in str(exc).lower():
+                raise _NoRangesError from None
+            raise
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """The error is the store's (or the network's), not the content's."""
+    return (isinstance(exc, FileNotFoundError | PermissionError) or _status(exc) is not None
+            or _rejected(exc) or _timed_out(exc) or _transient(exc))
+
+
 def _read_file(t: Target, path: str, fmt: DataFormat, columns: list[str] | None,
                content_hash: bool) -> tuple[pd.DataFrame, str | None]:
     shown = t.shown if not t.prefix else f"{t.shown}{path[len(t.path.rstrip('/')) + 1:]}"
+    if fmt == "parquet" and not content_hash:
+        try:
+            return _parquet_columns(t, path, columns), None
+        except _NoRangesError:
+            pass  # one whole download below
+        except Exception as exc:
+            if _unreachable(exc):
+                raise t.fail(exc) from None
+            raise DataError(f"{t.where}: {shown} is not readable as parquet: "
+                            f"{scrub(first_line(exc), t.secrets)}") from None
     try:
-        if fmt == "parquet" and not content_hash:
-            with t.fs.open(path, "rb") as handle:
-                try:
-                    return read_parquet(handle, columns), None
-                except Exception as exc:
-                    if _transient(exc) or isinstance(exc, PermissionError):
-                        raise t.fail(exc) from None
-                    raise DataError(f"{t.where}: {shown} is not readable as parquet: "
-                                    f"{scrub(first_line(exc), t.secrets)}") from None
         data: bytes = t.fs.cat_file(path)
-    except (DataError, SourceError):
-        raise
     except Exception as exc:
         raise t.fail(exc) from None
     digest = "sha256=" + hashlib.sha256(data).hexdigest() if content_hash else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -100,6 +101,25 @@ def test_http_errors_are_redacted(http_root: str) -> None:
     with pytest.raises(SourceError) as info:
         load(Source(url="http://127.0.0.1:9/x.csv?sig=topsecret"), LoadContext(retries=0))
     assert "topsecret" not in str(info.value) and info.value.transient
+
+
+@pytest.mark.parametrize("query", ["", "?X-Amz-Signature=topsecret"])
+def test_http_access_denied_points_at_the_url(counting_root: str, query: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(self: CountingHandler) -> None:
+        self.send_error(403, "expired")
+
+    monkeypatch.setattr(CountingHandler, "do_GET", forbidden)
+    monkeypatch.setattr(CountingHandler, "do_HEAD", forbidden)
+    with pytest.raises(SourceError) as info:
+        load(Source(url=f"{counting_root}/d.csv{query}"),
+             LoadContext(role="spec.current.source", retries=0))
+    text = str(info.value)
+    assert text.startswith(f"spec.current.source.url: access denied to read {counting_root}"
+                           "/d.csv")
+    assert "check that the url's user info or signature" in text, text
+    assert "credentialsSecretRef" not in text and "topsecret" not in text
+    assert not info.value.transient
 
 
 def test_redact_url() -> None:
@@ -313,3 +333,146 @@ def test_s3_credentials_need_a_resolver() -> None:
                                  "credentialsSecretRef": {"name": "s3"}})
     with pytest.raises(SourceError, match=r"spec\.reference\.source\.credentialsSecretRef"):
         load(src, LoadContext(role="spec.reference.source"))
+
+
+# ---------------------------------------------------------------------------- time-outs
+
+
+@pytest.fixture
+def stalled() -> Iterator[str]:
+    """A server that accepts connections and reads requests but never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_a_stalled_http_server_times_out_naming_the_field(stalled: str) -> None:
+    src = Source.model_validate({"url": f"{stalled}/d.csv?sig=topsecret", "timeout": "1s"})
+    with pytest.raises(SourceError) as info:
+        load(src, LoadContext(role="spec.current.source", retries=0))
+    text = str(info.value)
+    assert text.startswith("spec.current.source.url: ")
+    assert "did not answer within 1s (spec.current.source.timeout)" in text, text
+    assert "raise spec.current.source.timeout" in text
+    assert info.value.transient and "topsecret" not in text
+
+
+def test_a_server_that_stalls_on_the_data_times_out(counting_root: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # HEAD answers; the GET of the data stalls (well past the timeout) before any byte.
+    release = threading.Event()
+
+    def stall_get(self: CountingHandler) -> None:
+        CountingHandler.counts["GET"] = CountingHandler.counts.get("GET", 0) + 1
+        release.wait(30)
+
+    monkeypatch.setattr(CountingHandler, "do_GET", stall_get)
+    src = Source.model_validate({"url": f"{counting_root}/d.csv", "timeout": "1s"})
+    try:
+        with pytest.raises(SourceError, match=r"did not answer within 1s \(spec\.reference"
+                                              r"\.source\.timeout\)") as info:
+            load(src, LoadContext(role="spec.reference.source", retries=1, retry_delay=0.01))
+    finally:
+        release.set()
+    assert info.value.transient and CountingHandler.counts == {"HEAD": 2, "GET": 2}
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"sql": {"connectionSecretRef": {"name": "d", "key": "u"}, "query": "SELECT 1"},
+      "timeout": "5s"}, "timeout go with url"),
+    ({"url": "http://h/x.csv", "timeout": "0s"}, "timeout: must be longer than 0s"),
+    ({"url": "http://h/x.csv", "timeout": "soon"}, "timeout"),
+])
+def test_timeout_goes_with_url_and_is_positive(doc: dict[str, object], message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        Source.model_validate(doc)
+
+
+# ---------------------------------------------------------------- parquet byte ranges
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory with single byte ranges (as object stores and CDNs do) and
+    counts the bytes of file content it sends."""
+
+    sent: ClassVar[int] = 0
+    ranges: ClassVar[list[str]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        wanted = self.headers.get("Range")
+        path = Path(self.translate_path(self.path))
+        if not wanted or not path.is_file():
+            super().do_GET()
+            return
+        data = path.read_bytes()
+        first, _, last = wanted.removeprefix("bytes=").partition("-")
+        start = len(data) - int(last) if not first else int(first)
+        end = len(data) - 1 if not first or not last else min(int(last), len(data) - 1)
+        body = data[start:end + 1]
+        RangeHandler.ranges.append(wanted)
+        RangeHandler.sent += len(body)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def copyfile(self, source: object, outputfile: object) -> None:
+        # A whole-file answer (no Range): count its bytes too.
+        data = source.read()  # type: ignore[attr-defined]
+        RangeHandler.sent += len(data)
+        outputfile.write(data)  # type: ignore[attr-defined]
+
+
+def test_parquet_over_http_fetches_only_the_monitored_columns(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({c: rng.normal(size=40_000) for c in "abcdef"})
+    frame.to_parquet(tmp_path / "wide.parquet", index=False)
+    size = (tmp_path / "wide.parquet").stat().st_size
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(RangeHandler, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    src = Source(url=f"http://127.0.0.1:{server.server_address[1]}/wide.parquet")
+    try:
+        RangeHandler.sent, RangeHandler.ranges = 0, []
+        everything = load(src, LoadContext()).frame
+        all_bytes = RangeHandler.sent
+        RangeHandler.sent, RangeHandler.ranges = 0, []
+        two = load(src, LoadContext(columns=["c", "a"])).frame
+        two_bytes = RangeHandler.sent
+    finally:
+        server.shutdown()
+        thread.join()
+    assert list(everything.columns) == list("abcdef") and list(two.columns) == ["a", "c"]
+    pd.testing.assert_frame_equal(two, frame[["a", "c"]])
+    assert size * 0.95 <= all_bytes <= size * 1.05
+    # Two of six equally sized columns, plus the footer: about a third of the file.
+    assert two_bytes < size / 2, (two_bytes, size, RangeHandler.ranges)
+    assert all(r.startswith("bytes=") for r in RangeHandler.ranges)
