@@ -126,8 +126,7 @@ def quality_findings(spec: ModelMonitorSpec, dq: DataQualityStatus) -> list[Find
             name=f"dataQuality.typeChanges.{t.name}", severity="warning", value=1.0,
             bound=0.0,
             message=f"{t.name}: {t.reference} in the reference, {t.current} in the current "
-                    "window; fix the type upstream, or list it in spec.columns.categorical "
-                    "if it is a category"))
+                    "window; restore its type upstream, or list it in spec.columns.exclude"))
     return out
 
 
