@@ -20,16 +20,23 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from modelmon.stats.drift import auto_method
-from modelmon.stats.drift.base import DriftResult, UnknownMethodError, get_method, method_names
+from modelmon.stats.drift.base import (
+    AnyMethod,
+    DriftResult,
+    UnknownMethodError,
+    get_method,
+    method_names,
+)
 from modelmon.stats.profile import (
     CategoricalProfile,
     FeatureKind,
     NumericProfile,
+    SortedFinite,
     as_float,
-    finite,
     fit_categorical,
     fit_numeric,
     scratch,
+    sorted_finite,
 )
 
 #: Numeric columns with at most this many distinct reference values are scored as
@@ -71,10 +78,16 @@ class ColumnProfile:
     method: str
     numeric: NumericProfile | None
     categorical: CategoricalProfile | None
+    scorer: AnyMethod | None = None
+    """The registered method named ``method`` for ``kind``, looked up once at fit."""
 
     @property
     def name(self) -> str:
         return self.request.name
+
+    def drift_method(self) -> AnyMethod:
+        """The method that scores this column."""
+        return self.scorer if self.scorer is not None else get_method(self.method, self.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +100,11 @@ class ReferenceProfile:
 
 def is_numeric(series: pd.Series) -> bool:
     """Numbers (not booleans) count as numeric."""
+    kind = series.dtype.kind
+    if kind in "iuf":
+        return True
+    if kind in "bOSUMm":
+        return False
     return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
 
 
@@ -110,11 +128,11 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int) -
             numeric.n_unique if numeric is not None else 0)
         method = auto_method(kind, reference_rows, unique)
     try:
-        get_method(method, kind)
+        scorer = get_method(method, kind)
     except UnknownMethodError as exc:
         raise ColumnSpecError(f"column {request.name!r} is {kind}: {exc}",
                               request.name) from None
-    return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical)
+    return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical, scorer)
 
 
 def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest], workers: int = 1
@@ -132,28 +150,32 @@ class CurrentColumn:
 
     Each form is computed on first use and kept: the values as float64 (a view of a float64
     column), its finite values in ascending order (the one sort of the column, shared by
-    every numeric method and the data-quality counts) and its category counts.
+    every numeric method and the data-quality counts; NaN and infinities are cut off its
+    ends by binary search) and its category counts.
 
     ``buffer``, when given, receives the sorted values instead of a new array: a caller
     that prepares one column after the other passes the same buffer each time (and drops
     each column before the next), so the window's sorts reuse one block of memory.
     """
 
-    __slots__ = ("_buffer", "_categories", "_finite_sorted", "_values", "series")
+    __slots__ = ("_buffer", "_categories", "_numeric", "_sorted", "_values", "series")
 
     def __init__(self, series: pd.Series, buffer: NDArray[np.float64] | None = None) -> None:
         self.series = series
         self._buffer = buffer
         self._values: NDArray[np.float64] | None = None
-        self._finite_sorted: NDArray[np.float64] | None = None
+        self._sorted: SortedFinite | None = None
         self._categories: CategoricalProfile | None = None
+        self._numeric: bool | None = None
 
     @property
     def size(self) -> int:
         return len(self.series)
 
     def is_numeric(self) -> bool:
-        return is_numeric(self.series)
+        if self._numeric is None:
+            self._numeric = is_numeric(self.series)
+        return self._numeric
 
     def values(self) -> NDArray[np.float64]:
         """The column as float64, missing values as NaN."""
@@ -163,16 +185,15 @@ class CurrentColumn:
 
     def finite_sorted(self) -> NDArray[np.float64]:
         """The finite values in ascending order."""
-        if self._finite_sorted is None:
-            values = finite(self.values())
-            if self._buffer is not None and self._buffer.size >= values.size:
-                ordered = self._buffer[:values.size]
-                np.copyto(ordered, values)
-                ordered.sort()
-                self._finite_sorted = ordered
-            else:
-                self._finite_sorted = np.sort(values)
-        return self._finite_sorted
+        return self._sorted_column().values
+
+    def _sorted_column(self) -> SortedFinite:
+        if self._sorted is None:
+            values = self.values()
+            buffer = self._buffer
+            fits = buffer is not None and buffer.size >= values.size
+            self._sorted = sorted_finite(values, buffer if fits else None)
+        return self._sorted
 
     def categories(self) -> CategoricalProfile:
         """The category counts (values compared as strings, missing dropped)."""
@@ -185,28 +206,24 @@ class CurrentColumn:
         if self._categories is not None:
             return self._categories.n_missing
         if self.series.dtype == np.float64:
-            kept = self._finite_sorted
-            if kept is not None and kept.size == self.size:
-                return 0
+            if self._sorted is not None:
+                return self._sorted.nan
             return int(np.count_nonzero(np.isnan(self.values())))
         return int(self.series.isna().sum())
 
     def count_outside(self, low: float, high: float) -> tuple[int, int]:
         """(values below ``low`` or above ``high``, non-missing values), infinities
         included: with the sorted finite values at hand two binary searches suffice."""
-        kept = self._finite_sorted
-        if kept is None:
+        if self._sorted is None:
             values = self.values()
             ok = values[~np.isnan(values)]
             return int(np.count_nonzero((ok < low) | (ok > high))), int(ok.size)
+        kept, neg_inf, pos_inf, _ = self._sorted
         outside = int(np.searchsorted(kept, low, side="left")
                       + kept.size - np.searchsorted(kept, high, side="right"))
-        present = self.size - self.n_missing()
-        if present > kept.size:  # infinities: outside unless a bound is infinite too
-            values = self.values()
-            outside += int(np.count_nonzero(values == -np.inf)) if -np.inf < low else 0
-            outside += int(np.count_nonzero(values == np.inf)) if np.inf > high else 0
-        return outside, present
+        # Infinities are outside unless a bound is infinite too.
+        outside += (neg_inf if -np.inf < low else 0) + (pos_inf if np.inf > high else 0)
+        return outside, self.size - self.n_missing()
 
 
 def _column(current: pd.Series | CurrentColumn) -> CurrentColumn:
@@ -226,7 +243,7 @@ def current_values(series: pd.Series | CurrentColumn, profile: ColumnProfile
 def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> DriftResult:
     """Drift of one current column against its reference profile."""
     column = _column(series)
-    method = get_method(profile.method, profile.kind)
+    method = profile.drift_method()
     if (profile.kind == "numeric" and not column.is_numeric()
             and column.series.notna().any()):
         return DriftResult(profile.method, None, None, _threshold(profile), False,
@@ -239,12 +256,13 @@ def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> D
             and set(current.categories) - set(ref.categories)):  # type: ignore[union-attr]
         # auto picked the two-category test, but the window brought a third category.
         method = get_method("chisquare", "categorical")
-    return method.score(ref, current, profile.request.threshold)  # type: ignore[arg-type]
+    return method.score(ref, current, profile.request.threshold,  # type: ignore[arg-type]
+                        prepared=True)
 
 
 def _threshold(profile: ColumnProfile) -> float:
     t = profile.request.threshold
-    return get_method(profile.method, profile.kind).default_threshold if t is None else t
+    return profile.drift_method().default_threshold if t is None else t
 
 
 @dataclass(frozen=True, slots=True)

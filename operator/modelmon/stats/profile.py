@@ -12,7 +12,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -61,10 +61,14 @@ class NumericProfile:
         falls in the bin above it. Sorted values are counted with one binary search per
         edge instead of one per value."""
         if is_ascending(values):
-            ends = np.searchsorted(values, self.bin_edges, side="left")
-            return np.diff(ends, prepend=0, append=values.size).astype(np.int64)
+            return self.bin_sorted(values)
         idx = np.searchsorted(self.bin_edges, values, side="right")
         return np.bincount(idx, minlength=len(self.bin_edges) + 1).astype(np.int64)
+
+    def bin_sorted(self, values: NDArray[np.float64]) -> NDArray[np.int64]:
+        """``bin`` of values known to be finite and ascending."""
+        ends = np.searchsorted(values, self.bin_edges, side="left")
+        return np.diff(ends, prepend=0, append=values.size).astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,44 @@ def finite(values: NDArray[np.float64]) -> NDArray[np.float64]:
         if not np.isfinite(values[start:start + BLOCK]).all():
             return values[np.isfinite(values)]
     return values
+
+
+class SortedFinite(NamedTuple):
+    """A float column sorted once: its finite values in ascending order and what was cut
+    off at either end."""
+
+    values: NDArray[np.float64]
+    neg_inf: int
+    pos_inf: int
+    nan: int
+
+
+def sorted_finite(values: NDArray[np.float64], out: NDArray[np.float64] | None = None
+                  ) -> SortedFinite:
+    """The finite values of a float array in ascending order, from one sort and at most
+    three binary searches.
+
+    numpy sorts -inf first and +inf then NaN last, so the finite values are one slice of
+    the sorted array, found without another pass over the column. ``out`` (at least as
+    large as ``values``, or ``values`` itself to sort in place) receives the sorted values,
+    else a new array does; the result is a view of it.
+    """
+    if out is None:
+        ordered = np.sort(values)
+    else:
+        ordered = out[:values.size]
+        if ordered is not values:
+            np.copyto(ordered, values)
+        ordered.sort()
+    size = ordered.size
+    if size == 0:
+        return SortedFinite(ordered, 0, 0, 0)
+    low = 0 if ordered[0] > -np.inf else int(np.searchsorted(ordered, -np.inf, "right"))
+    if ordered[-1] < np.inf:
+        return SortedFinite(ordered[low:], low, 0, 0)
+    high = int(np.searchsorted(ordered, np.inf, "left"))
+    first_nan = int(np.searchsorted(ordered, np.nan, "left"))
+    return SortedFinite(ordered[low:high], low, first_nan - high, size - first_nan)
 
 
 def as_float(series: pd.Series | NDArray[np.generic]) -> NDArray[np.float64]:
@@ -183,7 +225,9 @@ def sorted_quantiles(sorted_values: NDArray[np.float64],
 def fit_numeric(values: pd.Series | NDArray[np.generic]) -> NumericProfile:
     """Fit a numeric column: one sort, then everything is read off the sorted values."""
     raw = as_float(values)
-    clean = np.sort(finite(raw))
+    clean = sorted_finite(raw).values
+    if clean.base is not None and clean.size < raw.size:
+        clean = clean.copy()  # do not keep the NaN and infinities it was cut from
     n = int(clean.size)
     n_missing = int(raw.size - n)
     if n == 0:

@@ -29,7 +29,7 @@ from scipy import special, stats
 
 from modelmon.stats.drift.base import NumericMethod, register
 from modelmon.stats.drift.ecdf import has_ties, merge_sorted, run_ends
-from modelmon.stats.profile import NumericProfile, ascending
+from modelmon.stats.profile import NumericProfile
 
 #: Above this many values on either side scipy's ``ks_2samp(method="auto")`` switches from
 #: the exact null distribution to the asymptotic one; we follow the same switch.
@@ -250,7 +250,7 @@ class KolmogorovSmirnov(NumericMethod):
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
         n, m = reference.n, int(current.size)
-        current_sorted = ascending(current)
+        current_sorted = current
         d = ks_statistic(reference.sorted_values, current_sorted)
         if max(n, m) > KS_EXACT_MAX_N:
             return d, ks_asymptotic_pvalue(d, n, m)
@@ -386,7 +386,7 @@ class CramerVonMises(NumericMethod):
                   ) -> tuple[float, float | None]:
         if reference.n < 2 or current.size < 2:
             return math.nan, math.nan
-        current_sorted = ascending(current)
+        current_sorted = current
         n, m = reference.n, int(current_sorted.size)
         if has_ties(reference.sorted_values, reference.n_unique, current_sorted):
             t = cvm_statistic(reference.sorted_values, current_sorted)
@@ -405,7 +405,7 @@ class CramerVonMises(NumericMethod):
                statistic: float, p_value: float | None) -> str | None:
         if reference.n < 2 or current.size < 2:
             return "not scored: cvm needs at least two values on each side"
-        if has_ties(reference.sorted_values, reference.n_unique, ascending(current)):
+        if has_ties(reference.sorted_values, reference.n_unique, current):
             return ("tied values: statistic from the ECDFs, asymptotic p-value "
                     "(conservative for discrete data)")
         return None
@@ -523,7 +523,7 @@ class AndersonDarling(NumericMethod):
                   ) -> tuple[float, float | None]:
         if _anderson_problem(reference, current) is not None:
             return math.nan, math.nan
-        a2akn = anderson_midrank(reference.sorted_values, ascending(current))
+        a2akn = anderson_midrank(reference.sorted_values, current)
         a2 = anderson_standardised(a2akn, reference.n, int(current.size))
         return a2, anderson_pvalue(a2)
 
