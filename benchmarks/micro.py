@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,16 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     columns = [(ks.columns[n].numeric, np.sort(cur[n].to_numpy())) for n in cur.columns]
     dists = [edf.ks_statistic(p.sorted_values, c) for p, c in columns if p is not None]
 
-    grid_of: Any = getattr(edf, "grid_of", None)
-    statistic: Any = edf.ks_statistic
-
     def statistic_only() -> None:
         for prof, c in columns:
             assert prof is not None
-            if grid_of is None:  # before the reference grid
-                statistic(prof.sorted_values, c)
-            else:
-                statistic(prof.sorted_values, c, grid_of(prof))
+            edf.ks_statistic(prof.sorted_values, c, prof.grid)
 
     def pvalue_only() -> None:
         for d in dists:

@@ -20,7 +20,7 @@ from modelmon.stats.dataset import (
 )
 from modelmon.stats.drift import NumericMethod, methods
 from modelmon.stats.drift.distance import W_BLOCK, _intervals, wasserstein
-from modelmon.stats.drift.edf import KS_STRIDE, ks_statistic
+from modelmon.stats.drift.edf import KS_SPLIT, ks_statistic
 from modelmon.stats.profile import (
     count_distinct,
     finite,
@@ -32,7 +32,7 @@ from modelmon.stats.profile import (
 )
 
 SIZES = [(1, 1), (1, 7), (7, 1), (3, 7), (10, 10), (12, 18), (100, 37), (999, 1000),
-         (30_000, 20_000), (25_000, 200 * KS_STRIDE + 5)]
+         (30_000, 20_000), (25_000, 1600 * KS_SPLIT + 5)]
 
 
 @pytest.mark.parametrize(("n", "m"), SIZES)
@@ -68,7 +68,7 @@ def test_wasserstein_across_blocks_equals_scipy(n: int, m: int) -> None:
 
 def test_ks_runs_across_block_boundaries() -> None:
     ref = np.repeat(np.arange(50.0), 400)
-    cur = np.sort(np.concatenate([np.full(3 * KS_STRIDE + 3, 7.0), np.arange(0.0, 50.0, 0.5)]))
+    cur = np.sort(np.concatenate([np.full(3 * KS_SPLIT**3 + 3, 7.0), np.arange(0.0, 50.0, 0.5)]))
     assert ks_statistic(ref, cur) == stats.ks_2samp(ref, cur).statistic
 
 
