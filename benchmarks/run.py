@@ -697,7 +697,7 @@ def pvalue_section(rows: Sequence[dict[str, Any]]) -> list[str]:
         "tool takes a shortcut) and the others not at all. Between the two, where p falls "
         "from about 0.05 to 1e-14 and drift is decided, scipy's `ks_2samp` computes the "
         "asymptotic p-value with `kstwo.sf`, which sums about N = n/2 terms of the exact "
-        "Smirnov series per column; modelmon sums the same series on 1,024 of its terms. "
+        "Smirnov series per column; modelmon sums the same series on 256 of its terms. "
         "Best of several runs, one column, `kstwo.sf(D, N)` against modelmon's "
         "`ks_asymptotic_pvalue(D, n, n)`:",
         "",

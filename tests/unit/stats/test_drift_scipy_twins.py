@@ -370,3 +370,39 @@ def test_anderson_agrees_with_scipy_on_many_samples() -> None:
         regions["capped" if p == edf.ANDERSON_P_CAP else
                 "floored" if p == edf.ANDERSON_P_FLOOR else "interpolated"] += 1
     assert min(regions.values()) >= 20, regions
+
+
+def _pairs() -> Iterator[tuple[int, int]]:
+    for n in (10_001, 12_000, 60_000, 100_000, 400_000, 1_000_000, 3_000_000):
+        for ratio in (1.0, 0.3, 3.0):
+            yield n, max(1, round(n * ratio))
+    yield 141, 1_000_000  # N just above the small-N formulas
+
+
+@pytest.mark.parametrize(("n", "m"), list(_pairs()))
+def test_ks_asymptotic_pvalue_matches_kstwo_on_a_wide_grid(n: int, m: int) -> None:
+    """Every formula region of ``kstwo.sf`` (N*D^2 from 1e-4 to 400, D up to 0.9): ours
+    within 1e-9 absolute of scipy's, which ``ks_2samp`` returns for these sizes."""
+    en = round(n * m / (n + m))
+    zs = np.concatenate([np.geomspace(1e-2, 1.48, 12), np.linspace(1.49, 20, 14)])
+    ds = np.concatenate([zs / math.sqrt(en), [0.3, 0.49, 0.51, 0.9]])
+    for d in ds[ds < 1]:
+        ours = edf.ks_asymptotic_pvalue(float(d), n, m)
+        want = float(np.clip(stats.kstwo.sf(d, float(en)), 0, 1))
+        assert abs(ours - want) <= TOL, (n, m, d, ours, want)
+
+
+def test_pelz_good_equals_scipys() -> None:
+    from scipy.stats import _ksstats
+
+    for n in (141, 5_000, 100_001, 2_000_000):
+        for x in np.geomspace(1e-4, 0.5, 60):
+            want = float(_ksstats._kolmogn_PelzGood(n, float(x), cdf=True))  # type: ignore[attr-defined]
+            assert abs(edf.pelz_good_cdf(n, float(x)) - want) <= 1e-10, (n, x)
+
+
+def test_undrifted_ks_p_values_do_not_call_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large undrifted windows (Pelz-Good's region) need no scipy call either."""
+    want = float(stats.kstwo.sf(0.004, 50_000.0))
+    monkeypatch.setattr(stats, "kstwo", None)
+    assert abs(edf.ks_asymptotic_pvalue(0.004, 100_000, 100_000) - want) <= 1e-12
