@@ -34,6 +34,10 @@ class RankGrid:
     values: NDArray[np.float64]
     below: NDArray[np.intp]
     upto: NDArray[np.intp]
+    below_share: NDArray[np.float64]
+    """``below / n`` (``n`` the sample's size), as the KS statistic divides it."""
+    upto_share: NDArray[np.float64]
+    """``upto / n``."""
 
 
 #: A reference of ``n`` values keeps a grid of about ``RANK_GRID_SCALE * sqrt(n)`` of them
@@ -51,8 +55,9 @@ def rank_grid(sorted_values: NDArray[np.float64], size: int | None = None) -> Ra
     positions = np.linspace(0, n - 1, min(max(size, 2), n)).astype(np.intp)
     values = sorted_values[positions]
     values = values[np.concatenate(([True], values[1:] != values[:-1]))]
-    return RankGrid(values, np.searchsorted(sorted_values, values, "left"),
-                    np.searchsorted(sorted_values, values, "right"))
+    below = np.searchsorted(sorted_values, values, "left")
+    upto = np.searchsorted(sorted_values, values, "right")
+    return RankGrid(values, below, upto, below / n, upto / n)
 
 
 @dataclass(frozen=True, slots=True)

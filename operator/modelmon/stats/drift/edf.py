@@ -91,13 +91,11 @@ def ks_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[
     if equal.any():
         cur_upto = cur_below.copy()
         cur_upto[equal] = np.searchsorted(current_sorted, values[equal], "right")
-    below_ref, upto_ref = grid.below / n, grid.upto / n
+    below_ref, upto_ref = grid.below_share, grid.upto_share
     below_cur = cur_below / m
     upto_cur = below_cur if cur_upto is cur_below else cur_upto / m
-    just_below = below_ref - below_cur
-    at = upto_ref - upto_cur
-    seen = max(float(just_below.max()), -float(just_below.min()),
-               float(at.max()), -float(at.min()))
+    seen = max(float(np.abs(below_ref - below_cur).max()),
+               float(np.abs(upto_ref - upto_cur).max()))
     # Inside the gap after grid value k the reference counts lie in [upto_k, below_k+1]
     # and the window's in [cur_upto_k, cur_below_k+1].
     bound = np.maximum(below_ref[1:] - upto_cur[:-1], below_cur[1:] - upto_ref[:-1])
