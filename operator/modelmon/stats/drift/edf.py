@@ -80,7 +80,7 @@ def ks_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[
     (``_ks_block_extremes``). The result is scipy's number, from a few thousand binary
     searches instead of ``n + m``.
     """
-    n, m = reference_sorted.size, current_sorted.size
+    m = current_sorted.size
     if grid is None:
         grid = rank_grid(reference_sorted)
     values = grid.values
