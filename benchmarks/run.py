@@ -116,8 +116,9 @@ class Result:
 
     @property
     def work_mb(self) -> float:
-        """Peak RSS above the process with the data read (and steady state fitted)."""
-        return float(self.rss["peak"] - self.rss["ready"]) / MB
+        """Peak RSS of a run above the process with the data read (and steady state
+        fitted) at its start."""
+        return float(self.rss.get("work", self.rss["peak"] - self.rss["ready"])) / MB
 
 
 # The peers' virtualenv -----------------------------------------------------------------

@@ -240,7 +240,7 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
         the_plan = plan(spec, loaded.frame)
         try:
             with cpu:
-                profile = fit_reference(loaded.frame, the_plan.requests)
+                profile = fit_reference(loaded.frame, the_plan.requests, consume=True)
         except ColumnSpecError as exc:
             override = spec.drift.features.get(exc.column)
             field = (f"spec.drift.features.{exc.column}.method"

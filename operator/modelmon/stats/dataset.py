@@ -10,6 +10,7 @@ check never re-sorts or re-bins the reference and never copies the whole window.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -108,10 +109,15 @@ def is_numeric(series: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
 
 
-def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int) -> ColumnProfile:
-    """Fit one reference column and pick its kind and method."""
+def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int,
+               sortable: NDArray[np.float64] | None = None) -> ColumnProfile:
+    """Fit one reference column and pick its kind and method. ``sortable``: the column's
+    own float64 values, which the caller gives up to be sorted in place."""
     dtype_kind: FeatureKind = "numeric" if is_numeric(series) else "categorical"
-    numeric = fit_numeric(series) if dtype_kind == "numeric" else None
+    numeric = None
+    if dtype_kind == "numeric":
+        numeric = (fit_numeric(series) if sortable is None
+                   else fit_numeric(sortable, in_place=True))
     method = request.method
     if request.categorical or dtype_kind == "categorical":
         kind: FeatureKind = "categorical"
@@ -135,14 +141,78 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int) -
     return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical, scorer)
 
 
-def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest], workers: int = 1
-                  ) -> ReferenceProfile:
+def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest], workers: int = 1,
+                  *, consume: bool = False) -> ReferenceProfile:
     """Fit every requested column of the reference frame (``workers`` columns at once in
-    threads when more than one)."""
+    threads when more than one).
+
+    ``consume=True`` hands the frame over (the caller loaded it for this fit and drops it
+    after): a numeric column whose float64 values the frame alone holds, writable, is
+    sorted where it is and kept by the profile without a copy (``sortable_columns``), and
+    every fitted column is deleted from the frame once fitted, so that a column the
+    profile copies is released as the copy is made. Either way the frame and the profile
+    never hold a column twice, and the frame is left with the unrequested columns only.
+    Without it the frame is never modified.
+    """
     rows = len(frame)
-    items = [(frame[r.name], r) for r in requests]
-    fitted = _map(lambda item: fit_column(item[0], item[1], rows), items, workers)
-    return ReferenceProfile(rows=rows, columns={c.name: c for c in fitted})
+    requests = list(requests)
+    if not consume:
+        items = [(frame[r.name], r) for r in requests]
+        fitted = _map(lambda item: fit_column(item[0], item[1], rows), items, workers)
+        return ReferenceProfile(rows=rows, columns={c.name: c for c in fitted})
+    names = [r.name for r in requests]
+    once = {name for name in names if names.count(name) == 1 and _unique(frame, name)}
+    sortable = sortable_columns(frame, once)
+    lock = threading.Lock()
+
+    def fit(request: ColumnRequest) -> ColumnProfile:
+        with lock:
+            series = frame[request.name]
+        fitted = fit_column(series, request, rows, sortable.pop(request.name, None))
+        del series
+        if request.name in once:
+            with lock:
+                del frame[request.name]
+        return fitted
+
+    done = _map(fit, requests, workers)
+    return ReferenceProfile(rows=rows, columns={c.name: c for c in done})
+
+
+def _unique(frame: pd.DataFrame, name: str) -> bool:
+    return isinstance(frame.columns.get_loc(name), int)
+
+
+def sortable_columns(frame: pd.DataFrame, names: Collection[str]
+                     ) -> dict[str, NDArray[np.float64]]:
+    """The columns among ``names`` that may be sorted in the frame's own memory: float64
+    numpy columns that pandas says nothing else references (its copy-on-write
+    bookkeeping: no other frame, series or view shares the block), in writable memory (not
+    an arrow buffer), whose block holds only columns among ``names`` and is no view of a
+    larger array (so a profile keeping them keeps nothing else alive). Each as a view of
+    the frame's block; none when this pandas lacks the bookkeeping."""
+    out: dict[str, NDArray[np.float64]] = {}
+    try:
+        manager = frame._mgr
+        blknos, blklocs, blocks = manager.blknos, manager.blklocs, manager.blocks
+        has_no_reference = manager._has_no_reference
+        columns = frame.columns
+        for name in names:
+            loc = columns.get_loc(name)
+            if not isinstance(loc, int) or not has_no_reference(loc):
+                continue
+            block = blocks[blknos[loc]]
+            values = block.values
+            base = getattr(values, "base", None)
+            if (not isinstance(values, np.ndarray) or values.dtype != np.float64
+                    or not values.flags.writeable
+                    or (isinstance(base, np.ndarray) and base.nbytes > values.nbytes)
+                    or any(columns[i] not in names for i in block.mgr_locs.as_array)):
+                continue
+            out[name] = values[blklocs[loc]] if values.ndim == 2 else values
+    except (AttributeError, TypeError, IndexError):  # another pandas: copy instead
+        return {}
+    return out
 
 
 class CurrentColumn:

@@ -259,12 +259,20 @@ def sorted_quantiles(sorted_values: NDArray[np.float64],
     return out
 
 
-def fit_numeric(values: pd.Series | NDArray[np.generic]) -> NumericProfile:
-    """Fit a numeric column: one sort, then everything is read off the sorted values."""
+def fit_numeric(values: pd.Series | NDArray[np.generic], *, in_place: bool = False
+                ) -> NumericProfile:
+    """Fit a numeric column: one sort, then everything is read off the sorted values.
+
+    ``in_place=True`` sorts a float64 array of ``values`` where it is (the caller gives it
+    up) and the profile keeps it, instead of sorting a copy.
+    """
     raw = as_float(values)
-    clean = sorted_finite(raw).values
-    if clean.base is not None and clean.size < raw.size:
-        clean = clean.copy()  # do not keep the NaN and infinities it was cut from
+    if in_place and raw.flags.writeable:
+        clean = sorted_finite(raw, raw).values
+    else:
+        clean = sorted_finite(raw).values
+        if clean.size < raw.size:
+            clean = clean.copy()  # do not keep the NaN and infinities it was cut from
     n = int(clean.size)
     n_missing = int(raw.size - n)
     if n == 0:
