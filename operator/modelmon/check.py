@@ -63,6 +63,7 @@ from modelmon.stats.dataset import (
     ColumnRequest,
     ColumnSpecError,
     ReferenceProfile,
+    alone_workers,
     fit_reference,
     score_window,
 )
@@ -240,7 +241,10 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
         the_plan = plan(spec, loaded.frame)
         try:
             with cpu:
-                profile = fit_reference(loaded.frame, the_plan.requests, consume=True)
+                # Alone (no CPU limit: `modelmon check`) it may use threads.
+                threads = alone_workers(len(loaded.frame), len(the_plan.requests))
+                profile = fit_reference(loaded.frame, the_plan.requests, consume=True,
+                                        workers=threads if cpu is NO_LIMIT else 1)
         except ColumnSpecError as exc:
             override = spec.drift.features.get(exc.column)
             field = (f"spec.drift.features.{exc.column}.method"
@@ -404,7 +408,8 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
                                f"spec.current.minRows is {spec.current.min_rows}")
     # One pass: each current column is sorted or counted once for drift and quality.
     with cpu:
-        scores = score_window(ref.profile, cur_frame)
+        threads = alone_workers(len(cur_frame), len(ref.profile.columns))
+        scores = score_window(ref.profile, cur_frame, workers=threads if cpu is NO_LIMIT else 1)
     scored, q = scores.drift, scores.quality
     features = [_drift_result(d) for d in scored if d.role == "feature"]
     by_role = {d.role: _drift_result(d) for d in scored if d.role != "feature"}

@@ -10,6 +10,7 @@ check never re-sorts or re-bins the reference and never copies the whole window.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -482,6 +483,23 @@ def score_window(reference: ReferenceProfile, current: pd.DataFrame | ColumnRead
         [drift for drift, _, _ in results],
         QualityFigures([q for _, q, _ in results if q is not None], missing,
                        [c for _, _, c in results if c is not None]))
+
+
+#: Threads for one check that runs alone (``modelmon check``): numpy's sorts and searches
+#: release the GIL, so columns score in parallel; beyond four a window rarely gains more.
+ALONE_MAX_WORKERS = 4
+#: Windows of fewer values (rows x columns) score in one thread: starting threads would
+#: cost more than they save.
+PARALLEL_MIN_VALUES = 200_000
+
+
+def alone_workers(rows: int, columns: int) -> int:
+    """Threads for a check of ``columns`` columns of ``rows`` rows that has the machine to
+    itself: one per core up to ``ALONE_MAX_WORKERS`` (and the column count), or one for a
+    small window. A caller that runs many checks at once (the operator) uses one each."""
+    if rows * columns < PARALLEL_MIN_VALUES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, ALONE_MAX_WORKERS, columns))
 
 
 T = TypeVar("T")
