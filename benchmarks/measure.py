@@ -3,14 +3,17 @@
 ``run.py`` starts this script once per row of the report (with the peers' virtualenv's
 interpreter), so that each tool's peak memory is its own. It prints one JSON object:
 
-- ``times``: wall seconds of each timed run, after one untimed warm-up run. A run covers
-  the statistics only: both frames are already in memory (read from parquet before the
-  clock starts) and whatever a tool fits ahead of time in ``steady`` mode is fitted before
-  it starts too.
+- ``times``: wall seconds of each timed run, after one untimed warm-up run (a warm-up
+  longer than ``long_run_seconds`` counts as the first timed run). A run covers the
+  statistics only: both frames are already in memory (read from parquet before the clock
+  starts) and whatever a tool fits ahead of time in ``steady`` mode is fitted before it
+  starts too; modelmon's cold runs each get a freshly read reference frame
+  (``FreshReference``), since they consume it.
 - ``rss``: resident set sizes in bytes: at start, after the imports, after the data was
-  read (and, in ``steady`` mode, the reference fitted), and the peak during the runs. The
-  peak is reset (``/proc/self/clear_refs``) just before the warm-up, so it is the peak of
-  the statistics and the data already in memory, not of the imports or the file reading.
+  read (and, in ``steady`` mode, the reference fitted), the peak during the runs, and
+  ``work``, the largest peak of a run above the RSS it started with. The peak is reset
+  (``/proc/self/clear_refs``) just before each run, so it is the peak of the statistics
+  and the data already in memory, not of the imports or the file reading.
 - ``columns``: each column's statistic, p-value (if the method has one) and drift flag.
 
 Usage: ``measure.py '{"tool": ..., "config": ..., "mode": ..., "workload": [...], ...}'``.
@@ -372,7 +375,9 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     times: list[float] = []
     repeats = int(spec["repeats"])
     if warmup > float(spec["long_run_seconds"]):
-        repeats = min(repeats, 1)
+        # A run this long warms itself up: it is the first timed one.
+        times.append(warmup)
+        repeats -= 1
     for _ in range(repeats):
         result = None
         elapsed, result = timed()
