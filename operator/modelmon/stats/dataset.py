@@ -149,11 +149,11 @@ def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest], worker
 
     ``consume=True`` hands the frame over (the caller loaded it for this fit and drops it
     after): a numeric column whose float64 values the frame alone holds, writable, is
-    sorted where it is and kept by the profile without a copy (``sortable_columns``), and
-    every fitted column is deleted from the frame once fitted, so that a column the
-    profile copies is released as the copy is made. Either way the frame and the profile
-    never hold a column twice, and the frame is left with the unrequested columns only.
-    Without it the frame is never modified.
+    sorted where it is and kept by the profile without a copy (``sortable_columns``); any
+    other fitted column is deleted from the frame once fitted, so that it is released as
+    the profile's copy is made (arrow-backed columns, as ``modelmon check`` reads parquet).
+    Either way the frame and the profile never hold a column twice; the frame's contents
+    are then undefined. Without it the frame is never modified.
     """
     rows = len(frame)
     requests = list(requests)
@@ -169,9 +169,10 @@ def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest], worker
     def fit(request: ColumnRequest) -> ColumnProfile:
         with lock:
             series = frame[request.name]
-        fitted = fit_column(series, request, rows, sortable.pop(request.name, None))
+            in_place = sortable.pop(request.name, None)
+        fitted = fit_column(series, request, rows, in_place)
         del series
-        if request.name in once:
+        if request.name in once and in_place is None:  # the profile holds a copy
             with lock:
                 del frame[request.name]
         return fitted

@@ -89,8 +89,15 @@ def ks_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[
     equal = current_sorted[np.minimum(cur_below, m - 1)] == values
     cur_upto = cur_below
     if equal.any():
+        # A run of a grid value that reaches the next grid value's position ends there
+        # (common when the window has few distinct values); the others are searched.
         cur_upto = cur_below.copy()
-        cur_upto[equal] = np.searchsorted(current_sorted, values[equal], "right")
+        following = np.append(cur_below[1:], m)
+        reaches = equal & (current_sorted[np.maximum(following - 1, 0)] == values)
+        cur_upto[reaches] = following[reaches]
+        rest = equal & ~reaches
+        if rest.any():
+            cur_upto[rest] = np.searchsorted(current_sorted, values[rest], "right")
     below_ref, upto_ref = grid.below_share, grid.upto_share
     below_cur = cur_below / m
     upto_cur = below_cur if cur_upto is cur_below else cur_upto / m
