@@ -406,3 +406,18 @@ def test_undrifted_ks_p_values_do_not_call_scipy(monkeypatch: pytest.MonkeyPatch
     want = float(stats.kstwo.sf(0.004, 50_000.0))
     monkeypatch.setattr(stats, "kstwo", None)
     assert abs(edf.ks_asymptotic_pvalue(0.004, 100_000, 100_000) - want) <= 1e-12
+
+
+@pytest.mark.parametrize(("n", "m"), [(12_000, 15_000), (60_000, 60_000), (200_000, 50_000)])
+def test_ks_score_equals_ks_2samp_on_large_samples(n: int, m: int) -> None:
+    """The whole method on samples past the exact switch, undrifted to clearly drifted
+    (every p-value region of the asymptotic path): D and p as ``ks_2samp`` gives them."""
+    rng = np.random.default_rng(n + m)
+    ks = get_method("ks", "numeric")
+    for shift in (0.0, 0.01, 0.02, 0.04, 0.3):
+        ref, cur = rng.normal(size=n), np.round(rng.normal(shift, size=m), 3)
+        got = ks.score(fit_numeric(ref), cur)
+        want = stats.ks_2samp(ref, cur)
+        assert got.statistic == float(want.statistic), shift
+        assert got.p_value is not None
+        assert abs(got.p_value - float(want.pvalue)) <= TOL, (shift, got.p_value, want.pvalue)
