@@ -12,7 +12,7 @@ import pytest
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-from modelmon.stats.drift import edf, get_method, methods
+from modelmon.stats.drift import NumericMethod, edf, get_method, methods
 from modelmon.stats.drift.divergence import EMPTY_CELL
 from modelmon.stats.profile import (
     CategoricalProfile,
@@ -414,6 +414,7 @@ def test_ks_score_equals_ks_2samp_on_large_samples(n: int, m: int) -> None:
     (every p-value region of the asymptotic path): D and p as ``ks_2samp`` gives them."""
     rng = np.random.default_rng(n + m)
     ks = get_method("ks", "numeric")
+    assert isinstance(ks, NumericMethod)
     for shift in (0.0, 0.01, 0.02, 0.04, 0.3):
         ref, cur = rng.normal(size=n), np.round(rng.normal(shift, size=m), 3)
         got = ks.score(fit_numeric(ref), cur)

@@ -340,8 +340,9 @@ class KolmogorovSmirnov(NumericMethod):
     below 0.05, the conventional 5% significance level (also Evidently's default for its
     small-data numeric test). The p-value follows ``scipy.stats.ks_2samp(method="auto")``:
     exact when neither side exceeds 10,000 values (scipy's exact null distribution,
-    ``ks_exact``), otherwise Smirnov's asymptotic distribution, with a fast far-tail path.
-    The statistic is ``ks_statistic`` on the sorted reference either way.
+    ``ks_exact``), otherwise Smirnov's asymptotic distribution (``ks_asymptotic_pvalue``,
+    scipy's formulas without its per-call cost). The statistic is ``ks_statistic`` on the
+    sorted reference and its rank grid either way.
     """
 
     name = "ks"
