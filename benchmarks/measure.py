@@ -3,14 +3,17 @@
 ``run.py`` starts this script once per row of the report (with the peers' virtualenv's
 interpreter), so that each tool's peak memory is its own. It prints one JSON object:
 
-- ``times``: wall seconds of each timed run, after one untimed warm-up run. A run covers
-  the statistics only: both frames are already in memory (read from parquet before the
-  clock starts) and whatever a tool fits ahead of time in ``steady`` mode is fitted before
-  it starts too.
+- ``times``: wall seconds of each timed run, after one untimed warm-up run (a warm-up
+  longer than ``long_run_seconds`` counts as the first timed run). A run covers the
+  statistics only: both frames are already in memory (read from parquet before the clock
+  starts) and whatever a tool fits ahead of time in ``steady`` mode is fitted before it
+  starts too; modelmon's cold runs each get a freshly read reference frame
+  (``FreshReference``), since they consume it.
 - ``rss``: resident set sizes in bytes: at start, after the imports, after the data was
-  read (and, in ``steady`` mode, the reference fitted), and the peak during the runs. The
-  peak is reset (``/proc/self/clear_refs``) just before the warm-up, so it is the peak of
-  the statistics and the data already in memory, not of the imports or the file reading.
+  read (and, in ``steady`` mode, the reference fitted), the peak during the runs, and
+  ``work``, the largest peak of a run above the RSS it started with. The peak is reset
+  (``/proc/self/clear_refs``) just before each run, so it is the peak of the statistics
+  and the data already in memory, not of the imports or the file reading.
 - ``columns``: each column's statistic, p-value (if the method has one) and drift flag.
 
 Usage: ``measure.py '{"tool": ..., "config": ..., "mode": ..., "workload": [...], ...}'``.
@@ -93,8 +96,9 @@ def modelmon_engine(w: Workload, config: str, mode: str, ref: Any, cur: Any
 
     workers = 2 if mode.endswith("2") else 1
     mode = mode.rstrip("2")
-    if mode == "cold":
-        return (lambda: score_drift(fit_reference(ref, requests, workers), cur, workers)), stats
+    if mode == "cold":  # ``ref``: a FreshReference, handed over as `modelmon check` does
+        return (lambda: score_drift(fit_reference(ref.take(), requests, workers, consume=True),
+                                    cur, workers)), stats
     if mode == "window":  # ``ref`` is the fitted profile; the check reads the window too
         return (lambda: score_window(ref, cur())), stats
     if mode == "columns":  # the same, reading and scoring one column at a time
@@ -272,6 +276,26 @@ def nannyml_calculator(w: Workload, config: str, mode: str, ref: Any, cur: Any
     return (lambda: fitted.calculate(cur)), stats
 
 
+class FreshReference:
+    """The reference frame for a tool that consumes it (modelmon's cold check sorts the
+    frame it loaded in place, ``fit_reference(consume=True)``): read again from parquet
+    before each run, outside the clock and the peak, so every run gets a frame of its
+    own."""
+
+    def __init__(self, w: Workload, data_dir: Path, first: Any) -> None:
+        self.w, self.data_dir, self.frame = w, data_dir, first
+
+    def before(self) -> None:
+        if self.frame is None:
+            gc.collect()
+            self.frame = read(self.w, self.data_dir, "reference")
+            gc.collect()  # the read's own views of the frame, which would keep it shared
+
+    def take(self) -> Any:
+        frame, self.frame = self.frame, None
+        return frame
+
+
 TOOLS = {"modelmon": modelmon_engine, "bound": numpy_bound, "scipy": scipy_tests,
          "evidently": evidently_preset, "nannyml": nannyml_calculator}
 
@@ -316,31 +340,53 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         ref = read(w, data_dir, "reference")
         cur = read(w, data_dir, "current")
+    before: Callable[[], None] | None = None
+    if spec["tool"] == "modelmon" and spec["mode"] in ("cold", "cold2"):
+        ref = FreshReference(w, data_dir, ref)
+        before = ref.before
     run, stats = tool(w, spec["config"], spec["mode"], ref, cur)
     if spec["mode"] not in ("cold", "cold2"):
         del ref  # steady state: only what was fitted is kept
     gc.collect()
     rss_ready = status_bytes("VmRSS")
 
-    peak_reset = reset_peak()
-    started = time.perf_counter()
-    result = run()
-    warmup = time.perf_counter() - started
+    peak = work = 0
+    peak_reset = True
+
+    def timed() -> tuple[float, Any]:
+        """One run, its peak RSS reset just before it (after ``before``). Its work is the
+        peak above the RSS with the data ready; after a fresh read of the reference,
+        above the RSS the read left (the allocator need not reuse the freed frame's pages
+        at once, which would otherwise count the read's leftovers as the run's)."""
+        nonlocal peak, work, peak_reset
+        base = rss_ready
+        if before is not None:
+            before()
+            base = status_bytes("VmRSS")
+        peak_reset = reset_peak() and peak_reset
+        started = time.perf_counter()
+        out = run()
+        elapsed = time.perf_counter() - started
+        high = status_bytes("VmHWM")
+        peak, work = max(peak, high), max(work, high - base)
+        return elapsed, out
+
+    warmup, result = timed()
     times: list[float] = []
     repeats = int(spec["repeats"])
     if warmup > float(spec["long_run_seconds"]):
-        repeats = min(repeats, 1)
+        # A run this long warms itself up: it is the first timed one.
+        times.append(warmup)
+        repeats -= 1
     for _ in range(repeats):
         result = None
-        started = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - started)
-    peak = status_bytes("VmHWM")
+        elapsed, result = timed()
+        times.append(elapsed)
     columns = stats(result)
     return {
         "times": times, "warmup": warmup,
         "rss": {"start": rss_start, "imports": rss_imports, "ready": rss_ready, "peak": peak,
-                "peak_reset": peak_reset},
+                "work": work, "peak_reset": peak_reset},
         "columns": columns,
         "versions": versions,
     }

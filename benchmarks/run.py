@@ -105,6 +105,8 @@ class Result:
     columns: dict[str, dict[str, Any]]
     versions: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    load: float | None = None
+    """The 1-minute load average when the row's process started."""
 
     @property
     def median(self) -> float:
@@ -116,8 +118,9 @@ class Result:
 
     @property
     def work_mb(self) -> float:
-        """Peak RSS above the process with the data read (and steady state fitted)."""
-        return float(self.rss["peak"] - self.rss["ready"]) / MB
+        """Peak RSS of a run above the process with the data read (and steady state
+        fitted) at its start."""
+        return float(self.rss.get("work", self.rss["peak"] - self.rss["ready"])) / MB
 
 
 # The peers' virtualenv -----------------------------------------------------------------
@@ -175,12 +178,45 @@ def measure(python: str, tool: str, config: str, mode: str, w: Workload, *, data
             "long_run_seconds": long_run, "profile": str(data_dir / f"{w.key}-profile.pickle")}
     if mode in ("window", "columns"):  # fit and pickle the profile in another process first
         fitted = run_measure(python, dict(spec, mode="fit"))
+    load = os.getloadavg()[0]
     out = run_measure(python, spec)
     result = Result(tool, config, mode, w, out["times"], out["warmup"], out["rss"],
-                    out["columns"], out["versions"])
+                    out["columns"], out["versions"], load=load)
     if mode in ("window", "columns"):
         result.rss["profile_bytes"] = fitted["profile_bytes"]
     return result
+
+
+Row = tuple[str, str, str]
+
+
+def _compared(row: Row, config: str, mode: str) -> bool:
+    """Whether a peer's (or the bound's) row is compared with modelmon's ``config`` in
+    ``mode``."""
+    tool, peer_config, peer_mode = row
+    if tool == "bound":
+        return (config, mode) == ("auto", "check")
+    return MODELMON_CONFIG[peer_config] == config and peer_mode == mode
+
+
+def schedule(rows: Sequence[Row]) -> list[Row]:
+    """The rows of one workload in the order they run: each modelmon row followed at once
+    by the rows compared with it, so that a noisy stretch of the machine slows both sides
+    of a ratio rather than one."""
+    others = [r for r in rows if r[0] != "modelmon"]
+    out: list[Row] = []
+    for row in rows:
+        if row[0] == "modelmon":
+            out.append(row)
+            out += [o for o in others if o not in out and _compared(o, row[1], row[2])]
+    return out + [o for o in others if o not in out]
+
+
+def plan_index(r: Result) -> int:
+    """Where a result's row stands in ``PLAN`` (the report's order)."""
+    rows = [(t, c, m) for t, c, modes in PLAN for m in modes]
+    key = (r.tool, r.config, r.mode)
+    return rows.index(key) if key in rows else len(rows)
 
 
 # Agreement -----------------------------------------------------------------------------
@@ -369,18 +405,17 @@ class Report:
             f"Raw size of the current window: {w.current_bytes / MB:.0f} MiB.",
             "",
             "| tool | methods (numeric / categorical) | mode | wall median (s) | runs "
-            "| peak RSS (MiB) | above data (MiB) | modelmon faster by (2 threads) "
+            "| load | peak RSS (MiB) | above data (MiB) | modelmon faster by (2 threads) "
             "| drift flagged | agreement (max difference) |",
-            "|---|---|---|---:|---:|---:|---:|---:|---|---|",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
         ]
-        for r in self.results:
-            if r.workload != w:
-                continue
+        for r in sorted((r for r in self.results if r.workload == w), key=plan_index):
             agree = "; ".join(a.text() for a in agreements(r, self.by))
+            load = "" if r.load is None else f"{r.load:.2f}"
             lines.append(
                 f"| {r.tool} | {METHODS[(r.tool, r.config)]} | {MODES[r.mode]} "
-                f"| {fmt_s(r.median)} | {len(r.times)} | {r.peak_mb:.0f} | {r.work_mb:.0f} "
-                f"| {self.ratio_cell(r)} | {flags(r)} | {agree} |")
+                f"| {fmt_s(r.median)} | {len(r.times)} | {load} | {r.peak_mb:.0f} "
+                f"| {r.work_mb:.0f} | {self.ratio_cell(r)} | {flags(r)} | {agree} |")
         return [*lines, ""]
 
     def scaling(self) -> tuple[list[str], dict[str, float]]:
@@ -423,16 +458,24 @@ class Report:
         ev = ratios("evidently", ["default"], ["cold"])
         if ev:
             x, where = min(ev)
-            goals.append(Goal("faster than Evidently's default preset, every workload "
-                              "(modelmon cold: fit + score, 1 thread)",
+            goals.append(Goal("faster than Evidently's default preset, every workload: "
+                              "Evidently's `Report([DataDriftPreset()]).run` against "
+                              "modelmon's `fit_reference` + `score_drift` (auto), 1 thread",
                               ">= 30x", f"{x:.0f}x at worst, {where}", x >= 30))
+        compared = {"cold": "construct, `fit`, `calculate` against modelmon's `fit_reference` "
+                            "+ `score_drift`",
+                    "steady": "`calculate` on a fitted calculator against modelmon's "
+                              "`score_drift` on a fitted profile"}
         for mode, threads in (("cold", 1), ("steady", 1), ("steady", 2)):
             nm = ratios("nannyml", ["default", "ks", "wasserstein"], [mode], threads)
             if nm:
                 x, where = min(nm)
                 goals.append(Goal(
-                    f"faster than NannyML, every workload and method, {mode} against {mode}, "
-                    f"modelmon with {threads} " + ("thread" if threads == 1 else "threads"),
+                    f"faster than NannyML's univariate drift calculator, every workload and "
+                    f"method ({mode}: NannyML's {compared[mode]}; its defaults against auto, "
+                    "its binned kolmogorov_smirnov without p-value against exact ks with "
+                    "p-value, wasserstein against wasserstein), modelmon with "
+                    f"{threads} " + ("thread" if threads == 1 else "threads"),
                     ">= 3x", f"{x:.1f}x at worst, {where}", x >= 3))
         exact: list[tuple[float, str]] = []
         for r in self.results:
@@ -459,7 +502,9 @@ class Report:
             if mem:
                 x, where = max(mem)
                 goals.append(Goal(f"peak memory of a {what} check above the loaded data, as "
-                                  "a share of the smaller peer's", "<= 0.5",
+                                  "a share of the smaller peer's (Evidently or NannyML, same "
+                                  "methods and mode; modelmon cold fits the reference frame "
+                                  "it is handed, `consume=True`)", "<= 0.5",
                                   f"{x:.2f} at worst, {where}", x <= 0.5))
         bound: list[tuple[float, str]] = []
         for k in keys:
@@ -471,9 +516,10 @@ class Report:
                                                f"; {two:.2f}x with 2 threads")))
         if bound:
             x, where = max(bound)
-            goals.append(Goal("steady-state check (auto drift + data quality, 1 thread) over "
-                              "the numpy bound", "<= 2x", f"{x:.2f}x at worst, {where}",
-                              x <= 2))
+            goals.append(Goal("steady-state check (`score_window`: auto drift + data "
+                              "quality, 1 thread) over the numpy bound (one copy and sort "
+                              "per numeric column, factorize + bincount per categorical "
+                              "one)", "<= 2x", f"{x:.2f}x at worst, {where}", x <= 2))
         _, worst = self.scaling()
         if worst:
             name, x = max(worst.items(), key=lambda kv: kv[1])
@@ -509,7 +555,7 @@ class Report:
             "measured in the same run on the same data. Generated by `make bench` "
             "(`python benchmarks/run.py`); do not edit by hand.",
             "",
-            "Run it: `make bench` (about half an hour on 2 cores; the first run also "
+            "Run it: `make bench` (about 45 minutes on 2 cores; the first run also "
             "installs Evidently and NannyML into a virtualenv under "
             "`${MODELMON_CACHE:-~/.cache/modelmon}/bench-venv`). Smoke test, modelmon and "
             "scipy only, timings meaningless: `python benchmarks/run.py --quick --tools "
@@ -582,13 +628,19 @@ class Report:
             "## What is measured",
             "",
             f"- Each row runs in a fresh process: one untimed warm-up run, then {repeats} "
-            "timed runs (one when the warm-up takes more than 20 s; the `runs` column says "
-            "how many); the wall time is their median.",
+            "timed runs (a warm-up longer than 20 s counts as the first of them; the `runs` "
+            "column says how many); the wall time is their median. The rows of a workload "
+            "run interleaved: each modelmon row is followed at once by the rows compared "
+            "with it, so a noisy stretch slows both sides of a ratio; **load** is the "
+            "1-minute load average when the row started.",
             "- A run covers the statistics only. Both windows are read from the same parquet "
             "files before the clock starts (`pyarrow.parquet.read_table(path).to_pandas()`), "
             "and every tool gets the same pandas frames.",
             "- modelmon **cold**: `fit_reference` + `score_drift` (what a check costs when the "
-            "reference profile is not cached). **steady**: `score_drift` with the profile "
+            "reference profile is not cached), the reference frame handed over as `modelmon "
+            "check` hands over the frame it loaded (`consume=True`: its columns are sorted "
+            "in place where the frame alone holds them); each cold run gets a frame read "
+            "afresh before the clock starts. **steady**: `score_drift` with the profile "
             "fitted beforehand (the reference frame is then dropped). **steady + quality**: "
             "`score_window`, drift and data quality in one pass over the columns, the "
             "statistics of a full check. **2 threads**: the same with `workers=2` (columns "
@@ -610,9 +662,10 @@ class Report:
             "place, `pd.factorize` + `np.bincount` each categorical one. Its ratio column is "
             "modelmon's steady + quality time over it (in brackets: with 2 threads).",
             "- Peak RSS is the process's high-water mark (`VmHWM`) during the runs, reset "
-            "just before them; **above data** subtracts the RSS with the interpreter, the "
-            "imports, the frames in memory and, in steady mode, the fitted state: the "
-            "memory the statistics themselves take.",
+            "just before each; **above data** is the largest peak of a run above the RSS "
+            "with the interpreter, the imports, the frames in memory and, in steady mode, "
+            "the fitted state (for modelmon's cold runs, the RSS after the fresh read): "
+            "the memory the statistics themselves take.",
             "- **modelmon faster by**: the row's wall time over modelmon's for the same "
             "methods and mode (`default` rows against modelmon's `auto`; cold against cold, "
             "steady against steady); in brackets, against modelmon with 2 threads.",
@@ -697,7 +750,7 @@ def pvalue_section(rows: Sequence[dict[str, Any]]) -> list[str]:
         "tool takes a shortcut) and the others not at all. Between the two, where p falls "
         "from about 0.05 to 1e-14 and drift is decided, scipy's `ks_2samp` computes the "
         "asymptotic p-value with `kstwo.sf`, which sums about N = n/2 terms of the exact "
-        "Smirnov series per column; modelmon sums the same series on 1,024 of its terms. "
+        "Smirnov series per column; modelmon sums the same series on 256 of its terms. "
         "Best of several runs, one column, `kstwo.sf(D, N)` against modelmon's "
         "`ks_asymptotic_pvalue(D, n, n)`:",
         "",
@@ -762,18 +815,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             write(w, data_dir)
         load_start = (os.getloadavg()[0] if args.quick
                       else wait_for_idle(args.max_load, args.wait_minutes))
+        rows = [(tool, config, mode) for tool, config, modes in PLAN for mode in modes
+                if tool in tools and (configs is None or config in configs)
+                and (only_modes is None or mode in only_modes)]
         for w in workloads:
-            for tool, config, modes in PLAN:
-                if tool not in tools or (configs is not None and config not in configs):
-                    continue
-                for mode in modes:
-                    if only_modes is not None and mode not in only_modes:
-                        continue
-                    r = measure(python, tool, config, mode, w, data_dir=data_dir,
-                                repeats=repeats, long_run=20.0)
-                    print(f"({w.key}) {tool:9} {config:11} {mode:6} {fmt_s(r.median):>8} s "
-                          f"peak {r.peak_mb:6.0f} MiB  {flags(r)}", file=sys.stderr, flush=True)
-                    results.append(r)
+            for tool, config, mode in schedule(rows):
+                r = measure(python, tool, config, mode, w, data_dir=data_dir,
+                            repeats=repeats, long_run=20.0)
+                print(f"({w.key}) {tool:9} {config:11} {mode:6} {fmt_s(r.median):>8} s "
+                      f"peak {r.peak_mb:6.0f} MiB  load {r.load:.2f}  {flags(r)}",
+                      file=sys.stderr, flush=True)
+                results.append(r)
         big = max(workloads, key=lambda w: w.current_bytes, default=None)
         if "modelmon" in tools and big is not None and not args.no_window:
             window = [measure(python, "modelmon", "auto", mode, big, data_dir=data_dir,
@@ -807,12 +859,12 @@ def _dump(r: Result) -> dict[str, Any]:
             "workload": [r.workload.key, r.workload.numeric, r.workload.categorical,
                          r.workload.rows],
             "times": r.times, "warmup": r.warmup, "rss": r.rss, "columns": r.columns,
-            "versions": r.versions}
+            "versions": r.versions, "load": r.load}
 
 
 def _load(d: dict[str, Any]) -> Result:
     return Result(d["tool"], d["config"], d["mode"], Workload(*d["workload"]), d["times"],
-                  d["warmup"], d["rss"], d["columns"], d["versions"])
+                  d["warmup"], d["rss"], d["columns"], d["versions"], load=d.get("load"))
 
 
 def report(run: dict[str, Any], out: Path | None) -> int:

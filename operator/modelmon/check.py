@@ -65,6 +65,7 @@ from modelmon.stats.dataset import (
     ColumnRequest,
     ColumnSpecError,
     ReferenceProfile,
+    alone_workers,
     fit_reference,
     is_numeric,
     score_window,
@@ -243,7 +244,10 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
         the_plan = plan(spec, loaded.frame)
         try:
             with cpu:
-                profile = fit_reference(loaded.frame, the_plan.requests)
+                # Alone (no CPU limit: `modelmon check`) it may use threads.
+                threads = alone_workers(len(loaded.frame), len(the_plan.requests))
+                profile = fit_reference(loaded.frame, the_plan.requests, consume=True,
+                                        workers=threads if cpu is NO_LIMIT else 1)
         except ColumnSpecError as exc:
             override = spec.drift.features.get(exc.column)
             field = (f"spec.drift.features.{exc.column}.method"
@@ -503,7 +507,8 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
                                f"spec.current.minRows is {spec.current.min_rows}")
     # One pass: each current column is sorted or counted once for drift and quality.
     with cpu:
-        scores = score_window(ref.profile, cur_frame)
+        threads = alone_workers(len(cur_frame), len(ref.profile.columns))
+        scores = score_window(ref.profile, cur_frame, workers=threads if cpu is NO_LIMIT else 1)
     scored, q = scores.drift, scores.quality
     schema = schema_changes(spec, ref, cur_frame, q.missing_columns, q.type_changes)
     dq = DataQualityStatus(

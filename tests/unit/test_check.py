@@ -330,3 +330,45 @@ def test_reference_is_read_once_across_checks_and_again_after_it_changes(
     st = run_check(changed, base_dir=tmp_path, now=NOW + timedelta(minutes=10), cache=cache,
                    cache_key="m")
     assert st.drift is not None and {f.method for f in st.drift.features} == {"psi"}
+
+
+def test_a_check_alone_scores_in_threads_and_one_under_a_cpu_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``modelmon check`` (no CPU limit) fits and scores a large window in threads; the
+    operator's checks, which share its CPU semaphore, use one thread each; the figures
+    are the same."""
+    import threading
+
+    from modelmon import check
+    from modelmon.stats import dataset
+
+    seen: list[tuple[str, int]] = []
+    fit, score = dataset.fit_reference, dataset.score_window
+
+    def fit_spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("fit", kwargs.get("workers", 1)))
+        return fit(*args, **kwargs)
+
+    def score_spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("score", kwargs.get("workers", 1)))
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(check, "fit_reference", fit_spy)
+    monkeypatch.setattr(check, "score_window", score_spy)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    write(tmp_path, frames(n=60_000, seed=1), frames(n=60_000, shift=0.5, seed=2))
+    alone = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    assert seen == [("fit", 4), ("score", 4)]
+    seen.clear()
+    limited = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW,
+                        cpu=threading.BoundedSemaphore(2))
+    assert seen == [("fit", 1), ("score", 1)]
+    assert alone.drift == limited.drift and alone.data_quality == limited.data_quality
+
+
+def test_small_windows_score_in_one_thread() -> None:
+    from modelmon.stats.dataset import alone_workers
+
+    assert alone_workers(1000, 20) == 1
+    assert 1 <= alone_workers(100_000, 20) <= 4
+    assert alone_workers(1_000_000, 1) == 1

@@ -10,6 +10,8 @@ check never re-sorts or re-bins the reference and never copies the whole window.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,16 +22,23 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from modelmon.stats.drift import auto_method
-from modelmon.stats.drift.base import DriftResult, UnknownMethodError, get_method, method_names
+from modelmon.stats.drift.base import (
+    AnyMethod,
+    DriftResult,
+    UnknownMethodError,
+    get_method,
+    method_names,
+)
 from modelmon.stats.profile import (
     CategoricalProfile,
     FeatureKind,
     NumericProfile,
+    SortedFinite,
     as_float,
-    finite,
     fit_categorical,
     fit_numeric,
     scratch,
+    sorted_finite,
 )
 
 #: Numeric columns with at most this many distinct reference values are scored as
@@ -71,10 +80,16 @@ class ColumnProfile:
     method: str
     numeric: NumericProfile | None
     categorical: CategoricalProfile | None
+    scorer: AnyMethod | None = None
+    """The registered method named ``method`` for ``kind``, looked up once at fit."""
 
     @property
     def name(self) -> str:
         return self.request.name
+
+    def drift_method(self) -> AnyMethod:
+        """The method that scores this column."""
+        return self.scorer if self.scorer is not None else get_method(self.method, self.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +102,23 @@ class ReferenceProfile:
 
 def is_numeric(series: pd.Series) -> bool:
     """Numbers (not booleans) count as numeric."""
+    kind = series.dtype.kind
+    if kind in "iuf":
+        return True
+    if kind in "bOSUMm":
+        return False
     return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
 
 
-def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int) -> ColumnProfile:
-    """Fit one reference column and pick its kind and method."""
+def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int,
+               sortable: NDArray[np.float64] | None = None) -> ColumnProfile:
+    """Fit one reference column and pick its kind and method. ``sortable``: the column's
+    own float64 values, which the caller gives up to be sorted in place."""
     dtype_kind: FeatureKind = "numeric" if is_numeric(series) else "categorical"
-    numeric = fit_numeric(series) if dtype_kind == "numeric" else None
+    numeric = None
+    if dtype_kind == "numeric":
+        numeric = (fit_numeric(series) if sortable is None
+                   else fit_numeric(sortable, in_place=True))
     method = request.method
     if request.categorical or dtype_kind == "categorical":
         kind: FeatureKind = "categorical"
@@ -110,21 +135,86 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int) -
             numeric.n_unique if numeric is not None else 0)
         method = auto_method(kind, reference_rows, unique)
     try:
-        get_method(method, kind)
+        scorer = get_method(method, kind)
     except UnknownMethodError as exc:
         raise ColumnSpecError(f"column {request.name!r} is {kind}: {exc}",
                               request.name) from None
-    return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical)
+    return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical, scorer)
 
 
-def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest], workers: int = 1
-                  ) -> ReferenceProfile:
+def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest], workers: int = 1,
+                  *, consume: bool = False) -> ReferenceProfile:
     """Fit every requested column of the reference frame (``workers`` columns at once in
-    threads when more than one)."""
+    threads when more than one).
+
+    ``consume=True`` hands the frame over (the caller loaded it for this fit and drops it
+    after): a numeric column whose float64 values the frame alone holds, writable, is
+    sorted where it is and kept by the profile without a copy (``sortable_columns``); any
+    other fitted column is deleted from the frame once fitted, so that it is released as
+    the profile's copy is made (arrow-backed columns, as ``modelmon check`` reads parquet).
+    Either way the frame and the profile never hold a column twice; the frame's contents
+    are then undefined. Without it the frame is never modified.
+    """
     rows = len(frame)
-    items = [(frame[r.name], r) for r in requests]
-    fitted = _map(lambda item: fit_column(item[0], item[1], rows), items, workers)
-    return ReferenceProfile(rows=rows, columns={c.name: c for c in fitted})
+    requests = list(requests)
+    if not consume:
+        items = [(frame[r.name], r) for r in requests]
+        fitted = _map(lambda item: fit_column(item[0], item[1], rows), items, workers)
+        return ReferenceProfile(rows=rows, columns={c.name: c for c in fitted})
+    names = [r.name for r in requests]
+    once = {name for name in names if names.count(name) == 1 and _unique(frame, name)}
+    sortable = sortable_columns(frame, once)
+    lock = threading.Lock()
+
+    def fit(request: ColumnRequest) -> ColumnProfile:
+        with lock:
+            series = frame[request.name]
+            in_place = sortable.pop(request.name, None)
+        fitted = fit_column(series, request, rows, in_place)
+        del series
+        if request.name in once and in_place is None:  # the profile holds a copy
+            with lock:
+                del frame[request.name]
+        return fitted
+
+    done = _map(fit, requests, workers)
+    return ReferenceProfile(rows=rows, columns={c.name: c for c in done})
+
+
+def _unique(frame: pd.DataFrame, name: str) -> bool:
+    return isinstance(frame.columns.get_loc(name), int)
+
+
+def sortable_columns(frame: pd.DataFrame, names: Collection[str]
+                     ) -> dict[str, NDArray[np.float64]]:
+    """The columns among ``names`` that may be sorted in the frame's own memory: float64
+    numpy columns that pandas says nothing else references (its copy-on-write
+    bookkeeping: no other frame, series or view shares the block), in writable memory (not
+    an arrow buffer), whose block holds only columns among ``names`` and is no view of a
+    larger array (so a profile keeping them keeps nothing else alive). Each as a view of
+    the frame's block; none when this pandas lacks the bookkeeping."""
+    out: dict[str, NDArray[np.float64]] = {}
+    try:
+        manager = frame._mgr
+        blknos, blklocs, blocks = manager.blknos, manager.blklocs, manager.blocks
+        has_no_reference = manager._has_no_reference
+        columns = frame.columns
+        for name in names:
+            loc = columns.get_loc(name)
+            if not isinstance(loc, int) or not has_no_reference(loc):
+                continue
+            block = blocks[blknos[loc]]
+            values = block.values
+            base = getattr(values, "base", None)
+            if (not isinstance(values, np.ndarray) or values.dtype != np.float64
+                    or not values.flags.writeable
+                    or (isinstance(base, np.ndarray) and base.nbytes > values.nbytes)
+                    or any(columns[i] not in names for i in block.mgr_locs.as_array)):
+                continue
+            out[name] = values[blklocs[loc]] if values.ndim == 2 else values
+    except (AttributeError, TypeError, IndexError):  # another pandas: copy instead
+        return {}
+    return out
 
 
 class CurrentColumn:
@@ -132,28 +222,32 @@ class CurrentColumn:
 
     Each form is computed on first use and kept: the values as float64 (a view of a float64
     column), its finite values in ascending order (the one sort of the column, shared by
-    every numeric method and the data-quality counts) and its category counts.
+    every numeric method and the data-quality counts; NaN and infinities are cut off its
+    ends by binary search) and its category counts.
 
     ``buffer``, when given, receives the sorted values instead of a new array: a caller
     that prepares one column after the other passes the same buffer each time (and drops
     each column before the next), so the window's sorts reuse one block of memory.
     """
 
-    __slots__ = ("_buffer", "_categories", "_finite_sorted", "_values", "series")
+    __slots__ = ("_buffer", "_categories", "_numeric", "_sorted", "_values", "series")
 
     def __init__(self, series: pd.Series, buffer: NDArray[np.float64] | None = None) -> None:
         self.series = series
         self._buffer = buffer
         self._values: NDArray[np.float64] | None = None
-        self._finite_sorted: NDArray[np.float64] | None = None
+        self._sorted: SortedFinite | None = None
         self._categories: CategoricalProfile | None = None
+        self._numeric: bool | None = None
 
     @property
     def size(self) -> int:
         return len(self.series)
 
     def is_numeric(self) -> bool:
-        return is_numeric(self.series)
+        if self._numeric is None:
+            self._numeric = is_numeric(self.series)
+        return self._numeric
 
     def values(self) -> NDArray[np.float64]:
         """The column as float64, missing values as NaN."""
@@ -163,16 +257,15 @@ class CurrentColumn:
 
     def finite_sorted(self) -> NDArray[np.float64]:
         """The finite values in ascending order."""
-        if self._finite_sorted is None:
-            values = finite(self.values())
-            if self._buffer is not None and self._buffer.size >= values.size:
-                ordered = self._buffer[:values.size]
-                np.copyto(ordered, values)
-                ordered.sort()
-                self._finite_sorted = ordered
-            else:
-                self._finite_sorted = np.sort(values)
-        return self._finite_sorted
+        return self._sorted_column().values
+
+    def _sorted_column(self) -> SortedFinite:
+        if self._sorted is None:
+            values = self.values()
+            buffer = self._buffer
+            fits = buffer is not None and buffer.size >= values.size
+            self._sorted = sorted_finite(values, buffer if fits else None)
+        return self._sorted
 
     def categories(self) -> CategoricalProfile:
         """The category counts (values compared as strings, missing dropped)."""
@@ -185,28 +278,24 @@ class CurrentColumn:
         if self._categories is not None:
             return self._categories.n_missing
         if self.series.dtype == np.float64:
-            kept = self._finite_sorted
-            if kept is not None and kept.size == self.size:
-                return 0
+            if self._sorted is not None:
+                return self._sorted.nan
             return int(np.count_nonzero(np.isnan(self.values())))
         return int(self.series.isna().sum())
 
     def count_outside(self, low: float, high: float) -> tuple[int, int]:
         """(values below ``low`` or above ``high``, non-missing values), infinities
         included: with the sorted finite values at hand two binary searches suffice."""
-        kept = self._finite_sorted
-        if kept is None:
+        if self._sorted is None:
             values = self.values()
             ok = values[~np.isnan(values)]
             return int(np.count_nonzero((ok < low) | (ok > high))), int(ok.size)
+        kept, neg_inf, pos_inf, _ = self._sorted
         outside = int(np.searchsorted(kept, low, side="left")
                       + kept.size - np.searchsorted(kept, high, side="right"))
-        present = self.size - self.n_missing()
-        if present > kept.size:  # infinities: outside unless a bound is infinite too
-            values = self.values()
-            outside += int(np.count_nonzero(values == -np.inf)) if -np.inf < low else 0
-            outside += int(np.count_nonzero(values == np.inf)) if np.inf > high else 0
-        return outside, present
+        # Infinities are outside unless a bound is infinite too.
+        outside += (neg_inf if -np.inf < low else 0) + (pos_inf if np.inf > high else 0)
+        return outside, self.size - self.n_missing()
 
 
 def _column(current: pd.Series | CurrentColumn) -> CurrentColumn:
@@ -226,7 +315,7 @@ def current_values(series: pd.Series | CurrentColumn, profile: ColumnProfile
 def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> DriftResult:
     """Drift of one current column against its reference profile."""
     column = _column(series)
-    method = get_method(profile.method, profile.kind)
+    method = profile.drift_method()
     if (profile.kind == "numeric" and not column.is_numeric()
             and column.series.notna().any()):
         return DriftResult(profile.method, None, None, _threshold(profile), False,
@@ -239,12 +328,13 @@ def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> D
             and set(current.categories) - set(ref.categories)):  # type: ignore[union-attr]
         # auto picked the two-category test, but the window brought a third category.
         method = get_method("chisquare", "categorical")
-    return method.score(ref, current, profile.request.threshold)  # type: ignore[arg-type]
+    return method.score(ref, current, profile.request.threshold,  # type: ignore[arg-type]
+                        prepared=True)
 
 
 def _threshold(profile: ColumnProfile) -> float:
     t = profile.request.threshold
-    return get_method(profile.method, profile.kind).default_threshold if t is None else t
+    return profile.drift_method().default_threshold if t is None else t
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +484,23 @@ def score_window(reference: ReferenceProfile, current: pd.DataFrame | ColumnRead
         [drift for drift, _, _ in results],
         QualityFigures([q for _, q, _ in results if q is not None], missing,
                        [c for _, _, c in results if c is not None]))
+
+
+#: Threads for one check that runs alone (``modelmon check``): numpy's sorts and searches
+#: release the GIL, so columns score in parallel; beyond four a window rarely gains more.
+ALONE_MAX_WORKERS = 4
+#: Windows of fewer values (rows x columns) score in one thread: starting threads would
+#: cost more than they save.
+PARALLEL_MIN_VALUES = 200_000
+
+
+def alone_workers(rows: int, columns: int) -> int:
+    """Threads for a check of ``columns`` columns of ``rows`` rows that has the machine to
+    itself: one per core up to ``ALONE_MAX_WORKERS`` (and the column count), or one for a
+    small window. A caller that runs many checks at once (the operator) uses one each."""
+    if rows * columns < PARALLEL_MIN_VALUES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, ALONE_MAX_WORKERS, columns))
 
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,42 @@ FeatureKind = Literal["numeric", "categorical"]
 #: Number of equal-frequency reference bins used by binned numeric methods (PSI, JS, KL,
 #: Hellinger). Ten deciles is the usual choice for PSI in credit-risk practice.
 NUMERIC_BINS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RankGrid:
+    """Some distinct values of a sorted sample with their exact ranks in it: ``below[k]``
+    of its values are smaller than ``values[k]`` and ``upto[k]`` are at most equal to it.
+    The first and last values are the sample's smallest and largest."""
+
+    values: NDArray[np.float64]
+    below: NDArray[np.intp]
+    upto: NDArray[np.intp]
+    below_share: NDArray[np.float64]
+    """``below / n`` (``n`` the sample's size), as the KS statistic divides it."""
+    upto_share: NDArray[np.float64]
+    """``upto / n``."""
+
+
+#: A reference of ``n`` values keeps a grid of about ``RANK_GRID_SCALE * sqrt(n)`` of them
+#: (about 1,600 at 100k values, 5,000 at 1M): enough that the KS statistic needs exact
+#: ranks at few other points, few enough to search cheaply in every current window
+#: (measured: 3.2 to 6.4 cost the same within noise, 9 more).
+RANK_GRID_SCALE = 5.0
+
+
+def rank_grid(sorted_values: NDArray[np.float64], size: int | None = None) -> RankGrid:
+    """A ``RankGrid`` of a non-empty sorted array: about ``size`` values at equal steps of
+    rank (by default ``RANK_GRID_SCALE * sqrt(n)``), repeats dropped."""
+    n = sorted_values.size
+    if size is None:
+        size = math.ceil(RANK_GRID_SCALE * math.sqrt(n))
+    positions = np.linspace(0, n - 1, min(max(size, 2), n)).astype(np.intp)
+    values = sorted_values[positions]
+    values = values[np.concatenate(([True], values[1:] != values[:-1]))]
+    below = np.searchsorted(sorted_values, values, "left")
+    upto = np.searchsorted(sorted_values, values, "right")
+    return RankGrid(values, below, upto, below / n, upto / n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +81,8 @@ class NumericProfile:
     """Interior edges of the equal-frequency bins; the outer bins are open-ended."""
     bin_counts: NDArray[np.int64]
     """Reference counts per bin (``len(bin_edges) + 1`` bins)."""
+    grid: RankGrid | None = None
+    """Some of ``sorted_values`` with their ranks (``rank_grid``), for the KS statistic."""
 
     kind: Literal["numeric"] = "numeric"
 
@@ -61,10 +99,14 @@ class NumericProfile:
         falls in the bin above it. Sorted values are counted with one binary search per
         edge instead of one per value."""
         if is_ascending(values):
-            ends = np.searchsorted(values, self.bin_edges, side="left")
-            return np.diff(ends, prepend=0, append=values.size).astype(np.int64)
+            return self.bin_sorted(values)
         idx = np.searchsorted(self.bin_edges, values, side="right")
         return np.bincount(idx, minlength=len(self.bin_edges) + 1).astype(np.int64)
+
+    def bin_sorted(self, values: NDArray[np.float64]) -> NDArray[np.int64]:
+        """``bin`` of values known to be finite and ascending."""
+        ends = np.searchsorted(values, self.bin_edges, side="left")
+        return np.diff(ends, prepend=0, append=values.size).astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +162,44 @@ def finite(values: NDArray[np.float64]) -> NDArray[np.float64]:
         if not np.isfinite(values[start:start + BLOCK]).all():
             return values[np.isfinite(values)]
     return values
+
+
+class SortedFinite(NamedTuple):
+    """A float column sorted once: its finite values in ascending order and what was cut
+    off at either end."""
+
+    values: NDArray[np.float64]
+    neg_inf: int
+    pos_inf: int
+    nan: int
+
+
+def sorted_finite(values: NDArray[np.float64], out: NDArray[np.float64] | None = None
+                  ) -> SortedFinite:
+    """The finite values of a float array in ascending order, from one sort and at most
+    three binary searches.
+
+    numpy sorts -inf first and +inf then NaN last, so the finite values are one slice of
+    the sorted array, found without another pass over the column. ``out`` (at least as
+    large as ``values``, or ``values`` itself to sort in place) receives the sorted values,
+    else a new array does; the result is a view of it.
+    """
+    if out is None:
+        ordered = np.sort(values)
+    else:
+        ordered = out[:values.size]
+        if ordered is not values:
+            np.copyto(ordered, values)
+        ordered.sort()
+    size = ordered.size
+    if size == 0:
+        return SortedFinite(ordered, 0, 0, 0)
+    low = 0 if ordered[0] > -np.inf else int(np.searchsorted(ordered, -np.inf, "right"))
+    if ordered[-1] < np.inf:
+        return SortedFinite(ordered[low:], low, 0, 0)
+    high = int(np.searchsorted(ordered, np.inf, "left"))
+    first_nan = int(np.searchsorted(ordered, np.nan, "left"))
+    return SortedFinite(ordered[low:high], low, first_nan - high, size - first_nan)
 
 
 def as_float(series: pd.Series | NDArray[np.generic]) -> NDArray[np.float64]:
@@ -180,10 +260,20 @@ def sorted_quantiles(sorted_values: NDArray[np.float64],
     return out
 
 
-def fit_numeric(values: pd.Series | NDArray[np.generic]) -> NumericProfile:
-    """Fit a numeric column: one sort, then everything is read off the sorted values."""
+def fit_numeric(values: pd.Series | NDArray[np.generic], *, in_place: bool = False
+                ) -> NumericProfile:
+    """Fit a numeric column: one sort, then everything is read off the sorted values.
+
+    ``in_place=True`` sorts a float64 array of ``values`` where it is (the caller gives it
+    up) and the profile keeps it, instead of sorting a copy.
+    """
     raw = as_float(values)
-    clean = np.sort(finite(raw))
+    if in_place and raw.flags.writeable:
+        clean = sorted_finite(raw, raw).values
+    else:
+        clean = sorted_finite(raw).values
+        if clean.size < raw.size:
+            clean = clean.copy()  # do not keep the NaN and infinities it was cut from
     n = int(clean.size)
     n_missing = int(raw.size - n)
     if n == 0:
@@ -204,11 +294,11 @@ def fit_numeric(values: pd.Series | NDArray[np.generic]) -> NumericProfile:
         minimum=float(clean[0]), maximum=float(clean[-1]), q1=q1, q3=q3,
         bin_edges=edges.astype(np.float64), bin_counts=np.zeros(1, dtype=np.int64),
     )
-    counts = profile.bin(clean)
+    counts = profile.bin_sorted(clean)
     return NumericProfile(
         sorted_values=clean, n=n, n_missing=n_missing, n_unique=n_unique,
         mean=profile.mean, std=profile.std, minimum=profile.minimum, maximum=profile.maximum,
-        q1=q1, q3=q3, bin_edges=profile.bin_edges, bin_counts=counts,
+        q1=q1, q3=q3, bin_edges=profile.bin_edges, bin_counts=counts, grid=rank_grid(clean),
     )
 
 

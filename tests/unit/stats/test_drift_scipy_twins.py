@@ -12,7 +12,7 @@ import pytest
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-from modelmon.stats.drift import edf, get_method, methods
+from modelmon.stats.drift import NumericMethod, edf, get_method, methods
 from modelmon.stats.drift.divergence import EMPTY_CELL
 from modelmon.stats.profile import (
     CategoricalProfile,
@@ -161,7 +161,7 @@ def test_numeric_methods_agree_with_scipy(name: str) -> None:
         if name == "cvm" and _has_ties(ref, cur):
             continue  # scipy's midrank CvM is wrong with ties: see test_cvm_ties below
         profile = fit_numeric(ref)
-        ours = method.statistic(profile, cur.copy())  # type: ignore[arg-type]
+        ours = method.statistic(profile, np.sort(cur))  # type: ignore[arg-type]
         try:
             assert_agrees(name, ours, NUMERIC_TWINS[name](profile, ref, cur))
         except AssertionError as exc:
@@ -299,7 +299,7 @@ def test_without_a_scipy_helper_scores_still_agree(helper: str,
         ref, cur = rng.normal(size=n), rng.normal(0.2, size=m)
         profile = fit_numeric(ref)
         for name in ("ks", "cvm"):
-            ours = get_method(name, "numeric").statistic(profile, cur)  # type: ignore[arg-type]
+            ours = get_method(name, "numeric").statistic(profile, np.sort(cur))  # type: ignore[arg-type]
             assert_agrees(name, ours, NUMERIC_TWINS[name](profile, ref, cur))
 
 
@@ -329,7 +329,7 @@ def test_cvm_exact_sizes_agree_with_scipy() -> None:
                  (20, 20), (12, 15), (20, 10), (20, 21), (21, 20)):
         for shift in (0.0, 0.7, 3.0):
             ref, cur = rng.normal(size=n), rng.normal(shift, size=m)
-            ours = get_method("cvm", "numeric").statistic(fit_numeric(ref), cur)  # type: ignore[arg-type]
+            ours = get_method("cvm", "numeric").statistic(fit_numeric(ref), np.sort(cur))  # type: ignore[arg-type]
             assert_agrees("cvm", ours, NUMERIC_TWINS["cvm"](None, ref, cur))  # type: ignore[arg-type]
 
 
@@ -360,7 +360,7 @@ def test_anderson_agrees_with_scipy_on_many_samples() -> None:
     for label, ref, cur in anderson_cases():
         if ref.size + cur.size < 4 or np.unique(np.concatenate([ref, cur])).size < 2:
             continue
-        ours = method.statistic(fit_numeric(ref), cur)  # type: ignore[arg-type]
+        ours = method.statistic(fit_numeric(ref), np.sort(cur))  # type: ignore[arg-type]
         theirs = _anderson(ref, cur)
         try:
             assert_agrees("anderson", ours, theirs)
@@ -370,3 +370,55 @@ def test_anderson_agrees_with_scipy_on_many_samples() -> None:
         regions["capped" if p == edf.ANDERSON_P_CAP else
                 "floored" if p == edf.ANDERSON_P_FLOOR else "interpolated"] += 1
     assert min(regions.values()) >= 20, regions
+
+
+def _pairs() -> Iterator[tuple[int, int]]:
+    for n in (10_001, 12_000, 60_000, 100_000, 400_000, 1_000_000, 3_000_000):
+        for ratio in (1.0, 0.3, 3.0):
+            yield n, max(1, round(n * ratio))
+    yield 141, 1_000_000  # N just above the small-N formulas
+
+
+@pytest.mark.parametrize(("n", "m"), list(_pairs()))
+def test_ks_asymptotic_pvalue_matches_kstwo_on_a_wide_grid(n: int, m: int) -> None:
+    """Every formula region of ``kstwo.sf`` (N*D^2 from 1e-4 to 400, D up to 0.9): ours
+    within 1e-9 absolute of scipy's, which ``ks_2samp`` returns for these sizes."""
+    en = round(n * m / (n + m))
+    zs = np.concatenate([np.geomspace(1e-2, 1.48, 12), np.linspace(1.49, 20, 14)])
+    ds = np.concatenate([zs / math.sqrt(en), [0.3, 0.49, 0.51, 0.9]])
+    for d in ds[ds < 1]:
+        ours = edf.ks_asymptotic_pvalue(float(d), n, m)
+        want = float(np.clip(stats.kstwo.sf(d, float(en)), 0, 1))
+        assert abs(ours - want) <= TOL, (n, m, d, ours, want)
+
+
+def test_pelz_good_equals_scipys() -> None:
+    from scipy.stats import _ksstats
+
+    for n in (141, 5_000, 100_001, 2_000_000):
+        for x in np.geomspace(1e-4, 0.5, 60):
+            want = float(_ksstats._kolmogn_PelzGood(n, float(x), cdf=True))  # type: ignore[attr-defined]
+            assert abs(edf.pelz_good_cdf(n, float(x)) - want) <= 1e-10, (n, x)
+
+
+def test_undrifted_ks_p_values_do_not_call_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large undrifted windows (Pelz-Good's region) need no scipy call either."""
+    want = float(stats.kstwo.sf(0.004, 50_000.0))
+    monkeypatch.setattr(stats, "kstwo", None)
+    assert abs(edf.ks_asymptotic_pvalue(0.004, 100_000, 100_000) - want) <= 1e-12
+
+
+@pytest.mark.parametrize(("n", "m"), [(12_000, 15_000), (60_000, 60_000), (200_000, 50_000)])
+def test_ks_score_equals_ks_2samp_on_large_samples(n: int, m: int) -> None:
+    """The whole method on samples past the exact switch, undrifted to clearly drifted
+    (every p-value region of the asymptotic path): D and p as ``ks_2samp`` gives them."""
+    rng = np.random.default_rng(n + m)
+    ks = get_method("ks", "numeric")
+    assert isinstance(ks, NumericMethod)
+    for shift in (0.0, 0.01, 0.02, 0.04, 0.3):
+        ref, cur = rng.normal(size=n), np.round(rng.normal(shift, size=m), 3)
+        got = ks.score(fit_numeric(ref), cur)
+        want = stats.ks_2samp(ref, cur)
+        assert got.statistic == float(want.statistic), shift
+        assert got.p_value is not None
+        assert abs(got.p_value - float(want.pvalue)) <= TOL, (shift, got.p_value, want.pvalue)

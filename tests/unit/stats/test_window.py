@@ -18,19 +18,21 @@ from modelmon.stats.dataset import (
     score_drift,
     score_window,
 )
+from modelmon.stats.drift import NumericMethod, methods
 from modelmon.stats.drift.distance import W_BLOCK, _intervals, wasserstein
-from modelmon.stats.drift.edf import KS_STRIDE, ks_statistic
+from modelmon.stats.drift.edf import KS_SPLIT, ks_statistic
 from modelmon.stats.profile import (
     count_distinct,
     finite,
     fit_categorical,
     fit_numeric,
     is_ascending,
+    sorted_finite,
     sorted_quantiles,
 )
 
 SIZES = [(1, 1), (1, 7), (7, 1), (3, 7), (10, 10), (12, 18), (100, 37), (999, 1000),
-         (30_000, 20_000), (25_000, 200 * KS_STRIDE + 5)]
+         (30_000, 20_000), (25_000, 1600 * KS_SPLIT + 5)]
 
 
 @pytest.mark.parametrize(("n", "m"), SIZES)
@@ -66,7 +68,7 @@ def test_wasserstein_across_blocks_equals_scipy(n: int, m: int) -> None:
 
 def test_ks_runs_across_block_boundaries() -> None:
     ref = np.repeat(np.arange(50.0), 400)
-    cur = np.sort(np.concatenate([np.full(3 * KS_STRIDE + 3, 7.0), np.arange(0.0, 50.0, 0.5)]))
+    cur = np.sort(np.concatenate([np.full(3 * KS_SPLIT**3 + 3, 7.0), np.arange(0.0, 50.0, 0.5)]))
     assert ks_statistic(ref, cur) == stats.ks_2samp(ref, cur).statistic
 
 
@@ -88,6 +90,40 @@ def test_finite_returns_the_array_when_all_values_are() -> None:
     assert finite(x) is x
     x[150_000] = math.inf
     assert finite(x).size == x.size - 1
+
+
+@pytest.mark.parametrize("size", [0, 1, 5, 1000])
+def test_sorted_finite_cuts_nan_and_infinities_off_the_ends(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for shares in ((0.0, 0.0, 0.0), (0.1, 0.0, 0.0), (0.0, 0.2, 0.1), (0.3, 0.3, 0.3),
+                   (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)):
+        x = np.round(rng.normal(size=size), 1)
+        draw = rng.random(size)
+        nan, neg, pos = shares
+        x[draw < nan] = math.nan
+        x[(draw >= nan) & (draw < nan + neg)] = -math.inf
+        x[(draw >= nan + neg) & (draw < nan + neg + pos)] = math.inf
+        want = np.sort(x[np.isfinite(x)])
+        for out in (None, np.empty(size + 3), x.copy()):
+            got = sorted_finite(x if out is None else x.copy(), out)
+            assert np.array_equal(got.values, want)
+            assert (got.neg_inf, got.pos_inf, got.nan) == (
+                int(np.sum(x == -math.inf)), int(np.sum(x == math.inf)),
+                int(np.sum(np.isnan(x))))
+
+
+def test_prepared_windows_score_as_unprepared_ones() -> None:
+    """``score(prepared=True)`` on the sorted finite values equals ``score`` on the raw
+    window, for every numeric method."""
+    rng = np.random.default_rng(4)
+    ref = fit_numeric(np.round(rng.normal(size=3000), 2))
+    raw = np.round(rng.normal(0.1, size=2000), 2)
+    raw[::97] = math.nan
+    raw[::131] = math.inf
+    ready = np.sort(raw[np.isfinite(raw)])
+    for method in methods():
+        if isinstance(method, NumericMethod):
+            assert method.score(ref, ready, prepared=True) == method.score(ref, raw), method.name
 
 
 @pytest.mark.parametrize("values", [

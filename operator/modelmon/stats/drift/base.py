@@ -16,7 +16,13 @@ from typing import ClassVar, Generic, TypeAlias, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from modelmon.stats.profile import CategoricalProfile, FeatureKind, NumericProfile, finite
+from modelmon.stats.profile import (
+    CategoricalProfile,
+    FeatureKind,
+    NumericProfile,
+    ascending,
+    finite,
+)
 
 
 class UnknownMethodError(ValueError):
@@ -46,9 +52,10 @@ class DriftMethod(ABC, Generic[P, C]):
     """A two-sample drift method for one kind of feature.
 
     ``score`` receives the fitted reference profile and the current window: for numeric
-    methods a float64 array of finite values, for categorical methods the current
-    window's category counts. Direction: a test (``uses_p_value``) drifts when its p-value
-    is below the threshold; a distance drifts when it is at or above the threshold.
+    methods a float64 array, for categorical methods the current window's category counts;
+    ``prepare`` puts the window in the form ``statistic`` and ``caveat`` receive (numeric:
+    its finite values in ascending order). Direction: a test (``uses_p_value``) drifts when
+    its p-value is below the threshold; a distance drifts when it is at or above it.
     """
 
     name: ClassVar[str]
@@ -59,9 +66,14 @@ class DriftMethod(ABC, Generic[P, C]):
     """One line for docs and ``kubectl explain``: what it measures and where the default
     threshold comes from."""
 
+    def prepare(self, current: C) -> C:
+        """The current window as ``statistic`` takes it (here: as given)."""
+        return current
+
     @abstractmethod
     def statistic(self, reference: P, current: C) -> tuple[float, float | None]:
-        """(statistic, p-value or None) of the current window against the reference."""
+        """(statistic, p-value or None) of the prepared current window against the
+        reference."""
 
     def caveat(self, reference: P, current: C, statistic: float,
                p_value: float | None) -> str | None:
@@ -69,14 +81,18 @@ class DriftMethod(ABC, Generic[P, C]):
         the statistic is undefined), or None. Called after ``statistic``."""
         return None
 
-    def score(self, reference: P, current: C, threshold: float | None = None) -> DriftResult:
+    def score(self, reference: P, current: C, threshold: float | None = None, *,
+              prepared: bool = False) -> DriftResult:
         """Score and decide; empty sides give an undrifted result with a message.
 
-        Non-finite values in a numeric current window are dropped here, so a method never
-        sees NaN or infinity even if the caller forgot to drop them.
+        The window is prepared here (numeric: NaN and infinities dropped, sorted), so a
+        method never sees them even if the caller forgot; ``prepared=True`` says the caller
+        already did (``dataset.CurrentColumn`` sorts each column once), and skips the
+        checks.
         """
         limit = self.default_threshold if threshold is None else float(threshold)
-        current = _usable(current)
+        if not prepared:
+            current = self.prepare(current)
         n_cur = current.size if isinstance(current, np.ndarray) else current.n
         if reference.n == 0 or n_cur == 0:
             side = "reference" if reference.n == 0 else "current window"
@@ -92,13 +108,6 @@ class DriftMethod(ABC, Generic[P, C]):
         return DriftResult(self.name, _clean(stat), _clean(p), limit, drifted, message)
 
 
-def _usable(current: C) -> C:
-    """The current window without NaN or infinities (numeric); category counts as given."""
-    if isinstance(current, CategoricalProfile):
-        return current
-    return finite(np.asarray(current, dtype=np.float64))
-
-
 def _clean(x: float | None) -> float | None:
     """JSON-safe float: NaN becomes None, infinities are clipped to the float range."""
     if x is None or math.isnan(x):
@@ -108,8 +117,14 @@ def _clean(x: float | None) -> float | None:
     return float(x)
 
 
-NumericMethod: TypeAlias = DriftMethod[NumericProfile, NDArray[np.float64]]
-"""Base of methods for numeric columns (current window: finite float64 values)."""
+class NumericMethod(DriftMethod[NumericProfile, NDArray[np.float64]]):
+    """Base of methods for numeric columns: ``statistic`` and ``caveat`` receive the
+    current window's finite values in ascending order."""
+
+    def prepare(self, current: NDArray[np.float64]) -> NDArray[np.float64]:
+        return ascending(finite(np.asarray(current, dtype=np.float64)))
+
+
 CategoricalMethod: TypeAlias = DriftMethod[CategoricalProfile, CategoricalProfile]
 """Base of methods for categorical columns (current window: its category counts)."""
 AnyMethod = NumericMethod | CategoricalMethod

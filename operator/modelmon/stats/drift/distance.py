@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from modelmon.stats.drift.base import NumericMethod, register
 from modelmon.stats.drift.ecdf import merge_sorted
-from modelmon.stats.profile import NumericProfile, ascending, scratch
+from modelmon.stats.profile import NumericProfile, scratch
 
 
 def cdf_gaps(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64]
@@ -132,7 +132,7 @@ class NormedWasserstein(NumericMethod):
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
-        distance = wasserstein(reference.sorted_values, ascending(current))
+        distance = wasserstein(reference.sorted_values, current)
         scale = reference.std if _has_scale(reference) else 1.0
         return distance / scale, None
 
@@ -163,4 +163,4 @@ class Energy(NumericMethod):
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
-        return energy(reference.sorted_values, ascending(current)), None
+        return energy(reference.sorted_values, current), None

@@ -74,7 +74,7 @@ def tvd(reference: Proportions, current: Proportions) -> float:
 
 def _binned(reference: NumericProfile, current: NDArray[np.float64]
             ) -> tuple[Proportions, Proportions]:
-    return proportions(reference.bin_counts), proportions(reference.bin(current))
+    return proportions(reference.bin_counts), proportions(reference.bin_sorted(current))
 
 
 def _categories(reference: CategoricalProfile, current: CategoricalProfile
