@@ -207,7 +207,8 @@ def ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
     N = 50,000, 1.4 s at 10^6, per column); ``smirnov_sf`` gives the same value in well
     under a millisecond. Where ``N*D^2 < 2.2`` and ``N`` is large (p-values from about
     0.003 up, undrifted columns) it is ``1 - pelz_good_cdf(N, D)``, the expansion scipy
-    uses there, in plain floats. Elsewhere (small ``N``, extreme ``D``) scipy's own function is called.
+    uses there, in plain floats. Elsewhere (small ``N``, extreme ``D``) scipy's own function
+    is called.
     """
     big, small = (float(n), float(m)) if n >= m else (float(m), float(n))
     en = float(np.round(big * small / (big + small)))
