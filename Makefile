@@ -59,10 +59,10 @@ dev-cluster-down:  ## stop the local control plane
 dev-cluster-status:  ## processes, ports and readiness of the local control plane
 	hack/cluster.sh status
 
-bench:  ## modelmon vs Evidently, NannyML and scipy, then 1,000 monitors on one operator; rewrites benchmarks/README.md (~45 min, installs the peers on first run)
+bench: install  ## modelmon vs Evidently, NannyML and scipy, then 1,000 monitors on one operator; rewrites benchmarks/README.md (~45 min, installs the peers on first run)
 	$(PYTHON) benchmarks/run.py
 
-bench-scale:  ## only the operator at scale (1,000 monitors, ~10 min), into the last saved run's report
+bench-scale: install  ## only the operator at scale (1,000 monitors, ~10 min), into the last saved run's report
 	$(PYTHON) benchmarks/run.py --scale-only
 
 bench-quick:  ## the benchmark's smoke test: small workloads, modelmon and scipy only, no timings asserted

@@ -8,6 +8,12 @@ checks that the statistics agree where the methods are the same, and writes
 ``benchmarks/README.md``: one table per workload, the scaling, and each goal with its
 figure and PASS or FAIL.
 
+Each tool runs in the environment its users get: modelmon and the numpy bound with the
+interpreter that runs this script (modelmon's own pinned dependencies, ``make install``);
+scipy, Evidently and NannyML in the peers' virtualenv, whose pandas is older because
+Evidently and NannyML do not support pandas 3. numpy, scipy and pyarrow are the same in
+both, and the report lists each environment's versions.
+
 ``--quick`` runs small workloads once each (a smoke test; the timings mean nothing);
 ``--tools modelmon,bound,scipy --python current`` needs no virtualenv.
 """
@@ -40,6 +46,8 @@ from workloads import FULL, QUICK, Workload, write  # noqa: E402
 
 REQUIREMENTS = HERE / "requirements-peers.txt"
 ALL_TOOLS = ("modelmon", "bound", "scipy", "evidently", "nannyml")
+#: Tools measured with modelmon's own interpreter; the others run in the peers' virtualenv.
+OWN_TOOLS = ("modelmon", "bound")
 PEERS = ("evidently", "nannyml")
 MB = 1024 * 1024
 
@@ -124,6 +132,22 @@ class Result:
 
 
 # The peers' virtualenv -----------------------------------------------------------------
+
+def merged_versions(results: Iterable[Result]) -> dict[str, str]:
+    """Each package's version; where the environments differ, each with its tools."""
+    seen: dict[str, dict[str, set[str]]] = {}
+    for r in results:
+        for package, version in r.versions.items():
+            seen.setdefault(package, {}).setdefault(version, set()).add(r.tool)
+    out = {}
+    for package, by_version in seen.items():
+        if len(by_version) == 1:
+            out[package] = next(iter(by_version))
+        else:
+            out[package] = " / ".join(
+                f"{v} ({', '.join(sorted(tools))})" for v, tools in sorted(by_version.items()))
+    return out
+
 
 def cache_dir() -> Path:
     return Path(os.environ.get("MODELMON_CACHE", Path.home() / ".cache" / "modelmon"))
@@ -635,7 +659,14 @@ class Report:
             "1-minute load average when the row started.",
             "- A run covers the statistics only. Both windows are read from the same parquet "
             "files before the clock starts (`pyarrow.parquet.read_table(path).to_pandas()`), "
-            "and every tool gets the same pandas frames.",
+            "and every tool gets the same data as pandas frames.",
+            "- Each tool runs in the environment its users get: modelmon and the bound with "
+            "modelmon's pinned dependencies; scipy, Evidently and NannyML in a virtualenv "
+            "whose pandas is older, because Evidently and NannyML do not support pandas 3 "
+            "(the versions line above names each environment's pandas; numpy, scipy and "
+            "pyarrow are the same in both). Text columns are arrow-backed strings under "
+            "pandas 3 and Python objects under pandas 2, so modelmon counts categories "
+            "faster here than it would in the peers' environment.",
             "- modelmon **cold**: `fit_reference` + `score_drift` (what a check costs when the "
             "reference profile is not cached), the reference frame handed over as `modelmon "
             "check` hands over the frame it loaded (`consume=True`: its columns are sorted "
@@ -797,12 +828,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     only_modes = None if args.modes is None else set(args.modes.split(","))
     workloads = [w for w in (QUICK if args.quick else FULL) if w.key in keys]
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
+    own = sys.executable
     if args.python == "current":
-        python = sys.executable
+        peers = sys.executable
     elif args.python:
-        python = args.python
+        own = peers = args.python
     else:
-        python = str(ensure_venv())
+        peers = (str(ensure_venv()) if set(tools) - set(OWN_TOOLS) else sys.executable)
+
+    def python_of(tool: str) -> str:
+        return own if tool in OWN_TOOLS else peers
+
     out = args.out if args.out is not None else (None if args.quick else HERE / "README.md")
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="modelmon-bench-"))
@@ -820,7 +856,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 and (only_modes is None or mode in only_modes)]
         for w in workloads:
             for tool, config, mode in schedule(rows):
-                r = measure(python, tool, config, mode, w, data_dir=data_dir,
+                r = measure(python_of(tool), tool, config, mode, w, data_dir=data_dir,
                             repeats=repeats, long_run=20.0)
                 print(f"({w.key}) {tool:9} {config:11} {mode:6} {fmt_s(r.median):>8} s "
                       f"peak {r.peak_mb:6.0f} MiB  load {r.load:.2f}  {flags(r)}",
@@ -828,10 +864,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results.append(r)
         big = max(workloads, key=lambda w: w.current_bytes, default=None)
         if "modelmon" in tools and big is not None and not args.no_window:
-            window = [measure(python, "modelmon", "auto", mode, big, data_dir=data_dir,
+            window = [measure(own, "modelmon", "auto", mode, big, data_dir=data_dir,
                               repeats=1, long_run=20.0) for mode in ("window", "columns")]
         pvalues = ([] if "modelmon" not in tools or args.quick
-                   else run_pvalues(python))
+                   else run_pvalues(own))
         load_end = os.getloadavg()[0]
         scale_run = (None if args.quick or args.no_scale or "modelmon" not in tools
                      else run_scale(args.scale_args))
@@ -839,9 +875,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
 
-    versions: dict[str, str] = {}
-    for r in results:
-        versions.update(r.versions)
+    versions = merged_versions(results)
     run = {"machine": machine(), "versions": versions, "loads": [load_start, load_end],
            "started": started.isoformat(), "quick": args.quick, "repeats": repeats,
            "results": [_dump(r) for r in results],
