@@ -378,7 +378,12 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         # A run this long warms itself up: it is the first timed one.
         times.append(warmup)
         repeats -= 1
-    for _ in range(repeats):
+    # At least ``repeats`` runs; a short row keeps going until its runs add up to
+    # ``min_seconds`` (at most ``max_runs``), so that its median is not three samples of
+    # scheduler noise.
+    min_seconds = float(spec.get("min_seconds", 0.0))
+    max_runs = max(int(spec.get("max_runs", repeats)), repeats)
+    while len(times) < repeats or (sum(times) < min_seconds and len(times) < max_runs):
         result = None
         elapsed, result = timed()
         times.append(elapsed)

@@ -50,6 +50,10 @@ ALL_TOOLS = ("modelmon", "bound", "scipy", "evidently", "nannyml")
 OWN_TOOLS = ("modelmon", "bound")
 PEERS = ("evidently", "nannyml")
 MB = 1024 * 1024
+#: A row whose runs are short keeps running until they add up to this many seconds ...
+MIN_SECONDS = 2.0
+#: ... or it has run this many times.
+MAX_RUNS = 41
 
 #: Statistics equal to scipy's within this (absolute for p-values and KS distances,
 #: relative for the other statistics).
@@ -196,10 +200,12 @@ def run_measure(python: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure(python: str, tool: str, config: str, mode: str, w: Workload, *, data_dir: Path,
-            repeats: int, long_run: float) -> Result:
+            repeats: int, long_run: float, min_seconds: float = 0.0,
+            max_runs: int = 0) -> Result:
     spec = {"tool": tool, "config": config, "mode": mode, "data_dir": str(data_dir),
             "workload": [w.key, w.numeric, w.categorical, w.rows], "repeats": repeats,
-            "long_run_seconds": long_run, "profile": str(data_dir / f"{w.key}-profile.pickle")}
+            "long_run_seconds": long_run, "min_seconds": min_seconds, "max_runs": max_runs,
+            "profile": str(data_dir / f"{w.key}-profile.pickle")}
     if mode in ("window", "columns"):  # fit and pickle the profile in another process first
         fitted = run_measure(python, dict(spec, mode="fit"))
     load = os.getloadavg()[0]
@@ -651,10 +657,11 @@ class Report:
         lines += [
             "## What is measured",
             "",
-            f"- Each row runs in a fresh process: one untimed warm-up run, then {repeats} "
-            "timed runs (a warm-up longer than 20 s counts as the first of them; the `runs` "
-            "column says how many); the wall time is their median. The rows of a workload "
-            "run interleaved: each modelmon row is followed at once by the rows compared "
+            f"- Each row runs in a fresh process: one untimed warm-up run, then at least "
+            f"{repeats} timed runs, and more while they add up to less than {MIN_SECONDS:g} s "
+            f"(at most {MAX_RUNS}; a warm-up longer than 20 s counts as the first of them; "
+            "the `runs` column says how many); the wall time is their median. The rows of a "
+            "workload run interleaved: each modelmon row is followed at once by the rows compared "
             "with it, so a noisy stretch slows both sides of a ratio; **load** is the "
             "1-minute load average when the row started.",
             "- A run covers the statistics only. Both windows are read from the same parquet "
@@ -857,7 +864,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for w in workloads:
             for tool, config, mode in schedule(rows):
                 r = measure(python_of(tool), tool, config, mode, w, data_dir=data_dir,
-                            repeats=repeats, long_run=20.0)
+                            repeats=repeats, long_run=20.0,
+                            min_seconds=0.0 if args.quick else MIN_SECONDS, max_runs=MAX_RUNS)
                 print(f"({w.key}) {tool:9} {config:11} {mode:6} {fmt_s(r.median):>8} s "
                       f"peak {r.peak_mb:6.0f} MiB  load {r.load:.2f}  {flags(r)}",
                       file=sys.stderr, flush=True)
