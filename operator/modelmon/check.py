@@ -77,6 +77,12 @@ log = logging.getLogger(__name__)
 NO_LIMIT: AbstractContextManager[object] = nullcontext()
 
 
+def _workers(cpu: AbstractContextManager[object], rows: int, columns: int) -> int:
+    """Threads for fitting or scoring: a check alone (no CPU limit: `modelmon check`) may
+    use several; one under the operator's limit."""
+    return alone_workers(rows, columns) if cpu is NO_LIMIT else 1
+
+
 class CheckError(Exception):
     """A check that cannot run; ``reason`` becomes the Ready condition's reason."""
 
@@ -244,10 +250,9 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
         the_plan = plan(spec, loaded.frame)
         try:
             with cpu:
-                # Alone (no CPU limit: `modelmon check`) it may use threads.
-                threads = alone_workers(len(loaded.frame), len(the_plan.requests))
-                profile = fit_reference(loaded.frame, the_plan.requests, consume=True,
-                                        workers=threads if cpu is NO_LIMIT else 1)
+                profile = fit_reference(
+                    loaded.frame, the_plan.requests, consume=True,
+                    workers=_workers(cpu, len(loaded.frame), len(the_plan.requests)))
         except ColumnSpecError as exc:
             override = spec.drift.features.get(exc.column)
             field = (f"spec.drift.features.{exc.column}.method"
@@ -507,8 +512,8 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
                                f"spec.current.minRows is {spec.current.min_rows}")
     # One pass: each current column is sorted or counted once for drift and quality.
     with cpu:
-        threads = alone_workers(len(cur_frame), len(ref.profile.columns))
-        scores = score_window(ref.profile, cur_frame, workers=threads if cpu is NO_LIMIT else 1)
+        scores = score_window(ref.profile, cur_frame,
+                              workers=_workers(cpu, len(cur_frame), len(ref.profile.columns)))
     scored, q = scores.drift, scores.quality
     schema = schema_changes(spec, ref, cur_frame, q.missing_columns, q.type_changes)
     dq = DataQualityStatus(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from modelmon.stats.drift import auto_method
 from modelmon.stats.drift.base import (
     AnyMethod,
     DriftResult,
+    NumericMethod,
     UnknownMethodError,
     get_method,
     method_names,
@@ -80,16 +82,12 @@ class ColumnProfile:
     method: str
     numeric: NumericProfile | None
     categorical: CategoricalProfile | None
-    scorer: AnyMethod | None = None
+    scorer: AnyMethod
     """The registered method named ``method`` for ``kind``, looked up once at fit."""
 
     @property
     def name(self) -> str:
         return self.request.name
-
-    def drift_method(self) -> AnyMethod:
-        """The method that scores this column."""
-        return self.scorer if self.scorer is not None else get_method(self.method, self.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +137,8 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int,
     except UnknownMethodError as exc:
         raise ColumnSpecError(f"column {request.name!r} is {kind}: {exc}",
                               request.name) from None
+    if kind == "numeric" and numeric is not None and isinstance(scorer, NumericMethod):
+        numeric = scorer.fit(numeric)
     return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical, scorer)
 
 
@@ -161,8 +161,8 @@ def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest], worker
         items = [(frame[r.name], r) for r in requests]
         fitted = _map(lambda item: fit_column(item[0], item[1], rows), items, workers)
         return ReferenceProfile(rows=rows, columns={c.name: c for c in fitted})
-    names = [r.name for r in requests]
-    once = {name for name in names if names.count(name) == 1 and _unique(frame, name)}
+    counts = Counter(r.name for r in requests)
+    once = {name for name, k in counts.items() if k == 1 and _unique(frame, name)}
     sortable = sortable_columns(frame, once)
     lock = threading.Lock()
 
@@ -315,7 +315,7 @@ def current_values(series: pd.Series | CurrentColumn, profile: ColumnProfile
 def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> DriftResult:
     """Drift of one current column against its reference profile."""
     column = _column(series)
-    method = profile.drift_method()
+    method = profile.scorer
     if (profile.kind == "numeric" and not column.is_numeric()
             and column.series.notna().any()):
         return DriftResult(profile.method, None, None, _threshold(profile), False,
@@ -334,7 +334,7 @@ def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> D
 
 def _threshold(profile: ColumnProfile) -> float:
     t = profile.request.threshold
-    return profile.drift_method().default_threshold if t is None else t
+    return profile.scorer.default_threshold if t is None else t
 
 
 @dataclass(frozen=True, slots=True)

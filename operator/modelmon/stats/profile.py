@@ -82,7 +82,8 @@ class NumericProfile:
     bin_counts: NDArray[np.int64]
     """Reference counts per bin (``len(bin_edges) + 1`` bins)."""
     grid: RankGrid | None = None
-    """Some of ``sorted_values`` with their ranks (``rank_grid``), for the KS statistic."""
+    """Some of ``sorted_values`` with their ranks (``rank_grid``), kept when the column is
+    scored by KS (``KolmogorovSmirnov.fit``)."""
 
     kind: Literal["numeric"] = "numeric"
 
@@ -298,7 +299,7 @@ def fit_numeric(values: pd.Series | NDArray[np.generic], *, in_place: bool = Fal
     return NumericProfile(
         sorted_values=clean, n=n, n_missing=n_missing, n_unique=n_unique,
         mean=profile.mean, std=profile.std, minimum=profile.minimum, maximum=profile.maximum,
-        q1=q1, q3=q3, bin_edges=profile.bin_edges, bin_counts=counts, grid=rank_grid(clean),
+        q1=q1, q3=q3, bin_edges=profile.bin_edges, bin_counts=counts,
     )
 
 

@@ -66,6 +66,11 @@ class DriftMethod(ABC, Generic[P, C]):
     """One line for docs and ``kubectl explain``: what it measures and where the default
     threshold comes from."""
 
+    def fit(self, reference: P) -> P:
+        """The fitted reference with whatever else this method keeps of it (here:
+        nothing); called once, when the column is fitted."""
+        return reference
+
     def prepare(self, current: C) -> C:
         """The current window as ``statistic`` takes it (here: as given)."""
         return current

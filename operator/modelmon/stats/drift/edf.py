@@ -16,6 +16,7 @@ and the two sizes come from scipy's private helpers where this scipy has them
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import math
@@ -346,6 +347,12 @@ class KolmogorovSmirnov(NumericMethod):
     uses_p_value = True
     summary = ("Two-sample Kolmogorov-Smirnov test: largest gap between the empirical CDFs; "
                "drift when p < 0.05 (conventional 5% significance level).")
+
+    def fit(self, reference: NumericProfile) -> NumericProfile:
+        """The profile with its rank grid, which every score searches in the window."""
+        if reference.n == 0 or reference.grid is not None:
+            return reference
+        return dataclasses.replace(reference, grid=rank_grid(reference.sorted_values))
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
