@@ -76,3 +76,10 @@ def test_section_names_every_goal() -> None:
     text = "\n".join(section(result()))
     assert text.count("| PASS |") == 4
     assert "1000 ModelMonitors" in text
+
+
+def test_section_gives_the_servers_count_as_a_range_when_bracketed() -> None:
+    text = "\n".join(section(result(status_patches_low=4990.0, status_patches_high=5080.0)))
+    assert "4990 to 5080 status patches" in text
+    assert "| 0.9980 to 1.0160 |" in text
+    assert "4990 to" not in "\n".join(section(result()))
