@@ -276,6 +276,14 @@ def apiserver_status_patches(kubeconfig: Path) -> float:
     return found
 
 
+def worst_bucket(before: list[tuple[float, float]], after: list[tuple[float, float]]
+                 ) -> float:
+    """The upper bound of the bucket that holds the largest observation between two scrapes
+    of a cumulative histogram: the first bound whose count grew by as much as the total
+    (``inf`` when that observation is above every bound)."""
+    return quantile(1.0, before, after)[1]
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -386,8 +394,7 @@ def measure(op: Operator, kubeconfig: Path, seconds: float, namespaces: Sequence
            buckets(after, "modelmon_event_loop_heartbeat_delay_seconds"))
     lag50, _ = quantile(0.50, *lag)
     lag99, lag99_le = quantile(0.99, *lag)
-    lag_max = max((le for le, count in lag[1] if count > dict(lag[0]).get(le, 0.0)
-                   and le != math.inf), default=math.nan)
+    lag_max = worst_bucket(*lag)
     duration = (total(after, "modelmon_check_duration_seconds_sum")
                 - total(before, "modelmon_check_duration_seconds_sum"))
     patch_requests = requests.get("PATCH", 0.0)
@@ -493,7 +500,9 @@ def section(r: dict[str, Any]) -> list[str]:
         f"| operator CPU | {r['cpu_cores']:.2f} cores |",
         f"| event-loop heartbeat delay p50 / p99 (worst bucket reached) | "
         f"{r['loop_lag_p50_seconds'] * 1000:.1f} / {r['loop_lag_p99_seconds'] * 1000:.1f} ms "
-        f"(<= {r['loop_lag_max_bucket'] * 1000:g} ms) |",
+        + (f"(<= {r['loop_lag_max_bucket'] * 1000:g} ms) |"
+           if math.isfinite(r["loop_lag_max_bucket"]) else
+           "(above every bucket) |" if r["loop_lag_max_bucket"] == math.inf else "(none) |"),
         f"| API requests per check (by method in the window: {methods}) | "
         f"{r['requests_per_check']:.4f} |",
         "| status patches counted by the API server, per check | "

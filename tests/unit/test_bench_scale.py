@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from scale import goals, quantile, section  # noqa: E402
+from scale import goals, quantile, section, worst_bucket  # noqa: E402
 
 INF = math.inf
 
@@ -83,3 +83,13 @@ def test_section_gives_the_servers_count_as_a_range_when_bracketed() -> None:
     assert "4990 to 5080 status patches" in text
     assert "| 0.9980 to 1.0160 |" in text
     assert "4990 to" not in "\n".join(section(result()))
+
+
+def test_worst_bucket_is_the_first_that_holds_every_new_observation() -> None:
+    before = [(0.01, 10.0), (0.5, 10.0), (30.0, 10.0), (INF, 10.0)]
+    # Cumulative buckets: one slow observation raises every bound above it, not only its own.
+    after = [(0.01, 50.0), (0.5, 59.0), (30.0, 60.0), (INF, 60.0)]
+    assert worst_bucket(before, after) == 30.0
+    after = [(0.01, 50.0), (0.5, 60.0), (30.0, 60.0), (INF, 60.0)]
+    assert worst_bucket(before, after) == 0.5
+    assert worst_bucket(before, [(0.01, 10.0), (0.5, 10.0), (30.0, 10.0), (INF, 11.0)]) == INF
