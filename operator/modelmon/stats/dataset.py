@@ -137,8 +137,11 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int,
     except UnknownMethodError as exc:
         raise ColumnSpecError(f"column {request.name!r} is {kind}: {exc}",
                               request.name) from None
-    if kind == "numeric" and numeric is not None and isinstance(scorer, NumericMethod):
-        numeric = scorer.fit(numeric)
+    # The method keeps what it needs of its reference (KS: a rank grid), once.
+    if isinstance(scorer, NumericMethod):
+        numeric = scorer.fit(numeric) if numeric is not None else None
+    elif categorical is not None:
+        categorical = scorer.fit(categorical)
     return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical, scorer)
 
 
