@@ -24,6 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from modelmon.api.errors import field_errors
+from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     GROUP,
     KIND,
@@ -448,7 +449,8 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
               generation: int | None = None, resolver: Resolver | None = None,
               cache: ReferenceCache[FittedReference] | None = None,
               cache_key: Hashable = None,
-              cpu: AbstractContextManager[object] | None = None) -> ModelMonitorStatus:
+              cpu: AbstractContextManager[object] | None = None,
+              policy: Policy | None = None) -> ModelMonitorStatus:
     """Run one check and return the new status (never raises for bad data or specs).
 
     ``cpu`` is held while the check computes (fitting, scoring, metrics) and released while
@@ -461,7 +463,8 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
     try:
         status = _check(spec, base_dir=base_dir or Path.cwd(), now=now, previous=previous,
                         generation=generation, started=started, resolver=resolver,
-                        cache=cache, cache_key=cache_key, cpu=cpu or NO_LIMIT)
+                        cache=cache, cache_key=cache_key, cpu=cpu or NO_LIMIT,
+                        policy=policy or Policy.local())
     except CheckError as exc:
         return failed_status(previous, exc, now, generation)
     except Exception as exc:  # a bug must fail this check, not the caller
@@ -493,15 +496,18 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
            started: float, resolver: Resolver | None = None,
            cache: ReferenceCache[FittedReference] | None = None,
            cache_key: Hashable = None,
-           cpu: AbstractContextManager[object] = NO_LIMIT) -> ModelMonitorStatus:
+           cpu: AbstractContextManager[object] = NO_LIMIT,
+           policy: Policy | None = None) -> ModelMonitorStatus:
+    policy = policy or Policy.local()
     ref = reference(spec, LoadContext(base_dir=base_dir, role="spec.reference.source",
-                                      resolver=resolver), cache, cache_key, generation, cpu)
+                                      resolver=resolver, policy=policy),
+                    cache, cache_key, generation, cpu)
     the_plan = ref.plan
     wanted = sorted({r.name for r in the_plan.requests} | set(spec.columns.roles()))
     start = (now - parse_duration(spec.current.window)) if spec.current.window else None
     cur_frame = _load(spec.current.source, LoadContext(
         base_dir=base_dir, role="spec.current.source", columns=wanted,
-        window_start=start, window_end=now, resolver=resolver))
+        window_start=start, window_end=now, resolver=resolver, policy=policy))
     cur_frame = window(spec, cur_frame, now)
     pred = spec.columns.prediction
     if pred is not None and pred not in cur_frame.columns and the_plan.prediction is None:
@@ -541,7 +547,7 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
         performance, why_none = _performance(spec, cur_frame)
     figures = _operational(spec, LoadContext(
         base_dir=base_dir, role="spec.operational.source", window_start=start,
-        window_end=now, resolver=resolver))
+        window_end=now, resolver=resolver, policy=policy))
 
     d_f = drift_findings(spec, drift)
     p_f = performance_findings(spec, performance)

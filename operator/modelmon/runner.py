@@ -20,6 +20,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from modelmon.api.policy import Policy
 from modelmon.handlers.lifecycle import Health
 from modelmon.worker import Fleet
 
@@ -40,6 +41,8 @@ class Options:
     kubeconfig: str | None = None
     bind: str = "0.0.0.0"
     rules_resync_seconds: float = 600.0
+    policy: Policy = field(default_factory=Policy.operator)
+    """The administrator's bounds on every monitor (local paths, egress, budgets)."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -137,7 +140,7 @@ def run(opts: Options) -> NoReturn:
     kube = Kube(load_config(opts.kubeconfig),
                 on_request=lambda method: metrics.requests.labels(method).inc())
     fleet = Fleet(kube, metrics, workers=opts.workers,
-                  rules_resync_seconds=opts.rules_resync_seconds)
+                  rules_resync_seconds=opts.rules_resync_seconds, policy=opts.policy)
     health = Health(on_lag=metrics.loop_lag.observe)
     metrics.registry.register(OperatorGauges(health, fleet))
     start_http_server(opts.metrics_port, addr=opts.bind, registry=metrics.registry)

@@ -27,6 +27,7 @@ import aiohttp
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     HISTORY_LIMIT,
     CheckSummary,
@@ -131,8 +132,10 @@ class Fleet:
 
     def __init__(self, kube: Kube, metrics: Metrics, *, workers: int = 2,
                  base_dir: Path | None = None, clock: Callable[[], float] = time.time,
-                 rules_resync_seconds: float = 600.0) -> None:
+                 rules_resync_seconds: float = 600.0, policy: Policy | None = None) -> None:
         self.kube = kube
+        self.policy = policy or Policy.operator()
+        """The administrator's bounds on what monitors may read and reach."""
         self.rules_resync_seconds = rules_resync_seconds
         """A rule unchanged in the spec is still compared with the cluster's copy this
         often, so that one deleted or edited by hand is restored."""
@@ -282,7 +285,8 @@ class Fleet:
                 self._started(due, began)
                 return run_check(checked, base_dir=self.base_dir, now=now, previous=previous,
                                  generation=generation, resolver=resolver,
-                                 cache=self.references, cache_key=state.key, cpu=self.cpu)
+                                 cache=self.references, cache_key=state.key, cpu=self.cpu,
+                                 policy=self.policy)
 
             status = await asyncio.get_running_loop().run_in_executor(self.stats_pool, compute)
             ready = status.condition("Ready")
@@ -361,7 +365,7 @@ class Fleet:
         states = await notify(
             spec.alerting, findings, previous.notifications,
             Context(ns, state.ref.name, spec.model.name, spec.model.version, status.phase,
-                    interval, drift_columns(spec)),
+                    interval, drift_columns(spec), self.policy),
             KubeResolver(self.kube.core, ns), now, self.session)
         before = {s.name: s for s in previous.notifications}
         for st in states:

@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar
 
 import pandas as pd
 
+from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import Source
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class LoadContext:
     """Extra attempts after a transient failure (0: fail at the first)."""
     retry_delay: float = 1.0
     """Seconds before the first retry; doubles with each further one."""
+    policy: Policy = field(default_factory=Policy.local)
+    """The administrator's bounds (local paths, egress, byte budget, opt-in labels)."""
 
     def need_resolver(self, what: str) -> Resolver:
         """The resolver, or a SourceError naming the field that needs it."""

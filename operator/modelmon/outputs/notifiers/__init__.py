@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
+from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     AlertingSpec,
     Delivered,
@@ -60,6 +61,8 @@ class Context:
     interval_seconds: float
     drift_columns: Mapping[str, str] = field(default_factory=dict)
     """spec.columns.prediction and .target, by role."""
+    policy: Policy = field(default_factory=Policy.local)
+    """The administrator's bounds (egress, opt-in labels) on this monitor's notifiers."""
 
 
 def drift_columns(spec: ModelMonitorSpec) -> dict[str, str]:

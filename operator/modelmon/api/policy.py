@@ -1,0 +1,65 @@
+"""What a cluster administrator lets monitors use: the operator's trust boundary.
+
+Beside the API (``api``): a ``ModelMonitor`` is written by a tenant and is untrusted; this
+policy comes from the administrator (``modelmon run`` flags, their environment twins, the
+chart's values) and bounds what any monitor can make the operator do: which local
+directories a ``url`` source may read, which destinations a source or notifier may connect
+to, how many bytes one source may bring, and which Secrets and ConfigMaps a monitor may
+use. ``sources`` and ``outputs`` read it from their context; nothing else decides it.
+
+``modelmon check`` runs on behalf of whoever runs it and uses ``Policy.local()``: files
+beside the monitor, any destination, no label required. The operator uses what
+``modelmon run`` was given, whose defaults are closed (``Policy.operator()``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The label a Secret or ConfigMap must carry (value "true") before a monitor may use it.
+USE_LABEL = "modelmon.io/use"
+
+#: Bytes one source may bring into the operator by default (see ``Policy.max_bytes``).
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Egress:
+    """Where connections that a monitor causes may go (checked after name resolution).
+
+    ``allow`` and ``deny`` hold networks in CIDR form (``10.0.0.0/8``) or host names
+    (``prometheus-operated.monitoring.svc``). A destination is refused when it matches
+    ``deny``, or when ``allow`` is not empty and it matches none of it; link-local and
+    cloud metadata addresses are refused unless ``allow`` names them explicitly.
+    """
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    enforce: bool = True
+    """False: every destination is allowed (``modelmon check`` on a laptop)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The administrator's bounds on every monitor (see the module doc)."""
+
+    local_paths: tuple[Path, ...] | None = None
+    """Directories whose files ``url`` sources may read (resolved); None: any local path
+    (``modelmon check``), empty: none (the operator's default)."""
+    egress: Egress = field(default_factory=Egress)
+    max_bytes: int = DEFAULT_MAX_BYTES
+    """Default byte budget of one source (a source's ``maxBytes`` may lower it)."""
+    use_label: str | None = USE_LABEL
+    """The label (value "true") a Secret or ConfigMap needs before a monitor may use it;
+    None: no label is needed (``modelmon check``)."""
+
+    @classmethod
+    def local(cls) -> Policy:
+        """``modelmon check``: the person running it already reads what it reads."""
+        return cls(local_paths=None, egress=Egress(enforce=False), use_label=None)
+
+    @classmethod
+    def operator(cls) -> Policy:
+        """The operator's defaults: no local file, default egress rules, labels needed."""
+        return cls(local_paths=())
