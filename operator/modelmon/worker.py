@@ -45,7 +45,7 @@ from modelmon.check import (
 )
 from modelmon.evaluation import ConditionValue, merge_conditions
 from modelmon.outputs import retraining
-from modelmon.outputs.kube import Kube, ObjectRef, RulesUnavailableError
+from modelmon.outputs.kube import Kube, ObjectRef, RuleOwnedElsewhereError, RulesUnavailableError
 from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.notifiers import Context, drift_columns, notify
 from modelmon.outputs.rules import prometheus_rule
@@ -340,6 +340,9 @@ class Fleet:
                 except RulesUnavailableError as exc:
                     value = ConditionValue("AlertRulesReady", "False",
                                            "PrometheusRuleCRDMissing", str(exc))
+                except RuleOwnedElsewhereError as exc:
+                    value = ConditionValue("AlertRulesReady", "False", "RuleNameTaken",
+                                           str(exc))
                 except ApiException as exc:
                     value = ConditionValue("AlertRulesReady", "False", "ApplyFailed",
                                            f"cannot write the PrometheusRule: HTTP {exc.status}"

@@ -16,8 +16,9 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from modelmon.api.names import rule_name
 from modelmon.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from modelmon.outputs.rules import RULE_API_VERSION, rule_name
+from modelmon.outputs.rules import RULE_API_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,27 @@ COMPONENT = "modelmon"
 
 class RulesUnavailableError(Exception):
     """The cluster has no PrometheusRule API (prometheus-operator's CRDs are missing)."""
+
+
+class RuleOwnedElsewhereError(Exception):
+    """The PrometheusRule's name is taken by an object another owner controls."""
+
+
+def _controller(meta: dict[str, Any]) -> dict[str, Any] | None:
+    return next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+
+
+def _check_owner(live: dict[str, Any], rule: dict[str, Any]) -> None:
+    """Refuse to take over a rule that another object controls: two owners would replace
+    each other's rule in turn, and one monitor's alerts would be silently gone."""
+    ours, theirs = _controller(rule["metadata"]), _controller(live.get("metadata") or {})
+    if ours is None or theirs is None or theirs.get("uid") == ours.get("uid"):
+        return
+    name = rule["metadata"]["name"]
+    raise RuleOwnedElsewhereError(
+        f"the PrometheusRule {name} exists and is controlled by {theirs.get('kind')} "
+        f"{theirs.get('name')}, not by this monitor; delete that rule or rename one of "
+        "them")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +111,7 @@ class Kube:
             if exc.status != 404:
                 raise
             return self._create_rule(rule)
+        _check_owner(live, rule)
         same = (live.get("spec") == rule["spec"]
                 and all(live["metadata"].get("labels", {}).get(k) == v
                         for k, v in rule["metadata"]["labels"].items())
@@ -103,6 +126,8 @@ class Kube:
         return True
 
     def _create_rule(self, rule: dict[str, Any]) -> bool:
+        # A create that loses a race with another owner gets 409; reading it back (next
+        # check) then reports whose it is.
         ns = rule["metadata"]["namespace"]
         try:
             self.custom.create_namespaced_custom_object(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from modelmon.api.names import monitor_label
 from modelmon.api.v1alpha1 import (
     API_VERSION,
     KIND,
@@ -83,7 +84,7 @@ def job(spec: RetrainingSpec, namespace: str, monitor: str, uid: str,
     name (status.retraining.lastJob)."""
     template = spec.job_template
     meta = copy.deepcopy(template.metadata or {})
-    labels = {**(meta.get("labels") or {}), MONITOR_LABEL: monitor[:63]}
+    labels = {**(meta.get("labels") or {}), MONITOR_LABEL: monitor_label(monitor)}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

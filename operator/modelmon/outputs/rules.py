@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelmon.api.names import monitor_label, rule_name
 from modelmon.api.v1alpha1 import (
     API_VERSION,
     KIND,
@@ -33,11 +34,6 @@ DQ_CHECKS = (  # spec field -> metric `check` label, comparison
     ("out_of_range_fraction", "outOfRangeFraction"),
     ("new_categories", "newCategories"),
 )
-
-
-def rule_name(monitor: str) -> str:
-    """Name of the PrometheusRule object of a monitor."""
-    return f"modelmon-{monitor}"[:253]
 
 
 def _q(value: str) -> str:
@@ -185,7 +181,7 @@ def prometheus_rule(namespace: str, monitor: str, spec: ModelMonitorSpec,
         "name": rule_name(monitor),
         "namespace": namespace,
         "labels": {**dict(sorted(pr.labels.items())), **MANAGED_BY,
-                   "modelmon.io/monitor": monitor[:63]},
+                   "modelmon.io/monitor": monitor_label(monitor)},
     }
     if uid is not None:
         metadata["ownerReferences"] = [{
