@@ -14,8 +14,9 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
 
 GROUP = "modelmon.io"
 VERSION = "v1alpha1"
@@ -104,6 +105,56 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+#: Characters no name or label a monitor sets may hold: C0 and C1 controls (NUL, newline
+#: and DEL included) and the Unicode bidirectional controls that make text display in an
+#: order other than the one it is stored in (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069).
+#: They would reach Prometheus labels, alerts and notifications as they are.
+CONTROL_CHARACTERS = frozenset(
+    [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F),
+     *range(0x2066, 0x206A)])
+#: The same set as the CRD's pattern (Go RE2 syntax, which the API server uses).
+NO_CONTROLS_PATTERN = (r"^[^\x00-\x1F\x7F-\x9F\x{200E}\x{200F}\x{202A}-\x{202E}"
+                       r"\x{2066}-\x{2069}]*$")
+#: A Kubernetes label value, and key (optional DNS-subdomain prefix and "/", then a name).
+K8S_LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+K8S_LABEL_KEY_PATTERN = (r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                         r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def _no_controls(value: str) -> str:
+    bad = next((i for i, ch in enumerate(value) if ord(ch) in CONTROL_CHARACTERS), None)
+    if bad is not None:
+        raise ValueError(f"must not contain control characters; U+{ord(value[bad]):04X} at "
+                         f"character {bad + 1} (C0/C1 controls, DEL and Unicode "
+                         "bidirectional controls are refused)")
+    return value
+
+
+class NoControls:
+    """Annotation: the string holds no ``CONTROL_CHARACTERS`` (a pydantic check with a
+    clear message; ``pattern`` is what the CRD generator writes for the API server)."""
+
+    pattern = NO_CONTROLS_PATTERN
+
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_no_controls, handler(source))
+
+
+def k8s_label_problem(key: str, value: str) -> str | None:
+    """Why ``key: value`` is not a Kubernetes label (None: it is)."""
+    prefix, slash, name = key.rpartition("/")
+    if not re.fullmatch(K8S_LABEL_KEY_PATTERN.replace("{0,61}", "*"), key) \
+            or len(name) > 63 or len(prefix) > 253 or (slash and not prefix):
+        return (f"{key!r} is not a Kubernetes label key (an optional DNS prefix and '/', "
+                "then at most 63 letters, digits, '-', '_', '.', starting and ending with a "
+                "letter or digit)")
+    if not re.fullmatch(K8S_LABEL_VALUE_PATTERN, value) or len(value) > 63:
+        return (f"the value of {key} is not a Kubernetes label value (at most 63 letters, "
+                "digits, '-', '_', '.', starting and ending with a letter or digit)")
+    return None
+
+
 class CelRule(BaseModel):
     """One ``x-kubernetes-validations`` entry."""
 
@@ -133,10 +184,10 @@ class ApiModel(BaseModel):
 class ModelRef(ApiModel):
     """The model this monitor watches."""
 
-    name: Annotated[str, Field(min_length=1, max_length=253)]
-    """Model name, used in metric and alert labels."""
-    version: Annotated[str, Field(max_length=128)] | None = None
-    """Model version, shown in status and notifications."""
+    name: Annotated[str, Field(min_length=1, max_length=253), NoControls()]
+    """Model name, used in metric and alert labels (no control characters)."""
+    version: Annotated[str, Field(max_length=128), NoControls()] | None = None
+    """Model version, shown in status and notifications (no control characters)."""
     task: Task
     """What the model predicts; it decides which performance metrics apply."""
 
@@ -566,14 +617,28 @@ class PrometheusRuleSpec(ApiModel):
 
     enabled: bool = True
     """Generate a PrometheusRule (needs the prometheus-operator CRDs in the cluster)."""
-    labels: Annotated[dict[str, Annotated[str, Field(max_length=63)]],
+    cel = (CelRule(rule="!has(self.labels) || self.labels.all(k, size(k) <= 317 && "
+                        f"k.matches(r'{K8S_LABEL_KEY_PATTERN}'))",
+                   message="prometheusRule.labels keys must be Kubernetes label keys",
+                   fieldPath=".labels"),)
+
+    labels: Annotated[dict[str, Annotated[str, Field(max_length=63,
+                                                     pattern=K8S_LABEL_VALUE_PATTERN)]],
                       Field(max_length=32)] = {}
     """Labels on the PrometheusRule object, e.g. release: kube-prometheus-stack, so that
-    Prometheus's ruleSelector picks it up."""
+    Prometheus's ruleSelector picks it up (Kubernetes label keys and values)."""
     for_: Duration = Field(default="10m", alias="for")
     """How long a condition must hold before its alert fires."""
     runbook_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://")] | None = None
     """Link added to every alert as the runbook_url annotation."""
+
+    @model_validator(mode="after")
+    def _k8s_labels(self) -> PrometheusRuleSpec:
+        for key, value in self.labels.items():
+            problem = k8s_label_problem(key, value)
+            if problem:
+                raise ValueError(f"labels: {problem}")
+        return self
 
 
 HttpUrl = Annotated[str, Field(pattern=r"^https?://", max_length=2048)]
@@ -701,10 +766,10 @@ class AlertingSpec(ApiModel):
                 message="notifier names must be unique", fieldPath=".notifiers"),
     )
 
-    labels: Annotated[dict[str, Annotated[str, Field(max_length=256)]],
+    labels: Annotated[dict[str, Annotated[str, Field(max_length=256), NoControls()]],
                       Field(max_length=32)] = {}
     """Routing labels added to every alert of this monitor (team, service, ...), for
-    Alertmanager routes."""
+    Alertmanager routes (Prometheus label names; values without control characters)."""
     prometheus_rule: PrometheusRuleSpec = PrometheusRuleSpec()
     """The generated PrometheusRule."""
     notifiers: Annotated[list[Notifier], Field(max_length=16)] = []
