@@ -278,7 +278,7 @@ class Fleet:
         if spec is not None:
             checked = spec
             # A resolver per check, so that a rotated Secret is read afresh.
-            resolver = KubeResolver(self.kube.core, state.ref.namespace)
+            resolver = KubeResolver(self.kube.core, state.ref.namespace, self.policy.use_label)
 
             def compute() -> ModelMonitorStatus:
                 # Lateness counts the wait for a free statistics thread too.
@@ -369,7 +369,7 @@ class Fleet:
             spec.alerting, findings, previous.notifications,
             Context(ns, state.ref.name, spec.model.name, spec.model.version, status.phase,
                     interval, drift_columns(spec), self.policy),
-            KubeResolver(self.kube.core, ns), now, self.session)
+            KubeResolver(self.kube.core, ns, self.policy.use_label), now, self.session)
         before = {s.name: s for s in previous.notifications}
         for st in states:
             old = before.get(st.name)

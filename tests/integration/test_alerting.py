@@ -25,6 +25,7 @@ from kube import REPO_ROOT, Cluster, Kubectl, manifest, wait_for
 from monitors import EXAMPLE, apply, get, monitor, status_when
 from operator_proc import OperatorProcess, free_port, http_get
 
+from modelmon.api.policy import USE_LABEL
 from modelmon.api.v1alpha1 import RetrainingSpec
 from modelmon.outputs import retraining
 from toolcheck import require
@@ -210,7 +211,8 @@ def start_prometheus(workdir: Path, rules: dict[str, Any], metrics_port: int,
 
 def secret(kubectl: Kubectl, namespace: str, name: str, data: dict[str, str]) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", input=manifest({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "labels": {USE_LABEL: "true"}},  # the opt-in label
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}))
 
 

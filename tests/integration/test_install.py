@@ -42,6 +42,7 @@ from operator_proc import OperatorProcess
 from prometheus_client.parser import text_string_to_metric_families
 
 import grafana
+from modelmon.api.policy import USE_LABEL
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -726,6 +727,8 @@ def test_the_chart_token_reads_configmaps_and_secrets_and_creates_the_retraining
                 f"--from-file=reference.csv={data / 'reference.csv'}")
         kubectl("create", "secret", "generic", "hooks", "-n", other_namespace,
                 f"--from-literal=hmac={HMAC_KEY}")
+        for kind, name in (("configmap", "bc-reference"), ("secret", "hooks")):
+            kubectl("label", kind, name, "-n", other_namespace, f"{USE_LABEL}=true")
         doc = monitor("bc", data)
         doc["spec"]["schedule"] = {"interval": "1h"}  # one check during the test
         doc["spec"]["reference"]["source"] = {"configMap": {"name": "bc-reference",

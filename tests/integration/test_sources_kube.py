@@ -1,17 +1,27 @@
-"""KubeResolver against the real API server: Secrets and ConfigMaps of a monitor's namespace."""
+"""KubeResolver against the real API server: Secrets and ConfigMaps of a monitor's namespace,
+usable only with the opt-in label (``modelmon.io/use: "true"``)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from typing import Any
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from kube import Cluster, Kubectl, manifest
 from kubernetes import client, config
 
 from corpus import good_monitor, merge_patch
-from modelmon.api.v1alpha1 import Source
+from modelmon.api.policy import USE_LABEL, Policy
+from modelmon.api.v1alpha1 import AlertingSpec, Finding, Source
+from modelmon.outputs.notifiers import Context, notify
 from modelmon.sources import LoadContext, MissingKeyError, SourceError, load
 from modelmon.sources.resolvers import KubeResolver
 
@@ -32,13 +42,17 @@ def apply(kubectl: Kubectl, namespace: str, obj: dict[str, Any]) -> None:
     kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(obj))
 
 
+#: The opt-in label every Secret and ConfigMap a monitor uses must carry.
+USE = {USE_LABEL: "true"}
+
+
 @pytest.fixture
 def objects(kubectl: Kubectl, namespace: str) -> str:
     apply(kubectl, namespace, {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "labels": USE},
         "data": {"url": base64.b64encode(b"sqlite:///x.db\n").decode()}})
     apply(kubectl, namespace, {
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tiny"},
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tiny", "labels": USE},
         "data": {"reference.csv": CSV},
         "binaryData": {"packed.jsonl": base64.b64encode(b'{"x": 1}\n{"x": 2}\n').decode()}})
     return namespace
@@ -51,7 +65,8 @@ def test_secret_values_and_errors(cluster: Cluster, objects: str) -> None:
         resolver.secret("db", "password")
     assert f"Secret {objects}/db has no key 'password' (its keys: url)" in str(info.value)
     assert "sqlite" not in str(info.value)
-    with pytest.raises(SourceError, match=f"Secret {objects}/nope not found"):
+    with pytest.raises(SourceError, match=f"Secret {objects}/nope does not exist or is not "
+                       "labeled modelmon.io/use=true"):
         resolver.secret("nope", "url")
     resolver.secret("db", "url")
     assert resolver.reads == 2  # db once, nope once
@@ -99,3 +114,143 @@ def test_the_apiserver_checks_the_url_timeout(kubectl: Kubectl, namespace: str,
     done = kubectl("apply", "-f", "-", input=manifest(doc), check=False)
     assert (done.returncode == 0) is accepted, done.stderr
     assert message in done.stderr
+
+
+# ------------------------------------------------------------------ the opt-in label
+
+
+def unlabeled(kubectl: Kubectl, namespace: str, kind: str, name: str,
+              data: dict[str, str], labels: dict[str, str] | None = None) -> None:
+    """A Secret or ConfigMap that monitors may not use (no label, or another value)."""
+    body = ({k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+            if kind == "Secret" else data)
+    apply(kubectl, namespace, {"apiVersion": "v1", "kind": kind,
+                               "metadata": {"name": name, "labels": labels or {}},
+                               "data": body})
+
+
+def sqlite_db(path: Path) -> str:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE predictions (score REAL)")
+        db.executemany("INSERT INTO predictions VALUES (?)", [(0.25,), (0.75,)])
+    return f"sqlite:///{path}"
+
+
+SQL = {"sql": {"connectionSecretRef": {"name": "other-app-db", "key": "url"},
+               "query": "SELECT score FROM predictions"}}
+
+
+def test_an_unlabeled_secret_is_refused_naming_the_field_and_the_label(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path) -> None:
+    """The confused deputy of issue 14: a monitor points connectionSecretRef at another
+    application's database Secret. Refused, with the field and the fix named and nothing
+    of the Secret shown; labeled by its owner, the same monitor reads the database."""
+    url = sqlite_db(tmp_path / "other-app.db")
+    unlabeled(kubectl, namespace, "Secret", "other-app-db",
+              {"url": url, "password": "planted-password-5kq"})
+    source = Source.model_validate(SQL)
+    ctx = LoadContext(role="spec.current.source", retries=0,
+                      resolver=KubeResolver(core_api(cluster), namespace,
+                                            Policy.operator().use_label))
+    with pytest.raises(SourceError) as info:
+        load(source, ctx)
+    text = str(info.value)
+    assert text.startswith("spec.current.source.sql.connectionSecretRef: Secret "
+                           f"{namespace}/other-app-db does not exist or is not labeled "
+                           "modelmon.io/use=true"), text
+    assert f"kubectl label secret -n {namespace} other-app-db modelmon.io/use=true" in text
+    assert not info.value.transient
+    for leaked in ("sqlite", "other-app.db", "password", "planted", "keys"):
+        assert leaked not in text, text
+    # A Secret that does not exist reads the same (no oracle for the Secrets' names).
+    missing = KubeResolver(core_api(cluster), namespace)
+    with pytest.raises(SourceError) as gone:
+        missing.secret("no-such-db", "url")
+    assert str(gone.value).replace("no-such-db", "other-app-db") == \
+        text.removeprefix("spec.current.source.sql.connectionSecretRef: ")
+    # Another value than "true" is no consent either.
+    unlabeled(kubectl, namespace, "Secret", "other-app-db", {"url": url},
+              labels={USE_LABEL: "false"})
+    with pytest.raises(SourceError, match=r"is not labeled modelmon\.io/use=true"):
+        load(source, LoadContext(role="spec.current.source", retries=0,
+                                 resolver=KubeResolver(core_api(cluster), namespace)))
+    # Labeled by its owner: the same monitor reads the data.
+    kubectl("-n", namespace, "label", "secret", "other-app-db", f"{USE_LABEL}=true",
+            "--overwrite")
+    frame = load(source, LoadContext(role="spec.current.source", retries=0,
+                                     resolver=KubeResolver(core_api(cluster), namespace))
+                 ).frame
+    assert frame["score"].tolist() == [0.25, 0.75]
+
+
+def test_an_unlabeled_config_map_source_is_refused(cluster: Cluster, kubectl: Kubectl,
+                                                    namespace: str) -> None:
+    unlabeled(kubectl, namespace, "ConfigMap", "features", {"reference.csv": CSV})
+    source = Source.model_validate({"configMap": {"name": "features", "key": "reference.csv"}})
+
+    def ctx() -> LoadContext:
+        return LoadContext(role="spec.reference.source", retries=0,
+                           resolver=KubeResolver(core_api(cluster), namespace))
+
+    with pytest.raises(SourceError) as info:
+        load(source, ctx())
+    text = str(info.value)
+    assert text.startswith(f"spec.reference.source.configMap: ConfigMap {namespace}/features "
+                           "does not exist or is not labeled modelmon.io/use=true"), text
+    assert f"kubectl label configmap -n {namespace} features modelmon.io/use=true" in text
+    assert "reference.csv" not in text and "1.5" not in text
+    kubectl("-n", namespace, "label", "configmap", "features", f"{USE_LABEL}=true")
+    assert load(source, ctx()).frame["x"].tolist() == [1.5, 2.5, 3.5]
+    # `modelmon check`'s policy needs no label (the person running it reads what it reads).
+    assert Policy.local().use_label is None
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        Hook.received.append(dict(self.headers))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    Hook.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_notifier_secret_needs_the_label_too(cluster: Cluster, kubectl: Kubectl,
+                                              namespace: str, hook: str) -> None:
+    unlabeled(kubectl, namespace, "Secret", "hooks", {"hmac": "planted-hmac-key-8xv"})
+    spec = AlertingSpec.model_validate({"notifiers": [
+        {"name": "audit", "webhook": {"url": hook,
+                                      "hmacSecretRef": {"name": "hooks", "key": "hmac"}}}]})
+    finding = Finding(name="drift.dataset", severity="warning", value=0.6, bound=0.5,
+                      message="6 of 10 features drifted")
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    ctx = Context(namespace, "credit", "credit-risk", None, "Drifting", 600.0,
+                  policy=Policy.operator())
+
+    def send() -> Any:
+        resolver = KubeResolver(core_api(cluster), namespace, Policy.operator().use_label)
+        (state,) = asyncio.run(notify(spec, [finding], [], ctx, resolver, now))
+        return state
+
+    state = send()
+    assert (state.last_error or "").startswith(
+        "audit: spec.alerting.notifiers[0].webhook.hmacSecretRef: Secret "
+        f"{namespace}/hooks does not exist or is not labeled modelmon.io/use=true"), state
+    assert "planted" not in (state.last_error or "") and Hook.received == []
+    kubectl("-n", namespace, "label", "secret", "hooks", f"{USE_LABEL}=true")
+    state = send()
+    assert not state.last_error, state
+    assert [h["X-Modelmon-Signature"][:7] for h in Hook.received] == ["sha256="]

@@ -97,11 +97,35 @@ class LoadContext:
     """The administrator's bounds (local paths, egress, byte budget, opt-in labels)."""
 
     def need_resolver(self, what: str) -> Resolver:
-        """The resolver, or a SourceError naming the field that needs it."""
+        """The resolver, or a SourceError naming the field that needs it; the resolver's
+        own errors (missing, not labeled, no such key) then name ``what`` too."""
         if self.resolver is None:
             raise SourceError(f"{what}: Secrets and ConfigMaps cannot be read here "
                               "(no resolver was configured)")
-        return self.resolver
+        return FieldResolver(self.resolver, what) if what else self.resolver
+
+
+class FieldResolver:
+    """A resolver whose errors start with the spec field that references the object."""
+
+    def __init__(self, inner: Resolver, field: str) -> None:
+        self.inner = inner
+        self.field = field
+
+    def _named(self, exc: SourceError) -> SourceError:
+        return type(exc)(f"{self.field}: {exc}", transient=exc.transient)
+
+    def secret(self, name: str, key: str) -> str:
+        try:
+            return self.inner.secret(name, key)
+        except SourceError as exc:
+            raise self._named(exc) from None
+
+    def config_map(self, name: str, key: str) -> str:
+        try:
+            return self.inner.config_map(name, key)
+        except SourceError as exc:
+            raise self._named(exc) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,16 @@ through the API server (the operator's service account needs ``get`` on both). E
 is read once per resolver: make one resolver per check, so a rotated Secret is seen at the
 next check.
 
+It uses only objects that carry the administrator's opt-in label (``Policy.use_label``,
+``modelmon.io/use: "true"``). The operator reads with its own identity on behalf of
+whoever wrote the monitor, who may not be allowed to read that Secret: without the label,
+a monitor could point ``connectionSecretRef`` at another application's database URL and
+query that database with its credentials (a confused deputy). The label is the Secret
+owner's consent. An object without it gets the same message as one that does not exist,
+naming both fixes, so that a monitor learns nothing about the namespace's Secrets that it
+could not learn before (not even which names exist); nothing of a refused object (keys,
+values, other labels) is kept or shown.
+
 ``LocalResolver`` (``modelmon check``, no cluster):
 
 - Secrets, first match wins:
@@ -41,6 +51,7 @@ from typing import Any
 
 import yaml
 
+from modelmon.api.policy import USE_LABEL
 from modelmon.sources.base import MissingKeyError, SourceError
 
 ENV_PREFIX = "MODELMON_SECRET_"
@@ -61,11 +72,14 @@ def _keys(data: Mapping[str, Any]) -> str:
 
 
 class KubeResolver:
-    """Reads the Secrets and ConfigMaps of one namespace through a ``CoreV1Api``."""
+    """Reads the Secrets and ConfigMaps of one namespace through a ``CoreV1Api``; with
+    ``use_label`` (the default) only those labeled ``use_label: "true"``."""
 
-    def __init__(self, core_v1_api: Any, namespace: str) -> None:
+    def __init__(self, core_v1_api: Any, namespace: str,
+                 use_label: str | None = USE_LABEL) -> None:
         self.api = core_v1_api
         self.namespace = namespace
+        self.use_label = use_label
         self._secrets: dict[str, dict[str, str]] = {}
         self._config_maps: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
         self.reads = 0
@@ -79,9 +93,11 @@ class KubeResolver:
                 else self.api.read_namespaced_config_map)
         self.reads += 1
         try:
-            return read(name, self.namespace)
+            obj = read(name, self.namespace)
         except ApiException as exc:
             if exc.status == 404:
+                if self.use_label is not None:
+                    raise self._not_usable(kind, name) from None
                 raise SourceError(f"{where} not found; create it in the monitor's "
                                   "namespace") from None
             if exc.status in (401, 403):
@@ -93,6 +109,20 @@ class KubeResolver:
         except Exception as exc:  # urllib3 connection errors and the like
             raise SourceError(f"cannot read {where}: {type(exc).__name__}",
                               transient=True) from None
+        if self.use_label is not None:
+            labels = (obj.metadata.labels if obj.metadata is not None else None) or {}
+            if labels.get(self.use_label) != "true":
+                raise self._not_usable(kind, name)
+        return obj
+
+    def _not_usable(self, kind: str, name: str) -> SourceError:
+        """Missing or not labeled: one message for both (see the module doc)."""
+        noun = kind.lower()
+        return SourceError(
+            f"{kind} {self.namespace}/{name} does not exist or is not labeled "
+            f"{self.use_label}=true, which a {kind} needs before monitors may use it; create "
+            f"it in the monitor's namespace with that label, or have its owner label it: "
+            f"kubectl label {noun} -n {self.namespace} {name} {self.use_label}=true")
 
     def secret(self, name: str, key: str) -> str:
         """The value of ``key`` in Secret ``name`` (one trailing newline dropped)."""

@@ -344,7 +344,8 @@ async def test_missing_secret_is_reported_by_name(receiver: Receiver) -> None:
     spec = alerting(pagerduty={"routingKeySecretRef": {"name": "pd", "key": "nope"},
                                "url": receiver.url})
     (st,) = await notify(spec, [AUC], [], CTX, SECRETS, T0)
-    assert st.last_error == "pagerduty-0: Secret ml/pd has no key 'nope'"
+    assert st.last_error == ("pagerduty-0: spec.alerting.notifiers[0].pagerduty."
+                             "routingKeySecretRef: Secret ml/pd has no key 'nope'")
     assert receiver.requests == []
 
 

@@ -94,7 +94,7 @@ class FakeCore:
 
 def test_kube_resolver_decodes_and_explains() -> None:
     core = FakeCore({"db": {"url": "postgresql://u:hunter2@h/d\n"}}, {"cm": {"a.csv": "x\n"}})
-    r = KubeResolver(core, "ml")
+    r = KubeResolver(core, "ml", use_label=None)  # the opt-in label: tests/integration
     assert r.secret("db", "url") == "postgresql://u:hunter2@h/d"
     assert r.config_map("cm", "a.csv") == "x\n"
     with pytest.raises(MissingKeyError) as info:

@@ -35,6 +35,7 @@ from modelmon.api.v1alpha1 import (
 from modelmon.evaluation import at_least
 from modelmon.outputs.notifiers.base import (
     DeliveryError,
+    FieldSecrets,
     Message,
     SecretSource,
     Sleep,
@@ -122,7 +123,8 @@ async def _one(notifier: Notifier, index: int, state: NotifierState | None,
     base = state or NotifierState(name=name, kind=notifier.kind)
     if base.next_attempt is not None and now < base.next_attempt:
         return base  # the receiver asked us to wait (Retry-After)
-    sender = SENDERS[notifier.kind](notifier, name, secrets, session)
+    sender = SENDERS[notifier.kind](notifier, name, FieldSecrets(secrets, notifier, index),
+                                    session)
     active = [f for f in findings if at_least(f.severity, notifier.min_severity)]
     decision = decide(state, active, now, parse_duration(alerting.repeat_interval),
                       sender.every_check)

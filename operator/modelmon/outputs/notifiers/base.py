@@ -20,8 +20,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Protocol
 
 import aiohttp
+from pydantic import BaseModel
 
-from modelmon.api.v1alpha1 import Delivered, Finding, Notifier, Severity
+from modelmon.api.v1alpha1 import Delivered, Finding, Notifier, SecretKeyRef, Severity
+from modelmon.sources.base import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,43 @@ class SecretSource(Protocol):
     """Reads a key of a Secret in the monitor's namespace."""
 
     def secret(self, name: str, key: str) -> str: ...
+
+
+def _ref_path(model: BaseModel, name: str, key: str) -> str | None:
+    """The camelCase path, within ``model``, of a SecretKeyRef to ``name``/``key``."""
+    for attr, info in type(model).model_fields.items():
+        value = getattr(model, attr)
+        alias = info.alias or attr
+        if isinstance(value, SecretKeyRef) and (value.name, value.key) == (name, key):
+            return alias
+        if isinstance(value, BaseModel):
+            inner = _ref_path(value, name, key)
+            if inner is not None:
+                return f"{alias}.{inner}"
+    return None
+
+
+class FieldSecrets:
+    """The Secrets of one notifier: a refused, missing or incomplete Secret is reported
+    with the field that references it (``spec.alerting.notifiers[0].slack.webhookSecretRef``)."""
+
+    def __init__(self, inner: SecretSource, notifier: Notifier, index: int) -> None:
+        self.inner = inner
+        self.notifier = notifier
+        self.index = index
+
+    def field(self, name: str, key: str) -> str:
+        kind = self.notifier.kind
+        where = f"spec.alerting.notifiers[{self.index}].{kind}"
+        path = _ref_path(getattr(self.notifier, kind), name, key)
+        return f"{where}.{path}" if path else where
+
+    def secret(self, name: str, key: str) -> str:
+        try:
+            return self.inner.secret(name, key)
+        except SourceError as exc:
+            raise type(exc)(f"{self.field(name, key)}: {exc}",
+                            transient=exc.transient) from None
 
 
 class DeliveryError(Exception):
