@@ -19,6 +19,8 @@ from monitors import EXAMPLE, apply, condition, get, monitor, series_of, status_
 from operator_proc import OperatorProcess
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelmon.api.names import monitor_label, rule_name
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
@@ -370,3 +372,58 @@ def test_a_rule_deleted_or_edited_by_hand_is_restored(
         assert "changed outside modelmon" in op.logs()
     finally:
         assert op.stop() == 0
+
+
+def test_long_names_get_one_valid_rule_each(kubectl: Kubectl, namespace: str, data: Path,
+                                            operator: OperatorProcess) -> None:
+    """Issue 14: two monitors whose 252-character names share their first 244 characters
+    got ONE PrometheusRule, and a name whose first 63 characters end in "." got HTTP 422
+    (its label value cut there). Now: one valid rule each, owned by its monitor, and a rule
+    another monitor controls is reported, never taken over."""
+    shared = "long-" + "m" * 239
+    twins = [shared + "-aaaaaaa", shared + "-bbbbbbb"]
+    dotted = "a" * 62 + ".b" + "c" * 40
+    assert len(shared) == 244 and {len(n) for n in twins} == {252} and dotted[62] == "."
+    names = [*twins, dotted]
+    for name in names:
+        apply(kubectl, namespace, monitor(name, data))
+    for name in names:
+        st = status_when(kubectl, namespace, name,
+                         lambda s: any(c["type"] == "AlertRulesReady" for c in
+                                       s.get("conditions") or []), timeout=60)
+        assert condition(st, "AlertRulesReady")["reason"] == "RuleApplied", st["conditions"]
+    rules = kubectl.json("get", "prometheusrule", "-n", namespace)["items"]
+    assert len(rules) == 3
+    for rule in rules:
+        (owner,) = rule["metadata"]["ownerReferences"]
+        name = owner["name"]
+        assert owner["uid"] == get(kubectl, namespace, name)["metadata"]["uid"]
+        assert rule["metadata"]["name"] == rule_name(name)
+        assert len(rule["metadata"]["name"]) <= 253
+        assert rule["metadata"]["labels"]["modelmon.io/monitor"] == monitor_label(name)
+        # Alert labels are Prometheus labels: the monitor's full name, uncut.
+        assert all(r["labels"]["monitor"] == name for r in rule["spec"]["groups"][0]["rules"])
+    assert {r["metadata"]["ownerReferences"][0]["name"] for r in rules} == set(names)
+    # Events about a 252-character monitor are posted (their generated names fit too).
+    wait_for(lambda: kubectl.json("get", "events", "-n", namespace, "--field-selector",
+                                  f"involvedObject.name={twins[0]}")["items"],
+             timeout=20, what="events of a long-named monitor")
+
+    # A rule name already controlled by another monitor: reported, not taken over.
+    first = get(kubectl, namespace, twins[0])["metadata"]
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest({
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+        "metadata": {"name": rule_name("taken"), "ownerReferences": [{
+            "apiVersion": "modelmon.io/v1alpha1", "kind": "ModelMonitor",
+            "name": twins[0], "uid": first["uid"], "controller": True}]},
+        "spec": {"groups": []}}))
+    apply(kubectl, namespace, monitor("taken", data))
+    st = status_when(kubectl, namespace, "taken",
+                     lambda s: any(c["type"] == "AlertRulesReady" for c in
+                                   s.get("conditions") or []), timeout=60)
+    rules_ready = condition(st, "AlertRulesReady")
+    assert rules_ready["status"] == "False" and rules_ready["reason"] == "RuleNameTaken"
+    assert f"controlled by ModelMonitor {twins[0]}" in rules_ready["message"]
+    kept = kubectl.json("get", "prometheusrule", rule_name("taken"), "-n", namespace)
+    assert kept["metadata"]["ownerReferences"][0]["uid"] == first["uid"]
+    assert kept["spec"] == {"groups": []}
