@@ -12,6 +12,12 @@ refused by the API server with HTTP 422). So a name that fits is kept as it is, 
 that does not becomes a prefix cut back to an alphanumeric character, a "-", and the first
 ``HASH_CHARS`` hex digits of the SHA-256 of the whole name: stable across restarts,
 different for different names (a 40-bit digest), valid wherever the prefix was.
+
+The PrometheusRule lives in the monitor's namespace, where monitor names are unique, so the
+monitor's name alone is hashed. A short name could still be chosen to equal another
+monitor's shortened one (prefix, "-", digest); ``outputs.kube`` never takes over a rule that
+another monitor controls and reports it instead (``RuleNameTaken``), so even that collision
+is loud, never a silently lost rule.
 """
 
 from __future__ import annotations
