@@ -427,3 +427,27 @@ def test_long_names_get_one_valid_rule_each(kubectl: Kubectl, namespace: str, da
     kept = kubectl.json("get", "prometheusrule", rule_name("taken"), "-n", namespace)
     assert kept["metadata"]["ownerReferences"][0]["uid"] == first["uid"]
     assert kept["spec"] == {"groups": []}
+
+
+def test_the_operator_uses_a_config_map_only_once_it_is_labeled(
+        kubectl: Kubectl, namespace: str, data: Path, operator: OperatorProcess) -> None:
+    """`modelmon run` (default policy) refuses an unlabeled ConfigMap source, saying which
+    field and which label; once its owner labels it, the next check uses it."""
+    kubectl("create", "configmap", "bc-reference", "-n", namespace,
+            f"--from-file=reference.csv={data / 'reference.csv'}")
+    doc = monitor("cm", data)
+    doc["spec"]["reference"]["source"] = {"configMap": {"name": "bc-reference",
+                                                        "key": "reference.csv"}}
+    apply(kubectl, namespace, doc)
+    st = status_when(kubectl, namespace, "cm", lambda s: s.get("phase") == "Failing")
+    ready = condition(st, "Ready")
+    assert ready["reason"] == "SourceUnavailable", ready
+    assert ready["message"].startswith(
+        f"spec.reference.source.configMap: ConfigMap {namespace}/bc-reference does not exist "
+        "or is not labeled modelmon.io/use=true"), ready["message"]
+    assert "kubectl label configmap" in ready["message"]
+    assert "mean_radius" not in json.dumps(st)  # nothing of the refused ConfigMap
+    kubectl("label", "configmap", "bc-reference", "-n", namespace, "modelmon.io/use=true")
+    st = status_when(kubectl, namespace, "cm", lambda s: s.get("phase") == "Degraded",
+                     timeout=60, what="the check with the labeled ConfigMap")
+    assert st["lastCheck"]["referenceRows"] == 200
