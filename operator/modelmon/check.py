@@ -24,6 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from modelmon.api.errors import field_errors
+from modelmon.api.messages import capped, capped_lines
 from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     GROUP,
@@ -194,7 +195,7 @@ def parse_spec(spec: dict[str, object]) -> ModelMonitorSpec:
     try:
         return ModelMonitorSpec.model_validate(spec)
     except ValidationError as exc:
-        raise InvalidSpecError("; ".join(field_errors(exc, prefix="spec"))) from None
+        raise InvalidSpecError(capped_lines(field_errors(exc, prefix="spec"))) from None
 
 
 # ---------------------------------------------------------------------------- planning
@@ -217,10 +218,10 @@ class Plan:
 def _not_in(columns: Sequence[str], names: Sequence[str], where: str, side: str) -> None:
     unknown = [n for n in names if n not in columns]
     if unknown:
-        shown = ", ".join(map(str, list(columns)[:20]))
+        what = "is not a column" if len(unknown) == 1 else "are not columns"
         raise InvalidSpecError(
-            f"{where}: {', '.join(map(repr, unknown))} is not a column of the {side} "
-            f"(its columns: {shown}{', ...' if len(columns) > 20 else ''})")
+            f"{where}: {capped([repr(n) for n in unknown])} {what} of the {side} "
+            f"(its columns: {capped([str(c) for c in columns], 20)})")
 
 
 def plan(spec: ModelMonitorSpec, reference: pd.DataFrame) -> Plan:
@@ -404,8 +405,8 @@ _ROLE_FIELDS = {"prediction": "spec.columns.prediction",
 
 
 def _listed(items: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    """'a', 'a and b', 'a, b and c'; past ten, the first ten and how many more."""
+    return capped(items)
 
 
 def schema_changes(spec: ModelMonitorSpec, ref: FittedReference, current: pd.DataFrame,
@@ -456,7 +457,7 @@ def _condition(type_: str, found: Sequence[Finding], yes: str, no: str, ok: str
                ) -> ConditionValue:
     """A problem condition: True with the first findings' messages, else False."""
     if found:
-        return ConditionValue(type_, "True", yes, "; ".join(f.message for f in found[:5]))
+        return ConditionValue(type_, "True", yes, capped_lines([f.message for f in found], 5))
     return ConditionValue(type_, "False", no, ok)
 
 

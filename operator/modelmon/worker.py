@@ -27,6 +27,7 @@ import aiohttp
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from modelmon.api.messages import capped_lines
 from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     HISTORY_LIMIT,
@@ -437,7 +438,7 @@ class Fleet:
         state.status = status
         if status.phase != previous.phase:
             kind = "Warning" if status.phase in PROBLEM_PHASES else "Normal"
-            summary = "; ".join(f.message for f in status.findings[:3])
+            summary = capped_lines([f.message for f in status.findings], 3)
             await self._api(self.kube.event, state.ref, kind, status.phase,
                             f"phase {previous.phase} -> {status.phase}"
                             + (f": {summary}" if summary else ""))

@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from modelmon.api.messages import cap_text
 from modelmon.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from modelmon.outputs.rules import RULE_API_VERSION, rule_name
 
@@ -153,7 +154,7 @@ class Kube:
             "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
             "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": ref.name,
                                "namespace": ref.namespace, "uid": ref.uid},
-            "type": kind, "reason": reason, "message": message[:1024],
+            "type": kind, "reason": reason, "message": cap_text(message),
             "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
             "reportingInstance": COMPONENT,
             "firstTimestamp": now.isoformat(), "lastTimestamp": now.isoformat(), "count": 1,
