@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
@@ -96,9 +97,10 @@ class OperatorGauges(Collector):
         yield m
 
 
-def health_server(bind: str, port: int, health: Health, ready: threading.Event
-                  ) -> ThreadingHTTPServer:
-    """/healthz: the event loop ticks. /readyz: kopf has started watching, and it ticks."""
+def health_server(bind: str, port: int, health: Health, ready: threading.Event,
+                  reachable: Callable[[], bool] = lambda: True) -> ThreadingHTTPServer:
+    """/healthz: the event loop ticks. /readyz: kopf has started watching, the API server
+    answers (``reachable``: without it the watch is down too), and the loop ticks."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -106,8 +108,10 @@ def health_server(bind: str, port: int, health: Health, ready: threading.Event
             if self.path == "/healthz":
                 ok, text = alive, "ok" if alive else "event loop stalled"
             elif self.path == "/readyz":
-                ok = alive and ready.is_set()
-                text = "ok" if ok else ("starting" if alive else "event loop stalled")
+                answers = reachable()
+                ok = alive and ready.is_set() and answers
+                text = ("ok" if ok else "event loop stalled" if not alive
+                        else "starting" if not ready.is_set() else "API server unreachable")
             else:
                 self.send_error(404)
                 return
@@ -145,7 +149,8 @@ def run(opts: Options) -> NoReturn:
     metrics.registry.register(OperatorGauges(health, fleet))
     start_http_server(opts.metrics_port, addr=opts.bind, registry=metrics.registry)
     ready = threading.Event()
-    health_server(opts.bind, opts.health_port, health, ready)
+    health_server(opts.bind, opts.health_port, health, ready,
+                  lambda: kube.reachability.reachable)
     memo = OperatorMemo()
     memo.fleet, memo.health = fleet, health
     memo.kubeconfig, memo.namespaces = opts.kubeconfig, list(opts.namespaces)
