@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from modelmon.api.policy import Policy
 from modelmon.handlers.lifecycle import Health
+from modelmon.outputs.kube import Reachability
 from modelmon.worker import Fleet
 
 log = logging.getLogger("modelmon")
@@ -62,6 +64,31 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out)
+
+
+class KopfConnectionRetries(logging.Filter):
+    """kopf logs every failed attempt of its own requests (the watch's) as an error; when
+    the API server cannot be reached that is one line per attempt for the whole outage.
+    Those attempts feed ``reachability`` instead, which logs the outage once; kopf's other
+    failures (an HTTP 403 or 5xx, its escalations) are still logged."""
+
+    NO_ANSWER = re.compile(r"Request attempt \S+ failed; will retry: .* -> (\w+)\(")
+    KINDS = frozenset({"ClientConnectorError", "ClientConnectionError", "ClientOSError",
+                       "ServerDisconnectedError", "ServerTimeoutError", "TimeoutError",
+                       "ClientConnectorCertificateError"})
+
+    def __init__(self, reachability: Reachability) -> None:
+        super().__init__()
+        self.reachability = reachability
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kopf"):
+            return True
+        found = self.NO_ANSWER.search(record.getMessage())
+        if found is None or found.group(1) not in self.KINDS:
+            return True
+        self.reachability.failed(ConnectionError(f"kopf's watch: {found.group(1)}"))
+        return False
 
 
 def setup_logging(fmt: str, level: str) -> None:
@@ -151,6 +178,8 @@ def run(opts: Options) -> NoReturn:
     ready = threading.Event()
     health_server(opts.bind, opts.health_port, health, ready,
                   lambda: kube.reachability.reachable)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(KopfConnectionRetries(kube.reachability))
     memo = OperatorMemo()
     memo.fleet, memo.health = fleet, health
     memo.kubeconfig, memo.namespaces = opts.kubeconfig, list(opts.namespaces)

@@ -143,3 +143,30 @@ def test_an_http_error_status_is_an_answer(caplog: pytest.LogCaptureFixture) -> 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def kopf_record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("kopf.objects", logging.ERROR, __file__, 0, message, None, None)
+
+
+def test_kopf_connection_retries_feed_reachability_instead_of_the_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from modelmon.runner import KopfConnectionRetries
+
+    r = Reachability()
+    keep = KopfConnectionRetries(r)
+    refused = kopf_record(
+        "Request attempt #2/9 failed; will retry: GET https://127.0.0.1:6443/apis/x -> "
+        "ClientConnectorError(ConnectionKey(host='127.0.0.1', port=6443), "
+        "ConnectionRefusedError(111, 'Connect call failed'))")
+    caplog.set_level(logging.INFO)
+    assert keep.filter(refused) is False and keep.filter(refused) is False
+    assert not r.reachable and r.outages == 1
+    assert len(outage_lines(caplog)[0]) == 1
+    forbidden = kopf_record("Request attempt #2/9 failed; will retry: GET /apis/x -> "
+                            "APIForbiddenError('modelmonitors is forbidden')")
+    assert keep.filter(forbidden) is True  # an answer that says no stays in the log
+    assert keep.filter(kopf_record("Request attempt #9/9 failed; escalating: GET /x -> "
+                                   "ClientConnectorError()")) is True
+    other = logging.LogRecord("modelmon", logging.ERROR, __file__, 0, refused.msg, None, None)
+    assert keep.filter(other) is True
