@@ -69,10 +69,12 @@ class JsonFormatter(logging.Formatter):
 class KopfConnectionRetries(logging.Filter):
     """kopf logs every failed attempt of its own requests (the watch's) as an error; when
     the API server cannot be reached that is one line per attempt for the whole outage.
-    Those attempts feed ``reachability`` instead, which logs the outage once; kopf's other
-    failures (an HTTP 403 or 5xx, its escalations) are still logged."""
+    Those attempts feed ``reachability`` instead, which logs the outage once. The last
+    attempt's "escalating" line goes the same way: kopf's watch absorbs connection errors
+    and reconnects. kopf's other failures (an HTTP 403 or 5xx) are still logged."""
 
-    NO_ANSWER = re.compile(r"Request attempt \S+ failed; will retry: .* -> (\w+)\(")
+    NO_ANSWER = re.compile(r"Request attempt \S+ failed; (?:will retry|escalating): "
+                           r".* -> (\w+)\(")
     KINDS = frozenset({"ClientConnectorError", "ClientConnectionError", "ClientOSError",
                        "ServerDisconnectedError", "ServerTimeoutError", "TimeoutError",
                        "ClientConnectorCertificateError"})

@@ -167,6 +167,8 @@ def test_kopf_connection_retries_feed_reachability_instead_of_the_log(
                             "APIForbiddenError('modelmonitors is forbidden')")
     assert keep.filter(forbidden) is True  # an answer that says no stays in the log
     assert keep.filter(kopf_record("Request attempt #9/9 failed; escalating: GET /x -> "
-                                   "ClientConnectorError()")) is True
+                                   "ClientConnectorError()")) is False
+    assert keep.filter(kopf_record("Request attempt #9/9 failed; escalating: GET /x -> "
+                                   "APIServerError('etcd')")) is True
     other = logging.LogRecord("modelmon", logging.ERROR, __file__, 0, refused.msg, None, None)
     assert keep.filter(other) is True
