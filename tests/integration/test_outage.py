@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from kube import Cluster, Kubectl, wait_for
-from monitors import EXAMPLE, apply, monitor, status_when
+from monitors import EXAMPLE, apply, condition, monitor, status_when
 from operator_proc import OperatorProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -111,3 +111,20 @@ def test_outage_is_logged_once_fails_readyz_and_status_catches_up(
     logs = operator.logs()
     assert "Traceback" not in logs and '"exception"' not in logs, logs[-3000:]
     assert "unexpected" not in logs, logs[-3000:]
+
+
+def test_long_invalid_spec_messages_are_capped_in_status_and_events(
+        kubectl: Kubectl, namespace: str, data: Path, operator: OperatorProcess) -> None:
+    absent = [f"absent_feature_{i:04d}" for i in range(2000)]
+    apply(kubectl, namespace, monitor("long", data, columns={"features": absent}))
+    st = status_when(kubectl, namespace, "long",
+                     lambda s: condition(s, "Ready")["reason"] == "InvalidSpec", timeout=30)
+    message = condition(st, "Ready")["message"]
+    assert message.startswith("spec.columns.features: 'absent_feature_0000', ")
+    assert "'absent_feature_0009' and 1990 more are not columns of the reference data" in (
+        message)
+    assert "absent_feature_0010" not in message and len(message.encode()) <= 1024
+    events = wait_for(lambda: [e for e in kubectl.json(
+        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=long")["items"]
+        if e["reason"] == "InvalidSpec"], timeout=20, what="the InvalidSpec event")
+    assert events[0]["message"] == message
