@@ -24,6 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from modelmon.api.errors import field_errors
+from modelmon.api.messages import capped, capped_lines
 from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     GROUP,
@@ -37,6 +38,7 @@ from modelmon.api.v1alpha1 import (
     ModelMonitor,
     ModelMonitorSpec,
     ModelMonitorStatus,
+    Phase,
     Source,
     TypeChange,
     parse_duration,
@@ -108,6 +110,35 @@ class InsufficientDataError(CheckError):
     reason = "InsufficientData"
 
 
+#: Rows a window (and the reference) needs before a check gives a verdict, unless
+#: ``spec.current.minRows`` says otherwise. 30 is where the tests of the ``auto`` rule
+#: start to be meaningful: the chi-square test of homogeneity and the two-proportion
+#: Z-test rely on expected counts of at least 5 per cell (Cochran's rule), which 30 rows
+#: give for up to six equally frequent categories, and 30 is the usual floor for the
+#: large-sample approximations behind KS and the metrics' averages. Evidently and NannyML
+#: score a chunk of any size (NannyML returns NaN only where a metric cannot be
+#: computed), so a header-only window reads as "no drift" there; here it reads as
+#: InsufficientData, never Healthy.
+DEFAULT_MIN_ROWS = 30
+
+
+def min_rows(spec: ModelMonitorSpec) -> int:
+    """The rows a window needs for a verdict: ``current.minRows``, else the default."""
+    return spec.current.min_rows if spec.current.min_rows is not None else DEFAULT_MIN_ROWS
+
+
+def _too_few(rows: int, spec: ModelMonitorSpec, what: str, field: str) -> None:
+    """Raise InsufficientData when ``rows`` is under the minimum; the message names the
+    field that holds the data and the one that sets the minimum."""
+    needed = min_rows(spec)
+    if rows < needed:
+        origin = ("spec.current.minRows" if spec.current.min_rows is not None else
+                  "the default; spec.current.minRows can lower it to 1")
+        raise InsufficientDataError(
+            f"{field}: {what} has {rows} rows, fewer than the {needed} a verdict needs "
+            f"({origin}); no verdict until it has more")
+
+
 # ----------------------------------------------------------------------------- loading
 
 
@@ -164,7 +195,7 @@ def parse_spec(spec: dict[str, object]) -> ModelMonitorSpec:
     try:
         return ModelMonitorSpec.model_validate(spec)
     except ValidationError as exc:
-        raise InvalidSpecError("; ".join(field_errors(exc, prefix="spec"))) from None
+        raise InvalidSpecError(capped_lines(field_errors(exc, prefix="spec"))) from None
 
 
 # ---------------------------------------------------------------------------- planning
@@ -187,10 +218,10 @@ class Plan:
 def _not_in(columns: Sequence[str], names: Sequence[str], where: str, side: str) -> None:
     unknown = [n for n in names if n not in columns]
     if unknown:
-        shown = ", ".join(map(str, list(columns)[:20]))
+        what = "is not a column" if len(unknown) == 1 else "are not columns"
         raise InvalidSpecError(
-            f"{where}: {', '.join(map(repr, unknown))} is not a column of the {side} "
-            f"(its columns: {shown}{', ...' if len(columns) > 20 else ''})")
+            f"{where}: {capped([repr(n) for n in unknown])} {what} of the {side} "
+            f"(its columns: {capped([str(c) for c in columns], 20)})")
 
 
 def plan(spec: ModelMonitorSpec, reference: pd.DataFrame) -> Plan:
@@ -249,6 +280,7 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
 
     def build(loaded: Loaded) -> FittedReference:
         the_plan = plan(spec, loaded.frame)
+        _too_few(len(loaded.frame), spec, "the reference", "spec.reference.source")
         try:
             with cpu:
                 profile = fit_reference(
@@ -373,8 +405,8 @@ _ROLE_FIELDS = {"prediction": "spec.columns.prediction",
 
 
 def _listed(items: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    """'a', 'a and b', 'a, b and c'; past ten, the first ten and how many more."""
+    return capped(items)
 
 
 def schema_changes(spec: ModelMonitorSpec, ref: FittedReference, current: pd.DataFrame,
@@ -425,7 +457,7 @@ def _condition(type_: str, found: Sequence[Finding], yes: str, no: str, ok: str
                ) -> ConditionValue:
     """A problem condition: True with the first findings' messages, else False."""
     if found:
-        return ConditionValue(type_, "True", yes, "; ".join(f.message for f in found[:5]))
+        return ConditionValue(type_, "True", yes, capped_lines([f.message for f in found], 5))
     return ConditionValue(type_, "False", no, ok)
 
 
@@ -482,13 +514,24 @@ def failed_status(previous: ModelMonitorStatus, exc: CheckError, now: datetime,
     values.append(ConditionValue("SourceAvailable", "True" if source_ok else "False",
                                  "SourcesRead" if source_ok else exc.reason,
                                  "both sources were read" if source_ok else str(exc)))
-    # Too few rows is no failure: keep the last phase until there is enough data.
-    phase = previous.phase if isinstance(exc, InsufficientDataError) else "Failing"
+    phase = _phase_without_verdict(previous.phase) if isinstance(
+        exc, InsufficientDataError) else "Failing"
     return previous.model_copy(update={
         "phase": phase,
         "observed_generation": generation,
         "conditions": merge_conditions(previous.conditions, values, now, generation),
     })
+
+
+def _phase_without_verdict(previous: Phase) -> Phase:
+    """The phase of a check that had too few rows for a verdict.
+
+    Too few rows is no failure (the pipeline may just be quiet) but no evidence either:
+    a problem the last verdict found (Drifting, Degraded) stands, so that its alerts do
+    not resolve because data stopped arriving; anything else becomes Pending (no verdict),
+    never Healthy. ModelMonitorStale fires if no check succeeds for three intervals.
+    """
+    return previous if previous in ("Drifting", "Degraded") else "Pending"
 
 
 def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
@@ -513,9 +556,7 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path, now: datetime,
     if pred is not None and pred not in cur_frame.columns and the_plan.prediction is None:
         raise InvalidDataError(
             f"spec.columns.prediction: the current window has no column {pred!r}")
-    if spec.current.min_rows is not None and len(cur_frame) < spec.current.min_rows:
-        raise InsufficientDataError(f"the current window has {len(cur_frame)} rows; "
-                               f"spec.current.minRows is {spec.current.min_rows}")
+    _too_few(len(cur_frame), spec, "the current window", "spec.current.source")
     # One pass: each current column is sorted or counted once for drift and quality.
     with cpu:
         scores = score_window(ref.profile, cur_frame,

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
@@ -22,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from modelmon.api.policy import Policy
 from modelmon.handlers.lifecycle import Health
+from modelmon.outputs.kube import Reachability
 from modelmon.worker import Fleet
 
 log = logging.getLogger("modelmon")
@@ -63,6 +66,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+class KopfConnectionRetries(logging.Filter):
+    """kopf logs every failed attempt of its own requests (the watch's) as an error; when
+    the API server cannot be reached that is one line per attempt for the whole outage.
+    Those attempts feed ``reachability`` instead, which logs the outage once. The last
+    attempt's "escalating" line goes the same way: kopf's watch absorbs connection errors
+    and reconnects. kopf's other failures (an HTTP 403 or 5xx) are still logged."""
+
+    NO_ANSWER = re.compile(r"Request attempt \S+ failed; (?:will retry|escalating): "
+                           r".* -> (\w+)\(")
+    KINDS = frozenset({"ClientConnectorError", "ClientConnectionError", "ClientOSError",
+                       "ServerDisconnectedError", "ServerTimeoutError", "TimeoutError",
+                       "ClientConnectorCertificateError"})
+
+    def __init__(self, reachability: Reachability) -> None:
+        super().__init__()
+        self.reachability = reachability
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kopf"):
+            return True
+        found = self.NO_ANSWER.search(record.getMessage())
+        if found is None or found.group(1) not in self.KINDS:
+            return True
+        self.reachability.failed(ConnectionError(f"kopf's watch: {found.group(1)}"))
+        return False
+
+
 def setup_logging(fmt: str, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -96,9 +126,10 @@ class OperatorGauges(Collector):
         yield m
 
 
-def health_server(bind: str, port: int, health: Health, ready: threading.Event
-                  ) -> ThreadingHTTPServer:
-    """/healthz: the event loop ticks. /readyz: kopf has started watching, and it ticks."""
+def health_server(bind: str, port: int, health: Health, ready: threading.Event,
+                  reachable: Callable[[], bool] = lambda: True) -> ThreadingHTTPServer:
+    """/healthz: the event loop ticks. /readyz: kopf has started watching, the API server
+    answers (``reachable``: without it the watch is down too), and the loop ticks."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -106,8 +137,10 @@ def health_server(bind: str, port: int, health: Health, ready: threading.Event
             if self.path == "/healthz":
                 ok, text = alive, "ok" if alive else "event loop stalled"
             elif self.path == "/readyz":
-                ok = alive and ready.is_set()
-                text = "ok" if ok else ("starting" if alive else "event loop stalled")
+                answers = reachable()
+                ok = alive and ready.is_set() and answers
+                text = ("ok" if ok else "event loop stalled" if not alive
+                        else "starting" if not ready.is_set() else "API server unreachable")
             else:
                 self.send_error(404)
                 return
@@ -145,7 +178,10 @@ def run(opts: Options) -> NoReturn:
     metrics.registry.register(OperatorGauges(health, fleet))
     start_http_server(opts.metrics_port, addr=opts.bind, registry=metrics.registry)
     ready = threading.Event()
-    health_server(opts.bind, opts.health_port, health, ready)
+    health_server(opts.bind, opts.health_port, health, ready,
+                  lambda: kube.reachability.reachable)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(KopfConnectionRetries(kube.reachability))
     memo = OperatorMemo()
     memo.fleet, memo.health = fleet, health
     memo.kubeconfig, memo.namespaces = opts.kubeconfig, list(opts.namespaces)

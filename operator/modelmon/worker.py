@@ -27,6 +27,7 @@ import aiohttp
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from modelmon.api.messages import capped_lines
 from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     HISTORY_LIMIT,
@@ -45,7 +46,13 @@ from modelmon.check import (
 )
 from modelmon.evaluation import ConditionValue, merge_conditions
 from modelmon.outputs import retraining
-from modelmon.outputs.kube import Kube, ObjectRef, RuleOwnedElsewhereError, RulesUnavailableError
+from modelmon.outputs.kube import (
+    ApiUnreachableError,
+    Kube,
+    ObjectRef,
+    RuleOwnedElsewhereError,
+    RulesUnavailableError,
+)
 from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.notifiers import Context, drift_columns, notify
 from modelmon.outputs.rules import prometheus_rule
@@ -63,6 +70,9 @@ DEFAULT_INTERVAL_SECONDS = 600.0
 PROBLEM_PHASES = ("Drifting", "Degraded", "Failing")
 #: Checks that may wait on a slow source beside the ``workers`` that compute.
 SOURCE_WAIT_THREADS = 16
+#: Seconds between probes of the API server while it answers, and while it does not.
+PROBE_SECONDS = 5.0
+PROBE_SECONDS_DOWN = 2.0
 
 
 def backoff(failures: int, interval: float) -> float:
@@ -121,6 +131,12 @@ class MonitorState:
     """When the PrometheusRule was last compared with the cluster's copy (clock time)."""
     rules_condition: ConditionValue | None = None
     checks: int = 0
+    written_phase: str = "Pending"
+    """The phase of the status last written to the cluster (phase-change Events)."""
+    unwritten: tuple[ModelMonitorStatus, str | None] | None = None
+    """The latest status (and its error) not yet written: the API server was unreachable."""
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One status write at a time, so that a held status never overwrites a newer one."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -150,6 +166,8 @@ class Fleet:
                                              thread_name_prefix="modelmon-check")
         self.api_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="modelmon-api")
         self.monitors: dict[tuple[str, str], MonitorState] = {}
+        self.api_watch: asyncio.Task[None] | None = None
+        """The API server probe (``watch_api``), once started."""
         self.session: aiohttp.ClientSession | None = None
         self.references: ReferenceCache[FittedReference] = ReferenceCache()
         """Fitted reference profiles, reused until the reference data changes."""
@@ -177,6 +195,7 @@ class Fleet:
             ref=ObjectRef(key[0], key[1], meta.get("uid", "")), generation=generation,
             spec=body.get("spec") or {}, status=previous_status(body.get("status")))
         state.last_success = _last_success(state.status)
+        state.written_phase = state.status.phase
         self.monitors[key] = state
         if state.status.last_check is not None:
             model = str((state.spec.get("model") or {}).get("name", ""))
@@ -193,9 +212,43 @@ class Fleet:
         self.references.forget((namespace, name))
         self.metrics.forget(namespace, name)
 
+    async def watch_api(self) -> None:
+        """Probe the API server (often while it is unreachable), and once it answers again
+        write the statuses held meanwhile. Runs from start-up to shutdown."""
+        loop = asyncio.get_running_loop()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelmon-probe")
+        try:
+            while True:
+                await loop.run_in_executor(pool, self.kube.probe)
+                if self.kube.reachability.reachable:
+                    await self.flush()
+                    await asyncio.sleep(PROBE_SECONDS)
+                else:
+                    await asyncio.sleep(PROBE_SECONDS_DOWN)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def start_watching_api(self) -> None:
+        """Start ``watch_api`` (at operator start-up)."""
+        self.api_watch = asyncio.get_running_loop().create_task(
+            self.watch_api(), name="API server probe")
+
+    async def flush(self) -> None:
+        """Write every held status (the API server answers again)."""
+        for state in list(self.monitors.values()):
+            if state.unwritten is None or not self.kube.reachability.reachable:
+                continue
+            async with state.write_lock:
+                held = state.unwritten
+                if held is None or self.monitors.get(state.key) is not state:
+                    continue
+                await self._patch(state, *held)
+
     async def shutdown(self) -> None:
         """Stop every worker (at operator exit)."""
         tasks = [s.task for s in self.monitors.values() if s.task is not None]
+        if self.api_watch is not None:
+            tasks.append(self.api_watch)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -320,9 +373,13 @@ class Fleet:
         ref = state.ref
         if not spec.alerting.prometheus_rule.enabled:
             if state.applied_rule is not None or state.rules_condition is None:
-                with contextlib.suppress(ApiException):
+                try:
                     await self._api(self.kube.delete_rule, ref.namespace, ref.name)
-                state.applied_rule = None
+                    state.applied_rule = None
+                except ApiException:
+                    state.applied_rule = None
+                except ApiUnreachableError:
+                    pass  # deleted at a later check
             value = ConditionValue("AlertRulesReady", "False", "Disabled",
                                    "spec.alerting.prometheusRule.enabled is false")
         else:
@@ -347,6 +404,8 @@ class Fleet:
                     value = ConditionValue("AlertRulesReady", "False", "ApplyFailed",
                                            f"cannot write the PrometheusRule: HTTP {exc.status}"
                                            f" {exc.reason}")
+                except ApiUnreachableError:
+                    pass  # the rule is compared again at the next check
         state.rules_condition = value
         conditions = merge_conditions(status.conditions, [value], now, generation)
         return status.model_copy(update={"conditions": conditions})
@@ -393,6 +452,8 @@ class Fleet:
                                                                 ref.namespace, last))
             except ApiException as exc:
                 log.warning("cannot read Job %s: HTTP %s", last, exc.status)
+            except ApiUnreachableError:
+                pass  # read again at the next check
         decision = retraining.plan(spec.retraining, status.findings, prev, now,
                                    checked=error is None)
         result = decision.status
@@ -413,19 +474,45 @@ class Fleet:
                     except ApiException as again:
                         result = result.model_copy(update={
                             "message": f"cannot read the retraining Job: HTTP {again.status}"})
+                    except ApiUnreachableError:
+                        result = result.model_copy(update={
+                            "message": "cannot read the retraining Job: the API server is "
+                                       "unreachable"})
                 else:
                     result = result.model_copy(update={
                         "message": f"cannot create the retraining Job: HTTP {exc.status} "
                                    f"{_api_message(exc)}"})
+            except ApiUnreachableError:
+                result = result.model_copy(update={
+                    "message": "cannot create the retraining Job: the API server is "
+                               "unreachable; tried again at the next check"})
         return status.model_copy(update={"retraining": result})
 
     async def _write(self, state: MonitorState, status: ModelMonitorStatus,
                      previous: ModelMonitorStatus, error: str | None) -> bool:
         """Patch the status (one request) and post Events on changes; False when the
-        monitor no longer exists."""
+        monitor no longer exists. While the API server is unreachable the status is held
+        (the latest one per monitor) and written when it answers again."""
+        del previous  # Events compare with the phase last written, not the last computed
+        async with state.write_lock:
+            return await self._patch(state, status, error)
+
+    async def _patch(self, state: MonitorState, status: ModelMonitorStatus,
+                     error: str | None) -> bool:
+        """``_write`` under the monitor's write lock."""
+        # The next check builds on this status whether or not it reaches the cluster, so
+        # that no history entry is lost to an outage.
+        state.status = status
+        if not self.kube.reachability.reachable:
+            state.unwritten = (status, error)
+            return True
         try:
             await self._api(self.kube.patch_status, state.ref, status_body(status))
+        except ApiUnreachableError:
+            state.unwritten = (status, error)
+            return True
         except ApiException as exc:
+            state.unwritten = None
             if exc.status == 404:
                 # Deleted. Normally the DELETED event has already stopped this worker, but
                 # a watch that resumed after a gap (410 Gone, a re-list) never reports
@@ -437,13 +524,14 @@ class Fleet:
             log.warning("cannot patch the status of %s/%s: HTTP %s %s", *state.key,
                         exc.status, exc.reason)
             return True
-        state.status = status
-        if status.phase != previous.phase:
+        state.unwritten = None
+        if status.phase != state.written_phase:
             kind = "Warning" if status.phase in PROBLEM_PHASES else "Normal"
-            summary = "; ".join(f.message for f in status.findings[:3])
+            summary = capped_lines([f.message for f in status.findings], 3)
             await self._api(self.kube.event, state.ref, kind, status.phase,
-                            f"phase {previous.phase} -> {status.phase}"
+                            f"phase {state.written_phase} -> {status.phase}"
                             + (f": {summary}" if summary else ""))
+            state.written_phase = status.phase
         if error is not None and error != state.last_error:
             ready = status.condition("Ready")
             await self._api(self.kube.event, state.ref, "Warning", error,

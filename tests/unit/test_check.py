@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from modelmon.api.v1alpha1 import ModelMonitorSpec
-from modelmon.check import run_check
+from modelmon.check import DEFAULT_MIN_ROWS, InvalidSpecError, parse_spec, run_check
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -244,6 +244,82 @@ def test_min_rows_keeps_phase_and_reports(tmp_path: Path) -> None:
     ready = st.condition("Ready")
     assert ready is not None and ready.reason == "InsufficientData" and "20 rows" in ready.message
     assert st.phase == "Pending"
+
+
+def insufficient(st: Any) -> str:
+    """The Ready message of a check that had too few rows (fails otherwise)."""
+    ready = st.condition("Ready")
+    assert ready is not None and ready.status == "False" and ready.reason == "InsufficientData"
+    return str(ready.message)
+
+
+def test_header_only_window_is_no_verdict_without_min_rows(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2).iloc[:0])
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    message = insufficient(st)
+    assert st.phase == "Pending"
+    assert message.startswith("spec.current.source: the current window has 0 rows")
+    assert f"fewer than the {DEFAULT_MIN_ROWS}" in message and "spec.current.minRows" in message
+    assert st.findings == [] and st.last_check is None
+
+
+def test_default_minimum_applies_just_below_and_not_at_it(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(n=DEFAULT_MIN_ROWS - 1, seed=2))
+    assert "has 29 rows" in insufficient(run_check(spec(tmp_path), base_dir=tmp_path, now=NOW))
+    write(tmp_path, frames(seed=1), frames(n=DEFAULT_MIN_ROWS, seed=2))
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    ready = st.condition("Ready")
+    assert ready is not None and ready.status == "True", ready
+
+
+def test_empty_window_after_healthy_is_pending_not_healthy(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(seed=2))
+    healthy = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    assert healthy.phase == "Healthy"
+    write(tmp_path, frames(seed=1), frames(seed=2).iloc[:0])
+    after = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW + timedelta(minutes=10),
+                      previous=healthy)
+    insufficient(after)
+    assert after.phase == "Pending"
+
+
+def test_empty_window_keeps_a_problem_verdict(tmp_path: Path) -> None:
+    s = spec(tmp_path, drift={"datasetDriftShare": 0.3})
+    write(tmp_path, frames(seed=1), frames(shift=1.0, seed=2))
+    drifting = run_check(s, base_dir=tmp_path, now=NOW)
+    assert drifting.phase == "Drifting"
+    write(tmp_path, frames(seed=1), frames(seed=2).iloc[:0])
+    after = run_check(s, base_dir=tmp_path, now=NOW + timedelta(minutes=10), previous=drifting)
+    insufficient(after)
+    assert after.phase == "Drifting" and after.findings == drifting.findings
+
+
+def test_min_rows_lowers_the_minimum(tmp_path: Path) -> None:
+    write(tmp_path, frames(seed=1), frames(n=5, seed=2))
+    st = run_check(spec(tmp_path, current={"source": {"url": "cur.csv"}, "minRows": 5}),
+                   base_dir=tmp_path, now=NOW)
+    ready = st.condition("Ready")
+    assert ready is not None and ready.status == "True" and st.phase != "Pending"
+    assert st.last_check is not None and st.last_check.current_rows == 5
+
+
+def test_min_rows_zero_is_refused_naming_the_field(tmp_path: Path) -> None:
+    with pytest.raises(InvalidSpecError, match=r"spec\.current\.minRows: .*greater than or "
+                       r"equal to 1"):
+        parse_spec({"model": {"name": "m", "task": "binaryClassification"},
+                    "reference": {"source": {"url": "ref.csv"}},
+                    "current": {"source": {"url": "cur.csv"}, "minRows": 0}})
+
+
+def test_tiny_reference_is_insufficient_naming_the_reference(tmp_path: Path) -> None:
+    write(tmp_path, frames(n=10, seed=1), frames(seed=2))
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    message = insufficient(st)
+    assert message.startswith("spec.reference.source: the reference has 10 rows")
+    assert st.phase == "Pending"
+    write(tmp_path, frames(seed=1).iloc[:0], frames(seed=2))
+    assert "the reference has 0 rows" in insufficient(
+        run_check(spec(tmp_path), base_dir=tmp_path, now=NOW))
 
 
 def test_failure_keeps_previous_figures_and_transition_times(tmp_path: Path) -> None:

@@ -145,3 +145,18 @@ def test_console_script_and_module_entry_points() -> None:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False,
                               env={"PYTHONPATH": str(ROOT / "operator"), "PATH": "/usr/bin:/bin"})
         assert done.returncode == 0 and done.stdout.startswith("modelmon "), done
+
+
+def test_empty_current_window_exits_2_with_insufficient_data(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    mon = yaml.safe_load(EXAMPLE.read_text())
+    del mon["spec"]["current"]["minRows"]  # the default minimum applies
+    shutil.copy(EXAMPLE.parent / "reference.csv", tmp_path / "reference.csv")
+    header = (EXAMPLE.parent / "current.csv").read_text().splitlines()[0]
+    (tmp_path / "current.csv").write_text(header + "\n")
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(mon))
+    code, out, err = run(capsys, "check", str(path))
+    assert code == 2
+    assert "InsufficientData: spec.current.source: the current window has 0 rows" in err
+    assert "Healthy" not in out + err

@@ -415,7 +415,12 @@ class CurrentSpec(ApiModel):
     """Only rows whose timestamp column falls in the last `window` before the check are
     used; needs columns.timestamp. Unset: every row the source returns."""
     min_rows: Annotated[int, Field(ge=1, le=1_000_000_000)] | None = None
-    """Fewer current rows than this skip the check with reason InsufficientData."""
+    """Rows the current window (and the reference) must hold for a verdict; with fewer
+    the check gives no verdict: Ready=False with reason InsufficientData, and phase Pending
+    (or the last Drifting/Degraded verdict), never Healthy. Default 30: the chi-square and
+    Z-tests of the auto rule need expected counts of at least 5 per category, which 30 rows
+    give for up to six categories. Set it lower (at least 1) for deliberately tiny
+    windows, or higher where a window is normally large."""
 
     @model_validator(mode="after")
     def _positive_window(self) -> CurrentSpec:
@@ -1187,8 +1192,9 @@ class ModelMonitorStatus(ApiModel):
     """What the last check found. Written by the operator through the status subresource."""
 
     phase: Phase = "Pending"
-    """Pending (no check yet), Healthy, Drifting (drift findings), Degraded (performance or
-    data-quality findings) or Failing (the check could not run)."""
+    """Pending (no verdict yet, or too few rows for one: reason InsufficientData), Healthy,
+    Drifting (drift findings), Degraded (performance or data-quality findings) or Failing
+    (the check could not run)."""
     observed_generation: int | None = None
     """The spec generation of the last check."""
     last_check: LastCheck | None = None

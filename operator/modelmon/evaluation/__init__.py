@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from modelmon.api.messages import cap_text, capped
 from modelmon.api.v1alpha1 import (
     Condition,
     ConditionStatus,
@@ -57,7 +58,7 @@ def drift_findings(spec: ModelMonitorSpec, drift: DriftStatus) -> list[Finding]:
             bound=spec.drift.dataset_drift_share,
             message=f"{len(drift.drifted)} of {len(drift.features)} features drifted "
                     f"(share {_fmt(drift.share)} >= {_fmt(spec.drift.dataset_drift_share)}): "
-                    f"{', '.join(drift.drifted[:10])}"))
+                    f"{capped(drift.drifted)}"))
     for role, result in (("prediction", drift.prediction), ("target", drift.target)):
         if result is not None and result.drifted:
             out.append(_drift_finding(f"drift.{role}", f"{role} column {result.name!r}",
@@ -184,7 +185,8 @@ class ConditionValue:
 
 def merge_conditions(previous: Iterable[Condition], values: Iterable[ConditionValue],
                      now: datetime, generation: int | None) -> list[Condition]:
-    """New conditions, keeping lastTransitionTime where the status did not change.
+    """New conditions, keeping lastTransitionTime where the status did not change; every
+    message is capped (``api.messages.cap_text``).
 
     Conditions of types not among ``values`` are carried over unchanged.
     """
@@ -195,7 +197,8 @@ def merge_conditions(previous: Iterable[Condition], values: Iterable[ConditionVa
         seen.add(v.type)
         old = before.get(v.type)
         since = old.last_transition_time if old is not None and old.status == v.status else now
-        out.append(Condition(type=v.type, status=v.status, reason=v.reason, message=v.message,
+        out.append(Condition(type=v.type, status=v.status, reason=v.reason,
+                             message=cap_text(v.message),
                              last_transition_time=since, observed_generation=generation))
     out.extend(c for t, c in before.items() if t not in seen)
     order = {t: i for i, t in enumerate(CONDITION_TYPES)}

@@ -89,9 +89,11 @@ def login(memo: OperatorMemo, settings: kopf.OperatorSettings, **_: Any) -> kopf
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
-    """kopf settings, and the heartbeat that /healthz reads."""
+    """kopf settings, the heartbeat that /healthz reads, and the API server probe that
+    /readyz reads."""
     apply_settings(settings, memo.namespaces)
     memo.health.task = asyncio.get_running_loop().create_task(memo.health.run())
+    memo.fleet.start_watching_api()
 
 
 @kopf.on.cleanup()

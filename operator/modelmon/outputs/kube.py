@@ -3,19 +3,28 @@
 Last stop on the data line (``outputs``). The calls are synchronous (the ``kubernetes``
 client); the worker runs them in a small thread pool of their own so that neither the event
 loop nor the statistics pool waits on the network. Nothing here logs or returns a Secret.
+
+Every request has a timeout, and every request's outcome feeds ``Reachability``: an API
+server that cannot be reached is logged once when that starts and once when it ends (no
+traceback), requests raise ``ApiUnreachableError``, and /readyz fails meanwhile.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from modelmon.api.messages import cap_text
 from modelmon.api.names import rule_name
 from modelmon.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from modelmon.outputs.rules import RULE_API_VERSION
@@ -25,6 +34,12 @@ log = logging.getLogger(__name__)
 RULE_GROUP, RULE_VERSION = RULE_API_VERSION.split("/")
 RULE_PLURAL = "prometheusrules"
 COMPONENT = "modelmon"
+
+
+#: (connect, read) seconds of every request the operator makes (the client has none).
+REQUEST_TIMEOUT = (5.0, 30.0)
+#: The reachability probe's (connect, read) seconds: a stalled server counts as down soon.
+PROBE_TIMEOUT = (2.0, 3.0)
 
 
 class RulesUnavailableError(Exception):
@@ -50,6 +65,61 @@ def _check_owner(live: dict[str, Any], rule: dict[str, Any]) -> None:
         f"the PrometheusRule {name} exists and is controlled by {theirs.get('kind')} "
         f"{theirs.get('name')}, not by this monitor; delete that rule or rename one of "
         "them")
+
+
+class ApiUnreachableError(Exception):
+    """A request did not reach the API server, or got no answer in time."""
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a request's error means no answer from the server (refused, reset, timed
+    out, TLS failed), as opposed to an answer that says no (an HTTP status)."""
+    if isinstance(exc, ApiException):
+        return not exc.status  # the client reports TLS failures as status 0
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason for the log: the error's kind and first line (no request data)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
+class Reachability:
+    """Whether the API server answers, from the outcome of every request and a probe.
+
+    Thread-safe: requests finish in the API pool's threads, the check threads (Secret and
+    ConfigMap reads) and the probe. The first failure of an outage logs one warning, the
+    first success after it one more; nothing in between.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self.down_since: float | None = None
+        self.outages = 0
+        """Outages seen since start (tests and the log read it)."""
+
+    @property
+    def reachable(self) -> bool:
+        return self.down_since is None
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.down_since is not None:
+                return
+            self.down_since = self.clock()
+            self.outages += 1
+        log.warning("the API server is unreachable: %s; checks keep running, status writes "
+                    "wait", _why(exc))
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self.down_since is None:
+                return
+            seconds, self.down_since = self.clock() - self.down_since, None
+        log.warning("the API server is reachable again after %.0f s; writing the statuses "
+                    "held meanwhile", seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +156,44 @@ class Kube:
         self.api = api
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
-        if on_request is not None:
-            rest = api.rest_client
-            send: Callable[..., Any] = rest.request
+        self.reachability = Reachability()
+        rest = api.rest_client
+        send: Callable[..., Any] = rest.request
+        reach = self.reachability
 
-            def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            if on_request is not None:
                 on_request(method)
-                return send(method, url, *args, **kwargs)
+            if kwargs.get("_request_timeout") is None:
+                kwargs["_request_timeout"] = REQUEST_TIMEOUT
+            try:
+                response = send(method, url, *args, **kwargs)
+            except Exception as exc:
+                if not unreachable(exc):
+                    reach.succeeded()  # an HTTP error status is an answer
+                    raise
+                reach.failed(exc)
+                raise ApiUnreachableError(_why(exc)) from None
+            reach.succeeded()
+            return response
 
-            rest.request = counted  # type: ignore[method-assign]
+        rest.request = request  # type: ignore[method-assign]
+        # The probe's own client: no retries, so that a stalled server shows at once.
+        probe_cfg = copy.copy(api.configuration)
+        probe_cfg.retries = False
+        self._probe = client.VersionApi(client.ApiClient(probe_cfg))
+
+    def probe(self) -> bool:
+        """Ask the server for its version (cheap; any authenticated identity may): whether
+        it answered. Its outcome feeds ``reachability`` like any request's."""
+        try:
+            self._probe.get_code(_request_timeout=PROBE_TIMEOUT)
+        except Exception as exc:
+            if unreachable(exc):
+                self.reachability.failed(exc)
+                return False
+        self.reachability.succeeded()
+        return True
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         """Merge-patch ``.status`` through the status subresource (one request)."""
@@ -178,7 +277,7 @@ class Kube:
             "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
             "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": ref.name,
                                "namespace": ref.namespace, "uid": ref.uid},
-            "type": kind, "reason": reason, "message": message[:1024],
+            "type": kind, "reason": reason, "message": cap_text(message),
             "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
             "reportingInstance": COMPONENT,
             "firstTimestamp": now.isoformat(), "lastTimestamp": now.isoformat(), "count": 1,
@@ -190,3 +289,5 @@ class Kube:
         except ApiException as exc:  # an event is best effort: never fail a check for it
             log.warning("cannot post event %s for %s/%s: HTTP %s", reason, ref.namespace,
                         ref.name, exc.status)
+        except ApiUnreachableError:  # the outage is logged once by Reachability
+            pass
