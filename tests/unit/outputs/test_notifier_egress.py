@@ -118,16 +118,16 @@ async def receiver() -> AsyncIterator[Receiver]:
         rec.requests.append((request.path, request.headers.get("Host", "")))
         return web.Response(text="ok")
 
-    def count(*args: Any, **kwargs: Any) -> Any:
+    def count() -> Any:
         rec.connections += 1
-        return protocol(*args, **kwargs)
+        return protocol()
 
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", handle)
     runner = web.AppRunner(app)
     await runner.setup()
     loop = asyncio.get_running_loop()
-    protocol = runner.server
+    protocol: Any = runner.server
     assert protocol is not None
     server = await loop.create_server(count, "127.0.0.1", 0)
     rec.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
