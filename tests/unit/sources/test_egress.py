@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import http.server
 import ipaddress
+import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ import pytest
 from modelmon.api.policy import Egress, Policy
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources import LoadContext, SourceError, egress, load
+from modelmon.sources import url as url_module
 from modelmon.sources.egress import EgressBlockedError, EgressRefusedError, parse_entry, rules
 from modelmon.sources.prometheus import operational_figures
 from modelmon.sources.resolvers import LocalResolver
@@ -503,3 +505,91 @@ def test_sql_on_sqlite_is_not_a_network_destination(tmp_path: Any) -> None:
     frame = sql_load(f"sqlite:///{tmp_path / 'x.db'}", Policy.operator()).frame
     assert frame["x"].tolist() == [1]
     dispose_engines()
+
+
+# ----------------------------------------------------------------------- S3 and GCS hosts
+
+KEY = {"type": "service_account", "project_id": "p", "private_key_id": "kid-1",
+       # Not a key: an obviously fake PEM body, split so that scanners see no key either.
+       "private_key": ("-----BEGIN " + "PRIVATE KEY-----\nnot-a-key\n"
+                       "-----END " + "PRIVATE KEY-----\n"),
+       "client_email": "m@p.iam.gserviceaccount.com", "token_uri": "TOKEN"}
+
+
+def cloud_ctx(values: dict[tuple[str, str], str], p: Policy) -> LoadContext:
+    return LoadContext(role="spec.reference.source", policy=p,
+                       resolver=LocalResolver(values, env={}))
+
+
+def test_an_s3_endpoint_from_the_secret_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_dns(monkeypatch, {"minio.test": ["10.0.0.5"], "imds.test": ["169.254.169.254"]})
+    src = Source.model_validate({"url": "s3://b/k.csv", "credentialsSecretRef": {"name": "s"}})
+
+    def options(endpoint: str, p: Policy) -> dict[str, Any]:
+        values = {("s", "AWS_ACCESS_KEY_ID"): "AKID", ("s", "AWS_SECRET_ACCESS_KEY"): "SECRET",
+                  ("s", "AWS_ENDPOINT_URL"): endpoint}
+        return url_module._s3_options(src, cloud_ctx(values, p), "spec.reference.source.url")[0]
+
+    for endpoint in ("http://169.254.169.254", "http://imds.test:80", "http://127.0.0.1:9000"):
+        with pytest.raises(EgressRefusedError) as info:
+            options(endpoint, Policy.operator())
+        assert str(info.value).startswith(
+            "spec.reference.source.credentialsSecretRef (Secret 's' key AWS_ENDPOINT_URL): "
+            "the operator may not connect to ")
+    with pytest.raises(EgressRefusedError, match=r"minio\.test \(10\.0\.0\.5\) \(the "
+                                                  r"administrator denies 10\.0\.0\.0/8"):
+        options("http://minio.test:9000", policy(deny=("10.0.0.0/8",)))
+    assert options("http://minio.test:9000", Policy.operator())["endpoint_url"] == \
+        "http://minio.test:9000"
+    # modelmon check: no policy, nothing resolved.
+    assert options("http://169.254.169.254", Policy.local())["endpoint_url"] == \
+        "http://169.254.169.254"
+
+
+def test_a_gcs_keys_token_uri_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_dns(monkeypatch, {"oauth2.test": ["10.0.0.7"]})
+    src = Source.model_validate({"url": "gs://b/k.csv", "credentialsSecretRef": {"name": "g"}})
+
+    def options(token_uri: str, p: Policy) -> dict[str, Any]:
+        key = json.dumps({**KEY, "token_uri": token_uri})
+        return url_module._gcs_options(src, cloud_ctx({("g", "service-account.json"): key}, p),
+                                       "spec.reference.source.url")[0]
+
+    with pytest.raises(EgressRefusedError) as info:
+        options("http://169.254.169.254/computeMetadata/v1/token", Policy.operator())
+    assert str(info.value).startswith(
+        "spec.reference.source.credentialsSecretRef (Secret 'g' key service-account.json, "
+        "token_uri): the operator may not connect to 169.254.169.254 (cloud metadata")
+    assert options("https://oauth2.test/token", Policy.operator())["token"]["token_uri"] == \
+        "https://oauth2.test/token"
+
+
+def test_fixed_endpoints_are_refused_only_by_a_deny_entry() -> None:
+    r = rules(Egress(deny=("127.0.0.2", "*.googleapis.com")))
+    r.check_fixed("127.0.0.1", "spec.x.url")  # loopback, but chosen by the administrator
+    with pytest.raises(EgressRefusedError, match=r"denies 127\.0\.0\.2/32"):
+        r.check_fixed("127.0.0.2", "spec.x.url")
+    with pytest.raises(EgressRefusedError, match=r"denies \*\.googleapis\.com"):
+        r.check_fixed("storage.googleapis.com", "spec.x.url")
+
+
+def test_a_denied_gcs_emulator_is_refused_before_any_request(
+        monkeypatch: pytest.MonkeyPatch, listener: Listener) -> None:
+    pytest.importorskip("gcsfs")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.2:9")
+    key = json.dumps({**KEY, "private_key": pem,
+                      "token_uri": f"http://127.0.0.1:{listener.port}/token"})
+    src = Source.model_validate({"url": "gs://b/k.csv", "credentialsSecretRef": {"name": "g"}})
+    ctx = cloud_ctx({("g", "service-account.json"): key},
+                    policy("127.0.0.1/32", deny=("127.0.0.2",)))
+    with pytest.raises(EgressRefusedError, match=r"spec\.reference\.source\.url: the operator "
+                                                  r"may not connect to 127\.0\.0\.2 \(the "
+                                                  r"administrator denies 127\.0\.0\.2/32"):
+        url_module.target(src, ctx)
+    assert listener.accepted == 0  # not even a token was asked for
