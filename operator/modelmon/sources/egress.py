@@ -34,9 +34,15 @@ API), never a data source.
 To close the gap between the check and the connection (DNS rebinding), the clients connect
 to the addresses that were checked: aiohttp through ``EgressConnector`` (its resolver step
 applies the rules, and a socket factory refuses denied addresses again), urllib and smtplib
-through ``create_connection``, PostgreSQL through libpq's ``hostaddr``. What is only checked
-before the client connects (the client resolves again): S3 endpoints (botocore), the GCS
-token URI (google-auth), and SQL databases other than PostgreSQL.
+through ``create_connection`` (environment proxies are not used: a proxy would resolve the
+name itself), PostgreSQL through libpq's ``hostaddr``. What is only checked before the
+client connects (the client resolves again): S3 endpoints (botocore), the GCS token URI
+(google-auth), and SQL databases other than PostgreSQL. A name that does not resolve
+fails as it did without the policy (a transient error). Storage endpoints that the administrator
+or the provider chose (S3 without an endpoint in the Secret, GCS's, or an emulator named
+in the operator's environment) are refused only by a ``deny`` entry (``check_fixed``), and
+the pod's own cloud credentials (instance metadata, IRSA, Workload Identity) are fetched by
+the cloud libraries, outside this policy.
 
 ``Egress(enforce=False)`` (``modelmon check``) checks nothing and changes no client.
 """
