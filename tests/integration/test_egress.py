@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube import Cluster, Kubectl
+import yaml
+from kube import REPO_ROOT, Cluster, Kubectl
 from monitors import EXAMPLE, apply, condition, monitor, status_when
 from operator_proc import OperatorProcess
 from servers import Postgres, postgres
 
 from modelmon.api.policy import Egress, Policy
 from modelmon.api.v1alpha1 import Source
+from modelmon.cli import _egress
 from modelmon.sources import LoadContext, egress, load
 from modelmon.sources.egress import EgressRefusedError
 from modelmon.sources.resolvers import LocalResolver
@@ -164,3 +168,28 @@ def test_postgresql_connects_to_the_checked_address(pg: Postgres,
                                                   r"'url'\): the operator may not connect to "
                                                   r"db\.test \(127\.0\.0\.1\) \(loopback"):
         load(src, ctx("10.0.0.0/8"))
+
+
+# --------------------------------------------------------------------------------- chart
+
+
+def test_the_chart_passes_its_egress_lists_to_the_operator(helm: Path) -> None:
+    """operator.egress reaches `modelmon run` as MODELMON_EGRESS_*, which it parses."""
+    def env_of(*values: str) -> dict[str, str]:
+        sets = [arg for v in values for arg in ("--set", v)]
+        out = subprocess.run([str(helm), "template", "modelmon", str(REPO_ROOT / "helm" /
+                                                                   "modelmon"), *sets],
+                             check=True, capture_output=True, text=True, env={
+                                 **os.environ, "HELM_CACHE_HOME": "/tmp/modelmon-helm/cache",
+                                 "HELM_CONFIG_HOME": "/tmp/modelmon-helm/config",
+                                 "HELM_DATA_HOME": "/tmp/modelmon-helm/data"}).stdout
+        (deployment,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment"]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+    assert not {"MODELMON_EGRESS_ALLOW", "MODELMON_EGRESS_DENY"} & set(env_of())
+    env = env_of("operator.egress.allow={10.0.0.0/8,*.svc.cluster.local}",
+                 "operator.egress.deny={10.96.0.0/12}")
+    assert env["MODELMON_EGRESS_ALLOW"] == "10.0.0.0/8,*.svc.cluster.local"
+    assert env["MODELMON_EGRESS_DENY"] == "10.96.0.0/12"
+    assert _egress(env["MODELMON_EGRESS_ALLOW"]) == ("10.0.0.0/8", "*.svc.cluster.local")
