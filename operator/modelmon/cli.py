@@ -9,6 +9,7 @@ fix on stderr) or data the check cannot use (the Ready condition's reason and me
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -20,9 +21,11 @@ from typing import Any, TextIO
 import yaml
 
 from modelmon import __version__
+from modelmon.api.policy import Egress, Policy
 from modelmon.api.v1alpha1 import ModelMonitorStatus, parse_duration
 from modelmon.check import CheckError, load_monitors, run_check
 from modelmon.evaluation import at_least
+from modelmon.sources import egress
 from modelmon.sources.resolvers import LocalResolver
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INVALID = 0, 1, 2
@@ -175,11 +178,13 @@ def _time(text: str) -> datetime:
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from modelmon.runner import Options, run
 
+    policy = dataclasses.replace(
+        Policy.operator(), egress=Egress(allow=args.egress_allow, deny=args.egress_deny))
     return run(Options(namespaces=args.namespace, metrics_port=args.metrics_port,
                        health_port=args.health_port, log_format=args.log_format,
                        log_level=args.log_level.upper(), workers=args.workers,
                        rules_resync_seconds=args.rules_resync,
-                       kubeconfig=args.kubeconfig))
+                       kubeconfig=args.kubeconfig, policy=policy))
 
 
 def _env(name: str, default: str) -> str:
@@ -212,6 +217,16 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port")
     return value
 
+
+def _egress(text: str) -> tuple[str, ...]:
+    try:
+        return egress.parse_entries(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+#: `run`'s egress lists: dest and environment twin (comma-separated; empty: none).
+EGRESS_ENV = (("egress_allow", "EGRESS_ALLOW"), ("egress_deny", "EGRESS_DENY"))
 
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -251,6 +266,15 @@ def _run_env(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             setattr(args, dest, parse(default() if text is None else text))
         except argparse.ArgumentTypeError as exc:
             p.error(f"MODELMON_{name}: {exc}")
+    for dest, name in EGRESS_ENV:
+        groups = getattr(args, dest)
+        if groups is None:
+            text = os.environ.get(f"MODELMON_{name}", "")
+            try:
+                groups = [_egress(text)] if text.strip() else []
+            except argparse.ArgumentTypeError as exc:
+                p.error(f"MODELMON_{name}: {exc}")
+        setattr(args, dest, tuple(dict.fromkeys(e for group in groups for e in group)))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -296,6 +320,19 @@ def parser() -> argparse.ArgumentParser:
                    help="how often each PrometheusRule is compared with the cluster's copy "
                         "and restored if it was edited or deleted (default 10m) "
                         "[MODELMON_RULES_RESYNC]")
+    o.add_argument("--egress-allow", action="append", type=_egress, default=None,
+                   metavar="NET_OR_HOST",
+                   help="where monitors may make the operator connect (sources, Prometheus, "
+                        "notifiers): a network (10.0.0.0/8), an address, a host name or "
+                        "*.suffix; repeatable or comma-separated; default: anywhere except "
+                        "the addresses refused by default (loopback, link-local, cloud "
+                        "metadata, unspecified), which only a network at least as specific "
+                        "as theirs opens [MODELMON_EGRESS_ALLOW]")
+    o.add_argument("--egress-deny", action="append", type=_egress, default=None,
+                   metavar="NET_OR_HOST",
+                   help="where monitors may never make the operator connect, even if "
+                        "allowed; same forms; repeatable or comma-separated "
+                        "[MODELMON_EGRESS_DENY]")
     o.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None,
                    help="kubeconfig file; default: in-cluster service account, else "
                         "$KUBECONFIG or ~/.kube/config")

@@ -56,7 +56,7 @@ from modelmon.outputs.kube import (
 from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.notifiers import Context, drift_columns, notify
 from modelmon.outputs.rules import prometheus_rule
-from modelmon.sources import ReferenceCache
+from modelmon.sources import ReferenceCache, egress
 from modelmon.sources.resolvers import KubeResolver
 from modelmon.sources.sql import dispose_engines
 
@@ -422,7 +422,7 @@ class Fleet:
                                     bound=0.0, message=f"the check fails: {error}: "
                                     f"{ready.message if ready else ''}"[:500]))
         if self.session is None:
-            self.session = aiohttp.ClientSession()
+            self.session = egress.client_session(self.policy.egress, "spec.alerting.notifiers")
         ns = state.ref.namespace
         states = await notify(
             spec.alerting, findings, previous.notifications,

@@ -48,7 +48,10 @@ class OperatorProcess:
         cmd = [sys.executable, "-m", "modelmon", "run", "--kubeconfig", str(self.kubeconfig),
                "--metrics-port", str(self.metrics_port),
                "--health-port", str(self.health_port), "--workers", str(self.workers),
-               "--log-format", "json"]
+               "--log-format", "json",
+               # The test servers listen on loopback, which the operator refuses by default
+               # (sources.egress); a test may still deny part of it (MODELMON_EGRESS_DENY).
+               "--egress-allow", "127.0.0.0/8"]
         for ns in self.namespaces:
             cmd += ["--namespace", ns]
         self._log = self.log_path.open("ab")

@@ -243,6 +243,8 @@ def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
     ("networkPolicy.metricsFrom[0].namespaceSelectr.x=y",
      "additional properties 'namespaceSelectr'"),
     ("rbac.retraining=yes", "at '/rbac/retraining'"),
+    ("operator.egress.allow={10.0.0.0/8 x}", "at '/operator/egress/allow/0'"),
+    ("operator.egress.alow={10.0.0.0/8}", "additional properties 'alow' not allowed"),
 ])
 def test_schema_rejects_unknown_keys_and_bad_values(helm: Path, value: str, message: str) -> None:
     proc = run_helm(helm, None, "template", "x", str(CHART), "--set", value, check=False)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import pytest
 
-from modelmon.cli import parse_args
+from modelmon import runner
+from modelmon.api.policy import Egress, Policy
+from modelmon.cli import main, parse_args
 
-TWINS = ("NAMESPACE", "METRICS_PORT", "HEALTH_PORT", "LOG_FORMAT", "LOG_LEVEL", "WORKERS")
+TWINS = ("NAMESPACE", "METRICS_PORT", "HEALTH_PORT", "LOG_FORMAT", "LOG_LEVEL", "WORKERS",
+         "EGRESS_ALLOW", "EGRESS_DENY")
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -73,3 +77,58 @@ def test_bad_values_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixt
         parse(*argv)
     assert info.value.code == 2
     assert argv[0] in capsys.readouterr().err
+
+
+def test_egress_lists_from_flags_and_their_twins(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = parse()
+    assert args.egress_allow == () and args.egress_deny == ()
+    monkeypatch.setenv("MODELMON_EGRESS_ALLOW", "10.0.0.0/8, *.SVC.cluster.local")
+    monkeypatch.setenv("MODELMON_EGRESS_DENY", "10.9.0.0/16")
+    args = parse()
+    assert args.egress_allow == ("10.0.0.0/8", "*.svc.cluster.local")
+    assert args.egress_deny == ("10.9.0.0/16",)
+    args = parse("--egress-allow", "127.0.0.1", "--egress-allow", "fd00::/8,db.example",
+                 "--egress-deny", "db.example")
+    assert args.egress_allow == ("127.0.0.1/32", "fd00::/8", "db.example")  # replaces the twin
+    assert args.egress_deny == ("db.example",)
+    monkeypatch.setenv("MODELMON_EGRESS_ALLOW", " ")
+    assert parse().egress_allow == ()  # an empty variable: no list
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--egress-allow", "10.0.0.1/8"], "argument --egress-allow: '10.0.0.1/8' has host bits"),
+    (["--egress-deny", "not a host"], "argument --egress-deny: 'not a host' is neither"),
+    (["--egress-allow", "http://prom:9090"], "argument --egress-allow: 'http://prom:9090' is a "
+                                              "URL"),
+])
+def test_bad_egress_entries_are_usage_errors(argv: list[str], says: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse(*argv)
+    assert info.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_a_bad_egress_variable_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MODELMON_EGRESS_DENY", "10.0.0.0/8,,300.0.0.0/8")
+    with pytest.raises(SystemExit) as info:
+        parse()
+    assert info.value.code == 2
+    assert "MODELMON_EGRESS_DENY: '300.0.0.0/8' is not a network" in capsys.readouterr().err
+
+
+def test_run_hands_the_egress_policy_to_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    got: list[Any] = []
+
+    def run(opts: Any) -> int:
+        got.append(opts)
+        return 0
+
+    monkeypatch.setattr(runner, "run", run)
+    assert main(["run", "--egress-allow", "10.0.0.0/8", "--egress-deny", "10.1.0.0/16"]) == 0
+    (opts,) = got
+    assert opts.policy.egress == Egress(allow=("10.0.0.0/8",), deny=("10.1.0.0/16",))
+    assert opts.policy.local_paths == Policy.operator().local_paths
+    got.clear()
+    assert main(["run"]) == 0
+    assert got[0].policy.egress == Egress()  # enforced: the families refused by default

@@ -28,10 +28,12 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 class Egress:
     """Where connections that a monitor causes may go (checked after name resolution).
 
-    ``allow`` and ``deny`` hold networks in CIDR form (``10.0.0.0/8``) or host names
-    (``prometheus-operated.monitoring.svc``). A destination is refused when it matches
-    ``deny``, or when ``allow`` is not empty and it matches none of it; link-local and
-    cloud metadata addresses are refused unless ``allow`` names them explicitly.
+    ``allow`` and ``deny`` hold networks in CIDR form (``10.0.0.0/8``; an address is one
+    host), host names (``prometheus-operated.monitoring.svc``) or ``*.suffix``. A
+    destination is refused when it matches ``deny``, or when ``allow`` is not empty and it
+    matches none of it; loopback, link-local, cloud metadata and unspecified addresses are
+    refused unless an ``allow`` network at least as specific as theirs contains them.
+    ``sources.egress`` holds the rules in full and applies them.
     """
 
     allow: tuple[str, ...] = ()

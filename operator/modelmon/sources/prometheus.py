@@ -19,7 +19,9 @@ Semantics of a query (``spec.operational.source.prometheus.queries[i]``):
 Failures: an unreachable server, HTTP 5xx and network time-outs are ``SourceError``
 (transient, retried by ``retrying``); 401/403 are ``SourceError`` pointing at
 ``bearerTokenSecretRef``; a query Prometheus rejects is ``DataError`` naming the query.
-The bearer token and any user info in the URL never appear in messages.
+The bearer token and any user info in the URL never appear in messages. A server the
+administrator's egress policy refuses (``sources.egress``) fails at once, before anything
+is sent, naming ``prometheus.url``.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from modelmon.api.policy import Egress
 from modelmon.api.v1alpha1 import Severity, Source
 from modelmon.api.v1alpha1 import parse_duration as duration
+from modelmon.sources import egress
 from modelmon.sources.base import (
     DataError,
     LoadContext,
@@ -49,6 +53,7 @@ from modelmon.sources.base import (
     retrying,
     scrub,
 )
+from modelmon.sources.egress import UNRESTRICTED, urlopen
 from modelmon.sources.url import redact_url
 
 if TYPE_CHECKING:
@@ -86,6 +91,8 @@ class _Client:
     secrets: list[str]
     timeout: float
     where: str
+    egress: Egress = UNRESTRICTED
+    """Where the connections may go (``LoadContext.policy.egress``)."""
 
 
 def _client(spec: PrometheusSource, ctx: LoadContext, where: str) -> _Client:
@@ -103,11 +110,11 @@ def _client(spec: PrometheusSource, ctx: LoadContext, where: str) -> _Client:
         token = ctx.need_resolver(f"{where}.bearerTokenSecretRef").secret(ref.name, ref.key)
         headers["Authorization"] = f"Bearer {token.strip()}"
         secrets.append(token.strip())
-    host = parts.hostname or ""
+    host = egress.netloc_host(parts.hostname or "")
     netloc = f"{host}:{parts.port}" if parts.port else host
     base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
     return _Client(base, redact_url(spec.url), headers, secrets,
-                   duration(spec.timeout).total_seconds(), where)
+                   duration(spec.timeout).total_seconds(), where, ctx.policy.egress)
 
 
 def _call(client: _Client, api: str, params: dict[str, str], query_field: str) -> Any:
@@ -117,7 +124,8 @@ def _call(client: _Client, api: str, params: dict[str, str], query_field: str) -
                                      headers=client.headers, method="POST")
     # Give the server's own timeout a moment to answer before the socket gives up.
     try:
-        with urllib.request.urlopen(request, timeout=client.timeout + 5) as response:
+        with urlopen(request, client.timeout + 5, client.egress,
+                     f"{client.where}.url") as response:
             payload = response.read()
     except urllib.error.HTTPError as exc:
         detail = _error_text(exc)

@@ -24,6 +24,13 @@ Part of ``sources`` (second stop on the data line).
   check reuses its connections; a rotated Secret makes a new engine.
 - The version tag is a hash of the result: there is no cheap probe, so a reference from SQL
   is queried at every check, and only the fitting is skipped while the result is unchanged.
+- Under the administrator's egress policy (``sources.egress``) the URL's host is resolved
+  and checked before each new connection; a refused host fails naming
+  ``connectionSecretRef``. PostgreSQL then connects to the checked addresses (libpq's
+  ``hostaddr``, the name kept for TLS); other databases are checked only (their driver
+  resolves again). The host must be in the URL: ``host``, ``hostaddr`` or ``service`` in
+  its query, or several hosts, are refused there. A Unix socket (no host, or a path) is
+  not a network destination and is not checked; SQLite is a local file.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -42,7 +50,9 @@ from urllib.parse import quote, quote_plus
 
 import pandas as pd
 
+from modelmon.api.policy import Egress
 from modelmon.api.v1alpha1 import Source, parse_duration
+from modelmon.sources import egress
 from modelmon.sources.base import (
     DataError,
     LoadContext,
@@ -69,6 +79,12 @@ READ_ONLY_STATES = ("25006",)
 
 _engines: OrderedDict[str, Engine] = OrderedDict()
 _engines_lock = threading.Lock()
+#: The checked addresses of the connection being opened (set around ``engine.connect``).
+_pinned: ContextVar[tuple[str, ...] | None] = ContextVar("modelmon_sql_pinned",
+                                                         default=None)
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433,
+                 "oracle": 1521}
+HOST_PARAMS = ("host", "hostaddr", "service")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +134,13 @@ def _connection(spec: SqlSource, ctx: LoadContext, where: str) -> Database:
     return Database(url, shown, [s for s in secrets if s], field_, described)
 
 
-def _engine(conn: Database, timeout: float) -> Engine:
+def _engine(conn: Database, timeout: float, policy: Egress = egress.UNRESTRICTED
+            ) -> Engine:
     sa = _sqlalchemy()
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     key = hashlib.sha256(f"{conn.url.render_as_string(hide_password=False)}\0{timeout}"
-                         .encode()).hexdigest()
+                         f"\0{policy!r}".encode()).hexdigest()
     with _engines_lock:
         cached = _engines.get(key)
         if cached is not None:
@@ -152,12 +169,53 @@ def _engine(conn: Database, timeout: float) -> Engine:
     except (ArgumentError, TypeError, ValueError) as exc:
         raise SourceError(f"{conn.field}: {conn.ref} is not a usable URL: "
                           f"{scrub(first_line(exc), conn.secrets)}") from None
+    if policy.enforce and backend == "postgresql":
+        from sqlalchemy import event
+
+        event.listen(engine, "do_connect", _pin_factory(conn, policy))
     with _engines_lock:
         _engines[key] = engine
         while len(_engines) > MAX_ENGINES:
             _, old = _engines.popitem(last=False)
             old.dispose()
     return engine
+
+
+def _destination(conn: Database, policy: Egress, where: str) -> tuple[str, ...] | None:
+    """The checked addresses of the database's host (None: no network destination, or no
+    policy); ``EgressRefusedError`` or ``SourceError`` naming ``where`` otherwise."""
+    url = conn.url
+    if not policy.enforce or url.get_backend_name() == "sqlite":
+        return None
+    overrides = sorted(k for k in url.query if k.lower() in HOST_PARAMS)
+    if overrides or (url.host and "," in url.host):
+        what = f"{', '.join(overrides)} in the URL's query" if overrides else "several hosts"
+        raise SourceError(f"{where}: {what} cannot be checked against the operator's egress "
+                          "policy; write one host in the URL (USER:PASSWORD@HOST:PORT)")
+    if not url.host or url.host.startswith("/"):
+        return None  # a Unix socket
+    port = url.port or DEFAULT_PORTS.get(url.get_backend_name(), 0)
+    try:
+        infos = egress.rules(policy).resolve(url.host, port, where)
+    except OSError as exc:
+        raise SourceError(f"{where}: cannot resolve {url.host}: "
+                          f"{exc.strerror or type(exc).__name__}", transient=True) from None
+    return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _pin_factory(conn: Database, policy: Egress) -> Callable[..., None]:
+    """A ``do_connect`` listener: libpq connects to the checked addresses (``hostaddr``),
+    each under the URL's host name (for TLS); the check runs again if a connection is
+    opened where ``load_sql`` did not check (it never is)."""
+
+    def pin(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        addresses = _pinned.get() or _destination(conn, policy, f"{conn.field} ({conn.ref})")
+        if not addresses:
+            return
+        cparams["hostaddr"] = ",".join(addresses)
+        cparams["host"] = ",".join([str(conn.url.host)] * len(addresses))
+
+    return pin
 
 
 def _importable(module: str) -> bool:
@@ -339,11 +397,16 @@ def load_sql(source: Source, ctx: LoadContext) -> Loaded:
     seconds = parse_duration(spec.timeout).total_seconds()
     backend = conn_info.url.get_backend_name()
     stmt, params = _bound(spec, ctx, where, backend)
-    engine = _engine(conn_info, seconds)
+    policy = ctx.policy.egress
+    engine = _engine(conn_info, seconds, policy)
+    pinned = _pinned.set(_destination(conn_info, policy,
+                                      f"{conn_info.field} ({conn_info.ref})"))
     try:
         connection = engine.connect()
     except (DBAPIError, SQLAlchemyError) as exc:
         raise _connect_error(exc, conn_info, spec.timeout, where) from None
+    finally:
+        _pinned.reset(pinned)
     with connection:
         undo: Callable[[], None] = lambda: None  # noqa: E731
         try:

@@ -38,8 +38,10 @@ a read). Credentials and URL query strings never appear in messages.
 Failures: ``timeout`` (default 60s) bounds connecting and each request to a remote server
 (for gs:// also gcsfs's own retries of one request); time-outs, refused connections, HTTP
 5xx and 429 are transient (``load`` retries them), while 401/403 (and rejected credentials)
-say to check ``credentialsSecretRef`` and 404 says what is missing. s3fs's own retries are
-off, so that the retries and their backoff are ``load``'s alone.
+say to check ``credentialsSecretRef`` and 404 says what is missing. Connections obey the
+administrator's egress policy (``sources.egress``): an http(s) host, an S3 endpoint or a GCS
+token URI it refuses fails at once, naming the field, before anything is sent to it.
+s3fs's own retries are off, so that the retries and their backoff are ``load``'s alone.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import fsspec
 import pandas as pd
 
+from modelmon.api.policy import Egress
 from modelmon.api.v1alpha1 import DataFormat, Source, parse_duration
+from modelmon.sources import egress
 from modelmon.sources.base import (
     DataError,
     LoadContext,
@@ -96,7 +100,7 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if not parts.scheme or len(parts.scheme) == 1:  # a path (or a Windows drive letter)
         return url
-    host = parts.hostname or ""
+    host = egress.netloc_host(parts.hostname or "")
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
@@ -160,9 +164,14 @@ class Target:
     timeout: float = 60.0
     """Seconds: the source's ``timeout``."""
     timeout_text: str = DEFAULT_TIMEOUT
+    egress: Egress = egress.UNRESTRICTED
+    """Where this url's connections may go (``LoadContext.policy.egress``)."""
 
     def fail(self, exc: BaseException, verb: str = "read") -> SourceError:
         """A SourceError for an exception raised while reading (or listing) the url."""
+        refused = egress.refusal_in(exc)
+        if refused is not None:
+            return refused
         status = _status(exc)
         if isinstance(exc, FileNotFoundError) or status == 404:
             return SourceError(f"{self.where}: {self.shown} not found{self.hint}")
@@ -239,21 +248,24 @@ def _transient(exc: BaseException) -> bool:
     return any(w in names for w in ("Timeout", "Connect", "Disconnected", "Endpoint"))
 
 
-def _http_info(url: str, timeout: float) -> dict[str, Any]:
+def _http_info(url: str, timeout: float, policy: Egress = egress.UNRESTRICTED,
+               where: str = "url") -> dict[str, Any]:
     """What a HEAD request tells about an http(s) file (fsspec's ``info`` turns every
-    failure into FileNotFoundError, which would hide a 503 or a refused connection)."""
+    failure into FileNotFoundError, which would hide a 503 or a refused connection).
+    Its connections, redirects included, obey ``policy`` (``EgressRefusedError`` names
+    ``where``)."""
     parts = urlsplit(url)
     headers = {"Accept-Encoding": "identity", "User-Agent": "modelmon"}
     if parts.username or parts.password:
         basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
-    netloc = parts.hostname or ""
+    netloc = egress.netloc_host(parts.hostname or "")
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
     plain = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
     request = urllib.request.Request(plain, headers=headers, method="HEAD")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with egress.urlopen(request, timeout, policy, where) as response:
             got = response.headers
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
@@ -306,6 +318,11 @@ def _s3_options(source: Source, ctx: LoadContext, where: str, timeout: float = 6
     if region:
         options["client_kwargs"] = {"region_name": region}
     if endpoint:
+        # The Secret, written by whoever writes the monitor, chooses this host: check it.
+        # botocore resolves it again when it connects (see sources.egress).
+        egress.check_url(endpoint, ctx.policy.egress,
+                         f"{where.removesuffix('.url')}.credentialsSecretRef (Secret "
+                         f"{ref.name!r} key AWS_ENDPOINT_URL)")
         options["endpoint_url"] = endpoint
     return options, [key, secret, token or ""]
 
@@ -332,6 +349,12 @@ def _gcs_options(source: Source, ctx: LoadContext, where: str, timeout: float = 
     if not isinstance(info, dict) or "private_key" not in info:
         raise SourceError(f"{field_}: key {GCS_KEY} of Secret {ref.name!r} is not a service "
                           "account key (no private_key)")
+    token_uri = info.get("token_uri")
+    if isinstance(token_uri, str):
+        # google-auth posts a signed assertion to the key's token_uri: a host the
+        # monitor's author chose. google-auth resolves it again when it connects.
+        egress.check_url(token_uri, ctx.policy.egress,
+                         f"{field_} (Secret {ref.name!r} key {GCS_KEY}, token_uri)")
     options["token"] = info
     return options, [str(info.get("private_key", "")), str(info.get("private_key_id", ""))]
 
@@ -360,12 +383,15 @@ def target(source: Source, ctx: LoadContext) -> Target:
         import aiohttp
 
         client_timeout = aiohttp.ClientTimeout(total=timeout, connect=timeout)
+        policy = ctx.policy.egress
+        # Under a policy, sessions connect only to checked addresses (sources.egress).
+        client = {"get_client": egress.HttpClient(policy, where)} if policy.enforce else {}
         fs = fsspec.filesystem(scheme, client_kwargs={"timeout": client_timeout},
-                               use_listings_cache=False)
+                               use_listings_cache=False, **client)
         parts = urlsplit(resolved)
         return Target(fs, resolved, shown, where, remote=True, prefix=False, http=True,
                       secrets=[s for s in (parts.password, parts.query) if s],
-                      timeout=timeout, timeout_text=timeout_text)
+                      timeout=timeout, timeout_text=timeout_text, egress=policy)
     _import(scheme, where)
     options, secrets = (_s3_options if scheme == "s3" else _gcs_options)(
         source, ctx, where, timeout)
@@ -376,6 +402,10 @@ def target(source: Source, ctx: LoadContext) -> Target:
                           f"{scrub(first_line(exc), secrets)}") from None
     if scheme == "s3":
         fs.retries = 1  # s3fs would retry a time-out five times; ``load`` retries instead
+    else:  # Google's endpoint, or the emulator the operator's environment names
+        location = urlsplit(str(getattr(fs, "_location", ""))).hostname
+        if location and ctx.policy.egress.enforce:
+            egress.rules(ctx.policy.egress).check_fixed(location, where)
     path = resolved.split("://", 1)[1]
     t = Target(fs, path.rstrip("/") if prefix else path, shown, where, remote=True,
                prefix=prefix, secrets=secrets, timeout=timeout, timeout_text=timeout_text)
@@ -519,7 +549,8 @@ def listing(source: Source, t: Target, ctx: LoadContext) -> Listing:
     """The files to read (one, or those under a prefix) from metadata alone."""
     try:
         if not t.prefix:
-            info = _http_info(t.path, t.timeout) if t.http else t.fs.info(t.path)
+            info = (_http_info(t.path, t.timeout, t.egress, t.where) if t.http
+                    else t.fs.info(t.path))
             if info.get("type") == "directory":
                 raise IsADirectoryError(t.path)
             return Listing([(t.path, info)], file_version(info))

@@ -43,7 +43,7 @@ from modelmon.outputs.notifiers.base import (
     deliver,
 )
 from modelmon.outputs.notifiers.senders import SENDERS
-from modelmon.sources import SourceError
+from modelmon.sources import SourceError, egress
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ async def _one(notifier: Notifier, index: int, state: NotifierState | None,
     if base.next_attempt is not None and now < base.next_attempt:
         return base  # the receiver asked us to wait (Retry-After)
     sender = SENDERS[notifier.kind](notifier, name, FieldSecrets(secrets, notifier, index),
-                                    session)
+                                    session, f"spec.alerting.notifiers[{index}].{notifier.kind}",
+                                    ctx.policy.egress)
     active = [f for f in findings if at_least(f.severity, notifier.min_severity)]
     decision = decide(state, active, now, parse_duration(alerting.repeat_interval),
                       sender.every_check)
@@ -171,7 +172,7 @@ async def notify(alerting: AlertingSpec, findings: Sequence[Finding],
         return []
     by_name = {s.name: s for s in states}
     own = session is None
-    client = session or aiohttp.ClientSession()
+    client = session or egress.client_session(ctx.policy.egress, "spec.alerting.notifiers")
     try:
         return list(await asyncio.gather(*(
             _one(n, i, by_name.get(notifier_name(n, i)), findings, alerting, ctx, secrets,

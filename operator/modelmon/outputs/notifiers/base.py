@@ -4,7 +4,9 @@ Part of ``outputs`` (last stop on the data line). A sender turns one ``Message``
 delivery (an HTTP request, an email); ``deliver`` retries it with exponential backoff on
 timeouts, refused connections, 5xx and 429 (honouring a Retry-After of up to 30 s; a longer
 one is left to a later check) and gives up at once on other 4xx. Error texts name the
-notifier and the HTTP status, never a URL or a credential.
+notifier and the HTTP status, never a URL or a credential. A destination the
+administrator's egress policy refuses (``sources.egress``) fails at once, without retries
+and before anything is sent, naming the spec field that chose it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any, ClassVar, Literal, Protocol
 import aiohttp
 from pydantic import BaseModel
 
+from modelmon.api.policy import Egress
 from modelmon.api.v1alpha1 import Delivered, Finding, Notifier, SecretKeyRef, Severity
+from modelmon.sources import egress
 from modelmon.sources.base import SourceError
 
 log = logging.getLogger(__name__)
@@ -151,11 +155,20 @@ class Sender(ABC):
     """Send on every check while findings fire (Alertmanager expires alerts otherwise)."""
 
     def __init__(self, spec: Notifier, name: str, secrets: SecretSource,
-                 session: aiohttp.ClientSession) -> None:
+                 session: aiohttp.ClientSession, where: str = "notifier",
+                 policy: Egress = egress.UNRESTRICTED) -> None:
         self.spec = spec
         self.name = name
         self.secrets = secrets
         self.session = session
+        self.where = where
+        """This notifier's spec field, e.g. ``spec.alerting.notifiers[0].webhook``."""
+        self.egress = policy
+        """Where its connections may go (``Context.policy.egress``)."""
+
+    def refused(self, exc: egress.EgressRefusedError, field: str) -> DeliveryError:
+        """A refused destination: not retried, naming the field that chose it."""
+        return DeliveryError(f"{self.name}: {exc.at(f'{self.where}.{field}')}", retry=False)
 
     @abstractmethod
     async def send(self, message: Message) -> None:
@@ -166,9 +179,16 @@ class Sender(ABC):
         return await asyncio.to_thread(self.secrets.secret, ref.name, ref.key)
 
     async def post_json(self, url: str, body: Any, headers: Mapping[str, str] | None = None,
-                        data: bytes | None = None) -> None:
-        """POST and classify the outcome; the URL never appears in errors."""
+                        data: bytes | None = None, field: str = "url") -> None:
+        """POST and classify the outcome; the URL never appears in errors. ``field`` (under
+        this notifier's) is where the URL comes from, named when the policy refuses it."""
         try:
+            rules = egress.rules(self.egress)
+            target = egress.url_host(url)
+            if rules.enforce and target is not None and not isinstance(
+                    self.session.connector, egress.connector_class()):
+                # A session that does not apply the policy itself: check first.
+                await rules.resolve_async(*target, f"{self.where}.{field}")
             async with self.session.post(
                     url, json=None if data is not None else body, data=data,
                     headers=dict(headers or {}),
@@ -180,10 +200,15 @@ class Sender(ABC):
                                     retry=retry, after=retry_after(resp.headers.get("Retry-After")))
         except DeliveryError:
             raise
+        except egress.EgressRefusedError as exc:
+            raise self.refused(exc, field) from None
         except TimeoutError:
             raise DeliveryError(f"{self.name}: timed out after {REQUEST_TIMEOUT_SECONDS:g}s",
                                 retry=True) from None
-        except aiohttp.ClientConnectorError:
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, egress.EgressBlockedError):
+                raise DeliveryError(f"{self.name}: {self.where}.{field}: the operator may not "
+                                    "connect there", retry=False) from None
             raise DeliveryError(f"{self.name}: cannot connect", retry=True) from None
         except aiohttp.ClientError as exc:
             raise DeliveryError(f"{self.name}: {type(exc).__name__}", retry=True) from None

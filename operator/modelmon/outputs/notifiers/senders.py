@@ -19,6 +19,7 @@ from typing import Any
 from modelmon.api.v1alpha1 import Finding
 from modelmon.outputs.notifiers import base
 from modelmon.outputs.notifiers.base import DeliveryError, Message, Sender
+from modelmon.sources import egress
 
 SENDERS: dict[str, type[Sender]] = {}
 
@@ -47,7 +48,8 @@ class Slack(Sender):
         }
         if spec.channel:
             body["channel"] = spec.channel
-        await self.post_json(await self.secret(spec.webhook_secret_ref), body)
+        await self.post_json(await self.secret(spec.webhook_secret_ref), body,
+                             field="webhookSecretRef")
 
 
 PD_SEVERITY = {"warning": "warning", "critical": "critical"}
@@ -183,17 +185,21 @@ class Email(Sender):
         mail["X-Modelmon-Dedup-Key"] = message.dedup_key
         mail.set_content("\n".join(message.lines()) + "\n")
 
+        smtp_class = egress.smtp_class(self.egress, f"{self.where}.smtp.host")
+
         def deliver_sync() -> None:
             context = ssl.create_default_context(cadata=ca) if ca else \
                 ssl.create_default_context()
             try:
-                with smtplib.SMTP(smtp.host, smtp.port,
-                                  timeout=base.REQUEST_TIMEOUT_SECONDS) as client:
+                with smtp_class(smtp.host, smtp.port,
+                                timeout=base.REQUEST_TIMEOUT_SECONDS) as client:
                     if smtp.start_tls:
                         client.starttls(context=context)
                     if user is not None and password is not None:
                         client.login(user, password)
                     client.send_message(mail)
+            except egress.EgressRefusedError as exc:
+                raise self.refused(exc, "smtp.host") from None
             except (smtplib.SMTPException, OSError) as exc:
                 raise smtp_failure(self.name, exc) from None
 
