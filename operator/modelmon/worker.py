@@ -3,8 +3,9 @@
 Between the kopf handlers and the data line: ``handlers`` tell the ``Fleet`` that a monitor
 appeared, changed or went away; the fleet keeps one asyncio task per monitor that waits for
 its next due time (or a spec change), runs ``check.run_check`` in a thread pool, and writes
-the status (one patch per check), metrics, the PrometheusRule and Events. Knows nothing of
-kopf, so it runs the same against any API server.
+the status (one patch per check), metrics, the PrometheusRule and Events. Notifications go
+to the ``Outbox``, which delivers them off the check's path; their outcome goes into the
+next status patch. Knows nothing of kopf, so it runs the same against any API server.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -47,7 +47,8 @@ from modelmon.evaluation import ConditionValue, merge_conditions
 from modelmon.outputs import retraining
 from modelmon.outputs.kube import Kube, ObjectRef, RulesUnavailableError
 from modelmon.outputs.metrics import Metrics
-from modelmon.outputs.notifiers import Context, drift_columns, notify
+from modelmon.outputs.notifiers import Context, drift_columns
+from modelmon.outputs.notifiers.outbox import Outbox
 from modelmon.outputs.rules import prometheus_rule
 from modelmon.sources import ReferenceCache
 from modelmon.sources.resolvers import KubeResolver
@@ -150,7 +151,9 @@ class Fleet:
                                              thread_name_prefix="modelmon-check")
         self.api_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="modelmon-api")
         self.monitors: dict[tuple[str, str], MonitorState] = {}
-        self.session: aiohttp.ClientSession | None = None
+        self.outbox = Outbox(report=self._notification_failed)
+        """The notifiers' delivery lanes: a slow receiver never holds a check."""
+        self._events: set[asyncio.Task[None]] = set()
         self.references: ReferenceCache[FittedReference] = ReferenceCache()
         """Fitted reference profiles, reused until the reference data changes."""
         self.lateness: deque[float] = deque(maxlen=10_000)
@@ -191,6 +194,7 @@ class Fleet:
         if state is not None and state.task is not None:
             state.task.cancel()
         self.references.forget((namespace, name))
+        self.outbox.retire((namespace, name))
         self.metrics.forget(namespace, name)
 
     async def shutdown(self) -> None:
@@ -199,8 +203,10 @@ class Fleet:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.session is not None:
-            await self.session.close()
+        await self.outbox.close()
+        for event in list(self._events):
+            event.cancel()
+        await asyncio.gather(*self._events, return_exceptions=True)
         self.stats_pool.shutdown(wait=False, cancel_futures=True)
         self.api_pool.shutdown(wait=False, cancel_futures=True)
         dispose_engines()
@@ -352,28 +358,31 @@ class Fleet:
                       status: ModelMonitorStatus, previous: ModelMonitorStatus,
                       error: str | None, now: datetime, interval: float
                       ) -> ModelMonitorStatus:
-        """Deliver notifications; their state goes into this check's status."""
+        """Queue notifications (delivered off this path); the notifiers' states as they
+        stand go into this check's status."""
         findings = list(status.findings)
         if error is not None and error != "InsufficientData":
             ready = status.condition("Ready")
             findings.append(Finding(name="check.failing", severity="warning", value=1.0,
                                     bound=0.0, message=f"the check fails: {error}: "
                                     f"{ready.message if ready else ''}"[:500]))
-        if self.session is None:
-            self.session = aiohttp.ClientSession()
         ns = state.ref.namespace
-        states = await notify(
-            spec.alerting, findings, previous.notifications,
+        states = self.outbox.submit(
+            state.key, spec.alerting, findings, previous.notifications,
             Context(ns, state.ref.name, spec.model.name, spec.model.version, status.phase,
                     interval, drift_columns(spec), self.policy),
-            KubeResolver(self.kube.core, ns), now, self.session)
-        before = {s.name: s for s in previous.notifications}
-        for st in states:
-            old = before.get(st.name)
-            if st.last_error and (old is None or old.failures == 0):
-                await self._api(self.kube.event, state.ref, "Warning", "NotificationFailed",
-                                st.last_error)
+            KubeResolver(self.kube.core, ns), now)
         return status.model_copy(update={"notifications": states})
+
+    def _notification_failed(self, key: tuple[str, str], error: str) -> None:
+        """A notifier's delivery started failing: one Event per run of failures."""
+        state = self.monitors.get(key)
+        if state is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._api(self.kube.event, state.ref, "Warning", "NotificationFailed", error))
+        self._events.add(task)
+        task.add_done_callback(self._events.discard)
 
     async def _retrain(self, state: MonitorState, spec: ModelMonitorSpec,
                        status: ModelMonitorStatus, previous: ModelMonitorStatus,
@@ -419,7 +428,11 @@ class Fleet:
     async def _write(self, state: MonitorState, status: ModelMonitorStatus,
                      previous: ModelMonitorStatus, error: str | None) -> bool:
         """Patch the status (one request) and post Events on changes; False when the
-        monitor no longer exists."""
+        monitor no longer exists. The notifiers' states are taken as they stand now, with
+        the outcome of every delivery attempt made since the last patch."""
+        delivery = self.outbox.states(state.key)
+        if delivery is not None:
+            status = status.model_copy(update={"notifications": delivery})
         try:
             await self._api(self.kube.patch_status, state.ref, status_body(status))
         except ApiException as exc:
