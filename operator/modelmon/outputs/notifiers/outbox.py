@@ -162,6 +162,16 @@ class Outbox:
         return self._session
 
     async def _run(self, lane: Lane) -> None:
+        try:
+            await self._deliver(lane)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug stops this lane until the next check, nothing else
+            log.exception("the delivery lane of notifier %s of %s/%s failed", lane.name,
+                          *lane.key)
+            lane.job = None
+
+    async def _deliver(self, lane: Lane) -> None:
         """Deliver what the lane owes, on its own schedule, until it owes nothing."""
         while lane.job is not None:
             wait = 0.0
