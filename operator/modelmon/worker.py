@@ -64,6 +64,8 @@ DEFAULT_INTERVAL_SECONDS = 600.0
 PROBLEM_PHASES = ("Drifting", "Degraded", "Failing")
 #: Checks that may wait on a slow source beside the ``workers`` that compute.
 SOURCE_WAIT_THREADS = 16
+#: At exit, how long recording the deliveries made since the last status patches may take.
+EXIT_WRITE_SECONDS = 10.0
 
 
 def backoff(failures: int, interval: float) -> float:
@@ -203,6 +205,8 @@ class Fleet:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._record_deliveries(), timeout=EXIT_WRITE_SECONDS)
         await self.outbox.close()
         for event in list(self._events):
             event.cancel()
@@ -210,6 +214,22 @@ class Fleet:
         self.stats_pool.shutdown(wait=False, cancel_futures=True)
         self.api_pool.shutdown(wait=False, cancel_futures=True)
         dispose_engines()
+
+    async def _record_deliveries(self) -> None:
+        """At exit: what the lanes delivered since each monitor's last status patch goes
+        into its status (``notifications`` only), so that the next operator does not send
+        it again."""
+        for key, state in list(self.monitors.items()):
+            states = self.outbox.states(key)
+            if states is None or states == state.status.notifications:
+                continue
+            body = {"notifications": [s.model_dump(by_alias=True, mode="json")
+                                      for s in states]}
+            try:
+                await self._api(self.kube.patch_status, state.ref, body)
+            except ApiException as exc:
+                log.warning("cannot record the notifications of %s/%s: HTTP %s", *key,
+                            exc.status)
 
     # ---------------------------------------------------------------------- the worker
 

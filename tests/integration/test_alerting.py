@@ -509,6 +509,38 @@ def test_a_hanging_receiver_changes_no_schedule_and_gets_its_alert_later(
     assert code == 0
 
 
+def test_a_delivery_after_the_last_status_write_is_recorded_at_exit(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path,
+        receiver: Receiver) -> None:
+    """The check's status patch goes out before its queued message is delivered; an
+    operator that stops before the next check writes the outcome on its way out, so the
+    next one does not send the message again."""
+    for name in ("reference.csv", "current.csv"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    doc = monitor("exit", tmp_path, schedule={"interval": "1h"}, alerting={
+        "notifiers": [{"webhook": {"url": f"{receiver.url}/hook"}}], "repeatInterval": "1h"})
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op1.log").start()
+    try:
+        apply(kubectl, namespace, doc)
+        wait_for(lambda: receiver.get("/hook"), timeout=60, what="the alert")
+        (hook,) = get(kubectl, namespace, "exit")["status"]["notifications"]
+        assert not hook.get("lastSent")  # the check's own write did not know of it
+    finally:
+        assert op.stop() == 0
+    (hook,) = get(kubectl, namespace, "exit")["status"]["notifications"]
+    assert hook.get("lastSent") and hook["firing"] and hook["failures"] == 0
+    # A spec change makes the next operator check at once: it owes the receiver nothing.
+    kubectl("patch", "mm", "exit", "-n", namespace, "--type=merge",
+            "-p", json.dumps({"spec": {"schedule": {"interval": "10s"}}}))
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op2.log").start()
+    try:
+        status_when(kubectl, namespace, "exit", lambda s: len(s["history"]) >= 3, timeout=60,
+                    what="two checks by the next operator")
+        assert len(receiver.get("/hook")) == 1
+    finally:
+        assert op.stop() == 0
+
+
 TEMPLATE = {"metadata": {"labels": {"purpose": "retrain"}},
             "spec": {"backoffLimit": 0, "template": {"spec": {
                 "restartPolicy": "Never",

@@ -23,9 +23,10 @@ and nothing owed is lost:
 - a new episode's findings are owed until delivered, under the key of its first plan.
 
 The outcome of each attempt updates the lane's ``NotifierState``; the worker writes the
-lanes' states in the next status patch of the monitor (one patch per check), and a new
-lane starts from the state in the status, so a restart resumes where the last one wrote
-(a message delivered after that write may be sent again, with the same dedup key).
+lanes' states in the next status patch of the monitor (one patch per check; and once more
+at exit when a lane delivered since), and a new lane starts from the state in the status,
+so a restart resumes where the last one wrote (after a crash, a message delivered after
+the last write may be sent again, with the same dedup key).
 """
 
 from __future__ import annotations
