@@ -309,3 +309,22 @@ async def test_lanes_retire_with_their_notifier_or_monitor(
     seen = len(receiver.at("/b"))
     await asyncio.sleep(0.6)
     assert len(receiver.at("/b")) == seen
+
+
+async def test_attempts_in_flight_are_capped_across_the_operator(
+        receiver: Receiver) -> None:
+    """Five monitors whose receiver hangs: no more than ``slots`` attempts at once."""
+    receiver.modes["/hook"] = "hang"
+    box = Outbox(slots=2)
+    try:
+        for i in range(5):
+            check(box, hooks(receiver.url, "/hook"), [DRIFT], T0, key=("ml", f"m{i}"))
+        await until(lambda: len(receiver.hits) >= 6)
+    finally:
+        await box.close()
+    # Each attempt lasts the (patched) 0.3 s timeout, so a third can reach the receiver no
+    # sooner than 0.3 s after one of the first two left (0.2 s are left for scheduling).
+    starts = sorted(h.at for h in receiver.hits)
+    assert max(sum(1 for t in starts if s <= t < s + 0.1) for s in starts) <= 2
+    assert {h.key for h in receiver.hits} == {
+        notifier_base.dedup_key("ml", f"m{i}", "hook", T0) for i in range(5)}
