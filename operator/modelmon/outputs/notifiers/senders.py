@@ -229,12 +229,15 @@ class Email(Sender):
                 if user is not None and password is not None:
                     client.login(user, password)
                 client.send_message(mail)
-                client.quit()
             except (smtplib.SMTPException, OSError) as exc:
                 if expired.is_set():
                     raise DeliveryError(f"{self.name}: the SMTP session took longer than "
                                         f"{total:g}s", retry=True) from None
                 raise smtp_failure(self.name, exc) from None
+            else:
+                # Accepted: delivered, whatever becomes of the goodbye.
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    client.quit()
             finally:
                 watchdog.cancel()
                 client.close()
