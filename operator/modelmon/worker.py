@@ -3,8 +3,9 @@
 Between the kopf handlers and the data line: ``handlers`` tell the ``Fleet`` that a monitor
 appeared, changed or went away; the fleet keeps one asyncio task per monitor that waits for
 its next due time (or a spec change), runs ``check.run_check`` in a thread pool, and writes
-the status (one patch per check), metrics, the PrometheusRule and Events. Knows nothing of
-kopf, so it runs the same against any API server.
+the status (one patch per check), metrics, the PrometheusRule and Events. Notifications go
+to the ``Outbox``, which delivers them off the check's path; their outcome goes into the
+next status patch. Knows nothing of kopf, so it runs the same against any API server.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -54,9 +54,10 @@ from modelmon.outputs.kube import (
     RulesUnavailableError,
 )
 from modelmon.outputs.metrics import Metrics
-from modelmon.outputs.notifiers import Context, drift_columns, notify
+from modelmon.outputs.notifiers import Context, drift_columns
+from modelmon.outputs.notifiers.outbox import Outbox
 from modelmon.outputs.rules import prometheus_rule
-from modelmon.sources import ReferenceCache, egress
+from modelmon.sources import ReferenceCache
 from modelmon.sources.resolvers import KubeResolver
 from modelmon.sources.sql import dispose_engines
 
@@ -73,6 +74,8 @@ SOURCE_WAIT_THREADS = 16
 #: Seconds between probes of the API server while it answers, and while it does not.
 PROBE_SECONDS = 5.0
 PROBE_SECONDS_DOWN = 2.0
+#: At exit, how long recording the deliveries made since the last status patches may take.
+EXIT_WRITE_SECONDS = 10.0
 
 
 def backoff(failures: int, interval: float) -> float:
@@ -168,7 +171,9 @@ class Fleet:
         self.monitors: dict[tuple[str, str], MonitorState] = {}
         self.api_watch: asyncio.Task[None] | None = None
         """The API server probe (``watch_api``), once started."""
-        self.session: aiohttp.ClientSession | None = None
+        self.outbox = Outbox(report=self._notification_failed, policy=self.policy.egress)
+        """The notifiers' delivery lanes: a slow receiver never holds a check."""
+        self._events: set[asyncio.Task[None]] = set()
         self.references: ReferenceCache[FittedReference] = ReferenceCache()
         """Fitted reference profiles, reused until the reference data changes."""
         self.lateness: deque[float] = deque(maxlen=10_000)
@@ -210,6 +215,7 @@ class Fleet:
         if state is not None and state.task is not None:
             state.task.cancel()
         self.references.forget((namespace, name))
+        self.outbox.retire((namespace, name))
         self.metrics.forget(namespace, name)
 
     async def watch_api(self) -> None:
@@ -252,11 +258,33 @@ class Fleet:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.session is not None:
-            await self.session.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._record_deliveries(), timeout=EXIT_WRITE_SECONDS)
+        await self.outbox.close()
+        for event in list(self._events):
+            event.cancel()
+        await asyncio.gather(*self._events, return_exceptions=True)
         self.stats_pool.shutdown(wait=False, cancel_futures=True)
         self.api_pool.shutdown(wait=False, cancel_futures=True)
         dispose_engines()
+
+    async def _record_deliveries(self) -> None:
+        """At exit: what the lanes delivered since each monitor's last status patch goes
+        into its status (``notifications`` only), so that the next operator does not send
+        it again."""
+        for key, state in list(self.monitors.items()):
+            states = self.outbox.states(key)
+            if states is None or states == state.status.notifications:
+                continue
+            body = {"notifications": [s.model_dump(by_alias=True, mode="json")
+                                      for s in states]}
+            try:
+                await self._api(self.kube.patch_status, state.ref, body)
+            except ApiException as exc:
+                log.warning("cannot record the notifications of %s/%s: HTTP %s", *key,
+                            exc.status)
+            except ApiUnreachableError:
+                return  # the outage was logged already; nothing more can be written
 
     # ---------------------------------------------------------------------- the worker
 
@@ -414,28 +442,31 @@ class Fleet:
                       status: ModelMonitorStatus, previous: ModelMonitorStatus,
                       error: str | None, now: datetime, interval: float
                       ) -> ModelMonitorStatus:
-        """Deliver notifications; their state goes into this check's status."""
+        """Queue notifications (delivered off this path); the notifiers' states as they
+        stand go into this check's status."""
         findings = list(status.findings)
         if error is not None and error != "InsufficientData":
             ready = status.condition("Ready")
             findings.append(Finding(name="check.failing", severity="warning", value=1.0,
                                     bound=0.0, message=f"the check fails: {error}: "
                                     f"{ready.message if ready else ''}"[:500]))
-        if self.session is None:
-            self.session = egress.client_session(self.policy.egress, "spec.alerting.notifiers")
         ns = state.ref.namespace
-        states = await notify(
-            spec.alerting, findings, previous.notifications,
+        states = self.outbox.submit(
+            state.key, spec.alerting, findings, previous.notifications,
             Context(ns, state.ref.name, spec.model.name, spec.model.version, status.phase,
                     interval, drift_columns(spec), self.policy),
-            KubeResolver(self.kube.core, ns, self.policy.use_label), now, self.session)
-        before = {s.name: s for s in previous.notifications}
-        for st in states:
-            old = before.get(st.name)
-            if st.last_error and (old is None or old.failures == 0):
-                await self._api(self.kube.event, state.ref, "Warning", "NotificationFailed",
-                                st.last_error)
+            KubeResolver(self.kube.core, ns, self.policy.use_label), now)
         return status.model_copy(update={"notifications": states})
+
+    def _notification_failed(self, key: tuple[str, str], error: str) -> None:
+        """A notifier's delivery started failing: one Event per run of failures."""
+        state = self.monitors.get(key)
+        if state is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._api(self.kube.event, state.ref, "Warning", "NotificationFailed", error))
+        self._events.add(task)
+        task.add_done_callback(self._events.discard)
 
     async def _retrain(self, state: MonitorState, spec: ModelMonitorSpec,
                        status: ModelMonitorStatus, previous: ModelMonitorStatus,
@@ -502,6 +533,11 @@ class Fleet:
         """``_write`` under the monitor's write lock."""
         # The next check builds on this status whether or not it reaches the cluster, so
         # that no history entry is lost to an outage.
+        # The notifiers' states as they stand now, with the outcome of every delivery
+        # attempt made since the last patch.
+        delivery = self.outbox.states(state.key)
+        if delivery is not None:
+            status = status.model_copy(update={"notifications": delivery})
         state.status = status
         if not self.kube.reachability.reachable:
             state.unwritten = (status, error)

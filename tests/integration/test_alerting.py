@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from operator_proc import OperatorProcess, free_port, http_get
 from modelmon.api.policy import USE_LABEL
 from modelmon.api.v1alpha1 import RetrainingSpec
 from modelmon.outputs import retraining
+from modelmon.outputs.notifiers.base import dedup_key
 from toolcheck import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -315,7 +317,10 @@ def test_drift_alert_routed_by_team_and_severity_then_resolved(
                               if a["labels"]["monitor"] == "credit"], timeout=90,
                      what="the resolve of the rule's ModelDataDrift")
 
-        st = status_when(kubectl, namespace, "credit", lambda s: s["phase"] == "Healthy")
+        # Deliveries run beside the checks; their outcome is in the status patch after them.
+        st = status_when(kubectl, namespace, "credit", lambda s: s["phase"] == "Healthy" and any(
+            n["name"] == "audit" and not n["firing"] for n in s["notifications"]),
+            what="Healthy, and the resolve's delivery recorded")
         states = {n["name"]: n for n in st["notifications"]}
         # Direct notifiers: one firing message and one resolve each.
         hook = receiver.get("/hook")
@@ -371,8 +376,9 @@ def test_restart_neither_loses_nor_repeats_notifications(
     op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op1.log").start()
     try:
         apply(kubectl, namespace, doc)
+        # The delivery's outcome is written with the status of the check after it.
         status_when(kubectl, namespace, "restart",
-                    lambda s: s.get("notifications") and s["notifications"][0]["lastSent"])
+                    lambda s: s.get("notifications") and s["notifications"][0].get("lastSent"))
         time.sleep(12)  # a second check: no repeat within the hour
     finally:
         assert op.stop() == 0
@@ -386,6 +392,153 @@ def test_restart_neither_loses_nor_repeats_notifications(
         shutil.copy(tmp_path / "reference.csv", tmp_path / "current.csv")
         wait_for(lambda: len(receiver.get("/hook")) == 2, timeout=30, what="the resolve")
         assert receiver.get("/hook")[1]["status"] == "resolved"
+    finally:
+        assert op.stop() == 0
+
+
+class HangingReceiver:
+    """A webhook receiver that, while ``hanging`` is set, answers POSTs to /slow only after
+    the operator's client has given up (its timeout is 10 s), and others at once; every
+    POST is kept with its dedup key and whether it was answered in time."""
+
+    def __init__(self) -> None:
+        self.hanging = threading.Event()
+        self.posts: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                post = {"path": self.path, "key": self.headers["X-Modelmon-Dedup-Key"],
+                        "body": body,
+                        "hung": self.path == "/slow" and receiver.hanging.is_set()}
+                with receiver.lock:
+                    receiver.posts.append(post)
+                if post["hung"]:
+                    time.sleep(15)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                return  # the late answer to a client that has gone
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def at(self, path: str, *, hung: bool | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [p for p in self.posts
+                    if p["path"] == path and (hung is None or p["hung"] == hung)]
+
+
+def check_gaps(status: dict[str, Any]) -> list[float]:
+    """Seconds between consecutive checks, from the status's history."""
+    times = [datetime.fromisoformat(h["time"]) for h in status["history"]]
+    return [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+
+
+def test_a_hanging_receiver_changes_no_schedule_and_gets_its_alert_later(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path) -> None:
+    """Issue 14: a webhook that takes longer than the client's timeout, a 10 s interval,
+    drifted data. The checks keep their cadence (each gap within the interval plus 1 s),
+    a neighbour's too, and when the receiver recovers the queued alert arrives under the
+    key of the attempts made while it hung."""
+    for name in ("reference.csv", "current.csv"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    receiver = HangingReceiver()
+    receiver.hanging.set()
+    slow = monitor("slow", tmp_path, alerting={
+        "notifiers": [{"name": "hook", "webhook": {"url": f"{receiver.url}/slow"}}],
+        "repeatInterval": "1h"})
+    neighbour = monitor("neighbour", tmp_path, alerting={
+        "notifiers": [{"name": "hook", "webhook": {"url": f"{receiver.url}/fine"}}],
+        "repeatInterval": "1h"})
+    interval = 10.0
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op.log").start()
+    try:
+        apply(kubectl, namespace, slow)
+        apply(kubectl, namespace, neighbour)
+        # Five checks (four gaps) while every attempt hangs past the client's timeout.
+        st = status_when(kubectl, namespace, "slow", lambda s: len(s.get("history", [])) >= 5,
+                         timeout=120, what="five checks of the monitor whose receiver hangs")
+        assert all(p["hung"] for p in receiver.at("/slow"))
+        assert len(receiver.at("/slow")) >= 2, "the lane retried"
+        gaps = check_gaps(st)
+        assert len(gaps) >= 4 and all(g <= interval + 1 for g in gaps), gaps
+        (hook,) = st["notifications"]
+        assert hook["failures"] >= 1 and hook["lastError"] == "hook: timed out after 10s"
+        assert hook["firing"] == [] and hook["since"]  # owed, not delivered
+        assert st["phase"] in ("Drifting", "Degraded") and st["findings"]
+
+        receiver.hanging.clear()  # the receiver recovers
+        delivered = wait_for(lambda: receiver.at("/slow", hung=False), timeout=60,
+                             what="the queued alert delivered")
+        st = status_when(kubectl, namespace, "slow", lambda s: s["notifications"][0].get(
+            "lastSent"), timeout=30, what="the delivery recorded in status")
+        (hook,) = st["notifications"]
+        assert hook["failures"] == 0 and hook.get("lastError") is None
+        # One episode: every attempt, hung or answered, carried the same dedup key.
+        keys = {p["key"] for p in receiver.at("/slow")}
+        since = datetime.fromisoformat(hook["since"])
+        assert keys == {dedup_key(namespace, "slow", "hook", since)}, keys
+        # Nothing lost: the message delivered fires every finding of the monitor, once.
+        (message,) = delivered
+        assert message["body"]["status"] == "firing"
+        assert {f["name"] for f in message["body"]["firing"]} == \
+            {f["name"] for f in st["findings"]} == {d["name"] for d in hook["firing"]}
+        events = kubectl.json("get", "events", "-n", namespace, "--field-selector",
+                              "involvedObject.name=slow")["items"]
+        failed = [e for e in events if e["reason"] == "NotificationFailed"]
+        assert [e["message"] for e in failed] == ["hook: timed out after 10s"]  # once
+
+        # The neighbour kept its cadence too, and was told once.
+        st = get(kubectl, namespace, "neighbour")["status"]
+        gaps = check_gaps(st)
+        assert len(gaps) >= 4 and all(g <= interval + 1 for g in gaps), gaps
+        assert len(receiver.at("/fine")) == 1
+    finally:
+        code = op.stop()
+        receiver.server.shutdown()
+    assert code == 0
+
+
+def test_a_delivery_after_the_last_status_write_is_recorded_at_exit(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, tmp_path: Path,
+        receiver: Receiver) -> None:
+    """The check's status patch goes out before its queued message is delivered; an
+    operator that stops before the next check writes the outcome on its way out, so the
+    next one does not send the message again."""
+    for name in ("reference.csv", "current.csv"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    doc = monitor("exit", tmp_path, schedule={"interval": "1h"}, alerting={
+        "notifiers": [{"webhook": {"url": f"{receiver.url}/hook"}}], "repeatInterval": "1h"})
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op1.log").start()
+    try:
+        apply(kubectl, namespace, doc)
+        wait_for(lambda: receiver.get("/hook"), timeout=60, what="the alert")
+        (hook,) = get(kubectl, namespace, "exit")["status"]["notifications"]
+        assert not hook.get("lastSent")  # the check's own write did not know of it
+    finally:
+        assert op.stop() == 0
+    (hook,) = get(kubectl, namespace, "exit")["status"]["notifications"]
+    assert hook.get("lastSent") and hook["firing"] and hook["failures"] == 0
+    # A spec change makes the next operator check at once: it owes the receiver nothing.
+    kubectl("patch", "mm", "exit", "-n", namespace, "--type=merge",
+            "-p", json.dumps({"spec": {"schedule": {"interval": "10s"}}}))
+    op = OperatorProcess(cluster.kubeconfig, [namespace], tmp_path / "op2.log").start()
+    try:
+        status_when(kubectl, namespace, "exit", lambda s: len(s["history"]) >= 3, timeout=60,
+                    what="two checks by the next operator")
+        assert len(receiver.get("/hook")) == 1
     finally:
         assert op.stop() == 0
 

@@ -1154,19 +1154,20 @@ class NotifierState(ApiModel):
     firing: list[Delivered] = []
     """Findings last delivered as firing."""
     since: datetime | None = None
-    """When the current episode's first firing message was first attempted; its dedup key
-    derives from it, so retries in later checks carry the same key."""
+    """When the current episode's first firing message was planned (the check that found
+    it); its dedup key derives from it, so every retry and later message of the episode
+    carries the same key."""
     last_sent: datetime | None = None
-    """When a message was last delivered."""
+    """The time of the check whose message was last delivered."""
     last_attempt: datetime | None = None
     """When delivery was last attempted."""
     last_error: str | None = None
     """Why the last attempt failed (never contains credentials)."""
     failures: int = 0
-    """Consecutive checks whose delivery failed."""
+    """Consecutive failed delivery attempts (0 once one gets through)."""
     next_attempt: datetime | None = None
-    """No delivery before this time: the receiver asked to wait (Retry-After) longer than
-    retries within one check do."""
+    """No delivery attempt before this time: the backoff after a failure, or what the
+    receiver asked for (Retry-After)."""
 
 
 class RetrainingStatus(ApiModel):

@@ -14,12 +14,14 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiosmtpd import smtp as aiosmtp
@@ -29,7 +31,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from modelmon.api.v1alpha1 import AlertingSpec, Finding, NotifierState
 from modelmon.outputs.notifiers import Context, decide, notify
 from modelmon.outputs.notifiers import base as notifier_base
-from modelmon.outputs.notifiers.senders import smtp_failure, webhook_body
+from modelmon.outputs.notifiers.senders import SENDERS, smtp_failure, webhook_body
 from modelmon.sources import SourceError
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -608,3 +610,37 @@ def test_smtp_refused_recipients_retry_only_when_some_refusal_is_temporary() -> 
     assert smtp_failure("email-0", temporary).retry
     failure = smtp_failure("email-0", permanent)
     assert not failure.retry and str(failure) == "email-0: SMTP recipients refused (550)"
+
+
+async def test_smtp_server_that_trickles_its_replies_is_cut_at_the_session_bound() -> None:
+    """Each byte comes within the socket timeout, so no single read times out: the session
+    bound (SMTP_SESSION_TIMEOUTS request timeouts) ends it, and frees the SMTP thread."""
+    stop = threading.Event()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def trickle() -> None:
+            conn, _ = server.accept()
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(b"220")
+                for _ in range(200):  # 20 s at most, never a full line
+                    if stop.wait(0.1):
+                        break
+                    conn.sendall(b" ")
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        spec = alerting(email={"smtp": {"host": "127.0.0.1", "port": server.getsockname()[1],
+                                        "startTls": False},
+                               "from": "modelmon@example.org", "to": ["ml@example.org"]})
+        message = notifier_base.Message("ml", "credit", "m", None, "Drifting", T0, [AUC], [],
+                                        "k")
+        async with aiohttp.ClientSession() as session:
+            sender = SENDERS["email"](spec.notifiers[0], "email-0", Secrets({}), session)
+            with pytest.raises(notifier_base.DeliveryError) as caught:
+                await sender.send(message)
+        stop.set()
+        thread.join(5)
+    assert str(caught.value) == "email-0: the SMTP session took longer than 1.5s"
+    assert caught.value.retry

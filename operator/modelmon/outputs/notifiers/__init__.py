@@ -1,14 +1,19 @@
 """Direct notifiers with Alertmanager-like semantics.
 
-Part of ``outputs`` (last stop on the data line). After each check, ``notify`` compares each
+Part of ``outputs`` (last stop on the data line). After each check, ``plan`` compares each
 notifier's delivery state (kept in ``status.notifications``) with the findings now active:
-it sends one message per notifier when a finding starts, when ``repeatInterval`` has passed
-while findings last, or when findings clear (a resolve). A failed delivery leaves the
-delivered findings as they were, so the next check tries again: nothing is lost, and a
-restart that finds the state in the status repeats nothing (a message sent just before a
-crash may be sent again, with the same dedup key). An episode's start, which its dedup key
-derives from, is recorded with its first attempt; a Retry-After longer than a check's
-retries is recorded as the earliest next attempt.
+a message is due when a finding starts, when ``repeatInterval`` has passed while findings
+last, or when findings clear (a resolve). What a message says is always the difference
+between what the receiver was last told (``NotifierState.firing``) and the findings of the
+latest check (``compose``), so a failed delivery leaves the delivered findings as they were
+and the next attempt sends what is still owed: nothing is lost, and a restart that finds the
+state in the status repeats nothing (a message delivered after the last status write may be
+sent again, with the same dedup key). An episode's start, which its dedup key derives from,
+is recorded when its first message is planned.
+
+The operator delivers through ``outbox.Outbox`` (a queue per notifier, off the check's
+path); ``notify`` is the same steps awaited in place, retries and all, for callers that
+want the outcome before going on (the senders' tests).
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ from modelmon.sources import SourceError, egress
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Context", "Decision", "decide", "drift_columns", "notify"]
+__all__ = ["Context", "Decision", "Job", "Plan", "attempt", "compose", "decide", "delivered",
+           "drift_columns", "failed", "notify", "plan"]
 
 
 @dataclass(frozen=True)
@@ -95,79 +101,148 @@ def decide(state: NotifierState | None, active: Sequence[Finding], now: datetime
     return Decision(send, sorted(active, key=lambda f: f.name), resolved)
 
 
-def _failed(base: NotifierState, kind: str, since: datetime, now: datetime, error: str,
-            after: float | None = None) -> NotifierState:
-    """Nothing delivered: the episode keeps its start (and key); ``after`` defers the next
-    attempt."""
+def failed(base: NotifierState, kind: str, since: datetime | None, when: datetime,
+           error: str, after: float | None = None) -> NotifierState:
+    """Nothing delivered: the episode keeps its start ``since`` (and key); ``after`` defers
+    the next attempt."""
     return base.model_copy(update={
-        "kind": kind, "since": since, "last_attempt": now, "last_error": error,
+        "kind": kind, "since": since, "last_attempt": when, "last_error": error,
         "failures": base.failures + 1,
-        "next_attempt": now + timedelta(seconds=after) if after is not None else None})
+        "next_attempt": when + timedelta(seconds=after) if after is not None else None})
 
 
-def _delivered(base: NotifierState, kind: str, decision: Decision, since: datetime,
-               now: datetime) -> NotifierState:
+def delivered(base: NotifierState, kind: str, decision: Decision, since: datetime,
+              sent: datetime, when: datetime) -> NotifierState:
     """The message got through: its findings are now the ones delivered as firing; a
-    resolve ends the episode."""
+    resolve ends the episode. ``sent``: the time of the check the message told of."""
     firing = [Delivered(name=f.name, severity=f.severity) for f in decision.active]
     return base.model_copy(update={
-        "kind": kind, "firing": firing, "since": since if firing else None, "last_sent": now,
-        "last_attempt": now, "last_error": None, "failures": 0, "next_attempt": None})
+        "kind": kind, "firing": firing, "since": since if firing else None, "last_sent": sent,
+        "last_attempt": when, "last_error": None, "failures": 0, "next_attempt": None})
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one notifier should tell its receiver after a check: the findings active then
+    (at or above its minimum severity). The message itself is composed at each attempt
+    against what the receiver was told by then (``compose``)."""
+
+    notifier: Notifier
+    name: str
+    active: list[Finding]
+    time: datetime
+    """The check's time."""
+    repeat: timedelta
+    alerting: AlertingSpec
+    ctx: Context
+    secrets: SecretSource
+    where: str = "notifier"
+    """The notifier's spec field, e.g. ``spec.alerting.notifiers[0].webhook``."""
+
+    @property
+    def every_check(self) -> bool:
+        return SENDERS[self.notifier.kind].every_check
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A notifier's state after a check decided, and the job to queue (None: the receiver
+    already knows all it should)."""
+
+    state: NotifierState
+    job: Job | None
+
+
+def plan(notifier: Notifier, index: int, state: NotifierState | None,
+         findings: Sequence[Finding], alerting: AlertingSpec, ctx: Context,
+         secrets: SecretSource, now: datetime) -> Plan:
+    """Decide whether this notifier owes its receiver a message after a check at ``now``."""
+    name = notifier_name(notifier, index)
+    base = state or NotifierState(name=name, kind=notifier.kind)
+    active = [f for f in findings if at_least(f.severity, notifier.min_severity)]
+    repeat = parse_duration(alerting.repeat_interval)
+    decision = decide(base, active, now, repeat, SENDERS[notifier.kind].every_check)
+    if not decision.send:
+        if not decision.active and not base.firing and base.since is not None:
+            # The episode ended before any message of it got through: nothing to resolve.
+            return Plan(base.model_copy(update={"since": None}), None)
+        return Plan(base, None)
+    # The episode starts when its first message is planned, delivered or not: every
+    # message of it, retried now or later, carries the same key.
+    return Plan(base.model_copy(update={"since": base.since or now}),
+                Job(notifier, name, decision.active, now, repeat, alerting, ctx,
+                    FieldSecrets(secrets, notifier, index),
+                    f"spec.alerting.notifiers[{index}].{notifier.kind}"))
+
+
+def compose(job: Job, state: NotifierState) -> tuple[Message, Decision, datetime] | None:
+    """The message that brings the receiver from what it was told (``state``) to the job's
+    findings, with the decision behind it and the episode's start; None when it has
+    nothing to learn (an earlier message already told it)."""
+    decision = decide(state, job.active, job.time, job.repeat, job.every_check)
+    if not decision.send:
+        return None
+    ctx, alerting = job.ctx, job.alerting
+    since = state.since or job.time
+    message = Message(
+        namespace=ctx.namespace, monitor=ctx.monitor, model=ctx.model,
+        model_version=ctx.model_version, phase=ctx.phase, time=job.time,
+        firing=decision.active, resolved=decision.resolved,
+        dedup_key=dedup_key(ctx.namespace, ctx.monitor, job.name, since),
+        labels=dict(alerting.labels),
+        link=alerting.dashboard_url or alerting.prometheus_rule.runbook_url,
+        interval_seconds=ctx.interval_seconds, drift_columns=dict(ctx.drift_columns))
+    return message, decision, since
+
+
+async def attempt(job: Job, message: Message, session: aiohttp.ClientSession) -> None:
+    """One delivery attempt; every failure is a ``DeliveryError`` whose text holds no
+    secret (a missing Secret or a bug is permanent: retrying would not help)."""
+    sender = SENDERS[job.notifier.kind](job.notifier, job.name, job.secrets, session,
+                                        job.where, job.ctx.policy.egress)
+    try:
+        await sender.send(message)
+    except DeliveryError:
+        raise
+    except SourceError as exc:  # a Secret that is missing or lacks the key
+        raise DeliveryError(f"{job.name}: {exc}", retry=False) from None
+    except Exception as exc:  # a bug must not stop delivery; its text may hold a secret
+        log.warning("notifier %s of %s/%s failed: %s", job.name, job.ctx.namespace,
+                    job.ctx.monitor, type(exc).__name__)
+        raise DeliveryError(f"{job.name}: {type(exc).__name__}", retry=False) from None
 
 
 async def _one(notifier: Notifier, index: int, state: NotifierState | None,
                findings: Sequence[Finding], alerting: AlertingSpec, ctx: Context,
                secrets: SecretSource, session: aiohttp.ClientSession,
                now: datetime, sleep: Sleep) -> NotifierState:
-    name = notifier_name(notifier, index)
-    base = state or NotifierState(name=name, kind=notifier.kind)
-    if base.next_attempt is not None and now < base.next_attempt:
-        return base  # the receiver asked us to wait (Retry-After)
-    sender = SENDERS[notifier.kind](notifier, name, FieldSecrets(secrets, notifier, index),
-                                    session, f"spec.alerting.notifiers[{index}].{notifier.kind}",
-                                    ctx.policy.egress)
-    active = [f for f in findings if at_least(f.severity, notifier.min_severity)]
-    decision = decide(state, active, now, parse_duration(alerting.repeat_interval),
-                      sender.every_check)
-    if not decision.send:
-        if not decision.active and not base.firing and base.since is not None:
-            # The episode ended before any message of it got through: nothing to resolve.
-            return base.model_copy(update={"since": None})
-        return base
-    # The episode starts with its first attempt, delivered or not: every message of it,
-    # retried in this check or a later one, carries the same key.
-    since = base.since or now
-    message = Message(
-        namespace=ctx.namespace, monitor=ctx.monitor, model=ctx.model,
-        model_version=ctx.model_version, phase=ctx.phase, time=now,
-        firing=decision.active, resolved=decision.resolved,
-        dedup_key=dedup_key(ctx.namespace, ctx.monitor, name, since),
-        labels=dict(alerting.labels),
-        link=alerting.dashboard_url or alerting.prometheus_rule.runbook_url,
-        interval_seconds=ctx.interval_seconds, drift_columns=dict(ctx.drift_columns))
+    if state is not None and state.next_attempt is not None and now < state.next_attempt:
+        return state  # the receiver asked us to wait (Retry-After)
+    planned = plan(notifier, index, state, findings, alerting, ctx, secrets, now)
+    if planned.job is None:
+        return planned.state
+    composed = compose(planned.job, planned.state)
+    assert composed is not None  # plan and compose decide alike on the same state
+    message, decision, since = composed
+    job = planned.job
     try:
-        await deliver(lambda: sender.send(message), sleep=sleep)
+        await deliver(lambda: attempt(job, message, session), sleep=sleep)
     except DeliveryError as exc:
         log.warning("notification of %s/%s not delivered: %s", ctx.namespace, ctx.monitor,
                     exc)
-        return _failed(base, notifier.kind, since, now, str(exc),
-                       exc.after if exc.retry else None)
-    except SourceError as exc:  # a Secret that is missing or lacks the key
-        log.warning("notification of %s/%s failed: %s", ctx.namespace, ctx.monitor, exc)
-        return _failed(base, notifier.kind, since, now, f"{name}: {exc}")
-    except Exception as exc:  # a bug must not stop the check; its text may hold a secret
-        log.warning("notification of %s/%s failed: %s: %s", ctx.namespace, ctx.monitor, name,
-                    type(exc).__name__)
-        return _failed(base, notifier.kind, since, now, f"{name}: {type(exc).__name__}")
-    return _delivered(base, notifier.kind, decision, since, now)
+        return failed(planned.state, notifier.kind, since, now, str(exc),
+                      exc.after if exc.retry else None)
+    return delivered(planned.state, notifier.kind, decision, since, now, now)
 
 
 async def notify(alerting: AlertingSpec, findings: Sequence[Finding],
                  states: Sequence[NotifierState], ctx: Context, secrets: SecretSource,
                  now: datetime, session: aiohttp.ClientSession | None = None,
                  sleep: Sleep = asyncio.sleep) -> list[NotifierState]:
-    """Deliver what each notifier needs; the new delivery states (one per notifier).
-    ``sleep`` waits between retries (tests pass one that does not)."""
+    """Deliver what each notifier needs and wait for it; the new delivery states (one per
+    notifier). A delivery is retried ``ATTEMPTS`` times, then left to the next call; a
+    Retry-After longer than those retries is kept as the earliest next attempt. ``sleep``
+    waits between retries (tests pass one that does not)."""
     if not alerting.notifiers:
         return []
     by_name = {s.name: s for s in states}

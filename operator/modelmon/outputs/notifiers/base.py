@@ -1,12 +1,14 @@
 """What every notifier shares: the message, the sender interface, errors and retries.
 
 Part of ``outputs`` (last stop on the data line). A sender turns one ``Message`` into one
-delivery (an HTTP request, an email); ``deliver`` retries it with exponential backoff on
-timeouts, refused connections, 5xx and 429 (honouring a Retry-After of up to 30 s; a longer
-one is left to a later check) and gives up at once on other 4xx. Error texts name the
-notifier and the HTTP status, never a URL or a credential. A destination the
-administrator's egress policy refuses (``sources.egress``) fails at once, without retries
-and before anything is sent, naming the spec field that chose it.
+delivery (an HTTP request, an email), each attempt bounded by ``REQUEST_TIMEOUT_SECONDS``.
+Timeouts, refused connections, 5xx and 429 are worth a retry, other 4xx are not. The
+schedule: ``retry_delay`` (exponential backoff) or the receiver's Retry-After; the delivery
+queue (``outbox``) follows it for as long as the message is owed, ``deliver`` for a few
+attempts in place. Error texts name the notifier and the HTTP status, never a URL or a
+credential. A destination the administrator's egress policy refuses (``sources.egress``)
+fails at once, without retries and before anything is sent, naming the spec field that
+chose it.
 """
 
 from __future__ import annotations
@@ -31,11 +33,20 @@ from modelmon.sources.base import SourceError
 
 log = logging.getLogger(__name__)
 
-#: Delivery attempts per message within one check; the next check tries again after that.
+#: Attempts of ``deliver`` (the awaited form); the delivery queue retries until delivered.
 ATTEMPTS = 4
 FIRST_DELAY_SECONDS = 1.0
+#: Backoff cap: a receiver that keeps failing is tried about twice a minute.
 MAX_DELAY_SECONDS = 30.0
+#: The longest Retry-After honoured as asked; a longer one is cut to this.
+MAX_RETRY_AFTER_SECONDS = 3600.0
+#: Bound of one HTTP attempt, and of each SMTP socket operation.
 REQUEST_TIMEOUT_SECONDS = 10.0
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds to wait after ``failures`` consecutive failed attempts: 1, 2, 4 ... 30."""
+    return float(min(MAX_DELAY_SECONDS, FIRST_DELAY_SECONDS * 2 ** max(failures - 1, 0)))
 
 
 class SecretSource(Protocol):

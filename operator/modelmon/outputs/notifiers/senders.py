@@ -7,11 +7,15 @@ the name of the spec field that selects it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import smtplib
+import socket
 import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -22,6 +26,15 @@ from modelmon.outputs.notifiers.base import DeliveryError, Message, Sender
 from modelmon.sources import egress
 
 SENDERS: dict[str, type[Sender]] = {}
+
+#: Threads that speak SMTP (smtplib blocks), for the whole operator: a slow mail server
+#: holds one of them, never the event loop nor a check's thread.
+SMTP_THREADS = 4
+#: One SMTP delivery (connect, STARTTLS, login, send) ends after this many request
+#: timeouts in all, however slowly a server trickles its replies.
+SMTP_SESSION_TIMEOUTS = 3
+#: Threads start on first use.
+SMTP_POOL = ThreadPoolExecutor(max_workers=SMTP_THREADS, thread_name_prefix="modelmon-smtp")
 
 
 def register(cls: type[Sender]) -> type[Sender]:
@@ -163,6 +176,14 @@ def smtp_failure(name: str, exc: BaseException) -> DeliveryError:
     return DeliveryError(f"{name}: {type(exc).__name__}", retry=True)
 
 
+def _client(smtp_class: type[smtplib.SMTP], host: str, timeout: float) -> smtplib.SMTP:
+    """smtplib's client before it connects, knowing the host it will connect to (what
+    ``SMTP(host)`` records first: STARTTLS verifies the certificate against it)."""
+    client = smtp_class(timeout=timeout)
+    client._host = host  # type: ignore[attr-defined]  # smtplib's own, unconnected
+    return client
+
+
 @register
 class Email(Sender):
     """SMTP with STARTTLS; smtplib runs in a thread."""
@@ -190,20 +211,43 @@ class Email(Sender):
         def deliver_sync() -> None:
             context = ssl.create_default_context(cadata=ca) if ca else \
                 ssl.create_default_context()
+            # Not connected yet: connecting after the watchdog starts bounds the greeting.
+            client = _client(smtp_class, smtp.host, base.REQUEST_TIMEOUT_SECONDS)
+            expired = threading.Event()
+
+            def cut() -> None:  # wakes a thread blocked on the socket
+                expired.set()
+                sock = client.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+            total = base.REQUEST_TIMEOUT_SECONDS * SMTP_SESSION_TIMEOUTS
+            watchdog = threading.Timer(total, cut)
+            watchdog.start()
             try:
-                with smtp_class(smtp.host, smtp.port,
-                                timeout=base.REQUEST_TIMEOUT_SECONDS) as client:
-                    if smtp.start_tls:
-                        client.starttls(context=context)
-                    if user is not None and password is not None:
-                        client.login(user, password)
-                    client.send_message(mail)
+                client.connect(smtp.host, smtp.port)
+                if smtp.start_tls:
+                    client.starttls(context=context)
+                if user is not None and password is not None:
+                    client.login(user, password)
+                client.send_message(mail)
             except egress.EgressRefusedError as exc:
                 raise self.refused(exc, "smtp.host") from None
             except (smtplib.SMTPException, OSError) as exc:
+                if expired.is_set():
+                    raise DeliveryError(f"{self.name}: the SMTP session took longer than "
+                                        f"{total:g}s", retry=True) from None
                 raise smtp_failure(self.name, exc) from None
+            else:
+                # Accepted: delivered, whatever becomes of the goodbye.
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    client.quit()
+            finally:
+                watchdog.cancel()
+                client.close()
 
-        await asyncio.to_thread(deliver_sync)
+        await asyncio.get_running_loop().run_in_executor(SMTP_POOL, deliver_sync)
 
 
 def alert_identity(finding: Finding, message: Message) -> tuple[str, dict[str, str]]:
