@@ -198,6 +198,10 @@ def version(source: Source, ctx: LoadContext) -> str | None:
     return retrying(lambda: probe(source, ctx), ctx)
 
 
+CHUNK = 1 << 20
+"""Bytes asked for per read of a stream."""
+
+
 @dataclass(slots=True)
 class Budget:
     """The bytes one source may bring in, and those it brought so far (every file, page or

@@ -65,6 +65,7 @@ import pandas as pd
 
 from modelmon.api.v1alpha1 import DataFormat, Source, parse_duration
 from modelmon.sources.base import (
+    CHUNK,
     Budget,
     BudgetError,
     DataError,
@@ -609,8 +610,6 @@ EXPECTED: dict[DataFormat, str] = {
     "jsonl": "JSON Lines (one JSON object per line)",
     "parquet": "a parquet file",
 }
-CHUNK = 1 << 20
-"""Bytes asked for per read of a stream."""
 
 
 class _Metered(io.RawIOBase):

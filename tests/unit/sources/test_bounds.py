@@ -16,6 +16,7 @@ from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import ModelMonitorSpec, Source
 from modelmon.check import run_check
 from modelmon.sources import DataError, LoadContext, SourceError, load
+from modelmon.sources.resolvers import LocalResolver
 
 FRAME = pd.DataFrame({"a": [1.0, 2.5, 3.0], "b": ["x", "y", "z"]})
 SECRET = "AKIAZZSECRETTOKEN9f3b1c7e"
@@ -286,3 +287,35 @@ def test_no_status_message_quotes_an_unparsable_source(tmp_path: Path) -> None:
         assert ready.reason == "InvalidData"
         dumped = status.model_dump_json()
         assert SECRET not in dumped and "is not readable as" in dumped
+
+
+class Maps(LocalResolver):
+    def __init__(self, texts: dict[str, str]) -> None:
+        super().__init__(env={})
+        self.texts = texts
+
+    def config_map(self, name: str, key: str) -> str:
+        return self.texts[key]
+
+
+@pytest.mark.parametrize(("key", "text"), [
+    ("d.csv", f"a,b\n1,2\n{SECRET},3,4,5\n"),
+    ("d.json", f'{{"a": [1, "{SECRET}"'),
+    ("d.jsonl", f'{{"a": 1}}\n{SECRET}\n'),
+])
+def test_a_config_map_that_fails_to_parse_is_not_quoted(key: str, text: str) -> None:
+    src = Source.model_validate({"configMap": {"name": "c", "key": key}})
+    with pytest.raises(DataError) as info:
+        load(src, ctx(Policy.operator(), resolver=Maps({key: text})))
+    said = str(info.value)
+    assert said.startswith(f"spec.current.source.configMap: key '{key}' of ConfigMap 'c' "
+                           "is not readable as ")
+    assert SECRET not in said and f"{len(text)} bytes read" in said
+
+
+def test_a_config_map_counts_against_max_bytes() -> None:
+    src = Source.model_validate({"configMap": {"name": "c", "key": "d.csv"},
+                                 "maxBytes": 10})
+    with pytest.raises(DataError, match=r"^spec\.current\.source\.maxBytes: the source has "
+                                        r"more than 10 bytes \(size 12\)"):
+        load(src, ctx(Policy.operator(), resolver=Maps({"d.csv": "a,b\n1,2\n3,4\n"})))
