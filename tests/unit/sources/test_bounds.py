@@ -319,3 +319,21 @@ def test_a_config_map_counts_against_max_bytes() -> None:
     with pytest.raises(DataError, match=r"^spec\.current\.source\.maxBytes: the source has "
                                         r"more than 10 bytes \(size 12\)"):
         load(src, ctx(Policy.operator(), resolver=Maps({"d.csv": "a,b\n1,2\n3,4\n"})))
+
+
+def test_a_secret_read_as_a_header_is_not_listed_as_columns(tmp_path: Path) -> None:
+    """A token or key file parses as CSV with its content as the header: the check's
+    'not a column' message shows no names of a file without rows, nor long names."""
+    (tmp_path / "token.csv").write_text(f"{SECRET}\n")
+    (tmp_path / "long.csv").write_text(f"{'k' * 65},b\n1,2\n")
+    for ref, hidden in (("token.csv", SECRET), ("long.csv", "k" * 65)):
+        spec = ModelMonitorSpec.model_validate({
+            "model": {"name": "m", "task": "regression"},
+            "reference": {"source": {"url": ref}},
+            "current": {"source": {"url": ref}},
+            "columns": {"features": ["a"]}})
+        status = run_check(spec, base_dir=tmp_path)
+        ready = status.condition("Ready")
+        assert ready is not None and ready.reason == "InvalidSpec"
+        assert "spec.columns.features: 'a' is not a column" in ready.message
+        assert hidden not in status.model_dump_json(), ready.message
