@@ -2,6 +2,28 @@
 
 Part of ``sources`` (second stop on the data line).
 
+- Schemes: a local path (no scheme, or ``file:///absolute/path``), ``http://``,
+  ``https://``, ``s3://`` (or ``s3a://``) and ``gs://`` (or ``gcs://``); no other (the CRD
+  and the model refuse the rest at apply, naming ``url``).
+- Local paths are an administrator's grant. The operator reads a local file only when the
+  path, with its symlinks and ``..`` resolved, lies under a directory given to ``modelmon
+  run --allow-local-path DIR`` (repeatable; ``MODELMON_ALLOW_LOCAL_PATH``, comma-separated;
+  chart value ``sources.allowLocalPaths``), and by default under none: in a pod any local
+  path could be the service account's token. Every file found under a prefix is checked
+  the same way. A refused path fails with ``SourceError`` naming ``url`` and the flag, the
+  same whether the file exists or not. ``modelmon check`` reads any local path, as the
+  person running it could.
+- Byte budget: the source's ``maxBytes`` (by default, and at most, ``modelmon run
+  --max-source-bytes``, 64Mi; ``MODELMON_MAX_SOURCE_BYTES``; chart ``sources.maxBytes``)
+  bounds every file of the url together. A size known beforehand (a file's or object's
+  size, an http(s) HEAD's Content-Length, a GET's Content-Length) over the budget is
+  refused before a byte is read; otherwise the bytes are counted as they stream into the
+  parser (chunked http, servers without HEAD) and the read stops at the first byte over.
+  Parquet read by columns counts only the byte ranges fetched. Either way the check fails
+  with ``DataError`` (InvalidData) naming ``maxBytes`` and the size seen.
+- A file that does not parse is reported by what was expected, its size and the parser's
+  line number; the parser's own text, which may quote the data, never reaches a message.
+
 - ``url`` names one file, or, ending in ``/``, a prefix: every csv, parquet or jsonl file
   under it (recursively; names starting with ``_`` or ``.``, such as ``_SUCCESS``, are
   skipped), read in path order and concatenated. Every file must have the same columns
@@ -34,6 +56,9 @@ data) is built from what the store keeps per object: VersionId, generation, ETag
 Last-Modified or mtime, size and inode. An http(s) server that sends none of ETag,
 Last-Modified, Content-MD5 or Digest gets a hash of the content instead (known only after
 a read). Credentials and URL query strings never appear in messages.
+
+Whole-file reads over http(s) are one streamed GET (urllib, within ``timeout`` per read);
+parquet by columns uses fsspec's ranged reads.
 
 Failures: ``timeout`` (default 60s) bounds connecting and each request to a remote server
 (for gs:// also gcsfs's own retries of one request); time-outs, refused connections, HTTP
