@@ -70,6 +70,7 @@ off, so that the retries and their backoff are ``load``'s alone.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import json
@@ -82,7 +83,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import fsspec
@@ -637,13 +638,21 @@ EXPECTED: dict[DataFormat, str] = {
 }
 
 
+class Readable(Protocol):
+    """What a stream of a file's bytes needs: ``read``."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes; empty at the end."""
+        ...
+
+
 class _Metered(io.RawIOBase):
     """A binary stream that counts what is read from it against a budget (and hashes it
     when the version must come from the content). ``seek`` is passed on for parquet."""
 
-    def __init__(self, raw: IO[bytes], budget_: Budget, digest: Any = None) -> None:
+    def __init__(self, raw: Readable, budget_: Budget, digest: Any = None) -> None:
         super().__init__()
-        self._raw = raw
+        self._raw: Any = raw
         self._budget = budget_
         self._digest = digest
         self.size = 0
@@ -673,7 +682,7 @@ class _Metered(io.RawIOBase):
 
 
 @contextmanager
-def _stream(t: Target, path: str, budget_: Budget) -> Iterator[IO[bytes]]:
+def _stream(t: Target, path: str, budget_: Budget) -> Iterator[Readable]:
     """The bytes of one file as a stream; a size the server declares is refused at once
     when it is over the budget."""
     if not t.http:
@@ -681,10 +690,18 @@ def _stream(t: Target, path: str, budget_: Budget) -> Iterator[IO[bytes]]:
             yield handle
         return
     with urllib.request.urlopen(_http_request(path, "GET"), timeout=t.timeout) as response:
+        encoding = (response.headers.get("Content-Encoding") or "identity").lower()
         length = response.headers.get("Content-Length")
-        if length and length.isdigit() and not response.headers.get("Content-Encoding"):
+        if length and length.isdigit() and encoding == "identity":
             budget_.declare(int(length), "Content-Length")
-        yield response
+        if encoding in ("gzip", "x-gzip"):  # though asked for identity: count what it inflates to
+            with gzip.GzipFile(fileobj=response) as inflated:
+                yield inflated
+        elif encoding == "identity":
+            yield response
+        else:
+            raise DataError(f"{t.where}: {t.shown} is sent in a Content-Encoding other than "
+                            "gzip; serve it plain or gzip-encoded")
 
 
 def _parse(handle: IO[bytes], fmt: DataFormat, columns: list[str] | None) -> pd.DataFrame:
@@ -759,7 +776,7 @@ def _read_file(t: Target, path: str, fmt: DataFormat, columns: list[str] | None,
         with _stream(t, path, budget_) as raw:
             metered = _Metered(raw, budget_, digest)
             frame = _parse(io.BufferedReader(metered, CHUNK), fmt, columns)
-    except (BudgetError, SourceError):
+    except (DataError, SourceError):
         raise
     except Exception as exc:
         if isinstance(exc.__context__, BudgetError):  # raised inside the parser's read

@@ -3,6 +3,7 @@ that never quote the data of a source that failed to parse."""
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import threading
 from collections.abc import Iterator
@@ -337,3 +338,42 @@ def test_a_secret_read_as_a_header_is_not_listed_as_columns(tmp_path: Path) -> N
         assert ready is not None and ready.reason == "InvalidSpec"
         assert "spec.columns.features: 'a' is not a column" in ready.message
         assert hidden not in status.model_dump_json(), ready.message
+
+
+class GzipBomb(http.server.BaseHTTPRequestHandler):
+    """Sends a small gzip body that inflates to 64 MB (sent although not asked for)."""
+
+    protocol_version = "HTTP/1.1"
+    body: ClassVar[bytes] = b""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self.send_response(405)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(GzipBomb.body)))
+        self.end_headers()
+        self.wfile.write(GzipBomb.body)
+
+
+def test_a_gzip_answer_counts_what_it_inflates_to() -> None:
+    GzipBomb.body = gzip.compress(b"a,b\n" + b"1,2\n" * (16 * 10**6), compresslevel=9)
+    assert len(GzipBomb.body) < 2**20  # well under the budget as sent
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GzipBomb)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/d.csv"
+        with pytest.raises(DataError, match=r"more than 4194304 bytes \(stopped after "):
+            load(Source(url=url, max_bytes="4Mi"), ctx(operator()))
+        GzipBomb.body = gzip.compress(b"a,b\n1,2\n3,4\n")
+        assert load(Source(url=url, max_bytes="4Mi"), ctx(operator())).frame.shape == (2, 2)
+    finally:
+        server.shutdown()
+        thread.join()
