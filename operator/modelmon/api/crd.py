@@ -84,9 +84,10 @@ def type_schema(tp: Any, metadata: list[Any] | None = None) -> Schema:
     metadata = [*(metadata or []), *more]
     either = next((m for m in metadata if isinstance(m, api.IntOrString)), None)
     if either is not None:
+        # The only anyOf a structural schema admits; the bounds apply to their own type.
         return {"x-kubernetes-int-or-string": True,
-                "anyOf": [{"type": "integer", "minimum": 1},
-                          {"type": "string", "pattern": either.pattern}]}
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                "minimum": 1, "pattern": either.pattern}
     origin = get_origin(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return model_schema(tp)
