@@ -76,6 +76,7 @@ import io
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -681,6 +682,21 @@ class _Metered(io.RawIOBase):
         return n
 
 
+class _Answer:
+    """An http(s) answer's body as it arrives: each read returns what one receive brings
+    (``read1``: a chunked answer is not collected to the size asked for), and a server that
+    trickles is held to the timeout for the whole answer, as for one request."""
+
+    def __init__(self, response: Any, timeout: float) -> None:
+        self._response = response
+        self._deadline = time.monotonic() + timeout
+
+    def read(self, size: int = -1, /) -> bytes:
+        if time.monotonic() > self._deadline:
+            raise TimeoutError("the answer took longer than the timeout")
+        return bytes(self._response.read1(size if size > 0 else CHUNK))
+
+
 @contextmanager
 def _stream(t: Target, path: str, budget_: Budget) -> Iterator[Readable]:
     """The bytes of one file as a stream; a size the server declares is refused at once
@@ -694,11 +710,12 @@ def _stream(t: Target, path: str, budget_: Budget) -> Iterator[Readable]:
         length = response.headers.get("Content-Length")
         if length and length.isdigit() and encoding == "identity":
             budget_.declare(int(length), "Content-Length")
+        answer = _Answer(response, t.timeout)
         if encoding in ("gzip", "x-gzip"):  # though asked for identity: count what it inflates to
-            with gzip.GzipFile(fileobj=response) as inflated:
+            with gzip.GzipFile(fileobj=answer) as inflated:  # type: ignore[call-overload]
                 yield inflated
         elif encoding == "identity":
-            yield response
+            yield answer
         else:
             raise DataError(f"{t.where}: {t.shown} is sent in a Content-Encoding other than "
                             "gzip; serve it plain or gzip-encoded")
@@ -779,8 +796,11 @@ def _read_file(t: Target, path: str, fmt: DataFormat, columns: list[str] | None,
     except (DataError, SourceError):
         raise
     except Exception as exc:
-        if isinstance(exc.__context__, BudgetError):  # raised inside the parser's read
-            raise exc.__context__ from None
+        inner = exc.__context__  # raised inside the parser's read, and wrapped by it
+        if isinstance(inner, BudgetError):
+            raise inner from None
+        if isinstance(inner, TimeoutError):
+            exc = inner
         if metered is None or _unreachable(exc):
             raise t.fail(exc) from None
         raise DataError(f"{t.where}: " + unparsable(shown, fmt, EXPECTED[fmt], metered.size,

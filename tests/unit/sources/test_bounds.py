@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -374,6 +375,50 @@ def test_a_gzip_answer_counts_what_it_inflates_to() -> None:
             load(Source(url=url, max_bytes="4Mi"), ctx(operator()))
         GzipBomb.body = gzip.compress(b"a,b\n1,2\n3,4\n")
         assert load(Source(url=url, max_bytes="4Mi"), ctx(operator())).frame.shape == (2, 2)
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+class Trickle(http.server.BaseHTTPRequestHandler):
+    """Answers at once, then sends one small chunk every 0.2 s, for ever."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self.send_response(405)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            self.wfile.write(b"4\r\na,b\n\r\n")
+            for _ in range(150):
+                self.wfile.write(b"4\r\n1,2\n\r\n")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def test_a_trickling_server_is_held_to_the_timeout_for_the_whole_answer() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        src = Source.model_validate({
+            "url": f"http://127.0.0.1:{server.server_address[1]}/d.csv", "timeout": "1s"})
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"did not answer within 1s \(spec\.current"
+                                              r"\.source\.timeout\)") as info:
+            load(src, ctx(operator()))
+        assert time.monotonic() - started < 5 and info.value.transient
     finally:
         server.shutdown()
         thread.join()
