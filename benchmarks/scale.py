@@ -180,7 +180,8 @@ def operator(kubeconfig: Path, workdir: Path, workers: int, namespaces: Sequence
     log_path = workdir / "operator.log"
     cmd = [sys.executable, "-m", "modelmon", "run", "--kubeconfig", str(kubeconfig),
            "--metrics-port", str(metrics_port), "--health-port", str(health_port),
-           "--workers", str(workers), "--log-format", "json"]
+           "--workers", str(workers), "--log-format", "json",
+           "--allow-local-path", str((workdir / "data").resolve())]  # the monitors' CSVs
     for ns in namespaces:
         cmd += ["--namespace", ns]
     env = {**os.environ, "PYTHONPATH": str(REPO / "operator")}

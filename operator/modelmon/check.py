@@ -215,29 +215,46 @@ class Plan:
         return [*self.features, *extra]
 
 
-def _not_in(columns: Sequence[str], names: Sequence[str], where: str, side: str) -> None:
+#: Longest column name a message shows; a longer one is told by its length only.
+SHOWN_NAME = 64
+
+
+def columns_said(columns: Sequence[str], rows: int) -> str:
+    """The columns of a dataset for a message: a few names, not data. A file with a header
+    and no rows (a token or key read as CSV has its content there) shows none, nor is a
+    name longer than ``SHOWN_NAME`` shown."""
+    if rows == 0:
+        return f"it has {len(columns)} column(s) and no rows"
+    return "its columns: " + capped(
+        [c if len(c) <= SHOWN_NAME else f"<a {len(c)}-character name>" for c in map(str, columns)],
+        20)
+
+
+def _not_in(columns: Sequence[str], names: Sequence[str], where: str, side: str,
+            rows: int) -> None:
     unknown = [n for n in names if n not in columns]
     if unknown:
         what = "is not a column" if len(unknown) == 1 else "are not columns"
         raise InvalidSpecError(
             f"{where}: {capped([repr(n) for n in unknown])} {what} of the {side} "
-            f"(its columns: {capped([str(c) for c in columns], 20)})")
+            f"({columns_said(columns, rows)})")
 
 
 def plan(spec: ModelMonitorSpec, reference: pd.DataFrame) -> Plan:
     """Decide the monitored columns from the spec and the reference's columns."""
     cols = spec.columns
     names = [str(c) for c in reference.columns]
+    rows = len(reference)
     roles = cols.roles()
     if cols.features is not None:
-        _not_in(names, cols.features, "spec.columns.features", "reference data")
-    _not_in(names, cols.categorical, "spec.columns.categorical", "reference data")
-    _not_in(names, cols.exclude, "spec.columns.exclude", "reference data")
-    _not_in(names, list(spec.drift.features), "spec.drift.features", "reference data")
+        _not_in(names, cols.features, "spec.columns.features", "reference data", rows)
+    _not_in(names, cols.categorical, "spec.columns.categorical", "reference data", rows)
+    _not_in(names, cols.exclude, "spec.columns.exclude", "reference data", rows)
+    _not_in(names, list(spec.drift.features), "spec.drift.features", "reference data", rows)
     for col, role in roles.items():
         if role == "predictionProbability" and col not in names:
             raise InvalidSpecError(f"spec.columns.{role}: {col!r} is not a column of the reference "
-                              f"data (its columns: {', '.join(names[:20])})")
+                              f"data ({columns_said(names, rows)})")
     features = cols.features if cols.features is not None else [
         n for n in names if n not in roles and n not in cols.exclude]
     categorical = set(cols.categorical)

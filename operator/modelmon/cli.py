@@ -21,8 +21,8 @@ from typing import Any, TextIO
 import yaml
 
 from modelmon import __version__
-from modelmon.api.policy import Egress, Policy
-from modelmon.api.v1alpha1 import ModelMonitorStatus, parse_duration
+from modelmon.api.policy import DEFAULT_MAX_BYTES, Egress, Policy
+from modelmon.api.v1alpha1 import ModelMonitorStatus, parse_bytes, parse_duration
 from modelmon.check import CheckError, load_monitors, run_check
 from modelmon.evaluation import at_least
 from modelmon.sources import egress
@@ -175,16 +175,21 @@ def _time(text: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def run_policy(args: argparse.Namespace) -> Policy:
+    """The administrator's bounds from `run`'s flags: closed defaults, then what is given."""
+    return dataclasses.replace(Policy.operator(), local_paths=tuple(args.allow_local_path),
+                               max_bytes=args.max_source_bytes,
+                               egress=Egress(allow=args.egress_allow, deny=args.egress_deny))
+
+
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from modelmon.runner import Options, run
 
-    policy = dataclasses.replace(
-        Policy.operator(), egress=Egress(allow=args.egress_allow, deny=args.egress_deny))
     return run(Options(namespaces=args.namespace, metrics_port=args.metrics_port,
                        health_port=args.health_port, log_format=args.log_format,
                        log_level=args.log_level.upper(), workers=args.workers,
                        rules_resync_seconds=args.rules_resync,
-                       kubeconfig=args.kubeconfig, policy=policy))
+                       kubeconfig=args.kubeconfig, policy=run_policy(args)))
 
 
 def _env(name: str, default: str) -> str:
@@ -209,6 +214,21 @@ def _seconds(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 10m or 1h")
     return value
+
+
+def _bytes(text: str) -> int:
+    try:
+        return parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _directory(text: str) -> Path:
+    """An absolute directory, resolved (symlinks, ``..``) as source paths will be."""
+    path = Path(text.strip())
+    if not path.is_absolute():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an absolute path")
+    return path.resolve()
 
 
 def _port(text: str) -> int:
@@ -250,6 +270,7 @@ RUN_ENV: dict[str, tuple[str, Callable[[str], Any], Callable[[], str]]] = {
     "log_level": ("LOG_LEVEL", _choice(LOG_LEVELS), lambda: "info"),
     "workers": ("WORKERS", _positive, lambda: "2"),
     "rules_resync": ("RULES_RESYNC", _seconds, lambda: "10m"),
+    "max_source_bytes": ("MAX_SOURCE_BYTES", _bytes, lambda: str(DEFAULT_MAX_BYTES)),
 }
 
 
@@ -258,6 +279,12 @@ def _run_env(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     error that names the variable."""
     given = args.namespace if args.namespace is not None else [_env("NAMESPACE", "")]
     args.namespace = [n.strip() for item in given for n in item.split(",") if n.strip()]
+    if args.allow_local_path is None:
+        dirs = _env("ALLOW_LOCAL_PATH", "")
+        try:
+            args.allow_local_path = [_directory(d) for d in dirs.split(",") if d.strip()]
+        except argparse.ArgumentTypeError as exc:
+            p.error(f"MODELMON_ALLOW_LOCAL_PATH: {exc}")
     for dest, (name, parse, default) in RUN_ENV.items():
         if getattr(args, dest) is not None:
             continue
@@ -333,6 +360,15 @@ def parser() -> argparse.ArgumentParser:
                    help="where monitors may never make the operator connect, even if "
                         "allowed; same forms; repeatable or comma-separated "
                         "[MODELMON_EGRESS_DENY]")
+    o.add_argument("--allow-local-path", action="append", type=_directory, default=None,
+                   metavar="DIR",
+                   help="let url sources read local files under this directory (resolved, "
+                        "symlinks followed); repeatable; default: none, no local file is read "
+                        "[MODELMON_ALLOW_LOCAL_PATH, comma-separated]")
+    o.add_argument("--max-source-bytes", type=_bytes, default=None, metavar="BYTES",
+                   help="the most bytes one source may bring in, and the most a monitor's "
+                        "maxBytes may ask for: a number or a quantity like 64Mi (default "
+                        f"{DEFAULT_MAX_BYTES // 2**20}Mi) [MODELMON_MAX_SOURCE_BYTES]")
     o.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None,
                    help="kubeconfig file; default: in-cluster service account, else "
                         "$KUBECONFIG or ~/.kube/config")

@@ -41,6 +41,10 @@ class OperatorProcess:
     health_port: int = field(default_factory=free_port)
     workers: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
+    allow_local_paths: list[Path] | None = None
+    """Directories the operator may read local files under (--allow-local-path); None:
+    the log's directory, which is the test's tmp_path where tests put their data."""
+    extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -54,6 +58,11 @@ class OperatorProcess:
                "--egress-allow", "127.0.0.0/8"]
         for ns in self.namespaces:
             cmd += ["--namespace", ns]
+        allowed = ([self.log_path.parent] if self.allow_local_paths is None
+                   else self.allow_local_paths)
+        for path in allowed:
+            cmd += ["--allow-local-path", str(path.resolve())]
+        cmd += self.extra_args
         self._log = self.log_path.open("ab")
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator"), **self.extra_env}
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,

@@ -10,6 +10,7 @@ import pytest
 from kube import Cluster, Kubectl
 from monitors import EXAMPLE, apply, get, monitor, status_when
 
+from modelmon.api.policy import Policy
 from modelmon.outputs.kube import Kube, load_config
 from modelmon.outputs.metrics import Metrics
 from modelmon.worker import Fleet
@@ -33,7 +34,8 @@ def test_a_worker_whose_monitor_vanished_retires(cluster: Cluster, kubectl: Kube
 
     async def scenario() -> None:
         metrics = Metrics()
-        fleet = Fleet(Kube(load_config(str(cluster.kubeconfig))), metrics, workers=1)
+        fleet = Fleet(Kube(load_config(str(cluster.kubeconfig))), metrics, workers=1,
+                      policy=Policy(local_paths=(tmp_path.resolve(),)))
         try:
             fleet.upsert(body)
             await asyncio.to_thread(status_when, kubectl, namespace, "gone",

@@ -350,6 +350,25 @@ def test_the_closed_schema_accepts_the_kubernetes_fields(
     assert policy["egress"][0]["to"] == kv["networkPolicy"]["egress"][0]["to"]
 
 
+def container_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    (container,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def test_source_bounds_reach_the_operator(helm: Path) -> None:
+    """By default no local path is allowed and one source may bring 64Mi; the values
+    become the operator's environment twins; a relative path or a bad size is refused."""
+    env = container_env(render(helm, "mm"))
+    assert "MODELMON_ALLOW_LOCAL_PATH" not in env and env["MODELMON_MAX_SOURCE_BYTES"] == "64Mi"
+    env = container_env(render(helm, "mm", ["sources.allowLocalPaths={/data/a,/data/b}",
+                                             "sources.maxBytes=268435456"]))
+    assert env["MODELMON_ALLOW_LOCAL_PATH"] == "/data/a,/data/b"
+    assert env["MODELMON_MAX_SOURCE_BYTES"] == "268435456"
+    for value in ("sources.allowLocalPaths={data}", "sources.maxBytes=1.5Gi"):
+        proc = run_helm(helm, None, "template", "x", str(CHART), "--set", value, check=False)
+        assert proc.returncode != 0 and "/sources/" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize(("version", "ok"), [("1.28.9", False), ("1.29.0", True),
                                             ("1.30.4-eks-1", True), ("1.34.10", True)])
 def test_kube_version_is_checked(helm: Path, version: str, ok: bool) -> None:

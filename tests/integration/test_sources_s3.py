@@ -231,3 +231,22 @@ def test_reference_is_read_once_until_it_changes(s3: S3, object_reads: S3) -> No
     got = cache.get(("ns", "monitor", 1), source, ctx(s3), lambda loaded: len(loaded.frame))
     assert got.loaded and got.built and got.value == 1
     assert len(s3.object_reads(BUCKET)) == 2 and cache.builds == 2
+
+
+def test_an_object_over_max_bytes_is_refused_before_a_get(s3: S3, object_reads: S3) -> None:
+    body = FRAME.to_csv(index=False).encode() * 100
+    put(s3, "budget/big.csv", body)
+    put(s3, "budget/prefix/one.csv", FRAME)
+    put(s3, "budget/prefix/two.csv", FRAME)
+    s3.reset_requests()
+    with pytest.raises(DataError) as info:
+        load(url("budget/big.csv", maxBytes=1000), ctx(s3))
+    assert str(info.value).startswith(
+        "spec.reference.source.maxBytes: the source has more than 1000 bytes "
+        f"(size {len(body)}); raise maxBytes or narrow the window")
+    assert s3.object_reads(BUCKET) == []  # refused from the object's size
+    one = len(FRAME.to_csv(index=False).encode())
+    with s3.unchecked():  # listings with '/' (moto's signature check)
+        with pytest.raises(DataError, match=rf"\(2 files, size together {2 * one}\)"):
+            load(url("budget/prefix/", maxBytes=one + 1), ctx(s3))
+        assert len(load(url("budget/prefix/", maxBytes=2 * one), ctx(s3)).frame) == 6

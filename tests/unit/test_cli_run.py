@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modelmon import runner
-from modelmon.api.policy import Egress, Policy
-from modelmon.cli import main, parse_args
+from modelmon.api.policy import DEFAULT_MAX_BYTES, Egress, Policy
+from modelmon.cli import main, parse_args, run_policy
 
 TWINS = ("NAMESPACE", "METRICS_PORT", "HEALTH_PORT", "LOG_FORMAT", "LOG_LEVEL", "WORKERS",
-         "EGRESS_ALLOW", "EGRESS_DENY")
+         "EGRESS_ALLOW", "EGRESS_DENY", "ALLOW_LOCAL_PATH", "MAX_SOURCE_BYTES")
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -132,3 +133,47 @@ def test_run_hands_the_egress_policy_to_the_operator(monkeypatch: pytest.MonkeyP
     got.clear()
     assert main(["run"]) == 0
     assert got[0].policy.egress == Egress()  # enforced: the families refused by default
+
+
+def test_the_default_policy_reads_no_local_file_and_has_a_byte_budget() -> None:
+    policy = run_policy(parse())
+    assert policy.local_paths == () and policy.max_bytes == DEFAULT_MAX_BYTES == 64 * 2**20
+    assert policy.egress == Policy.operator().egress
+    assert policy.use_label == Policy.operator().use_label
+
+
+def test_local_paths_and_byte_budget_from_flags_and_twins(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.setenv("MODELMON_ALLOW_LOCAL_PATH", f"{tmp_path / 'link'},/srv/b/../data")
+    monkeypatch.setenv("MODELMON_MAX_SOURCE_BYTES", "200Mi")
+    policy = run_policy(parse())
+    assert policy.local_paths == ((tmp_path / "real").resolve(), Path("/srv/data"))
+    assert policy.max_bytes == 200 * 2**20
+    policy = run_policy(parse("--allow-local-path", "/a", "--allow-local-path", "/b/",
+                              "--max-source-bytes", "1000"))
+    assert policy.local_paths == (Path("/a"), Path("/b")) and policy.max_bytes == 1000
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--allow-local-path", "data"], "not an absolute path"),
+    (["--max-source-bytes", "1.5Gi"], "not a byte count"),
+    (["--max-source-bytes", "0"], "not a positive number of bytes"),
+])
+def test_bad_policy_flags_are_usage_errors(argv: list[str], said: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse(*argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert argv[0] in err and said in err
+
+
+def test_a_relative_allowed_path_in_the_twin_is_a_usage_error(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MODELMON_ALLOW_LOCAL_PATH", "/ok,relative/data")
+    with pytest.raises(SystemExit):
+        parse()
+    assert "MODELMON_ALLOW_LOCAL_PATH: 'relative/data' is not an absolute path" in \
+        capsys.readouterr().err

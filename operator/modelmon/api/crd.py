@@ -52,6 +52,8 @@ def _unwrap(tp: Any) -> tuple[Any, list[Any], bool]:
     metadata: list[Any] = []
     optional = False
     while True:
+        if any(isinstance(m, api.IntOrString) for m in metadata):
+            break  # an int-or-string: type_schema writes both branches
         origin = get_origin(tp)
         if origin is Union or isinstance(tp, types.UnionType):
             args = [a for a in get_args(tp) if a is not type(None)]
@@ -80,6 +82,12 @@ def type_schema(tp: Any, metadata: list[Any] | None = None) -> Schema:
     """Schema of one (unwrapped) type."""
     tp, more, _ = _unwrap(tp)
     metadata = [*(metadata or []), *more]
+    either = next((m for m in metadata if isinstance(m, api.IntOrString)), None)
+    if either is not None:
+        # The only anyOf a structural schema admits; the bounds apply to their own type.
+        return {"x-kubernetes-int-or-string": True,
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                "minimum": 1, "pattern": either.pattern}
     origin = get_origin(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return model_schema(tp)

@@ -21,7 +21,14 @@ from pathlib import Path
 USE_LABEL = "modelmon.io/use"
 
 #: Bytes one source may bring into the operator by default (see ``Policy.max_bytes``).
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+#: The chart gives the pod 1Gi; with two workers each check holding a reference and a
+#: current window, four sources can be in memory at once, and a parsed frame takes up to
+#: about twice its text while parsing (pandas' buffers and the frame): 4 x 2 x 64 MiB
+#: leaves half the limit for the operator and the cached references of other monitors.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+#: ``Policy.max_bytes`` of ``modelmon check``: no limit but the monitor's own ``maxBytes``.
+NO_BYTE_LIMIT = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +58,8 @@ class Policy:
     (``modelmon check``), empty: none (the operator's default)."""
     egress: Egress = field(default_factory=Egress)
     max_bytes: int = DEFAULT_MAX_BYTES
-    """Default byte budget of one source (a source's ``maxBytes`` may lower it)."""
+    """Default byte budget of one source, and the most a source's ``maxBytes`` may ask for
+    (``NO_BYTE_LIMIT`` for ``modelmon check``)."""
     use_label: str | None = USE_LABEL
     """The label (value "true") a Secret or ConfigMap needs before a monitor may use it;
     None: no label is needed (``modelmon check``)."""
@@ -59,7 +67,8 @@ class Policy:
     @classmethod
     def local(cls) -> Policy:
         """``modelmon check``: the person running it already reads what it reads."""
-        return cls(local_paths=None, egress=Egress(enforce=False), use_label=None)
+        return cls(local_paths=None, egress=Egress(enforce=False), max_bytes=NO_BYTE_LIMIT,
+                   use_label=None)
 
     @classmethod
     def operator(cls) -> Policy:

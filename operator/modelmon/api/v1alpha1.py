@@ -97,6 +97,56 @@ MAX_COLUMN_OVERRIDES = 2000
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+#: What a source's ``url`` may be: a local path (no scheme), or one of the documented
+#: schemes. Go's RE2 (the CRD's CEL rule), Python and pydantic read it the same way.
+URL_SCHEMES = ("file", "http", "https", "s3", "s3a", "gs", "gcs")
+URL_PATTERN = (r"^((?i:https?|s3a?|gs|gcs|file)://|[A-Za-z]:[/\\]|[^A-Za-z]"
+               r"|[A-Za-z][A-Za-z0-9+.-]*([^A-Za-z0-9+.:-]|$))")
+URL_MESSAGE = ("url must be a local path, or start with file://, http://, https://, s3://, "
+               "s3a://, gs:// or gcs://")
+_URL = re.compile(URL_PATTERN)
+
+#: A byte count: a whole number, optionally with a Kubernetes quantity suffix (200Mi, 1G).
+BYTES_PATTERN = r"^[0-9]{1,15}(Ki|Mi|Gi|Ti|k|M|G|T)?$"
+_BYTE_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+               "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+class IntOrString:
+    """Marker in ``Annotated`` metadata: the CRD field is ``x-kubernetes-int-or-string``,
+    a positive integer or a string matching ``pattern``."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+
+def parse_bytes(value: int | str) -> int:
+    """Bytes of ``value``: an int, or a quantity like ``200Mi``; raises ValueError."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"{value} is not a positive number of bytes")
+        return value
+    m = re.fullmatch(BYTES_PATTERN, str(value).strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a byte count; write it like 268435456, 256Mi or "
+                         "1Gi")
+    number = int(str(value).strip().removesuffix(m.group(1) or ""))
+    if number < 1:
+        raise ValueError(f"{value!r} is not a positive number of bytes")
+    return number * _BYTE_UNITS[m.group(1) or ""]
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes for a message: ``268435456 (256 MiB)``."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n} bytes ({n / size:.4g} {unit})"
+    return f"{n} bytes"
+
+
+ByteCount = Annotated[Annotated[int, Field(strict=True)] | str, IntOrString(BYTES_PATTERN)]
+
+
 def parse_duration(text: str) -> timedelta:
     """Seconds of a Go-style duration such as ``1h30m``; raises ValueError otherwise."""
     if not re.fullmatch(DURATION_PATTERN, text):
@@ -344,12 +394,21 @@ class Source(ApiModel):
                 fieldPath=".prunePartitions"),
         CelRule(rule="!has(self.timeout) || duration(self.timeout) > duration('0s')",
                 message="timeout must be longer than 0s", fieldPath=".timeout"),
+        CelRule(rule="!has(self.url) || self.url.matches('"
+                     + URL_PATTERN.replace("\\", "\\\\") + "')",
+                message=URL_MESSAGE, fieldPath=".url"),
     )
 
     url: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
     """A file or, ending in '/', every csv, parquet or jsonl file under a prefix: a local
-    path (a mounted volume), http(s)://, s3:// or gs://. Relative paths are resolved against
-    the directory of the monitor file (modelmon check) or the operator's working directory."""
+    path (a mounted volume) or file://, http(s)://, s3:// (s3a://) or gs:// (gcs://); no
+    other scheme. Relative paths are resolved against the directory of the monitor file
+    (modelmon check) or the operator's working directory. The operator reads local files
+    only under the directories its administrator allows (modelmon run --allow-local-path)."""
+    max_bytes: ByteCount | None = None
+    """The most bytes this source may bring in (every file of a prefix together): a number
+    or a quantity like 64Mi. More fails the check with InvalidData. Default, and upper
+    bound: the operator's --max-source-bytes (64Mi unless the administrator changed it)."""
     format: DataFormat | None = None
     """File format; by default taken from the suffix (.csv, .parquet, .jsonl)."""
     credentials_secret_ref: SecretRef | None = None
@@ -385,6 +444,14 @@ class Source(ApiModel):
             raise ValueError("prunePartitions: needs a url ending in '/' (a prefix)")
         if self.timeout is not None and parse_duration(self.timeout).total_seconds() <= 0:
             raise ValueError("timeout: must be longer than 0s")
+        if self.url is not None and not _URL.match(self.url):
+            scheme = self.url.split(":", 1)[0]
+            raise ValueError(f"url: scheme {scheme!r} is not supported; {URL_MESSAGE}")
+        if self.max_bytes is not None:
+            try:
+                parse_bytes(self.max_bytes)
+            except ValueError as exc:
+                raise ValueError(f"maxBytes: {exc}") from None
         return self
 
     @property

@@ -9,7 +9,14 @@ no loader knows of Kubernetes: the operator passes a resolver that reads the mon
 namespace, ``modelmon check`` one that reads flags, environment variables and local YAML.
 
 Messages name the field to fix (``spec.current.source.sql.query``) and never contain a
-credential: loaders pass every text that might hold one through ``scrub``.
+credential: loaders pass every text that might hold one through ``scrub``. Nor do they
+quote the data: a source that cannot be parsed is reported by what was expected, its size
+and the line number the parser gives (``unparsable``), never by its content.
+
+Every source has a byte budget (``Budget``): the source's ``maxBytes``, by default the
+administrator's ``Policy.max_bytes``, which it may not exceed. Loaders refuse at once a
+size the store declares (Content-Length, object size) and count the bytes as they arrive;
+going over fails the check with ``DataError`` (``InvalidData``) naming ``maxBytes``.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import Protocol, TypeVar
 import pandas as pd
 
 from modelmon.api.policy import Policy
-from modelmon.api.v1alpha1 import Source
+from modelmon.api.v1alpha1 import Source, format_bytes, parse_bytes
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +220,75 @@ def version(source: Source, ctx: LoadContext) -> str | None:
     if probe is None:
         return None
     return retrying(lambda: probe(source, ctx), ctx)
+
+
+CHUNK = 1 << 20
+"""Bytes asked for per read of a stream."""
+
+
+@dataclass(slots=True)
+class Budget:
+    """The bytes one source may bring in, and those it brought so far (every file, page or
+    answer of the source together)."""
+
+    limit: int
+    field: str
+    """The ``maxBytes`` field, for messages (``spec.current.source.maxBytes``)."""
+    raisable: bool = False
+    """Whether the monitor's ``maxBytes`` could be raised (it is below the operator's)."""
+    used: int = 0
+
+    def declare(self, size: int | None, what: str = "size") -> None:
+        """Refuse at once a ``size`` a store tells before sending it (``what``: where the
+        size comes from, e.g. ``Content-Length``)."""
+        if size is not None and self.used + size > self.limit:
+            raise self.exceeded(f"{what} {size}")
+
+    def take(self, n: int) -> None:
+        """Count ``n`` more bytes read; refuse when the budget is spent."""
+        self.used += n
+        if self.used > self.limit:
+            raise self.exceeded(f"stopped after {self.used} bytes")
+
+    def exceeded(self, seen: str) -> DataError:
+        """The InvalidData error of a source over its budget."""
+        fix = ("raise maxBytes or narrow the window" if self.raisable else
+               "narrow the window (or the query or prefix); an administrator sets the "
+               "operator's limit with modelmon run --max-source-bytes")
+        return BudgetError(f"{self.field}: the source has more than {self.limit} bytes "
+                           f"({seen}); {fix}")
+
+
+def budget(source: Source, ctx: LoadContext) -> Budget:
+    """The byte budget of ``source``: its ``maxBytes``, by default the administrator's."""
+    admin = ctx.policy.max_bytes
+    field_ = f"{ctx.role}.maxBytes"
+    if source.max_bytes is None:
+        return Budget(admin, field_)
+    own = parse_bytes(source.max_bytes)
+    if own > admin:
+        raise DataError(f"{field_}: {format_bytes(own)} is above the operator's limit of "
+                        f"{format_bytes(admin)}; lower it, or ask an administrator to raise "
+                        "modelmon run --max-source-bytes")
+    return Budget(own, field_, raisable=own < admin)
+
+
+class BudgetError(DataError):
+    """A source brought, or declared, more bytes than its budget."""
+
+
+_LINE = re.compile(r"\b(?:line|row)\s+(\d+)", re.IGNORECASE)
+
+
+def unparsable(what: str, fmt: str, expected: str, size: int | None,
+               exc: BaseException) -> str:
+    """Why ``what`` could not be read as ``fmt``, without a byte of its content: what was
+    expected, the bytes read, the parser's line number if it gives one, the error's type."""
+    found = _LINE.search(str(exc))
+    at = f" at line {found.group(1)}" if found else ""
+    read = "" if size is None else ("it is empty; " if size == 0 else f"{size} bytes read; ")
+    return (f"{what} is not readable as {fmt}{at}: expected {expected} ({read}"
+            f"{type(exc).__name__})")
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:

@@ -5,7 +5,9 @@ ConfigMap holds at most 1 MiB. The text comes from ``LoadContext.resolver`` (the
 monitor's namespace in the operator, local YAML files for ``modelmon check``). JSON is
 either a list of records (``[{"a": 1}, ...]``) or an object of columns
 (``{"a": [1, 2]}``). The version tag is a hash of the text, which is also the cheap probe:
-a ConfigMap is read whole anyway.
+a ConfigMap is read whole anyway. Its size (at most 1 MiB) still counts against the
+source's ``maxBytes``, and a text that does not parse is reported by its size and line,
+never quoted.
 """
 
 from __future__ import annotations
@@ -23,12 +25,18 @@ from modelmon.sources.base import (
     DataError,
     LoadContext,
     Loaded,
-    first_line,
+    budget,
     register,
     register_probe,
+    unparsable,
 )
 
 Format = Literal["csv", "json", "jsonl"]
+EXPECTED: dict[Format, str] = {
+    "csv": "CSV text with a header row",
+    "json": "a JSON list of records or an object of columns",
+    "jsonl": "JSON Lines (one JSON object per line)",
+}
 SUFFIXES: dict[str, Format] = {".csv": "csv", ".json": "json", ".jsonl": "jsonl",
                                ".ndjson": "jsonl"}
 
@@ -45,6 +53,10 @@ def _version(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+class ShapeError(ValueError):
+    """JSON that parsed but is not a table (our own words, never the data's)."""
+
+
 def parse(text: str, fmt: Format) -> pd.DataFrame:
     """A DataFrame from CSV, JSON (records or columns) or JSONL text."""
     if fmt == "csv":
@@ -54,13 +66,13 @@ def parse(text: str, fmt: Format) -> pd.DataFrame:
     data = json.loads(text)
     if isinstance(data, list):
         if not all(isinstance(r, dict) for r in data):
-            raise ValueError("a JSON list must hold objects (one per row)")
+            raise ShapeError("a JSON list must hold objects (one per row)")
         return pd.DataFrame.from_records(data)
     if isinstance(data, dict):
         if not all(isinstance(v, list) for v in data.values()):
-            raise ValueError("a JSON object must map each column to a list of values")
+            raise ShapeError("a JSON object must map each column to a list of values")
         return pd.DataFrame(data)
-    raise ValueError("expected a list of records or an object of columns")
+    raise ShapeError("expected a list of records or an object of columns")
 
 
 @register("configMap")
@@ -69,15 +81,21 @@ def load_config_map(source: Source, ctx: LoadContext) -> Loaded:
     spec = source.config_map
     assert spec is not None
     text, where = _text(source, ctx)
+    size = len(text.encode())
+    budget(source, ctx).declare(size)
     fmt = spec.format or SUFFIXES.get(PurePosixPath(spec.key).suffix.lower())
     if fmt is None:
         raise DataError(f"{where}.format: cannot tell the format of key {spec.key!r} from "
                         "its suffix; set format to csv, json or jsonl")
     try:
         frame = parse(text, fmt)
-    except Exception as exc:
+    except ShapeError as exc:
         raise DataError(f"{where}: key {spec.key!r} of ConfigMap {spec.name!r} is not "
-                        f"readable as {fmt}: {first_line(exc)}") from None
+                        f"readable as {fmt}: {exc}") from None
+    except Exception as exc:
+        raise DataError(f"{where}: " + unparsable(
+            f"key {spec.key!r} of ConfigMap {spec.name!r}", fmt, EXPECTED[fmt], size, exc)
+            ) from None
     if frame.columns.empty:
         raise DataError(f"{where}: key {spec.key!r} of ConfigMap {spec.name!r} has no "
                         "columns")

@@ -19,9 +19,12 @@ Semantics of a query (``spec.operational.source.prometheus.queries[i]``):
 Failures: an unreachable server, HTTP 5xx and network time-outs are ``SourceError``
 (transient, retried by ``retrying``); 401/403 are ``SourceError`` pointing at
 ``bearerTokenSecretRef``; a query Prometheus rejects is ``DataError`` naming the query.
-The bearer token and any user info in the URL never appear in messages. A server the
-administrator's egress policy refuses (``sources.egress``) fails at once, before anything
-is sent, naming ``prometheus.url``.
+The bearer token and any user info in the URL never appear in messages, nor does a
+server's answer unless it is Prometheus' own error (``status: error`` with an
+``errorType``): anything else is described by its size. The answers of one source count
+against its ``maxBytes`` (a Content-Length over it is refused before the body is read). A
+server the administrator's egress policy refuses (``sources.egress``) fails at once, before
+anything is sent, naming ``prometheus.url``.
 """
 
 from __future__ import annotations
@@ -44,10 +47,13 @@ from modelmon.api.v1alpha1 import Severity, Source
 from modelmon.api.v1alpha1 import parse_duration as duration
 from modelmon.sources import egress
 from modelmon.sources.base import (
+    CHUNK,
+    Budget,
     DataError,
     LoadContext,
     Loaded,
     SourceError,
+    budget,
     first_line,
     register,
     retrying,
@@ -91,11 +97,13 @@ class _Client:
     secrets: list[str]
     timeout: float
     where: str
+    budget: Budget
     egress: Egress = UNRESTRICTED
     """Where the connections may go (``LoadContext.policy.egress``)."""
 
 
-def _client(spec: PrometheusSource, ctx: LoadContext, where: str) -> _Client:
+def _client(spec: PrometheusSource, ctx: LoadContext, where: str,
+            budget_: Budget) -> _Client:
     parts = urllib.parse.urlsplit(spec.url)
     headers = {"Accept": "application/json", "User-Agent": "modelmon"}
     secrets: list[str] = []
@@ -114,7 +122,30 @@ def _client(spec: PrometheusSource, ctx: LoadContext, where: str) -> _Client:
     netloc = f"{host}:{parts.port}" if parts.port else host
     base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
     return _Client(base, redact_url(spec.url), headers, secrets,
-                   duration(spec.timeout).total_seconds(), where, ctx.policy.egress)
+                   duration(spec.timeout).total_seconds(), where, budget_,
+                   ctx.policy.egress)
+
+
+def _read(response: Any, budget_: Budget) -> bytes:
+    """The body, refused at once from a Content-Length over the budget, and counted."""
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit():
+        budget_.declare(int(length), "Content-Length")
+    parts = []
+    while chunk := response.read(CHUNK):
+        budget_.take(len(chunk))
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _prometheus_error(answer: Any) -> str | None:
+    """Prometheus' own error text, when the answer has its shape (status error, errorType,
+    error); None for anything else, which is never quoted."""
+    if (isinstance(answer, dict) and answer.get("status") == "error"
+            and isinstance(answer.get("errorType"), str)
+            and isinstance(answer.get("error"), str)):
+        return str(answer["error"])[:300]
+    return None
 
 
 def _call(client: _Client, api: str, params: dict[str, str], query_field: str) -> Any:
@@ -126,7 +157,7 @@ def _call(client: _Client, api: str, params: dict[str, str], query_field: str) -
     try:
         with urlopen(request, client.timeout + 5, client.egress,
                      f"{client.where}.url") as response:
-            payload = response.read()
+            payload = _read(response, client.budget)
     except urllib.error.HTTPError as exc:
         detail = _error_text(exc)
         if exc.code in (401, 403):
@@ -154,22 +185,33 @@ def _call(client: _Client, api: str, params: dict[str, str], query_field: str) -
         raise SourceError(f"{client.where}: cannot reach {client.shown}: "
                           f"{scrub(first_line(reason), client.secrets)}",
                           transient=True) from None
+    unlike = (f"{client.where}: {client.shown} did not answer like Prometheus (a JSON object "
+              f"with status success and data; got {len(payload)} bytes)")
     try:
         answer = json.loads(payload)
-        if answer.get("status") != "success":
-            raise ValueError(answer.get("error", "status is not success"))
-        return answer["data"]
-    except (ValueError, KeyError, AttributeError, TypeError) as exc:
-        raise SourceError(f"{client.where}: {client.shown} did not answer like Prometheus: "
-                          f"{scrub(first_line(exc), client.secrets)}") from None
+    except ValueError:
+        raise SourceError(unlike) from None
+    error = _prometheus_error(answer)
+    if error is not None:
+        raise SourceError(f"{client.where}: {client.shown} answered with an error: "
+                          f"{scrub(error, client.secrets)}")
+    if not isinstance(answer, dict) or answer.get("status") != "success" \
+            or not isinstance(answer.get("data"), dict):
+        raise SourceError(unlike)
+    return answer["data"]
 
 
 def _error_text(exc: urllib.error.HTTPError) -> str:
+    """Prometheus' error text, or only the size of any other error body."""
     try:
-        answer = json.loads(exc.read())
-        return str(answer.get("error") or answer)[:300]
-    except (ValueError, OSError, AttributeError):
-        return str(exc.reason)
+        body = exc.read(CHUNK + 1)
+    except OSError:
+        return f"HTTP {exc.code}"
+    try:
+        error = _prometheus_error(json.loads(body))
+    except ValueError:
+        error = None
+    return error if error is not None else f"a {len(body)}-byte answer that is not Prometheus'"
 
 
 def _labels(series: dict[str, Any]) -> str:
@@ -243,7 +285,7 @@ def _figures(source: Source, ctx: LoadContext, *, retry: bool) -> list[Operation
     if spec is None:
         raise DataError(f"{ctx.role}: operational figures need a prometheus source")
     where = f"{ctx.role}.prometheus"
-    client = _client(spec, ctx, where)
+    client = _client(spec, ctx, where, budget(source, ctx))
     end = ctx.window_end or datetime.now(UTC)
     figures = []
     for i, query in enumerate(spec.queries):

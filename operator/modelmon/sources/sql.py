@@ -16,7 +16,10 @@ Part of ``sources`` (second stop on the data line).
   other databases get only the connect timeout (give the monitoring user a server-side
   limit there). The connect timeout is the same duration.
 - ``maxRows``: at most ``maxRows + 1`` rows are fetched (a server-side cursor where the
-  driver has one); more than ``maxRows`` fails with ``DataError``.
+  driver has one); more than ``maxRows`` fails with ``DataError``. The result then counts
+  against the source's ``maxBytes`` by the memory it takes as a frame (the rows cap bounds
+  what is fetched; this bounds what a check keeps). A driver's error may quote the query
+  (the author's own text) but the message never carries result values.
 - Every column the query returns is loaded: the check's column list cannot be pushed into
   arbitrary SQL, so select only what the monitor uses. NUMERIC (Decimal) columns become
   floats and UUIDs text.
@@ -58,6 +61,7 @@ from modelmon.sources.base import (
     LoadContext,
     Loaded,
     SourceError,
+    budget,
     first_line,
     register,
     scrub,
@@ -390,6 +394,7 @@ def load_sql(source: Source, ctx: LoadContext) -> Loaded:
     spec = source.sql
     assert spec is not None
     where = f"{ctx.role}.sql"
+    budget_ = budget(source, ctx)
     _sqlalchemy()
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -430,6 +435,10 @@ def load_sql(source: Source, ctx: LoadContext) -> Loaded:
         raise DataError(f"{where}.query: the query returns column {', '.join(twice)} more "
                         "than once; give each column its own name (AS ...)")
     frame = _normalise(pd.DataFrame.from_records([tuple(r) for r in rows], columns=keys))
+    del rows
+    size = int(frame.memory_usage(deep=True, index=False).sum())
+    if size > budget_.limit:
+        raise budget_.exceeded(f"{len(frame)} rows taking {size} bytes in memory")
     if frame.columns.empty:
         raise DataError(f"{where}.query: the query returns no columns")
     return Loaded(frame=frame, version=result_version(frame))

@@ -2,6 +2,28 @@
 
 Part of ``sources`` (second stop on the data line).
 
+- Schemes: a local path (no scheme, or ``file:///absolute/path``), ``http://``,
+  ``https://``, ``s3://`` (or ``s3a://``) and ``gs://`` (or ``gcs://``); no other (the CRD
+  and the model refuse the rest at apply, naming ``url``).
+- Local paths are an administrator's grant. The operator reads a local file only when the
+  path, with its symlinks and ``..`` resolved, lies under a directory given to ``modelmon
+  run --allow-local-path DIR`` (repeatable; ``MODELMON_ALLOW_LOCAL_PATH``, comma-separated;
+  chart value ``sources.allowLocalPaths``), and by default under none: in a pod any local
+  path could be the service account's token. Every file found under a prefix is checked
+  the same way. A refused path fails with ``SourceError`` naming ``url`` and the flag, the
+  same whether the file exists or not. ``modelmon check`` reads any local path, as the
+  person running it could.
+- Byte budget: the source's ``maxBytes`` (by default, and at most, ``modelmon run
+  --max-source-bytes``, 64Mi; ``MODELMON_MAX_SOURCE_BYTES``; chart ``sources.maxBytes``)
+  bounds every file of the url together. A size known beforehand (a file's or object's
+  size, an http(s) HEAD's Content-Length, a GET's Content-Length) over the budget is
+  refused before a byte is read; otherwise the bytes are counted as they stream into the
+  parser (chunked http, servers without HEAD) and the read stops at the first byte over.
+  Parquet read by columns counts only the byte ranges fetched. Either way the check fails
+  with ``DataError`` (InvalidData) naming ``maxBytes`` and the size seen.
+- A file that does not parse is reported by what was expected, its size and the parser's
+  line number; the parser's own text, which may quote the data, never reaches a message.
+
 - ``url`` names one file, or, ending in ``/``, a prefix: every csv, parquet or jsonl file
   under it (recursively; names starting with ``_`` or ``.``, such as ``_SUCCESS``, are
   skipped), read in path order and concatenated. Every file must have the same columns
@@ -35,6 +57,9 @@ Last-Modified or mtime, size and inode. An http(s) server that sends none of ETa
 Last-Modified, Content-MD5 or Digest gets a hash of the content instead (known only after
 a read). Credentials and URL query strings never appear in messages.
 
+Whole-file reads over http(s) are one streamed GET (urllib, within ``timeout`` per read);
+parquet by columns uses fsspec's ranged reads.
+
 Failures: ``timeout`` (default 60s) bounds connecting and each request to a remote server
 (for gs:// also gcsfs's own retries of one request); time-outs, refused connections, HTTP
 5xx and 429 are transient (``load`` retries them), while 401/403 (and rejected credentials)
@@ -47,18 +72,21 @@ s3fs's own retries are off, so that the retries and their backoff are ``load``'s
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import fsspec
@@ -68,15 +96,20 @@ from modelmon.api.policy import Egress
 from modelmon.api.v1alpha1 import DataFormat, Source, parse_duration
 from modelmon.sources import egress
 from modelmon.sources.base import (
+    CHUNK,
+    Budget,
+    BudgetError,
     DataError,
     LoadContext,
     Loaded,
     MissingKeyError,
     SourceError,
+    budget,
     first_line,
     register,
     register_probe,
     scrub,
+    unparsable,
 )
 
 SUFFIXES: dict[str, DataFormat] = {
@@ -130,19 +163,48 @@ def detect_format(path: str, declared: DataFormat | None) -> DataFormat:
 
 def resolve(url: str, base_dir: Path) -> str:
     """An absolute local path, or the URL as given for a supported remote scheme."""
-    scheme = urlsplit(url).scheme.lower()
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
     if scheme in REMOTE_SCHEMES:
         return url
     if scheme == "file":
-        return urlsplit(url).path
+        if parts.netloc not in ("", "localhost"):
+            raise SourceError(f"a file:// url names no host ({parts.netloc!r} given); write "
+                              "file:///absolute/path")
+        local = unquote(parts.path)
+        return local + "/" if url.endswith("/") and not local.endswith("/") else local
     if scheme and len(scheme) > 1:
         raise SourceError(
-            f"url scheme {scheme!r} is not supported; use a local path, http(s)://, s3:// "
-            "or gs://")
+            f"url scheme {scheme!r} is not supported; use a local path, file://, http(s)://, "
+            "s3://, s3a://, gs:// or gcs://")
     trailing = url.endswith("/")
     path = Path(os.path.expanduser(url))
     full = str(path if path.is_absolute() else (base_dir / path).resolve())
     return full + "/" if trailing and not full.endswith("/") else full
+
+
+# ------------------------------------------------------------------------- local paths
+
+ALLOW_FLAG = "modelmon run --allow-local-path DIR (chart value sources.allowLocalPaths)"
+
+
+def allowed_local(path: str, ctx: LoadContext, where: str) -> str:
+    """``path`` with its symlinks and ``..`` resolved, if that lies under a directory the
+    administrator allows (``ctx.policy.local_paths``; None: any); else a SourceError that
+    names the field and the flag. The answer is the same whether the file exists or not."""
+    real = os.path.realpath(path)
+    dirs = ctx.policy.local_paths
+    if dirs is None:
+        return real
+    if any(Path(real).is_relative_to(d) for d in dirs):
+        return real
+    if not dirs:
+        raise SourceError(f"{where}: this operator reads no local file, and {path} is one; "
+                          f"use a remote url, or ask an administrator to allow its "
+                          f"directory with {ALLOW_FLAG}")
+    raise SourceError(f"{where}: {path} is outside the directories this operator may read "
+                      f"({', '.join(map(str, dirs))}, symlinks resolved); move the data, or "
+                      f"ask an administrator to allow its directory with {ALLOW_FLAG}")
 
 
 # ------------------------------------------------------------------------- filesystems
@@ -248,12 +310,8 @@ def _transient(exc: BaseException) -> bool:
     return any(w in names for w in ("Timeout", "Connect", "Disconnected", "Endpoint"))
 
 
-def _http_info(url: str, timeout: float, policy: Egress = egress.UNRESTRICTED,
-               where: str = "url") -> dict[str, Any]:
-    """What a HEAD request tells about an http(s) file (fsspec's ``info`` turns every
-    failure into FileNotFoundError, which would hide a 503 or a refused connection).
-    Its connections, redirects included, obey ``policy`` (``EgressRefusedError`` names
-    ``where``)."""
+def _http_request(url: str, method: str) -> urllib.request.Request:
+    """A request for ``url`` with its user info as a Basic header (urllib would not)."""
     parts = urlsplit(url)
     headers = {"Accept-Encoding": "identity", "User-Agent": "modelmon"}
     if parts.username or parts.password:
@@ -263,7 +321,17 @@ def _http_info(url: str, timeout: float, policy: Egress = egress.UNRESTRICTED,
     if parts.port:
         netloc = f"{netloc}:{parts.port}"
     plain = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-    request = urllib.request.Request(plain, headers=headers, method="HEAD")
+    return urllib.request.Request(plain, headers=headers, method=method)
+
+
+def _http_info(url: str, timeout: float, policy: Egress = egress.UNRESTRICTED,
+               where: str = "url") -> dict[str, Any]:
+    """What a HEAD request tells about an http(s) file (fsspec's ``info`` turns every
+    failure into FileNotFoundError, which would hide a 503 or a refused connection).
+    Its connections, redirects included, obey ``policy`` (``EgressRefusedError`` names
+    ``where``)."""
+    parts = urlsplit(url)
+    request = _http_request(url, "HEAD")
     try:
         with egress.urlopen(request, timeout, policy, where) as response:
             got = response.headers
@@ -363,12 +431,16 @@ def target(source: Source, ctx: LoadContext) -> Target:
     """Resolve a url source to a filesystem and a path, reading credentials if needed."""
     assert source.url is not None
     where = f"{ctx.role}.url"
-    resolved = resolve(source.url, ctx.base_dir)
+    try:
+        resolved = resolve(source.url, ctx.base_dir)
+    except SourceError as exc:
+        raise SourceError(f"{where}: {exc}") from None
     prefix = resolved.endswith("/")
     shown = redact_url(resolved)
     scheme = REMOTE_SCHEMES.get(urlsplit(resolved).scheme.lower())
     if scheme is None:
-        return Target(fsspec.filesystem("file"), resolved.rstrip("/") or "/", shown, where,
+        real = allowed_local(resolved.rstrip("/") or "/", ctx, where)
+        return Target(fsspec.filesystem("file"), real, shown, where,
                       remote=False, prefix=prefix,
                       hint=f" (relative paths resolve against {ctx.base_dir})")
     timeout_text = source.timeout or DEFAULT_TIMEOUT
@@ -570,6 +642,9 @@ def listing(source: Source, t: Target, ctx: LoadContext) -> Listing:
         if source.prune_partitions and not _in_window(relative, ctx):
             continue
         files.append((path, found[path]))
+    if not t.remote:  # a file under an allowed prefix may be a symlink out of it
+        for path, _ in files:
+            allowed_local(path, ctx, t.where)
     if not files:
         pruned = " in the window's date partitions" if source.prune_partitions else ""
         raise SourceError(f"{t.where}: no csv, parquet or jsonl files under {t.shown}"
@@ -588,12 +663,101 @@ def listing(source: Source, t: Target, ctx: LoadContext) -> Listing:
 # ----------------------------------------------------------------------------- reading
 
 
-def _parse(data: bytes, fmt: DataFormat, columns: list[str] | None) -> pd.DataFrame:
-    buffer = io.BytesIO(data)
+EXPECTED: dict[DataFormat, str] = {
+    "csv": "CSV text with a header row",
+    "jsonl": "JSON Lines (one JSON object per line)",
+    "parquet": "a parquet file",
+}
+
+
+class Readable(Protocol):
+    """What a stream of a file's bytes needs: ``read``."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes; empty at the end."""
+        ...
+
+
+class _Metered(io.RawIOBase):
+    """A binary stream that counts what is read from it against a budget (and hashes it
+    when the version must come from the content). ``seek`` is passed on for parquet."""
+
+    def __init__(self, raw: Readable, budget_: Budget, digest: Any = None) -> None:
+        super().__init__()
+        self._raw: Any = raw
+        self._budget = budget_
+        self._digest = digest
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return bool(getattr(self._raw, "seekable", lambda: False)())
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return int(self._raw.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._raw.tell())
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read(min(len(view), CHUNK))
+        n = len(data)
+        view[:n] = data
+        self.size += n
+        if self._digest is not None:
+            self._digest.update(data)
+        self._budget.take(n)
+        return n
+
+
+class _Answer:
+    """An http(s) answer's body as it arrives: each read returns what one receive brings
+    (``read1``: a chunked answer is not collected to the size asked for), and a server that
+    trickles is held to the timeout for the whole answer, as for one request."""
+
+    def __init__(self, response: Any, timeout: float) -> None:
+        self._response = response
+        self._deadline = time.monotonic() + timeout
+
+    def read(self, size: int = -1, /) -> bytes:
+        if time.monotonic() > self._deadline:
+            raise TimeoutError("the answer took longer than the timeout")
+        return bytes(self._response.read1(size if size > 0 else CHUNK))
+
+
+@contextmanager
+def _stream(t: Target, path: str, budget_: Budget) -> Iterator[Readable]:
+    """The bytes of one file as a stream; a size the server declares is refused at once
+    when it is over the budget."""
+    if not t.http:
+        with t.fs.open(path, "rb") as handle:
+            yield handle
+        return
+    with egress.urlopen(_http_request(path, "GET"), t.timeout, t.egress, t.where) as response:
+        encoding = (response.headers.get("Content-Encoding") or "identity").lower()
+        length = response.headers.get("Content-Length")
+        if length and length.isdigit() and encoding == "identity":
+            budget_.declare(int(length), "Content-Length")
+        answer = _Answer(response, t.timeout)
+        if encoding in ("gzip", "x-gzip"):  # though asked for identity: count what it inflates to
+            with gzip.GzipFile(fileobj=answer) as inflated:  # type: ignore[call-overload]
+                yield inflated
+        elif encoding == "identity":
+            yield answer
+        else:
+            raise DataError(f"{t.where}: {t.shown} is sent in a Content-Encoding other than "
+                            "gzip; serve it plain or gzip-encoded")
+
+
+def _parse(handle: IO[bytes], fmt: DataFormat, columns: list[str] | None) -> pd.DataFrame:
     if fmt == "csv":
-        return pd.read_csv(buffer)
+        return pd.read_csv(handle)
     if fmt == "jsonl":
-        return pd.read_json(buffer, lines=True)
+        return pd.read_json(handle, lines=True)
+    buffer = io.BytesIO(handle.read())  # parquet needs to seek: the bytes are within budget
     return read_parquet(buffer, columns)
 
 
@@ -618,12 +782,14 @@ class _NoRangesError(Exception):
     """The http(s) server ignores Range requests: the file can only be read whole."""
 
 
-def _parquet_columns(t: Target, path: str, columns: list[str] | None) -> pd.DataFrame:
+def _parquet_columns(t: Target, path: str, columns: list[str] | None,
+                     budget_: Budget) -> pd.DataFrame:
     # No read-ahead cache for a remote file: each read pyarrow makes (the footer, then one
-    # column chunk at a time) is one ranged request, so only the monitored columns travel.
+    # column chunk at a time) is one ranged request, so only the monitored columns travel,
+    # and only they count against the budget.
     with t.fs.open(path, "rb", **({"cache_type": "none"} if t.remote else {})) as handle:
         try:
-            return read_parquet(handle, columns)
+            return read_parquet(_Metered(handle, budget_), columns)
         except ValueError as exc:
             if t.http and "range" in str(exc).lower():
                 raise _NoRangesError from None
@@ -637,28 +803,41 @@ def _unreachable(exc: BaseException) -> bool:
 
 
 def _read_file(t: Target, path: str, fmt: DataFormat, columns: list[str] | None,
-               content_hash: bool) -> tuple[pd.DataFrame, str | None]:
+               content_hash: bool, budget_: Budget) -> tuple[pd.DataFrame, str | None]:
     shown = t.shown if not t.prefix else f"{t.shown}{path[len(t.path.rstrip('/')) + 1:]}"
     if fmt == "parquet" and not content_hash:
+        used = budget_.used
         try:
-            return _parquet_columns(t, path, columns), None
+            return _parquet_columns(t, path, columns, budget_), None
         except _NoRangesError:
-            pass  # one whole download below
+            budget_.used = used  # one whole download below, counted afresh
+        except BudgetError:
+            raise
         except Exception as exc:
             if _unreachable(exc):
                 raise t.fail(exc) from None
-            raise DataError(f"{t.where}: {shown} is not readable as parquet: "
-                            f"{scrub(first_line(exc), t.secrets)}") from None
+            raise DataError(f"{t.where}: " + unparsable(
+                shown, fmt, EXPECTED[fmt], budget_.used - used, exc)) from None
+    digest = hashlib.sha256() if content_hash else None
+    metered: _Metered | None = None
     try:
-        data: bytes = t.fs.cat_file(path)
+        with _stream(t, path, budget_) as raw:
+            metered = _Metered(raw, budget_, digest)
+            frame = _parse(io.BufferedReader(metered, CHUNK), fmt, columns)
+    except (DataError, SourceError):
+        raise
     except Exception as exc:
-        raise t.fail(exc) from None
-    digest = "sha256=" + hashlib.sha256(data).hexdigest() if content_hash else None
-    try:
-        return _parse(data, fmt, columns), digest
-    except Exception as exc:
-        raise DataError(f"{t.where}: {shown} is not readable as {fmt}: "
-                        f"{scrub(first_line(exc), t.secrets)}") from None
+        inner = exc.__context__  # raised inside the parser's read, and wrapped by it
+        if isinstance(inner, BudgetError):
+            raise inner from None
+        if isinstance(inner, TimeoutError):
+            exc = inner
+        if metered is None or _unreachable(exc):
+            raise t.fail(exc) from None
+        raise DataError(f"{t.where}: " + unparsable(shown, fmt, EXPECTED[fmt], metered.size,
+                                                   exc)
+                        ) from None
+    return frame, None if digest is None else "sha256=" + digest.hexdigest()
 
 
 def _kind_of(series: pd.Series) -> str | None:
@@ -696,9 +875,15 @@ def _same_schema(t: Target, frames: list[tuple[str, pd.DataFrame]]) -> None:
             kinds[column] = kinds[column] or kind
 
 
+def _declared_size(info: Mapping[str, Any]) -> int | None:
+    size = info.get("size")
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
 def _read_all(source: Source, t: Target, files: Listing, ctx: LoadContext
               ) -> tuple[pd.DataFrame, str]:
     columns = list(ctx.columns) if ctx.columns is not None else None
+    budget_ = budget(source, ctx)
     hash_content = files.version is None
     frames: list[tuple[str, pd.DataFrame]] = []
     digests: list[str] = []
@@ -707,8 +892,14 @@ def _read_all(source: Source, t: Target, files: Listing, ctx: LoadContext
         raise DataError(f"{t.where}: {t.shown} holds {', '.join(sorted(formats))} files; "
                         "set format to read only one kind")
     fmt = formats.pop()
+    if fmt != "parquet" or hash_content:  # parquet by columns reads less than its size
+        sizes = [_declared_size(info) for _, info in files.files]
+        known = sum(s for s in sizes if s is not None)
+        said = "Content-Length" if t.http else "size"
+        budget_.declare(known, said if len(sizes) == 1 else
+                        f"{len(sizes)} files, {said} together")
     for path, _ in files.files:
-        frame, digest = _read_file(t, path, fmt, columns, hash_content)
+        frame, digest = _read_file(t, path, fmt, columns, hash_content, budget_)
         frames.append((path, frame))
         if digest is not None:
             digests.append(digest)

@@ -124,3 +124,35 @@ def test_api_rules() -> None:
     with pytest.raises(ValueError, match="step: needs range"):
         Source.model_validate({"prometheus": {"url": "http://p:9090", "queries": [
             {"name": "a", "query": "up", "step": "1m"}]}})
+
+
+SECRET = "AKIAZZNOTPROMETHEUS42"
+
+
+@pytest.mark.parametrize("answer", [
+    (200, {"status": "error", "error": SECRET}),           # no errorType: not Prometheus'
+    (200, {"secret": SECRET}),                              # some other service's JSON
+    (500, {"message": SECRET}),
+    (400, f"<html>{SECRET}</html>".encode()),
+])
+def test_an_answer_that_is_not_prometheus_is_never_quoted(
+        stub: str, answer: tuple[int, Any]) -> None:
+    Stub.answers = [answer]
+    with pytest.raises((SourceError, DataError)) as info:
+        run(source(stub), retries=0)
+    assert SECRET not in str(info.value)
+    assert "bytes" in str(info.value) or "answer" in str(info.value), str(info.value)
+
+
+def test_prometheus_answers_count_against_max_bytes(stub: str) -> None:
+    Stub.answers = [(200, {"status": "success", "data": {
+        "resultType": "scalar", "result": [0, "1"], "pad": "x" * 5000}})]
+    bounded = Source.model_validate({**source(stub).model_dump(by_alias=True,
+                                                               exclude_none=True),
+                                     "maxBytes": "4Ki"})
+    with pytest.raises(DataError) as info:
+        run(bounded)
+    assert str(info.value).startswith(
+        "spec.operational.source.maxBytes: the source has more than 4096 bytes "
+        "(Content-Length ")
+    assert run(bounded)[0].value == 1.0  # the usual small answer

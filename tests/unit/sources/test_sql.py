@@ -157,3 +157,18 @@ def test_no_cheap_probe_but_content_hash_saves_the_refit(db: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE predictions SET score = score + 1 WHERE rowid = 1")
     assert cache.get("m", source, context, lambda loaded: len(loaded.frame)).built
+
+
+def test_max_bytes_bounds_the_result(db: Path) -> None:
+    query = "SELECT * FROM predictions"
+    src = Source.model_validate({**sql(query).model_dump(by_alias=True, exclude_none=True),
+                                 "maxBytes": 200})
+    with pytest.raises(DataError) as info:
+        load(src, ctx(f"sqlite:///{db}"))
+    said = str(info.value)
+    assert said.startswith("spec.current.source.maxBytes: the source has more than 200 bytes "
+                           "(12 rows taking "), said
+    assert "north" not in said and "south" not in said
+    roomy = Source.model_validate({**src.model_dump(by_alias=True, exclude_none=True),
+                                   "maxBytes": "1Mi"})
+    assert len(load(roomy, ctx(f"sqlite:///{db}")).frame) == 12
