@@ -33,7 +33,11 @@ Part of ``sources`` (second stop on the data line).
   ``hostaddr``, the name kept for TLS); other databases are checked only (their driver
   resolves again). The host must be in the URL: ``host``, ``hostaddr`` or ``service`` in
   its query, or several hosts, are refused there. A Unix socket (no host, or a path) is
-  not a network destination and is not checked; SQLite is a local file.
+  not a network destination and is not checked.
+- Files the driver reads are local paths under the administrator's rule (``url``'s
+  ``--allow-local-path``): a SQLite database, and libpq's ``sslkey``, ``sslcert``,
+  ``sslrootcert``, ``sslcrl``, ``sslcrldir`` and ``passfile``. In the operator none is
+  allowed by default.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import pandas as pd
 
@@ -66,6 +70,7 @@ from modelmon.sources.base import (
     register,
     scrub,
 )
+from modelmon.sources.url import allowed_local
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, Engine
@@ -89,6 +94,9 @@ _pinned: ContextVar[tuple[str, ...] | None] = ContextVar("modelmon_sql_pinned",
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433,
                  "oracle": 1521}
 HOST_PARAMS = ("host", "hostaddr", "service")
+#: libpq connection parameters that name a file the client reads (keys, certificates,
+#: revocation lists, the password file): local paths like any other.
+FILE_PARAMS = ("sslkey", "sslcert", "sslrootcert", "sslcrl", "sslcrldir", "passfile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +141,29 @@ def _connection(spec: SqlSource, ctx: LoadContext, where: str) -> Database:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
             and not url.database.startswith(("/", "file:")):
         url = url.set(database=str(ctx.base_dir / url.database))
+    _local_files(url, ctx, field_)
     shown = URL.create(url.drivername, host=url.host, port=url.port,
                        database=url.database).render_as_string(hide_password=True)
     return Database(url, shown, [s for s in secrets if s], field_, described)
+
+
+def _local_files(url: URL, ctx: LoadContext, where: str) -> None:
+    """Every file the driver would read for ``url`` (a SQLite database, libpq's keys and
+    certificates) lies under the directories the administrator allows (``url.allowed_local``):
+    a URL in a Secret is a monitor author's input like a ``url`` source."""
+    if ctx.policy.local_paths is None:
+        return
+    named: list[tuple[str, str]] = []
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database and database != ":memory:":
+        if database.startswith("file:"):  # SQLite's URI form: file:PATH?options
+            database = urlsplit(database).path
+        named.append(("the SQLite database", database))
+    for key, value in url.query.items():
+        if key.lower() in FILE_PARAMS:
+            named += [(key, v) for v in ([value] if isinstance(value, str) else value)]
+    for what, path in named:
+        allowed_local(path, ctx, f"{where} ({what})")
 
 
 def _engine(conn: Database, timeout: float, policy: Egress = egress.UNRESTRICTED

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources import DataError, LoadContext, ReferenceCache, SourceError, load, version
 from modelmon.sources.resolvers import LocalResolver
@@ -172,3 +173,38 @@ def test_max_bytes_bounds_the_result(db: Path) -> None:
     roomy = Source.model_validate({**src.model_dump(by_alias=True, exclude_none=True),
                                    "maxBytes": "1Mi"})
     assert len(load(roomy, ctx(f"sqlite:///{db}")).frame) == 12
+
+
+def policed(url: str, policy: Policy) -> LoadContext:
+    return LoadContext(role="spec.current.source", policy=policy, retries=0,
+                       resolver=LocalResolver({("db", "url"): url}, env={}))
+
+
+def test_a_sqlite_database_is_a_local_file_under_the_administrators_rule(
+        db: Path, tmp_path: Path) -> None:
+    query = "SELECT score FROM predictions"
+    with pytest.raises(SourceError) as info:
+        load(sql(query), policed(f"sqlite:///{db}", Policy.operator()))
+    said = str(info.value)
+    assert said.startswith("spec.current.source.sql.connectionSecretRef (the SQLite database):")
+    assert "--allow-local-path" in said
+    # The URI form and a symlink out of an allowed directory are the same file.
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "link.db").symlink_to(db)
+    only_allowed = Policy(local_paths=(allowed.resolve(),))
+    for url in (f"sqlite:///file:{db}?mode=ro&uri=true", f"sqlite:///{allowed / 'link.db'}"):
+        with pytest.raises(SourceError, match="outside the directories"):
+            load(sql(query), policed(url, only_allowed))
+    assert len(load(sql(query), policed(f"sqlite:///{db}",
+                                        Policy(local_paths=(tmp_path.resolve(),)))).frame) == 12
+
+
+@pytest.mark.parametrize("param", ["sslrootcert", "sslkey", "passfile", "SSLCERT"])
+def test_libpq_file_parameters_are_local_files_too(param: str) -> None:
+    """Refused before any connection: no server is needed to see it."""
+    url = (f"postgresql+psycopg://u:p@db.example:5432/d?{param}="
+           "/var/run/secrets/kubernetes.io/serviceaccount/token")
+    with pytest.raises(SourceError) as info:
+        load(sql("SELECT 1"), policed(url, Policy.operator()))
+    assert f"connectionSecretRef ({param}): this operator reads no local file" in str(info.value)
