@@ -369,6 +369,37 @@ def test_source_bounds_reach_the_operator(helm: Path) -> None:
         assert proc.returncode != 0 and "/sources/" in proc.stderr, proc.stderr
 
 
+def test_source_volumes_are_mounted_read_only_and_allowed(helm: Path) -> None:
+    """sources.volumes: each is mounted read-only at its path, which the operator may read
+    (beside allowLocalPaths); an item with no volume source, or a second one, is refused."""
+    docs = render(helm, "mm", [
+        "sources.allowLocalPaths={/data/a}",
+        "sources.volumes[0].name=reference", "sources.volumes[0].mountPath=/data/reference",
+        "sources.volumes[0].persistentVolumeClaim.claimName=ml-reference",
+        "sources.volumes[1].name=lake", "sources.volumes[1].mountPath=/data/lake",
+        "sources.volumes[1].nfs.server=nfs.example", "sources.volumes[1].nfs.path=/exports/ml"])
+    env = container_env(docs)
+    assert env["MODELMON_ALLOW_LOCAL_PATH"] == "/data/a,/data/reference,/data/lake"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["data-reference"] == {"name": "data-reference",
+                                        "mountPath": "/data/reference", "readOnly": True}
+    assert mounts["data-lake"]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["data-reference"]["persistentVolumeClaim"] == {
+        "claimName": "ml-reference", "readOnly": True}
+    assert volumes["data-lake"]["nfs"] == {"server": "nfs.example", "path": "/exports/ml",
+                                           "readOnly": True}
+    for values in (["sources.volumes[0].name=x", "sources.volumes[0].mountPath=/x"],
+                   ["sources.volumes[0].name=x", "sources.volumes[0].mountPath=/x",
+                    "sources.volumes[0].persistentVolumeClaim.claimName=a",
+                    "sources.volumes[0].nfs.server=s", "sources.volumes[0].nfs.path=/p"],
+                   ["sources.volumes[0].name=x", "sources.volumes[0].mountPath=x",
+                    "sources.volumes[0].persistentVolumeClaim.claimName=a"]):
+        proc = run_helm(helm, None, "template", "x", str(CHART), *sets(values), check=False)
+        assert proc.returncode != 0 and "/sources/volumes/0" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize(("version", "ok"), [("1.28.9", False), ("1.29.0", True),
                                             ("1.30.4-eks-1", True), ("1.34.10", True)])
 def test_kube_version_is_checked(helm: Path, version: str, ok: bool) -> None:
