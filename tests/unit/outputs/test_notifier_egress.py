@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +27,7 @@ from modelmon.api.v1alpha1 import AlertingSpec, Finding
 from modelmon.outputs.notifiers import Context, notify
 from modelmon.outputs.notifiers import base as notifier_base
 from modelmon.sources import egress
+from netguard import loopback_only
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 DRIFT = Finding(name="drift.dataset", severity="warning", value=0.6, bound=0.5,
@@ -66,24 +66,7 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     """Refuse, and record, any connection to an address that is not loopback."""
-    attempts: list[Any] = []
-
-    def check(address: Any) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if not ipaddress.ip_address(str(host).split("%")[0]).is_loopback:
-            attempts.append(address)
-            raise PermissionError(f"test guard: no connection to {host}")
-
-    class Guarded(socket.socket):
-        def connect(self, address: Any) -> None:
-            check(address)
-            super().connect(address)
-
-        def connect_ex(self, address: Any) -> int:
-            check(address)
-            return super().connect_ex(address)
-
-    monkeypatch.setattr(socket, "socket", Guarded)
+    attempts = loopback_only(monkeypatch)
     yield attempts
     assert attempts == [], f"connections attempted to {attempts}"
 

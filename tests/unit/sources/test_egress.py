@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
-import ipaddress
 import json
 import socket
 import threading
@@ -29,6 +28,7 @@ from modelmon.sources.egress import EgressBlockedError, EgressRefusedError, pars
 from modelmon.sources.prometheus import operational_figures
 from modelmon.sources.resolvers import LocalResolver
 from modelmon.sources.sql import dispose_engines
+from netguard import loopback_only
 
 CSV = b"a,b\n1,x\n2,y\n"
 
@@ -43,24 +43,7 @@ def policy(*allow: str, deny: tuple[str, ...] = ()) -> Policy:
 @pytest.fixture(autouse=True)
 def guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     """Refuse, and record, any connection to an address that is not loopback."""
-    attempts: list[Any] = []
-
-    def check(address: Any) -> None:
-        host = address[0] if isinstance(address, tuple) else address
-        if not ipaddress.ip_address(str(host).split("%")[0]).is_loopback:
-            attempts.append(address)
-            raise PermissionError(f"test guard: no connection to {host}")
-
-    class Guarded(socket.socket):
-        def connect(self, address: Any) -> None:
-            check(address)
-            super().connect(address)
-
-        def connect_ex(self, address: Any) -> int:
-            check(address)
-            return super().connect_ex(address)
-
-    monkeypatch.setattr(socket, "socket", Guarded)
+    attempts = loopback_only(monkeypatch)
     yield attempts
     assert attempts == [], f"connections attempted to {attempts}"
 
@@ -502,7 +485,9 @@ def test_sql_hosts_the_policy_cannot_see_are_refused(listener: Listener, query: 
 
 
 def test_sql_on_sqlite_is_not_a_network_destination(tmp_path: Any) -> None:
-    frame = sql_load(f"sqlite:///{tmp_path / 'x.db'}", Policy.operator()).frame
+    # Its file is under the local-path rule instead: allowed here.
+    policy = replace(Policy.operator(), local_paths=(tmp_path.resolve(),))
+    frame = sql_load(f"sqlite:///{tmp_path / 'x.db'}", policy).frame
     assert frame["x"].tolist() == [1]
     dispose_engines()
 
