@@ -40,6 +40,10 @@ def test_a_worker_whose_monitor_vanished_retires(cluster: Cluster, kubectl: Kube
             fleet.upsert(body)
             await asyncio.to_thread(status_when, kubectl, namespace, "gone",
                                     lambda s: s.get("lastCheck"), 30)
+            for _ in range(100):  # the series follow the status patch (and its Events)
+                if series(metrics):
+                    break
+                await asyncio.sleep(0.1)
             assert series(metrics)
             kubectl("delete", "mm", "gone", "-n", namespace)  # nobody tells the fleet
             for _ in range(300):  # the next check is due within the 10 s interval

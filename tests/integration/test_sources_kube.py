@@ -9,6 +9,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +20,7 @@ from kube import Cluster, Kubectl, manifest
 from kubernetes import client, config
 
 from corpus import good_monitor, merge_patch
-from modelmon.api.policy import USE_LABEL, Policy
+from modelmon.api.policy import USE_LABEL, Egress, Policy
 from modelmon.api.v1alpha1 import AlertingSpec, Finding, Source
 from modelmon.outputs.notifiers import Context, notify
 from modelmon.sources import LoadContext, MissingKeyError, SourceError, load
@@ -237,8 +238,9 @@ def test_a_notifier_secret_needs_the_label_too(cluster: Cluster, kubectl: Kubect
     finding = Finding(name="drift.dataset", severity="warning", value=0.6, bound=0.5,
                       message="6 of 10 features drifted")
     now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-    ctx = Context(namespace, "credit", "credit-risk", None, "Drifting", 600.0,
-                  policy=Policy.operator())
+    # The receiver is on loopback, which the operator's egress policy opens only on request.
+    policy = replace(Policy.operator(), egress=Egress(allow=("127.0.0.0/8",)))
+    ctx = Context(namespace, "credit", "credit-risk", None, "Drifting", 600.0, policy=policy)
 
     def send() -> Any:
         resolver = KubeResolver(core_api(cluster), namespace, Policy.operator().use_label)
