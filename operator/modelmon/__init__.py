@@ -5,4 +5,9 @@ findings (``evaluation``) -> status, metrics, rules and notifications (``outputs
 ``check`` runs it once and ``handlers`` adapts it to kopf.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("modelmon")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0.0.0+unknown"

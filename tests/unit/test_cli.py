@@ -160,3 +160,14 @@ def test_empty_current_window_exits_2_with_insufficient_data(
     assert code == 2
     assert "InsufficientData: spec.current.source: the current window has 0 rows" in err
     assert "Healthy" not in out + err
+
+
+def test_version_is_the_installed_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """One copy of the version: pyproject.toml, read back from the installed metadata."""
+    import tomllib
+
+    declared = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
+                             .read_text())["project"]["version"]
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"modelmon {declared}"
