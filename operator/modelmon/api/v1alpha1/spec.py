@@ -1,9 +1,8 @@
-"""The ModelMonitor v1alpha1 API: pydantic models that are the single source of the CRD.
+"""The ModelMonitor spec: what a team commits, and the document that carries it.
 
-First stop on the data line: YAML becomes typed, validated objects here. The CRD in
-``crds/`` is generated from these models (``modelmon crd``; a test proves the committed file
-is current), so every field's docstring is what ``kubectl explain`` prints, and every
-cross-field rule is written twice on purpose: as a CEL rule that the apiserver enforces at
+First stop on the data line (``api``): the models here validate ``spec`` and are walked by
+``crd`` into the CRD's schema, in the order their fields are declared. Every cross-field
+rule is written twice on purpose: as a CEL rule (``cel``) that the apiserver enforces at
 ``kubectl apply`` and as a pydantic validator that the operator and ``modelmon validate``
 enforce. Tests run one corpus of bad monitors through both.
 """
@@ -11,42 +10,30 @@ enforce. Tests run one corpus of bad monitors through both.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, model_validator
-from pydantic.alias_generators import to_camel
-from pydantic_core import core_schema
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-GROUP = "modelmon.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "ModelMonitor"
-PLURAL = "modelmonitors"
-SINGULAR = "modelmonitor"
-SHORT_NAMES = ("mm",)
-
-# Enumerations that must equal a registry's keys (tests/unit/api checks both ways).
-Task = Literal["binaryClassification", "multiclassClassification", "regression"]
-DriftMethodName = Literal[
-    "anderson", "chisquare", "cvm", "energy", "hellinger", "jensenshannon", "kl", "ks",
-    "psi", "tvd", "wasserstein", "ztest",
-]
-DriftMethodOrAuto = Literal[
-    "auto", "anderson", "chisquare", "cvm", "energy", "hellinger", "jensenshannon", "kl",
-    "ks", "psi", "tvd", "wasserstein", "ztest",
-]
-MetricName = Literal[
-    "accuracy", "precision", "recall", "f1", "rocAuc", "logLoss", "brier",
-    "precisionMacro", "recallMacro", "f1Macro",
-    "precisionWeighted", "recallWeighted", "f1Weighted",
-    "mae", "rmse", "mape", "r2",
-]
-DataFormat = Literal["csv", "parquet", "jsonl"]
-Severity = Literal["warning", "critical"]
-Phase = Literal["Pending", "Healthy", "Drifting", "Degraded", "Failing"]
-FeatureKindName = Literal["numeric", "categorical"]
-ConditionStatus = Literal["True", "False", "Unknown"]
+from modelmon.api.v1alpha1.common import (
+    K8S_LABEL_KEY_PATTERN,
+    K8S_LABEL_VALUE_PATTERN,
+    ApiModel,
+    ByteCount,
+    CelRule,
+    ColumnName,
+    DataFormat,
+    DriftMethodName,
+    DriftMethodOrAuto,
+    Duration,
+    Fraction,
+    MetricName,
+    NoControls,
+    Severity,
+    Task,
+    k8s_label_problem,
+    parse_bytes,
+    parse_duration,
+)
 
 #: Drift methods that are tests: their threshold is a p-value, so at most 1 (the registry's
 #: ``uses_p_value`` methods; tests/unit/api checks the two agree).
@@ -71,6 +58,7 @@ def _check_p_value_threshold(method: str | None, threshold: float | None) -> Non
         raise ValueError(f"threshold: {method} is a test and its threshold a p-value; "
                          f"set it in [0, 1], not {threshold}")
 
+
 #: Metrics that make sense for each task; the CEL rule on ``spec`` mirrors this table.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "binaryClassification": (
@@ -84,18 +72,10 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 #: Metrics computed from the predicted probability rather than the label.
 SCORE_METRICS = ("rocAuc", "logLoss", "brier")
 
-# A Go-style duration (what CEL's duration() and Kubernetes accept), e.g. 30s, 10m, 1h30m.
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: The shortest schedule.interval.
 MIN_INTERVAL = "10s"
-
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
-ColumnName = Annotated[str, Field(min_length=1, max_length=253)]
 #: Per-column drift overrides a monitor may list (a bound the CEL cost estimate needs).
 MAX_COLUMN_OVERRIDES = 2000
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-
 
 #: What a source's ``url`` may be: a local path (no scheme), or one of the documented
 #: schemes. Go's RE2 (the CRD's CEL rule), Python and pydantic read it the same way.
@@ -105,130 +85,6 @@ URL_PATTERN = (r"^((?i:https?|s3a?|gs|gcs|file)://|[A-Za-z]:[/\\]|[^A-Za-z]"
 URL_MESSAGE = ("url must be a local path, or start with file://, http://, https://, s3://, "
                "s3a://, gs:// or gcs://")
 _URL = re.compile(URL_PATTERN)
-
-#: A byte count: a whole number, optionally with a Kubernetes quantity suffix (200Mi, 1G).
-BYTES_PATTERN = r"^[0-9]{1,15}(Ki|Mi|Gi|Ti|k|M|G|T)?$"
-_BYTE_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-               "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-class IntOrString:
-    """Marker in ``Annotated`` metadata: the CRD field is ``x-kubernetes-int-or-string``,
-    a positive integer or a string matching ``pattern``."""
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
-
-
-def parse_bytes(value: int | str) -> int:
-    """Bytes of ``value``: an int, or a quantity like ``200Mi``; raises ValueError."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise ValueError(f"{value} is not a positive number of bytes")
-        return value
-    m = re.fullmatch(BYTES_PATTERN, str(value).strip())
-    if not m:
-        raise ValueError(f"{value!r} is not a byte count; write it like 268435456, 256Mi or "
-                         "1Gi")
-    number = int(str(value).strip().removesuffix(m.group(1) or ""))
-    if number < 1:
-        raise ValueError(f"{value!r} is not a positive number of bytes")
-    return number * _BYTE_UNITS[m.group(1) or ""]
-
-
-def format_bytes(n: int) -> str:
-    """``n`` bytes for a message: ``268435456 (256 MiB)``."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n} bytes ({n / size:.4g} {unit})"
-    return f"{n} bytes"
-
-
-ByteCount = Annotated[Annotated[int, Field(strict=True)] | str, IntOrString(BYTES_PATTERN)]
-
-
-def parse_duration(text: str) -> timedelta:
-    """Seconds of a Go-style duration such as ``1h30m``; raises ValueError otherwise."""
-    if not re.fullmatch(DURATION_PATTERN, text):
-        raise ValueError(f"{text!r} is not a duration; write it like 30s, 10m, 1h or 1h30m")
-    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-    return timedelta(seconds=seconds)
-
-
-#: Characters no name or label a monitor sets may hold: C0 and C1 controls (NUL, newline
-#: and DEL included) and the Unicode bidirectional controls that make text display in an
-#: order other than the one it is stored in (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069).
-#: They would reach Prometheus labels, alerts and notifications as they are.
-CONTROL_CHARACTERS = frozenset(
-    [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F),
-     *range(0x2066, 0x206A)])
-#: The same set as the CRD's pattern (Go RE2 syntax, which the API server uses).
-NO_CONTROLS_PATTERN = (r"^[^\x00-\x1F\x7F-\x9F\x{200E}\x{200F}\x{202A}-\x{202E}"
-                       r"\x{2066}-\x{2069}]*$")
-#: A Kubernetes label value, and key (optional DNS-subdomain prefix and "/", then a name).
-K8S_LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-K8S_LABEL_KEY_PATTERN = (r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-                         r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-
-
-def _no_controls(value: str) -> str:
-    bad = next((i for i, ch in enumerate(value) if ord(ch) in CONTROL_CHARACTERS), None)
-    if bad is not None:
-        raise ValueError(f"must not contain control characters; U+{ord(value[bad]):04X} at "
-                         f"character {bad + 1} (C0/C1 controls, DEL and Unicode "
-                         "bidirectional controls are refused)")
-    return value
-
-
-class NoControls:
-    """Annotation: the string holds no ``CONTROL_CHARACTERS`` (a pydantic check with a
-    clear message; ``pattern`` is what the CRD generator writes for the API server)."""
-
-    pattern = NO_CONTROLS_PATTERN
-
-    def __get_pydantic_core_schema__(self, source: Any,
-                                     handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(_no_controls, handler(source))
-
-
-def k8s_label_problem(key: str, value: str) -> str | None:
-    """Why ``key: value`` is not a Kubernetes label (None: it is)."""
-    prefix, slash, name = key.rpartition("/")
-    if not re.fullmatch(K8S_LABEL_KEY_PATTERN.replace("{0,61}", "*"), key) \
-            or len(name) > 63 or len(prefix) > 253 or (slash and not prefix):
-        return (f"{key!r} is not a Kubernetes label key (an optional DNS prefix and '/', "
-                "then at most 63 letters, digits, '-', '_', '.', starting and ending with a "
-                "letter or digit)")
-    if not re.fullmatch(K8S_LABEL_VALUE_PATTERN, value) or len(value) > 63:
-        return (f"the value of {key} is not a Kubernetes label value (at most 63 letters, "
-                "digits, '-', '_', '.', starting and ending with a letter or digit)")
-    return None
-
-
-class CelRule(BaseModel):
-    """One ``x-kubernetes-validations`` entry."""
-
-    rule: str
-    message: str
-    field_path: str | None = Field(default=None, alias="fieldPath")
-
-
-class ApiModel(BaseModel):
-    """Base of every API object: camelCase on the wire, unknown fields rejected."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        use_attribute_docstrings=True,
-        frozen=True,
-    )
-
-    #: CEL rules the CRD generator attaches to this object's schema.
-    cel: ClassVar[tuple[CelRule, ...]] = ()
-
-
-# ---------------------------------------------------------------------------------- spec
 
 
 class ModelRef(ApiModel):
@@ -1060,233 +916,3 @@ class ModelMonitor(BaseModel):
     metadata: ObjectMeta
     spec: ModelMonitorSpec
     status: dict[str, Any] | None = None
-
-
-# -------------------------------------------------------------------------------- status
-
-
-class LastCheck(ApiModel):
-    """The most recent check that ran to the end."""
-
-    time: datetime
-    """When the check started (UTC)."""
-    duration_seconds: float
-    """How long the check took."""
-    reference_rows: int
-    """Rows in the reference data."""
-    current_rows: int
-    """Rows in the current window."""
-
-
-class FeatureDriftResult(ApiModel):
-    """Drift of one column."""
-
-    name: str
-    """Column name."""
-    kind: FeatureKindName
-    """How the column was scored: numeric or categorical."""
-    method: str
-    """Drift method used."""
-    statistic: float | None = None
-    """Test statistic or distance; null when the column could not be scored."""
-    p_value: float | None = None
-    """p-value of a test; null for distance methods."""
-    threshold: float
-    """Threshold the statistic or p-value was compared with."""
-    drifted: bool
-    """Whether the column drifted."""
-    message: str | None = None
-    """Why the column was not scored, or a caveat about its score."""
-
-
-class DriftStatus(ApiModel):
-    """Drift results of the last check."""
-
-    share: float
-    """Share of monitored features that drifted."""
-    dataset_drift: bool
-    """Whether the share reached spec.drift.datasetDriftShare."""
-    drifted: list[str] = []
-    """Names of the drifted features."""
-    features: list[FeatureDriftResult] = []
-    """Per-feature results."""
-    prediction: FeatureDriftResult | None = None
-    """Drift of the prediction column."""
-    target: FeatureDriftResult | None = None
-    """Drift of the target column, when both sides have it."""
-
-
-class ColumnQuality(ApiModel):
-    """Data-quality figures of one column in the current window."""
-
-    name: str
-    """Column name."""
-    missing_fraction: float
-    """Share of rows with a missing value."""
-    outlier_fraction: float | None = None
-    """Numeric: share of rows outside the reference's 1.5 x IQR fences."""
-    out_of_range_fraction: float | None = None
-    """Numeric: share of rows outside the reference's min/max."""
-    new_categories: int | None = None
-    """Categorical: distinct values not seen in the reference."""
-
-
-class TypeChange(ApiModel):
-    """A column whose kind differs between reference and current data."""
-
-    name: str
-    """Column name."""
-    reference: str
-    """Kind in the reference."""
-    current: str
-    """Kind in the current window."""
-
-
-class DataQualityStatus(ApiModel):
-    """Data-quality results of the last check."""
-
-    columns: list[ColumnQuality] = []
-    """Per-column figures."""
-    missing_columns: list[str] = []
-    """Monitored columns absent from the current window."""
-    type_changes: list[TypeChange] = []
-    """Columns that are numeric on one side and not on the other."""
-
-
-class Finding(ApiModel):
-    """A figure outside its bound."""
-
-    name: str
-    """Stable name of the check, e.g. performance.accuracy or drift.dataset."""
-    severity: Severity
-    """warning or critical."""
-    value: float
-    """The figure."""
-    bound: float
-    """The bound it crossed."""
-    message: str
-    """What happened, for people."""
-
-
-class Condition(ApiModel):
-    """A Kubernetes-style condition."""
-
-    type: str
-    """Ready, SourceAvailable, DataDrift, PerformanceDegraded or DataQualityDegraded."""
-    status: ConditionStatus
-    """True, False or Unknown."""
-    reason: str
-    """CamelCase reason."""
-    message: str
-    """Human-readable detail."""
-    last_transition_time: datetime
-    """When status last changed."""
-    observed_generation: int | None = None
-    """The spec generation the condition was computed from."""
-
-
-class CheckSummary(ApiModel):
-    """One line of the check history."""
-
-    time: datetime
-    """When the check started."""
-    phase: Phase
-    """Phase after the check."""
-    drift_share: float | None = None
-    """Share of drifted features (null when the check failed)."""
-    findings: int = 0
-    """Number of findings."""
-    current_rows: int | None = None
-    """Rows in the current window."""
-    reason: str | None = None
-    """Why the check failed, when it did."""
-
-
-class Delivered(ApiModel):
-    """A finding as it was last delivered."""
-
-    name: str
-    """Finding name."""
-    severity: Severity
-    """Its severity then."""
-
-
-class NotifierState(ApiModel):
-    """Delivery state of one notifier, so that a restart neither loses nor repeats."""
-
-    name: str
-    """Notifier name (spec.alerting.notifiers[].name, or kind-index)."""
-    kind: str
-    """slack, pagerduty, webhook, email or alertmanager."""
-    firing: list[Delivered] = []
-    """Findings last delivered as firing."""
-    since: datetime | None = None
-    """When the current episode's first firing message was planned (the check that found
-    it); its dedup key derives from it, so every retry and later message of the episode
-    carries the same key."""
-    last_sent: datetime | None = None
-    """The time of the check whose message was last delivered."""
-    last_attempt: datetime | None = None
-    """When delivery was last attempted."""
-    last_error: str | None = None
-    """Why the last attempt failed (never contains credentials)."""
-    failures: int = 0
-    """Consecutive failed delivery attempts (0 once one gets through)."""
-    next_attempt: datetime | None = None
-    """No delivery attempt before this time: the backoff after a failure, or what the
-    receiver asked for (Retry-After)."""
-
-
-class RetrainingStatus(ApiModel):
-    """The retraining hook's state."""
-
-    consecutive_checks: int = 0
-    """Consecutive checks for which the retraining condition held."""
-    last_job: str | None = None
-    """Name of the last Job created."""
-    last_started: datetime | None = None
-    """When the last Job was created."""
-    outcome: Literal["Running", "Succeeded", "Failed"] | None = None
-    """Outcome of the last Job."""
-    message: str | None = None
-    """Why no Job was created when one was due (cooldown, still running, error)."""
-
-
-#: How many check summaries status.history keeps.
-HISTORY_LIMIT = 20
-
-
-class ModelMonitorStatus(ApiModel):
-    """What the last check found. Written by the operator through the status subresource."""
-
-    phase: Phase = "Pending"
-    """Pending (no verdict yet, or too few rows for one: reason InsufficientData), Healthy,
-    Drifting (drift findings), Degraded (performance or data-quality findings) or Failing
-    (the check could not run)."""
-    observed_generation: int | None = None
-    """The spec generation of the last check."""
-    last_check: LastCheck | None = None
-    """Timing and sizes of the last completed check."""
-    drift: DriftStatus | None = None
-    """Drift results."""
-    performance: dict[str, float] = {}
-    """Performance metrics by name."""
-    operational: dict[str, float] = {}
-    """Operational figures by query name (spec.operational)."""
-    data_quality: DataQualityStatus | None = None
-    """Data-quality results."""
-    findings: list[Finding] = []
-    """Figures outside their bounds."""
-    conditions: list[Condition] = []
-    """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded, and
-    AlertRulesReady in the cluster."""
-    history: Annotated[list[CheckSummary], Field(max_length=HISTORY_LIMIT)] = []
-    """Summaries of the most recent checks, newest last, for trends."""
-    notifications: list[NotifierState] = []
-    """Delivery state of each notifier."""
-    retraining: RetrainingStatus | None = None
-    """State of the retraining hook."""
-
-    def condition(self, type_: str) -> Condition | None:
-        """The condition of this type, if present."""
-        return next((c for c in self.conditions if c.type == type_), None)

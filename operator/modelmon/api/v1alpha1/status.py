@@ -1,0 +1,249 @@
+"""The ModelMonitor status: what the last check found, and the state kept between checks.
+
+Written at the end of the data line and read back at the start of the next check: ``check``
+builds it, the worker patches it through the status subresource, and the notifiers and the
+retraining hook keep their delivery and Job state in it. The CRD's status schema is generated
+from these models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from modelmon.api.v1alpha1.common import (
+    ApiModel,
+    ConditionStatus,
+    FeatureKindName,
+    Phase,
+    Severity,
+)
+
+
+class LastCheck(ApiModel):
+    """The most recent check that ran to the end."""
+
+    time: datetime
+    """When the check started (UTC)."""
+    duration_seconds: float
+    """How long the check took."""
+    reference_rows: int
+    """Rows in the reference data."""
+    current_rows: int
+    """Rows in the current window."""
+
+
+class FeatureDriftResult(ApiModel):
+    """Drift of one column."""
+
+    name: str
+    """Column name."""
+    kind: FeatureKindName
+    """How the column was scored: numeric or categorical."""
+    method: str
+    """Drift method used."""
+    statistic: float | None = None
+    """Test statistic or distance; null when the column could not be scored."""
+    p_value: float | None = None
+    """p-value of a test; null for distance methods."""
+    threshold: float
+    """Threshold the statistic or p-value was compared with."""
+    drifted: bool
+    """Whether the column drifted."""
+    message: str | None = None
+    """Why the column was not scored, or a caveat about its score."""
+
+
+class DriftStatus(ApiModel):
+    """Drift results of the last check."""
+
+    share: float
+    """Share of monitored features that drifted."""
+    dataset_drift: bool
+    """Whether the share reached spec.drift.datasetDriftShare."""
+    drifted: list[str] = []
+    """Names of the drifted features."""
+    features: list[FeatureDriftResult] = []
+    """Per-feature results."""
+    prediction: FeatureDriftResult | None = None
+    """Drift of the prediction column."""
+    target: FeatureDriftResult | None = None
+    """Drift of the target column, when both sides have it."""
+
+
+class ColumnQuality(ApiModel):
+    """Data-quality figures of one column in the current window."""
+
+    name: str
+    """Column name."""
+    missing_fraction: float
+    """Share of rows with a missing value."""
+    outlier_fraction: float | None = None
+    """Numeric: share of rows outside the reference's 1.5 x IQR fences."""
+    out_of_range_fraction: float | None = None
+    """Numeric: share of rows outside the reference's min/max."""
+    new_categories: int | None = None
+    """Categorical: distinct values not seen in the reference."""
+
+
+class TypeChange(ApiModel):
+    """A column whose kind differs between reference and current data."""
+
+    name: str
+    """Column name."""
+    reference: str
+    """Kind in the reference."""
+    current: str
+    """Kind in the current window."""
+
+
+class DataQualityStatus(ApiModel):
+    """Data-quality results of the last check."""
+
+    columns: list[ColumnQuality] = []
+    """Per-column figures."""
+    missing_columns: list[str] = []
+    """Monitored columns absent from the current window."""
+    type_changes: list[TypeChange] = []
+    """Columns that are numeric on one side and not on the other."""
+
+
+class Finding(ApiModel):
+    """A figure outside its bound."""
+
+    name: str
+    """Stable name of the check, e.g. performance.accuracy or drift.dataset."""
+    severity: Severity
+    """warning or critical."""
+    value: float
+    """The figure."""
+    bound: float
+    """The bound it crossed."""
+    message: str
+    """What happened, for people."""
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition."""
+
+    type: str
+    """Ready, SourceAvailable, DataDrift, PerformanceDegraded or DataQualityDegraded."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: str
+    """CamelCase reason."""
+    message: str
+    """Human-readable detail."""
+    last_transition_time: datetime
+    """When status last changed."""
+    observed_generation: int | None = None
+    """The spec generation the condition was computed from."""
+
+
+class CheckSummary(ApiModel):
+    """One line of the check history."""
+
+    time: datetime
+    """When the check started."""
+    phase: Phase
+    """Phase after the check."""
+    drift_share: float | None = None
+    """Share of drifted features (null when the check failed)."""
+    findings: int = 0
+    """Number of findings."""
+    current_rows: int | None = None
+    """Rows in the current window."""
+    reason: str | None = None
+    """Why the check failed, when it did."""
+
+
+class Delivered(ApiModel):
+    """A finding as it was last delivered."""
+
+    name: str
+    """Finding name."""
+    severity: Severity
+    """Its severity then."""
+
+
+class NotifierState(ApiModel):
+    """Delivery state of one notifier, so that a restart neither loses nor repeats."""
+
+    name: str
+    """Notifier name (spec.alerting.notifiers[].name, or kind-index)."""
+    kind: str
+    """slack, pagerduty, webhook, email or alertmanager."""
+    firing: list[Delivered] = []
+    """Findings last delivered as firing."""
+    since: datetime | None = None
+    """When the current episode's first firing message was planned (the check that found
+    it); its dedup key derives from it, so every retry and later message of the episode
+    carries the same key."""
+    last_sent: datetime | None = None
+    """The time of the check whose message was last delivered."""
+    last_attempt: datetime | None = None
+    """When delivery was last attempted."""
+    last_error: str | None = None
+    """Why the last attempt failed (never contains credentials)."""
+    failures: int = 0
+    """Consecutive failed delivery attempts (0 once one gets through)."""
+    next_attempt: datetime | None = None
+    """No delivery attempt before this time: the backoff after a failure, or what the
+    receiver asked for (Retry-After)."""
+
+
+class RetrainingStatus(ApiModel):
+    """The retraining hook's state."""
+
+    consecutive_checks: int = 0
+    """Consecutive checks for which the retraining condition held."""
+    last_job: str | None = None
+    """Name of the last Job created."""
+    last_started: datetime | None = None
+    """When the last Job was created."""
+    outcome: Literal["Running", "Succeeded", "Failed"] | None = None
+    """Outcome of the last Job."""
+    message: str | None = None
+    """Why no Job was created when one was due (cooldown, still running, error)."""
+
+
+#: How many check summaries status.history keeps.
+HISTORY_LIMIT = 20
+
+
+class ModelMonitorStatus(ApiModel):
+    """What the last check found. Written by the operator through the status subresource."""
+
+    phase: Phase = "Pending"
+    """Pending (no verdict yet, or too few rows for one: reason InsufficientData), Healthy,
+    Drifting (drift findings), Degraded (performance or data-quality findings) or Failing
+    (the check could not run)."""
+    observed_generation: int | None = None
+    """The spec generation of the last check."""
+    last_check: LastCheck | None = None
+    """Timing and sizes of the last completed check."""
+    drift: DriftStatus | None = None
+    """Drift results."""
+    performance: dict[str, float] = {}
+    """Performance metrics by name."""
+    operational: dict[str, float] = {}
+    """Operational figures by query name (spec.operational)."""
+    data_quality: DataQualityStatus | None = None
+    """Data-quality results."""
+    findings: list[Finding] = []
+    """Figures outside their bounds."""
+    conditions: list[Condition] = []
+    """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded, and
+    AlertRulesReady in the cluster."""
+    history: Annotated[list[CheckSummary], Field(max_length=HISTORY_LIMIT)] = []
+    """Summaries of the most recent checks, newest last, for trends."""
+    notifications: list[NotifierState] = []
+    """Delivery state of each notifier."""
+    retraining: RetrainingStatus | None = None
+    """State of the retraining hook."""
+
+    def condition(self, type_: str) -> Condition | None:
+        """The condition of this type, if present."""
+        return next((c for c in self.conditions if c.type == type_), None)
