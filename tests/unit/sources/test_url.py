@@ -480,3 +480,14 @@ def test_parquet_over_http_fetches_only_the_monitored_columns(tmp_path: Path) ->
     # Two of six equally sized columns, plus the footer: about a third of the file.
     assert two_bytes < size / 2, (two_bytes, size, RangeHandler.ranges)
     assert all(r.startswith("bytes=") for r in RangeHandler.ranges)
+
+
+def test_the_schemes_the_api_admits_are_the_ones_the_loader_reads() -> None:
+    """The CRD's url rule and the loader agree both ways: no scheme admitted at apply that
+    the loader cannot read, none read that apply refuses."""
+    from modelmon.api.v1alpha1 import URL_SCHEMES
+    from modelmon.sources.url import REMOTE_SCHEMES
+
+    assert set(URL_SCHEMES) == {*REMOTE_SCHEMES, "file"}
+    for scheme in URL_SCHEMES:
+        Source.model_validate({"url": f"{scheme}://bucket/data.csv"})

@@ -80,10 +80,10 @@ MAX_COLUMN_OVERRIDES = 2000
 #: What a source's ``url`` may be: a local path (no scheme), or one of the documented
 #: schemes. Go's RE2 (the CRD's CEL rule), Python and pydantic read it the same way.
 URL_SCHEMES = ("file", "http", "https", "s3", "s3a", "gs", "gcs")
-URL_PATTERN = (r"^((?i:https?|s3a?|gs|gcs|file)://|[A-Za-z]:[/\\]|[^A-Za-z]"
+URL_PATTERN = (rf"^((?i:{'|'.join(URL_SCHEMES)})://|[A-Za-z]:[/\\]|[^A-Za-z]"
                r"|[A-Za-z][A-Za-z0-9+.-]*([^A-Za-z0-9+.:-]|$))")
-URL_MESSAGE = ("url must be a local path, or start with file://, http://, https://, s3://, "
-               "s3a://, gs:// or gcs://")
+URL_MESSAGE = ("url must be a local path, or start with "
+               f"{', '.join(f'{s}://' for s in URL_SCHEMES[:-1])} or {URL_SCHEMES[-1]}://")
 _URL = re.compile(URL_PATTERN)
 
 
