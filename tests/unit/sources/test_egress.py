@@ -23,11 +23,11 @@ import pytest
 from modelmon.api.policy import Egress, Policy
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources import LoadContext, SourceError, egress, load
-from modelmon.sources import url as url_module
 from modelmon.sources.egress import EgressBlockedError, EgressRefusedError, parse_entry, rules
 from modelmon.sources.prometheus import operational_figures
 from modelmon.sources.resolvers import LocalResolver
 from modelmon.sources.sql import dispose_engines
+from modelmon.sources.url import targets as url_module
 from netguard import loopback_only
 
 CSV = b"a,b\n1,x\n2,y\n"

@@ -12,7 +12,8 @@ import pytest
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources import LoadContext, SourceError
 from modelmon.sources.resolvers import LocalResolver
-from modelmon.sources.url import Target, _gcs_options, _s3_options, target
+from modelmon.sources.url import Target, target
+from modelmon.sources.url.targets import _gcs_options, _s3_options
 
 KEY = {"type": "service_account", "project_id": "p", "private_key_id": "kid-123456",
        # Not a key: an obviously fake PEM body, split so that scanners see no key either.
