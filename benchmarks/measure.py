@@ -403,7 +403,7 @@ def ks_pvalues() -> list[dict[str, Any]]:
     ``ks_2samp`` makes for the same column; best of a few runs each."""
     from scipy import stats
 
-    from modelmon.stats.drift.edf import ks_asymptotic_pvalue
+    from modelmon.stats.drift.ks import ks_asymptotic_pvalue
 
     def best(fn: Callable[..., Any], args: tuple[Any, ...], runs: int) -> tuple[float, float]:
         times: list[float] = []

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 
 from modelmon.stats.dataset import ColumnRequest, fit_reference, score_drift
-from modelmon.stats.drift import edf
+from modelmon.stats.drift.ks import ks_asymptotic_pvalue, ks_statistic
 from workloads import numeric_column
 
 
@@ -60,16 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     runs.update((method, check(method)) for method in args.methods.split(","))
     ks = fit_reference(ref, [ColumnRequest(n, method="ks") for n in ref.columns])
     columns = [(ks.columns[n].numeric, np.sort(cur[n].to_numpy())) for n in cur.columns]
-    dists = [edf.ks_statistic(p.sorted_values, c) for p, c in columns if p is not None]
+    dists = [ks_statistic(p.sorted_values, c) for p, c in columns if p is not None]
 
     def statistic_only() -> None:
         for prof, c in columns:
             assert prof is not None
-            edf.ks_statistic(prof.sorted_values, c, prof.grid)
+            ks_statistic(prof.sorted_values, c, prof.grid)
 
     def pvalue_only() -> None:
         for d in dists:
-            edf.ks_asymptotic_pvalue(d, args.rows, args.rows)
+            ks_asymptotic_pvalue(d, args.rows, args.rows)
 
     runs["ks statistic"] = statistic_only
     runs["ks p-value"] = pvalue_only

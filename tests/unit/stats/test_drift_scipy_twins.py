@@ -12,7 +12,7 @@ import pytest
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-from modelmon.stats.drift import NumericMethod, edf, get_method, methods
+from modelmon.stats.drift import NumericMethod, cvm, edf, get_method, ks, methods
 from modelmon.stats.drift.divergence import EMPTY_CELL
 from modelmon.stats.profile import (
     CategoricalProfile,
@@ -283,17 +283,17 @@ def test_ks_cases_cover_both_sides_of_the_exact_switch() -> None:
 def test_scipy_helpers_are_found() -> None:
     """The null distributions come from scipy's helpers: without them scoring falls back
     to the public functions, which sort the reference (test_drift_no_resort fails)."""
-    assert edf._KS_EXACT is not None
-    assert edf._CVM_EXACT is not None
-    assert edf._CVM_LIMIT_CDF is not None
+    assert ks._KS_EXACT is not None
+    assert cvm._CVM_EXACT is not None
+    assert cvm._CVM_LIMIT_CDF is not None
 
 
-@pytest.mark.parametrize("helper", ["_KS_EXACT", "_CVM_EXACT", "_CVM_LIMIT_CDF"])
+@pytest.mark.parametrize("helper", ["ks._KS_EXACT", "cvm._CVM_EXACT", "cvm._CVM_LIMIT_CDF"])
 def test_without_a_scipy_helper_scores_still_agree(helper: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A scipy without the private helper gets the same numbers (public function, or for
     the limiting CvM CDF our own series)."""
-    monkeypatch.setattr(edf, helper, None)
+    monkeypatch.setattr(f"modelmon.stats.drift.{helper}", None)
     rng = np.random.default_rng(3)
     for n, m in ((5, 7), (12, 20), (25, 40), (700, 500)):
         ref, cur = rng.normal(size=n), rng.normal(0.2, size=m)
@@ -315,7 +315,7 @@ def test_failed_exact_ks_uses_the_asymptotic_p_of_the_rounded_statistic(
                  ) -> tuple[bool, float, float]:
         return False, round(stat * lcm) / lcm, math.nan
 
-    monkeypatch.setattr(edf, "_KS_EXACT", gives_up)
+    monkeypatch.setattr(ks, "_KS_EXACT", gives_up)
     result = edf.ks_exact(d, n, m)
     assert result is not None
     assert result[0] == rounded

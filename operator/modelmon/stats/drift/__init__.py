@@ -1,14 +1,15 @@
 """Drift methods: the registry, every method, and the ``auto`` rule.
 
 Part of ``stats`` (pure numpy/scipy), between the fitted reference profiles and
-``evaluation``. Importing this package registers every method (one module per family:
-``edf`` for the CDF tests, ``distance`` for the CDF distances, ``divergence`` for the
-histogram divergences, ``contingency`` for the count-table tests).
+``evaluation``. Importing this package registers every method: one module per test on the
+empirical CDFs (``ks``, ``cvm``, ``anderson``; ``edf`` re-exports the three under their
+former common name), and one per family of the others (``distance`` for the CDF distances,
+``divergence`` for the histogram divergences, ``contingency`` for the count-table tests).
 """
 
 from __future__ import annotations
 
-from modelmon.stats.drift import contingency, distance, divergence, edf
+from modelmon.stats.drift import anderson, contingency, cvm, distance, divergence, edf, ks
 from modelmon.stats.drift.base import (
     AnyMethod,
     CategoricalMethod,
@@ -69,12 +70,15 @@ __all__ = [
     "DriftResult",
     "NumericMethod",
     "UnknownMethodError",
+    "anderson",
     "auto_method",
     "contingency",
+    "cvm",
     "distance",
     "divergence",
     "edf",
     "get_method",
+    "ks",
     "method_names",
     "methods",
     "register",

@@ -1,4 +1,5 @@
-"""Empirical-CDF helpers shared by the CDF tests (``edf``) and distances (``distance``).
+"""Empirical-CDF helpers shared by the CDF tests (``cvm``, ``anderson``) and distances
+(``distance``).
 
 Part of ``stats`` (pure numpy/scipy). The reference arrives sorted in its profile; these
 helpers walk both empirical CDFs together without ever sorting the reference again.

@@ -1,0 +1,77 @@
+"""Whole-dataset statistics: fit a reference once, then score current windows against it.
+
+Part of ``stats`` (third stop on the data line), in three modules:
+
+- ``reference``: ``fit_reference`` turns the reference frame into a ``ReferenceProfile``
+  (one profile per monitored column, plus its kind and drift method);
+- ``window``: ``score_drift``, ``data_quality`` and ``score_window`` (both in one pass)
+  read only the profile and the current frame, one column at a time, so a check never
+  re-sorts or re-bins the reference and never copies the whole window;
+- ``threads``: how many threads a check that runs alone may use (``alone_workers``).
+
+The names other packages use are re-exported here; import them from ``stats.dataset``.
+"""
+
+from __future__ import annotations
+
+from modelmon.stats.dataset.reference import (
+    LOW_CARDINALITY,
+    ColumnProfile,
+    ColumnRequest,
+    ColumnSpecError,
+    ReferenceProfile,
+    Role,
+    fit_column,
+    fit_reference,
+    is_numeric,
+    sortable_columns,
+)
+from modelmon.stats.dataset.threads import (
+    ALONE_MAX_WORKERS,
+    PARALLEL_MIN_VALUES,
+    alone_workers,
+)
+from modelmon.stats.dataset.window import (
+    FEATURES,
+    ColumnDrift,
+    ColumnQualityFigures,
+    ColumnReader,
+    CurrentColumn,
+    QualityFigures,
+    WindowScores,
+    column_quality,
+    current_values,
+    data_quality,
+    score_column,
+    score_drift,
+    score_window,
+)
+
+__all__ = [
+    "ALONE_MAX_WORKERS",
+    "FEATURES",
+    "LOW_CARDINALITY",
+    "PARALLEL_MIN_VALUES",
+    "ColumnDrift",
+    "ColumnProfile",
+    "ColumnQualityFigures",
+    "ColumnReader",
+    "ColumnRequest",
+    "ColumnSpecError",
+    "CurrentColumn",
+    "QualityFigures",
+    "ReferenceProfile",
+    "Role",
+    "WindowScores",
+    "alone_workers",
+    "column_quality",
+    "current_values",
+    "data_quality",
+    "fit_column",
+    "fit_reference",
+    "is_numeric",
+    "score_column",
+    "score_drift",
+    "score_window",
+    "sortable_columns",
+]

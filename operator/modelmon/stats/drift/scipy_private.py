@@ -1,0 +1,23 @@
+"""scipy's private functions, looked up by name: the null distributions of the KS and
+Cramer-von Mises tests (``ks``, ``cvm``) come from them where the installed scipy has them.
+
+Part of ``stats`` (pure numpy/scipy). scipy's public test functions sort both samples (or
+the pooled one) on every call, so a score never calls them on a profile; their private
+helpers take only the statistic and the two sizes. A scipy that lacks one (or renamed it)
+gives None here, and the method falls back to the public function.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+def scipy_helper(module: str, name: str) -> Callable[..., Any] | None:
+    """A private scipy function, or None when the installed scipy has no such name."""
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    return found if callable(found) else None
