@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 BIG = 600 * 10**6
 """Bytes of the served CSV (issue 14: a 600 MB CSV took the operator past 2 GiB)."""
 GiB = 2**30
-SECRET = "AKIAZZOPERATORSECRET7c1e"
+SECRET = "planted-token-operator-7c1e"  # fake: must never reach a message
 
 
 class BigCsv(http.server.BaseHTTPRequestHandler):

@@ -21,7 +21,7 @@ from modelmon.sources import DataError, LoadContext, SourceError, load
 from modelmon.sources.resolvers import LocalResolver
 
 FRAME = pd.DataFrame({"a": [1.0, 2.5, 3.0], "b": ["x", "y", "z"]})
-SECRET = "AKIAZZSECRETTOKEN9f3b1c7e"
+SECRET = "planted-token-9f3b1c7e"  # fake: must never reach a message
 
 
 #: The test servers listen on loopback, which the operator's egress policy refuses unless

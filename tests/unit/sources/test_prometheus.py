@@ -126,7 +126,7 @@ def test_api_rules() -> None:
             {"name": "a", "query": "up", "step": "1m"}]}})
 
 
-SECRET = "AKIAZZNOTPROMETHEUS42"
+SECRET = "planted-not-prometheus-42"  # fake: must never reach a message
 
 
 @pytest.mark.parametrize("answer", [
