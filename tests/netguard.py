@@ -1,10 +1,13 @@
-"""A test guard: sockets may connect only to loopback addresses (this machine forbids any
-other traffic, and an egress test must prove the operator never tried)."""
+"""Network helpers of the egress tests: a guard that lets sockets connect only to loopback
+addresses (this machine forbids any other traffic, and an egress test must prove the
+operator never tried), and a loopback port that counts the connections it gets."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 from typing import Any
 
 import pytest
@@ -31,3 +34,29 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     monkeypatch.setattr(socket, "socket", Guarded)
     return attempts
+
+
+class Listener:
+    """A TCP port on 127.0.0.1 that counts the connections it accepts and closes them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        self.sock.close()
+        self.thread.join(5)

@@ -8,9 +8,7 @@ any attempt to).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -27,7 +25,7 @@ from modelmon.api.v1alpha1 import AlertingSpec, Finding
 from modelmon.outputs.notifiers import Context, notify
 from modelmon.outputs.notifiers import base as notifier_base
 from modelmon.sources import egress
-from netguard import loopback_only
+from netguard import Listener, loopback_only
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 DRIFT = Finding(name="drift.dataset", severity="warning", value=0.6, bound=0.5,
@@ -203,32 +201,6 @@ async def test_metadata_receivers_refused_without_traffic(url: str, guard: list[
 
 
 # ---------------------------------------------------------------------------------- SMTP
-
-
-class Listener:
-    """A TCP port on 127.0.0.1 that counts the connections it accepts."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self.thread.join(5)
 
 
 class Mailbox:

@@ -8,7 +8,6 @@ connects to another address: the ``guard`` fixture fails any attempt to.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.server
 import json
 import socket
@@ -28,7 +27,7 @@ from modelmon.sources.prometheus import operational_figures
 from modelmon.sources.resolvers import LocalResolver
 from modelmon.sources.sql import dispose_engines
 from modelmon.sources.url import targets as url_module
-from netguard import loopback_only
+from netguard import Listener, loopback_only
 
 CSV = b"a,b\n1,x\n2,y\n"
 
@@ -411,32 +410,6 @@ def test_prometheus_at_the_metadata_address_is_refused(guard: list[Any]) -> None
 
 
 # ----------------------------------------------------------------------------------- sql
-
-
-class Listener:
-    """A TCP port on 127.0.0.1 that counts the connections it accepts and closes them."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
-        self.sock.close()
-        self.thread.join(5)
 
 
 @pytest.fixture
