@@ -421,11 +421,6 @@ _ROLE_FIELDS = {"prediction": "spec.columns.prediction",
                 "target": "spec.columns.target"}
 
 
-def _listed(items: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'; past ten, the first ten and how many more."""
-    return capped(items)
-
-
 def schema_changes(spec: ModelMonitorSpec, ref: FittedReference, current: pd.DataFrame,
                    missing_features: Sequence[str],
                    retyped_features: Sequence[tuple[str, str, str]]) -> SchemaChanges:
@@ -451,7 +446,7 @@ def schema_changes(spec: ModelMonitorSpec, ref: FittedReference, current: pd.Dat
         return SchemaChanges([], [])
     said: list[str] = []
     if missing:
-        said.append("it lacks " + _listed(
+        said.append("it lacks " + capped(
             [f"{c!r} ({_ROLE_FIELDS[roles[c]]})" if c in roles else repr(c) for c in missing]))
     said.extend(f"{c!r} holds {now} values where the reference holds {before} ones"
                 for c, before, now in retyped)
@@ -459,7 +454,7 @@ def schema_changes(spec: ModelMonitorSpec, ref: FittedReference, current: pd.Dat
     features = [c for c in changed if c not in roles]
     fixes: list[str] = []
     if features:
-        named, it = _listed([repr(c) for c in features]), "it" if len(features) == 1 else "them"
+        named, it = capped([repr(c) for c in features]), "it" if len(features) == 1 else "them"
         fixes.append(f"restore {named} upstream, or list {it} in spec.columns.exclude"
                      if spec.columns.features is None else
                      f"restore {named} upstream, or remove {it} from spec.columns.features")
