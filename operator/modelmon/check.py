@@ -34,12 +34,14 @@ from modelmon.api.v1alpha1 import (
     parse_duration,
 )
 from modelmon.evaluation import (
+    DEFAULT_MIN_ROWS,
     CheckError,
     Figures,
     InsufficientDataError,
     InvalidDataError,
     InvalidSpecError,
     SourceUnavailableError,
+    enough_rows,
     failed_status,
     judge,
     quality_condition,
@@ -79,7 +81,6 @@ __all__ = [
     "InvalidSpecError",
     "SourceUnavailableError",
     "failed_status",
-    "min_rows",
     "parse_spec",
     "run_check",
 ]
@@ -88,35 +89,6 @@ log = logging.getLogger(__name__)
 
 #: A check computes without waiting for a slot unless its caller passes one.
 NO_LIMIT: AbstractContextManager[object] = nullcontext()
-
-#: Rows a window (and the reference) needs before a check gives a verdict, unless
-#: ``spec.current.minRows`` says otherwise. 30 is where the tests of the ``auto`` rule
-#: start to be meaningful: the chi-square test of homogeneity and the two-proportion
-#: Z-test rely on expected counts of at least 5 per cell (Cochran's rule), which 30 rows
-#: give for up to six equally frequent categories, and 30 is the usual floor for the
-#: large-sample approximations behind KS and the metrics' averages. Evidently and NannyML
-#: score a chunk of any size (NannyML returns NaN only where a metric cannot be
-#: computed), so a header-only window reads as "no drift" there; here it reads as
-#: InsufficientData, never Healthy.
-DEFAULT_MIN_ROWS = 30
-
-
-def min_rows(spec: ModelMonitorSpec) -> int:
-    """The rows a window needs for a verdict: ``current.minRows``, else the default."""
-    return spec.current.min_rows if spec.current.min_rows is not None else DEFAULT_MIN_ROWS
-
-
-def _enough_rows(rows: int, spec: ModelMonitorSpec, what: str, field: str) -> None:
-    """Raise InsufficientData when ``rows`` is under the minimum; the message names the
-    field that holds the data and the one that sets the minimum."""
-    needed = min_rows(spec)
-    if rows < needed:
-        origin = ("spec.current.minRows" if spec.current.min_rows is not None else
-                  "the default; spec.current.minRows can lower it to 1")
-        raise InsufficientDataError(
-            f"{field}: {what} has {rows} rows, fewer than the {needed} a verdict needs "
-            f"({origin}); no verdict until it has more")
-
 
 def parse_spec(spec: dict[str, object]) -> ModelMonitorSpec:
     """A spec from the cluster; errors name the field as ``spec.<path>``."""
@@ -163,7 +135,7 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
 
     def build(loaded: Loaded) -> FittedReference:
         columns = plan(spec, loaded.frame)
-        _enough_rows(len(loaded.frame), spec, "the reference", "spec.reference.source")
+        enough_rows(len(loaded.frame), spec, "the reference", "spec.reference.source")
         try:
             with cpu:
                 profile = fit_reference(
@@ -211,7 +183,7 @@ def current(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadContext,
             and ref.plan.prediction is None):
         raise InvalidDataError(
             f"spec.columns.prediction: the current window has no column {prediction!r}")
-    _enough_rows(len(frame), spec, "the current window", "spec.current.source")
+    enough_rows(len(frame), spec, "the current window", "spec.current.source")
     return frame
 
 

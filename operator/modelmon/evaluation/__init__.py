@@ -25,13 +25,16 @@ from modelmon.evaluation.conditions import (
     problem,
 )
 from modelmon.evaluation.failures import (
+    DEFAULT_MIN_ROWS,
     CheckError,
     InsufficientDataError,
     InvalidDataError,
     InvalidSpecError,
     SourceUnavailableError,
+    enough_rows,
     failed_status,
     failing_finding,
+    min_rows,
     phase_without_verdict,
 )
 from modelmon.evaluation.judge import (
@@ -52,6 +55,7 @@ from modelmon.evaluation.schema import SchemaChanges, schema_changes, schema_fai
 
 __all__ = [
     "CONDITION_TYPES",
+    "DEFAULT_MIN_ROWS",
     "SEVERITY_RANK",
     "Bound",
     "CheckError",
@@ -69,10 +73,12 @@ __all__ = [
     "drift_findings",
     "drift_status",
     "drift_threshold",
+    "enough_rows",
     "failed_status",
     "failing_finding",
     "judge",
     "merge_conditions",
+    "min_rows",
     "operational_bounds",
     "phase_of",
     "phase_without_verdict",

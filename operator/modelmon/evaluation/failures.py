@@ -2,7 +2,8 @@
 
 Part of ``evaluation`` (fourth stop on the data line). The stages of a check raise a
 ``CheckError`` whose ``reason`` becomes the Ready condition's reason; ``failed_status``
-keeps the previous figures (nothing recorded is lost) and decides the phase.
+keeps the previous figures (nothing recorded is lost) and decides the phase. A window
+with fewer rows than ``min_rows`` gets no verdict at all (``enough_rows``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,35 @@ class InsufficientDataError(CheckError):
     """Too few rows for a verdict."""
 
     reason = "InsufficientData"
+
+
+#: Rows a window (and the reference) needs before a check gives a verdict, unless
+#: ``spec.current.minRows`` says otherwise. 30 is where the tests of the ``auto`` rule
+#: start to be meaningful: the chi-square test of homogeneity and the two-proportion
+#: Z-test rely on expected counts of at least 5 per cell (Cochran's rule), which 30 rows
+#: give for up to six equally frequent categories, and 30 is the usual floor for the
+#: large-sample approximations behind KS and the metrics' averages. Evidently and NannyML
+#: score a chunk of any size (NannyML returns NaN only where a metric cannot be
+#: computed), so a header-only window reads as "no drift" there; here it reads as
+#: InsufficientData, never Healthy.
+DEFAULT_MIN_ROWS = 30
+
+
+def min_rows(spec: ModelMonitorSpec) -> int:
+    """The rows a window needs for a verdict: ``current.minRows``, else the default."""
+    return spec.current.min_rows if spec.current.min_rows is not None else DEFAULT_MIN_ROWS
+
+
+def enough_rows(rows: int, spec: ModelMonitorSpec, what: str, field: str) -> None:
+    """Raise InsufficientData when ``rows`` is under the minimum; the message names the
+    field that holds the data and the one that sets the minimum."""
+    needed = min_rows(spec)
+    if rows < needed:
+        origin = ("spec.current.minRows" if spec.current.min_rows is not None else
+                  "the default; spec.current.minRows can lower it to 1")
+        raise InsufficientDataError(
+            f"{field}: {what} has {rows} rows, fewer than the {needed} a verdict needs "
+            f"({origin}); no verdict until it has more")
 
 
 def failed_status(previous: ModelMonitorStatus, exc: CheckError, now: datetime,
