@@ -83,7 +83,9 @@ MODELMON_METHODS = {
 
 def modelmon_engine(w: Workload, config: str, mode: str, ref: Any, cur: Any
              ) -> tuple[Runner, Callable[[Any], ColumnStats]]:
+    from modelmon.evaluation import column_drifted
     from modelmon.stats.dataset import ColumnRequest, fit_reference, score_drift, score_window
+    from modelmon.stats.drift import get_method
 
     num, cat = MODELMON_METHODS[config]
     requests = [ColumnRequest(n, method=num) for n in w.numeric_names]
@@ -91,8 +93,11 @@ def modelmon_engine(w: Workload, config: str, mode: str, ref: Any, cur: Any
 
     def stats(result: Any) -> ColumnStats:
         drift = result if isinstance(result, list) else result.drift
+        # Judged as a check judges it, against the method's default threshold.
         return {d.name: {"method": d.result.method, "stat": d.result.statistic,
-                         "p": d.result.p_value, "drift": d.result.drifted} for d in drift}
+                         "p": d.result.p_value,
+                         "drift": column_drifted(d.result, d.kind, get_method(
+                             d.result.method, d.kind).default_threshold)} for d in drift}
 
     workers = 2 if mode.endswith("2") else 1
     mode = mode.rstrip("2")

@@ -23,8 +23,9 @@ import yaml
 from modelmon import __version__
 from modelmon.api.policy import DEFAULT_MAX_BYTES, Egress, Policy
 from modelmon.api.v1alpha1 import ModelMonitorStatus, parse_bytes, parse_duration
-from modelmon.check import CheckError, load_monitors, run_check
+from modelmon.check import CheckError, run_check
 from modelmon.evaluation import at_least
+from modelmon.monitor_files import load_monitors
 from modelmon.sources import egress
 from modelmon.sources.resolvers import LocalResolver
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,16 +20,18 @@ from modelmon.api.v1alpha1 import (
     FeatureDriftResult,
     Finding,
     ModelMonitorSpec,
-    Severity,
+    ModelMonitorStatus,
     TypeChange,
 )
-from modelmon.check import load_monitors
 from modelmon.evaluation import (
     drift_findings,
-    operational_findings,
-    performance_findings,
+    failing_finding,
     quality_findings,
+    range_findings,
+    rows_of,
+    table,
 )
+from modelmon.monitor_files import load_monitors
 from modelmon.outputs.notifiers import drift_columns
 from modelmon.outputs.notifiers.base import Message
 from modelmon.outputs.notifiers.senders import alertmanager_alerts
@@ -116,16 +117,6 @@ SPEC = ModelMonitorSpec.model_validate({
 })
 
 
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    value: float | None
-    min: float | None
-    max: float | None
-    severity: Severity
-    out_of_bounds: bool
-
-
 def _drifted(name: str, kind: str = "numeric") -> FeatureDriftResult:
     return FeatureDriftResult.model_validate({"name": name, "kind": kind, "method": "ks",
                                               "pValue": 0.001, "threshold": 0.05,
@@ -144,15 +135,15 @@ def every_kind_of_finding() -> list[Finding]:
                  ColumnQuality(name="region", missing_fraction=0.0, new_categories=3)],
         missing_columns=["zip"],
         type_changes=[TypeChange(name="age", reference="numeric", current="categorical")])
-    found = [*drift_findings(SPEC, drift),
-             *performance_findings(SPEC, {"accuracy": 0.5, "rocAuc": 0.5}),
-             *quality_findings(SPEC, quality),
-             *operational_findings([Figure("latencyP95Seconds", 0.9, None, 0.5, "warning",
-                                           True)])]
+    rows = table(SPEC)
+    found = [*drift_findings(rows, drift),
+             *range_findings(rows_of(rows, "performance"), {"accuracy": 0.5, "rocAuc": 0.5}),
+             *quality_findings(rows, quality),
+             *range_findings(rows_of(rows, "operational"), {"latencyP95Seconds": 0.9})]
     # What the worker adds when a check cannot run.
-    found.append(Finding(name="check.failing", severity="warning", value=1.0, bound=0.0,
-                         message="the check fails"))
-    return found
+    failing = failing_finding(SPEC, ModelMonitorStatus(), "InvalidData")
+    assert failing is not None
+    return [*found, failing]
 
 
 def by_labels(expr: str) -> set[str]:

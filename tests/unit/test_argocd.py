@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from modelmon.check import load_monitors, run_check
+from modelmon.check import run_check
 from modelmon.cli import status_dict
+from modelmon.monitor_files import load_monitors
 from toolcheck import require
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 import grafana
-from modelmon.check import load_monitors, run_check
+from modelmon.check import run_check
 from modelmon.handlers.lifecycle import Health
+from modelmon.monitor_files import load_monitors
 from modelmon.outputs.metrics import Metrics
 from modelmon.runner import OperatorGauges
 from modelmon.worker import Fleet

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelmon.check import load_monitors
+from modelmon.monitor_files import load_monitors
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO_ROOT / "manifests"

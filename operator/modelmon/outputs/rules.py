@@ -1,39 +1,25 @@
 """The PrometheusRule generated for a monitor: alerts on the metrics the operator exports.
 
-Last stop on the data line (``outputs``). Thresholds come from the spec and are written into
-the PromQL, so a threshold change in git changes the rule; routing labels come from
-``alerting.labels``. ``modelmon rules`` prints the same object offline for GitOps repositories.
+Last stop on the data line (``outputs``). Each alert renders one row of evaluation's
+bounds table (``evaluation.bounds``), limits written into the PromQL, so a threshold change
+in git changes the rule; routing labels come from ``alerting.labels``. ``modelmon rules``
+prints the same object offline for GitOps repositories.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from modelmon.api.names import monitor_label, rule_name
-from modelmon.api.v1alpha1 import (
-    API_VERSION,
-    KIND,
-    ModelMonitorSpec,
-    Severity,
-    parse_duration,
-)
+from modelmon.api.v1alpha1 import API_VERSION, KIND, ModelMonitorSpec, Severity
+from modelmon.evaluation.bounds import Bound, table
 
 RULE_API_VERSION = "monitoring.coreos.com/v1"
 RULE_KIND = "PrometheusRule"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelmon"}
-#: A monitor is stale when it has had no successful check for this many intervals.
-STALE_INTERVALS = 3
-#: The staleness expression looks back at least this far, so that a scrape gap alone never
-#: makes it true.
-STALE_MIN_SECONDS = 60
-
-DQ_CHECKS = (  # spec field -> metric `check` label, comparison
-    ("missing_fraction", "missingFraction"),
-    ("outlier_fraction", "outlierFraction"),
-    ("out_of_range_fraction", "outOfRangeFraction"),
-    ("new_categories", "newCategories"),
-)
+_PLACEHOLDER = re.compile(r"\{(who|namespace|monitor)\}")
 
 
 def _q(value: str) -> str:
@@ -41,8 +27,9 @@ def _q(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _num(x: float) -> str:
-    return repr(float(x))
+def _num(value: float) -> str:
+    """A bound in PromQL: integers as written, other numbers as floats."""
+    return str(value) if isinstance(value, int) else repr(float(value))
 
 
 @dataclass(frozen=True)
@@ -55,112 +42,35 @@ class Alert:
     extra_labels: tuple[tuple[str, str], ...] = ()
 
 
-def _bounded(alert: str, metric: str, sel: str, label: str, name: str, low: float | None,
-             high: float | None, severity: Severity, who: str) -> Alert:
-    """An alert on one labelled series leaving [low, high]."""
-    value = f"max by (namespace, monitor, {label}) ({metric}{{{sel},{label}={_q(name)}}})"
-    parts = [f"{value} {op} {_num(b)}" for op, b in (("<", low), (">", high)) if b is not None]
-    bounds = " and ".join(f"{w} {b:g}" for w, b in (("at least", low), ("at most", high))
-                          if b is not None)
-    return Alert(alert, " or ".join(parts), severity, f"{name} of {who} is out of bounds",
-                 f"{name} of {who} is {{{{ $value | printf \"%.4g\" }}}}; it should be "
-                 f"{bounds}.", ((label, name),))
+def _expr(row: Bound, selector: str) -> str:
+    """The PromQL that is true while the row's figure crosses one of its limits."""
+    matchers = "".join(f",{label}={_q(value)}" for label, value in row.match)
+    series = f"{row.series}{{{selector}{matchers}}}"
+    value = f"max by ({', '.join(('namespace', 'monitor', *row.per))}) ({series})"
+    if row.age:  # no series for as long (operator down, never a success) counts too
+        (limit,) = row.limits
+        return (f"(time() - {value} {limit.comparison} {_num(limit.value)}) "
+                f"or absent_over_time({series}[{_num(limit.value)}s])")
+    return " or ".join(f"{value} {lim.comparison} {_num(lim.value)}" for lim in row.limits)
+
+
+def alert(row: Bound, namespace: str, monitor: str, model: str) -> Alert:
+    """The alert of one row of the bounds table."""
+    said = {"who": f"{namespace}/{monitor} ({model})", "namespace": namespace,
+            "monitor": monitor}
+
+    def text(template: str) -> str:
+        return _PLACEHOLDER.sub(lambda found: said[found.group(1)], template)
+
+    selector = f"namespace={_q(namespace)},monitor={_q(monitor)}"
+    return Alert(row.alert, _expr(row, selector), row.severity, text(row.summary),
+                 text(row.description),
+                 tuple((label, value) for label, value in row.match if label in row.per))
 
 
 def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
-    """The alerts of one monitor, thresholds taken from its spec."""
-    sel = f"namespace={_q(namespace)},monitor={_q(monitor)}"
-    who = f"{namespace}/{monitor} ({spec.model.name})"
-    drift_sev = spec.drift.severity
-    share = spec.drift.dataset_drift_share
-    out = [
-        Alert("ModelDataDrift",
-              f"max by (namespace, monitor) (modelmon_dataset_drift_share{{{sel}}}) "
-              f">= {_num(share)}",
-              drift_sev, f"Data drift in {who}",
-              f"{{{{ $value | humanizePercentage }}}} of the features of {who} drifted "
-              f"(alert at {share:.0%})."),
-        Alert("ModelPredictionDrift",
-              f"max by (namespace, monitor, feature) "
-              f"(modelmon_drift_detected{{{sel},role=\"prediction\"}}) == 1",
-              drift_sev, f"Prediction drift in {who}",
-              f"The predictions of {who} ({{{{ $labels.feature }}}}) drifted from the "
-              "reference."),
-        Alert("ModelTargetDrift",
-              f"max by (namespace, monitor, feature) "
-              f"(modelmon_drift_detected{{{sel},role=\"target\"}}) == 1",
-              drift_sev, f"Target drift in {who}",
-              f"The ground truth of {who} ({{{{ $labels.feature }}}}) drifted from the "
-              "reference."),
-    ]
-    # Features whose spec gives a severity of their own alert by themselves, as their
-    # findings do.
-    for feature, override in sorted(spec.drift.features.items()):
-        if override.severity is None:
-            continue
-        out.append(Alert(
-            "ModelFeatureDrift",
-            f"max by (namespace, monitor, feature) (modelmon_drift_detected"
-            f"{{{sel},role=\"feature\",feature={_q(feature)}}}) == 1",
-            override.severity, f"Feature {feature} of {who} drifted",
-            f"Feature {feature} of {who} drifted from the reference.",
-            (("feature", feature),)))
-    for m in spec.performance.metrics:
-        out.append(_bounded("ModelPerformanceDegraded", "modelmon_performance_metric",
-                            sel, "metric", m.name, m.min, m.max, m.severity, who))
-    queries = spec.operational.source.prometheus.queries if (
-        spec.operational is not None and spec.operational.source.prometheus is not None) else []
-    for q in queries:
-        if q.min is not None or q.max is not None:
-            out.append(_bounded("ModelOperationalDegraded", "modelmon_operational_metric",
-                                sel, "name", q.name, q.min, q.max, q.severity, who))
-    for attr, check in DQ_CHECKS:
-        bound = getattr(spec.data_quality, attr)
-        if bound is None:
-            continue
-        out.append(Alert(
-            "ModelDataQualityDegraded",
-            f"max by (namespace, monitor, column, check) "
-            f"(modelmon_data_quality{{{sel},check={_q(check)}}}) > {_num(bound.max)}",
-            bound.severity, f"Data quality ({check}) of {who} is out of bounds",
-            f"Column {{{{ $labels.column }}}} of {who} has {check} "
-            f"{{{{ $value | printf \"%.4g\" }}}} (max {bound.max:g}).",
-            (("check", check),)))
-    schema_checks: tuple[tuple[str, Severity, str], ...] = (
-        ("missingColumns", "critical", "is missing from"),
-        ("typeChanges", "warning", "changed kind in"))
-    for check, severity, what in schema_checks:
-        out.append(Alert(
-            "ModelDataQualityDegraded",
-            f"max by (namespace, monitor, column, check) "
-            f"(modelmon_data_quality{{{sel},check={_q(check)}}}) > 0",
-            severity, f"Data quality ({check}) of {who} is out of bounds",
-            f"Column {{{{ $labels.column }}}} {what} the current window of {who}.",
-            (("check", check),)))
-    stale = int(parse_duration(spec.schedule.interval).total_seconds() * STALE_INTERVALS)
-    # The alert waits `for` after its expression turns true, so the expression turns true
-    # `for` earlier: the alert then fires when the last success is three intervals old (or
-    # `for` plus a minute, if that is longer), not three intervals plus `for`.
-    pending = int(parse_duration(spec.alerting.prometheus_rule.for_).total_seconds())
-    early = max(stale - pending, STALE_MIN_SECONDS)
-    last = f"modelmon_last_check_timestamp_seconds{{{sel}}}"
-    out += [
-        # No series for as long (the operator is down, or the monitor never succeeded) is
-        # stale too.
-        Alert("ModelMonitorStale",
-              f"(time() - max by (namespace, monitor) ({last}) > {early}) "
-              f"or absent_over_time({last}[{early}s])",
-              "warning", f"Monitor {who} has no recent successful check",
-              f"No check of {who} succeeded in the last {STALE_INTERVALS} intervals "
-              f"({stale}s); is the operator running and the data reachable?"),
-        Alert("ModelMonitorCheckFailing",
-              f"max by (namespace, monitor) "
-              f"(modelmon_monitor_phase{{{sel},phase=\"Failing\"}}) == 1",
-              "warning", f"Checks of {who} are failing",
-              f"The checks of {who} fail; `kubectl describe modelmonitor -n {namespace} "
-              f"{monitor}` shows the reason."),
-    ]
-    return out
+    """The alerts of one monitor: one per row of its bounds table."""
+    return [alert(row, namespace, monitor, spec.model.name) for row in table(spec)]
 
 
 def prometheus_rule(namespace: str, monitor: str, spec: ModelMonitorSpec,

@@ -2,7 +2,7 @@
 
 Part of ``sources`` (second stop on the data line). Unlike the other kinds it yields no
 rows to compare: each query becomes one number, an ``OperationalFigure``, that evaluation
-holds against its ``min``/``max`` like every other figure and outputs export the same way.
+holds against its ``min``/``max`` like every other figure, and outputs export the same way.
 
 Semantics of a query (``spec.operational.source.prometheus.queries[i]``):
 
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from modelmon.api.policy import Egress
-from modelmon.api.v1alpha1 import Severity, Source
+from modelmon.api.v1alpha1 import Source
 from modelmon.api.v1alpha1 import parse_duration as duration
 from modelmon.sources import egress
 from modelmon.sources.base import (
@@ -70,23 +70,12 @@ MAX_SHOWN_SERIES = 3
 
 @dataclass(frozen=True, slots=True)
 class OperationalFigure:
-    """One query's number and the bounds it is held against."""
+    """One query's number (evaluation holds it against the query's bounds)."""
 
     name: str
     value: float | None
     """None when the query returned no data (see ``note``)."""
-    min: float | None
-    max: float | None
-    severity: Severity
     note: str | None = None
-
-    @property
-    def out_of_bounds(self) -> bool:
-        """True when there is a value and it is below min or above max."""
-        if self.value is None:
-            return False
-        return (self.min is not None and self.value < self.min) or (
-            self.max is not None and self.value > self.max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +233,7 @@ def _figure(query: PrometheusQuery, value: float | None, note: str | None
             ) -> OperationalFigure:
     if value is not None and not math.isfinite(value):
         value, note = None, f"the query returned {value}"
-    return OperationalFigure(query.name, value, query.min, query.max, query.severity, note)
+    return OperationalFigure(query.name, value, note)
 
 
 def query_figure(client: _Client, query: PrometheusQuery, field: str,
@@ -307,10 +296,9 @@ def operational_figures(source: Source, ctx: LoadContext) -> list[OperationalFig
 
 
 def figures_frame(figures: list[OperationalFigure]) -> pd.DataFrame:
-    """Figures as rows: name, value, min, max, severity, note."""
-    return pd.DataFrame.from_records(
-        [(f.name, f.value, f.min, f.max, f.severity, f.note) for f in figures],
-        columns=["name", "value", "min", "max", "severity", "note"])
+    """Figures as rows: name, value, note."""
+    return pd.DataFrame.from_records([(f.name, f.value, f.note) for f in figures],
+                                     columns=["name", "value", "note"])
 
 
 @register("prometheus")

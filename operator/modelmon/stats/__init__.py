@@ -1,5 +1,6 @@
 """Pure numpy/scipy statistics: profiles, drift methods, performance and data quality.
 
 Third stop on the data line: everything here takes arrays or frames and returns figures;
-nothing reads files, talks to Kubernetes or knows about thresholds' severities.
+nothing reads files, talks to Kubernetes or judges them: thresholds, verdicts and severities
+belong to ``evaluation``.
 """

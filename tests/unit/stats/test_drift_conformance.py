@@ -11,22 +11,25 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelmon.stats.drift import AnyMethod, DriftResult, methods
+from modelmon.stats.drift import AnyMethod, methods
 from modelmon.stats.profile import fit_categorical, fit_numeric
+from verdicts import Judged, judged
 
 METHODS = methods()
 IDS = [f"{m.name}-{m.kind}" for m in METHODS]
 
 
 def score(method: AnyMethod, reference: Sequence[Any] | np.ndarray,
-          current: Sequence[Any] | np.ndarray, threshold: float | None = None) -> DriftResult:
-    """Fit the reference and score the current window the way the engine does."""
+          current: Sequence[Any] | np.ndarray, threshold: float | None = None) -> Judged:
+    """Fit the reference, score the current window and judge the score the way the
+    engine and evaluation do."""
     if method.kind == "numeric":
         profile = fit_numeric(np.asarray(reference, dtype=np.float64))
-        return method.score(profile, np.asarray(current, dtype=np.float64), threshold)  # type: ignore[arg-type]
+        return judged(method.score(profile, np.asarray(current, dtype=np.float64)),  # type: ignore[arg-type]
+                      threshold)
     ref = fit_categorical(np.asarray(reference, dtype=object))
     cur = fit_categorical(np.asarray(current, dtype=object))
-    return method.score(ref, cur, threshold)  # type: ignore[arg-type]
+    return judged(method.score(ref, cur), threshold)  # type: ignore[arg-type]
 
 
 rng = np.random.default_rng(20240611)
@@ -80,8 +83,8 @@ def same_and_shifted(method: AnyMethod) -> tuple[np.ndarray, np.ndarray]:
     return (NORMAL, SHIFTED) if method.kind == "numeric" else (LABELS, LABELS_SHIFTED)
 
 
-def assert_well_formed(method: AnyMethod, result: DriftResult) -> None:
-    assert isinstance(result, DriftResult)
+def assert_well_formed(method: AnyMethod, result: Judged) -> None:
+    assert isinstance(result, Judged)
     assert result.method == method.name
     for value in (result.statistic, result.p_value):
         assert value is None or (isinstance(value, float) and math.isfinite(value))
@@ -94,7 +97,7 @@ def assert_well_formed(method: AnyMethod, result: DriftResult) -> None:
     json.dumps(dataclasses.asdict(result), allow_nan=False)
 
 
-def assert_direction(method: AnyMethod, result: DriftResult) -> None:
+def assert_direction(method: AnyMethod, result: Judged) -> None:
     """A test drifts when p < threshold; a distance when statistic >= threshold."""
     if result.statistic is None:
         return

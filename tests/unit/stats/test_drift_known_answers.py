@@ -10,6 +10,7 @@ import pytest
 from modelmon.stats.drift import divergence, get_method
 from modelmon.stats.drift.divergence import EMPTY_CELL
 from modelmon.stats.profile import CategoricalProfile, fit_numeric
+from verdicts import drifted
 
 
 def cats(**counts: int) -> CategoricalProfile:
@@ -40,7 +41,7 @@ def test_numeric_psi_on_deciles() -> None:
     result = get_method("psi", "numeric").score(profile, np.zeros(50))  # type: ignore[arg-type]
     want = 0.9 * math.log(10) + 9 * (EMPTY_CELL - 0.1) * math.log(EMPTY_CELL / 0.1)
     assert result.statistic == pytest.approx(want)
-    assert result.drifted
+    assert drifted(result)
 
 
 def test_tvd() -> None:
@@ -65,7 +66,7 @@ def test_numeric_hellinger_on_deciles() -> None:
     result = method.score(profile, current)  # type: ignore[arg-type]
     assert result.statistic == pytest.approx(math.sqrt(1 - math.sqrt(0.2)))
     assert result.p_value is None
-    assert result.drifted
+    assert drifted(result)
     # Deciles 0.2, 0.1 x 8, 0 against 0.1 each: sum sqrt(p q) = sqrt(0.02) + 0.8 (the empty
     # bin adds nothing: no smoothing here), H = sqrt(1 - 0.8 - sqrt(0.02)) ~ 0.2420.
     shifted = np.repeat(np.arange(0, 1000, 100, dtype=np.float64), [20] + [10] * 8 + [0])
@@ -74,7 +75,7 @@ def test_numeric_hellinger_on_deciles() -> None:
     # The reference itself, in any order: every bin matches, H = 0.
     same = method.score(profile, np.arange(999, -1, -1, dtype=np.float64))  # type: ignore[arg-type]
     assert same.statistic == pytest.approx(0.0, abs=1e-12)
-    assert not same.drifted
+    assert not drifted(same)
 
 
 def test_kl() -> None:
@@ -103,14 +104,14 @@ def test_ztest() -> None:
         cats(a=60, b=40), cats(a=40, b=60))  # type: ignore[arg-type]
     assert result.statistic == pytest.approx(2 * math.sqrt(2))
     assert result.p_value == pytest.approx(math.erfc(2.0))
-    assert result.drifted
+    assert drifted(result)
 
 
 def test_ztest_refuses_more_than_two_categories() -> None:
     result = get_method("ztest", "categorical").score(
         cats(a=60, b=40), cats(a=40, b=50, c=10))  # type: ignore[arg-type]
     assert result.statistic is None
-    assert not result.drifted
+    assert not drifted(result)
     assert result.message is not None
     assert "chisquare" in result.message
 
@@ -139,6 +140,6 @@ def test_wasserstein_constant_reference_is_not_normalised() -> None:
     profile = fit_numeric(np.full(20, 5.0))
     result = get_method("wasserstein", "numeric").score(profile, np.full(10, 5.5))  # type: ignore[arg-type]
     assert result.statistic == pytest.approx(0.5)
-    assert result.drifted
+    assert drifted(result)
     assert result.message is not None
     assert "not normalised" in result.message

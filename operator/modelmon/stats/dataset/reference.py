@@ -58,7 +58,6 @@ class ColumnRequest:
     name: str
     role: Role = "feature"
     method: str = "auto"
-    threshold: float | None = None
     categorical: bool = False
     """Declared categorical in the spec."""
 

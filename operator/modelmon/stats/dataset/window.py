@@ -133,7 +133,7 @@ def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> D
     method = profile.scorer
     if (profile.kind == "numeric" and not column.is_numeric()
             and column.series.notna().any()):
-        return DriftResult(profile.method, None, None, _threshold(profile), False,
+        return DriftResult(profile.method, None, None,
                            "not scored: the column is numeric in the reference but not in "
                            "the current window")
     ref = profile.numeric if profile.kind == "numeric" else profile.categorical
@@ -143,13 +143,7 @@ def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> D
             and set(current.categories) - set(ref.categories)):  # type: ignore[union-attr]
         # auto picked the two-category test, but the window brought a third category.
         method = get_method("chisquare", "categorical")
-    return method.score(ref, current, profile.request.threshold,  # type: ignore[arg-type]
-                        prepared=True)
-
-
-def _threshold(profile: ColumnProfile) -> float:
-    t = profile.request.threshold
-    return profile.scorer.default_threshold if t is None else t
+    return method.score(ref, current, prepared=True)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

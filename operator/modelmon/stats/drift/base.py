@@ -38,8 +38,6 @@ class DriftResult:
     """The test statistic or distance; None when the column could not be scored."""
     p_value: float | None
     """None for distance methods."""
-    threshold: float
-    drifted: bool
     message: str | None = None
     """Why a column was not scored, or a caveat about the score."""
 
@@ -54,8 +52,9 @@ class DriftMethod(ABC, Generic[P, C]):
     ``score`` receives the fitted reference profile and the current window: for numeric
     methods a float64 array, for categorical methods the current window's category counts;
     ``prepare`` puts the window in the form ``statistic`` and ``caveat`` receive (numeric:
-    its finite values in ascending order). Direction: a test (``uses_p_value``) drifts when
-    its p-value is below the threshold; a distance drifts when it is at or above it.
+    its finite values in ascending order). A method returns numbers only; evaluation holds
+    them against a threshold (``default_threshold`` unless the spec sets one): a test
+    (``uses_p_value``) drifts when its p-value is below it, a distance at or above it.
     """
 
     name: ClassVar[str]
@@ -86,31 +85,26 @@ class DriftMethod(ABC, Generic[P, C]):
         the statistic is undefined), or None. Called after ``statistic``."""
         return None
 
-    def score(self, reference: P, current: C, threshold: float | None = None, *,
-              prepared: bool = False) -> DriftResult:
-        """Score and decide; empty sides give an undrifted result with a message.
+    def score(self, reference: P, current: C, *, prepared: bool = False) -> DriftResult:
+        """Score; empty sides give an unscored result with a message.
 
         The window is prepared here (numeric: NaN and infinities dropped, sorted), so a
         method never sees them even if the caller forgot; ``prepared=True`` says the caller
         already did (``dataset.CurrentColumn`` sorts each column once), and skips the
         checks.
         """
-        limit = self.default_threshold if threshold is None else float(threshold)
         if not prepared:
             current = self.prepare(current)
         n_cur = current.size if isinstance(current, np.ndarray) else current.n
         if reference.n == 0 or n_cur == 0:
             side = "reference" if reference.n == 0 else "current window"
-            return DriftResult(self.name, None, None, limit, False,
+            return DriftResult(self.name, None, None,
                                f"not scored: the {side} has no usable values")
-        stat, p = self.statistic(reference, current)
-        # A test drifts below its threshold, a distance at or above it.
-        drifted = p < limit if p is not None else not math.isnan(stat) and stat >= limit
-        message = self.caveat(reference, current, stat, p)
-        if math.isnan(stat) or (p is not None and math.isnan(p)):
+        statistic, p_value = self.statistic(reference, current)
+        message = self.caveat(reference, current, statistic, p_value)
+        if math.isnan(statistic) or (p_value is not None and math.isnan(p_value)):
             message = message or "not scored: the statistic is undefined for these samples"
-            drifted = False
-        return DriftResult(self.name, _clean(stat), _clean(p), limit, drifted, message)
+        return DriftResult(self.name, _clean(statistic), _clean(p_value), message)
 
 
 def _clean(x: float | None) -> float | None:

@@ -1,0 +1,247 @@
+"""Judging: the numbers of a check, held against the bounds table, become findings,
+dataset drift, conditions and a phase.
+
+Part of ``evaluation`` (fourth stop on the data line). Nothing here computes statistics
+or performs I/O: stats and sources return numbers only, and this module alone decides what
+they mean, row by row of ``evaluation.bounds.table``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from modelmon.api.messages import capped
+from modelmon.api.v1alpha1 import (
+    DataQualityStatus,
+    DriftStatus,
+    FeatureDriftResult,
+    Finding,
+    LastCheck,
+    ModelMonitorSpec,
+    ModelMonitorStatus,
+    Phase,
+    Severity,
+)
+from modelmon.evaluation.bounds import (
+    QUALITY_CHECKS,
+    Bound,
+    Limit,
+    drift_threshold,
+    rows_of,
+)
+from modelmon.evaluation.conditions import ConditionValue, merge_conditions, problem
+from modelmon.stats.dataset import ColumnDrift
+from modelmon.stats.drift import DriftResult, get_method
+
+SEVERITY_RANK: dict[str, int] = {"warning": 1, "critical": 2}
+_WORD = {"<": "below", ">": "above"}
+
+
+def at_least(severity: str, floor: str) -> bool:
+    """Whether ``severity`` is at or above ``floor``."""
+    return SEVERITY_RANK[severity] >= SEVERITY_RANK[floor]
+
+
+def _fmt(number: float) -> str:
+    return f"{number:.4g}"
+
+
+def column_drifted(result: DriftResult, kind: str, threshold: float) -> bool:
+    """A column's verdict: a test drifts when its p-value is below the threshold, a
+    distance when the statistic is at or above it; an unscored column never drifts."""
+    if result.statistic is None:
+        return False
+    if get_method(result.method, kind).uses_p_value:  # type: ignore[arg-type]
+        return result.p_value is not None and result.p_value < threshold
+    return result.statistic >= threshold
+
+
+def column_verdict(spec: ModelMonitorSpec, column: ColumnDrift) -> FeatureDriftResult:
+    """One scored column with its threshold and verdict."""
+    result = column.result
+    default = get_method(result.method, column.kind).default_threshold
+    threshold = drift_threshold(spec, column.name, default)
+    return FeatureDriftResult(
+        name=column.name, kind=column.kind, method=result.method,
+        statistic=result.statistic, p_value=result.p_value, threshold=threshold,
+        drifted=column_drifted(result, column.kind, threshold), message=result.message)
+
+
+def drift_status(spec: ModelMonitorSpec, rows: Sequence[Bound],
+                 columns: Sequence[ColumnDrift]) -> DriftStatus:
+    """Every scored column's verdict, the share of drifted features and dataset drift."""
+    features = [column_verdict(spec, c) for c in columns if c.role == "feature"]
+    by_role = {c.role: column_verdict(spec, c) for c in columns if c.role != "feature"}
+    drifted = [f.name for f in features if f.drifted]
+    share = len(drifted) / len(features) if features else 0.0
+    (dataset,) = (r for r in rows if r.name == "drift.dataset")
+    return DriftStatus(share=share, dataset_drift=bool(features) and
+                       dataset.crossed(share) is not None, drifted=drifted,
+                       features=features, prediction=by_role.get("prediction"),
+                       target=by_role.get("target"))
+
+
+def _drift_finding(name: str, what: str, result: FeatureDriftResult,
+                   severity: Severity) -> Finding:
+    if result.p_value is not None:
+        value = result.p_value
+        text = f"p-value {_fmt(result.p_value)} < {_fmt(result.threshold)}"
+    else:
+        value = result.statistic or 0.0
+        text = f"{_fmt(value)} >= {_fmt(result.threshold)}"
+    return Finding(name=name, severity=severity, value=value, bound=result.threshold,
+                   message=f"{what} drifted ({result.method}: {text})")
+
+
+def drift_findings(rows: Sequence[Bound], drift: DriftStatus) -> list[Finding]:
+    """Dataset, prediction, target and per-feature drift with a severity of its own."""
+    by_name = {r.name: r for r in rows_of(list(rows), "drift")}
+    out: list[Finding] = []
+    dataset = by_name["drift.dataset"]
+    if drift.dataset_drift:
+        bound = dataset.limits[0].value
+        out.append(Finding(
+            name=dataset.name, severity=dataset.severity, value=drift.share, bound=bound,
+            message=f"{len(drift.drifted)} of {len(drift.features)} features drifted "
+                    f"(share {_fmt(drift.share)} >= {_fmt(bound)}): {capped(drift.drifted)}"))
+    for role, result in (("prediction", drift.prediction), ("target", drift.target)):
+        if result is not None and result.drifted:
+            row = by_name[f"drift.{role}"]
+            out.append(_drift_finding(row.name, f"{role} column {result.name!r}", result,
+                                      row.severity))
+    for feature in drift.features:
+        own = by_name.get(f"drift.feature.{feature.name}")
+        if feature.drifted and own is not None:
+            out.append(_drift_finding(own.name, f"feature {feature.name!r}", feature,
+                                      own.severity))
+    return out
+
+
+def _range_finding(row: Bound, value: float) -> Finding | None:
+    limit = row.crossed(value)
+    if limit is None:
+        return None
+    return Finding(name=row.name, severity=row.severity, value=value, bound=limit.value,
+                   message=f"{row.subject} {_fmt(value)} is {_WORD[limit.comparison]} "
+                           f"{_fmt(limit.value)}")
+
+
+def range_findings(rows: Sequence[Bound], values: Mapping[str, float | None]
+                   ) -> list[Finding]:
+    """Figures of the rows' subjects (metrics, queries) outside their bounds; a figure
+    without a value is not judged."""
+    out: list[Finding] = []
+    for row in rows:
+        value = values.get(row.subject)
+        if value is not None and (found := _range_finding(row, value)) is not None:
+            out.append(found)
+    return out
+
+
+def quality_findings(rows: Sequence[Bound], quality: DataQualityStatus) -> list[Finding]:
+    """Columns over their data-quality bounds, missing columns and type changes."""
+    by_check = {r.subject: r for r in rows_of(list(rows), "dataQuality")}
+    out: list[Finding] = []
+    for column in quality.columns:
+        for attr, check, what in QUALITY_CHECKS:
+            row, value = by_check.get(check), getattr(column, attr)
+            if row is None or value is None or row.crossed(value) is None:
+                continue
+            limit: Limit = row.limits[0]
+            said = (f"{value} {what} (max {limit.value:g})" if check == "newCategories"
+                    else f"{value:.2%} {what} (max {limit.value:.2%})")
+            out.append(Finding(name=f"{row.name}.{column.name}", severity=row.severity,
+                               value=float(value), bound=limit.value,
+                               message=f"{column.name}: {said}"))
+    # One finding per column, like the series and the rule's alerts on them.
+    missing, retyped = by_check["missingColumns"], by_check["typeChanges"]
+    for name in quality.missing_columns:
+        out.append(Finding(
+            name=f"{missing.name}.{name}", severity=missing.severity, value=1.0, bound=0.0,
+            message=f"{name}: monitored column missing from the current window; restore it "
+                    "upstream, or list it in spec.columns.exclude"))
+    for change in quality.type_changes:
+        out.append(Finding(
+            name=f"{retyped.name}.{change.name}", severity=retyped.severity, value=1.0,
+            bound=0.0,
+            message=f"{change.name}: {change.reference} in the reference, {change.current} "
+                    "in the current window; restore its type upstream, or list it in "
+                    "spec.columns.exclude"))
+    return out
+
+
+def quality_condition(found: Sequence[Finding]) -> ConditionValue:
+    """DataQualityDegraded from the data-quality findings."""
+    return problem("DataQualityDegraded", found, "BoundExceeded", "WithinBounds",
+                   "every column is within its bounds")
+
+
+def phase_of(findings: Sequence[Finding]) -> Phase:
+    """Degraded beats Drifting beats Healthy."""
+    if any(not f.name.startswith("drift.") for f in findings):
+        return "Degraded"
+    if findings:
+        return "Drifting"
+    return "Healthy"
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The numbers of one check, as the stages before evaluation computed them."""
+
+    reference_rows: int
+    current_rows: int
+    columns: Sequence[ColumnDrift]
+    """Drift scores of every scored column (features, prediction, target)."""
+    quality: DataQualityStatus
+    performance: Mapping[str, float]
+    no_performance: str | None
+    """Why there are no performance metrics, when there are none."""
+    operational: Mapping[str, float | None]
+    """Each operational query's figure, None when it returned no data."""
+
+
+def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
+          previous: ModelMonitorStatus, now: datetime, generation: int | None,
+          duration_seconds: float) -> ModelMonitorStatus:
+    """The status of a check that ran: its figures, findings, conditions and phase."""
+    drift = drift_status(spec, rows, figures.columns)
+    drift_found = drift_findings(rows, drift)
+    performance_found = range_findings(rows_of(list(rows), "performance"),
+                                       figures.performance)
+    quality_found = quality_findings(rows, figures.quality)
+    operational_found = range_findings(rows_of(list(rows), "operational"),
+                                       figures.operational)
+    values = [
+        ConditionValue("Ready", "True", "CheckSucceeded",
+                       f"checked {figures.current_rows} current rows against "
+                       f"{figures.reference_rows} reference rows"),
+        ConditionValue("SourceAvailable", "True", "SourcesRead", "both sources were read"),
+        problem("DataDrift", drift_found, "DriftDetected", "NoDrift",
+                f"{len(drift.drifted)} of {len(drift.features)} features drifted"),
+        ConditionValue("PerformanceDegraded", "Unknown", "NoLabels", figures.no_performance)
+        if figures.no_performance is not None and spec.performance.metrics else
+        problem("PerformanceDegraded", performance_found, "OutOfBounds", "WithinBounds",
+                "every metric is within its bounds"),
+        quality_condition(quality_found),
+    ]
+    if spec.operational is not None:
+        values.append(problem("OperationalDegraded", operational_found, "OutOfBounds",
+                              "WithinBounds", "every operational figure is within its bounds"))
+    findings = [*drift_found, *performance_found, *quality_found, *operational_found]
+    return ModelMonitorStatus(
+        phase=phase_of(findings),
+        observed_generation=generation,
+        last_check=LastCheck(time=now, duration_seconds=round(duration_seconds, 6),
+                             reference_rows=figures.reference_rows,
+                             current_rows=figures.current_rows),
+        drift=drift,
+        performance=dict(figures.performance),
+        operational={name: value for name, value in figures.operational.items()
+                     if value is not None},
+        data_quality=figures.quality,
+        findings=findings,
+        conditions=merge_conditions(previous.conditions, values, now, generation),
+    )
