@@ -38,13 +38,13 @@ image:  ## build the operator image (needs Docker or another OCI builder; IMAGE=
 test-deps:  ## Debian packages the tests and lint use (promtool, alertmanager, postgres, lua5.1, shellcheck)
 	hack/install-test-deps.sh
 
-test-unit: install  ## unit tests only: no cluster, about a minute
-	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+test-unit: install  ## unit and packaging tests, no cluster (926 tests in 1 min 40 s on 2 cores)
+	$(PYTHON) -m pytest tests/unit tests/packaging $(PYTEST_ARGS)
 
 test-integration: install test-deps  ## integration tests on the local control plane
 	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
 
-test: install test-deps lint  ## everything CI runs: lint, unit and integration tests
+test: install test-deps lint  ## everything CI runs: lint, unit, packaging, benchmark smoke and integration tests
 	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
 
 cluster-bins:  ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)

@@ -626,7 +626,7 @@ class Report:
             "installs Evidently and NannyML into a virtualenv under "
             "`${MODELMON_CACHE:-~/.cache/modelmon}/bench-venv`). Smoke test, modelmon and "
             "scipy only, timings meaningless: `python benchmarks/run.py --quick --tools "
-            "modelmon,bound,scipy --python current` (`tests/unit/test_bench_smoke.py`). "
+            "modelmon,bound,scipy --python current` (`tests/bench/test_bench_smoke.py`). "
             "`python benchmarks/run.py --from-json ~/.cache/modelmon/bench-last.json` "
             "rewrites this file from the last run's saved figures; `--scale-only` reruns "
             "just the operator at scale into them.",

@@ -10,7 +10,8 @@ annotation `helm.sh/resource-policy: keep` when `crds.keep` (the CRD, and with i
 ModelMonitor, then survives `helm uninstall`). Existing annotations are kept and `{{` in
 the CRD text is escaped, so descriptions and CEL rules pass through Helm's template engine
 unchanged. Each file of crds/ is also copied as it is to manifests/base/crd/ (kustomize
-reads no files outside its folder). tests/unit/test_chart.py fails when a copy differs from crds/.
+reads no files outside its folder). tests/packaging/test_chart.py fails when a copy differs
+from crds/.
 """
 
 from __future__ import annotations

@@ -141,10 +141,13 @@ def test_console_script_and_module_entry_points() -> None:
     cmds = [[sys.executable, "-m", "modelmon", "--version"]]
     if exe:
         cmds.append([exe, "--version"])
-    for cmd in cmds:
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+    # Started together: each spends its time importing modelmon.
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={"PYTHONPATH": str(ROOT / "operator"), "PATH": "/usr/bin:/bin"})
-        assert done.returncode == 0 and done.stdout.startswith("modelmon "), done
+             for cmd in cmds]
+    for cmd, proc in zip(cmds, procs, strict=True):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.startswith("modelmon "), (cmd, out, err)
 
 
 def test_empty_current_window_exits_2_with_insufficient_data(

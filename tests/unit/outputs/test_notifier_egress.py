@@ -1,15 +1,15 @@
 """Notifiers under the egress policy: a refused receiver gets no byte, the failure names
 the field and is not retried; an allowed one is reached through the checked address.
 
-Receivers run on 127.0.0.1; nothing connects anywhere else (the ``guard`` fixture fails
-any attempt to).
+Receivers run on 127.0.0.1; nothing connects anywhere else (the ``loopback_guard`` fixture
+fails any attempt to).
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +25,9 @@ from modelmon.api.v1alpha1 import AlertingSpec, Finding
 from modelmon.outputs.notifiers import Context, notify
 from modelmon.outputs.notifiers import base as notifier_base
 from modelmon.sources import egress
-from netguard import Listener, loopback_only
+from netguard import Listener
+
+pytestmark = pytest.mark.usefixtures("loopback_guard")
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 DRIFT = Finding(name="drift.dataset", severity="warning", value=0.6, bound=0.5,
@@ -59,14 +61,6 @@ class Sleeps:
 @pytest.fixture(autouse=True)
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notifier_base, "REQUEST_TIMEOUT_SECONDS", 2.0)
-
-
-@pytest.fixture(autouse=True)
-def guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Refuse, and record, any connection to an address that is not loopback."""
-    attempts = loopback_only(monkeypatch)
-    yield attempts
-    assert attempts == [], f"connections attempted to {attempts}"
 
 
 def fake_dns(monkeypatch: pytest.MonkeyPatch, table: dict[str, str]) -> None:
@@ -189,7 +183,7 @@ async def test_a_name_is_delivered_to_its_checked_address(receiver: Receiver,
 
 @pytest.mark.parametrize("url", ["http://169.254.169.254/hook", "http://[fd00:ec2::254]/",
                                  "http://metadata.test/hook"])
-async def test_metadata_receivers_refused_without_traffic(url: str, guard: list[Any],
+async def test_metadata_receivers_refused_without_traffic(url: str, loopback_guard: list[Any],
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     fake_dns(monkeypatch, {"metadata.test": "169.254.169.254"})
@@ -197,7 +191,7 @@ async def test_metadata_receivers_refused_without_traffic(url: str, guard: list[
                          Secrets({}), T0, sleep=Sleeps())
     assert "webhook.url: the operator may not connect to " in (st.last_error or "")
     assert "cloud metadata" in (st.last_error or "")
-    assert guard == []
+    assert loopback_guard == []
 
 
 # ---------------------------------------------------------------------------------- SMTP

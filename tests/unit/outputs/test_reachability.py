@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
+from loopback import HttpServers
 from modelmon.outputs.kube import ApiUnreachableError, Kube, ObjectRef, Reachability
 
 
@@ -31,33 +30,6 @@ def refused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])  # closed again: connections are refused
-
-
-@pytest.fixture
-def stalled_port() -> Iterator[int]:
-    """A listening socket that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield int(server.getsockname()[1])
-    stop.set()
-    t.join()
-    for c in held:
-        c.close()
-    server.close()
 
 
 def outage_lines(caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]]:
@@ -113,7 +85,8 @@ def test_a_stalled_server_counts_as_unreachable_within_the_probe_timeout(
     assert len(down) == 1 and "ReadTimeoutError" in down[0], down
 
 
-def test_an_http_error_status_is_an_answer(caplog: pytest.LogCaptureFixture) -> None:
+def test_an_http_error_status_is_an_answer(caplog: pytest.LogCaptureFixture,
+                                           http_servers: HttpServers) -> None:
     """A server that answers 404 to everything is reachable: a failed write it is not."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -127,22 +100,17 @@ def test_an_http_error_status_is_an_answer(caplog: pytest.LogCaptureFixture) -> 
         def log_message(self, format: str, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        kube = Kube(api_at(server.server_address[1]))
-        kube.reachability.failed(ConnectionResetError("earlier outage"))
-        caplog.set_level(logging.INFO)
-        with pytest.raises(client.ApiException) as caught:
-            kube.patch_status(ObjectRef("ns", "m", "uid"), {})
-        assert caught.value.status == 404
-        assert kube.reachability.reachable
-        assert kube.probe() is True
-        _, up = outage_lines(caplog)
-        assert len(up) == 1
-    finally:
-        server.shutdown()
-        server.server_close()
+    server = http_servers.run(ThreadingHTTPServer(("127.0.0.1", 0), NotFound))
+    kube = Kube(api_at(server.server_address[1]))
+    kube.reachability.failed(ConnectionResetError("earlier outage"))
+    caplog.set_level(logging.INFO)
+    with pytest.raises(client.ApiException) as caught:
+        kube.patch_status(ObjectRef("ns", "m", "uid"), {})
+    assert caught.value.status == 404
+    assert kube.reachability.reachable
+    assert kube.probe() is True
+    _, up = outage_lines(caplog)
+    assert len(up) == 1
 
 
 def kopf_record(message: str) -> logging.LogRecord:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import gzip
 import http.server
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
 
+from loopback import HttpServers
 from modelmon.api.policy import Egress, Policy
 from modelmon.api.v1alpha1 import ModelMonitorSpec, Source
 from modelmon.check import run_check
@@ -215,14 +214,9 @@ class Streaming(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def streaming() -> Iterator[str]:
+def streaming(http_servers: HttpServers) -> str:
     Streaming.sent, Streaming.length = 0, False
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Streaming)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/big.csv"
-    server.shutdown()
-    thread.join()
+    return http_servers.start(Streaming) + "/big.csv"
 
 
 def test_http_without_content_length_is_cut_off_while_streaming(streaming: str) -> None:
@@ -370,21 +364,14 @@ class GzipBomb(http.server.BaseHTTPRequestHandler):
         self.wfile.write(GzipBomb.body)
 
 
-def test_a_gzip_answer_counts_what_it_inflates_to() -> None:
+def test_a_gzip_answer_counts_what_it_inflates_to(http_servers: HttpServers) -> None:
     GzipBomb.body = gzip.compress(b"a,b\n" + b"1,2\n" * (16 * 10**6), compresslevel=9)
     assert len(GzipBomb.body) < 2**20  # well under the budget as sent
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GzipBomb)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/d.csv"
-        with pytest.raises(DataError, match=r"more than 4194304 bytes \(stopped after "):
-            load(Source(url=url, max_bytes="4Mi"), ctx(operator()))
-        GzipBomb.body = gzip.compress(b"a,b\n1,2\n3,4\n")
-        assert load(Source(url=url, max_bytes="4Mi"), ctx(operator())).frame.shape == (2, 2)
-    finally:
-        server.shutdown()
-        thread.join()
+    url = http_servers.start(GzipBomb) + "/d.csv"
+    with pytest.raises(DataError, match=r"more than 4194304 bytes \(stopped after "):
+        load(Source(url=url, max_bytes="4Mi"), ctx(operator()))
+    GzipBomb.body = gzip.compress(b"a,b\n1,2\n3,4\n")
+    assert load(Source(url=url, max_bytes="4Mi"), ctx(operator())).frame.shape == (2, 2)
 
 
 class Trickle(http.server.BaseHTTPRequestHandler):
@@ -414,18 +401,11 @@ class Trickle(http.server.BaseHTTPRequestHandler):
             pass
 
 
-def test_a_trickling_server_is_held_to_the_timeout_for_the_whole_answer() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        src = Source.model_validate({
-            "url": f"http://127.0.0.1:{server.server_address[1]}/d.csv", "timeout": "1s"})
-        started = time.monotonic()
-        with pytest.raises(SourceError, match=r"did not answer within 1s \(spec\.current"
-                                              r"\.source\.timeout\)") as info:
-            load(src, ctx(operator()))
-        assert time.monotonic() - started < 5 and info.value.transient
-    finally:
-        server.shutdown()
-        thread.join()
+def test_a_trickling_server_is_held_to_the_timeout_for_the_whole_answer(
+        http_servers: HttpServers) -> None:
+    src = Source.model_validate({"url": http_servers.start(Trickle) + "/d.csv", "timeout": "1s"})
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"did not answer within 1s \(spec\.current"
+                                          r"\.source\.timeout\)") as info:
+        load(src, ctx(operator()))
+    assert time.monotonic() - started < 5 and info.value.transient

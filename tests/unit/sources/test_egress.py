@@ -2,7 +2,7 @@
 
 Servers run on 127.0.0.1 (and 127.0.0.2, also loopback); a policy that refuses them shows
 that the check comes before the connection (the server sees none). Nothing here ever
-connects to another address: the ``guard`` fixture fails any attempt to.
+connects to another address: the ``loopback_guard`` fixture fails any attempt to.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import http.server
 import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -19,6 +18,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 
+from loopback import HttpServers
 from modelmon.api.policy import Egress, Policy
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources import LoadContext, SourceError, egress, load
@@ -27,7 +27,9 @@ from modelmon.sources.prometheus import operational_figures
 from modelmon.sources.resolvers import LocalResolver
 from modelmon.sources.sql import dispose_engines
 from modelmon.sources.url import targets as url_module
-from netguard import Listener, loopback_only
+from netguard import Listener
+
+pytestmark = pytest.mark.usefixtures("loopback_guard")
 
 CSV = b"a,b\n1,x\n2,y\n"
 
@@ -36,15 +38,7 @@ def policy(*allow: str, deny: tuple[str, ...] = ()) -> Policy:
     return replace(Policy.operator(), egress=Egress(allow=allow, deny=deny))
 
 
-# ------------------------------------------------------------------------------ guards
-
-
-@pytest.fixture(autouse=True)
-def guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Refuse, and record, any connection to an address that is not loopback."""
-    attempts = loopback_only(monkeypatch)
-    yield attempts
-    assert attempts == [], f"connections attempted to {attempts}"
+# ---------------------------------------------------------------------------- fake DNS
 
 
 def fake_dns(monkeypatch: pytest.MonkeyPatch, table: dict[str, list[str]]) -> None:
@@ -242,22 +236,13 @@ ServerFactory = Callable[..., Server]
 
 
 @pytest.fixture
-def serve() -> Iterator[ServerFactory]:
-    servers: list[tuple[Server, threading.Thread]] = []
-
+def serve(http_servers: HttpServers) -> ServerFactory:
     def start(host: str = "127.0.0.1", head_ok: bool = True) -> Server:
         server = Server((host, 0), Handler)
         server.connections, server.requests, server.head_ok = 0, [], head_ok
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return server
+        return http_servers.run(server)
 
-    yield start
-    for server, thread in servers:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    return start
 
 
 def port(server: Server) -> int:
@@ -338,14 +323,14 @@ def test_a_redirect_to_a_refused_address_is_refused(serve: ServerFactory, head_o
     "http://evil.test/data.csv",
     "http://metadata.google.internal/computeMetadata/v1/data.csv",
 ])
-def test_metadata_addresses_refused_without_traffic(url: str, guard: list[Any],
+def test_metadata_addresses_refused_without_traffic(url: str, loopback_guard: list[Any],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     fake_dns(monkeypatch, {"evil.test": ["169.254.169.254"],
                            "metadata.google.internal": ["169.254.169.254"]})
     with pytest.raises(EgressRefusedError, match="cloud metadata") as info:
         load(Source(url=url), url_ctx(Policy.operator()))
     assert str(info.value).startswith("spec.current.source.url: ")
-    assert guard == []
+    assert loopback_guard == []
 
 
 async def test_aiohttp_sessions_refuse_literals_and_names(serve: ServerFactory,
@@ -401,7 +386,7 @@ def test_prometheus_source_refused_before_any_byte(serve: ServerFactory) -> None
     assert [r[0] for r in server.requests] == ["POST"]
 
 
-def test_prometheus_at_the_metadata_address_is_refused(guard: list[Any]) -> None:
+def test_prometheus_at_the_metadata_address_is_refused(loopback_guard: list[Any]) -> None:
     src = Source.model_validate({"prometheus": {
         "url": "http://169.254.169.254:9090", "queries": [{"name": "p95", "query": "up"}]}})
     with pytest.raises(EgressRefusedError, match="cloud metadata"):

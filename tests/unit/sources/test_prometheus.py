@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
 
+from loopback import HttpServers
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources import DataError, LoadContext, SourceError
 from modelmon.sources.prometheus import OperationalFigure, operational_figures
@@ -45,14 +44,9 @@ class Stub(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def stub() -> Iterator[str]:
+def stub(http_servers: HttpServers) -> str:
     Stub.answers, Stub.seen = [], []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/prom"
-    server.shutdown()
-    thread.join()
+    return http_servers.start(Stub) + "/prom"
 
 
 def source(url: str, **extra: Any) -> Source:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
-import socket
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -16,6 +14,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from loopback import HttpServers
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources import DataError, LoadContext, SourceError, load, version
 from modelmon.sources.url import partition_interval, redact_url
@@ -79,15 +78,10 @@ def test_unsupported_scheme() -> None:
 
 
 @pytest.fixture
-def http_root(files: Path) -> Iterator[str]:
+def http_root(files: Path, http_servers: HttpServers) -> str:
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(files))
     http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    thread.join()
+    return http_servers.start(handler)
 
 
 def test_http_source(http_root: str) -> None:
@@ -283,17 +277,11 @@ class CountingHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def counting_root(files: Path) -> Iterator[str]:
+def counting_root(files: Path, http_servers: HttpServers) -> str:
     CountingHandler.counts = {}
     CountingHandler.fail_next = 0
     CountingHandler.validators = True
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(CountingHandler, directory=str(files)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    thread.join()
+    return http_servers.start(partial(CountingHandler, directory=str(files)))
 
 
 def test_http_probe_is_a_head_request(counting_root: str, files: Path) -> None:
@@ -342,34 +330,9 @@ def test_s3_credentials_need_a_resolver() -> None:
 # ---------------------------------------------------------------------------- time-outs
 
 
-@pytest.fixture
-def stalled() -> Iterator[str]:
-    """A server that accepts connections and reads requests but never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def hold() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            held.append(conn)
-
-    thread = threading.Thread(target=hold, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    listener.close()
-
-
-def test_a_stalled_http_server_times_out_naming_the_field(stalled: str) -> None:
-    src = Source.model_validate({"url": f"{stalled}/d.csv?sig=topsecret", "timeout": "1s"})
+def test_a_stalled_http_server_times_out_naming_the_field(stalled_port: int) -> None:
+    src = Source.model_validate({"url": f"http://127.0.0.1:{stalled_port}/d.csv?sig=topsecret",
+                                 "timeout": "1s"})
     with pytest.raises(SourceError) as info:
         load(src, LoadContext(role="spec.current.source", retries=0))
     text = str(info.value)
@@ -452,28 +415,22 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         outputfile.write(data)  # type: ignore[attr-defined]
 
 
-def test_parquet_over_http_fetches_only_the_monitored_columns(tmp_path: Path) -> None:
+def test_parquet_over_http_fetches_only_the_monitored_columns(
+        tmp_path: Path, http_servers: HttpServers) -> None:
     import numpy as np
 
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({c: rng.normal(size=40_000) for c in "abcdef"})
     frame.to_parquet(tmp_path / "wide.parquet", index=False)
     size = (tmp_path / "wide.parquet").stat().st_size
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(RangeHandler, directory=str(tmp_path)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    src = Source(url=f"http://127.0.0.1:{server.server_address[1]}/wide.parquet")
-    try:
-        RangeHandler.sent, RangeHandler.ranges = 0, []
-        everything = load(src, LoadContext()).frame
-        all_bytes = RangeHandler.sent
-        RangeHandler.sent, RangeHandler.ranges = 0, []
-        two = load(src, LoadContext(columns=["c", "a"])).frame
-        two_bytes = RangeHandler.sent
-    finally:
-        server.shutdown()
-        thread.join()
+    root = http_servers.start(partial(RangeHandler, directory=str(tmp_path)))
+    src = Source(url=f"{root}/wide.parquet")
+    RangeHandler.sent, RangeHandler.ranges = 0, []
+    everything = load(src, LoadContext()).frame
+    all_bytes = RangeHandler.sent
+    RangeHandler.sent, RangeHandler.ranges = 0, []
+    two = load(src, LoadContext(columns=["c", "a"])).frame
+    two_bytes = RangeHandler.sent
     assert list(everything.columns) == list("abcdef") and list(two.columns) == ["a", "c"]
     pd.testing.assert_frame_equal(two, frame[["a", "c"]])
     assert size * 0.95 <= all_bytes <= size * 1.05
