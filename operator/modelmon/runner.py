@@ -13,9 +13,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
 
 from prometheus_client import start_http_server
@@ -23,15 +21,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelmon.api.policy import Policy
-from modelmon.handlers.lifecycle import Health
+from modelmon.health import Health, health_server
 from modelmon.outputs.kube import Reachability
 from modelmon.worker import Fleet
 
 log = logging.getLogger("modelmon")
-
-#: /healthz fails when the event loop has not ticked for this long.
-STALL_SECONDS = 30.0
-
 
 @dataclass(frozen=True)
 class Options:
@@ -124,39 +118,6 @@ class OperatorGauges(Collector):
         m = GaugeMetricFamily("modelmon_monitors", "ModelMonitors the operator watches")
         m.add_metric([], float(len(self.fleet.monitors)))
         yield m
-
-
-def health_server(bind: str, port: int, health: Health, ready: threading.Event,
-                  reachable: Callable[[], bool] = lambda: True) -> ThreadingHTTPServer:
-    """/healthz: the event loop ticks. /readyz: kopf has started watching, the API server
-    answers (``reachable``: without it the watch is down too), and the loop ticks."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            alive = time.monotonic() - health.beat < STALL_SECONDS
-            if self.path == "/healthz":
-                ok, text = alive, "ok" if alive else "event loop stalled"
-            elif self.path == "/readyz":
-                answers = reachable()
-                ok = alive and ready.is_set() and answers
-                text = ("ok" if ok else "event loop stalled" if not alive
-                        else "starting" if not ready.is_set() else "API server unreachable")
-            else:
-                self.send_error(404)
-                return
-            body = (text + "\n").encode()
-            self.send_response(200 if ok else 503)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer((bind, port), Handler)
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-    return server
 
 
 def run(opts: Options) -> NoReturn:

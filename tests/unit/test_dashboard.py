@@ -15,7 +15,7 @@ import yaml
 
 import grafana
 from modelmon.check import load_monitors, run_check
-from modelmon.handlers.lifecycle import Health
+from modelmon.health import Health
 from modelmon.outputs.metrics import Metrics
 from modelmon.runner import OperatorGauges
 from modelmon.worker import Fleet
