@@ -122,10 +122,8 @@ class OperatorGauges(Collector):
 
 def run(opts: Options) -> NoReturn:
     """Run the operator until SIGINT/SIGTERM."""
-    import kopf
-
     from modelmon import handlers  # noqa: F401 - registers the handlers
-    from modelmon.handlers.lifecycle import OperatorMemo
+    from modelmon.handlers.lifecycle import watch
     from modelmon.outputs.kube import Kube, load_config
     from modelmon.outputs.metrics import Metrics
 
@@ -143,14 +141,10 @@ def run(opts: Options) -> NoReturn:
                   lambda: kube.reachability.reachable)
     for handler in logging.getLogger().handlers:
         handler.addFilter(KopfConnectionRetries(kube.reachability))
-    memo = OperatorMemo()
-    memo.fleet, memo.health = fleet, health
-    memo.kubeconfig, memo.namespaces = opts.kubeconfig, list(opts.namespaces)
     scope = ", ".join(opts.namespaces) or "all namespaces"
     log.info("modelmon operator starting: watching %s; metrics on :%d, health on :%d, "
              "%d check workers", scope, opts.metrics_port, opts.health_port, opts.workers)
-    kopf.run(standalone=True, clusterwide=not opts.namespaces, namespaces=opts.namespaces,
-             ready_flag=ready, memo=memo)
+    watch(fleet, health, opts.kubeconfig, list(opts.namespaces), ready)
     log.info("modelmon operator stopped")
     logging.shutdown()
     # A check blocked in a slow source must not hold the exit: the interpreter would join

@@ -1,4 +1,4 @@
-"""Operator lifecycle: settings at start-up, the event-loop heartbeat, and shutdown.
+"""Operator lifecycle: running kopf, settings at start-up, the event-loop heartbeat, and shutdown.
 
 The heartbeat itself and the server that reads it live in ``modelmon.health``; these
 handlers only start and stop it.
@@ -7,6 +7,7 @@ handlers only start and stop it.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import kopf
@@ -22,6 +23,17 @@ class OperatorMemo(kopf.Memo):
     health: Health
     kubeconfig: str | None
     namespaces: list[str]
+
+
+def watch(fleet: Fleet, health: Health, kubeconfig: str | None, namespaces: list[str],
+          ready: threading.Event) -> None:
+    """Run kopf with modelmon's handlers until SIGINT/SIGTERM: in ``namespaces``, or in all
+    namespaces when there are none. ``ready`` is set once kopf watches."""
+    memo = OperatorMemo()
+    memo.fleet, memo.health = fleet, health
+    memo.kubeconfig, memo.namespaces = kubeconfig, namespaces
+    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
+             ready_flag=ready, memo=memo)
 
 
 def connection_info(kubeconfig: str | None, trust_env: bool = False) -> kopf.ConnectionInfo:
