@@ -17,9 +17,10 @@ example:  ## run the bundled example check (no cluster needed)
 	$(PIP) install --quiet --disable-pip-version-check -e .
 	modelmon check examples/breast-cancer/monitor.yaml || [ $$? -eq 1 ]
 
-lint:  ## ruff and mypy --strict (package, tests, examples, hack scripts); shellcheck
+lint:  ## ruff, mypy --strict (package, tests, examples, hack scripts), import contracts; shellcheck
 	$(PYTHON) -m ruff check $(wildcard operator tests examples benchmarks hack)
 	$(PYTHON) -m mypy
+	PYTHONPATH=operator$${PYTHONPATH:+:$$PYTHONPATH} lint-imports --no-cache --no-logo
 	shellcheck hack/*.sh
 
 crds:  ## regenerate crds/ from the API models, and their copies in the chart and manifests/

@@ -13,9 +13,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
 
 from prometheus_client import start_http_server
@@ -23,15 +21,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelmon.api.policy import Policy
-from modelmon.handlers.lifecycle import Health
+from modelmon.health import Health, health_server
 from modelmon.outputs.kube import Reachability
 from modelmon.worker import Fleet
 
 log = logging.getLogger("modelmon")
-
-#: /healthz fails when the event loop has not ticked for this long.
-STALL_SECONDS = 30.0
-
 
 @dataclass(frozen=True)
 class Options:
@@ -126,45 +120,10 @@ class OperatorGauges(Collector):
         yield m
 
 
-def health_server(bind: str, port: int, health: Health, ready: threading.Event,
-                  reachable: Callable[[], bool] = lambda: True) -> ThreadingHTTPServer:
-    """/healthz: the event loop ticks. /readyz: kopf has started watching, the API server
-    answers (``reachable``: without it the watch is down too), and the loop ticks."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            alive = time.monotonic() - health.beat < STALL_SECONDS
-            if self.path == "/healthz":
-                ok, text = alive, "ok" if alive else "event loop stalled"
-            elif self.path == "/readyz":
-                answers = reachable()
-                ok = alive and ready.is_set() and answers
-                text = ("ok" if ok else "event loop stalled" if not alive
-                        else "starting" if not ready.is_set() else "API server unreachable")
-            else:
-                self.send_error(404)
-                return
-            body = (text + "\n").encode()
-            self.send_response(200 if ok else 503)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer((bind, port), Handler)
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-    return server
-
-
 def run(opts: Options) -> NoReturn:
     """Run the operator until SIGINT/SIGTERM."""
-    import kopf
-
     from modelmon import handlers  # noqa: F401 - registers the handlers
-    from modelmon.handlers.lifecycle import OperatorMemo
+    from modelmon.handlers.lifecycle import watch
     from modelmon.outputs.kube import Kube, load_config
     from modelmon.outputs.metrics import Metrics
 
@@ -182,14 +141,10 @@ def run(opts: Options) -> NoReturn:
                   lambda: kube.reachability.reachable)
     for handler in logging.getLogger().handlers:
         handler.addFilter(KopfConnectionRetries(kube.reachability))
-    memo = OperatorMemo()
-    memo.fleet, memo.health = fleet, health
-    memo.kubeconfig, memo.namespaces = opts.kubeconfig, list(opts.namespaces)
     scope = ", ".join(opts.namespaces) or "all namespaces"
     log.info("modelmon operator starting: watching %s; metrics on :%d, health on :%d, "
              "%d check workers", scope, opts.metrics_port, opts.health_port, opts.workers)
-    kopf.run(standalone=True, clusterwide=not opts.namespaces, namespaces=opts.namespaces,
-             ready_flag=ready, memo=memo)
+    watch(fleet, health, opts.kubeconfig, list(opts.namespaces), ready)
     log.info("modelmon operator stopped")
     logging.shutdown()
     # A check blocked in a slow source must not hold the exit: the interpreter would join

@@ -15,7 +15,7 @@ import yaml
 
 import grafana
 from modelmon.check import run_check
-from modelmon.handlers.lifecycle import Health
+from modelmon.health import Health
 from modelmon.monitor_files import load_monitors
 from modelmon.outputs.metrics import Metrics
 from modelmon.runner import OperatorGauges

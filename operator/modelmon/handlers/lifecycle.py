@@ -1,17 +1,19 @@
-"""Operator lifecycle: settings at start-up, the event-loop heartbeat, and shutdown."""
+"""Operator lifecycle: running kopf, settings at start-up, the event-loop heartbeat, and shutdown.
+
+The heartbeat itself and the server that reads it live in ``modelmon.health``; these
+handlers only start and stop it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+import threading
 from typing import Any
 
 import kopf
 
+from modelmon.health import Health
 from modelmon.worker import Fleet
-
-HEARTBEAT_SECONDS = 1.0
 
 
 class OperatorMemo(kopf.Memo):
@@ -23,25 +25,15 @@ class OperatorMemo(kopf.Memo):
     namespaces: list[str]
 
 
-class Health:
-    """Liveness of the event loop, read by the health server's thread. ``on_lag`` hears
-    how late each heartbeat ran (the operator keeps a histogram of it)."""
-
-    def __init__(self, on_lag: Callable[[float], None] | None = None) -> None:
-        self.beat = time.monotonic()
-        self.lag = 0.0
-        self.ready = False
-        self.task: asyncio.Task[None] | None = None
-        self.on_lag = on_lag
-
-    async def run(self) -> None:
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            self.beat = time.monotonic()
-            self.lag = max(0.0, self.beat - before - HEARTBEAT_SECONDS)
-            if self.on_lag is not None:
-                self.on_lag(self.lag)
+def watch(fleet: Fleet, health: Health, kubeconfig: str | None, namespaces: list[str],
+          ready: threading.Event) -> None:
+    """Run kopf with modelmon's handlers until SIGINT/SIGTERM: in ``namespaces``, or in all
+    namespaces when there are none. ``ready`` is set once kopf watches."""
+    memo = OperatorMemo()
+    memo.fleet, memo.health = fleet, health
+    memo.kubeconfig, memo.namespaces = kubeconfig, namespaces
+    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
+             ready_flag=ready, memo=memo)
 
 
 def connection_info(kubeconfig: str | None, trust_env: bool = False) -> kopf.ConnectionInfo:
