@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from modelmon.api.v1alpha1 import HISTORY_LIMIT, DriftStatus, LastCheck, ModelMonitorStatus
 from modelmon.check import SourceUnavailableError, failed_status
-from modelmon.worker import backoff, previous_status, status_body, with_history
+from modelmon.outputs.publisher import status_body, with_history
+from modelmon.worker import backoff, previous_status
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
