@@ -29,7 +29,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelmon.api.policy import Policy
-from modelmon.api.v1alpha1 import ModelMonitorSpec, ModelMonitorStatus, parse_duration
+from modelmon.api.v1alpha1 import (
+    ModelMonitorSpec,
+    ModelMonitorStatus,
+    Schedule,
+    parse_duration,
+)
 from modelmon.check import (
     CheckError,
     FittedReference,
@@ -47,7 +52,8 @@ log = logging.getLogger(__name__)
 
 #: First retry delay after a source failure; doubles per failure, capped at the interval.
 RETRY_BASE_SECONDS = 5.0
-DEFAULT_INTERVAL_SECONDS = 600.0
+#: The spec's default interval, also for a spec that does not parse.
+DEFAULT_INTERVAL_SECONDS = parse_duration(Schedule().interval).total_seconds()
 #: Checks that may wait on a slow source beside the ``workers`` that compute.
 SOURCE_WAIT_THREADS = 16
 #: Seconds between probes of the API server while it answers, and while it does not.

@@ -4,7 +4,7 @@ Cadence, backoff growth, resume after a restart, retiring a worker whose monitor
 and a spec change while a check runs. The event loop's clock is virtual: it jumps to the
 next timer whenever nothing runs, and runs at the real pace while a thread works (a check
 or an API call), so ten-minute intervals pass in milliseconds. The fleet's clock is that
-loop's clock, counted from T0. Against the real API server: tests/integration/test_fleet.py
+loop's clock, counted from START. Against the real API server: tests/integration/test_fleet.py
 and test_operator.py.
 """
 
@@ -38,7 +38,7 @@ NAMESPACE = "ml"
 NAME = "credit"
 KEY = (NAMESPACE, NAME)
 #: Where virtual time starts (a wall-clock instant: the fleet writes it into statuses).
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 #: Seconds of virtual time a test allows on top of the exact schedule (the real time its
 #: threads take).
 SLACK = 5.0
@@ -135,8 +135,8 @@ def with_data(cluster: MemoryCluster) -> MemoryCluster:
 
 
 def check_times(cluster: MemoryCluster) -> list[float]:
-    """When each written check ran (its history entry), in seconds after T0."""
-    return [(datetime.fromisoformat(status["history"][-1]["time"]) - T0).total_seconds()
+    """When each written check ran (its history entry), in seconds after START."""
+    return [(datetime.fromisoformat(status["history"][-1]["time"]) - START).total_seconds()
             for status in cluster.statuses(KEY)]
 
 
@@ -154,7 +154,7 @@ async def with_fleet(cluster: MemoryCluster, scenario: Callable[[Fleet, Metrics]
                                                                 Awaitable[None]]) -> None:
     metrics = Metrics()
     loop = asyncio.get_running_loop()
-    fleet = Fleet(cluster, metrics, workers=1, clock=lambda: T0.timestamp() + loop.time(),
+    fleet = Fleet(cluster, metrics, workers=1, clock=lambda: START.timestamp() + loop.time(),
                   policy=Policy.operator())
     try:
         await scenario(fleet, metrics)
@@ -233,7 +233,7 @@ def test_a_restart_resumes_where_the_last_check_left_off() -> None:
 
     async def scenario(fleet: Fleet, metrics: Metrics) -> None:
         body = monitor("10m")
-        body["status"] = stored_status(T0 - timedelta(minutes=4), 1, "True")
+        body["status"] = stored_status(START - timedelta(minutes=4), 1, "True")
         fleet.upsert(cluster.add(body))
         await asyncio.sleep(300)
         seen_before.append(series(metrics))
@@ -253,7 +253,7 @@ def test_a_restart_checks_at_once_after_a_spec_change_or_a_failure(generation: i
 
     async def scenario(fleet: Fleet, metrics: Metrics) -> None:
         body = monitor("10m")
-        body["status"] = stored_status(T0 - timedelta(minutes=4), generation, ready)
+        body["status"] = stored_status(START - timedelta(minutes=4), generation, ready)
         fleet.upsert(cluster.add(body))
         await until(lambda: len(cluster.patches) >= 1, 60, "first check")
 

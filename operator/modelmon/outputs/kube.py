@@ -214,10 +214,10 @@ class Kube:
 
     def apply_rule(self, rule: dict[str, Any]) -> bool:
         """Create or update a PrometheusRule; True when something changed."""
-        ns, name = rule["metadata"]["namespace"], rule["metadata"]["name"]
+        namespace, name = rule["metadata"]["namespace"], rule["metadata"]["name"]
         try:
             live: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
-                RULE_GROUP, RULE_VERSION, ns, RULE_PLURAL, name)
+                RULE_GROUP, RULE_VERSION, namespace, RULE_PLURAL, name)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -233,16 +233,16 @@ class Kube:
         body = {**rule, "metadata": {**rule["metadata"],
                                      "resourceVersion": live["metadata"]["resourceVersion"]}}
         self.custom.replace_namespaced_custom_object(
-            RULE_GROUP, RULE_VERSION, ns, RULE_PLURAL, name, body)
+            RULE_GROUP, RULE_VERSION, namespace, RULE_PLURAL, name, body)
         return True
 
     def _create_rule(self, rule: dict[str, Any]) -> bool:
         # A create that loses a race with another owner gets 409; reading it back (next
         # check) then reports whose it is.
-        ns = rule["metadata"]["namespace"]
+        namespace = rule["metadata"]["namespace"]
         try:
             self.custom.create_namespaced_custom_object(
-                RULE_GROUP, RULE_VERSION, ns, RULE_PLURAL, rule)
+                RULE_GROUP, RULE_VERSION, namespace, RULE_PLURAL, rule)
         except ApiException as exc:
             # 404 on create: the apiserver does not serve monitoring.coreos.com/v1.
             if exc.status == 404:
