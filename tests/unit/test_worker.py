@@ -1,4 +1,4 @@
-"""The worker's pure parts: backoff, history, resume, status body."""
+"""The pure parts of the fleet and the publisher: backoff, history, resume, status body."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 from modelmon.api.v1alpha1 import HISTORY_LIMIT, DriftStatus, LastCheck, ModelMonitorStatus
 from modelmon.check import SourceUnavailableError, failed_status
-from modelmon.worker import backoff, previous_status, status_body, with_history
+from modelmon.outputs.publisher import status_body, with_history
+from modelmon.worker import backoff, previous_status
 
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def test_backoff_doubles_and_is_capped_by_the_interval() -> None:
-    assert [backoff(n, 600) for n in range(1, 9)] == [5, 10, 20, 40, 80, 160, 320, 600]
+    assert [backoff(failures, 600) for failures in range(1, 9)] == [
+        5, 10, 20, 40, 80, 160, 320, 600]
     assert backoff(3, 15) == 15
 
 
@@ -24,24 +26,25 @@ def healthy(when: datetime) -> ModelMonitorStatus:
 
 
 def test_history_appends_once_per_check_and_is_bounded() -> None:
-    st = healthy(T0)
-    for i in range(HISTORY_LIMIT + 5):
-        st = with_history(st, T0 + timedelta(minutes=i))
-    st = with_history(st, T0 + timedelta(minutes=HISTORY_LIMIT + 4))  # same check again
-    assert len(st.history) == HISTORY_LIMIT
-    assert st.history[-1].time == T0 + timedelta(minutes=HISTORY_LIMIT + 4)
-    assert st.history[-1].drift_share == 0.25 and st.history[-1].current_rows == 7
+    status = healthy(NOON)
+    for minute in range(HISTORY_LIMIT + 5):
+        status = with_history(status, NOON + timedelta(minutes=minute))
+    # The same check again.
+    status = with_history(status, NOON + timedelta(minutes=HISTORY_LIMIT + 4))
+    assert len(status.history) == HISTORY_LIMIT
+    assert status.history[-1].time == NOON + timedelta(minutes=HISTORY_LIMIT + 4)
+    assert status.history[-1].drift_share == 0.25 and status.history[-1].current_rows == 7
 
 
 def test_history_carries_over_from_the_previous_status() -> None:
-    before = with_history(healthy(T0), T0)
-    after = with_history(healthy(T0), T0 + timedelta(minutes=1), before)
-    assert [h.time for h in after.history] == [T0, T0 + timedelta(minutes=1)]
+    before = with_history(healthy(NOON), NOON)
+    after = with_history(healthy(NOON), NOON + timedelta(minutes=1), before)
+    assert [entry.time for entry in after.history] == [NOON, NOON + timedelta(minutes=1)]
 
 
 def test_history_of_a_failed_check_has_the_reason() -> None:
-    failed = failed_status(healthy(T0), SourceUnavailableError("gone"), T0, 1)
-    (entry,) = with_history(failed, T0).history
+    failed = failed_status(healthy(NOON), SourceUnavailableError("gone"), NOON, 1)
+    (entry,) = with_history(failed, NOON).history
     assert entry.phase == "Failing" and entry.reason == "SourceUnavailable"
     assert entry.drift_share is None
 
@@ -49,8 +52,8 @@ def test_history_of_a_failed_check_has_the_reason() -> None:
 def test_status_body_clears_absent_fields_and_round_trips() -> None:
     body = status_body(ModelMonitorStatus())
     assert body["drift"] is None and body["phase"] == "Pending"
-    st = healthy(T0)
-    assert previous_status(status_body(st)) == st
+    status = healthy(NOON)
+    assert previous_status(status_body(status)) == status
 
 
 def test_previous_status_tolerates_garbage() -> None:

@@ -1,8 +1,10 @@
 """Kubernetes API calls the operator makes: status patches, PrometheusRules and Events.
 
-Last stop on the data line (``outputs``). The calls are synchronous (the ``kubernetes``
-client); the worker runs them in a small thread pool of their own so that neither the event
-loop nor the statistics pool waits on the network. Nothing here logs or returns a Secret.
+Last stop on the data line (``outputs``). ``Kube`` makes the calls of
+``outputs.cluster.ClusterApi`` (whose errors and ``ObjectRef`` it re-exports) against an API
+server. The calls are synchronous (the ``kubernetes`` client); the publisher runs them in a
+small thread pool of their own so that neither the event loop nor the statistics pool waits
+on the network. Nothing here logs or returns a Secret.
 
 Every request has a timeout, and every request's outcome feeds ``Reachability``: an API
 server that cannot be reached is logged once when that starts and once when it ends (no
@@ -16,7 +18,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +28,32 @@ from kubernetes.client.exceptions import ApiException
 from modelmon.api.messages import cap_text
 from modelmon.api.names import rule_name
 from modelmon.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from modelmon.outputs.cluster import (
+    ApiUnreachableError,
+    ObjectRef,
+    RuleOwnedElsewhereError,
+    RulesUnavailableError,
+)
 from modelmon.outputs.rules import RULE_API_VERSION
+from modelmon.sources.base import Resolver
+from modelmon.sources.resolvers import KubeResolver
+
+__all__ = [
+    "COMPONENT",
+    "PROBE_TIMEOUT",
+    "REQUEST_TIMEOUT",
+    "RULE_GROUP",
+    "RULE_PLURAL",
+    "RULE_VERSION",
+    "ApiUnreachableError",
+    "Kube",
+    "ObjectRef",
+    "Reachability",
+    "RuleOwnedElsewhereError",
+    "RulesUnavailableError",
+    "load_config",
+    "unreachable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +66,6 @@ COMPONENT = "modelmon"
 REQUEST_TIMEOUT = (5.0, 30.0)
 #: The reachability probe's (connect, read) seconds: a stalled server counts as down soon.
 PROBE_TIMEOUT = (2.0, 3.0)
-
-
-class RulesUnavailableError(Exception):
-    """The cluster has no PrometheusRule API (prometheus-operator's CRDs are missing)."""
-
-
-class RuleOwnedElsewhereError(Exception):
-    """The PrometheusRule's name is taken by an object another owner controls."""
 
 
 def _controller(meta: dict[str, Any]) -> dict[str, Any] | None:
@@ -65,10 +83,6 @@ def _check_owner(live: dict[str, Any], rule: dict[str, Any]) -> None:
         f"the PrometheusRule {name} exists and is controlled by {theirs.get('kind')} "
         f"{theirs.get('name')}, not by this monitor; delete that rule or rename one of "
         "them")
-
-
-class ApiUnreachableError(Exception):
-    """A request did not reach the API server, or got no answer in time."""
 
 
 def unreachable(exc: BaseException) -> bool:
@@ -122,15 +136,6 @@ class Reachability:
                     "held meanwhile", seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectRef:
-    """The monitor an API call is about."""
-
-    namespace: str
-    name: str
-    uid: str
-
-
 def load_config(kubeconfig: str | None = None) -> client.ApiClient:
     """An API client from the in-cluster service account, else from the kubeconfig."""
     if kubeconfig is None:
@@ -146,7 +151,7 @@ def load_config(kubeconfig: str | None = None) -> client.ApiClient:
 
 
 class Kube:
-    """The operator's writes to the API."""
+    """The operator's calls to the API server: ``outputs.cluster.ClusterApi``."""
 
     def __init__(self, api: client.ApiClient,
                  on_request: Callable[[str], None] | None = None) -> None:
@@ -183,6 +188,13 @@ class Kube:
         probe_cfg.retries = False
         self._probe = client.VersionApi(client.ApiClient(probe_cfg))
 
+    @property
+    def reachable(self) -> bool:
+        return self.reachability.reachable
+
+    def resolver(self, namespace: str, use_label: str | None) -> Resolver:
+        return KubeResolver(self.core, namespace, use_label)
+
     def probe(self) -> bool:
         """Ask the server for its version (cheap; any authenticated identity may): whether
         it answered. Its outcome feeds ``reachability`` like any request's."""
@@ -202,10 +214,10 @@ class Kube:
 
     def apply_rule(self, rule: dict[str, Any]) -> bool:
         """Create or update a PrometheusRule; True when something changed."""
-        ns, name = rule["metadata"]["namespace"], rule["metadata"]["name"]
+        namespace, name = rule["metadata"]["namespace"], rule["metadata"]["name"]
         try:
             live: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
-                RULE_GROUP, RULE_VERSION, ns, RULE_PLURAL, name)
+                RULE_GROUP, RULE_VERSION, namespace, RULE_PLURAL, name)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -221,16 +233,16 @@ class Kube:
         body = {**rule, "metadata": {**rule["metadata"],
                                      "resourceVersion": live["metadata"]["resourceVersion"]}}
         self.custom.replace_namespaced_custom_object(
-            RULE_GROUP, RULE_VERSION, ns, RULE_PLURAL, name, body)
+            RULE_GROUP, RULE_VERSION, namespace, RULE_PLURAL, name, body)
         return True
 
     def _create_rule(self, rule: dict[str, Any]) -> bool:
         # A create that loses a race with another owner gets 409; reading it back (next
         # check) then reports whose it is.
-        ns = rule["metadata"]["namespace"]
+        namespace = rule["metadata"]["namespace"]
         try:
             self.custom.create_namespaced_custom_object(
-                RULE_GROUP, RULE_VERSION, ns, RULE_PLURAL, rule)
+                RULE_GROUP, RULE_VERSION, namespace, RULE_PLURAL, rule)
         except ApiException as exc:
             # 404 on create: the apiserver does not serve monitoring.coreos.com/v1.
             if exc.status == 404:

@@ -120,7 +120,7 @@ def test_every_field_of_a_real_status_is_declared() -> None:
     """
     from modelmon.check import run_check
     from modelmon.cli import status_dict
-    from modelmon.worker import with_history
+    from modelmon.outputs.publisher import with_history
 
     example = ROOT / "examples" / "breast-cancer"
     mon = api.ModelMonitor.model_validate(yaml.safe_load((example / "monitor.yaml").read_text()))

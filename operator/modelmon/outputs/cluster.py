@@ -1,0 +1,85 @@
+"""What the operator asks of the Kubernetes API, as a protocol: ``ClusterApi``.
+
+Part of ``outputs`` (last stop on the data line). The fleet (``modelmon.worker``) and the
+publisher (``outputs.publisher``) reach the cluster only through these operations: patch a
+monitor's status, apply or delete its PrometheusRule, create and read retraining Jobs, post
+Events, read the Secrets and ConfigMaps its sources and notifiers name, and probe whether the
+API server answers. ``outputs.kube.Kube`` makes them against an API server; the unit tests
+keep a cluster in memory.
+
+An answer that says no raises ``kubernetes.client.exceptions.ApiException`` (its ``status``
+is the HTTP status: 404 when the monitor is gone); no answer at all raises
+``ApiUnreachableError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from modelmon.sources.base import Resolver
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """The monitor an API call is about."""
+
+    namespace: str
+    name: str
+    uid: str
+
+
+class ApiUnreachableError(Exception):
+    """A request did not reach the API server, or got no answer in time."""
+
+
+class RulesUnavailableError(Exception):
+    """The cluster has no PrometheusRule API (prometheus-operator's CRDs are missing)."""
+
+
+class RuleOwnedElsewhereError(Exception):
+    """The PrometheusRule's name is taken by an object another owner controls."""
+
+
+class ClusterApi(Protocol):
+    """The Kubernetes operations of the fleet and the publisher (synchronous: callers run
+    them in a thread pool of their own)."""
+
+    @property
+    def reachable(self) -> bool:
+        """Whether the API server answered the latest request or probe."""
+        ...
+
+    def probe(self) -> bool:
+        """Ask the API server whether it answers (cheap); its outcome sets ``reachable``."""
+        ...
+
+    def resolver(self, namespace: str, use_label: str | None) -> Resolver:
+        """A reader of ``namespace``'s Secrets and ConfigMaps that carry ``use_label``
+        (every one with None), each read once: make one per check."""
+        ...
+
+    def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+        """Merge-patch the monitor's ``.status`` (one request)."""
+        ...
+
+    def apply_rule(self, rule: dict[str, Any]) -> bool:
+        """Create or update a PrometheusRule; True when something changed. Raises
+        ``RulesUnavailableError`` and ``RuleOwnedElsewhereError``."""
+        ...
+
+    def delete_rule(self, namespace: str, monitor: str) -> None:
+        """Delete a monitor's PrometheusRule if it exists."""
+        ...
+
+    def create_job(self, body: dict[str, Any]) -> None:
+        """Create a Job (the retraining hook)."""
+        ...
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Job (metadata, spec and status), or None when it does not exist."""
+        ...
+
+    def event(self, ref: ObjectRef, kind: str, reason: str, message: str) -> None:
+        """Post an Event about the monitor; best effort, never raises."""
+        ...
