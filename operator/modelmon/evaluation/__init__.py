@@ -4,12 +4,20 @@ Fourth stop on the data line. Nothing here computes statistics or performs I/O: 
 the numbers a check produced and the bounds of the spec, and decides what they mean.
 ``bounds`` builds the table of every bound a spec sets (the rule's alerts are rendered
 from it), ``judge`` holds a check's figures against it, ``schema`` diagnoses changed
-columns, ``failures`` says what a check that could not run leaves, and ``conditions``
-keeps the conditions' transition times. Other packages import from here.
+columns, ``failures`` says what a check that could not run leaves, ``alert_rules`` words
+AlertRulesReady, and ``conditions`` keeps the conditions' transition times. Other
+packages import from here.
 """
 
 from __future__ import annotations
 
+from modelmon.evaluation.alert_rules import (
+    rule_name_taken,
+    rules_api_missing,
+    rules_applied,
+    rules_apply_failed,
+    rules_disabled,
+)
 from modelmon.evaluation.bounds import (
     Bound,
     Limit,
@@ -87,6 +95,11 @@ __all__ = [
     "quality_findings",
     "range_findings",
     "rows_of",
+    "rule_name_taken",
+    "rules_api_missing",
+    "rules_applied",
+    "rules_apply_failed",
+    "rules_disabled",
     "schema_changes",
     "schema_failed_status",
     "table",

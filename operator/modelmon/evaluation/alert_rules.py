@@ -7,7 +7,7 @@ condition it then merges into the status.
 
 from __future__ import annotations
 
-from modelmon.evaluation import ConditionValue
+from modelmon.evaluation.conditions import ConditionValue
 
 CONDITION = "AlertRulesReady"
 

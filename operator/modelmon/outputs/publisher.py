@@ -31,12 +31,13 @@ from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     HISTORY_LIMIT,
     CheckSummary,
-    Finding,
     ModelMonitorSpec,
     ModelMonitorStatus,
 )
-from modelmon.evaluation import ConditionValue, merge_conditions
-from modelmon.evaluation.alert_rules import (
+from modelmon.evaluation import (
+    ConditionValue,
+    failing_finding,
+    merge_conditions,
     rule_name_taken,
     rules_api_missing,
     rules_applied,
@@ -285,12 +286,10 @@ class Publisher:
         """Queue notifications (delivered off this path); the notifiers' states as they
         stand go into this check's status."""
         findings = list(status.findings)
-        error = outcome.error
-        if error is not None and error != "InsufficientData":
-            ready = status.condition("Ready")
-            findings.append(Finding(name="check.failing", severity="warning", value=1.0,
-                                    bound=0.0, message=f"the check fails: {error}: "
-                                    f"{ready.message if ready else ''}"[:500]))
+        failing = (failing_finding(spec, status, outcome.error)
+                   if outcome.error is not None else None)
+        if failing is not None:
+            findings.append(failing)
         namespace = publication.ref.namespace
         states = self.outbox.submit(
             publication.key, spec.alerting, findings, outcome.previous.notifications,
