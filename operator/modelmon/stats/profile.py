@@ -126,9 +126,6 @@ class CategoricalProfile:
         return len(self.categories)
 
 
-ColumnProfile = NumericProfile | CategoricalProfile
-
-
 #: Elements per block when a pass over a column needs a temporary array: 64 KiB of
 #: booleans, little enough for the allocator to hand the same memory back block after
 #: block instead of mapping (and page-faulting) a fresh column-sized array each time.
