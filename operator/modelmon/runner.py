@@ -117,13 +117,14 @@ class OperatorGauges(Collector):
         self.fleet = fleet
 
     def collect(self) -> Any:
-        g = GaugeMetricFamily("modelmon_event_loop_lag_seconds",
-                              "How late the operator's event loop ran its last heartbeat")
-        g.add_metric([], self.health.lag)
-        yield g
-        m = GaugeMetricFamily("modelmon_monitors", "ModelMonitors the operator watches")
-        m.add_metric([], float(len(self.fleet.monitors)))
-        yield m
+        lag_gauge = GaugeMetricFamily("modelmon_event_loop_lag_seconds",
+                                      "How late the operator's event loop ran its last heartbeat")
+        lag_gauge.add_metric([], self.health.lag)
+        yield lag_gauge
+        monitors_gauge = GaugeMetricFamily("modelmon_monitors",
+                                           "ModelMonitors the operator watches")
+        monitors_gauge.add_metric([], float(len(self.fleet.monitors)))
+        yield monitors_gauge
 
 
 def health_server(bind: str, port: int, health: Health, ready: threading.Event,
@@ -135,17 +136,17 @@ def health_server(bind: str, port: int, health: Health, ready: threading.Event,
         def do_GET(self) -> None:
             alive = time.monotonic() - health.beat < STALL_SECONDS
             if self.path == "/healthz":
-                ok, text = alive, "ok" if alive else "event loop stalled"
+                healthy, text = alive, "ok" if alive else "event loop stalled"
             elif self.path == "/readyz":
                 answers = reachable()
-                ok = alive and ready.is_set() and answers
-                text = ("ok" if ok else "event loop stalled" if not alive
+                healthy = alive and ready.is_set() and answers
+                text = ("ok" if healthy else "event loop stalled" if not alive
                         else "starting" if not ready.is_set() else "API server unreachable")
             else:
                 self.send_error(404)
                 return
             body = (text + "\n").encode()
-            self.send_response(200 if ok else 503)
+            self.send_response(200 if healthy else 503)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
