@@ -105,10 +105,12 @@ def outcome(job_status: Mapping[str, Any] | None) -> str | None:
     """Running, Succeeded or Failed from a Job's status (None: the Job is gone)."""
     if job_status is None:
         return None
-    for c in job_status.get("conditions") or []:
-        if c.get("status") == "True" and c.get("type") in ("Complete", "SuccessCriteriaMet"):
+    for condition in job_status.get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") in ("Complete", "SuccessCriteriaMet"):
             return "Succeeded"
-        if c.get("status") == "True" and c.get("type") in ("Failed", "FailureTarget"):
+        if condition.get("type") in ("Failed", "FailureTarget"):
             return "Failed"
     return "Running"
 
