@@ -201,7 +201,7 @@ class Email(Sender):
         mail = EmailMessage()
         mail["Subject"] = message.title()
         mail["From"] = spec.from_
-        mail["To"] = ", ".join(spec.to)
+        mail["To"] = ", ".join(spec.recipients)
         mail["Message-ID"] = f"<{message.dedup_key}.{int(message.time.timestamp())}@modelmon>"
         mail["X-Modelmon-Dedup-Key"] = message.dedup_key
         mail.set_content("\n".join(message.lines()) + "\n")
