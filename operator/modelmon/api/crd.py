@@ -12,7 +12,7 @@ import types
 from datetime import datetime
 from typing import Any, Literal, Union, get_args, get_origin
 
-import annotated_types as at
+import annotated_types
 import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -28,19 +28,19 @@ def _constraints(metadata: list[Any]) -> Schema:
     """OpenAPI keys for annotated-types / pydantic constraints."""
     out: Schema = {}
     for constraint in metadata:
-        if isinstance(constraint, at.Ge):
+        if isinstance(constraint, annotated_types.Ge):
             out["minimum"] = constraint.ge
-        elif isinstance(constraint, at.Gt):
+        elif isinstance(constraint, annotated_types.Gt):
             out["minimum"] = constraint.gt
             out["exclusiveMinimum"] = True
-        elif isinstance(constraint, at.Le):
+        elif isinstance(constraint, annotated_types.Le):
             out["maximum"] = constraint.le
-        elif isinstance(constraint, at.Lt):
+        elif isinstance(constraint, annotated_types.Lt):
             out["maximum"] = constraint.lt
             out["exclusiveMaximum"] = True
-        elif isinstance(constraint, at.MinLen):
+        elif isinstance(constraint, annotated_types.MinLen):
             out["minLength"] = constraint.min_length
-        elif isinstance(constraint, at.MaxLen):
+        elif isinstance(constraint, annotated_types.MaxLen):
             out["maxLength"] = constraint.max_length
         elif getattr(constraint, "pattern", None):
             out["pattern"] = constraint.pattern

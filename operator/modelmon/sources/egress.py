@@ -412,9 +412,9 @@ class _HTTPSConnection(http.client.HTTPSConnection):
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, r: Rules, where: str) -> None:
+    def __init__(self, egress_rules: Rules, where: str) -> None:
         super().__init__()
-        self.rules, self.where = r, where
+        self.rules, self.where = egress_rules, where
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(partial(_HTTPConnection, rules=self.rules, where=self.where),
@@ -422,9 +422,9 @@ class _HTTPHandler(urllib.request.HTTPHandler):
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, r: Rules, where: str) -> None:
+    def __init__(self, egress_rules: Rules, where: str) -> None:
         super().__init__()
-        self.rules, self.where = r, where
+        self.rules, self.where = egress_rules, where
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(partial(_HTTPSConnection, rules=self.rules, where=self.where),

@@ -135,9 +135,9 @@ def _parse(handle: IO[bytes], fmt: DataFormat, columns: list[str] | None) -> pd.
 def read_parquet(handle: Any, columns: list[str] | None) -> pd.DataFrame:
     """A parquet file (path or open file) as a frame: ``columns`` only, when given, and
     never the pandas index pyarrow stored beside them."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet
 
-    parquet = pq.ParquetFile(handle)
+    parquet = pyarrow.parquet.ParquetFile(handle)
     names = parquet.schema_arrow.names
     meta = parquet.schema_arrow.pandas_metadata or {}
     index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
