@@ -37,7 +37,7 @@ from modelmon.api.v1alpha1 import Source, format_bytes, parse_bytes
 
 log = logging.getLogger(__name__)
 
-Result = TypeVar("Result")
+Outcome = TypeVar("Outcome")
 
 
 class SourceError(Exception):
@@ -187,7 +187,7 @@ def _kind(source: Source, ctx: LoadContext) -> str:
     return source.kind
 
 
-def retrying(call: Callable[[], Result], ctx: LoadContext) -> Result:
+def retrying(call: Callable[[], Outcome], ctx: LoadContext) -> Outcome:
     """``call()``, again after each transient ``SourceError``, up to ``ctx.retries`` times,
     waiting ``ctx.retry_delay`` seconds and twice as long before each further attempt."""
     attempt = 0

@@ -31,11 +31,11 @@ def alone_workers(rows: int, columns: int) -> int:
 
 
 Item = TypeVar("Item")
-Result = TypeVar("Result")
+Mapped = TypeVar("Mapped")
 
 
-def map_in_threads(func: Callable[[Item], Result], items: Sequence[Item],
-                   workers: int) -> list[Result]:
+def map_in_threads(func: Callable[[Item], Mapped], items: Sequence[Item],
+                   workers: int) -> list[Mapped]:
     """``[func(item) for item in items]``, in ``workers`` threads when more than one."""
     if workers <= 1 or len(items) <= 1:
         return [func(item) for item in items]
