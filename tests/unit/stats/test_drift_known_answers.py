@@ -79,7 +79,7 @@ def test_numeric_hellinger_on_deciles() -> None:
 
 def test_kl() -> None:
     # 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75) = 0.5 ln(4/3)
-    assert divergence.kl(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(
+    assert divergence.kl_divergence(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(
         0.5 * math.log(4 / 3))
     profile = fit_numeric(np.arange(1000, dtype=np.float64))
     current = np.repeat(np.arange(0, 1000, 100, dtype=np.float64), [200] + [100] * 8 + [0])
