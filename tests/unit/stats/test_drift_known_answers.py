@@ -15,7 +15,8 @@ from modelmon.stats.profile import CategoricalProfile, fit_numeric
 def cats(**counts: int) -> CategoricalProfile:
     names = tuple(counts)
     values = np.array([counts[c] for c in names], dtype=np.int64)
-    return CategoricalProfile(categories=names, counts=values, n=int(values.sum()), n_missing=0)
+    return CategoricalProfile(categories=names, counts=values, n_present=int(values.sum()),
+                              n_missing=0)
 
 
 def stat(name: str, ref: CategoricalProfile, cur: CategoricalProfile) -> float:

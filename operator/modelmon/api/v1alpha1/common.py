@@ -89,7 +89,7 @@ def parse_bytes(value: int | str) -> int:
 
 
 def format_bytes(count: int) -> str:
-    """``n`` bytes for a message: ``268435456 (256 MiB)``."""
+    """``count`` bytes for a message: ``268435456 (256 MiB)``."""
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if count >= size:
             return f"{count} bytes ({count / size:.4g} {unit})"
