@@ -262,15 +262,26 @@ def _choice(options: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
+def _option_default(name: str) -> Callable[[], str]:
+    """The default of `run`'s option ``name``, as text: read, when `run` needs it, from
+    ``runner.Options``, the one place it is written (the runner brings kopf in)."""
+    def default() -> str:
+        from modelmon.runner import Options
+
+        value = getattr(Options, name)
+        return f"{value:g}s" if name.endswith("_seconds") else str(value)
+    return default
+
+
 #: `run` options filled from MODELMON_<NAME> when the flag is absent: name, parse, default.
 RUN_ENV: dict[str, tuple[str, Callable[[str], Any], Callable[[], str]]] = {
-    "metrics_port": ("METRICS_PORT", _port, lambda: "9090"),
-    "health_port": ("HEALTH_PORT", _port, lambda: "8080"),
+    "metrics_port": ("METRICS_PORT", _port, _option_default("metrics_port")),
+    "health_port": ("HEALTH_PORT", _port, _option_default("health_port")),
     "log_format": ("LOG_FORMAT", _choice(LOG_FORMATS),
                    lambda: "text" if sys.stderr.isatty() else "json"),
-    "log_level": ("LOG_LEVEL", _choice(LOG_LEVELS), lambda: "info"),
-    "workers": ("WORKERS", _positive, lambda: "2"),
-    "rules_resync": ("RULES_RESYNC", _seconds, lambda: "10m"),
+    "log_level": ("LOG_LEVEL", _choice(LOG_LEVELS), _option_default("log_level")),
+    "workers": ("WORKERS", _positive, _option_default("workers")),
+    "rules_resync": ("RULES_RESYNC", _seconds, _option_default("rules_resync_seconds")),
     "max_source_bytes": ("MAX_SOURCE_BYTES", _bytes, lambda: str(DEFAULT_MAX_BYTES)),
 }
 
