@@ -4,11 +4,12 @@ Each test walks the AST of every module of the package and lists every offender,
 failure names the file, the line and the name to fix:
 
 - no type name is defined twice in the package (classes, module-level or nested, and
-  module-level CapWords aliases such as ``Profile = A | B``), so an import or a traceback names
-  one thing;
-- no one- or two-letter name is bound outside a comprehension or a lambda: assignment and
-  walrus targets, parameters, function and class names, TypeVars, loop targets, ``with ... as``,
-  ``except ... as`` and import aliases;
+  module-level CapWords aliases such as ``Profile = A | B``), so an import or a traceback
+  names one thing;
+- no one- or two-letter name (nor one spelled in one-letter words, ``q_f``) is bound
+  outside a comprehension or a lambda: assignment and walrus targets, parameters, function
+  and class names, TypeVars, loop targets, ``with ... as``, ``except ... as`` and import
+  aliases;
 - no module-level UPPER_CASE constant is defined and then read nowhere in operator/, tests/,
   benchmarks/ or hack/.
 """
@@ -132,6 +133,12 @@ def test_no_type_name_is_defined_twice_in_the_package() -> None:
     )
 
 
+def _is_short(name: str) -> bool:
+    """One or two letters, or only one-letter words (``q_f``, ``d_f``)."""
+    words = [word for word in name.split("_") if word]
+    return len(name) < SHORTEST_NAME or all(len(word) == 1 for word in words)
+
+
 def short_names() -> list[str]:
     """Every short name bound in the package, as 'path:line name'."""
     found: list[str] = []
@@ -139,7 +146,7 @@ def short_names() -> list[str]:
         bound = sorted(_bound_names(_parse(path)), key=lambda pair: getattr(pair[0], "lineno", 0))
         for node, name in bound:
             entry = f"{_where(path, node)} {name}"
-            short = len(name) < SHORTEST_NAME and name not in SHORT_NAME_ALLOWLIST
+            short = _is_short(name) and name not in SHORT_NAME_ALLOWLIST
             if short and entry not in found:
                 found.append(entry)
     return found
