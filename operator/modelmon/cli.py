@@ -37,8 +37,8 @@ def status_dict(status: ModelMonitorStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, mode="json")
 
 
-def _num(x: float | None, digits: int = 4) -> str:
-    return "-" if x is None else f"{x:.{digits}g}"
+def _num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -50,41 +50,42 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 def render_table(name: str, status: ModelMonitorStatus) -> str:
     """A readable report of one check."""
     out = [f"monitor {name}: {status.phase}"]
-    lc = status.last_check
-    if lc is not None:
-        out.append(f"  {lc.current_rows} current rows vs {lc.reference_rows} reference rows, "
-                   f"{lc.duration_seconds:.3f}s")
-    d = status.drift
-    if d is not None:
-        out.append(f"\ndrift: {len(d.drifted)} of {len(d.features)} features drifted "
-                   f"(share {d.share:.2f}; dataset drift: {'yes' if d.dataset_drift else 'no'})")
+    last = status.last_check
+    if last is not None:
+        out.append(f"  {last.current_rows} current rows vs {last.reference_rows} reference rows, "
+                   f"{last.duration_seconds:.3f}s")
+    drift = status.drift
+    if drift is not None:
+        out.append(f"\ndrift: {len(drift.drifted)} of {len(drift.features)} features drifted "
+                   f"(share {drift.share:.2f}; "
+                   f"dataset drift: {'yes' if drift.dataset_drift else 'no'})")
         rows = []
-        extra = [("prediction", d.prediction), ("target", d.target)]
-        for label, f in [*((f.name, f) for f in d.features),
-                         *((f"[{k}] {v.name}", v) for k, v in extra if v is not None)]:
-            rows.append([label, f.kind, f.method, _num(f.statistic), _num(f.p_value),
-                         _num(f.threshold), "DRIFT" if f.drifted else "ok",
-                         f.message or ""])
+        extra = [("prediction", drift.prediction), ("target", drift.target)]
+        for label, column in [*((column.name, column) for column in drift.features),
+                              *((f"[{k}] {v.name}", v) for k, v in extra if v is not None)]:
+            rows.append([label, column.kind, column.method, _num(column.statistic),
+                         _num(column.p_value), _num(column.threshold),
+                         "DRIFT" if column.drifted else "ok", column.message or ""])
         out.append(_table(rows, ["column", "kind", "method", "statistic", "p-value",
                                  "threshold", "drift", "note"]))
     if status.performance:
         out.append("\nperformance:")
         out.append(_table([[k, f"{v:.4f}"] for k, v in status.performance.items()],
                           ["metric", "value"]))
-    q = status.data_quality
-    if q is not None and q.columns:
+    quality = status.data_quality
+    if quality is not None and quality.columns:
         out.append("\ndata quality:")
         out.append(_table([[c.name, f"{c.missing_fraction:.2%}",
                             "-" if c.outlier_fraction is None else f"{c.outlier_fraction:.2%}",
                             "-" if c.out_of_range_fraction is None
                             else f"{c.out_of_range_fraction:.2%}",
                             "-" if c.new_categories is None else str(c.new_categories)]
-                           for c in q.columns],
+                           for c in quality.columns],
                           ["column", "missing", "outliers", "out of range", "new categories"]))
-        if q.missing_columns:
-            out.append(f"missing columns: {', '.join(q.missing_columns)}")
-        for t in q.type_changes:
-            out.append(f"type change: {t.name} {t.reference} -> {t.current}")
+        if quality.missing_columns:
+            out.append(f"missing columns: {', '.join(quality.missing_columns)}")
+        for change in quality.type_changes:
+            out.append(f"type change: {change.name} {change.reference} -> {change.current}")
     out.append("\nfindings:" if status.findings else "\nfindings: none")
     for finding in status.findings:
         out.append(f"  [{finding.severity}] {finding.name}: {finding.message}")
@@ -169,11 +170,11 @@ def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
 
 def _time(text: str) -> datetime:
     try:
-        t = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def run_policy(args: argparse.Namespace) -> Policy:
@@ -262,20 +263,31 @@ def _choice(options: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
+def _option_default(name: str) -> Callable[[], str]:
+    """The default of `run`'s option ``name``, as text: read, when `run` needs it, from
+    ``runner.Options``, the one place it is written (the runner brings kopf in)."""
+    def default() -> str:
+        from modelmon.runner import Options
+
+        value = getattr(Options, name)
+        return f"{value:g}s" if name.endswith("_seconds") else str(value)
+    return default
+
+
 #: `run` options filled from MODELMON_<NAME> when the flag is absent: name, parse, default.
 RUN_ENV: dict[str, tuple[str, Callable[[str], Any], Callable[[], str]]] = {
-    "metrics_port": ("METRICS_PORT", _port, lambda: "9090"),
-    "health_port": ("HEALTH_PORT", _port, lambda: "8080"),
+    "metrics_port": ("METRICS_PORT", _port, _option_default("metrics_port")),
+    "health_port": ("HEALTH_PORT", _port, _option_default("health_port")),
     "log_format": ("LOG_FORMAT", _choice(LOG_FORMATS),
                    lambda: "text" if sys.stderr.isatty() else "json"),
-    "log_level": ("LOG_LEVEL", _choice(LOG_LEVELS), lambda: "info"),
-    "workers": ("WORKERS", _positive, lambda: "2"),
-    "rules_resync": ("RULES_RESYNC", _seconds, lambda: "10m"),
+    "log_level": ("LOG_LEVEL", _choice(LOG_LEVELS), _option_default("log_level")),
+    "workers": ("WORKERS", _positive, _option_default("workers")),
+    "rules_resync": ("RULES_RESYNC", _seconds, _option_default("rules_resync_seconds")),
     "max_source_bytes": ("MAX_SOURCE_BYTES", _bytes, lambda: str(DEFAULT_MAX_BYTES)),
 }
 
 
-def _run_env(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def _run_env(command_line: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fill `run`'s absent flags from their environment twins; a bad value is a usage
     error that names the variable."""
     given = args.namespace if args.namespace is not None else [_env("NAMESPACE", "")]
@@ -285,7 +297,7 @@ def _run_env(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         try:
             args.allow_local_path = [_directory(d) for d in dirs.split(",") if d.strip()]
         except argparse.ArgumentTypeError as exc:
-            p.error(f"MODELMON_ALLOW_LOCAL_PATH: {exc}")
+            command_line.error(f"MODELMON_ALLOW_LOCAL_PATH: {exc}")
     for dest, (name, parse, default) in RUN_ENV.items():
         if getattr(args, dest) is not None:
             continue
@@ -293,7 +305,7 @@ def _run_env(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         try:
             setattr(args, dest, parse(default() if text is None else text))
         except argparse.ArgumentTypeError as exc:
-            p.error(f"MODELMON_{name}: {exc}")
+            command_line.error(f"MODELMON_{name}: {exc}")
     for dest, name in EGRESS_ENV:
         groups = getattr(args, dest)
         if groups is None:
@@ -301,97 +313,100 @@ def _run_env(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             try:
                 groups = [_egress(text)] if text.strip() else []
             except argparse.ArgumentTypeError as exc:
-                p.error(f"MODELMON_{name}: {exc}")
+                command_line.error(f"MODELMON_{name}: {exc}")
         setattr(args, dest, tuple(dict.fromkeys(e for group in groups for e in group)))
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="modelmon", description="ML model monitoring for Kubernetes.")
-    p.add_argument("--version", action="version", version=f"modelmon {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    root = argparse.ArgumentParser(prog="modelmon",
+                                   description="ML model monitoring for Kubernetes.")
+    root.add_argument("--version", action="version", version=f"modelmon {__version__}")
+    sub = root.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("check", help="run one check of a monitor on its data, no cluster needed")
-    c.add_argument("monitor", help="ModelMonitor YAML file")
-    c.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
-    c.add_argument("--fail-on", choices=["warning", "critical"], default="critical",
-                   help="exit 1 when a finding has at least this severity (default: critical)")
-    c.add_argument("--at", type=_time, default=None,
-                   help="check time (ISO 8601); current.window ends here (default: now)")
-    c.add_argument("--secret", action="append", metavar="NAME/KEY=VALUE",
-                   help="a Secret key the monitor references (=@FILE reads a file); "
-                        "repeatable; also read from MODELMON_SECRET_<NAME>_<KEY>")
-    c.set_defaults(func=cmd_check)
+    check = sub.add_parser("check",
+                           help="run one check of a monitor on its data, no cluster needed")
+    check.add_argument("monitor", help="ModelMonitor YAML file")
+    check.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    check.add_argument("--fail-on", choices=["warning", "critical"], default="critical",
+                       help="exit 1 when a finding has at least this severity (default: critical)")
+    check.add_argument("--at", type=_time, default=None,
+                       help="check time (ISO 8601); current.window ends here (default: now)")
+    check.add_argument("--secret", action="append", metavar="NAME/KEY=VALUE",
+                       help="a Secret key the monitor references (=@FILE reads a file); "
+                            "repeatable; also read from MODELMON_SECRET_<NAME>_<KEY>")
+    check.set_defaults(func=cmd_check)
 
-    v = sub.add_parser("validate", help="validate ModelMonitor YAML files")
-    v.add_argument("files", nargs="+", metavar="FILE")
-    v.set_defaults(func=cmd_validate)
+    validate = sub.add_parser("validate", help="validate ModelMonitor YAML files")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(func=cmd_validate)
 
-    o = sub.add_parser("run", help="run the operator (watches ModelMonitors in a cluster)",
-                       description="Each flag has an environment variable twin, shown in "
-                                   "brackets; the flag wins.")
+    run = sub.add_parser("run", help="run the operator (watches ModelMonitors in a cluster)",
+                         description="Each flag has an environment variable twin, shown in "
+                                     "brackets; the flag wins.")
     # Defaults are None here and filled from the environment after parsing (_run_env),
     # so that a bad variable is a usage error of `run` alone and a flag replaces it.
-    o.add_argument("--namespace", action="append", default=None,
-                   help="watch only this namespace; repeatable or comma-separated; default: "
-                        "all namespaces [MODELMON_NAMESPACE]")
-    o.add_argument("--metrics-port", type=_port, default=None,
-                   help="port of /metrics (default 9090) [MODELMON_METRICS_PORT]")
-    o.add_argument("--health-port", type=_port, default=None,
-                   help="port of /healthz and /readyz (default 8080) [MODELMON_HEALTH_PORT]")
-    o.add_argument("--log-format", choices=LOG_FORMATS, default=None,
-                   help="default: json unless stderr is a terminal [MODELMON_LOG_FORMAT]")
-    o.add_argument("--log-level", choices=LOG_LEVELS, default=None,
-                   help="default: info [MODELMON_LOG_LEVEL]")
-    o.add_argument("--workers", type=_positive, default=None,
-                   help="threads that run checks (default 2) [MODELMON_WORKERS]")
-    o.add_argument("--rules-resync", type=_seconds, default=None, metavar="DURATION",
-                   help="how often each PrometheusRule is compared with the cluster's copy "
-                        "and restored if it was edited or deleted (default 10m) "
-                        "[MODELMON_RULES_RESYNC]")
-    o.add_argument("--egress-allow", action="append", type=_egress, default=None,
-                   metavar="NET_OR_HOST",
-                   help="where monitors may make the operator connect (sources, Prometheus, "
-                        "notifiers): a network (10.0.0.0/8), an address, a host name or "
-                        "*.suffix; repeatable or comma-separated; default: anywhere except "
-                        "the addresses refused by default (loopback, link-local, cloud "
-                        "metadata, unspecified), which only a network at least as specific "
-                        "as theirs opens [MODELMON_EGRESS_ALLOW]")
-    o.add_argument("--egress-deny", action="append", type=_egress, default=None,
-                   metavar="NET_OR_HOST",
-                   help="where monitors may never make the operator connect, even if "
-                        "allowed; same forms; repeatable or comma-separated "
-                        "[MODELMON_EGRESS_DENY]")
-    o.add_argument("--allow-local-path", action="append", type=_directory, default=None,
-                   metavar="DIR",
-                   help="let url sources read local files under this directory (resolved, "
-                        "symlinks followed); repeatable; default: none, no local file is read "
-                        "[MODELMON_ALLOW_LOCAL_PATH, comma-separated]")
-    o.add_argument("--max-source-bytes", type=_bytes, default=None, metavar="BYTES",
-                   help="the most bytes one source may bring in, and the most a monitor's "
-                        "maxBytes may ask for: a number or a quantity like 64Mi (default "
-                        f"{DEFAULT_MAX_BYTES // 2**20}Mi) [MODELMON_MAX_SOURCE_BYTES]")
-    o.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None,
-                   help="kubeconfig file; default: in-cluster service account, else "
-                        "$KUBECONFIG or ~/.kube/config")
-    o.set_defaults(func=cmd_run)
+    run.add_argument("--namespace", action="append", default=None,
+                     help="watch only this namespace; repeatable or comma-separated; default: "
+                          "all namespaces [MODELMON_NAMESPACE]")
+    run.add_argument("--metrics-port", type=_port, default=None,
+                     help="port of /metrics (default 9090) [MODELMON_METRICS_PORT]")
+    run.add_argument("--health-port", type=_port, default=None,
+                     help="port of /healthz and /readyz (default 8080) [MODELMON_HEALTH_PORT]")
+    run.add_argument("--log-format", choices=LOG_FORMATS, default=None,
+                     help="default: json unless stderr is a terminal [MODELMON_LOG_FORMAT]")
+    run.add_argument("--log-level", choices=LOG_LEVELS, default=None,
+                     help="default: info [MODELMON_LOG_LEVEL]")
+    run.add_argument("--workers", type=_positive, default=None,
+                     help="threads that run checks (default 2) [MODELMON_WORKERS]")
+    run.add_argument("--rules-resync", type=_seconds, default=None, metavar="DURATION",
+                     help="how often each PrometheusRule is compared with the cluster's copy "
+                          "and restored if it was edited or deleted (default 10m) "
+                          "[MODELMON_RULES_RESYNC]")
+    run.add_argument("--egress-allow", action="append", type=_egress, default=None,
+                     metavar="NET_OR_HOST",
+                     help="where monitors may make the operator connect (sources, Prometheus, "
+                          "notifiers): a network (10.0.0.0/8), an address, a host name or "
+                          "*.suffix; repeatable or comma-separated; default: anywhere except "
+                          "the addresses refused by default (loopback, link-local, cloud "
+                          "metadata, unspecified), which only a network at least as specific "
+                          "as theirs opens [MODELMON_EGRESS_ALLOW]")
+    run.add_argument("--egress-deny", action="append", type=_egress, default=None,
+                     metavar="NET_OR_HOST",
+                     help="where monitors may never make the operator connect, even if "
+                          "allowed; same forms; repeatable or comma-separated "
+                          "[MODELMON_EGRESS_DENY]")
+    run.add_argument("--allow-local-path", action="append", type=_directory, default=None,
+                     metavar="DIR",
+                     help="let url sources read local files under this directory (resolved, "
+                          "symlinks followed); repeatable; default: none, no local file is read "
+                          "[MODELMON_ALLOW_LOCAL_PATH, comma-separated]")
+    run.add_argument("--max-source-bytes", type=_bytes, default=None, metavar="BYTES",
+                     help="the most bytes one source may bring in, and the most a monitor's "
+                          "maxBytes may ask for: a number or a quantity like 64Mi (default "
+                          f"{DEFAULT_MAX_BYTES // 2**20}Mi) [MODELMON_MAX_SOURCE_BYTES]")
+    run.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None,
+                     help="kubeconfig file; default: in-cluster service account, else "
+                          "$KUBECONFIG or ~/.kube/config")
+    run.set_defaults(func=cmd_run)
 
-    r = sub.add_parser("rules", help="print the PrometheusRule the operator would generate")
-    r.add_argument("monitor", help="ModelMonitor YAML file")
-    r.add_argument("-n", "--namespace", default=None,
-                   help="namespace (default: the monitor's, else default)")
-    r.set_defaults(func=cmd_rules)
+    rules = sub.add_parser("rules",
+                           help="print the PrometheusRule the operator would generate")
+    rules.add_argument("monitor", help="ModelMonitor YAML file")
+    rules.add_argument("-n", "--namespace", default=None,
+                       help="namespace (default: the monitor's, else default)")
+    rules.set_defaults(func=cmd_rules)
 
-    d = sub.add_parser("crd", help="print the ModelMonitor CRD")
-    d.set_defaults(func=cmd_crd)
-    return p
+    crd = sub.add_parser("crd", help="print the ModelMonitor CRD")
+    crd.set_defaults(func=cmd_crd)
+    return root
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line, with `run`'s absent flags taken from the environment."""
-    p = parser()
-    args = p.parse_args(argv)
+    command_line = parser()
+    args = command_line.parse_args(argv)
     if args.command == "run":
-        _run_env(p, args)
+        _run_env(command_line, args)
     return args
 
 

@@ -111,13 +111,14 @@ class OperatorGauges(Collector):
         self.fleet = fleet
 
     def collect(self) -> Any:
-        g = GaugeMetricFamily("modelmon_event_loop_lag_seconds",
-                              "How late the operator's event loop ran its last heartbeat")
-        g.add_metric([], self.health.lag)
-        yield g
-        m = GaugeMetricFamily("modelmon_monitors", "ModelMonitors the operator watches")
-        m.add_metric([], float(len(self.fleet.monitors)))
-        yield m
+        lag_gauge = GaugeMetricFamily("modelmon_event_loop_lag_seconds",
+                                      "How late the operator's event loop ran its last heartbeat")
+        lag_gauge.add_metric([], self.health.lag)
+        yield lag_gauge
+        monitors_gauge = GaugeMetricFamily("modelmon_monitors",
+                                           "ModelMonitors the operator watches")
+        monitors_gauge.add_metric([], float(len(self.fleet.monitors)))
+        yield monitors_gauge
 
 
 def run(opts: Options) -> NoReturn:

@@ -10,6 +10,7 @@ import pytest
 
 from modelmon import runner
 from modelmon.api.policy import DEFAULT_MAX_BYTES, Egress, Policy
+from modelmon.api.v1alpha1 import parse_duration
 from modelmon.cli import main, parse_args, run_policy
 
 TWINS = ("NAMESPACE", "METRICS_PORT", "HEALTH_PORT", "LOG_FORMAT", "LOG_LEVEL", "WORKERS",
@@ -31,6 +32,24 @@ def test_defaults() -> None:
     assert args.namespace == [] and args.log_level == "info"
     assert args.metrics_port == 9090 and args.health_port == 8080
     assert args.workers == 2 and args.log_format == "json"  # stderr is not a terminal here
+
+
+def test_defaults_and_their_help_come_from_the_runner_options(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse()
+    assert args.rules_resync == runner.Options.rules_resync_seconds
+    assert args.log_level == runner.Options.log_level.lower()
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    options = runner.Options
+    for quoted in (f"(default {options.metrics_port}) [MODELMON_METRICS_PORT]",
+                   f"(default {options.health_port}) [MODELMON_HEALTH_PORT]",
+                   f"(default {options.workers}) [MODELMON_WORKERS]",
+                   f"default: {options.log_level.lower()} [MODELMON_LOG_LEVEL]"):
+        assert quoted in said
+    resync = said.split(" [MODELMON_RULES_RESYNC]")[0].rsplit("(default ", 1)[1].rstrip(")")
+    assert parse_duration(resync).total_seconds() == options.rules_resync_seconds
 
 
 def test_environment_twins_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import types
 from datetime import datetime
 from typing import Any, Literal, Union, get_args, get_origin
 
-import annotated_types as at
+import annotated_types
 import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -27,49 +27,49 @@ CRD_NAME = f"{api.PLURAL}.{api.GROUP}"
 def _constraints(metadata: list[Any]) -> Schema:
     """OpenAPI keys for annotated-types / pydantic constraints."""
     out: Schema = {}
-    for m in metadata:
-        if isinstance(m, at.Ge):
-            out["minimum"] = m.ge
-        elif isinstance(m, at.Gt):
-            out["minimum"] = m.gt
+    for constraint in metadata:
+        if isinstance(constraint, annotated_types.Ge):
+            out["minimum"] = constraint.ge
+        elif isinstance(constraint, annotated_types.Gt):
+            out["minimum"] = constraint.gt
             out["exclusiveMinimum"] = True
-        elif isinstance(m, at.Le):
-            out["maximum"] = m.le
-        elif isinstance(m, at.Lt):
-            out["maximum"] = m.lt
+        elif isinstance(constraint, annotated_types.Le):
+            out["maximum"] = constraint.le
+        elif isinstance(constraint, annotated_types.Lt):
+            out["maximum"] = constraint.lt
             out["exclusiveMaximum"] = True
-        elif isinstance(m, at.MinLen):
-            out["minLength"] = m.min_length
-        elif isinstance(m, at.MaxLen):
-            out["maxLength"] = m.max_length
-        elif getattr(m, "pattern", None):
-            out["pattern"] = m.pattern
+        elif isinstance(constraint, annotated_types.MinLen):
+            out["minLength"] = constraint.min_length
+        elif isinstance(constraint, annotated_types.MaxLen):
+            out["maxLength"] = constraint.max_length
+        elif getattr(constraint, "pattern", None):
+            out["pattern"] = constraint.pattern
     return out
 
 
-def _unwrap(tp: Any) -> tuple[Any, list[Any], bool]:
+def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
     """(inner type, constraint metadata, optional) of an annotation."""
     metadata: list[Any] = []
     optional = False
     while True:
         if any(isinstance(m, api.IntOrString) for m in metadata):
             break  # an int-or-string: type_schema writes both branches
-        origin = get_origin(tp)
-        if origin is Union or isinstance(tp, types.UnionType):
-            args = [a for a in get_args(tp) if a is not type(None)]
+        origin = get_origin(annotation)
+        if origin is Union or isinstance(annotation, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
             if len(args) != 1:
-                raise TypeError(f"unions other than Optional are not supported: {tp}")
+                raise TypeError(f"unions other than Optional are not supported: {annotation}")
             optional = True
-            tp = args[0]
-        elif hasattr(tp, "__metadata__"):  # typing.Annotated
-            metadata.extend(tp.__metadata__)
-            tp = tp.__origin__
+            annotation = args[0]
+        elif hasattr(annotation, "__metadata__"):  # typing.Annotated
+            metadata.extend(annotation.__metadata__)
+            annotation = annotation.__origin__
         else:
             break
     flat: list[Any] = []
-    for m in metadata:
-        flat.extend(m.metadata if isinstance(m, FieldInfo) else [m])
-    return tp, flat, optional
+    for item in metadata:
+        flat.extend(item.metadata if isinstance(item, FieldInfo) else [item])
+    return annotation, flat, optional
 
 
 def _array_limits(metadata: list[Any]) -> Schema:
@@ -78,9 +78,9 @@ def _array_limits(metadata: list[Any]) -> Schema:
     return {renamed.get(k, k): v for k, v in out.items()}
 
 
-def type_schema(tp: Any, metadata: list[Any] | None = None) -> Schema:
+def type_schema(annotation: Any, metadata: list[Any] | None = None) -> Schema:
     """Schema of one (unwrapped) type."""
-    tp, more, _ = _unwrap(tp)
+    annotation, more, _ = _unwrap(annotation)
     metadata = [*(metadata or []), *more]
     either = next((m for m in metadata if isinstance(m, api.IntOrString)), None)
     if either is not None:
@@ -88,37 +88,37 @@ def type_schema(tp: Any, metadata: list[Any] | None = None) -> Schema:
         return {"x-kubernetes-int-or-string": True,
                 "anyOf": [{"type": "integer"}, {"type": "string"}],
                 "minimum": 1, "pattern": either.pattern}
-    origin = get_origin(tp)
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return model_schema(tp)
+    origin = get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return model_schema(annotation)
     if origin is Literal:
-        values = list(get_args(tp))
+        values = list(get_args(annotation))
         # The bound costs nothing and lets the apiserver's CEL cost estimate see how long
         # an enum value can be.
         return {"type": "string", "enum": values, "maxLength": max(len(v) for v in values)}
     if origin is list:
-        (item,) = get_args(tp)
+        (item,) = get_args(annotation)
         return {"type": "array", "items": type_schema(item), **_array_limits(metadata)}
     if origin is dict:
-        _, value = get_args(tp)
+        _, value = get_args(annotation)
         if value is Any:  # an embedded object validated elsewhere (a Job template, ...)
             return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         limits = {k.replace("Items", "Properties"): v
                   for k, v in _array_limits(metadata).items()}
         return {"type": "object", "additionalProperties": type_schema(value), **limits}
-    if tp is bool:
+    if annotation is bool:
         return {"type": "boolean"}
-    if tp is int:
+    if annotation is int:
         return {"type": "integer", "format": "int64", **_constraints(metadata)}
-    if tp is float:
+    if annotation is float:
         return {"type": "number", **_constraints(metadata)}
-    if tp is str:
+    if annotation is str:
         return {"type": "string", **_constraints(metadata)}
-    if tp is datetime:
+    if annotation is datetime:
         return {"type": "string", "format": "date-time"}
-    if tp is Any:
+    if annotation is Any:
         return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    raise TypeError(f"no schema for {tp!r}")
+    raise TypeError(f"no schema for {annotation!r}")
 
 
 def _description(field: FieldInfo, name: str, model: type[BaseModel]) -> str:

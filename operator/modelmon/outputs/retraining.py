@@ -38,13 +38,13 @@ def condition_holds(spec: RetrainingSpec, findings: Sequence[Finding]) -> bool:
 
 
 @dataclass(frozen=True)
-class Plan:
+class RetrainingPlan:
     status: RetrainingStatus
     start: bool
 
 
 def plan(spec: RetrainingSpec, findings: Sequence[Finding], previous: RetrainingStatus | None,
-         now: datetime, checked: bool) -> Plan:
+         now: datetime, checked: bool) -> RetrainingPlan:
     """Count consecutive checks and decide whether a Job is due.
 
     ``checked`` is False for a check that could not run: it neither counts nor resets.
@@ -52,20 +52,20 @@ def plan(spec: RetrainingSpec, findings: Sequence[Finding], previous: Retraining
     """
     prev = previous or RetrainingStatus()
     if not checked:
-        return Plan(prev, False)
+        return RetrainingPlan(prev, False)
     count = prev.consecutive_checks + 1 if condition_holds(spec, findings) else 0
     status = prev.model_copy(update={"consecutive_checks": count, "message": None})
     if count < spec.when.consecutive_checks:
-        return Plan(status, False)
+        return RetrainingPlan(status, False)
     if prev.outcome == "Running":
-        return Plan(status.model_copy(update={
+        return RetrainingPlan(status.model_copy(update={
             "message": f"retraining Job {prev.last_job} is still running"}), False)
     cooldown = parse_duration(spec.cooldown)
     if prev.last_started is not None and now - prev.last_started < cooldown:
         until = (prev.last_started + cooldown).isoformat()
-        return Plan(status.model_copy(update={
+        return RetrainingPlan(status.model_copy(update={
             "message": f"in cooldown until {until} (spec.retraining.cooldown)"}), False)
-    return Plan(status, True)
+    return RetrainingPlan(status, True)
 
 
 def job_name(monitor: str, uid: str, previous: str | None) -> str:
@@ -105,10 +105,12 @@ def outcome(job_status: Mapping[str, Any] | None) -> str | None:
     """Running, Succeeded or Failed from a Job's status (None: the Job is gone)."""
     if job_status is None:
         return None
-    for c in job_status.get("conditions") or []:
-        if c.get("status") == "True" and c.get("type") in ("Complete", "SuccessCriteriaMet"):
+    for condition in job_status.get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") in ("Complete", "SuccessCriteriaMet"):
             return "Succeeded"
-        if c.get("status") == "True" and c.get("type") in ("Failed", "FailureTarget"):
+        if condition.get("type") in ("Failed", "FailureTarget"):
             return "Failed"
     return "Running"
 

@@ -37,7 +37,7 @@ from modelmon.api.v1alpha1 import Source, format_bytes, parse_bytes
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+Outcome = TypeVar("Outcome")
 
 
 class SourceError(Exception):
@@ -153,11 +153,11 @@ _PROBES: dict[str, Probe] = {}
 def register(kind: str) -> Callable[[Loader], Loader]:
     """Decorator: register a loader for one kind of source."""
 
-    def wrap(fn: Loader) -> Loader:
+    def wrap(loader: Loader) -> Loader:
         if kind in _LOADERS:
             raise ValueError(f"source kind {kind!r} registered twice")
-        _LOADERS[kind] = fn
-        return fn
+        _LOADERS[kind] = loader
+        return loader
 
     return wrap
 
@@ -165,11 +165,11 @@ def register(kind: str) -> Callable[[Loader], Loader]:
 def register_probe(kind: str) -> Callable[[Probe], Probe]:
     """Decorator: register the cheap version probe of one kind of source."""
 
-    def wrap(fn: Probe) -> Probe:
+    def wrap(probe: Probe) -> Probe:
         if kind in _PROBES:
             raise ValueError(f"version probe for {kind!r} registered twice")
-        _PROBES[kind] = fn
-        return fn
+        _PROBES[kind] = probe
+        return probe
 
     return wrap
 
@@ -187,7 +187,7 @@ def _kind(source: Source, ctx: LoadContext) -> str:
     return source.kind
 
 
-def retrying(call: Callable[[], T], ctx: LoadContext) -> T:
+def retrying(call: Callable[[], Outcome], ctx: LoadContext) -> Outcome:
     """``call()``, again after each transient ``SourceError``, up to ``ctx.retries`` times,
     waiting ``ctx.retry_delay`` seconds and twice as long before each further attempt."""
     attempt = 0
@@ -244,9 +244,9 @@ class Budget:
         if size is not None and self.used + size > self.limit:
             raise self.exceeded(f"{what} {size}")
 
-    def take(self, n: int) -> None:
-        """Count ``n`` more bytes read; refuse when the budget is spent."""
-        self.used += n
+    def take(self, count: int) -> None:
+        """Count ``count`` more bytes read; refuse when the budget is spent."""
+        self.used += count
         if self.used > self.limit:
             raise self.exceeded(f"stopped after {self.used} bytes")
 
@@ -285,9 +285,9 @@ def unparsable(what: str, fmt: str, expected: str, size: int | None,
     """Why ``what`` could not be read as ``fmt``, without a byte of its content: what was
     expected, the bytes read, the parser's line number if it gives one, the error's type."""
     found = _LINE.search(str(exc))
-    at = f" at line {found.group(1)}" if found else ""
+    line_note = f" at line {found.group(1)}" if found else ""
     read = "" if size is None else ("it is empty; " if size == 0 else f"{size} bytes read; ")
-    return (f"{what} is not readable as {fmt}{at}: expected {expected} ({read}"
+    return (f"{what} is not readable as {fmt}{line_note}: expected {expected} ({read}"
             f"{type(exc).__name__})")
 
 

@@ -27,14 +27,14 @@ from typing import Generic, TypeVar
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources.base import LoadContext, Loaded, load, version
 
-T = TypeVar("T")
+Value = TypeVar("Value")
 
 
 @dataclass(frozen=True, slots=True)
-class Cached(Generic[T]):
+class Cached(Generic[Value]):
     """A value from the cache, and what getting it cost."""
 
-    value: T
+    value: Value
     version: str
     """The version of the data the value was built from."""
     loaded: bool
@@ -44,13 +44,13 @@ class Cached(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry(Generic[T]):
+class _Entry(Generic[Value]):
     spec: str
     version: str
-    value: T
+    value: Value
 
 
-class ReferenceCache(Generic[T]):
+class ReferenceCache(Generic[Value]):
     """Values built from reference data, one per key, reused while the data is unchanged.
 
     Thread-safe; the least recently used keys are dropped beyond ``capacity``.
@@ -58,7 +58,7 @@ class ReferenceCache(Generic[T]):
 
     def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[Hashable, _Entry[T]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, _Entry[Value]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         """Calls answered from the probe alone."""
@@ -68,7 +68,7 @@ class ReferenceCache(Generic[T]):
         """Calls that ran ``build``."""
 
     def get(self, key: Hashable, source: Source, ctx: LoadContext,
-            build: Callable[[Loaded], T], *, depends_on: object = None) -> Cached[T]:
+            build: Callable[[Loaded], Value], *, depends_on: object = None) -> Cached[Value]:
         """The value for ``key``: cached if the source's version is unchanged, else built
         from a fresh load. ``depends_on`` is what else ``build`` depends on (e.g. the
         monitor's generation): a different one rebuilds. Raises what ``load``, the probe or

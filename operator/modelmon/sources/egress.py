@@ -108,7 +108,7 @@ class EgressRefusedError(SourceError):
         self.destination = destination
         self.why = why
 
-    def at(self, where: str) -> EgressRefusedError:
+    def for_field(self, where: str) -> EgressRefusedError:
         """The same refusal, naming another field."""
         return EgressRefusedError(where, self.destination, self.why)
 
@@ -363,12 +363,12 @@ def check_url(url: str, egress: Egress, where: str) -> None:
     """Resolve an URL's host and check it (for clients that cannot be made to connect to
     the checked address: botocore, google-auth). A host that does not resolve passes:
     the client then fails on it as before."""
-    r = rules(egress)
+    egress_rules = rules(egress)
     target = url_host(url)
-    if not r.enforce or target is None:
+    if not egress_rules.enforce or target is None:
         return
     try:
-        r.resolve(*target, where)
+        egress_rules.resolve(*target, where)
     except OSError:
         return
 
@@ -376,13 +376,13 @@ def check_url(url: str, egress: Egress, where: str) -> None:
 # ------------------------------------------------------------ sockets: urllib, smtplib
 
 
-def create_connection(r: Rules, where: str, address: tuple[str, int],
+def create_connection(egress_rules: Rules, where: str, address: tuple[str, int],
                       timeout: float | None = None,
                       source_address: tuple[str, int] | None = None) -> socket.socket:
     """``socket.create_connection`` that connects only to checked addresses."""
     host, port = address
     error: OSError | None = None
-    for family, type_, proto, _, sockaddr in r.resolve(host, port, where):
+    for family, type_, proto, _, sockaddr in egress_rules.resolve(host, port, where):
         sock = socket.socket(family, type_, proto)
         try:
             if timeout is not None:
@@ -412,9 +412,9 @@ class _HTTPSConnection(http.client.HTTPSConnection):
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, r: Rules, where: str) -> None:
+    def __init__(self, egress_rules: Rules, where: str) -> None:
         super().__init__()
-        self.rules, self.where = r, where
+        self.rules, self.where = egress_rules, where
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(partial(_HTTPConnection, rules=self.rules, where=self.where),
@@ -422,9 +422,9 @@ class _HTTPHandler(urllib.request.HTTPHandler):
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, r: Rules, where: str) -> None:
+    def __init__(self, egress_rules: Rules, where: str) -> None:
         super().__init__()
-        self.rules, self.where = r, where
+        self.rules, self.where = egress_rules, where
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(partial(_HTTPSConnection, rules=self.rules, where=self.where),
@@ -436,25 +436,26 @@ def urlopen(request: urllib.request.Request, timeout: float, egress: Egress,
     """``urllib.request.urlopen`` under the policy: every connection, redirects included,
     goes to a checked address, and environment proxies are not used (a proxy would resolve
     the name itself). Unenforced: plain ``urlopen``."""
-    r = rules(egress)
-    if not r.enforce:
+    egress_rules = rules(egress)
+    if not egress_rules.enforce:
         return urllib.request.urlopen(request, timeout=timeout)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                         _HTTPHandler(r, where), _HTTPSHandler(r, where))
+                                         _HTTPHandler(egress_rules, where),
+                                         _HTTPSHandler(egress_rules, where))
     return opener.open(request, timeout=timeout)
 
 
 def smtp_class(egress: Egress, where: str) -> type[smtplib.SMTP]:
     """``smtplib.SMTP``, connecting only to checked addresses (STARTTLS still verifies the
     certificate for the host name)."""
-    r = rules(egress)
-    if not r.enforce:
+    egress_rules = rules(egress)
+    if not egress_rules.enforce:
         return smtplib.SMTP
 
     class PinnedSMTP(smtplib.SMTP):
         def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
             source: Any = self.source_address
-            return create_connection(r, where, (host, port), timeout, source)
+            return create_connection(egress_rules, where, (host, port), timeout, source)
 
     return PinnedSMTP
 
@@ -472,8 +473,8 @@ def _connector_class() -> type[Any]:
         those, so aiohttp connects to what was checked; its socket factory refuses denied
         addresses once more (``EgressBlockedError``)."""
 
-        def __init__(self, r: Rules, where: str, **kwargs: Any) -> None:
-            self._egress_rules, self._egress_where = r, where
+        def __init__(self, egress_rules: Rules, where: str, **kwargs: Any) -> None:
+            self._egress_rules, self._egress_where = egress_rules, where
             super().__init__(socket_factory=self._egress_socket, **kwargs)
 
         async def _resolve_host(self, host: str, port: int, traces: Any = None
@@ -491,7 +492,7 @@ def _connector_class() -> type[Any]:
                    else self._egress_rules.refuse_address(address, name_allowed=True))
             if why is not None:
                 raise EgressBlockedError(f"{self._egress_where}: the operator may not connect to "
-                                    f"{sockaddr[0]} ({why})")
+                                         f"{sockaddr[0]} ({why})")
             return socket.socket(family, type_, proto)
 
     return EgressConnector
@@ -508,10 +509,10 @@ def client_session(egress: Egress, where: str, **kwargs: Any) -> Any:
     """An ``aiohttp.ClientSession`` under the policy (call it inside the event loop)."""
     import aiohttp
 
-    r = rules(egress)
-    if not r.enforce:
+    egress_rules = rules(egress)
+    if not egress_rules.enforce:
         return aiohttp.ClientSession(**kwargs)
-    return aiohttp.ClientSession(connector=connector_class()(r, where), **kwargs)
+    return aiohttp.ClientSession(connector=connector_class()(egress_rules, where), **kwargs)
 
 
 @dataclass(frozen=True, slots=True)

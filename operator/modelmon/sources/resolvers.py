@@ -245,15 +245,16 @@ class LocalResolver:
 
     def config_map(self, name: str, key: str) -> str:
         """The value of ``key`` in the ConfigMap ``name`` found in the YAML files."""
-        cm = self._scan().get(name)
-        if cm is None:
+        config_map = self._scan().get(name)
+        if config_map is None:
             where = (f"{self.files[0].name} or the other YAML files in {self.files[0].parent}"
                      if self.files else "no YAML files")
             raise SourceError(f"ConfigMap {name!r} not found in {where}; add a document "
                               "of kind ConfigMap with that metadata.name")
-        if key in cm.data:
-            return cm.data[key]
-        if key in cm.binary:
-            return _decode(cm.binary[key], f"key {key!r} of ConfigMap {name!r} ({cm.file})")
-        raise MissingKeyError(f"ConfigMap {name!r} in {cm.file} has no key {key!r} "
-                              f"(its keys: {_keys({**cm.data, **cm.binary})})")
+        if key in config_map.data:
+            return config_map.data[key]
+        if key in config_map.binary:
+            return _decode(config_map.binary[key],
+                           f"key {key!r} of ConfigMap {name!r} ({config_map.file})")
+        raise MissingKeyError(f"ConfigMap {name!r} in {config_map.file} has no key {key!r} "
+                              f"(its keys: {_keys({**config_map.data, **config_map.binary})})")

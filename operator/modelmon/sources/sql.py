@@ -168,7 +168,7 @@ def _local_files(url: URL, ctx: LoadContext, where: str) -> None:
 
 def _engine(conn: Database, timeout: float, policy: Egress = egress.UNRESTRICTED
             ) -> Engine:
-    sa = _sqlalchemy()
+    sqlalchemy = _sqlalchemy()
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     key = hashlib.sha256(f"{conn.url.render_as_string(hide_password=False)}\0{timeout}"
@@ -189,8 +189,8 @@ def _engine(conn: Database, timeout: float, policy: Egress = egress.UNRESTRICTED
     elif backend == "sqlite":
         connect_args = {"timeout": timeout}
     try:
-        engine: Engine = sa.create_engine(url, pool_pre_ping=True, pool_recycle=1800,
-                                  connect_args=connect_args)
+        engine: Engine = sqlalchemy.create_engine(url, pool_pre_ping=True, pool_recycle=1800,
+                                                  connect_args=connect_args)
     except NoSuchModuleError:
         raise SourceError(f"{conn.field}: no SQLAlchemy dialect for "
                           f"{conn.url.drivername!r}; install its driver (modelmon[sql] has "

@@ -37,66 +37,71 @@ class Metric:
     compute: Callable[[Inputs], float]
 
 
-def _score(x: Inputs) -> NDArray[np.float64]:
-    if x.y_score is None:
+def _score(inputs: Inputs) -> NDArray[np.float64]:
+    if inputs.y_score is None:
         raise PerformanceInputError("needs columns.predictionProbability")
-    return x.y_score
+    return inputs.y_score
 
 
-def _binary_pred(x: Inputs) -> NDArray[np.generic]:
-    if x.y_pred is not None:
-        return x.y_pred
-    return np.asarray(_score(x) >= 0.5)
+def _binary_pred(inputs: Inputs) -> NDArray[np.generic]:
+    if inputs.y_pred is not None:
+        return inputs.y_pred
+    return np.asarray(_score(inputs) >= 0.5)
 
 
-def _auc(x: Inputs) -> float:
-    if x.y_true.all() or not x.y_true.any():
+def _auc(inputs: Inputs) -> float:
+    if inputs.y_true.all() or not inputs.y_true.any():
         raise PerformanceInputError("rocAuc is undefined when the window has only one class")
-    return float(skm.roc_auc_score(x.y_true, _score(x)))
+    return float(skm.roc_auc_score(inputs.y_true, _score(inputs)))
 
 
-def _labels(fn: Callable[..., float], **kw: object) -> Callable[[Inputs], float]:
-    def compute(x: Inputs) -> float:
-        pred = _binary_pred(x) if x.y_pred is None else x.y_pred
-        return float(fn(x.y_true, pred, **kw))
+def _labels(scorer: Callable[..., float], **options: object) -> Callable[[Inputs], float]:
+    def compute(inputs: Inputs) -> float:
+        pred = _binary_pred(inputs) if inputs.y_pred is None else inputs.y_pred
+        return float(scorer(inputs.y_true, pred, **options))
     return compute
 
 
-def _scores(fn: Callable[..., float], **kw: object) -> Callable[[Inputs], float]:
-    def compute(x: Inputs) -> float:
-        return float(fn(x.y_true, _score(x), **kw))
+def _scores(scorer: Callable[..., float], **options: object) -> Callable[[Inputs], float]:
+    def compute(inputs: Inputs) -> float:
+        return float(scorer(inputs.y_true, _score(inputs), **options))
     return compute
 
 
-def _regression(fn: Callable[..., float]) -> Callable[[Inputs], float]:
-    def compute(x: Inputs) -> float:
-        assert x.y_pred is not None
-        return float(fn(x.y_true.astype(np.float64), x.y_pred.astype(np.float64)))
+def _regression(scorer: Callable[..., float]) -> Callable[[Inputs], float]:
+    def compute(inputs: Inputs) -> float:
+        assert inputs.y_pred is not None
+        return float(scorer(inputs.y_true.astype(np.float64), inputs.y_pred.astype(np.float64)))
     return compute
 
 
-B, M, R = "binaryClassification", "multiclassClassification", "regression"
-_Z: dict[str, object] = {"zero_division": 0}
+BINARY = "binaryClassification"
+MULTICLASS = "multiclassClassification"
+REGRESSION = "regression"
+#: Precision, recall and F1 are 0, not a warning, when a class is never predicted.
+_ZERO_DIVISION: dict[str, object] = {"zero_division": 0}
+_MACRO: dict[str, object] = {"average": "macro", **_ZERO_DIVISION}
+_WEIGHTED: dict[str, object] = {"average": "weighted", **_ZERO_DIVISION}
 
 REGISTRY: dict[tuple[str, str], Metric] = {(m.task, m.name): m for m in [
-    Metric("accuracy", B, _labels(skm.accuracy_score)),
-    Metric("precision", B, _labels(skm.precision_score, **_Z)),
-    Metric("recall", B, _labels(skm.recall_score, **_Z)),
-    Metric("f1", B, _labels(skm.f1_score, **_Z)),
-    Metric("rocAuc", B, _auc),
-    Metric("logLoss", B, _scores(skm.log_loss, labels=[False, True])),
-    Metric("brier", B, _scores(skm.brier_score_loss)),
-    Metric("accuracy", M, _labels(skm.accuracy_score)),
-    Metric("precisionMacro", M, _labels(skm.precision_score, average="macro", **_Z)),
-    Metric("recallMacro", M, _labels(skm.recall_score, average="macro", **_Z)),
-    Metric("f1Macro", M, _labels(skm.f1_score, average="macro", **_Z)),
-    Metric("precisionWeighted", M, _labels(skm.precision_score, average="weighted", **_Z)),
-    Metric("recallWeighted", M, _labels(skm.recall_score, average="weighted", **_Z)),
-    Metric("f1Weighted", M, _labels(skm.f1_score, average="weighted", **_Z)),
-    Metric("mae", R, _regression(skm.mean_absolute_error)),
-    Metric("rmse", R, _regression(skm.root_mean_squared_error)),
-    Metric("mape", R, _regression(skm.mean_absolute_percentage_error)),
-    Metric("r2", R, _regression(skm.r2_score)),
+    Metric("accuracy", BINARY, _labels(skm.accuracy_score)),
+    Metric("precision", BINARY, _labels(skm.precision_score, **_ZERO_DIVISION)),
+    Metric("recall", BINARY, _labels(skm.recall_score, **_ZERO_DIVISION)),
+    Metric("f1", BINARY, _labels(skm.f1_score, **_ZERO_DIVISION)),
+    Metric("rocAuc", BINARY, _auc),
+    Metric("logLoss", BINARY, _scores(skm.log_loss, labels=[False, True])),
+    Metric("brier", BINARY, _scores(skm.brier_score_loss)),
+    Metric("accuracy", MULTICLASS, _labels(skm.accuracy_score)),
+    Metric("precisionMacro", MULTICLASS, _labels(skm.precision_score, **_MACRO)),
+    Metric("recallMacro", MULTICLASS, _labels(skm.recall_score, **_MACRO)),
+    Metric("f1Macro", MULTICLASS, _labels(skm.f1_score, **_MACRO)),
+    Metric("precisionWeighted", MULTICLASS, _labels(skm.precision_score, **_WEIGHTED)),
+    Metric("recallWeighted", MULTICLASS, _labels(skm.recall_score, **_WEIGHTED)),
+    Metric("f1Weighted", MULTICLASS, _labels(skm.f1_score, **_WEIGHTED)),
+    Metric("mae", REGRESSION, _regression(skm.mean_absolute_error)),
+    Metric("rmse", REGRESSION, _regression(skm.root_mean_squared_error)),
+    Metric("mape", REGRESSION, _regression(skm.mean_absolute_percentage_error)),
+    Metric("r2", REGRESSION, _regression(skm.r2_score)),
 ]}
 
 
@@ -139,23 +144,23 @@ def compute(task: str, names: Iterable[str], frame: pd.DataFrame, *, target: str
             prediction: str | None, probability: str | None,
             positive: str | None = None) -> dict[str, float]:
     """Each named metric on the rows where the target and the needed predictions exist."""
-    if prediction is None and (task != B or probability is None):
+    if prediction is None and (task != BINARY or probability is None):
         raise PerformanceInputError(
-            "needs columns.prediction" + (" or columns.predictionProbability" if task == B
+            "needs columns.prediction" + (" or columns.predictionProbability" if task == BINARY
                                           else ""))
     cols = [c for c in (target, prediction, probability) if c is not None]
     rows = frame[cols].dropna()
     if rows.empty:
         raise PerformanceInputError("no row has both the target and a prediction")
     score = rows[probability].to_numpy(dtype=np.float64) if probability else None
-    if task == B:
+    if task == BINARY:
         inputs = Inputs(
             y_true=is_positive(rows[target], positive),
             y_pred=is_positive(rows[prediction], positive) if prediction else None,
             y_score=score)
     else:
         y_true, y_pred = rows[target], rows[prediction] if prediction else None
-        if task == M and y_pred is not None and not (
+        if task == MULTICLASS and y_pred is not None and not (
                 pd.api.types.is_numeric_dtype(y_true) and pd.api.types.is_numeric_dtype(y_pred)):
             y_true, y_pred = y_true.astype(str), y_pred.astype(str)  # compare labels as text
         inputs = Inputs(y_true.to_numpy(), None if y_pred is None else y_pred.to_numpy(), score)

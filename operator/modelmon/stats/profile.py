@@ -50,15 +50,15 @@ RANK_GRID_SCALE = 5.0
 def rank_grid(sorted_values: NDArray[np.float64], size: int | None = None) -> RankGrid:
     """A ``RankGrid`` of a non-empty sorted array: about ``size`` values at equal steps of
     rank (by default ``RANK_GRID_SCALE * sqrt(n)``), repeats dropped."""
-    n = sorted_values.size
+    count = sorted_values.size
     if size is None:
-        size = math.ceil(RANK_GRID_SCALE * math.sqrt(n))
-    positions = np.linspace(0, n - 1, min(max(size, 2), n)).astype(np.intp)
+        size = math.ceil(RANK_GRID_SCALE * math.sqrt(count))
+    positions = np.linspace(0, count - 1, min(max(size, 2), count)).astype(np.intp)
     values = sorted_values[positions]
     values = values[np.concatenate(([True], values[1:] != values[:-1]))]
     below = np.searchsorted(sorted_values, values, "left")
     upto = np.searchsorted(sorted_values, values, "right")
-    return RankGrid(values, below, upto, below / n, upto / n)
+    return RankGrid(values, below, upto, below / count, upto / count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ class NumericProfile:
 
     sorted_values: NDArray[np.float64]
     """Finite reference values in ascending order."""
-    n: int
+    n_present: int
     n_missing: int
     n_unique: int
     mean: float
@@ -75,8 +75,8 @@ class NumericProfile:
     """Population standard deviation (ddof=0) of the finite values."""
     minimum: float
     maximum: float
-    q1: float
-    q3: float
+    lower_quartile: float
+    upper_quartile: float
     bin_edges: NDArray[np.float64]
     """Interior edges of the equal-frequency bins; the outer bins are open-ended."""
     bin_counts: NDArray[np.int64]
@@ -89,11 +89,11 @@ class NumericProfile:
 
     @property
     def lower_fence(self) -> float:
-        return self.q1 - 1.5 * (self.q3 - self.q1)
+        return self.lower_quartile - 1.5 * (self.upper_quartile - self.lower_quartile)
 
     @property
     def upper_fence(self) -> float:
-        return self.q3 + 1.5 * (self.q3 - self.q1)
+        return self.upper_quartile + 1.5 * (self.upper_quartile - self.lower_quartile)
 
     def bin(self, values: NDArray[np.float64]) -> NDArray[np.int64]:
         """Counts of ``values`` (finite) in the reference's bins: a value equal to an edge
@@ -116,7 +116,7 @@ class CategoricalProfile:
 
     categories: tuple[str, ...]
     counts: NDArray[np.int64]
-    n: int
+    n_present: int
     n_missing: int
 
     kind: Literal["categorical"] = "categorical"
@@ -124,9 +124,6 @@ class CategoricalProfile:
     @property
     def n_unique(self) -> int:
         return len(self.categories)
-
-
-ColumnProfile = NumericProfile | CategoricalProfile
 
 
 #: Elements per block when a pass over a column needs a temporary array: 64 KiB of
@@ -241,23 +238,23 @@ def count_distinct(sorted_values: NDArray[np.float64]) -> int:
 
 
 def sorted_quantiles(sorted_values: NDArray[np.float64],
-                     q: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
+                     probabilities: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
     """``np.quantile(sorted_values, q)`` (its default linear method, bit for bit) for a
     non-empty sorted array, read off the order statistics without partitioning a copy."""
-    n = sorted_values.size
-    virtual = (n - 1) * np.asarray(q, dtype=np.float64)
+    count = sorted_values.size
+    virtual = (count - 1) * np.asarray(probabilities, dtype=np.float64)
     below = np.floor(virtual)
     above = below + 1
-    top = virtual >= n - 1
+    top = virtual >= count - 1
     below[top] = -1
     above[top] = -1
     below_i, above_i = below.astype(np.intp), above.astype(np.intp)
     gamma = virtual - below_i
-    a, b = sorted_values[below_i], sorted_values[above_i]
+    lower, upper = sorted_values[below_i], sorted_values[above_i]
     # numpy's _lerp: interpolate from the nearer end.
-    diff = b - a
-    out: NDArray[np.float64] = a + diff * gamma
-    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    diff = upper - lower
+    out: NDArray[np.float64] = lower + diff * gamma
+    np.subtract(upper, diff * (1 - gamma), out=out, where=gamma >= 0.5)
     return out
 
 
@@ -275,31 +272,33 @@ def fit_numeric(values: pd.Series | NDArray[np.generic], *, in_place: bool = Fal
         clean = sorted_finite(raw).values
         if clean.size < raw.size:
             clean = clean.copy()  # do not keep the NaN and infinities it was cut from
-    n = int(clean.size)
-    n_missing = int(raw.size - n)
-    if n == 0:
+    n_present = int(clean.size)
+    n_missing = int(raw.size - n_present)
+    if n_present == 0:
         empty = np.empty(0, dtype=np.float64)
         return NumericProfile(
-            sorted_values=empty, n=0, n_missing=n_missing, n_unique=0,
+            sorted_values=empty, n_present=0, n_missing=n_missing, n_unique=0,
             mean=float("nan"), std=float("nan"), minimum=float("nan"), maximum=float("nan"),
-            q1=float("nan"), q3=float("nan"), bin_edges=empty,
+            lower_quartile=float("nan"), upper_quartile=float("nan"), bin_edges=empty,
             bin_counts=np.zeros(1, dtype=np.int64),
         )
     n_unique = count_distinct(clean)
     mean, std = _moments(clean)
-    q1, q3 = (float(q) for q in sorted_quantiles(clean, [0.25, 0.75]))
+    lower_quartile, upper_quartile = (float(q) for q in sorted_quantiles(clean, [0.25, 0.75]))
     edges = np.unique(sorted_quantiles(clean, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]))
     profile = NumericProfile(
-        sorted_values=clean, n=n, n_missing=n_missing, n_unique=n_unique,
+        sorted_values=clean, n_present=n_present, n_missing=n_missing, n_unique=n_unique,
         mean=mean, std=std,
-        minimum=float(clean[0]), maximum=float(clean[-1]), q1=q1, q3=q3,
+        minimum=float(clean[0]), maximum=float(clean[-1]),
+        lower_quartile=lower_quartile, upper_quartile=upper_quartile,
         bin_edges=edges.astype(np.float64), bin_counts=np.zeros(1, dtype=np.int64),
     )
     counts = profile.bin_sorted(clean)
     return NumericProfile(
-        sorted_values=clean, n=n, n_missing=n_missing, n_unique=n_unique,
+        sorted_values=clean, n_present=n_present, n_missing=n_missing, n_unique=n_unique,
         mean=profile.mean, std=profile.std, minimum=profile.minimum, maximum=profile.maximum,
-        q1=q1, q3=q3, bin_edges=profile.bin_edges, bin_counts=counts,
+        lower_quartile=lower_quartile, upper_quartile=upper_quartile,
+        bin_edges=profile.bin_edges, bin_counts=counts,
     )
 
 
@@ -344,7 +343,7 @@ def fit_categorical(values: pd.Series | NDArray[np.generic]) -> CategoricalProfi
     return CategoricalProfile(
         categories=cats,
         counts=np.asarray(counts.to_numpy(dtype=np.int64)[order], dtype=np.int64),
-        n=int(present.size),
+        n_present=int(present.size),
         n_missing=int(missing.sum()),
     )
 
@@ -371,7 +370,7 @@ def _count_labels(series: pd.Series) -> CategoricalProfile | None:
     return CategoricalProfile(
         categories=tuple(str(c) for c in names[order]),
         counts=counted,
-        n=present,
+        n_present=present,
         n_missing=int(series.size - present),
     )
 
@@ -382,10 +381,10 @@ def align(reference: CategoricalProfile, current: CategoricalProfile
     index = {c: i for i, c in enumerate(reference.categories)}
     extra = [c for c in current.categories if c not in index]
     cats = reference.categories + tuple(extra)
-    for c in extra:
-        index[c] = len(index)
+    for category in extra:
+        index[category] = len(index)
     ref = np.zeros(len(cats), dtype=np.int64)
     ref[: len(reference.categories)] = reference.counts
     cur = np.zeros(len(cats), dtype=np.int64)
-    cur[[index[c] for c in current.categories]] = current.counts
+    cur[[index[category] for category in current.categories]] = current.counts
     return ref, cur, cats

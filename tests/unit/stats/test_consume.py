@@ -49,8 +49,8 @@ def _same(left: object, right: object) -> None:
         if col.numeric is not None:
             ours, theirs = _numeric(col.numeric), _numeric(other.numeric)
             assert np.array_equal(ours.sorted_values, theirs.sorted_values)
-            assert (ours.n, ours.n_missing, ours.mean, ours.std) == (
-                theirs.n, theirs.n_missing, theirs.mean, theirs.std)
+            assert (ours.n_present, ours.n_missing, ours.mean, ours.std) == (
+                theirs.n_present, theirs.n_missing, theirs.mean, theirs.std)
         if col.categorical is not None:
             assert other.categorical is not None
             assert col.categorical.categories == other.categorical.categories

@@ -22,7 +22,8 @@ CATEGORIES = tuple("abcde")
 
 def counts_profile(counts: np.ndarray) -> CategoricalProfile:
     return CategoricalProfile(categories=CATEGORIES[: counts.size],
-                              counts=counts.astype(np.int64), n=int(counts.sum()), n_missing=0)
+                              counts=counts.astype(np.int64), n_present=int(counts.sum()),
+                              n_missing=0)
 
 
 def test_ks_flags_about_alpha_without_drift() -> None:

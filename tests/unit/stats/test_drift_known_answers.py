@@ -16,7 +16,8 @@ from verdicts import drifted
 def cats(**counts: int) -> CategoricalProfile:
     names = tuple(counts)
     values = np.array([counts[c] for c in names], dtype=np.int64)
-    return CategoricalProfile(categories=names, counts=values, n=int(values.sum()), n_missing=0)
+    return CategoricalProfile(categories=names, counts=values, n_present=int(values.sum()),
+                              n_missing=0)
 
 
 def stat(name: str, ref: CategoricalProfile, cur: CategoricalProfile) -> float:
@@ -80,7 +81,7 @@ def test_numeric_hellinger_on_deciles() -> None:
 
 def test_kl() -> None:
     # 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75) = 0.5 ln(4/3)
-    assert divergence.kl(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(
+    assert divergence.kl_divergence(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(
         0.5 * math.log(4 / 3))
     profile = fit_numeric(np.arange(1000, dtype=np.float64))
     current = np.repeat(np.arange(0, 1000, 100, dtype=np.float64), [200] + [100] * 8 + [0])

@@ -78,22 +78,22 @@ def parse_bytes(value: int | str) -> int:
         if value < 1:
             raise ValueError(f"{value} is not a positive number of bytes")
         return value
-    m = re.fullmatch(BYTES_PATTERN, str(value).strip())
-    if not m:
+    match = re.fullmatch(BYTES_PATTERN, str(value).strip())
+    if not match:
         raise ValueError(f"{value!r} is not a byte count; write it like 268435456, 256Mi or "
                          "1Gi")
-    number = int(str(value).strip().removesuffix(m.group(1) or ""))
+    number = int(str(value).strip().removesuffix(match.group(1) or ""))
     if number < 1:
         raise ValueError(f"{value!r} is not a positive number of bytes")
-    return number * _BYTE_UNITS[m.group(1) or ""]
+    return number * _BYTE_UNITS[match.group(1) or ""]
 
 
-def format_bytes(n: int) -> str:
-    """``n`` bytes for a message: ``268435456 (256 MiB)``."""
+def format_bytes(count: int) -> str:
+    """``count`` bytes for a message: ``268435456 (256 MiB)``."""
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n} bytes ({n / size:.4g} {unit})"
-    return f"{n} bytes"
+        if count >= size:
+            return f"{count} bytes ({count / size:.4g} {unit})"
+    return f"{count} bytes"
 
 
 ByteCount = Annotated[Annotated[int, Field(strict=True)] | str, IntOrString(BYTES_PATTERN)]

@@ -623,8 +623,8 @@ class EmailNotifier(ApiModel):
     """The relay."""
     from_: Annotated[str, Field(min_length=3, max_length=320)] = Field(alias="from")
     """Sender address."""
-    to: Annotated[list[Annotated[str, Field(min_length=3, max_length=320)]],
-                  Field(min_length=1, max_length=50)]
+    recipients: Annotated[list[Annotated[str, Field(min_length=3, max_length=320)]],
+                          Field(min_length=1, max_length=50, alias="to")]
     """Recipient addresses."""
 
 

@@ -52,8 +52,8 @@ from modelmon.sources import SourceError, egress
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Context", "Decision", "Job", "Plan", "attempt", "compose", "decide", "delivered",
-           "drift_columns", "failed", "notify", "plan"]
+__all__ = ["Context", "Decision", "Job", "NotifierPlan", "attempt", "compose", "decide",
+           "delivered", "drift_columns", "failed", "notify", "plan"]
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Plan:
+class NotifierPlan:
     """A notifier's state after a check decided, and the job to queue (None: the receiver
     already knows all it should)."""
 
@@ -155,7 +155,7 @@ class Plan:
 
 def plan(notifier: Notifier, index: int, state: NotifierState | None,
          findings: Sequence[Finding], alerting: AlertingSpec, ctx: Context,
-         secrets: SecretSource, now: datetime) -> Plan:
+         secrets: SecretSource, now: datetime) -> NotifierPlan:
     """Decide whether this notifier owes its receiver a message after a check at ``now``."""
     name = notifier_name(notifier, index)
     base = state or NotifierState(name=name, kind=notifier.kind)
@@ -165,14 +165,14 @@ def plan(notifier: Notifier, index: int, state: NotifierState | None,
     if not decision.send:
         if not decision.active and not base.firing and base.since is not None:
             # The episode ended before any message of it got through: nothing to resolve.
-            return Plan(base.model_copy(update={"since": None}), None)
-        return Plan(base, None)
+            return NotifierPlan(base.model_copy(update={"since": None}), None)
+        return NotifierPlan(base, None)
     # The episode starts when its first message is planned, delivered or not: every
     # message of it, retried now or later, carries the same key.
-    return Plan(base.model_copy(update={"since": base.since or now}),
-                Job(notifier, name, decision.active, now, repeat, alerting, ctx,
-                    FieldSecrets(secrets, notifier, index),
-                    f"spec.alerting.notifiers[{index}].{notifier.kind}"))
+    return NotifierPlan(base.model_copy(update={"since": base.since or now}),
+                        Job(notifier, name, decision.active, now, repeat, alerting, ctx,
+                            FieldSecrets(secrets, notifier, index),
+                            f"spec.alerting.notifiers[{index}].{notifier.kind}"))
 
 
 def compose(job: Job, state: NotifierState) -> tuple[Message, Decision, datetime] | None:

@@ -179,7 +179,7 @@ class Sender(ABC):
 
     def refused(self, exc: egress.EgressRefusedError, field: str) -> DeliveryError:
         """A refused destination: not retried, naming the field that chose it."""
-        return DeliveryError(f"{self.name}: {exc.at(f'{self.where}.{field}')}", retry=False)
+        return DeliveryError(f"{self.name}: {exc.for_field(f'{self.where}.{field}')}", retry=False)
 
     @abstractmethod
     async def send(self, message: Message) -> None:

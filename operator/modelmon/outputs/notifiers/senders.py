@@ -197,11 +197,11 @@ class Email(Sender):
         user = await self.secret(smtp.username_secret_ref) if smtp.username_secret_ref else None
         password = (await self.secret(smtp.password_secret_ref)
                     if smtp.password_secret_ref else None)
-        ca = await self.secret(smtp.ca_secret_ref) if smtp.ca_secret_ref else None
+        ca_bundle = await self.secret(smtp.ca_secret_ref) if smtp.ca_secret_ref else None
         mail = EmailMessage()
         mail["Subject"] = message.title()
         mail["From"] = spec.from_
-        mail["To"] = ", ".join(spec.to)
+        mail["To"] = ", ".join(spec.recipients)
         mail["Message-ID"] = f"<{message.dedup_key}.{int(message.time.timestamp())}@modelmon>"
         mail["X-Modelmon-Dedup-Key"] = message.dedup_key
         mail.set_content("\n".join(message.lines()) + "\n")
@@ -209,7 +209,7 @@ class Email(Sender):
         smtp_class = egress.smtp_class(self.egress, f"{self.where}.smtp.host")
 
         def deliver_sync() -> None:
-            context = ssl.create_default_context(cadata=ca) if ca else \
+            context = ssl.create_default_context(cadata=ca_bundle) if ca_bundle else \
                 ssl.create_default_context()
             # Not connected yet: connecting after the watchdog starts bounds the greeting.
             client = _client(smtp_class, smtp.host, base.REQUEST_TIMEOUT_SECONDS)
@@ -285,15 +285,15 @@ def alertmanager_alerts(message: Message) -> list[dict[str, Any]]:
     resolved = [Finding(name=d.name, severity=d.severity, value=0.0, bound=0.0,
                         message=f"{d.name} cleared") for d in message.resolved]
     out = []
-    for f, ends in [*((f, until) for f in message.firing),
-                    *((f, message.time) for f in resolved)]:
-        alertname, extra = alert_identity(f, message)
-        labels = {"alertname": alertname, "severity": f.severity,
+    for finding, ends in [*((finding, until) for finding in message.firing),
+                          *((finding, message.time) for finding in resolved)]:
+        alertname, extra = alert_identity(finding, message)
+        labels = {"alertname": alertname, "severity": finding.severity,
                   "namespace": message.namespace, "monitor": message.monitor,
                   "model": message.model, **extra, **message.labels}
         out.append({
             "labels": labels,
-            "annotations": {"summary": message.title(), "description": f.message},
+            "annotations": {"summary": message.title(), "description": finding.message},
             "endsAt": ends.isoformat(),
             **({"generatorURL": message.link} if message.link else {}),
         })

@@ -137,21 +137,21 @@ __all__ = [
 @register("url")
 def load_url(source: Source, ctx: LoadContext) -> Loaded:
     """Read the file, or every file under the prefix, that a ``url`` source names."""
-    t = target(source, ctx)
-    if not t.prefix:
+    resolved = target(source, ctx)
+    if not resolved.prefix:
         try:
-            detect_format(t.path, source.format)
+            detect_format(resolved.path, source.format)
         except DataError as exc:
-            raise DataError(f"{t.where}: {exc}") from None
-    files = listing(source, t, ctx)
-    frame, version = read_all(source, t, files, ctx)
+            raise DataError(f"{resolved.where}: {exc}") from None
+    files = listing(source, resolved, ctx)
+    frame, version = read_all(source, resolved, files, ctx)
     if frame.columns.empty:
-        raise DataError(f"{t.where}: {t.shown} has no columns")
+        raise DataError(f"{resolved.where}: {resolved.shown} has no columns")
     return Loaded(frame=frame, version=version)
 
 
 @register_probe("url")
 def probe_url(source: Source, ctx: LoadContext) -> str | None:
     """The version from metadata alone (one ``info`` or one listing); no data is read."""
-    t = target(source, ctx)
-    return listing(source, t, ctx).version
+    resolved = target(source, ctx)
+    return listing(source, resolved, ctx).version

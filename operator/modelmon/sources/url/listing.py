@@ -121,21 +121,21 @@ def _hidden(relative: str) -> bool:
     return any(p.startswith(("_", ".")) for p in relative.split("/"))
 
 
-def listing(source: Source, t: Target, ctx: LoadContext) -> Listing:
+def listing(source: Source, target: Target, ctx: LoadContext) -> Listing:
     """The files to read (one, or those under a prefix) from metadata alone."""
     try:
-        if not t.prefix:
-            info = (_http_info(t.path, t.timeout, t.egress, t.where) if t.http
-                    else t.fs.info(t.path))
+        if not target.prefix:
+            info = (_http_info(target.path, target.timeout, target.egress, target.where)
+                    if target.http else target.filesystem.info(target.path))
             if info.get("type") == "directory":
-                raise IsADirectoryError(t.path)
-            return Listing([(t.path, info)], file_version(info))
-        found: dict[str, Mapping[str, Any]] = t.fs.find(t.path, detail=True)
+                raise IsADirectoryError(target.path)
+            return Listing([(target.path, info)], file_version(info))
+        found: dict[str, Mapping[str, Any]] = target.filesystem.find(target.path, detail=True)
     except SourceError:
         raise
     except Exception as exc:
-        raise t.fail(exc, "list" if t.prefix else "read") from None
-    root = t.path.rstrip("/") + "/"
+        raise target.fail(exc, "list" if target.prefix else "read") from None
+    root = target.path.rstrip("/") + "/"
     files: list[tuple[str, Mapping[str, Any]]] = []
     for path in sorted(found):
         relative = path[len(root):] if path.startswith(root) else path.rsplit("/", 1)[-1]
@@ -146,19 +146,19 @@ def listing(source: Source, t: Target, ctx: LoadContext) -> Listing:
         if source.prune_partitions and not in_window(relative, ctx):
             continue
         files.append((path, found[path]))
-    if not t.remote:  # a file under an allowed prefix may be a symlink out of it
+    if not target.remote:  # a file under an allowed prefix may be a symlink out of it
         for path, _ in files:
-            allowed_local(path, ctx, t.where)
+            allowed_local(path, ctx, target.where)
     if not files:
         pruned = " in the window's date partitions" if source.prune_partitions else ""
-        raise SourceError(f"{t.where}: no csv, parquet or jsonl files under {t.shown}"
-                          f"{pruned}{t.hint}")
+        raise SourceError(f"{target.where}: no csv, parquet or jsonl files under {target.shown}"
+                          f"{pruned}{target.hint}")
     if len(files) > MAX_FILES:
-        raise DataError(f"{t.where}: {len(files)} files under {t.shown}, more than "
+        raise DataError(f"{target.where}: {len(files)} files under {target.shown}, more than "
                         f"{MAX_FILES}; narrow the prefix or set prunePartitions")
     tokens = [file_version(info) for _, info in files]
     if any(tok is None for tok in tokens):
         return Listing(files, None)
     lines = "\n".join(f"{p[len(root):]}\t{tok}" for (p, _), tok in zip(files, tokens,
-                                                                         strict=True))
+                                                                       strict=True))
     return Listing(files, f"files={len(files)};sha256={sha256_hex(lines)}")

@@ -25,8 +25,10 @@ def _parse_day(text: str) -> datetime | None:
     return None
 
 
-def _next_month(d: datetime) -> datetime:
-    return d.replace(year=d.year + 1, month=1) if d.month == 12 else d.replace(month=d.month + 1)
+def _next_month(moment: datetime) -> datetime:
+    if moment.month == 12:
+        return moment.replace(year=moment.year + 1, month=1)
+    return moment.replace(month=moment.month + 1)
 
 
 def partition_interval(relative: str) -> tuple[datetime, datetime] | None:
@@ -37,9 +39,9 @@ def partition_interval(relative: str) -> tuple[datetime, datetime] | None:
     """
     keys: dict[str, str] = {}
     for segment in relative.split("/")[:-1]:
-        m = _SEGMENT.match(segment)
-        if m:
-            keys[m.group(1).lower()] = m.group(2)
+        match = _SEGMENT.match(segment)
+        if match:
+            keys[match.group(1).lower()] = match.group(2)
     try:
         start: datetime | None = None
         for key in _DATE_KEYS:

@@ -74,13 +74,13 @@ class _Metered(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         data = self._raw.read(min(len(view), CHUNK))
-        n = len(data)
-        view[:n] = data
-        self.size += n
+        count = len(data)
+        view[:count] = data
+        self.size += count
         if self._digest is not None:
             self._digest.update(data)
-        self._budget.take(n)
-        return n
+        self._budget.take(count)
+        return count
 
 
 class _Answer:
@@ -99,27 +99,28 @@ class _Answer:
 
 
 @contextmanager
-def _stream(t: Target, path: str, budget_: Budget) -> Iterator[Readable]:
+def _stream(target: Target, path: str, budget_: Budget) -> Iterator[Readable]:
     """The bytes of one file as a stream; a size the server declares is refused at once
     when it is over the budget."""
-    if not t.http:
-        with t.fs.open(path, "rb") as handle:
+    if not target.http:
+        with target.filesystem.open(path, "rb") as handle:
             yield handle
         return
-    with egress.urlopen(http_request(path, "GET"), t.timeout, t.egress, t.where) as response:
+    with egress.urlopen(http_request(path, "GET"), target.timeout, target.egress,
+                        target.where) as response:
         encoding = (response.headers.get("Content-Encoding") or "identity").lower()
         length = response.headers.get("Content-Length")
         if length and length.isdigit() and encoding == "identity":
             budget_.declare(int(length), "Content-Length")
-        answer = _Answer(response, t.timeout)
+        answer = _Answer(response, target.timeout)
         if encoding in ("gzip", "x-gzip"):  # though asked for identity: count what it inflates to
             with gzip.GzipFile(fileobj=answer) as inflated:  # type: ignore[call-overload]
                 yield inflated
         elif encoding == "identity":
             yield answer
         else:
-            raise DataError(f"{t.where}: {t.shown} is sent in a Content-Encoding other than "
-                            "gzip; serve it plain or gzip-encoded")
+            raise DataError(f"{target.where}: {target.shown} is sent in a Content-Encoding "
+                            "other than gzip; serve it plain or gzip-encoded")
 
 
 def _parse(handle: IO[bytes], fmt: DataFormat, columns: list[str] | None) -> pd.DataFrame:
@@ -134,9 +135,9 @@ def _parse(handle: IO[bytes], fmt: DataFormat, columns: list[str] | None) -> pd.
 def read_parquet(handle: Any, columns: list[str] | None) -> pd.DataFrame:
     """A parquet file (path or open file) as a frame: ``columns`` only, when given, and
     never the pandas index pyarrow stored beside them."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet
 
-    parquet = pq.ParquetFile(handle)
+    parquet = pyarrow.parquet.ParquetFile(handle)
     names = parquet.schema_arrow.names
     meta = parquet.schema_arrow.pandas_metadata or {}
     index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
@@ -152,40 +153,42 @@ class _NoRangesError(Exception):
     """The http(s) server ignores Range requests: the file can only be read whole."""
 
 
-def _parquet_columns(t: Target, path: str, columns: list[str] | None,
+def _parquet_columns(target: Target, path: str, columns: list[str] | None,
                      budget_: Budget) -> pd.DataFrame:
     # No read-ahead cache for a remote file: each read pyarrow makes (the footer, then one
     # column chunk at a time) is one ranged request, so only the monitored columns travel,
     # and only they count against the budget.
-    with t.fs.open(path, "rb", **({"cache_type": "none"} if t.remote else {})) as handle:
+    no_cache = {"cache_type": "none"} if target.remote else {}
+    with target.filesystem.open(path, "rb", **no_cache) as handle:
         try:
             return read_parquet(_Metered(handle, budget_), columns)
         except ValueError as exc:
-            if t.http and "range" in str(exc).lower():
+            if target.http and "range" in str(exc).lower():
                 raise _NoRangesError from None
             raise
 
 
-def _read_file(t: Target, path: str, fmt: DataFormat, columns: list[str] | None,
+def _read_file(target: Target, path: str, fmt: DataFormat, columns: list[str] | None,
                content_hash: bool, budget_: Budget) -> tuple[pd.DataFrame, str | None]:
-    shown = t.shown if not t.prefix else f"{t.shown}{path[len(t.path.rstrip('/')) + 1:]}"
+    shown = (target.shown if not target.prefix
+             else f"{target.shown}{path[len(target.path.rstrip('/')) + 1:]}")
     if fmt == "parquet" and not content_hash:
         used = budget_.used
         try:
-            return _parquet_columns(t, path, columns, budget_), None
+            return _parquet_columns(target, path, columns, budget_), None
         except _NoRangesError:
             budget_.used = used  # one whole download below, counted afresh
         except BudgetError:
             raise
         except Exception as exc:
             if unreachable(exc):
-                raise t.fail(exc) from None
-            raise DataError(f"{t.where}: " + unparsable(
+                raise target.fail(exc) from None
+            raise DataError(f"{target.where}: " + unparsable(
                 shown, fmt, EXPECTED[fmt], budget_.used - used, exc)) from None
     digest = hashlib.sha256() if content_hash else None
     metered: _Metered | None = None
     try:
-        with _stream(t, path, budget_) as raw:
+        with _stream(target, path, budget_) as raw:
             metered = _Metered(raw, budget_, digest)
             frame = _parse(io.BufferedReader(metered, CHUNK), fmt, columns)
     except (DataError, SourceError):
@@ -197,9 +200,9 @@ def _read_file(t: Target, path: str, fmt: DataFormat, columns: list[str] | None,
         if isinstance(inner, TimeoutError):
             exc = inner
         if metered is None or unreachable(exc):
-            raise t.fail(exc) from None
-        raise DataError(f"{t.where}: " + unparsable(shown, fmt, EXPECTED[fmt], metered.size,
-                                                   exc)
+            raise target.fail(exc) from None
+        raise DataError(f"{target.where}: " + unparsable(shown, fmt, EXPECTED[fmt], metered.size,
+                                                         exc)
                         ) from None
     return frame, None if digest is None else "sha256=" + digest.hexdigest()
 
@@ -216,7 +219,7 @@ def _kind_of(series: pd.Series) -> str | None:
     return "text"
 
 
-def _same_schema(t: Target, frames: list[tuple[str, pd.DataFrame]]) -> None:
+def _same_schema(target: Target, frames: list[tuple[str, pd.DataFrame]]) -> None:
     """Every file of a prefix has the first file's columns, of the same kinds."""
     first_path, first = frames[0]
     kinds = {c: _kind_of(first[c]) for c in first.columns}
@@ -227,14 +230,14 @@ def _same_schema(t: Target, frames: list[tuple[str, pd.DataFrame]]) -> None:
             said = "; ".join(s for s in (
                 f"lacks {', '.join(map(str, missing))}" if missing else "",
                 f"adds {', '.join(map(str, extra))}" if extra else "") if s)
-            raise DataError(f"{t.where}: the schema changed under {t.shown}: {path} {said} "
-                            f"compared with {first_path}; rewrite the files or narrow the "
-                            "prefix")
+            raise DataError(f"{target.where}: the schema changed under {target.shown}: "
+                            f"{path} {said} compared with {first_path}; rewrite the files "
+                            "or narrow the prefix")
         for column in first.columns:
             kind = _kind_of(frame[column])
             if kind is not None and kinds[column] is not None and kind != kinds[column]:
                 raise DataError(
-                    f"{t.where}: the schema changed under {t.shown}: column {column!r} "
+                    f"{target.where}: the schema changed under {target.shown}: column {column!r} "
                     f"holds {kind} values in {path} but {kinds[column]} in {first_path}")
             kinds[column] = kinds[column] or kind
 
@@ -244,8 +247,8 @@ def _declared_size(info: Mapping[str, Any]) -> int | None:
     return size if isinstance(size, int) and not isinstance(size, bool) else None
 
 
-def read_all(source: Source, t: Target, files: Listing, ctx: LoadContext
-              ) -> tuple[pd.DataFrame, str]:
+def read_all(source: Source, target: Target, files: Listing, ctx: LoadContext
+             ) -> tuple[pd.DataFrame, str]:
     """Every listed file as one frame, and the version: the listing's, or a hash of the
     contents when the metadata tells no change."""
     columns = list(ctx.columns) if ctx.columns is not None else None
@@ -255,22 +258,22 @@ def read_all(source: Source, t: Target, files: Listing, ctx: LoadContext
     digests: list[str] = []
     formats = {detect_format(p, source.format) for p, _ in files.files}
     if len(formats) > 1:
-        raise DataError(f"{t.where}: {t.shown} holds {', '.join(sorted(formats))} files; "
+        raise DataError(f"{target.where}: {target.shown} holds {', '.join(sorted(formats))} files; "
                         "set format to read only one kind")
     fmt = formats.pop()
     if fmt != "parquet" or hash_content:  # parquet by columns reads less than its size
         sizes = [_declared_size(info) for _, info in files.files]
         known = sum(s for s in sizes if s is not None)
-        said = "Content-Length" if t.http else "size"
+        said = "Content-Length" if target.http else "size"
         budget_.declare(known, said if len(sizes) == 1 else
                         f"{len(sizes)} files, {said} together")
     for path, _ in files.files:
-        frame, digest = _read_file(t, path, fmt, columns, hash_content, budget_)
+        frame, digest = _read_file(target, path, fmt, columns, hash_content, budget_)
         frames.append((path, frame))
         if digest is not None:
             digests.append(digest)
     if len(frames) > 1:
-        _same_schema(t, frames)
+        _same_schema(target, frames)
     frame = frames[0][1] if len(frames) == 1 else pd.concat(
         [f for _, f in frames], ignore_index=True)
     version = files.version or ("sha256:" + sha256_hex("\n".join(digests)))

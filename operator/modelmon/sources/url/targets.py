@@ -105,7 +105,7 @@ def allowed_local(path: str, ctx: LoadContext, where: str) -> str:
 class Target:
     """A resolved url: its filesystem, the path in it, and how to talk about it."""
 
-    fs: Any
+    filesystem: Any
     path: str
     shown: str
     where: str
@@ -326,32 +326,34 @@ def target(source: Source, ctx: LoadContext) -> Target:
         policy = ctx.policy.egress
         # Under a policy, sessions connect only to checked addresses (sources.egress).
         client = {"get_client": egress.HttpClient(policy, where)} if policy.enforce else {}
-        fs = fsspec.filesystem(scheme, client_kwargs={"timeout": client_timeout},
-                               use_listings_cache=False, **client)
+        filesystem = fsspec.filesystem(scheme, client_kwargs={"timeout": client_timeout},
+                                       use_listings_cache=False, **client)
         parts = urlsplit(resolved)
-        return Target(fs, resolved, shown, where, remote=True, prefix=False, http=True,
+        return Target(filesystem, resolved, shown, where, remote=True, prefix=False, http=True,
                       secrets=[s for s in (parts.password, parts.query) if s],
                       timeout=timeout, timeout_text=timeout_text, egress=policy)
     _import(scheme, where)
     options, secrets = (_s3_options if scheme == "s3" else _gcs_options)(
         source, ctx, where, timeout)
     try:
-        fs = _gcs_filesystem(options) if scheme == "gs" else fsspec.filesystem(scheme, **options)
+        filesystem = (_gcs_filesystem(options) if scheme == "gs"
+                      else fsspec.filesystem(scheme, **options))
     except Exception as exc:
         raise SourceError(f"{where}: cannot set up {scheme}:// access: "
                           f"{scrub(first_line(exc), secrets)}") from None
     if scheme == "s3":
-        fs.retries = 1  # s3fs would retry a time-out five times; ``load`` retries instead
+        filesystem.retries = 1  # s3fs would retry a time-out five times; ``load`` retries instead
     else:  # Google's endpoint, or the emulator the operator's environment names
-        location = urlsplit(str(getattr(fs, "_location", ""))).hostname
+        location = urlsplit(str(getattr(filesystem, "_location", ""))).hostname
         if location and ctx.policy.egress.enforce:
             egress.rules(ctx.policy.egress).check_fixed(location, where)
     path = resolved.split("://", 1)[1]
-    t = Target(fs, path.rstrip("/") if prefix else path, shown, where, remote=True,
-               prefix=prefix, secrets=secrets, timeout=timeout, timeout_text=timeout_text)
+    remote_target = Target(filesystem, path.rstrip("/") if prefix else path, shown, where,
+                           remote=True, prefix=prefix, secrets=secrets, timeout=timeout,
+                           timeout_text=timeout_text)
     if scheme == "gs":
-        _gcs_token(t)
-    return t
+        _gcs_token(remote_target)
+    return remote_target
 
 
 def _gcs_filesystem(options: dict[str, Any]) -> Any:
@@ -368,17 +370,17 @@ def _gcs_filesystem(options: dict[str, Any]) -> Any:
     return GCSFileSystem(**options)
 
 
-def _gcs_token(t: Target) -> None:
+def _gcs_token(target: Target) -> None:
     """Get (or keep) gcsfs's access token before any request.
 
     Inside a request gcsfs turns a refused token into a 401 that it retries six times with
     backoff; asked here, a key the token service rejects fails at once as access denied,
     and a token service that is down as a transient failure.
     """
-    credentials = getattr(t.fs, "credentials", None)
+    credentials = getattr(target.filesystem, "credentials", None)
     if credentials is None or not hasattr(credentials, "maybe_refresh"):
         return
     try:
         credentials.maybe_refresh()
     except Exception as exc:
-        raise t.fail(exc.__cause__ or exc) from None
+        raise target.fail(exc.__cause__ or exc) from None

@@ -30,11 +30,12 @@ def alone_workers(rows: int, columns: int) -> int:
     return max(1, min(os.cpu_count() or 1, ALONE_MAX_WORKERS, columns))
 
 
-T = TypeVar("T")
-R = TypeVar("R")
+Item = TypeVar("Item")
+Mapped = TypeVar("Mapped")
 
 
-def map_in_threads(func: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+def map_in_threads(func: Callable[[Item], Mapped], items: Sequence[Item],
+                   workers: int) -> list[Mapped]:
     """``[func(item) for item in items]``, in ``workers`` threads when more than one."""
     if workers <= 1 or len(items) <= 1:
         return [func(item) for item in items]

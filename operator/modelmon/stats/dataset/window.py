@@ -196,7 +196,7 @@ def column_quality(profile: ColumnProfile, series: pd.Series | CurrentColumn
     outliers = out_of_range = None
     new = None
     ref_num = profile.numeric
-    if ref_num is not None and ref_num.n > 0 and column.is_numeric():
+    if ref_num is not None and ref_num.n_present > 0 and column.is_numeric():
         beyond_fences, present = column.count_outside(ref_num.lower_fence,
                                                       ref_num.upper_fence)
         if present:

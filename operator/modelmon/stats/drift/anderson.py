@@ -50,8 +50,8 @@ def anderson_midrank(reference_sorted: NDArray[np.float64],
     Every count is read off the merge of the two sorted samples (``merge_sorted``), so no
     array is sorted or ranked; ties are handled by the midranks as in scipy.
     """
-    n, m = reference_sorted.size, current_sorted.size
-    total = n + m
+    n_ref, n_cur = reference_sorted.size, current_sorted.size
+    total = n_ref + n_cur
     merged, is_cur = merge_sorted(reference_sorted, current_sorted)
     ends = np.flatnonzero(run_ends(merged))
     upto = (ends + 1).astype(np.float64)
@@ -61,8 +61,8 @@ def anderson_midrank(reference_sorted: NDArray[np.float64],
     mid = upto - copies / 2.0
     weight = copies / (mid * (total - mid) - total * copies / 4.0)
     sum_over_samples = 0.0
-    for size, sample_upto, sample_copies in ((n, upto - cur_upto, copies - cur_copies),
-                                             (m, cur_upto, cur_copies)):
+    for size, sample_upto, sample_copies in ((n_ref, upto - cur_upto, copies - cur_copies),
+                                             (n_cur, cur_upto, cur_copies)):
         gap = total * (sample_upto - sample_copies / 2.0) - mid * size
         sum_over_samples += float(np.einsum("i,i,i->", weight, gap, gap)) / size
     return sum_over_samples * (total - 1.0) / total / total
@@ -78,35 +78,39 @@ def _anderson_harmonic_sums(total: int) -> tuple[float, float]:
     value plus 1. O(N), once per pooled size.
     """
     inner = np.cumsum(1.0 / np.arange(total - 1, 1, -1, dtype=np.float64))
-    h = float(inner[-1]) + 1.0
-    g = float(np.sum(inner / np.arange(2, total, dtype=np.float64)))
-    return h, g
+    h_sum = float(inner[-1]) + 1.0
+    g_sum = float(np.sum(inner / np.arange(2, total, dtype=np.float64)))
+    return h_sum, g_sum
 
 
-def anderson_standardised(a2akn: float, n: int, m: int) -> float:
-    """``(A2akN - (k - 1)) / sigma_N`` for k = 2 samples of ``n`` and ``m`` values, with
-    the exact null variance of Scholz and Stephens (1987, eq. 4); ``n + m >= 4``."""
-    k, total = 2, n + m
-    h, g = _anderson_harmonic_sums(total)
-    inv = 1.0 / n + 1.0 / m
-    a = (4 * g - 6) * (k - 1) + (10 - 6 * g) * inv
-    b = (2 * g - 4) * k**2 + 8 * h * k + (2 * g - 14 * h - 4) * inv - 8 * h + 4 * g - 6
-    c = (6 * h + 2 * g - 2) * k**2 + (4 * h - 4 * g + 6) * k + (2 * h - 6) * inv + 4 * h
-    d = (2 * h + 6) * k**2 - 4 * h * k
-    variance = ((a * total**3 + b * total**2 + c * total + d)
+def anderson_standardised(a2akn: float, n_ref: int, n_cur: int) -> float:
+    """``(A2akN - (k - 1)) / sigma_N`` for k = 2 samples of ``n_ref`` and ``n_cur`` values,
+    with the exact null variance of Scholz and Stephens (1987, eq. 4), whose ``h``, ``g``
+    and ``a`` to ``d`` are ``h_sum``, ``g_sum`` and ``coef_a`` to ``coef_d`` here;
+    ``n_ref + n_cur >= 4``."""
+    k_samples, total = 2, n_ref + n_cur
+    h_sum, g_sum = _anderson_harmonic_sums(total)
+    inv = 1.0 / n_ref + 1.0 / n_cur
+    coef_a = (4 * g_sum - 6) * (k_samples - 1) + (10 - 6 * g_sum) * inv
+    coef_b = ((2 * g_sum - 4) * k_samples**2 + 8 * h_sum * k_samples
+              + (2 * g_sum - 14 * h_sum - 4) * inv - 8 * h_sum + 4 * g_sum - 6)
+    coef_c = ((6 * h_sum + 2 * g_sum - 2) * k_samples**2
+              + (4 * h_sum - 4 * g_sum + 6) * k_samples + (2 * h_sum - 6) * inv + 4 * h_sum)
+    coef_d = (2 * h_sum + 6) * k_samples**2 - 4 * h_sum * k_samples
+    variance = ((coef_a * total**3 + coef_b * total**2 + coef_c * total + coef_d)
                 / ((total - 1.0) * (total - 2.0) * (total - 3.0)))
-    return (a2akn - (k - 1)) / math.sqrt(variance)
+    return (a2akn - (k_samples - 1)) / math.sqrt(variance)
 
 
-def anderson_pvalue(a2: float) -> float:
+def anderson_pvalue(standardised: float) -> float:
     """scipy's p-value for the standardised two-sample statistic: interpolated from the
     table's critical values (``_ANDERSON_LOG_LEVEL``) and held to [0.001, 0.25] outside
     them, where the table says nothing more."""
-    if a2 < ANDERSON_CRITICAL[0]:
+    if standardised < ANDERSON_CRITICAL[0]:
         return ANDERSON_P_CAP
-    if a2 > ANDERSON_CRITICAL[-1]:
+    if standardised > ANDERSON_CRITICAL[-1]:
         return ANDERSON_P_FLOOR
-    return math.exp(float(np.polyval(_ANDERSON_LOG_LEVEL, a2)))
+    return math.exp(float(np.polyval(_ANDERSON_LOG_LEVEL, standardised)))
 
 
 @register
@@ -134,8 +138,8 @@ class AndersonDarling(NumericMethod):
         if _anderson_problem(reference, current) is not None:
             return math.nan, math.nan
         a2akn = anderson_midrank(reference.sorted_values, current)
-        a2 = anderson_standardised(a2akn, reference.n, int(current.size))
-        return a2, anderson_pvalue(a2)
+        standardised = anderson_standardised(a2akn, reference.n_present, int(current.size))
+        return standardised, anderson_pvalue(standardised)
 
     def caveat(self, reference: NumericProfile, current: NDArray[np.float64],
                statistic: float, p_value: float | None) -> str | None:
@@ -152,7 +156,7 @@ class AndersonDarling(NumericMethod):
 def _anderson_problem(reference: NumericProfile, current: NDArray[np.float64]
                       ) -> str | None:
     """Why the Anderson-Darling statistic is undefined for these samples, if it is."""
-    if reference.n + current.size < 4:
+    if reference.n_present + current.size < 4:
         return "not scored: anderson needs at least four values in all"
     first = reference.sorted_values[0]
     if reference.sorted_values[-1] == first and bool(np.all(current == first)):

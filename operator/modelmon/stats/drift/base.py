@@ -95,9 +95,9 @@ class DriftMethod(ABC, Generic[P, C]):
         """
         if not prepared:
             current = self.prepare(current)
-        n_cur = current.size if isinstance(current, np.ndarray) else current.n
-        if reference.n == 0 or n_cur == 0:
-            side = "reference" if reference.n == 0 else "current window"
+        n_cur = current.size if isinstance(current, np.ndarray) else current.n_present
+        if reference.n_present == 0 or n_cur == 0:
+            side = "reference" if reference.n_present == 0 else "current window"
             return DriftResult(self.name, None, None,
                                f"not scored: the {side} has no usable values")
         statistic, p_value = self.statistic(reference, current)

@@ -38,12 +38,12 @@ def chi2_homogeneity(table: NDArray[np.float64]) -> tuple[float, float]:
     """Pearson's chi-square statistic and p-value for a 2 x k table, no continuity
     correction: ``scipy.stats.chi2_contingency(table, correction=False)``. A single column
     (k = 1) has zero degrees of freedom: statistic 0, p-value 1, as in scipy."""
-    k = table.shape[1]
-    if k < 2:
+    categories = table.shape[1]
+    if categories < 2:
         return 0.0, 1.0
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     stat = float(np.sum(np.square(table - expected) / expected))
-    return stat, float(special.chdtrc(k - 1, stat))
+    return stat, float(special.chdtrc(categories - 1, stat))
 
 
 @register
@@ -89,21 +89,21 @@ class TwoProportionZ(CategoricalMethod):
     def statistic(self, reference: CategoricalProfile, current: CategoricalProfile
                   ) -> tuple[float, float | None]:
         table = contingency_table(reference, current)
-        k = table.shape[1]
-        if k > 2:
+        categories = table.shape[1]
+        if categories > 2:
             return math.nan, math.nan
-        if k < 2:
+        if categories < 2:
             return 0.0, 1.0
         n_ref, n_cur = table.sum(axis=1)
         pooled = table[:, 0].sum() / (n_ref + n_cur)
-        se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_ref + 1.0 / n_cur))
-        z = (table[0, 0] / n_ref - table[1, 0] / n_cur) / se
-        return float(z), float(special.erfc(abs(z) / math.sqrt(2.0)))
+        std_error = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_ref + 1.0 / n_cur))
+        z_score = (table[0, 0] / n_ref - table[1, 0] / n_cur) / std_error
+        return float(z_score), float(special.erfc(abs(z_score) / math.sqrt(2.0)))
 
     def caveat(self, reference: CategoricalProfile, current: CategoricalProfile,
                statistic: float, p_value: float | None) -> str | None:
-        k = contingency_table(reference, current).shape[1]
-        if k > 2:
-            return (f"not scored: ztest compares two categories and this column has {k} "
+        categories = contingency_table(reference, current).shape[1]
+        if categories > 2:
+            return (f"not scored: ztest compares two categories and this column has {categories} "
                     "across both sides; use chisquare")
         return None

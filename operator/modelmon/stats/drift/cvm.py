@@ -38,15 +38,15 @@ def cvm_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray
     Without ties it equals scipy's rank formula (to rounding); with ties it evaluates both
     right-continuous ECDFs at each tied value, so identical samples give T = 0.
     """
-    n = reference_sorted.size
-    m = current_sorted.size
+    n_ref = reference_sorted.size
+    n_cur = current_sorted.size
     merged, is_cur = merge_sorted(reference_sorted, current_sorted)
     ends = np.flatnonzero(run_ends(merged))
     cur_count = np.cumsum(is_cur)[ends]
-    gap = (ends + 1 - cur_count) / n - cur_count / m
+    gap = (ends + 1 - cur_count) / n_ref - cur_count / n_cur
     run_length = np.diff(ends, prepend=-1)
-    total = n + m
-    return n * m / (total * total) * float(np.dot(run_length, gap * gap))
+    total = n_ref + n_cur
+    return n_ref * n_cur / (total * total) * float(np.dot(run_length, gap * gap))
 
 
 def cvm_rank_statistic(reference_sorted: NDArray[np.float64],
@@ -61,64 +61,65 @@ def cvm_rank_statistic(reference_sorted: NDArray[np.float64],
     the gaps between those searches count how often each ``j`` occurs, so the reference is
     never walked value by value. O(m log n); every term is an integer, as in scipy.
     """
-    n, m = reference_sorted.size, current_sorted.size
+    n_ref, n_cur = reference_sorted.size, current_sorted.size
     below = np.searchsorted(reference_sorted, current_sorted).astype(np.float64)
-    occurs = np.diff(below, prepend=0.0, append=float(n))
-    j = np.arange(m + 1, dtype=np.float64)
-    return (n * float(np.einsum("i,i,i->", occurs, j, j))
-            + m * float(np.einsum("i,i->", below, below)))
+    occurs = np.diff(below, prepend=0.0, append=float(n_ref))
+    cur_index = np.arange(n_cur + 1, dtype=np.float64)
+    return (n_ref * float(np.einsum("i,i,i->", occurs, cur_index, cur_index))
+            + n_cur * float(np.einsum("i,i->", below, below)))
 
 
-def cvm_from_rank_statistic(u: float, n: int, m: int) -> float:
+def cvm_from_rank_statistic(u_value: float, n_ref: int, n_cur: int) -> float:
     """T from U (Anderson 1962, eq. 9): ``U / (n m N) - (4 n m - 1) / (6 N)``."""
-    prod, total = n * m, n + m
-    return u / (prod * total) - (4 * prod - 1) / (6 * total)
+    prod, total = n_ref * n_cur, n_ref + n_cur
+    return u_value / (prod * total) - (4 * prod - 1) / (6 * total)
 
 
-def cvm_limit_cdf(x: float, terms: int = 64) -> float:
+def cvm_limit_cdf(value: float, terms: int = 64) -> float:
     """CDF of the limiting Cramer-von Mises distribution (Anderson and Darling 1952; the
     series in Csorgo and Faraway 1996, eq. 1.2), summed to convergence."""
-    k = np.arange(terms)
-    y = 4.0 * k + 1.0
-    q = y * y / (16.0 * x)
-    coef = np.exp(special.gammaln(k + 0.5) - special.gammaln(k + 1.0))
+    term = np.arange(terms)
+    four_k_plus_one = 4.0 * term + 1.0
+    bessel_arg = four_k_plus_one * four_k_plus_one / (16.0 * value)
+    coef = np.exp(special.gammaln(term + 0.5) - special.gammaln(term + 1.0))
     # exp(-q) * K_1/4(q) written with the scaled Bessel function to avoid underflow noise.
-    series = coef * np.sqrt(y) * special.kve(0.25, q) * np.exp(-2.0 * q)
-    return float(np.sum(series)) / (math.pi * math.sqrt(math.pi * x))
+    series = (coef * np.sqrt(four_k_plus_one) * special.kve(0.25, bessel_arg)
+              * np.exp(-2.0 * bessel_arg))
+    return float(np.sum(series)) / (math.pi * math.sqrt(math.pi * value))
 
 
-def _limit_cdf(x: float) -> float:
+def _limit_cdf(value: float) -> float:
     """The limiting Cramer-von Mises CDF as scipy evaluates it (its series stops once a
     term is below 1e-7; within 3e-10 of ``cvm_limit_cdf``, which is the fallback)."""
     if _CVM_LIMIT_CDF is not None:
         try:
-            return float(_CVM_LIMIT_CDF(np.asarray(x, dtype=np.float64)))
+            return float(_CVM_LIMIT_CDF(np.asarray(value, dtype=np.float64)))
         except TypeError:
             pass
-    return cvm_limit_cdf(x)
+    return cvm_limit_cdf(value)
 
 
-def cvm_asymptotic_pvalue(t: float, n: int, m: int) -> float:
+def cvm_asymptotic_pvalue(t_value: float, n_ref: int, n_cur: int) -> float:
     """p-value of T from its mean and variance under the null (Anderson 1962, eqs. 11, 14)
     and the limiting distribution, as scipy's asymptotic method does."""
-    total, prod = n + m, n * m
+    total, prod = n_ref + n_cur, n_ref * n_cur
     mean = (1.0 + 1.0 / total) / 6.0
-    var = (total + 1.0) * (4.0 * prod * total - 3.0 * (n * n + m * m) - 2.0 * prod)
+    var = (total + 1.0) * (4.0 * prod * total - 3.0 * (n_ref * n_ref + n_cur * n_cur) - 2.0 * prod)
     var /= 45.0 * total * total * 4.0 * prod
-    standard = 1.0 / 6.0 + (t - mean) / math.sqrt(45.0 * var)
+    standard = 1.0 / 6.0 + (t_value - mean) / math.sqrt(45.0 * var)
     if standard < 0.003:  # the limiting CDF is below 1e-17 there
         return 1.0
     return max(1.0 - _limit_cdf(standard), 0.0)
 
 
-def cvm_exact_pvalue(u: float, n: int, m: int) -> float | None:
-    """scipy's exact p-value of U for samples of ``n`` and ``m`` values (what
+def cvm_exact_pvalue(u_value: float, n_ref: int, n_cur: int) -> float | None:
+    """scipy's exact p-value of U for samples of ``n_ref`` and ``n_cur`` values (what
     ``cramervonmises_2samp`` uses when both have at most 20); None when the installed
     scipy lacks the helper (or its signature changed)."""
     if _CVM_EXACT is None:
         return None
     try:
-        return float(_CVM_EXACT(np.float64(u), n, m))
+        return float(_CVM_EXACT(np.float64(u_value), n_ref, n_cur))
     except TypeError:
         return None
 
@@ -150,26 +151,26 @@ class CramerVonMises(NumericMethod):
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
-        if reference.n < 2 or current.size < 2:
+        if reference.n_present < 2 or current.size < 2:
             return math.nan, math.nan
         current_sorted = current
-        n, m = reference.n, int(current_sorted.size)
+        n_ref, n_cur = reference.n_present, int(current_sorted.size)
         if has_ties(reference.sorted_values, reference.n_unique, current_sorted):
-            t = cvm_statistic(reference.sorted_values, current_sorted)
-            return t, cvm_asymptotic_pvalue(t, n, m)
-        u = cvm_rank_statistic(reference.sorted_values, current_sorted)
-        t = cvm_from_rank_statistic(u, n, m)
-        if max(n, m) > CVM_EXACT_MAX_N:
-            return t, cvm_asymptotic_pvalue(t, n, m)
-        p = cvm_exact_pvalue(u, n, m)
-        if p is not None:
-            return t, p
+            t_value = cvm_statistic(reference.sorted_values, current_sorted)
+            return t_value, cvm_asymptotic_pvalue(t_value, n_ref, n_cur)
+        u_value = cvm_rank_statistic(reference.sorted_values, current_sorted)
+        t_value = cvm_from_rank_statistic(u_value, n_ref, n_cur)
+        if max(n_ref, n_cur) > CVM_EXACT_MAX_N:
+            return t_value, cvm_asymptotic_pvalue(t_value, n_ref, n_cur)
+        p_value = cvm_exact_pvalue(u_value, n_ref, n_cur)
+        if p_value is not None:
+            return t_value, p_value
         res = stats.cramervonmises_2samp(reference.sorted_values, current_sorted)
         return float(res.statistic), float(res.pvalue)
 
     def caveat(self, reference: NumericProfile, current: NDArray[np.float64],
                statistic: float, p_value: float | None) -> str | None:
-        if reference.n < 2 or current.size < 2:
+        if reference.n_present < 2 or current.size < 2:
             return "not scored: cvm needs at least two values on each side"
         if has_ties(reference.sorted_values, reference.n_unique, current):
             return ("tied values: statistic from the ECDFs, asymptotic p-value "

@@ -30,12 +30,12 @@ def cdf_gaps(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.f
     does not matter; at the end of a run both running counts are the right-continuous ECDF
     counts scipy uses, so the terms are scipy's.
     """
-    n = reference_sorted.size
-    m = current_sorted.size
+    n_ref = reference_sorted.size
+    n_cur = current_sorted.size
     merged, is_cur = merge_sorted(reference_sorted, current_sorted)
     cur_count = np.cumsum(is_cur)[:-1]
-    ref_count = np.arange(1, n + m) - cur_count
-    gaps = np.abs(ref_count / n - cur_count / m)
+    ref_count = np.arange(1, n_ref + n_cur) - cur_count
+    gaps = np.abs(ref_count / n_ref - cur_count / n_cur)
     with np.errstate(over="ignore", invalid="ignore"):
         widths = np.diff(merged)
     return gaps, widths
@@ -59,34 +59,35 @@ def wasserstein(reference_sorted: NDArray[np.float64], current_sorted: NDArray[n
     sides have the same size every interval pairs ``r[i]`` with ``c[i]`` and has the same
     length, and the distance is the mean absolute difference of the sorted samples.
     """
-    n, m = reference_sorted.size, current_sorted.size
+    n_ref, n_cur = reference_sorted.size, current_sorted.size
     total = 0.0
-    work = scratch(min(max(n, m), W_BLOCK))
+    work = scratch(min(max(n_ref, n_cur), W_BLOCK))
     with np.errstate(over="ignore", invalid="ignore"):
-        if n == m:
-            for start in range(0, n, W_BLOCK):
-                stop = min(n, start + W_BLOCK)
+        if n_ref == n_cur:
+            for start in range(0, n_ref, W_BLOCK):
+                stop = min(n_ref, start + W_BLOCK)
                 gaps = work[:stop - start]
                 np.subtract(reference_sorted[start:stop], current_sorted[start:stop], out=gaps)
                 total += float(np.abs(gaps, out=gaps).sum())
-            return total / n
-        for start in range(0, n, W_BLOCK):
-            i = np.arange(start, min(n, start + W_BLOCK), dtype=np.int64)
-            k, lengths = _intervals(i, m, n)
-            gaps = work[:i.size]
-            np.take(current_sorted, k, out=gaps)
-            np.subtract(reference_sorted[start:start + i.size], gaps, out=gaps)
+            return total / n_ref
+        for start in range(0, n_ref, W_BLOCK):
+            ref_index = np.arange(start, min(n_ref, start + W_BLOCK), dtype=np.int64)
+            cur_paired, lengths = _intervals(ref_index, n_cur, n_ref)
+            gaps = work[:ref_index.size]
+            np.take(current_sorted, cur_paired, out=gaps)
+            np.subtract(reference_sorted[start:start + ref_index.size], gaps, out=gaps)
             # einsum, not np.dot: BLAS would spin up threads for one pass over the column.
             total += float(np.einsum("i,i->", np.abs(gaps, out=gaps), lengths))
-        for start in range(0, m, W_BLOCK):
-            j = np.arange(start, min(m, start + W_BLOCK), dtype=np.int64)
-            j = j[((j + 1) * n) % m != 0]  # the others coincide with a reference breakpoint
-            ell, lengths = _intervals(j, n, m)
-            gaps = work[:j.size]
+        for start in range(0, n_cur, W_BLOCK):
+            cur_index = np.arange(start, min(n_cur, start + W_BLOCK), dtype=np.int64)
+            # the others coincide with a reference breakpoint
+            cur_index = cur_index[((cur_index + 1) * n_ref) % n_cur != 0]
+            ell, lengths = _intervals(cur_index, n_ref, n_cur)
+            gaps = work[:cur_index.size]
             np.take(reference_sorted, ell, out=gaps)
-            np.subtract(current_sorted[j], gaps, out=gaps)
+            np.subtract(current_sorted[cur_index], gaps, out=gaps)
             total += float(np.einsum("i,i->", np.abs(gaps, out=gaps), lengths))
-        return total / n / m
+        return total / n_ref / n_cur
 
 
 def _intervals(index: NDArray[np.int64], other: int, size: int

@@ -34,9 +34,9 @@ def proportions(counts: NDArray[np.int64]) -> Proportions:
     return np.asarray(counts / counts.sum(), dtype=np.float64)
 
 
-def smooth(p: Proportions) -> Proportions:
+def smooth(cells: Proportions) -> Proportions:
     """Empty cells take ``EMPTY_CELL``; the others are left as they are (no renormalising)."""
-    return np.where(p > 0, p, EMPTY_CELL)
+    return np.where(cells > 0, cells, EMPTY_CELL)
 
 
 def psi(reference: Proportions, current: Proportions) -> float:
@@ -45,7 +45,7 @@ def psi(reference: Proportions, current: Proportions) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-def kl(reference: Proportions, current: Proportions) -> float:
+def kl_divergence(reference: Proportions, current: Proportions) -> float:
     """KL divergence reference || current (natural log) of the smoothed proportions,
     renormalised to sum to one as ``scipy.stats.entropy`` does."""
     ref, cur = smooth(reference), smooth(current)
@@ -147,7 +147,7 @@ class NumericKL(NumericMethod):
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
-        return kl(*_binned(reference, current)), None
+        return kl_divergence(*_binned(reference, current)), None
 
 
 @register

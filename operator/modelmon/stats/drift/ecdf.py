@@ -19,11 +19,11 @@ def merge_sorted(reference_sorted: NDArray[np.float64], current_sorted: NDArray[
     + j`` (before equal reference values), the reference values fill the rest in order.
     O(n + m log n).
     """
-    n = reference_sorted.size
-    m = current_sorted.size
-    is_cur = np.zeros(n + m, dtype=bool)
-    is_cur[np.searchsorted(reference_sorted, current_sorted) + np.arange(m)] = True
-    merged = np.empty(n + m, dtype=np.float64)
+    n_ref = reference_sorted.size
+    n_cur = current_sorted.size
+    is_cur = np.zeros(n_ref + n_cur, dtype=bool)
+    is_cur[np.searchsorted(reference_sorted, current_sorted) + np.arange(n_cur)] = True
+    merged = np.empty(n_ref + n_cur, dtype=np.float64)
     merged[is_cur] = current_sorted
     merged[~is_cur] = reference_sorted
     return merged, is_cur

@@ -61,27 +61,27 @@ def ks_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[
     (``_ks_block_extremes``). The result is scipy's number, from a few thousand binary
     searches instead of ``n + m``.
     """
-    m = current_sorted.size
+    n_cur = current_sorted.size
     if grid is None:
         grid = rank_grid(reference_sorted)
     values = grid.values
     # Window counts below and up to each grid value; exact differences there.
     cur_below = np.searchsorted(current_sorted, values, "left")
-    equal = current_sorted[np.minimum(cur_below, m - 1)] == values
+    equal = current_sorted[np.minimum(cur_below, n_cur - 1)] == values
     cur_upto = cur_below
     if equal.any():
         # A run of a grid value that reaches the next grid value's position ends there
         # (common when the window has few distinct values); the others are searched.
         cur_upto = cur_below.copy()
-        following = np.append(cur_below[1:], m)
+        following = np.append(cur_below[1:], n_cur)
         reaches = equal & (current_sorted[np.maximum(following - 1, 0)] == values)
         cur_upto[reaches] = following[reaches]
         rest = equal & ~reaches
         if rest.any():
             cur_upto[rest] = np.searchsorted(current_sorted, values[rest], "right")
     below_ref, upto_ref = grid.below_share, grid.upto_share
-    below_cur = cur_below / m
-    upto_cur = below_cur if cur_upto is cur_below else cur_upto / m
+    below_cur = cur_below / n_cur
+    upto_cur = below_cur if cur_upto is cur_below else cur_upto / n_cur
     seen = max(float(np.abs(below_ref - below_cur).max()),
                float(np.abs(upto_ref - upto_cur).max()))
     # Inside the gap after grid value k the reference counts lie in [upto_k, below_k+1]
@@ -120,22 +120,22 @@ def _ks_split(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.
     search, ``#ref < current[q]``, which bounds both parts it separates; when ``q`` starts
     a run of equal values the difference just below ``current[q]`` is exact too.
     """
-    n, m = reference_sorted.size, current_sorted.size
+    n_ref, n_cur = reference_sorted.size, current_sorted.size
     cuts = np.arange(KS_SPLIT + 1)
-    at = start[:, None] + ((stop - start)[:, None] * cuts) // KS_SPLIT
-    ref = np.empty(at.shape, dtype=np.intp)
+    cut_at = start[:, None] + ((stop - start)[:, None] * cuts) // KS_SPLIT
+    ref = np.empty(cut_at.shape, dtype=np.intp)
     ref[:, 0], ref[:, -1] = ref_low, ref_high
-    inner = at[:, 1:-1]
+    inner = cut_at[:, 1:-1]
     cut_values = current_sorted[inner]
     ref[:, 1:-1] = np.searchsorted(reference_sorted, cut_values.ravel(), "left"
                                    ).reshape(cut_values.shape)
-    ref_f, cur_f = ref / n, at / m
+    ref_f, cur_f = ref / n_ref, cut_at / n_cur
     exact = (ref_f[:, 1:-1] - cur_f[:, 1:-1])[current_sorted[inner - 1] != cut_values]
     if exact.size:
         seen = max(seen, float(exact.max()), -float(exact.min()))
     bound = np.maximum(ref_f[:, 1:] - cur_f[:, :-1], cur_f[:, 1:] - ref_f[:, :-1])
-    keep = (bound > seen) & (at[:, 1:] > at[:, :-1])
-    return at[:, :-1][keep], at[:, 1:][keep], ref[:, :-1][keep], ref[:, 1:][keep], seen
+    keep = (bound > seen) & (cut_at[:, 1:] > cut_at[:, :-1])
+    return cut_at[:, :-1][keep], cut_at[:, 1:][keep], ref[:, :-1][keep], ref[:, 1:][keep], seen
 
 
 def _ks_block_extremes(reference_sorted: NDArray[np.float64],
@@ -152,33 +152,34 @@ def _ks_block_extremes(reference_sorted: NDArray[np.float64],
     and a second one only where the reference holds ``v`` too). Evaluating the position
     ``stop`` as well covers the values just below the next block's first.
     """
-    n, m = reference_sorted.size, current_sorted.size
-    stop = np.minimum(stop, m - 1)
+    n_ref, n_cur = reference_sorted.size, current_sorted.size
+    stop = np.minimum(stop, n_cur - 1)
     lengths = stop - start + 1
     offsets = np.repeat(start - (np.cumsum(lengths) - lengths), lengths)
     index = np.arange(offsets.size) + offsets
     values = current_sorted[index]
     first = current_sorted[np.maximum(index - 1, 0)] != values
     first[index == 0] = True
-    last = current_sorted[np.minimum(index + 1, m - 1)] != values
-    last[index == m - 1] = True
+    last = current_sorted[np.minimum(index + 1, n_cur - 1)] != values
+    last[index == n_cur - 1] = True
     ref_below = np.searchsorted(reference_sorted, values, "left")
-    below = ref_below[first] / n - index[first] / m
+    below = ref_below[first] / n_ref - index[first] / n_cur
     ref_upto = ref_below[last]
-    tied = reference_sorted[np.minimum(ref_upto, n - 1)] == values[last]
+    tied = reference_sorted[np.minimum(ref_upto, n_ref - 1)] == values[last]
     if tied.any():
         ref_upto[tied] = np.searchsorted(reference_sorted, values[last][tied], "right")
-    at = (index[last] + 1) / m - ref_upto / n
-    return max(_largest_size(below), _largest_size(at))
+    at_value = (index[last] + 1) / n_cur - ref_upto / n_ref
+    return max(_largest_size(below), _largest_size(at_value))
 
 
-def _largest_size(x: NDArray[np.float64]) -> float:
+def _largest_size(differences: NDArray[np.float64]) -> float:
     """The largest absolute value of an array (0 when empty)."""
-    return max(float(x.max()), -float(x.min())) if x.size else 0.0
+    return max(float(differences.max()), -float(differences.min())) if differences.size else 0.0
 
 
-def ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
-    """scipy's asymptotic two-sided p-value, ``kstwo.sf(D, N)`` with ``N = round(n*m/(n+m))``.
+def ks_asymptotic_pvalue(distance: float, n_ref: int, n_cur: int) -> float:
+    """scipy's asymptotic two-sided p-value, ``kstwo.sf(D, N)`` with ``N = round(n*m/(n+m))``
+    (``D`` the ``distance``, ``n`` and ``m`` the sizes ``n_ref`` and ``n_cur``).
 
     ``kstwo.sf`` picks one of several formulas by ``N`` and ``N*D^2`` (scipy's
     ``_kolmogn``); the two that large windows reach are computed here without scipy's
@@ -191,19 +192,19 @@ def ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
     uses there, in plain floats. Elsewhere (small ``N``, extreme ``D``) scipy's own function
     is called.
     """
-    big, small = (float(n), float(m)) if n >= m else (float(m), float(n))
-    en = float(np.round(big * small / (big + small)))
-    t = en * d
-    if en > 140 and 1.0 < t < en - 1.0:
-        squared = t * d
-        if squared >= 370.0 and d < 0.5:
+    big, small = (float(n_ref), float(n_cur)) if n_ref >= n_cur else (float(n_cur), float(n_ref))
+    effective_n = float(np.round(big * small / (big + small)))
+    en_times_d = effective_n * distance
+    if effective_n > 140 and 1.0 < en_times_d < effective_n - 1.0:
+        squared = en_times_d * distance
+        if squared >= 370.0 and distance < 0.5:
             return 0.0  # scipy's cut-off: below the smallest double
         if squared >= 2.2:
-            if en <= SMIRNOV_EXACT_MAX_N:
-                return min(max(2.0 * smirnov_sf(int(en), d), 0.0), 1.0)
-        elif en > 100_000 or en * d**1.5 > 1.4:
-            return min(max(1.0 - pelz_good_cdf(int(en), d), 0.0), 1.0)
-    return float(np.clip(stats.kstwo.sf(d, en), 0.0, 1.0))
+            if effective_n <= SMIRNOV_EXACT_MAX_N:
+                return min(max(2.0 * smirnov_sf(int(effective_n), distance), 0.0), 1.0)
+        elif effective_n > 100_000 or effective_n * distance**1.5 > 1.4:
+            return min(max(1.0 - pelz_good_cdf(int(effective_n), distance), 0.0), 1.0)
+    return float(np.clip(stats.kstwo.sf(distance, effective_n), 0.0, 1.0))
 
 
 #: Series terms whose exponent is below this are dropped: e**-42 is under 1e-18 of the
@@ -211,10 +212,11 @@ def ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
 _SERIES_CUTOFF = 42.0
 
 
-def pelz_good_cdf(n: int, x: float) -> float:
+def pelz_good_cdf(size: int, distance: float) -> float:
     """``P(D_n <= x)`` for the two-sided one-sample KS statistic by Pelz and Good's (1976)
     expansion in powers of ``1/sqrt(n)``, as Simard and L'Ecuyer (2011) give it:
-    ``K0(z) + K1(z)/sqrt(n) + K2(z)/n + K3(z)/n^1.5`` with ``z = sqrt(n) x``.
+    ``K0(z) + K1(z)/sqrt(n) + K2(z)/n + K3(z)/n^1.5`` with ``z = sqrt(n) x`` (``n`` the
+    ``size``, ``x`` the ``distance``; ``z_val``, ``z_sq`` and ``z_p4`` … in the code).
 
     Each ``K`` is a theta-type series: over ``j = k - 1/2`` with weights
     ``exp(-pi^2 j^2 / (2 z^2))`` and, for ``K2`` and ``K3``, a second one over whole ``k``
@@ -223,46 +225,51 @@ def pelz_good_cdf(n: int, x: float) -> float:
     scalar calls would cost more than the arithmetic. This is the form scipy's
     ``kstwo.sf`` evaluates in the same region; the tests hold the two to 1e-10.
     """
-    if x <= 0.0:
+    if distance <= 0.0:
         return 0.0
-    if x >= 1.0:
+    if distance >= 1.0:
         return 1.0
-    z = math.sqrt(n) * x
+    z_val = math.sqrt(size) * distance
     pi2 = math.pi * math.pi
-    a = pi2 / (2.0 * z * z)  # the exponent's scale: exp(-a j^2), exp(-a k^2)
-    if a * 0.25 > 708.0:  # even the first term underflows: the cdf is 0
+    scale = pi2 / (2.0 * z_val * z_val)  # the exponent's scale: exp(-a j^2), exp(-a k^2)
+    if scale * 0.25 > 708.0:  # even the first term underflows: the cdf is 0
         return 0.0
-    z2 = z * z
-    z4, z6, z8 = z2 * z2, z2 * z2 * z2, z2 * z2 * z2 * z2
+    z_sq = z_val * z_val
+    z_p4, z_p6, z_p8 = z_sq * z_sq, z_sq * z_sq * z_sq, z_sq * z_sq * z_sq * z_sq
     half_sums = [0.0, 0.0, 0.0, 0.0]  # the j = k - 1/2 series of K0 .. K3
-    j = 0.5
-    while a * j * j <= _SERIES_CUTOFF:
-        w = math.exp(-a * j * j)
-        u = pi2 * j * j  # pi^2 j^2
-        half_sums[0] += w
-        half_sums[1] += (u - z2) * w
-        half_sums[2] += (6 * z6 + 2 * z4 + (2 * z4 - 5 * z2) * u + (1 - 2 * z2) * u * u) * w
-        half_sums[3] += (-30 * z6 - 90 * z8 + (135 * z4 - 96 * z6) * u
-                         + (212 * z4 - 60 * z2) * u * u + (5 - 30 * z2) * u * u * u) * w
-        j += 1.0
+    half = 0.5  # j
+    while scale * half * half <= _SERIES_CUTOFF:
+        weight = math.exp(-scale * half * half)
+        pi_j_sq = pi2 * half * half  # pi^2 j^2
+        half_sums[0] += weight
+        half_sums[1] += (pi_j_sq - z_sq) * weight
+        half_sums[2] += (6 * z_p6 + 2 * z_p4 + (2 * z_p4 - 5 * z_sq) * pi_j_sq
+                         + (1 - 2 * z_sq) * pi_j_sq * pi_j_sq) * weight
+        half_sums[3] += (-30 * z_p6 - 90 * z_p8 + (135 * z_p4 - 96 * z_p6) * pi_j_sq
+                         + (212 * z_p4 - 60 * z_sq) * pi_j_sq * pi_j_sq
+                         + (5 - 30 * z_sq) * pi_j_sq * pi_j_sq * pi_j_sq) * weight
+        half += 1.0
     whole2 = whole3 = 0.0  # the whole-k series of K2 and K3
-    k = 1.0
-    while a * k * k <= _SERIES_CUTOFF:
-        w = pi2 * k * k * math.exp(-a * k * k)  # pi^2 k^2 exp(-a k^2)
-        whole2 += w
-        whole3 += (3 * z2 - pi2 * k * k) * w
-        k += 1.0
-    c = math.sqrt(math.pi / 2.0)
-    k0 = 2 * c / z * half_sums[0]
-    k1 = c / (3 * z4) * half_sums[1]
-    k2 = c / (36 * z4 * z2 * z) * half_sums[2] - c / (18 * z2 * z) * whole2
-    k3 = c / (3240 * z8 * z2) * half_sums[3] + c / (108 * z6) * whole3
-    root = math.sqrt(float(n))
-    return k0 + k1 / root + k2 / n + k3 / (n * root)
+    whole = 1.0  # k
+    while scale * whole * whole <= _SERIES_CUTOFF:
+        weight = pi2 * whole * whole * math.exp(-scale * whole * whole)  # pi^2 k^2 exp(-a k^2)
+        whole2 += weight
+        whole3 += (3 * z_sq - pi2 * whole * whole) * weight
+        whole += 1.0
+    root_half_pi = math.sqrt(math.pi / 2.0)
+    term0 = 2 * root_half_pi / z_val * half_sums[0]
+    term1 = root_half_pi / (3 * z_p4) * half_sums[1]
+    term2 = (root_half_pi / (36 * z_p4 * z_sq * z_val) * half_sums[2]
+             - root_half_pi / (18 * z_sq * z_val) * whole2)
+    term3 = (root_half_pi / (3240 * z_p8 * z_sq) * half_sums[3]
+             + root_half_pi / (108 * z_p6) * whole3)
+    root = math.sqrt(float(size))
+    return term0 + term1 / root + term2 / size + term3 / (size * root)
 
 
-def smirnov_sf(n: int, x: float) -> float:
-    """``P(D+_n >= x)`` for the one-sided KS statistic: ``scipy.special.smirnov(n, x)``.
+def smirnov_sf(size: int, distance: float) -> float:
+    """``P(D+_n >= x)`` for the one-sided KS statistic: ``scipy.special.smirnov(n, x)``
+    (``n`` the ``size``, ``x`` the ``distance``, ``j`` the ``term``).
 
     The exact value is the Birnbaum-Tingey series ``x * sum_j C(n, j) (1 - x - j/n)^(n-j)
     (x + j/n)^(j-1)`` over ``j = 0 .. floor(n (1 - x))``. Its terms are the values at the
@@ -272,40 +279,43 @@ def smirnov_sf(n: int, x: float) -> float:
     accurate there). ``SMIRNOV_POINTS`` terms, each computed in log space with ``gammaln``,
     agree with scipy's term-by-term sum to about 1e-10 relative (tests hold it to 1e-9).
     """
-    last = math.floor(n * (1.0 - x))
+    last = math.floor(size * (1.0 - distance))
     # A zero term, (1 - x - j/n)^(n - j) with a zero base: tested on the very argument that
     # log1p receives below, so that a base which is positive only by rounding (x * n near
     # an integer) is dropped too instead of reaching log1p(-1).
-    if last >= 0 and -x - last / n <= -1.0:
+    if last >= 0 and -distance - last / size <= -1.0:
         last -= 1
     if last < 0:
         return 0.0
     step = max(1, last // SMIRNOV_POINTS)
-    j = np.arange(0, last + 1, step, dtype=np.float64)
-    logs = (special.gammaln(n + 1.0) - special.gammaln(j + 1.0) - special.gammaln(n - j + 1.0)
-            + (n - j) * np.log1p(-x - j / n) + (j - 1.0) * np.log(x + j / n))
+    term = np.arange(0, last + 1, step, dtype=np.float64)
+    logs = (special.gammaln(size + 1.0) - special.gammaln(term + 1.0)
+            - special.gammaln(size - term + 1.0)
+            + (size - term) * np.log1p(-distance - term / size)
+            + (term - 1.0) * np.log(distance + term / size))
     top = float(logs.max())
-    return float(x * step * math.exp(top) * np.exp(logs - top).sum())
+    return float(distance * step * math.exp(top) * np.exp(logs - top).sum())
 
 
-def ks_exact(d: float, n: int, m: int) -> tuple[float, float] | None:
+def ks_exact(distance: float, n_ref: int, n_cur: int) -> tuple[float, float] | None:
     """``ks_2samp(method="exact")``'s two-sided (statistic, p-value) for a KS distance
-    ``d`` between samples of ``n`` and ``m`` values, from the sizes alone; None when the
-    installed scipy lacks the helper (or its signature changed).
+    ``distance`` between samples of ``n_ref`` and ``n_cur`` values, from the sizes alone;
+    None when the installed scipy lacks the helper (or its signature changed).
 
-    Like ``ks_2samp`` the statistic is ``d`` rounded to a multiple of ``1/lcm(n, m)``, and
-    where the exact computation fails (overflow for some unequal sizes) the p-value is the
-    asymptotic one of that rounded statistic.
+    Like ``ks_2samp`` the statistic is ``distance`` rounded to a multiple of
+    ``1/lcm(n_ref, n_cur)``, and where the exact computation fails (overflow for some
+    unequal sizes) the p-value is the asymptotic one of that rounded statistic.
     """
     if _KS_EXACT is None:
         return None
     try:
-        ok, rounded, p = _KS_EXACT(n, m, math.gcd(n, m), d, "two-sided")
+        computed, rounded, p_value = _KS_EXACT(n_ref, n_cur, math.gcd(n_ref, n_cur), distance,
+                                               "two-sided")
     except TypeError:
         return None
-    if not ok:
-        return float(rounded), ks_asymptotic_pvalue(float(rounded), n, m)
-    return float(rounded), float(np.clip(p, 0.0, 1.0))
+    if not computed:
+        return float(rounded), ks_asymptotic_pvalue(float(rounded), n_ref, n_cur)
+    return float(rounded), float(np.clip(p_value, 0.0, 1.0))
 
 
 @register
@@ -330,18 +340,18 @@ class KolmogorovSmirnov(NumericMethod):
 
     def fit(self, reference: NumericProfile) -> NumericProfile:
         """The profile with its rank grid, which every score searches in the window."""
-        if reference.n == 0 or reference.grid is not None:
+        if reference.n_present == 0 or reference.grid is not None:
             return reference
         return dataclasses.replace(reference, grid=rank_grid(reference.sorted_values))
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
-        n, m = reference.n, int(current.size)
+        n_ref, n_cur = reference.n_present, int(current.size)
         current_sorted = current
-        d = ks_statistic(reference.sorted_values, current_sorted, reference.grid)
-        if max(n, m) > KS_EXACT_MAX_N:
-            return d, ks_asymptotic_pvalue(d, n, m)
-        exact = ks_exact(d, n, m)
+        distance = ks_statistic(reference.sorted_values, current_sorted, reference.grid)
+        if max(n_ref, n_cur) > KS_EXACT_MAX_N:
+            return distance, ks_asymptotic_pvalue(distance, n_ref, n_cur)
+        exact = ks_exact(distance, n_ref, n_cur)
         if exact is not None:
             return exact
         with warnings.catch_warnings():
