@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from modelmon.api.policy import Policy
 from modelmon.health import Health, health_server
 from modelmon.outputs.kube import Reachability
-from modelmon.worker import Fleet
+from modelmon.worker import RULES_RESYNC_SECONDS, Fleet
 
 log = logging.getLogger("modelmon")
 
@@ -37,7 +37,7 @@ class Options:
     workers: int = 2
     kubeconfig: str | None = None
     bind: str = "0.0.0.0"
-    rules_resync_seconds: float = 600.0
+    rules_resync_seconds: float = RULES_RESYNC_SECONDS
     policy: Policy = field(default_factory=Policy.operator)
     """The administrator's bounds on every monitor (local paths, egress, budgets)."""
 

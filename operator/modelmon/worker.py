@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 RETRY_BASE_SECONDS = 5.0
 #: The spec's default interval, also for a spec that does not parse.
 DEFAULT_INTERVAL_SECONDS = parse_duration(Schedule().interval).total_seconds()
+#: How often each monitor's PrometheusRule is compared with the spec even when nothing
+#: changed (a rule edited or deleted by hand comes back); ``modelmon run --rules-resync``.
+RULES_RESYNC_SECONDS = 600.0
 #: Checks that may wait on a slow source beside the ``workers`` that compute.
 SOURCE_WAIT_THREADS = 16
 #: Seconds between probes of the API server while it answers, and while it does not.
@@ -112,7 +115,8 @@ class Fleet:
 
     def __init__(self, cluster: ClusterApi, metrics: Metrics, *, workers: int = 2,
                  base_dir: Path | None = None, clock: Callable[[], float] = time.time,
-                 rules_resync_seconds: float = 600.0, policy: Policy | None = None) -> None:
+                 rules_resync_seconds: float = RULES_RESYNC_SECONDS,
+                 policy: Policy | None = None) -> None:
         self.cluster = cluster
         self.policy = policy or Policy.operator()
         """The administrator's bounds on what monitors may read and reach."""

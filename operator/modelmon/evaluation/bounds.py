@@ -134,10 +134,10 @@ def table(spec: ModelMonitorSpec) -> list[Bound]:
             override.severity, "ModelFeatureDrift", "DataDrift",
             f"Feature {feature} of {{who}} drifted",
             f"Feature {feature} of {{who}} drifted from the reference."))
-    for i, metric in enumerate(spec.performance.metrics):
+    for index, metric in enumerate(spec.performance.metrics):
         rows.append(Bound(
             f"performance.{metric.name}", "performance", metric.name,
-            f"spec.performance.metrics[{i}]", "modelmon_performance_metric",
+            f"spec.performance.metrics[{index}]", "modelmon_performance_metric",
             (("metric", metric.name),), ("metric",), _range(metric.min, metric.max),
             metric.severity, "ModelPerformanceDegraded", "PerformanceDegraded",
             *_range_text(metric.name, metric.min, metric.max)))

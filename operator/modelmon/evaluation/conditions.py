@@ -29,12 +29,14 @@ class ConditionValue:
     message: str
 
 
-def problem(type_: str, found: Sequence[Finding], yes: str, no: str, fine: str
-            ) -> ConditionValue:
-    """A problem condition: True with the first findings' messages, else False."""
+def problem(type_: str, found: Sequence[Finding], found_reason: str, fine_reason: str,
+            fine: str) -> ConditionValue:
+    """A problem condition: True (``found_reason``) with the first findings' messages,
+    else False (``fine_reason``) with ``fine``."""
     if found:
-        return ConditionValue(type_, "True", yes, capped_lines([f.message for f in found], 5))
-    return ConditionValue(type_, "False", no, fine)
+        return ConditionValue(type_, "True", found_reason,
+                              capped_lines([f.message for f in found], 5))
+    return ConditionValue(type_, "False", fine_reason, fine)
 
 
 def merge_conditions(previous: Iterable[Condition], values: Iterable[ConditionValue],

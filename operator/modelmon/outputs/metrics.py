@@ -84,47 +84,47 @@ class MonitorCollector(Collector):
         findings = GaugeMetricFamily("modelmon_findings",
                                      "Findings of the last check by severity",
                                      labels=[*BASE, "severity"])
-        for (ns, name), snap in items:
-            base = [ns, name, snap.model]
-            st = snap.status
-            for p in PHASES:
-                phase.add_metric([*base, p], 1.0 if st.phase == p else 0.0)
+        for (namespace, name), snap in items:
+            base = [namespace, name, snap.model]
+            status = snap.status
+            for one in PHASES:
+                phase.add_metric([*base, one], 1.0 if status.phase == one else 0.0)
             if snap.last_success is not None:
                 last.add_metric(base, snap.last_success)
             for sev in ("warning", "critical"):
                 findings.add_metric([*base, sev],
-                                    float(sum(f.severity == sev for f in st.findings)))
-            if st.drift is not None:
-                share.add_metric(base, st.drift.share)
-                cols = [("feature", f) for f in st.drift.features]
-                cols += [(role, f) for role, f in (("prediction", st.drift.prediction),
-                                                    ("target", st.drift.target)) if f]
-                for role, f in cols:
-                    labels = [*base, f.name, f.method, role]
-                    if f.statistic is not None:
-                        stat.add_metric(labels, f.statistic)
-                    if f.p_value is not None:
-                        pval.add_metric(labels, f.p_value)
-                    detected.add_metric(labels, 1.0 if f.drifted else 0.0)
-            for metric, number in st.performance.items():
+                                    float(sum(f.severity == sev for f in status.findings)))
+            if status.drift is not None:
+                share.add_metric(base, status.drift.share)
+                cols = [("feature", f) for f in status.drift.features]
+                cols += [(role, f) for role, f in (("prediction", status.drift.prediction),
+                                                    ("target", status.drift.target)) if f]
+                for role, column in cols:
+                    labels = [*base, column.name, column.method, role]
+                    if column.statistic is not None:
+                        stat.add_metric(labels, column.statistic)
+                    if column.p_value is not None:
+                        pval.add_metric(labels, column.p_value)
+                    detected.add_metric(labels, 1.0 if column.drifted else 0.0)
+            for metric, number in status.performance.items():
                 perf.add_metric([*base, metric], number)
-            for figure, number in st.operational.items():
+            for figure, number in status.operational.items():
                 operational.add_metric([*base, figure], number)
-            if st.data_quality is not None:
-                for c in st.data_quality.columns:
+            if status.data_quality is not None:
+                for figured in status.data_quality.columns:
                     figures: tuple[tuple[str, float | int | None], ...] = (
-                        ("missingFraction", c.missing_fraction),
-                        ("outlierFraction", c.outlier_fraction),
-                        ("outOfRangeFraction", c.out_of_range_fraction),
-                        ("newCategories", c.new_categories))
+                        ("missingFraction", figured.missing_fraction),
+                        ("outlierFraction", figured.outlier_fraction),
+                        ("outOfRangeFraction", figured.out_of_range_fraction),
+                        ("newCategories", figured.new_categories))
                     for check, value in figures:
                         if value is not None:
-                            quality.add_metric([*base, c.name, check], float(value))
+                            quality.add_metric([*base, figured.name, check], float(value))
                 # Columns the window lacks, or whose kind changed: 1 while that lasts.
-                for column in st.data_quality.missing_columns:
-                    quality.add_metric([*base, column, "missingColumns"], 1.0)
-                for t in st.data_quality.type_changes:
-                    quality.add_metric([*base, t.name, "typeChanges"], 1.0)
+                for absent in status.data_quality.missing_columns:
+                    quality.add_metric([*base, absent, "missingColumns"], 1.0)
+                for change in status.data_quality.type_changes:
+                    quality.add_metric([*base, change.name, "typeChanges"], 1.0)
         yield from (stat, pval, detected, share, perf, operational, quality, last, phase,
                     findings)
 

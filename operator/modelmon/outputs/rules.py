@@ -22,7 +22,7 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "modelmon"}
 _PLACEHOLDER = re.compile(r"\{(who|namespace|monitor)\}")
 
 
-def _q(value: str) -> str:
+def _quoted(value: str) -> str:
     """A PromQL string literal."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -44,7 +44,7 @@ class Alert:
 
 def _expr(row: Bound, selector: str) -> str:
     """The PromQL that is true while the row's figure crosses one of its limits."""
-    matchers = "".join(f",{label}={_q(value)}" for label, value in row.match)
+    matchers = "".join(f",{label}={_quoted(value)}" for label, value in row.match)
     series = f"{row.series}{{{selector}{matchers}}}"
     value = f"max by ({', '.join(('namespace', 'monitor', *row.per))}) ({series})"
     if row.age:  # no series for as long (operator down, never a success) counts too
@@ -62,7 +62,7 @@ def alert(row: Bound, namespace: str, monitor: str, model: str) -> Alert:
     def text(template: str) -> str:
         return _PLACEHOLDER.sub(lambda found: said[found.group(1)], template)
 
-    selector = f"namespace={_q(namespace)},monitor={_q(monitor)}"
+    selector = f"namespace={_quoted(namespace)},monitor={_quoted(monitor)}"
     return Alert(row.alert, _expr(row, selector), row.severity, text(row.summary),
                  text(row.description),
                  tuple((label, value) for label, value in row.match if label in row.per))
@@ -76,21 +76,21 @@ def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
 def prometheus_rule(namespace: str, monitor: str, spec: ModelMonitorSpec,
                     uid: str | None = None) -> dict[str, Any]:
     """The PrometheusRule object; with ``uid`` it is owned by the monitor."""
-    pr = spec.alerting.prometheus_rule
+    settings = spec.alerting.prometheus_rule
     routing = dict(sorted(spec.alerting.labels.items()))
     rules = []
-    for a in alerts(namespace, monitor, spec):
-        labels = {"severity": a.severity, "namespace": namespace, "monitor": monitor,
-                  "model": spec.model.name, **dict(a.extra_labels), **routing}
-        annotations = {"summary": a.summary, "description": a.description}
-        if pr.runbook_url:
-            annotations["runbook_url"] = pr.runbook_url
-        rules.append({"alert": a.name, "expr": a.expr, "for": pr.for_,
+    for one in alerts(namespace, monitor, spec):
+        labels = {"severity": one.severity, "namespace": namespace, "monitor": monitor,
+                  "model": spec.model.name, **dict(one.extra_labels), **routing}
+        annotations = {"summary": one.summary, "description": one.description}
+        if settings.runbook_url:
+            annotations["runbook_url"] = settings.runbook_url
+        rules.append({"alert": one.name, "expr": one.expr, "for": settings.for_,
                       "labels": labels, "annotations": annotations})
     metadata: dict[str, Any] = {
         "name": rule_name(monitor),
         "namespace": namespace,
-        "labels": {**dict(sorted(pr.labels.items())), **MANAGED_BY,
+        "labels": {**dict(sorted(settings.labels.items())), **MANAGED_BY,
                    "modelmon.io/monitor": monitor_label(monitor)},
     }
     if uid is not None:

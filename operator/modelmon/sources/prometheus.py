@@ -277,8 +277,8 @@ def _figures(source: Source, ctx: LoadContext, *, retry: bool) -> list[Operation
     client = _client(spec, ctx, where, budget(source, ctx))
     end = ctx.window_end or datetime.now(UTC)
     figures = []
-    for i, query in enumerate(spec.queries):
-        field = f"{where}.queries[{i}].query"
+    for index, query in enumerate(spec.queries):
+        field = f"{where}.queries[{index}].query"
         if retry:
             figures.append(retrying(partial(query_figure, client, query, field, end), ctx))
         else:

@@ -27,7 +27,15 @@ import aiohttp
 from pydantic import BaseModel
 
 from modelmon.api.policy import Egress
-from modelmon.api.v1alpha1 import Delivered, Finding, Notifier, SecretKeyRef, Severity
+from modelmon.api.v1alpha1 import (
+    Delivered,
+    Finding,
+    Notifier,
+    Schedule,
+    SecretKeyRef,
+    Severity,
+    parse_duration,
+)
 from modelmon.sources import egress
 from modelmon.sources.base import SourceError
 
@@ -120,7 +128,7 @@ class Message:
     labels: Mapping[str, str] = field(default_factory=dict)
     """spec.alerting.labels."""
     link: str | None = None
-    interval_seconds: float = 600.0
+    interval_seconds: float = parse_duration(Schedule().interval).total_seconds()
     drift_columns: Mapping[str, str] = field(default_factory=dict)
     """The column of each drift role (prediction, target): the ``feature`` label of their
     alerts."""

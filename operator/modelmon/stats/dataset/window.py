@@ -10,7 +10,7 @@ and serves every drift method and every data-quality figure.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -103,8 +103,8 @@ class CurrentColumn:
         included: with the sorted finite values at hand two binary searches suffice."""
         if self._sorted is None:
             values = self.values()
-            ok = values[~np.isnan(values)]
-            return int(np.count_nonzero((ok < low) | (ok > high))), int(ok.size)
+            known = values[~np.isnan(values)]
+            return int(np.count_nonzero((known < low) | (known > high))), int(known.size)
         kept, neg_inf, pos_inf, _ = self._sorted
         outside = int(np.searchsorted(kept, low, side="left")
                       + kept.size - np.searchsorted(kept, high, side="right"))
@@ -158,14 +158,15 @@ def score_drift(reference: ReferenceProfile, current: pd.DataFrame, workers: int
                 ) -> list[ColumnDrift]:
     """Drift of every profiled column present in the current frame (``workers`` columns at
     once in threads when more than one)."""
-    present = [(name, p, current[name]) for name, p in reference.columns.items()
+    present = [(name, profile, current[name]) for name, profile in reference.columns.items()
                if name in current.columns]
     rows = len(current)
 
     def one(item: tuple[str, ColumnProfile, pd.Series]) -> ColumnDrift:
-        name, p, series = item
+        name, profile, series = item
         column = CurrentColumn(series, scratch(rows, "sorted"))
-        return ColumnDrift(name, p.request.role, p.kind, score_column(p, column))
+        return ColumnDrift(name, profile.request.role, profile.kind,
+                           score_column(profile, column))
 
     return map_in_threads(one, present, workers)
 
@@ -191,8 +192,8 @@ def column_quality(profile: ColumnProfile, series: pd.Series | CurrentColumn
                    ) -> ColumnQualityFigures:
     """Missing, outlier, out-of-range and new-category figures of one current column."""
     column = _column(series)
-    n = column.size
-    missing = float(column.n_missing()) / n if n else 0.0
+    size = column.size
+    missing = float(column.n_missing()) / size if size else 0.0
     outliers = out_of_range = None
     new = None
     ref_num = profile.numeric
@@ -211,21 +212,20 @@ def column_quality(profile: ColumnProfile, series: pd.Series | CurrentColumn
     return ColumnQualityFigures(profile.name, missing, outliers, out_of_range, new)
 
 
-def data_quality(reference: ReferenceProfile, current: pd.DataFrame,
-                 roles: Mapping[str, Role] | None = None) -> QualityFigures:
+def data_quality(reference: ReferenceProfile, current: pd.DataFrame) -> QualityFigures:
     """Data-quality figures of every profiled column, missing columns and type changes."""
     columns: list[ColumnQualityFigures] = []
     missing: list[str] = []
     changes: list[tuple[str, str, str]] = []
-    for name, p in reference.columns.items():
+    for name, profile in reference.columns.items():
         if name not in current.columns:
             missing.append(name)
             continue
         column = CurrentColumn(current[name])
-        change = _type_change(p, column)
+        change = _type_change(profile, column)
         if change is not None:
             changes.append(change)
-        columns.append(column_quality(p, column))
+        columns.append(column_quality(profile, column))
     return QualityFigures(columns, missing, changes)
 
 
@@ -280,13 +280,14 @@ def score_window(reference: ReferenceProfile, current: pd.DataFrame | ColumnRead
 
     def one(item: tuple[str, ColumnProfile]
             ) -> tuple[ColumnDrift, ColumnQualityFigures | None, tuple[str, str, str] | None]:
-        name, p = item
+        name, profile = item
         # The sort of every column this thread prepares goes to the same memory.
         column = CurrentColumn(current[name], scratch(rows, "sorted"))
-        drift = ColumnDrift(name, p.request.role, p.kind, score_column(p, column))
-        if p.request.role not in quality_roles:
+        drift = ColumnDrift(name, profile.request.role, profile.kind,
+                            score_column(profile, column))
+        if profile.request.role not in quality_roles:
             return drift, None, None
-        return drift, column_quality(p, column), _type_change(p, column)
+        return drift, column_quality(profile, column), _type_change(profile, column)
 
     results = map_in_threads(one, present, workers)
     return WindowScores(

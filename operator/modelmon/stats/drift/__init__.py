@@ -24,10 +24,6 @@ from modelmon.stats.drift.base import (
 )
 from modelmon.stats.profile import FeatureKind
 
-#: Dataset drift is declared when the share of drifted columns reaches this value
-#: (Evidently's default ``drift_share``).
-DEFAULT_DATASET_DRIFT_SHARE = 0.5
-
 #: ``auto`` uses the tests up to this many reference rows and the distances above it.
 AUTO_SMALL_REFERENCE_ROWS = 1000
 
@@ -63,7 +59,6 @@ __all__ = [
     "AUTO",
     "AUTO_MAX_DISCRETE_UNIQUE",
     "AUTO_SMALL_REFERENCE_ROWS",
-    "DEFAULT_DATASET_DRIFT_SHARE",
     "AnyMethod",
     "CategoricalMethod",
     "DriftMethod",

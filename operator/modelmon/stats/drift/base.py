@@ -42,11 +42,13 @@ class DriftResult:
     """Why a column was not scored, or a caveat about the score."""
 
 
-P = TypeVar("P", NumericProfile, CategoricalProfile)
-C = TypeVar("C", NDArray[np.float64], CategoricalProfile)
+Fitted = TypeVar("Fitted", NumericProfile, CategoricalProfile)
+"""The fitted reference a method scores against."""
+Window = TypeVar("Window", NDArray[np.float64], CategoricalProfile)
+"""The current window as the method receives it."""
 
 
-class DriftMethod(ABC, Generic[P, C]):
+class DriftMethod(ABC, Generic[Fitted, Window]):
     """A two-sample drift method for one kind of feature.
 
     ``score`` receives the fitted reference profile and the current window: for numeric
@@ -65,27 +67,27 @@ class DriftMethod(ABC, Generic[P, C]):
     """One line for docs and ``kubectl explain``: what it measures and where the default
     threshold comes from."""
 
-    def fit(self, reference: P) -> P:
+    def fit(self, reference: Fitted) -> Fitted:
         """The fitted reference with whatever else this method keeps of it (here:
         nothing); called once, when the column is fitted."""
         return reference
 
-    def prepare(self, current: C) -> C:
+    def prepare(self, current: Window) -> Window:
         """The current window as ``statistic`` takes it (here: as given)."""
         return current
 
     @abstractmethod
-    def statistic(self, reference: P, current: C) -> tuple[float, float | None]:
+    def statistic(self, reference: Fitted, current: Window) -> tuple[float, float | None]:
         """(statistic, p-value or None) of the prepared current window against the
         reference."""
 
-    def caveat(self, reference: P, current: C, statistic: float,
+    def caveat(self, reference: Fitted, current: Window, statistic: float,
                p_value: float | None) -> str | None:
         """A note for the result's message about this score (a cap, a fallback, or why
         the statistic is undefined), or None. Called after ``statistic``."""
         return None
 
-    def score(self, reference: P, current: C, *, prepared: bool = False) -> DriftResult:
+    def score(self, reference: Fitted, current: Window, *, prepared: bool = False) -> DriftResult:
         """Score; empty sides give an unscored result with a message.
 
         The window is prepared here (numeric: NaN and infinities dropped, sorted), so a
@@ -107,13 +109,13 @@ class DriftMethod(ABC, Generic[P, C]):
         return DriftResult(self.name, _clean(statistic), _clean(p_value), message)
 
 
-def _clean(x: float | None) -> float | None:
+def _clean(number: float | None) -> float | None:
     """JSON-safe float: NaN becomes None, infinities are clipped to the float range."""
-    if x is None or math.isnan(x):
+    if number is None or math.isnan(number):
         return None
-    if math.isinf(x):
-        return math.copysign(np.finfo(np.float64).max, x)
-    return float(x)
+    if math.isinf(number):
+        return math.copysign(np.finfo(np.float64).max, number)
+    return float(number)
 
 
 class NumericMethod(DriftMethod[NumericProfile, NDArray[np.float64]]):
@@ -130,10 +132,10 @@ AnyMethod = NumericMethod | CategoricalMethod
 
 _REGISTRY: dict[tuple[str, FeatureKind], AnyMethod] = {}
 
-M = TypeVar("M", bound=type[DriftMethod])  # type: ignore[type-arg]
+MethodClass = TypeVar("MethodClass", bound=type[DriftMethod])  # type: ignore[type-arg]
 
 
-def register(cls: M) -> M:
+def register(cls: MethodClass) -> MethodClass:
     """Class decorator: register a method under (name, kind)."""
     key = (cls.name, cls.kind)
     if key in _REGISTRY:
