@@ -9,7 +9,7 @@ they mean, row by row of ``evaluation.bounds.table``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from modelmon.api.messages import capped
@@ -33,7 +33,7 @@ from modelmon.evaluation.bounds import (
 )
 from modelmon.evaluation.conditions import ConditionValue, merge_conditions, problem
 from modelmon.stats.dataset import ColumnDrift
-from modelmon.stats.drift import DriftResult, get_method
+from modelmon.stats.drift import DriftResult, adjusted_p_values, get_method
 
 SEVERITY_RANK: dict[str, int] = {"warning": 1, "critical": 2}
 _WORD = {"<": "below", ">": "above"}
@@ -58,21 +58,41 @@ def column_drifted(result: DriftResult, kind: str, threshold: float) -> bool:
     return result.statistic >= threshold
 
 
-def column_verdict(spec: ModelMonitorSpec, column: ColumnDrift) -> FeatureDriftResult:
-    """One scored column with its threshold and verdict."""
+def column_verdict(spec: ModelMonitorSpec, column: ColumnDrift,
+                   adjusted: float | None = None) -> FeatureDriftResult:
+    """One scored column with its threshold and verdict; with ``adjusted`` (its p-value
+    after the spec's correction) the verdict is on the adjusted p-value."""
     result = column.result
     default = get_method(result.method, column.kind).default_threshold
     threshold = drift_threshold(spec, column.name, default)
+    judged = result if adjusted is None else replace(result, p_value=adjusted)
     return FeatureDriftResult(
         name=column.name, kind=column.kind, method=result.method,
-        statistic=result.statistic, p_value=result.p_value, threshold=threshold,
-        drifted=column_drifted(result, column.kind, threshold), message=result.message)
+        statistic=result.statistic, p_value=result.p_value, adjusted_p_value=adjusted,
+        threshold=threshold, drifted=column_drifted(judged, column.kind, threshold),
+        message=result.message)
+
+
+def adjusted_features(spec: ModelMonitorSpec, features: Sequence[ColumnDrift]
+                      ) -> dict[str, float]:
+    """The features' p-values after ``spec.drift.correction``, by column: the family is
+    every feature a test scored (distances have no p-value; unscored columns none)."""
+    if spec.drift.correction == "none":
+        return {}
+    tested = [c for c in features if c.result.statistic is not None
+              and c.result.p_value is not None
+              and get_method(c.result.method, c.kind).uses_p_value]
+    adjusted = adjusted_p_values([c.result.p_value or 0.0 for c in tested],
+                                 spec.drift.correction)
+    return {c.name: p for c, p in zip(tested, adjusted, strict=True)}
 
 
 def drift_status(spec: ModelMonitorSpec, rows: Sequence[Bound],
                  columns: Sequence[ColumnDrift]) -> DriftStatus:
     """Every scored column's verdict, the share of drifted features and dataset drift."""
-    features = [column_verdict(spec, c) for c in columns if c.role == "feature"]
+    scored = [c for c in columns if c.role == "feature"]
+    adjusted = adjusted_features(spec, scored)
+    features = [column_verdict(spec, c, adjusted.get(c.name)) for c in scored]
     by_role = {c.role: column_verdict(spec, c) for c in columns if c.role != "feature"}
     drifted = [f.name for f in features if f.drifted]
     share = len(drifted) / len(features) if features else 0.0
@@ -85,7 +105,11 @@ def drift_status(spec: ModelMonitorSpec, rows: Sequence[Bound],
 
 def _drift_finding(name: str, what: str, result: FeatureDriftResult,
                    severity: Severity) -> Finding:
-    if result.p_value is not None:
+    if result.adjusted_p_value is not None:
+        value = result.adjusted_p_value
+        text = (f"adjusted p-value {_fmt(value)} < {_fmt(result.threshold)}; "
+                f"p-value {_fmt(result.p_value or 0.0)}")
+    elif result.p_value is not None:
         value = result.p_value
         text = f"p-value {_fmt(result.p_value)} < {_fmt(result.threshold)}"
     else:

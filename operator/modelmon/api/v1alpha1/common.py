@@ -44,6 +44,7 @@ MetricName = Literal[
 ]
 DataFormat = Literal["csv", "parquet", "jsonl"]
 Severity = Literal["warning", "critical"]
+Correction = Literal["none", "bonferroni", "fdr"]
 Phase = Literal["Pending", "Healthy", "Drifting", "Degraded", "Failing"]
 FeatureKindName = Literal["numeric", "categorical"]
 ConditionStatus = Literal["True", "False", "Unknown"]

@@ -21,6 +21,7 @@ from modelmon.api.v1alpha1.common import (
     ByteCount,
     CelRule,
     ColumnName,
+    Correction,
     DataFormat,
     DriftMethodName,
     DriftMethodOrAuto,
@@ -440,6 +441,13 @@ class DriftSpec(ApiModel):
     """Dataset drift when at least this share of the features drifted."""
     severity: Severity = "warning"
     """Severity of the dataset-drift, prediction-drift and target-drift findings."""
+    correction: Correction = "none"
+    """Multiple-testing correction of the features' p-values before they are held against
+    their thresholds: none, bonferroni (family-wise error) or fdr (Benjamini-Hochberg false
+    discovery rate), across the features a test scored (distances are not adjusted). none
+    by default: each feature is judged at its own threshold, the rate the dataset-drift
+    share is meant to count; with many features whose own findings or alerts matter, fdr
+    keeps a chance rejection from firing on every check. Adjusted p-values are in status."""
     features: Annotated[dict[ColumnName, FeatureDrift], Field(max_length=MAX_COLUMN_OVERRIDES)] = {}
     """Per-column overrides, by column name."""
 

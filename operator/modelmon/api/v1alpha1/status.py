@@ -48,6 +48,9 @@ class FeatureDriftResult(ApiModel):
     """Test statistic or distance; null when the column could not be scored."""
     p_value: float | None = None
     """p-value of a test; null for distance methods."""
+    adjusted_p_value: float | None = None
+    """The p-value after spec.drift.correction (bonferroni or fdr across the features a
+    test scored), the one held against the threshold; null without a correction."""
     threshold: float
     """Threshold the statistic or p-value was compared with."""
     drifted: bool

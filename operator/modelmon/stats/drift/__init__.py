@@ -22,6 +22,7 @@ from modelmon.stats.drift.base import (
     methods,
     register,
 )
+from modelmon.stats.drift.correction import CORRECTIONS, adjusted_p_values
 from modelmon.stats.profile import FeatureKind
 
 #: ``auto`` uses the tests up to this many reference rows and the distances above it.
@@ -59,12 +60,14 @@ __all__ = [
     "AUTO",
     "AUTO_MAX_DISCRETE_UNIQUE",
     "AUTO_SMALL_REFERENCE_ROWS",
+    "CORRECTIONS",
     "AnyMethod",
     "CategoricalMethod",
     "DriftMethod",
     "DriftResult",
     "NumericMethod",
     "UnknownMethodError",
+    "adjusted_p_values",
     "anderson",
     "auto_method",
     "contingency",
