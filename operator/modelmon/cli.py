@@ -61,12 +61,18 @@ def render_table(name: str, status: ModelMonitorStatus) -> str:
                    f"dataset drift: {'yes' if drift.dataset_drift else 'no'})")
         rows = []
         extra = [("prediction", drift.prediction), ("target", drift.target)]
-        for label, column in [*((column.name, column) for column in drift.features),
-                              *((f"[{k}] {v.name}", v) for k, v in extra if v is not None)]:
+        shown = [*((column.name, column) for column in drift.features),
+                 *((f"[{k}] {v.name}", v) for k, v in extra if v is not None)]
+        # The adjusted p-value is the one judged when spec.drift.correction is set.
+        adjusted = any(column.adjusted_p_value is not None for _, column in shown)
+        for label, column in shown:
             rows.append([label, column.kind, column.method, _num(column.statistic),
-                         _num(column.p_value), _num(column.threshold),
+                         _num(column.p_value),
+                         *([_num(column.adjusted_p_value)] if adjusted else []),
+                         _num(column.effect_size), _num(column.threshold),
                          "DRIFT" if column.drifted else "ok", column.message or ""])
         out.append(_table(rows, ["column", "kind", "method", "statistic", "p-value",
+                                 *(["adj. p"] if adjusted else []), "effect",
                                  "threshold", "drift", "note"]))
     if status.performance:
         out.append("\nperformance:")

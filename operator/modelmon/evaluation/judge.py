@@ -66,10 +66,14 @@ def column_verdict(spec: ModelMonitorSpec, column: ColumnDrift,
     default = get_method(result.method, column.kind).default_threshold
     threshold = drift_threshold(spec, column.name, default)
     judged = result if adjusted is None else replace(result, p_value=adjusted)
+    floor = (spec.drift.min_effect.numeric if column.kind == "numeric"
+             else spec.drift.min_effect.categorical)
+    large_enough = result.effect_size is None or result.effect_size >= floor
     return FeatureDriftResult(
         name=column.name, kind=column.kind, method=result.method,
-        statistic=result.statistic, p_value=result.p_value, adjusted_p_value=adjusted,
-        threshold=threshold, drifted=column_drifted(judged, column.kind, threshold),
+        statistic=result.statistic, p_value=result.p_value, effect_size=result.effect_size,
+        adjusted_p_value=adjusted, threshold=threshold,
+        drifted=column_drifted(judged, column.kind, threshold) and large_enough,
         message=result.message)
 
 

@@ -62,6 +62,10 @@ class MonitorCollector(Collector):
         pval = GaugeMetricFamily("modelmon_drift_p_value",
                                  "p-value of a column's drift test in the last check",
                                  labels=feat)
+        effect = GaugeMetricFamily("modelmon_drift_effect_size",
+                                   "Effect size of a column's drift test in the last check "
+                                   "(numeric: KS distance; categorical: Cramer's V)",
+                                   labels=feat)
         detected = GaugeMetricFamily("modelmon_drift_detected",
                                      "1 when a column drifted in the last check", labels=feat)
         share = GaugeMetricFamily("modelmon_dataset_drift_share",
@@ -105,6 +109,8 @@ class MonitorCollector(Collector):
                         stat.add_metric(labels, column.statistic)
                     if column.p_value is not None:
                         pval.add_metric(labels, column.p_value)
+                    if column.effect_size is not None:
+                        effect.add_metric(labels, column.effect_size)
                     detected.add_metric(labels, 1.0 if column.drifted else 0.0)
             for metric, number in status.performance.items():
                 perf.add_metric([*base, metric], number)
@@ -125,7 +131,7 @@ class MonitorCollector(Collector):
                     quality.add_metric([*base, absent, "missingColumns"], 1.0)
                 for change in status.data_quality.type_changes:
                     quality.add_metric([*base, change.name, "typeChanges"], 1.0)
-        yield from (stat, pval, detected, share, perf, operational, quality, last, phase,
+        yield from (stat, pval, effect, detected, share, perf, operational, quality, last, phase,
                     findings)
 
 

@@ -417,6 +417,19 @@ class FeatureDrift(ApiModel):
         return self
 
 
+class EffectFloor(ApiModel):
+    """The smallest effect a test's rejection must come with to count as drift."""
+
+    numeric: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
+    """For ks, cvm and anderson: the KS distance, the largest gap between the two
+    empirical CDFs. 0.02: a mean shift of 0.05 standard deviations of a normal column;
+    below it a shift is negligible however many rows prove it."""
+    categorical: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
+    """For chisquare and ztest: Cramer's V of the reference-against-window table (for two
+    categories, about the change in a category's share divided by 2 sqrt(p(1-p)): 0.02 is
+    one percentage point around a 50 % share)."""
+
+
 class DriftSpec(ApiModel):
     """Data drift: is the current window distributed like the reference?"""
 
@@ -441,6 +454,10 @@ class DriftSpec(ApiModel):
     """Dataset drift when at least this share of the features drifted."""
     severity: Severity = "warning"
     """Severity of the dataset-drift, prediction-drift and target-drift findings."""
+    min_effect: EffectFloor = EffectFloor()
+    """A test's column drifts only when it rejects AND its effect size reaches this floor:
+    with a million rows a side every test rejects a shift too small to matter. 0 turns the
+    floor off for that kind."""
     correction: Correction = "none"
     """Multiple-testing correction of the features' p-values before they are held against
     their thresholds: none, bonferroni (family-wise error) or fdr (Benjamini-Hochberg false

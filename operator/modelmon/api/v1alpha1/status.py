@@ -48,6 +48,9 @@ class FeatureDriftResult(ApiModel):
     """Test statistic or distance; null when the column could not be scored."""
     p_value: float | None = None
     """p-value of a test; null for distance methods."""
+    effect_size: float | None = None
+    """A test's effect size (numeric: KS distance; categorical: Cramer's V), held against
+    spec.drift.minEffect; null for distances."""
     adjusted_p_value: float | None = None
     """The p-value after spec.drift.correction (bonferroni or fdr across the features a
     test scored), the one held against the threshold; null without a correction."""

@@ -40,6 +40,10 @@ class DriftResult:
     """None for distance methods."""
     message: str | None = None
     """Why a column was not scored, or a caveat about the score."""
+    effect_size: float | None = None
+    """How large the difference is, next to a test's p-value (which only says how sure):
+    the KS distance for numeric tests, Cramer's V for categorical ones; None for
+    distances, whose statistic is their size."""
 
 
 Fitted = TypeVar("Fitted", NumericProfile, CategoricalProfile)
@@ -87,6 +91,11 @@ class DriftMethod(ABC, Generic[Fitted, Window]):
         the statistic is undefined), or None. Called after ``statistic``."""
         return None
 
+    def effect_size(self, reference: Fitted, current: Window, statistic: float) -> float | None:
+        """A test's effect size on its family's scale (numeric tests: the KS distance;
+        categorical tests: Cramer's V), or None (distances). Called after ``statistic``."""
+        return None
+
     def score(self, reference: Fitted, current: Window, *, prepared: bool = False) -> DriftResult:
         """Score; empty sides give an unscored result with a message.
 
@@ -106,7 +115,10 @@ class DriftMethod(ABC, Generic[Fitted, Window]):
         message = self.caveat(reference, current, statistic, p_value)
         if math.isnan(statistic) or (p_value is not None and math.isnan(p_value)):
             message = message or "not scored: the statistic is undefined for these samples"
-        return DriftResult(self.name, _clean(statistic), _clean(p_value), message)
+            return DriftResult(self.name, _clean(statistic), _clean(p_value), message)
+        effect = self.effect_size(reference, current, statistic)
+        return DriftResult(self.name, _clean(statistic), _clean(p_value), message,
+                           _clean(effect))
 
 
 def _clean(number: float | None) -> float | None:

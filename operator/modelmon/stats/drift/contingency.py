@@ -46,6 +46,15 @@ def chi2_homogeneity(table: NDArray[np.float64]) -> tuple[float, float]:
     return stat, float(special.chdtrc(categories - 1, stat))
 
 
+def cramers_v(chi_square: float, table: NDArray[np.float64]) -> float:
+    """Cramer's V of a 2 x k table from its chi-square statistic: sqrt(chi2 / N), as a
+    2-row table has min(2, k) - 1 = 1 (0 for a single column, which cannot differ)."""
+    total = float(table.sum())
+    if table.shape[1] < 2 or total == 0:
+        return 0.0
+    return math.sqrt(chi_square / total)
+
+
 @register
 class ChiSquare(CategoricalMethod):
     """Pearson's chi-square test of homogeneity on the 2 x k table of counts.
@@ -66,6 +75,10 @@ class ChiSquare(CategoricalMethod):
     def statistic(self, reference: CategoricalProfile, current: CategoricalProfile
                   ) -> tuple[float, float | None]:
         return chi2_homogeneity(contingency_table(reference, current))
+
+    def effect_size(self, reference: CategoricalProfile, current: CategoricalProfile,
+                    statistic: float) -> float:
+        return cramers_v(statistic, contingency_table(reference, current))
 
 
 @register
@@ -99,6 +112,11 @@ class TwoProportionZ(CategoricalMethod):
         std_error = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n_ref + 1.0 / n_cur))
         z_score = (table[0, 0] / n_ref - table[1, 0] / n_cur) / std_error
         return float(z_score), float(special.erfc(abs(z_score) / math.sqrt(2.0)))
+
+    def effect_size(self, reference: CategoricalProfile, current: CategoricalProfile,
+                    statistic: float) -> float:
+        """The pooled z squared is the 2 x 2 table's chi-square: V is |z| / sqrt(N)."""
+        return cramers_v(statistic * statistic, contingency_table(reference, current))
 
     def caveat(self, reference: CategoricalProfile, current: CategoricalProfile,
                statistic: float, p_value: float | None) -> str | None:

@@ -21,6 +21,7 @@ from scipy import special, stats
 
 from modelmon.stats.drift.base import NumericMethod, register
 from modelmon.stats.drift.ecdf import has_ties, merge_sorted, run_ends
+from modelmon.stats.drift.ks import ks_statistic
 from modelmon.stats.drift.scipy_private import scipy_helper
 from modelmon.stats.profile import NumericProfile
 
@@ -148,6 +149,11 @@ class CramerVonMises(NumericMethod):
     uses_p_value = True
     summary = ("Two-sample Cramer-von Mises test: integrated squared gap between the "
                "empirical CDFs; drift when p < 0.05 (conventional significance level).")
+
+    def effect_size(self, reference: NumericProfile, current: NDArray[np.float64],
+                    statistic: float) -> float:
+        """The KS distance between the two samples, the numeric tests' common scale."""
+        return ks_statistic(reference.sorted_values, current, reference.grid)
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:

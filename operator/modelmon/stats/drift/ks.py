@@ -344,6 +344,11 @@ class KolmogorovSmirnov(NumericMethod):
             return reference
         return dataclasses.replace(reference, grid=rank_grid(reference.sorted_values))
 
+    def effect_size(self, reference: NumericProfile, current: NDArray[np.float64],
+                    statistic: float) -> float:
+        """The KS distance is the statistic itself."""
+        return statistic
+
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
         n_ref, n_cur = reference.n_present, int(current.size)
