@@ -327,24 +327,93 @@ def _std(values: NDArray[np.float64], mean: float) -> float:
 
 
 def fit_categorical(values: pd.Series | NDArray[np.generic]) -> CategoricalProfile:
-    """Count the categories of a column; values are compared as strings, missing dropped."""
+    """Count the categories of a column, missing values (None, NaN, NA) dropped.
+
+    Each value is named by a string and values with the same name are one category:
+    strings as they are, booleans "True"/"False", numbers by ``number_names`` (so equal
+    numbers are one category and distinct numbers two, whatever their dtype: the integer 1
+    and the float 1.0 are "1", 0.5 is "0.5", +inf and -inf are categories "inf" and
+    "-inf"). Categories are sorted by name.
+    """
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     fast = _count_labels(series)
     if fast is not None:
         return fast
+    if series.dtype.kind == "f":
+        return _count_floats(as_float(series))
     missing = series.isna()
     present = series[~missing]
-    if present.dtype.kind == "f" and bool((present == np.round(present)).all()):
-        # A float column of whole numbers (ints read with NaNs): "1", not "1.0".
-        present = present.astype(np.int64)
-    counts = present.astype(str).value_counts(sort=False)
-    order = np.argsort(counts.index.to_numpy(dtype=str), kind="stable")
-    cats = tuple(str(c) for c in counts.index.to_numpy(dtype=str)[order])
+    if isinstance(present.dtype, pd.CategoricalDtype):
+        # One name per category, the counts of categories that share a name added up.
+        counted = present.value_counts(sort=False)
+        counted = counted[counted.to_numpy() > 0]
+        names = pd.Index([_name(label) for label in counted.index], dtype=object)
+        counts = pd.Series(counted.to_numpy(dtype=np.int64), index=names)
+        counts = counts.groupby(level=0, sort=False).sum()
+    else:
+        counts = present.map(_name).value_counts(sort=False)
+    return _sorted_profile(counts.index.to_numpy(dtype=str),
+                           np.asarray(counts.to_numpy(), dtype=np.int64), int(missing.sum()))
+
+
+def number_names(values: NDArray[np.float64]) -> NDArray[np.str_]:
+    """The category names of float values (not NaN), one for each distinct number.
+
+    A whole number is named by its decimal digits, at any size ("2", not "2.0", so that a
+    float column of whole numbers and an integer column of the same numbers share
+    categories; 1e20 is "100000000000000000000", never cast to a 64-bit integer), any other
+    finite number by the shortest decimal that reads back as the same float ("0.5"), and the
+    infinities are "inf" and "-inf". -0.0 and 0.0 are equal and both "0".
+    """
+    named = np.empty(values.size, dtype=object)
+    whole = np.isfinite(values) & (np.floor(values) == values)
+    named[~whole] = [repr(value) for value in values[~whole].tolist()]  # shortest round trip
+    small = whole & (np.abs(values) < 2.0 ** 63)  # exactly representable in int64
+    named[small] = values[small].astype(np.int64).astype(str)
+    large = whole & ~small
+    if large.any():
+        named[large] = [str(int(value)) for value in values[large]]
+    return named.astype(str)
+
+
+def _name(value: object) -> str:
+    """The category name of one value of an object or categorical column: integers and
+    floats as ``number_names`` names them, anything else (booleans too) its string."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else repr(number)
+    return str(value)
+
+
+def _count_floats(values: NDArray[np.float64]) -> CategoricalProfile:
+    """``fit_categorical`` of a float column: the values are counted by number (one hash
+    pass), and only the distinct numbers are named."""
+    counted = pd.Series(values).value_counts(dropna=True, sort=False)
+    distinct = counted.index.to_numpy(dtype=np.float64)
+    counts = np.asarray(counted.to_numpy(), dtype=np.int64)
+    names = number_names(distinct)
+    if np.count_nonzero(distinct == 0) > 1:  # -0.0 and 0.0 hashed apart: one number, "0"
+        merged = pd.Series(counts).groupby(names, sort=False).sum()
+        names = merged.index.to_numpy(dtype=str)
+        counts = np.asarray(merged.to_numpy(), dtype=np.int64)
+    present = int(counts.sum())
+    return _sorted_profile(names, counts, values.size - present)
+
+
+def _sorted_profile(names: NDArray[np.str_], counts: NDArray[np.int64], missing: int
+                    ) -> CategoricalProfile:
+    """A ``CategoricalProfile`` of distinct names and their counts, sorted by name."""
+    order = np.argsort(names, kind="stable")
+    counted = np.asarray(counts[order], dtype=np.int64)
     return CategoricalProfile(
-        categories=cats,
-        counts=np.asarray(counts.to_numpy(dtype=np.int64)[order], dtype=np.int64),
-        n_present=int(present.size),
-        n_missing=int(missing.sum()),
+        categories=tuple(str(c) for c in names[order]),
+        counts=counted,
+        n_present=int(counted.sum()),
+        n_missing=missing,
     )
 
 
@@ -359,8 +428,8 @@ def _count_labels(series: pd.Series) -> CategoricalProfile | None:
         return None
     counts = series.value_counts(dropna=True, sort=False)
     labels = counts.index.to_numpy()
-    # Objects must all be strings: an int and a float equal to it would count as one value
-    # here but are two strings ("1", "1.0") on the general path.
+    # Objects must all be strings: hashing counts True and 1 as one value, which the
+    # general path names apart ("True", "1").
     if kind == "O" and not all(isinstance(label, str) for label in labels):
         return None
     names = labels.astype(str)

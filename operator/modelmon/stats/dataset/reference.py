@@ -36,8 +36,9 @@ from modelmon.stats.profile import (
     fit_numeric,
 )
 
-#: Numeric columns with at most this many distinct reference values are scored as
-#: categorical under ``auto`` (the same cut-off as the auto rule's "more than 5 values").
+#: Numeric columns with at most this many distinct finite reference values are scored as
+#: categorical under ``auto`` (the same cut-off as the auto rule's "more than 5 values");
+#: each number is then a category (``fit_categorical``), the infinities included.
 LOW_CARDINALITY = 5
 
 Role = Literal["feature", "prediction", "target"]

@@ -83,7 +83,8 @@ class CurrentColumn:
         return self._sorted
 
     def categories(self) -> CategoricalProfile:
-        """The category counts (values compared as strings, missing dropped)."""
+        """The category counts (numbers compared as numbers, ``fit_categorical``;
+        missing dropped)."""
         if self._categories is None:
             self._categories = fit_categorical(self.series)
         return self._categories
