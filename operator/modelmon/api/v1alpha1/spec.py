@@ -84,8 +84,8 @@ def _check_p_value_threshold(method: str | None, threshold: float | None,
     """A test's threshold must be a p-value; ``chosen_by`` names the field that chose the
     test when it is not the threshold's own model's ``method``."""
     if method in P_VALUE_METHODS and threshold is not None and threshold > 1.0:
-        by = f" (spec.drift.{chosen_by})" if chosen_by else ""
-        raise ValueError(f"threshold: {method}{by} is a test and its threshold a p-value; "
+        source = f" (spec.drift.{chosen_by})" if chosen_by else ""
+        raise ValueError(f"threshold: {method}{source} is a test and its threshold a p-value; "
                          f"set it in [0, 1], not {threshold}")
 
 
