@@ -67,14 +67,11 @@ def _drift_uses_test_cel() -> str:
         for kind, field in KIND_FIELDS.items())
 
 
-def _p_value_threshold_rule(method_default: str | None) -> CelRule:
-    """The CEL twin of ``_check_p_value_threshold``; without a method there is no rule to
-    break when the default (``method_default``, or none) is not a test."""
-    method = "self.method" if method_default is None else (
-        f"(has(self.method) ? self.method : '{method_default}')")
-    guard = "!has(self.method) || " if method_default is None else ""
-    return CelRule(rule=f"!has(self.threshold) || self.threshold <= 1.0 || {guard}"
-                        f"!({method} in {_P_VALUE_CEL})",
+def _p_value_threshold_rule() -> CelRule:
+    """The CEL twin of ``_check_p_value_threshold`` for a model with its own optional
+    ``method`` (a feature's override); without a method there is no rule to break."""
+    return CelRule(rule="!has(self.threshold) || self.threshold <= 1.0 || "
+                        f"!has(self.method) || !(self.method in {_P_VALUE_CEL})",
                    message="a test's threshold is a p-value: set it in [0, 1]",
                    fieldPath=".threshold")
 
@@ -431,7 +428,7 @@ class Columns(ApiModel):
 class FeatureDrift(ApiModel):
     """Per-column override of the drift method and threshold."""
 
-    cel = (_p_value_threshold_rule(None),)
+    cel = (_p_value_threshold_rule(),)
 
     method: DriftMethodName | None = None
     """Drift method for this column; it must apply to the column's kind. Default: the
