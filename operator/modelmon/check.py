@@ -141,11 +141,9 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
                 profile = fit_reference(
                     loaded.frame, columns.requests, consume=True,
                     workers=_workers(cpu, len(loaded.frame), len(columns.requests)))
-        except ColumnSpecError as exc:
-            override = spec.drift.features.get(exc.column)
-            field = (f"spec.drift.features.{exc.column}.method"
-                     if override is not None and override.method else "spec.drift.method")
-            raise InvalidSpecError(f"{field}: {exc}") from None
+        except ColumnSpecError as exc:  # only a column's own method can miss its kind
+            raise InvalidSpecError(
+                f"spec.drift.features.{exc.column}.method: {exc}") from None
         return FittedReference(columns, profile, len(loaded.frame))
 
     with _reading():

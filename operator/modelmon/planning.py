@@ -1,7 +1,7 @@
 """Where the spec meets the reference's columns: which columns a check scores, and how.
 
 Between ``sources`` and ``stats`` on the data line: ``plan`` reads the spec's column roles,
-lists and per-feature methods against the columns the reference actually has, and returns
+lists and drift methods against the columns the reference actually has, and returns
 the requests ``stats.dataset.fit_reference`` fits. Errors name the spec field and the
 columns that exist (a few names, never data).
 """
@@ -75,14 +75,19 @@ def plan(spec: ModelMonitorSpec, reference: pd.DataFrame) -> ColumnPlan:
     features = cols.features if cols.features is not None else [
         n for n in names if n not in roles and n not in cols.exclude]
     categorical = set(cols.categorical)
+    # A column's own method must apply to it; without one, the fit picks the method of the
+    # kind it scores the column as (spec.drift.numericMethod, categoricalMethod, method).
+    by_kind = {kind: spec.drift.kind_method(kind) for kind in ("numeric", "categorical")}
 
     def request(name: str, role: Role) -> ColumnRequest:
         override = spec.drift.features.get(name)
-        method = override.method if override and override.method else spec.drift.method
-        return ColumnRequest(name, role, method,
+        return ColumnRequest(name, role, override.method if override and override.method
+                             else "auto",
                              categorical=name in categorical or (
                                  role != "feature" and spec.model.task != "regression"
-                                 and name != cols.prediction_probability))
+                                 and name != cols.prediction_probability),
+                             numeric_method=by_kind["numeric"],
+                             categorical_method=by_kind["categorical"])
 
     pred_col = cols.prediction or cols.prediction_probability
     return ColumnPlan(

@@ -71,6 +71,13 @@ def test_drift_method_enum_equals_registry_both_ways() -> None:
     assert _enum(".spec.drift.method") == {"auto", *method_names()}
     assert _enum(".spec.drift.features{}.method") == set(method_names())
     assert set(get_args(api.DriftMethodName)) == set(method_names())
+    kinds: list[tuple[api.FeatureKindName, str, Any]] = [
+        ("numeric", "numericMethod", api.NumericDriftMethodOrAuto),
+        ("categorical", "categoricalMethod", api.CategoricalDriftMethodOrAuto)]
+    for kind, field, literal in kinds:
+        assert _enum(f".spec.drift.{field}") == set(get_args(literal))
+        assert set(get_args(literal)) == {"auto", *method_names(kind)}
+        assert set(api.KIND_METHODS[kind]) == set(method_names(kind))
 
 
 def test_metric_enum_equals_registry_both_ways() -> None:

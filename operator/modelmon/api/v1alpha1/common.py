@@ -36,6 +36,14 @@ DriftMethodOrAuto = Literal[
     "auto", "anderson", "chisquare", "cvm", "energy", "hellinger", "jensenshannon", "kl",
     "ks", "psi", "tvd", "wasserstein", "ztest",
 ]
+#: The methods registered for numeric and for categorical columns (some are both), or auto.
+NumericDriftMethodOrAuto = Literal[
+    "auto", "anderson", "cvm", "energy", "hellinger", "jensenshannon", "kl", "ks", "psi",
+    "wasserstein",
+]
+CategoricalDriftMethodOrAuto = Literal[
+    "auto", "chisquare", "hellinger", "jensenshannon", "psi", "tvd", "ztest",
+]
 MetricName = Literal[
     "accuracy", "precision", "recall", "f1", "rocAuc", "logLoss", "brier",
     "precisionMacro", "recallMacro", "f1Macro",

@@ -10,7 +10,7 @@ enforce. Tests run one corpus of bad monitors through both.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,6 +19,7 @@ from modelmon.api.v1alpha1.common import (
     K8S_LABEL_VALUE_PATTERN,
     ApiModel,
     ByteCount,
+    CategoricalDriftMethodOrAuto,
     CelRule,
     ColumnName,
     Correction,
@@ -29,6 +30,7 @@ from modelmon.api.v1alpha1.common import (
     Fraction,
     MetricName,
     NoControls,
+    NumericDriftMethodOrAuto,
     Severity,
     Task,
     k8s_label_problem,
@@ -41,22 +43,47 @@ from modelmon.api.v1alpha1.common import (
 P_VALUE_METHODS = ("anderson", "chisquare", "cvm", "ks", "ztest")
 _P_VALUE_CEL = "[" + ", ".join(f"'{m}'" for m in P_VALUE_METHODS) + "]"
 
+#: The drift methods of each kind of column (the registry's; tests/unit/api checks the two
+#: agree). Some (hellinger, jensenshannon, psi) score both kinds.
+KIND_METHODS: dict[str, tuple[str, ...]] = {
+    "numeric": tuple(m for m in get_args(NumericDriftMethodOrAuto) if m != "auto"),
+    "categorical": tuple(m for m in get_args(CategoricalDriftMethodOrAuto) if m != "auto"),
+}
+#: spec.drift's field that chooses the method of each kind.
+KIND_FIELDS = {"numeric": "numericMethod", "categorical": "categoricalMethod"}
 
-def _p_value_threshold_rule(method_default: str | None) -> CelRule:
-    """The CEL twin of ``_check_p_value_threshold``; without a method there is no rule to
-    break when the default (``method_default``, or none) is not a test."""
-    method = "self.method" if method_default is None else (
-        f"(has(self.method) ? self.method : '{method_default}')")
-    guard = "!has(self.method) || " if method_default is None else ""
-    return CelRule(rule=f"!has(self.threshold) || self.threshold <= 1.0 || {guard}"
-                        f"!({method} in {_P_VALUE_CEL})",
+
+def _cel_list(names: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{m}'" for m in names) + "]"
+
+
+def _drift_uses_test_cel() -> str:
+    """CEL on DriftSpec, true when a column without its own method may be scored by a
+    test: the twin of ``DriftSpec.kind_method`` (the kind's field, else ``method``, which
+    stands for auto where it does not apply: auto is no test) in P_VALUE_METHODS."""
+    method = "(has(self.method) ? self.method : 'auto')"
+    return " || ".join(
+        f"(has(self.{field}) ? self.{field} : {method}) in "
+        + _cel_list(tuple(m for m in KIND_METHODS[kind] if m in P_VALUE_METHODS))
+        for kind, field in KIND_FIELDS.items())
+
+
+def _p_value_threshold_rule() -> CelRule:
+    """The CEL twin of ``_check_p_value_threshold`` for a model with its own optional
+    ``method`` (a feature's override); without a method there is no rule to break."""
+    return CelRule(rule="!has(self.threshold) || self.threshold <= 1.0 || "
+                        f"!has(self.method) || !(self.method in {_P_VALUE_CEL})",
                    message="a test's threshold is a p-value: set it in [0, 1]",
                    fieldPath=".threshold")
 
 
-def _check_p_value_threshold(method: str | None, threshold: float | None) -> None:
+def _check_p_value_threshold(method: str | None, threshold: float | None,
+                             chosen_by: str | None = None) -> None:
+    """A test's threshold must be a p-value; ``chosen_by`` names the field that chose the
+    test when it is not the threshold's own model's ``method``."""
     if method in P_VALUE_METHODS and threshold is not None and threshold > 1.0:
-        raise ValueError(f"threshold: {method} is a test and its threshold a p-value; "
+        source = f" (spec.drift.{chosen_by})" if chosen_by else ""
+        raise ValueError(f"threshold: {method}{source} is a test and its threshold a p-value; "
                          f"set it in [0, 1], not {threshold}")
 
 
@@ -402,10 +429,11 @@ class Columns(ApiModel):
 class FeatureDrift(ApiModel):
     """Per-column override of the drift method and threshold."""
 
-    cel = (_p_value_threshold_rule(None),)
+    cel = (_p_value_threshold_rule(),)
 
     method: DriftMethodName | None = None
-    """Drift method for this column; default: spec.drift.method."""
+    """Drift method for this column; it must apply to the column's kind. Default: the
+    method of its kind (spec.drift.numericMethod or categoricalMethod, then method)."""
     threshold: Annotated[float, Field(ge=0.0, le=1e6)] | None = None
     """Threshold for this column: p-value for tests, distance for distances."""
     severity: Severity | None = None
@@ -431,21 +459,40 @@ class EffectFloor(ApiModel):
 
 
 class DriftSpec(ApiModel):
-    """Data drift: is the current window distributed like the reference?"""
+    """Data drift: is the current window distributed like the reference?
 
-    cel = (_p_value_threshold_rule("auto"),
-           CelRule(rule="!has(self.features) || self.features.all(c, "
-                        "!has(self.features[c].threshold) || self.features[c].threshold <= 1.0 "
-                        "|| has(self.features[c].method) || "
-                        f"!((has(self.method) ? self.method : 'auto') in {_P_VALUE_CEL}))",
-                   message="a feature without its own method uses spec.drift.method, a test: "
-                           "its threshold is a p-value, set it in [0, 1]",
+    The method of a column: its own (``features.<name>.method``), else the method of its
+    kind (``numericMethod`` or ``categoricalMethod``), else ``method`` when that applies to
+    the kind, else ``auto``.
+    """
+
+    cel = (CelRule(rule=f"!has(self.threshold) || self.threshold <= 1.0 || "
+                        f"!({_drift_uses_test_cel()})",
+                   message="a test's threshold is a p-value: set it in [0, 1]",
+                   fieldPath=".threshold"),
+           CelRule(rule=f"!has(self.features) || !({_drift_uses_test_cel()}) || "
+                        "self.features.all(c, !has(self.features[c].threshold) || "
+                        "self.features[c].threshold <= 1.0 || has(self.features[c].method))",
+                   message="a feature without its own method may be scored by a test of "
+                           "spec.drift (method, numericMethod or categoricalMethod): its "
+                           "threshold is a p-value, set it in [0, 1]",
                    fieldPath=".features"))
 
     method: DriftMethodOrAuto = "auto"
-    """Drift method for every feature. auto: for up to 1000 reference rows, ks for numeric
-    columns with more than 5 distinct values and chisquare (ztest for two categories)
-    otherwise; above 1000 rows, wasserstein and jensenshannon."""
+    """Drift method for every column of a kind it applies to (numeric or categorical, see
+    numericMethod and categoricalMethod); the columns of the other kind use auto. auto: for
+    up to 1000 reference rows, ks for numeric columns with more than 5 distinct values and
+    chisquare (ztest for two categories) otherwise; above 1000 rows, wasserstein and
+    jensenshannon."""
+    numeric_method: NumericDriftMethodOrAuto | None = None
+    """Drift method for numeric columns (numbers, not in columns.categorical), before
+    method: anderson, cvm, energy, hellinger, jensenshannon, kl, ks, psi, wasserstein or
+    auto. Default: method when it applies to numeric columns, else auto."""
+    categorical_method: CategoricalDriftMethodOrAuto | None = None
+    """Drift method for categorical columns (text, booleans, columns.categorical, a
+    classifier's prediction and target, and numeric columns that auto scores as categories),
+    before method: chisquare, hellinger, jensenshannon, psi, tvd, ztest or auto. Default:
+    method when it applies to categorical columns, else auto."""
     threshold: Annotated[float, Field(ge=0.0, le=1e6)] | None = None
     """Threshold for every feature: for tests (ks, chisquare, ztest, anderson, cvm) a
     p-value below which a column drifts; for distances a value at or above which it drifts.
@@ -468,13 +515,32 @@ class DriftSpec(ApiModel):
     features: Annotated[dict[ColumnName, FeatureDrift], Field(max_length=MAX_COLUMN_OVERRIDES)] = {}
     """Per-column overrides, by column name."""
 
+    def kind_method(self, kind: str) -> str:
+        """The method (or auto) of the columns of ``kind`` (numeric, categorical) that have
+        no method of their own."""
+        own = self.numeric_method if kind == "numeric" else self.categorical_method
+        if own is not None:
+            return own
+        return self.method if self.method in KIND_METHODS[kind] else "auto"
+
+    def _inherited_test(self) -> tuple[str, str | None] | None:
+        """A test that a column without its own method may be scored by, and the kind
+        field that chose it (None: ``method``); None when there is none."""
+        for kind, field in KIND_FIELDS.items():
+            method = self.kind_method(kind)
+            if method in P_VALUE_METHODS:
+                own = self.numeric_method if kind == "numeric" else self.categorical_method
+                return method, (field if own is not None else None)
+        return None
+
     @model_validator(mode="after")
     def _p_value(self) -> DriftSpec:
-        _check_p_value_threshold(self.method, self.threshold)
+        test, chosen_by = self._inherited_test() or (None, None)
+        _check_p_value_threshold(test, self.threshold, chosen_by)
         for name, override in self.features.items():
             if override.method is None:
                 try:
-                    _check_p_value_threshold(self.method, override.threshold)
+                    _check_p_value_threshold(test, override.threshold, chosen_by)
                 except ValueError as exc:
                     raise ValueError(f"features.{name}.{exc}") from None
         return self

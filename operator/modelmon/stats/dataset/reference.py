@@ -59,8 +59,22 @@ class ColumnRequest:
     name: str
     role: Role = "feature"
     method: str = "auto"
+    """The column's own method, which must apply to it (``ColumnSpecError`` otherwise);
+    ``auto``: none, the method of the kind the column is scored as decides."""
     categorical: bool = False
     """Declared categorical in the spec."""
+    numeric_method: str = "auto"
+    """Without a method of its own: the method when the column is scored as numeric. A
+    numeric column is scored as numeric unless this is ``auto`` and it has at most
+    ``LOW_CARDINALITY`` distinct values."""
+    categorical_method: str = "auto"
+    """Without a method of its own: the method when the column is scored as categorical."""
+
+    def kind_method(self, kind: FeatureKind) -> str:
+        """The method (or ``auto``) for the column scored as ``kind``."""
+        if self.method != "auto":
+            return self.method
+        return self.numeric_method if kind == "numeric" else self.categorical_method
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +91,8 @@ class ColumnProfile:
     categorical: CategoricalProfile | None
     scorer: AnyMethod
     """The registered method named ``method`` for ``kind``, looked up once at fit."""
+    by_auto: bool = False
+    """``method`` is the ``auto`` rule's pick."""
 
     @property
     def name(self) -> str:
@@ -110,18 +126,20 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int,
     if dtype_kind == "numeric":
         numeric = (fit_numeric(series) if sortable is None
                    else fit_numeric(sortable, in_place=True))
-    method = request.method
+    own = request.method
     if request.categorical or dtype_kind == "categorical":
         kind: FeatureKind = "categorical"
-    elif method == "auto":
+    elif own == "auto" and request.numeric_method == "auto":
         assert numeric is not None
         kind = "numeric" if numeric.n_unique > LOW_CARDINALITY else "categorical"
-    elif method in method_names("numeric"):
+    elif own == "auto" or own in method_names("numeric"):
         kind = "numeric"
     else:
         kind = "categorical"  # a categorical-only method on numbers: values are categories
+    method = request.kind_method(kind)
     categorical = fit_categorical(series) if kind == "categorical" else None
-    if method == "auto":
+    by_auto = method == "auto"
+    if by_auto:
         unique = categorical.n_unique if categorical is not None else (
             numeric.n_unique if numeric is not None else 0)
         method = auto_method(kind, reference_rows, unique)
@@ -135,7 +153,8 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int,
         numeric = scorer.fit(numeric) if numeric is not None else None
     elif categorical is not None:
         categorical = scorer.fit(categorical)
-    return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical, scorer)
+    return ColumnProfile(request, dtype_kind, kind, method, numeric, categorical, scorer,
+                         by_auto)
 
 
 def fit_reference(frame: pd.DataFrame, requests: Iterable[ColumnRequest], workers: int = 1,

@@ -139,7 +139,7 @@ def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> D
                            "the current window")
     ref = profile.numeric if profile.kind == "numeric" else profile.categorical
     current = current_values(column, profile)
-    if (profile.method == "ztest" and profile.request.method == "auto"
+    if (profile.method == "ztest" and profile.by_auto
             and isinstance(current, CategoricalProfile) and ref is not None
             and set(current.categories) - set(ref.categories)):  # type: ignore[union-attr]
         # auto picked the two-category test, but the window brought a third category.
