@@ -189,13 +189,18 @@ def current(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadContext,
 
 
 def performance(spec: ModelMonitorSpec, frame: pd.DataFrame
-                ) -> tuple[dict[str, float], str | None]:
-    """The performance metrics of the window, or why there are none."""
+                ) -> tuple[perf.Computed, str | None]:
+    """The performance metrics of the window (values, and why the others have none), or
+    why the window has no labels at all."""
     cols = spec.columns
     if cols.target is None:
-        return {}, "no target column configured (columns.target)"
-    if cols.target not in frame.columns or frame[cols.target].isna().all():
-        return {}, f"the current window has no labels in {cols.target!r}"
+        return perf.Computed(), "no target column is configured (spec.columns.target)"
+    if cols.target not in frame.columns:
+        return perf.Computed(), (f"the current window has no label column {cols.target!r} "
+                                 "(spec.columns.target)")
+    if frame[cols.target].isna().all():
+        return perf.Computed(), (f"every label in column {cols.target!r} of the current "
+                                 "window is missing (spec.columns.target)")
     names: list[str] = [m.name for m in spec.performance.metrics]
     available = [c for c in (cols.prediction, cols.prediction_probability)
                  if c is not None and c in frame.columns]
@@ -210,11 +215,11 @@ def performance(spec: ModelMonitorSpec, frame: pd.DataFrame
         return perf.compute(spec.model.task, names, frame, target=cols.target,
                             prediction=prediction, probability=probability,
                             positive=cols.positive_label), None
-    except perf.PerformanceInputError as exc:
+    except perf.PerformanceInputError as exc:  # no metric at all from these columns
         if spec.performance.metrics:
             raise InvalidDataError(f"spec.performance.metrics: {exc}") from None
-        return {}, str(exc)
-    except ValueError as exc:  # scikit-learn's own complaints about the labels
+        return perf.Computed(), None
+    except ValueError as exc:  # the labels or scores cannot be read as such
         raise InvalidDataError(f"spec.performance.metrics: {str(exc)[:200]}") from None
 
 
@@ -287,15 +292,15 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
             return schema_failed_status(previous, schema, quality, found,
                                         quality_condition(found), now, generation)
         with cpu:
-            metrics, no_metrics = performance(spec, frame)
+            metrics, no_labels = performance(spec, frame)
         figures = operational(spec, replace(reading, role="spec.operational.source",
                                             window_start=start, window_end=now))
         # judge
         return judge(spec, rows, Figures(
             reference_rows=ref.rows, current_rows=len(frame), columns=scores.drift,
-            quality=quality, performance=metrics, no_performance=no_metrics,
-            operational=figures), previous=previous, now=now, generation=generation,
-            duration_seconds=time.perf_counter() - started)
+            quality=quality, performance=metrics.values, not_computed=metrics.missing,
+            no_labels=no_labels, operational=figures), previous=previous, now=now,
+            generation=generation, duration_seconds=time.perf_counter() - started)
     except CheckError as exc:
         return failed_status(previous, exc, now, generation)
     except Exception as exc:  # a bug must fail this check, not the caller

@@ -92,6 +92,13 @@ def render_table(name: str, status: ModelMonitorStatus) -> str:
             out.append(f"missing columns: {', '.join(quality.missing_columns)}")
         for change in quality.type_changes:
             out.append(f"type change: {change.name} {change.reference} -> {change.current}")
+    labels = status.labels
+    if labels is not None and labels.missing_since is not None:
+        out.append(f"\nlabels: missing since {labels.missing_since:%Y-%m-%dT%H:%M:%SZ} "
+                   f"({labels.missing_seconds:.0f}s): {labels.reason}")
+    if status.not_checked:
+        out.append("\nnot checked:")
+        out.extend(f"  {n.bound} ({n.field}): {n.reason}" for n in status.not_checked)
     out.append("\nfindings:" if status.findings else "\nfindings: none")
     for finding in status.findings:
         out.append(f"  [{finding.severity}] {finding.name}: {finding.message}")

@@ -34,7 +34,7 @@ from modelmon.evaluation import (
 from modelmon.monitor_files import load_monitors
 from modelmon.outputs.notifiers import drift_columns
 from modelmon.outputs.notifiers.base import Message
-from modelmon.outputs.notifiers.senders import alertmanager_alerts
+from modelmon.outputs.notifiers.senders import alert_identity, alertmanager_alerts
 from modelmon.outputs.rules import prometheus_rule
 from toolcheck import require
 
@@ -186,3 +186,17 @@ def test_pushed_alerts_are_the_rule_alerts() -> None:
         assert all(labels[k] for k in rules[same[0]][2]), labels
         matched.add(same[0])
     assert {rules[i][0] for i in set(range(len(rules))) - matched} == {"ModelMonitorStale"}
+
+
+def test_the_label_delay_finding_is_pushed_as_its_rule_alert() -> None:
+    """The label-delay row's finding (absent from the sample monitor) keeps its identity."""
+    spec = SPEC.model_copy(update={"performance": SPEC.performance.model_copy(
+        update={"max_label_delay": "6h"})})
+    (row,) = (r for r in table(spec) if r.name == "performance.labelsMissing")
+    (rule,) = (r for g in prometheus_rule("ml", "credit", spec)["spec"]["groups"]
+               for r in g["rules"] if r["alert"] == row.alert)
+    finding = Finding(name=row.name, severity=row.severity, value=1.0, bound=0.0, message="m")
+    message = Message("ml", "credit", "credit-risk", None, "Degraded",
+                      datetime(2026, 11, 24, 12, tzinfo=UTC), [finding], [], "key")
+    assert alert_identity(finding, message) == (rule["alert"], {})
+    assert by_labels(rule["expr"]) == {"namespace", "monitor"}

@@ -5,7 +5,8 @@ spec field it came from. Nothing here lists bounds by hand."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -36,7 +37,8 @@ SPEC = ModelMonitorSpec.model_validate({
               "features": {"income": {"severity": "critical"},
                            "age": {"method": "ks", "threshold": 0.01}}},
     "performance": {"metrics": [{"name": "accuracy", "min": 0.8, "max": 0.99},
-                                {"name": "rocAuc", "min": 0.7, "severity": "critical"}]},
+                                {"name": "rocAuc", "min": 0.7, "severity": "critical"}],
+                    "maxLabelDelay": "6h", "labelDelaySeverity": "critical"},
     "dataQuality": {"missingFraction": {"max": 0.05}, "outlierFraction": {"max": 0.1},
                     "outOfRangeFraction": {"max": 0.1},
                     "newCategories": {"max": 0, "severity": "critical"}},
@@ -59,8 +61,8 @@ def test_every_bound_of_the_spec_is_a_row() -> None:
     # Spec bounds become rows: one per metric, per bounded query, per quality bound, per
     # feature with a severity of its own; an unbounded query is no row.
     assert "operational.qps" not in names
-    assert {"performance.accuracy", "performance.rocAuc", "operational.errorRate",
-            "drift.feature.income"} <= set(names)
+    assert {"performance.accuracy", "performance.rocAuc", "performance.labelsMissing",
+            "operational.errorRate", "drift.feature.income"} <= set(names)
     assert "drift.feature.age" not in names  # no severity of its own: counts in the share
 
 
@@ -105,8 +107,13 @@ def _column(name: str, role: str, statistic: float, p_value: float | None) -> Co
                                    statistic, p_value))
 
 
-def _status_over_every_bound() -> ModelMonitorStatus:
-    """A check whose figures cross every bound of the table, judged by evaluation."""
+NOW = datetime(2026, 12, 5, tzinfo=UTC)
+
+
+def _statuses_over_every_bound() -> list[ModelMonitorStatus]:
+    """Checks whose figures together cross every bound of the table, judged by evaluation:
+    one with labels, whose metrics cross their bounds, and one a day after labels stopped
+    arriving (no metric then, but the label delay crossed)."""
     quality = DataQualityStatus(
         columns=[ColumnQuality(name="income", missing_fraction=0.5, outlier_fraction=0.5,
                                out_of_range_fraction=0.5, new_categories=2)],
@@ -117,24 +124,36 @@ def _status_over_every_bound() -> ModelMonitorStatus:
         columns=[_column("income", "feature", 0.9, 0.0), _column("age", "feature", 0.9, 0.0),
                  _column("score", "prediction", 0.9, 0.0),
                  _column("defaulted", "target", 0.9, 0.0)],
-        quality=quality, performance={"accuracy": 0.5, "rocAuc": 0.5}, no_performance=None,
-        operational={"latencyP95Seconds": 0.9, "errorRate": 0.5, "qps": 10.0})
-    return judge(SPEC, ROWS, figures, previous=ModelMonitorStatus(),
-                 now=datetime(2026, 12, 5, tzinfo=UTC), generation=1, duration_seconds=0.1)
+        quality=quality, performance={"accuracy": 0.5, "rocAuc": 0.5}, not_computed={},
+        no_labels=None, operational={"latencyP95Seconds": 0.9, "errorRate": 0.5, "qps": 10.0})
+    labelled = judge(SPEC, ROWS, figures, previous=ModelMonitorStatus(), now=NOW,
+                     generation=1, duration_seconds=0.1)
+    unlabelled = replace(figures, performance={}, no_labels="no labels")
+    first = judge(SPEC, ROWS, unlabelled, previous=labelled, now=NOW, generation=1,
+                  duration_seconds=0.1)
+    later = judge(SPEC, ROWS, unlabelled, previous=first, now=NOW + timedelta(days=1),
+                  generation=1, duration_seconds=0.1)
+    return [labelled, later]
+
+
+def _found(status: ModelMonitorStatus, row: Bound) -> bool:
+    return any(f.name == row.name or f.name.startswith(row.name + ".")
+               for f in status.findings)
 
 
 def test_judging_figures_past_every_bound_finds_each_row() -> None:
-    status = _status_over_every_bound()
-    found = {f.name for f in status.findings}
+    statuses = _statuses_over_every_bound()
     for row in ROWS:
         if row.family == "check":  # the health rows judge the operator's own series
             continue
-        assert row.name in found or any(f.startswith(row.name + ".") for f in found), row.name
+        assert any(_found(status, row) for status in statuses), row.name
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 def test_each_row_has_one_exported_series_carrying_its_figure(row: Bound) -> None:
-    status = _status_over_every_bound().model_copy(update={"phase": "Failing"})
+    statuses = _statuses_over_every_bound()
+    judged = next((s for s in statuses if _found(s, row)), statuses[0])
+    status = judged.model_copy(update={"phase": "Failing"})
     metrics = Metrics()
     metrics.observe(NS, MON, model=SPEC.model.name, status=status, seconds=0.1,
                     last_success=1.0, error=None)
@@ -154,12 +173,12 @@ def test_each_row_has_one_exported_series_carrying_its_figure(row: Bound) -> Non
 
 def test_drift_rows_bound_the_verdict_evaluation_exports() -> None:
     """Column drift is judged against each column's threshold; the rows bound the verdict."""
-    status = _status_over_every_bound()
+    status = _statuses_over_every_bound()[0]
     assert status.drift is not None
     by_name = {f.name: f for f in status.drift.features}
     assert by_name["age"].threshold == 0.01 and by_name["income"].threshold == 0.05
     assert all(isinstance(f, FeatureDriftResult) and f.drifted for f in by_name.values())
     assert isinstance(status.drift, DriftStatus) and status.drift.dataset_drift
-    assert status.last_check == LastCheck(time=datetime(2026, 12, 5, tzinfo=UTC),
+    assert status.last_check == LastCheck(time=NOW,
                                           duration_seconds=0.1, reference_rows=100,
                                           current_rows=100)

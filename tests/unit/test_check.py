@@ -103,7 +103,133 @@ def test_target_missing_from_the_window_skips_target_drift_and_performance(
     assert st.drift.prediction is not None
     assert not st.performance
     perf = st.condition("PerformanceDegraded")
-    assert perf is not None and perf.status == "Unknown" and perf.reason == "NoLabels", perf
+    assert perf is not None and perf.status == "Unknown", perf
+    assert perf.reason == "LabelsUnavailable" and "'defaulted'" in perf.message, perf
+    assert [(n.bound, n.field) for n in st.not_checked] == [
+        ("performance.accuracy", "spec.performance.metrics[0]")]
+    assert "'defaulted'" in st.not_checked[0].reason
+
+
+def test_one_class_window_judges_accuracy_and_lists_rocauc_as_not_checked(
+        tmp_path: Path) -> None:
+    cur = frames(seed=2)
+    cur["defaulted"] = 1  # every label positive: rocAuc is undefined, accuracy is not
+    write(tmp_path, frames(seed=1), cur)
+    s = spec(tmp_path, performance={"metrics": [
+        {"name": "rocAuc", "min": 0.7, "severity": "critical"},
+        {"name": "accuracy", "min": 0.9}]})
+    st = run_check(s, base_dir=tmp_path, now=NOW)
+    ready = st.condition("Ready")
+    assert ready is not None and ready.status == "True", ready
+    accuracy = float((cur["approved"] == 1).mean())
+    assert st.performance == {"accuracy": pytest.approx(accuracy)} and accuracy < 0.9
+    assert [f.name for f in st.findings if f.name.startswith("performance.")] == [
+        "performance.accuracy"]
+    (unchecked,) = st.not_checked
+    assert (unchecked.bound, unchecked.field) == ("performance.rocAuc",
+                                                  "spec.performance.metrics[0]")
+    assert "only one class" in unchecked.reason
+    cond = st.condition("PerformanceDegraded")
+    assert cond is not None and cond.status == "True" and cond.reason == "OutOfBounds"
+    assert "accuracy" in cond.message and "not checked: performance.rocAuc" in cond.message
+
+
+def test_one_class_window_within_bounds_names_the_unchecked_metric(tmp_path: Path) -> None:
+    cur = frames(seed=2)
+    cur["defaulted"] = cur["approved"]  # every prediction right
+    cur.loc[cur["defaulted"] == 0, ["defaulted", "approved"]] = 1  # and one class only
+    write(tmp_path, frames(seed=1), cur)
+    st = run_check(spec(tmp_path, performance={"metrics": [
+        {"name": "accuracy", "min": 0.9}, {"name": "rocAuc", "min": 0.7}]}),
+        base_dir=tmp_path, now=NOW)
+    assert st.performance == {"accuracy": 1.0}
+    cond = st.condition("PerformanceDegraded")
+    assert cond is not None and cond.status == "False" and cond.reason == "WithinBounds"
+    assert "performance.rocAuc" in cond.message and "only one class" in cond.message
+    # Every bounded metric undefined: no verdict on performance, not "within bounds".
+    alone = run_check(spec(tmp_path, performance={"metrics": [{"name": "rocAuc", "min": 0.7}]}),
+                      base_dir=tmp_path, now=NOW)
+    cond = alone.condition("PerformanceDegraded")
+    assert cond is not None and cond.status == "Unknown" and cond.reason == "NotComputable"
+    assert [n.bound for n in alone.not_checked] == ["performance.rocAuc"]
+
+
+def test_one_class_window_without_listed_metrics_reports_the_defined_ones(
+        tmp_path: Path) -> None:
+    cur = frames(seed=2)
+    cur["defaulted"] = 0
+    write(tmp_path, frames(seed=1), cur)
+    st = run_check(spec(tmp_path), base_dir=tmp_path, now=NOW)
+    assert "rocAuc" not in st.performance
+    assert st.performance["accuracy"] == pytest.approx(float((cur["approved"] == 0).mean()))
+    assert not st.not_checked  # nothing is bounded
+    cond = st.condition("PerformanceDegraded")
+    assert cond is not None and "not computed: rocAuc" in cond.message, cond
+
+
+def test_all_labels_null_is_labels_unavailable_with_every_bound_listed(
+        tmp_path: Path) -> None:
+    cur = frames(seed=2)
+    cur["defaulted"] = np.nan
+    write(tmp_path, frames(seed=1), cur)
+    st = run_check(spec(tmp_path, performance={"metrics": [
+        {"name": "accuracy", "min": 0.5}, {"name": "rocAuc", "min": 0.5}]}),
+        base_dir=tmp_path, now=NOW)
+    assert not st.performance and not st.findings
+    cond = st.condition("PerformanceDegraded")
+    assert cond is not None and (cond.status, cond.reason) == ("Unknown", "LabelsUnavailable")
+    assert "performance.accuracy and performance.rocAuc" in cond.message
+    assert [(n.bound, n.field) for n in st.not_checked] == [
+        ("performance.accuracy", "spec.performance.metrics[0]"),
+        ("performance.rocAuc", "spec.performance.metrics[1]")]
+    assert all("every label in column 'defaulted'" in n.reason for n in st.not_checked)
+    assert st.labels is not None and st.labels.missing_since == NOW
+
+
+def test_label_delay_is_a_finding_after_the_delay_and_resets_when_labels_return(
+        tmp_path: Path) -> None:
+    ref, cur = frames(seed=1), frames(seed=2)
+    write(tmp_path, ref, cur.drop(columns=["defaulted"]))
+    s = spec(tmp_path, current={"source": {"url": "cur.csv"}},
+             performance={"metrics": [{"name": "accuracy", "min": 0.1}],
+                          "maxLabelDelay": "1h", "labelDelaySeverity": "critical"})
+
+    def at(minutes: int, previous: Any) -> Any:
+        return run_check(s, base_dir=tmp_path, now=NOW + timedelta(minutes=minutes),
+                         previous=previous)
+
+    first = at(0, None)
+    assert first.labels is not None and first.labels.missing_since == NOW
+    assert not first.findings and first.phase == "Healthy"
+    on_time = at(60, first)  # exactly the delay: not yet longer than it
+    assert on_time.labels is not None and on_time.labels.missing_seconds == 3600
+    assert on_time.labels.missing_since == NOW and not on_time.findings
+    cond = on_time.condition("PerformanceDegraded")
+    assert cond is not None and cond.reason == "LabelsUnavailable"
+    late = at(70, on_time)
+    (found,) = late.findings
+    assert found.name == "performance.labelsMissing" and found.severity == "critical"
+    assert found.value == 4200 and found.bound == 3600
+    assert "spec.performance.maxLabelDelay 1h" in found.message
+    assert late.phase == "Degraded"
+    cond = late.condition("PerformanceDegraded")
+    assert cond is not None and (cond.status, cond.reason) == ("True", "LabelsOverdue")
+    assert [n.bound for n in late.not_checked] == ["performance.accuracy"]
+    # A check without a verdict keeps since when labels are missing.
+    (tmp_path / "cur.csv").write_text("not,a\nwindow")
+    failed = at(80, late)
+    ready = failed.condition("Ready")
+    assert ready is not None and ready.status == "False" and failed.labels == late.labels
+    # Labels return: no finding, the clock resets, and a later absence starts anew.
+    write(tmp_path, ref, cur)
+    back = at(90, failed)
+    assert back.labels is not None and back.labels.missing_since is None
+    assert back.labels.missing_seconds == 0 and not back.findings and not back.not_checked
+    write(tmp_path, ref, cur.drop(columns=["defaulted"]))
+    again = at(100, back)
+    assert again.labels is not None
+    assert again.labels.missing_since == NOW + timedelta(minutes=100)
+    assert not again.findings
 
 
 def test_auto_uses_distances_above_1000_rows(tmp_path: Path) -> None:

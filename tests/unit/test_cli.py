@@ -174,3 +174,33 @@ def test_version_is_the_installed_package_version(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"modelmon {declared}"
+
+
+def test_table_lists_the_bounds_not_checked(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    mon = yaml.safe_load(EXAMPLE.read_text())
+    shutil.copy(EXAMPLE.parent / "reference.csv", tmp_path / "reference.csv")
+    lines = (EXAMPLE.parent / "current.csv").read_text().splitlines()
+    target = lines[0].split(",").index("target")
+    # Every label of the window the same: rocAuc is undefined, accuracy still judged.
+    one_class = [",".join("1" if i == target else v for i, v in enumerate(line.split(",")))
+                 for line in lines[1:]]
+    (tmp_path / "current.csv").write_text("\n".join([lines[0], *one_class]) + "\n")
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(mon))
+    _, out, _ = run(capsys, "check", str(path))
+    section = out[out.index("\nnot checked:"):out.index("\nfindings")]
+    assert section.splitlines()[2:] == [
+        "  performance.rocAuc (spec.performance.metrics[2]): rocAuc is undefined when the "
+        "window has only one class"]
+    assert "[warning] performance.accuracy" in out
+    # Without labels at all, every performance bound is listed, with why.
+    (tmp_path / "current.csv").write_text("\n".join(
+        ",".join(v for i, v in enumerate(line.split(",")) if i != target)
+        for line in lines) + "\n")
+    _, out, _ = run(capsys, "check", str(path))
+    assert "\nlabels: missing since " in out
+    listed = out[out.index("\nnot checked:"):out.index("\nfindings")].splitlines()[2:]
+    assert [line.split(" (")[0].strip() for line in listed] == [
+        "performance.accuracy", "performance.precision", "performance.rocAuc"]
+    assert all("no label column 'target'" in line for line in listed)

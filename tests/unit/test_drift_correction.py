@@ -60,7 +60,7 @@ def _figures(p_values: list[float], distance: float | None = None) -> Figures:
         columns.append(ColumnDrift("w", "feature", "numeric",
                                    DriftResult("wasserstein", distance, None)))
     return Figures(reference_rows=100, current_rows=100, columns=columns,
-                   quality=DataQualityStatus(), performance={}, no_performance=None,
+                   quality=DataQualityStatus(), performance={}, not_computed={}, no_labels=None,
                    operational={})
 
 

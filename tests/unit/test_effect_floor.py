@@ -75,7 +75,7 @@ def test_only_tests_have_an_effect_size() -> None:
 def _judged(monitor: ModelMonitorSpec, result: DriftResult) -> ModelMonitorStatus:
     figures = Figures(reference_rows=1, current_rows=1,
                       columns=[ColumnDrift("x", "feature", "numeric", result)],
-                      quality=DataQualityStatus(), performance={}, no_performance=None,
+                      quality=DataQualityStatus(), performance={}, not_computed={}, no_labels=None,
                       operational={})
     return judge(monitor, table(monitor), figures, previous=ModelMonitorStatus(),
                  now=datetime(2026, 12, 5, tzinfo=UTC), generation=1, duration_seconds=0.0)
@@ -104,7 +104,7 @@ def test_the_categorical_floor_is_its_own() -> None:
     assert result.p_value is not None and result.p_value < 0.05
     column = ColumnDrift("c", "feature", "categorical", result)
     figures = Figures(reference_rows=1, current_rows=1, columns=[column],
-                      quality=DataQualityStatus(), performance={}, no_performance=None,
+                      quality=DataQualityStatus(), performance={}, not_computed={}, no_labels=None,
                       operational={})
     for floor, drifted in ((0.02, False), (0.001, True)):
         monitor = spec(minEffect={"categorical": floor})

@@ -19,6 +19,7 @@ from modelmon.evaluation.alert_rules import (
     rules_disabled,
 )
 from modelmon.evaluation.bounds import (
+    LABELS_MISSING,
     Bound,
     Limit,
     drift_threshold,
@@ -64,6 +65,7 @@ from modelmon.evaluation.schema import SchemaChanges, schema_changes, schema_fai
 __all__ = [
     "CONDITION_TYPES",
     "DEFAULT_MIN_ROWS",
+    "LABELS_MISSING",
     "SEVERITY_RANK",
     "Bound",
     "CheckError",

@@ -33,6 +33,10 @@ STALE_INTERVALS = 3
 #: crosses it.
 STALE_MIN_SECONDS = 60
 
+#: The subject of the row that bounds how long labels may be missing
+#: (``spec.performance.maxLabelDelay``); its figure is the seconds without labels.
+LABELS_MISSING = "labelsMissing"
+
 #: Data-quality bounds: spec attribute, the ``check`` label and finding name, and how a
 #: finding describes the figure.
 QUALITY_CHECKS: tuple[tuple[str, str, str], ...] = (
@@ -141,6 +145,16 @@ def table(spec: ModelMonitorSpec) -> list[Bound]:
             (("metric", metric.name),), ("metric",), _range(metric.min, metric.max),
             metric.severity, "ModelPerformanceDegraded", "PerformanceDegraded",
             *_range_text(metric.name, metric.min, metric.max)))
+    if spec.performance.max_label_delay is not None:
+        delay = parse_duration(spec.performance.max_label_delay).total_seconds()
+        rows.append(Bound(
+            f"performance.{LABELS_MISSING}", "performance", LABELS_MISSING,
+            "spec.performance.maxLabelDelay", "modelmon_labels_missing_seconds", (), (),
+            (Limit(">", delay),), spec.performance.label_delay_severity, "ModelLabelsMissing",
+            "PerformanceDegraded", "Labels of {who} are overdue",
+            "The current window of {who} has had no labels (its target column) for "
+            "{{ $value | humanizeDuration }}; performance is not checked while they are "
+            f"missing (allowed: {spec.performance.max_label_delay})."))
     prometheus = spec.operational.source.prometheus if spec.operational is not None else None
     rows += operational_bounds(prometheus.queries if prometheus is not None else [])
     for attr, check, _ in QUALITY_CHECKS:

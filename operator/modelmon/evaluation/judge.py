@@ -12,19 +12,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from modelmon.api.messages import capped
+from modelmon.api.messages import capped, capped_lines
 from modelmon.api.v1alpha1 import (
     DataQualityStatus,
     DriftStatus,
     FeatureDriftResult,
     Finding,
+    LabelsStatus,
     LastCheck,
     ModelMonitorSpec,
     ModelMonitorStatus,
+    NotChecked,
     Phase,
     Severity,
 )
 from modelmon.evaluation.bounds import (
+    LABELS_MISSING,
     QUALITY_CHECKS,
     Bound,
     Limit,
@@ -168,6 +171,88 @@ def range_findings(rows: Sequence[Bound], values: Mapping[str, float | None]
     return out
 
 
+def _duration(seconds: float) -> str:
+    """``2h5m``, ``40m``, ``12s``: a duration as the spec writes them."""
+    whole = int(seconds)
+    parts = [(whole // 86400, "d"), (whole % 86400 // 3600, "h"), (whole % 3600 // 60, "m"),
+             (whole % 60, "s")]
+    said = "".join(f"{n}{unit}" for n, unit in parts if n)
+    return said or "0s"
+
+
+def labels_status(spec: ModelMonitorSpec, no_labels: str | None,
+                  previous: ModelMonitorStatus, now: datetime) -> LabelsStatus | None:
+    """Since when the window has had no labels: the first check that found none, carried
+    across checks until labels return (none without ``columns.target``)."""
+    if spec.columns.target is None:
+        return None
+    if no_labels is None:
+        return LabelsStatus()
+    before = previous.labels.missing_since if previous.labels is not None else None
+    since = before if before is not None and before <= now else now
+    return LabelsStatus(missing_since=since, missing_seconds=(now - since).total_seconds(),
+                        reason=no_labels)
+
+
+def labels_findings(rows: Sequence[Bound], labels: LabelsStatus | None) -> list[Finding]:
+    """Labels missing for longer than ``spec.performance.maxLabelDelay`` (its row)."""
+    row = next((r for r in rows_of(list(rows), "performance") if r.subject == LABELS_MISSING),
+               None)
+    if row is None or labels is None or labels.missing_since is None:
+        return []
+    limit = row.crossed(labels.missing_seconds)
+    if limit is None:
+        return []
+    return [Finding(
+        name=row.name, severity=row.severity, value=labels.missing_seconds, bound=limit.value,
+        message=f"no labels for {_duration(labels.missing_seconds)} (since "
+                f"{labels.missing_since:%Y-%m-%dT%H:%M:%SZ}), longer than "
+                f"spec.performance.maxLabelDelay {_duration(limit.value)}: {labels.reason}")]
+
+
+def not_checked(rows: Sequence[Bound], performance: Mapping[str, float],
+                not_computed: Mapping[str, str], no_labels: str | None) -> list[NotChecked]:
+    """The performance bounds whose metric has no value in this check, with why."""
+    return [NotChecked(bound=row.name, field=row.field,
+                       reason=no_labels or not_computed.get(row.subject)
+                       or f"{row.subject} has no value for this window")
+            for row in rows_of(list(rows), "performance")
+            if row.subject != LABELS_MISSING and row.subject not in performance]
+
+
+def performance_condition(rows: Sequence[Bound], found: Sequence[Finding],
+                          skipped: Sequence[NotChecked], not_computed: Mapping[str, str],
+                          no_labels: str | None) -> ConditionValue:
+    """PerformanceDegraded: Unknown (LabelsUnavailable) while labels are missing and
+    something is bounded, True (LabelsOverdue) once that lasts past maxLabelDelay; else it
+    follows the metrics that were computed, and its message names the bounds that were
+    not checked (Unknown, NotComputable, when none was)."""
+    type_ = "PerformanceDegraded"
+    bounded = rows_of(list(rows), "performance")
+    metric_rows = [r for r in bounded if r.subject != LABELS_MISSING]
+    names = capped([n.bound for n in skipped])
+    if no_labels is not None and bounded:
+        unchecked = [f"not checked: {names}"] if skipped else []
+        if found:
+            return ConditionValue(type_, "True", "LabelsOverdue",
+                                  "; ".join([found[0].message, *unchecked]))
+        return ConditionValue(type_, "Unknown", "LabelsUnavailable",
+                              capped_lines([no_labels, *unchecked]))
+    reasons = [f"{n.bound} ({n.reason})" for n in skipped] or [
+        f"{name} ({why})" for name, why in not_computed.items()]
+    note = (f"not checked: {capped_lines(reasons, 5, ', ')}" if skipped else
+            f"not computed: {capped_lines(reasons, 5, ', ')}" if reasons else "")
+    if metric_rows and len(skipped) == len(metric_rows) and not found:
+        return ConditionValue(type_, "Unknown", "NotComputable",
+                              f"no bounded metric could be computed for this window; {note}")
+    if found:
+        said = capped_lines([f.message for f in found], 5)
+        return ConditionValue(type_, "True", "OutOfBounds", f"{said}; {note}" if note else said)
+    fine = "every metric is within its bounds" if not skipped else (
+        "every computed metric is within its bounds")
+    return ConditionValue(type_, "False", "WithinBounds", f"{fine}; {note}" if note else fine)
+
+
 def quality_findings(rows: Sequence[Bound], quality: DataQualityStatus) -> list[Finding]:
     """Columns over their data-quality bounds, missing columns and type changes."""
     by_check = {r.subject: r for r in rows_of(list(rows), "dataQuality")}
@@ -225,8 +310,10 @@ class Figures:
     """Drift scores of every scored column (features, prediction, target)."""
     quality: DataQualityStatus
     performance: Mapping[str, float]
-    no_performance: str | None
-    """Why there are no performance metrics, when there are none."""
+    not_computed: Mapping[str, str]
+    """Metrics the window does not define (no value in ``performance``), with why."""
+    no_labels: str | None
+    """Why the window has no labels, when it has none (``performance`` is then empty)."""
     operational: Mapping[str, float | None]
     """Each operational query's figure, None when it returned no data."""
 
@@ -237,8 +324,11 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
     """The status of a check that ran: its figures, findings, conditions and phase."""
     drift = drift_status(spec, rows, figures.columns)
     drift_found = drift_findings(rows, drift)
-    performance_found = range_findings(rows_of(list(rows), "performance"),
-                                       figures.performance)
+    labels = labels_status(spec, figures.no_labels, previous, now)
+    performance_found = [*range_findings(rows_of(list(rows), "performance"),
+                                         figures.performance),
+                         *labels_findings(rows, labels)]
+    skipped = not_checked(rows, figures.performance, figures.not_computed, figures.no_labels)
     quality_found = quality_findings(rows, figures.quality)
     operational_found = range_findings(rows_of(list(rows), "operational"),
                                        figures.operational)
@@ -249,10 +339,8 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
         ConditionValue("SourceAvailable", "True", "SourcesRead", "both sources were read"),
         problem("DataDrift", drift_found, "DriftDetected", "NoDrift",
                 f"{len(drift.drifted)} of {len(drift.features)} features drifted"),
-        ConditionValue("PerformanceDegraded", "Unknown", "NoLabels", figures.no_performance)
-        if figures.no_performance is not None and spec.performance.metrics else
-        problem("PerformanceDegraded", performance_found, "OutOfBounds", "WithinBounds",
-                "every metric is within its bounds"),
+        performance_condition(rows, performance_found, skipped, figures.not_computed,
+                              figures.no_labels),
         quality_condition(quality_found),
     ]
     if spec.operational is not None:
@@ -271,5 +359,7 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
                      if value is not None},
         data_quality=figures.quality,
         findings=findings,
+        not_checked=skipped,
+        labels=labels,
         conditions=merge_conditions(previous.conditions, values, now, generation),
     )

@@ -80,6 +80,14 @@ class MonitorCollector(Collector):
         quality = GaugeMetricFamily("modelmon_data_quality",
                                     "Data-quality figure of a column in the last check",
                                     labels=[*BASE, "column", "check"])
+        labels_missing = GaugeMetricFamily(
+            "modelmon_labels_missing_seconds",
+            "Seconds the current window had been without labels at the last check (0 while "
+            "labels arrive)", labels=list(BASE))
+        not_checked = GaugeMetricFamily(
+            "modelmon_bound_not_checked",
+            "1 for each bound the last check could not judge (its figure is missing)",
+            labels=[*BASE, "bound", "field"])
         last = GaugeMetricFamily("modelmon_last_check_timestamp_seconds",
                                  "Unix time of the last successful check", labels=list(BASE))
         phase = GaugeMetricFamily("modelmon_monitor_phase",
@@ -114,6 +122,10 @@ class MonitorCollector(Collector):
                     detected.add_metric(labels, 1.0 if column.drifted else 0.0)
             for metric, number in status.performance.items():
                 perf.add_metric([*base, metric], number)
+            if status.labels is not None:
+                labels_missing.add_metric(base, status.labels.missing_seconds)
+            for unchecked in status.not_checked:
+                not_checked.add_metric([*base, unchecked.bound, unchecked.field], 1.0)
             for figure, number in status.operational.items():
                 operational.add_metric([*base, figure], number)
             if status.data_quality is not None:
@@ -131,8 +143,8 @@ class MonitorCollector(Collector):
                     quality.add_metric([*base, absent, "missingColumns"], 1.0)
                 for change in status.data_quality.type_changes:
                     quality.add_metric([*base, change.name, "typeChanges"], 1.0)
-        yield from (stat, pval, effect, detected, share, perf, operational, quality, last, phase,
-                    findings)
+        yield from (stat, pval, effect, detected, share, perf, labels_missing, not_checked,
+                    operational, quality, last, phase, findings)
 
 
 class Metrics:

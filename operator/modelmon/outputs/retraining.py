@@ -25,15 +25,18 @@ from modelmon.api.v1alpha1 import (
     RetrainingStatus,
     parse_duration,
 )
+from modelmon.evaluation import LABELS_MISSING
 
 MONITOR_LABEL = "modelmon.io/monitor"
 
 
 def condition_holds(spec: RetrainingSpec, findings: Sequence[Finding]) -> bool:
-    """Drift (dataset or prediction) and/or performance findings, as the spec asks."""
+    """Drift (dataset or prediction) and/or performance findings, as the spec asks; labels
+    that are late say nothing of the model, so their finding never retrains."""
     names = [f.name for f in findings]
     drift = any(n in ("drift.dataset", "drift.prediction") for n in names)
-    perf = any(n.startswith("performance.") for n in names)
+    perf = any(n.startswith("performance.") and n != f"performance.{LABELS_MISSING}"
+               for n in names)
     return (spec.when.drift and drift) or (spec.when.performance and perf)
 
 

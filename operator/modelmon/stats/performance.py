@@ -1,14 +1,19 @@
 """Performance metrics with scikit-learn's definitions.
 
 Part of ``stats`` (third stop on the data line): given the labels and predictions of the
-current window, compute the metrics a monitor lists. The registry maps each metric name of
-the API to the task it suits and how it is computed; a test checks it equals the API enum.
+current window, compute the metrics a monitor lists. Each metric is computed on its own: one
+that is undefined for the window (rocAuc with a single class, anything scikit-learn refuses)
+comes back as a reason instead of a value, and the others are still computed. No verdicts
+here. The registry maps each metric name of the API to the task it suits and how it is
+computed; a test checks it equals the API enum.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,6 +23,15 @@ from sklearn import metrics as skm
 
 class PerformanceInputError(ValueError):
     """The labels or predictions cannot give the requested metric."""
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """The metrics of a window: values, and why the others could not be computed."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    """Metric name to the reason it has no value for this window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +154,38 @@ def is_positive(values: pd.Series, positive: str | None) -> NDArray[np.bool_]:
     return text.isin(matches).to_numpy()
 
 
+#: The longest reason kept for a metric that could not be computed.
+REASON_CHARS = 200
+
+
+def _one(metric: Metric, inputs: Inputs) -> float | str:
+    """The metric's value, or why the window does not define it."""
+    try:
+        with warnings.catch_warnings():  # an undefined metric is reported, not warned of
+            warnings.simplefilter("ignore")
+            value = metric.compute(inputs)
+    except ValueError as exc:  # PerformanceInputError and scikit-learn's own refusals
+        return str(exc)[:REASON_CHARS]
+    if not math.isfinite(value):
+        return f"{metric.name} is undefined for this window (it came out {value})"
+    return value
+
+
 def compute(task: str, names: Iterable[str], frame: pd.DataFrame, *, target: str,
             prediction: str | None, probability: str | None,
-            positive: str | None = None) -> dict[str, float]:
-    """Each named metric on the rows where the target and the needed predictions exist."""
+            positive: str | None = None) -> Computed:
+    """Each named metric on the rows where the target and the needed predictions exist.
+
+    A metric the window does not define is missing with the reason; the others keep their
+    values. Raises ``PerformanceInputError`` only when no metric can be computed from these
+    columns at all (no prediction column, no row with both a label and a prediction, labels
+    that need ``columns.positiveLabel``).
+    """
     if prediction is None and (task != BINARY or probability is None):
         raise PerformanceInputError(
             "needs columns.prediction" + (" or columns.predictionProbability" if task == BINARY
                                           else ""))
+    metrics = [metric_for(name, task) for name in names]
     cols = [c for c in (target, prediction, probability) if c is not None]
     rows = frame[cols].dropna()
     if rows.empty:
@@ -164,4 +202,11 @@ def compute(task: str, names: Iterable[str], frame: pd.DataFrame, *, target: str
                 pd.api.types.is_numeric_dtype(y_true) and pd.api.types.is_numeric_dtype(y_pred)):
             y_true, y_pred = y_true.astype(str), y_pred.astype(str)  # compare labels as text
         inputs = Inputs(y_true.to_numpy(), None if y_pred is None else y_pred.to_numpy(), score)
-    return {name: metric_for(name, task).compute(inputs) for name in names}
+    out = Computed()
+    for metric in metrics:
+        result = _one(metric, inputs)
+        if isinstance(result, str):
+            out.missing[metric.name] = result
+        else:
+            out.values[metric.name] = result
+    return out

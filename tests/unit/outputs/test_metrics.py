@@ -10,8 +10,10 @@ from modelmon.api.v1alpha1 import (
     DriftStatus,
     FeatureDriftResult,
     Finding,
+    LabelsStatus,
     LastCheck,
     ModelMonitorStatus,
+    NotChecked,
 )
 from modelmon.outputs.metrics import Metrics
 
@@ -22,6 +24,8 @@ EXPECTED = {
     "modelmon_drift_detected": BASE | {"feature", "method", "role"},
     "modelmon_dataset_drift_share": BASE,
     "modelmon_performance_metric": BASE | {"metric"},
+    "modelmon_labels_missing_seconds": BASE,
+    "modelmon_bound_not_checked": BASE | {"bound", "field"},
     "modelmon_data_quality": BASE | {"column", "check"},
     "modelmon_last_check_timestamp_seconds": BASE,
     "modelmon_monitor_phase": BASE | {"phase"},
@@ -47,7 +51,10 @@ def status() -> ModelMonitorStatus:
                                                               missing_fraction=0.0)],
                                        missing_columns=["zip"]),
         findings=[Finding(name="drift.dataset", severity="warning", value=1.0, bound=0.5,
-                          message="m")])
+                          message="m")],
+        not_checked=[NotChecked(bound="performance.rocAuc", field="spec.performance.metrics[1]",
+                                reason="rocAuc is undefined when the window has only one class")],
+        labels=LabelsStatus())
 
 
 def series(metrics: Metrics, monitor: str = "m") -> dict[str, set[frozenset[str]]]:
@@ -110,3 +117,27 @@ def test_restore_exports_the_stored_status_without_counting_a_check() -> None:
     last = next(s.value for f in metrics.registry.collect() for s in f.samples
                 if s.name == "modelmon_last_check_timestamp_seconds")
     assert last == 123.0
+
+
+def test_unchecked_bounds_and_seconds_without_labels_are_exported() -> None:
+    metrics = Metrics()
+    since = datetime(2026, 12, 1, tzinfo=UTC)
+    missing = status().model_copy(update={
+        "labels": LabelsStatus(missing_since=since, missing_seconds=5400.0, reason="none"),
+        "not_checked": [NotChecked(bound=f"performance.{m}", field=f"spec.performance.metrics[{i}]",
+                                   reason="no labels")
+                        for i, m in enumerate(["accuracy", "rocAuc"])]})
+    metrics.observe("ns", "m", model="x", status=missing, seconds=0.1, last_success=1.0,
+                    error=None)
+    values = {(s.name, s.labels.get("bound")): s.value
+              for family in metrics.registry.collect() for s in family.samples}
+    assert values[("modelmon_labels_missing_seconds", None)] == 5400.0
+    assert values[("modelmon_bound_not_checked", "performance.accuracy")] == 1.0
+    assert values[("modelmon_bound_not_checked", "performance.rocAuc")] == 1.0
+    # Labels back and every bound checked: zero seconds, and no unchecked series left.
+    metrics.observe("ns", "m", model="x", status=missing.model_copy(
+        update={"labels": LabelsStatus(), "not_checked": []}), seconds=0.1,
+        last_success=2.0, error=None)
+    names = {(s.name, s.value) for family in metrics.registry.collect()
+             for s in family.samples if s.name.startswith(("modelmon_labels", "modelmon_bound"))}
+    assert names == {("modelmon_labels_missing_seconds", 0.0)}

@@ -51,6 +51,8 @@ def test_the_condition_follows_the_spec() -> None:
     assert not retraining.condition_holds(drift_only, [AUC])
     assert not retraining.condition_holds(perf_only, [DRIFT])
     assert not retraining.condition_holds(both, [QUALITY])  # data quality never retrains
+    late = AUC.model_copy(update={"name": "performance.labelsMissing"})
+    assert not retraining.condition_holds(both, [late])  # nor do labels that are late
 
 
 def test_n_consecutive_checks_start_a_job() -> None:

@@ -30,7 +30,8 @@ def spec() -> ModelMonitorSpec:
         "columns": {"target": "y", "prediction": "p"},
         "drift": {"datasetDriftShare": 0.5, "severity": "critical",
                   "features": {"income": {"severity": "warning"}, "age": {"method": "ks"}}},
-        "performance": {"metrics": [{"name": "accuracy", "min": 0.8, "max": 0.99}]},
+        "performance": {"metrics": [{"name": "accuracy", "min": 0.8, "max": 0.99}],
+                        "maxLabelDelay": "5m"},
         "dataQuality": {"missingFraction": {"max": 0.05}},
         "operational": {"source": {"prometheus": {
             "url": "http://prometheus.example:9090",
@@ -62,7 +63,7 @@ def test_object_shape_labels_and_owner() -> None:
     rules = obj["spec"]["groups"][0]["rules"]
     names = {r["alert"] for r in rules}
     assert names == {"ModelDataDrift", "ModelPredictionDrift", "ModelTargetDrift",
-                     "ModelFeatureDrift", "ModelPerformanceDegraded",
+                     "ModelFeatureDrift", "ModelPerformanceDegraded", "ModelLabelsMissing",
                      "ModelOperationalDegraded", "ModelDataQualityDegraded",
                      "ModelMonitorStale", "ModelMonitorCheckFailing"}
     # Only a feature with a severity of its own gets an alert of its own (as a finding).
@@ -98,7 +99,7 @@ def test_promtool_check_rules(tmp_path: Path) -> None:
     path, _ = _rules_file(tmp_path)
     golden = tmp_path / "golden.yaml"
     golden.write_text(yaml.safe_dump(yaml.safe_load(GOLDEN.read_text())["spec"]))
-    for rules_file, count in ((path, 11), (golden, 14)):
+    for rules_file, count in ((path, 12), (golden, 14)):
         done = subprocess.run([promtool, "check", "rules", str(rules_file)],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -145,6 +146,7 @@ def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
         (f'modelmon_operational_metric{{{BASE},name="latencyP95Seconds"}}',
          "0.1x5 0.9x10 0.1x10"),
         (f'modelmon_performance_metric{{{BASE},metric="accuracy"}}', "0.9x5 0.7x10 0.9x10"),
+        (f"modelmon_labels_missing_seconds{{{BASE}}}", "0x5 600x10 0x10"),
         (f'modelmon_data_quality{{{BASE},column="age",check="missingFraction"}}',
          "0x5 0.2x10 0x10"),
         # Exported only while the column is missing or retyped.
@@ -168,6 +170,8 @@ def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
         "ModelPerformanceDegraded": _expect(obj, "ModelPerformanceDegraded",
                                             {**key, "metric": "accuracy"}, {val: "0.7"},
                                             {"metric": "accuracy"}),
+        "ModelLabelsMissing": _expect(obj, "ModelLabelsMissing", key,
+                                      {"{{ $value | humanizeDuration }}": "10m 0s"}),
         "ModelDataQualityDegraded": [
             *_expect(obj, "ModelDataQualityDegraded",
                      {**key, "column": "age", "check": "missingFraction"},

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from modelmon.stats.performance import PerformanceInputError, compute, metric_names
+from modelmon.stats.performance import PerformanceInputError, metric_names
+from modelmon.stats.performance import compute as compute_all
+
+
+def compute(*args: Any, **kwargs: Any) -> dict[str, float]:
+    """The values of a computation in which every metric was defined."""
+    got = compute_all(*args, **kwargs)
+    assert not got.missing, got.missing
+    return got.values
 
 RNG = np.random.default_rng(7)
 
@@ -98,8 +108,25 @@ def test_rows_missing_labels_are_skipped_and_all_missing_errors() -> None:
                 prediction="yhat", probability=None)
 
 
-def test_auc_with_one_class_is_a_clear_error() -> None:
-    f = pd.DataFrame({"y": [1, 1], "p": [0.2, 0.9]})
-    with pytest.raises(PerformanceInputError, match="only one class"):
-        compute("binaryClassification", ["rocAuc"], f, target="y", prediction=None,
-                probability="p")
+def test_one_class_window_leaves_rocauc_undefined_and_computes_the_others() -> None:
+    f = pd.DataFrame({"y": [1, 1, 1, 1], "p": [0.2, 0.9, 0.6, 0.4], "yhat": [0, 1, 1, 0]})
+    got = compute_all("binaryClassification", ["rocAuc", "accuracy", "recall", "logLoss"], f,
+                      target="y", prediction="yhat", probability="p")
+    assert got.values == {"accuracy": 0.5, "recall": 0.5,
+                          "logLoss": pytest.approx(skm.log_loss(f.y, f.p, labels=[0, 1]))}
+    assert list(got.missing) == ["rocAuc"]
+    assert "only one class" in got.missing["rocAuc"]
+
+
+def test_a_metric_scikit_learn_refuses_is_missing_with_its_reason() -> None:
+    # r2 of a single row is NaN and words are no regression target: reasons, not values;
+    # mae of the single row still counts.
+    f = pd.DataFrame({"y": [2.0], "yhat": [1.0]})
+    got = compute_all("regression", ["mae", "r2"], f, target="y", prediction="yhat",
+                      probability=None)
+    assert got.values == {"mae": 1.0}
+    assert "undefined" in got.missing["r2"]
+    words = pd.DataFrame({"y": ["a", "b"], "yhat": ["a", "a"]})
+    refused = compute_all("regression", ["mae"], words, target="y", prediction="yhat",
+                          probability=None)
+    assert not refused.values and refused.missing["mae"]

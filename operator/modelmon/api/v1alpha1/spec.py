@@ -580,11 +580,23 @@ class PerformanceSpec(ApiModel):
     """Model performance, computed when the current window has the target column."""
 
     cel = (CelRule(rule="self.metrics.all(m, self.metrics.exists_one(o, o.name == m.name))",
-                   message="each metric may be listed once", fieldPath=".metrics"),)
+                   message="each metric may be listed once", fieldPath=".metrics"),
+           CelRule(rule="!has(self.maxLabelDelay) || "
+                        "duration(self.maxLabelDelay) > duration('0s')",
+                   message="maxLabelDelay must be longer than 0s",
+                   fieldPath=".maxLabelDelay"))
 
     metrics: Annotated[list[MetricBound], Field(max_length=32)] = []
     """Metrics with bounds. Listed metrics are computed and exported; a metric outside its
-    bounds is a finding."""
+    bounds is a finding. A metric the window does not define (rocAuc with one class) is
+    not checked: status.notChecked says why, and the other metrics are still judged."""
+    max_label_delay: Duration | None = None
+    """How long checks may find no labels (columns.target absent from the window, or every
+    label missing) before that is a finding, performance.labelsMissing (alert
+    ModelLabelsMissing). Unset: missing labels are reported (PerformanceDegraded Unknown,
+    bounds listed in status.notChecked) but never a finding. Needs columns.target."""
+    label_delay_severity: Severity = "warning"
+    """Severity of the finding when labels are missing for longer than maxLabelDelay."""
 
     @model_validator(mode="after")
     def _unique(self) -> PerformanceSpec:
@@ -592,6 +604,9 @@ class PerformanceSpec(ApiModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"metrics: each metric may be listed once; repeated: {dupes}")
+        if (self.max_label_delay is not None
+                and parse_duration(self.max_label_delay).total_seconds() <= 0):
+            raise ValueError("maxLabelDelay: must be longer than 0s")
         return self
 
 
@@ -906,6 +921,10 @@ class ModelMonitorSpec(ApiModel):
                      "(has(self.columns) && has(self.columns.target))",
                 message="performance.metrics needs columns.target",
                 fieldPath=".performance.metrics"),
+        CelRule(rule="!has(self.performance) || !has(self.performance.maxLabelDelay) || "
+                     "(has(self.columns) && has(self.columns.target))",
+                message="performance.maxLabelDelay needs columns.target",
+                fieldPath=".performance.maxLabelDelay"),
         CelRule(rule="!has(self.performance) || !has(self.performance.metrics) || "
                      "!self.performance.metrics.exists(m, m.name in "
                      f"{list(SCORE_METRICS)!r}) || "
@@ -964,6 +983,8 @@ class ModelMonitorSpec(ApiModel):
                 f"{self.model.task}; use {', '.join(allowed)}")
         if self.performance.metrics and self.columns.target is None:
             raise ValueError("performance.metrics: needs columns.target")
+        if self.performance.max_label_delay is not None and self.columns.target is None:
+            raise ValueError("performance.maxLabelDelay: needs columns.target")
         scored = [m.name for m in self.performance.metrics if m.name in SCORE_METRICS]
         if scored and self.columns.prediction_probability is None:
             raise ValueError(f"performance.metrics: {', '.join(scored)} need "

@@ -131,6 +131,30 @@ class Finding(ApiModel):
     """What happened, for people."""
 
 
+class NotChecked(ApiModel):
+    """A bound the last check could not hold its figure against."""
+
+    bound: str
+    """The bound, as findings and alerts name it, e.g. performance.rocAuc."""
+    field: str
+    """The spec field that sets it, e.g. spec.performance.metrics[1]."""
+    reason: str
+    """Why its figure is missing (no labels, a metric undefined for the window)."""
+
+
+class LabelsStatus(ApiModel):
+    """Whether checks find labels (columns.target) in the current window."""
+
+    missing_since: datetime | None = None
+    """When a check first found no labels, kept across checks until labels return; null
+    while they arrive."""
+    missing_seconds: float = 0.0
+    """How long labels had been missing at the last check (0 while they arrive); judged
+    against spec.performance.maxLabelDelay."""
+    reason: str | None = None
+    """Why the last check found no labels."""
+
+
 class Condition(ApiModel):
     """A Kubernetes-style condition."""
 
@@ -240,6 +264,12 @@ class ModelMonitorStatus(ApiModel):
     """Data-quality results."""
     findings: list[Finding] = []
     """Figures outside their bounds."""
+    not_checked: list[NotChecked] = []
+    """Bounds the last check could not judge, with why (no labels, a metric undefined for
+    the window)."""
+    labels: LabelsStatus | None = None
+    """Whether the current window holds labels, and since when it has not (only with
+    columns.target)."""
     conditions: list[Condition] = []
     """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded, and
     AlertRulesReady in the cluster."""

@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from modelmon.api.v1alpha1 import Finding
+from modelmon.evaluation import LABELS_MISSING
 from modelmon.outputs.notifiers import base
 from modelmon.outputs.notifiers.base import DeliveryError, Message, Sender
 from modelmon.sources import egress
@@ -264,6 +265,8 @@ def alert_identity(finding: Finding, message: Message) -> tuple[str, dict[str, s
                 {"feature": column} if column else {})
     if name.startswith("drift.feature."):
         return "ModelFeatureDrift", {"feature": name.removeprefix("drift.feature.")}
+    if name == f"performance.{LABELS_MISSING}":
+        return "ModelLabelsMissing", {}
     if name.startswith("performance."):
         return "ModelPerformanceDegraded", {"metric": name.removeprefix("performance.")}
     if name.startswith("operational."):
