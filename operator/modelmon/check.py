@@ -325,9 +325,9 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
         return judge(spec, rows, Figures(
             reference_rows=ref.rows, current_rows=len(frame), columns=scores.drift,
             quality=quality, performance=metrics.values, not_computed=metrics.missing,
-            no_labels=no_labels, operational=figures, learned=learned), previous=previous,
-            now=now,
-            generation=generation, duration_seconds=time.perf_counter() - started)
+            no_labels=no_labels, operational=figures, learned=learned),
+            previous=previous, now=now, generation=generation,
+            duration_seconds=time.perf_counter() - started)
     except CheckError as exc:
         return failed_status(previous, exc, now, generation)
     except Exception as exc:  # a bug must fail this check, not the caller
