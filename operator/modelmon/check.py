@@ -44,6 +44,7 @@ from modelmon.evaluation import (
     enough_rows,
     failed_status,
     judge,
+    learns_threshold,
     quality_condition,
     quality_findings,
     schema_changes,
@@ -63,13 +64,18 @@ from modelmon.sources import (
 from modelmon.sources.prometheus import operational_figures
 from modelmon.stats import performance as perf
 from modelmon.stats.dataset import (
+    ChunkDistances,
+    ColumnDrift,
     ColumnSpecError,
     ReferenceProfile,
     WindowScores,
     alone_workers,
+    chunk_distances_of,
+    chunk_size,
     fit_reference,
     score_window,
 )
+from modelmon.stats.drift import get_method
 
 __all__ = [
     "DEFAULT_MIN_ROWS",
@@ -231,6 +237,25 @@ def operational(spec: ModelMonitorSpec, ctx: LoadContext) -> dict[str, float | N
         return {f.name: f.value for f in operational_figures(spec.operational.source, ctx)}
 
 
+def learned_figures(spec: ModelMonitorSpec, profile: ReferenceProfile,
+                    drift: list[ColumnDrift], window_rows: int,
+                    cpu: AbstractContextManager[object]) -> dict[str, ChunkDistances]:
+    """The reference's chunk distances of the scored columns whose threshold is learned
+    (``spec.drift.learnThreshold``), in chunks of ``learnThreshold.chunkRows`` or of the
+    window's size (``chunk_size``); the profile keeps them for the next check."""
+    learn = spec.drift.learn_threshold
+    if not learn.enabled:
+        return {}
+    names = [c.name for c in drift if c.result.statistic is not None and learns_threshold(
+        spec, c.name, get_method(c.result.method, c.kind).uses_p_value)]
+    if not names:
+        return {}
+    rows = learn.chunk_rows or chunk_size(window_rows)
+    with cpu:
+        return chunk_distances_of(profile, names, rows,
+                                  workers=_workers(cpu, profile.rows, len(names)))
+
+
 def quality_status(scores: WindowScores, missing: list[str],
                    retyped: list[tuple[str, str, str]]) -> DataQualityStatus:
     """The data-quality figures of the window, schema changes included."""
@@ -291,6 +316,7 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
             found = quality_findings(rows, quality)
             return schema_failed_status(previous, schema, quality, found,
                                         quality_condition(found), now, generation)
+        learned = learned_figures(spec, ref.profile, scores.drift, len(frame), cpu)
         with cpu:
             metrics, no_labels = performance(spec, frame)
         figures = operational(spec, replace(reading, role="spec.operational.source",
@@ -299,8 +325,9 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
         return judge(spec, rows, Figures(
             reference_rows=ref.rows, current_rows=len(frame), columns=scores.drift,
             quality=quality, performance=metrics.values, not_computed=metrics.missing,
-            no_labels=no_labels, operational=figures), previous=previous, now=now,
-            generation=generation, duration_seconds=time.perf_counter() - started)
+            no_labels=no_labels, operational=figures, learned=learned),
+            previous=previous, now=now, generation=generation,
+            duration_seconds=time.perf_counter() - started)
     except CheckError as exc:
         return failed_status(previous, exc, now, generation)
     except Exception as exc:  # a bug must fail this check, not the caller

@@ -69,7 +69,10 @@ def render_table(name: str, status: ModelMonitorStatus) -> str:
             rows.append([label, column.kind, column.method, _num(column.statistic),
                          _num(column.p_value),
                          *([_num(column.adjusted_p_value)] if adjusted else []),
-                         _num(column.effect_size), _num(column.threshold),
+                         _num(column.effect_size),
+                         _num(column.threshold) + (" (learned)"
+                                                   if column.threshold_source == "learned"
+                                                   else ""),
                          "DRIFT" if column.drifted else "ok", column.message or ""])
         out.append(_table(rows, ["column", "kind", "method", "statistic", "p-value",
                                  *(["adj. p"] if adjusted else []), "effect",

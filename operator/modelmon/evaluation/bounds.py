@@ -7,25 +7,34 @@ limits that make a finding, its severity, and the alert and condition that repor
 ``outputs.rules`` renders one alert per row, so a new kind of bound is one more row here.
 
 Column drift is the one figure whose limit depends on the data: a column's test or
-distance is held against its threshold (``drift_threshold``: the column's override, else
-``spec.drift.threshold``, else the method's default) and the verdict, exported as
-``modelmon_drift_detected``, is what the drift rows bound.
+distance is held against its threshold (``column_threshold``: the column's override, else
+for a distance with ``spec.drift.learnThreshold`` the threshold learned from the
+reference, else ``spec.drift.threshold``, else the method's default) and the verdict,
+exported as ``modelmon_drift_detected``, is what the drift rows bound.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from modelmon.api.v1alpha1 import ModelMonitorSpec, PrometheusQuery, Severity, parse_duration
+from modelmon.stats.dataset import ChunkDistances
 
 Family = Literal["drift", "performance", "dataQuality", "operational", "check"]
 Comparison = Literal["<", ">", ">=", "=="]
 
 _COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
     "<": operator.lt, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+#: A threshold is learned from at least this many reference chunks: below ten, the spread
+#: of their distances is too uncertain for a margin of several standard deviations.
+MIN_CHUNKS = 10
+
+ThresholdSource = Literal["default", "spec", "learned"]
 
 #: A monitor is stale when it has had no successful check for this many intervals.
 STALE_INTERVALS = 3
@@ -219,3 +228,60 @@ def drift_threshold(spec: ModelMonitorSpec, column: str, default: float) -> floa
     if override is not None and override.threshold is not None:
         return override.threshold
     return spec.drift.threshold if spec.drift.threshold is not None else default
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnThreshold:
+    """The threshold a column is held against, where it came from, and a note for the
+    column's message (how it was learned, or why it was not)."""
+
+    value: float
+    source: ThresholdSource
+    note: str | None = None
+
+
+def learns_threshold(spec: ModelMonitorSpec, column: str, uses_p_value: bool) -> bool:
+    """Whether the column's threshold is to be learned: ``spec.drift.learnThreshold`` is
+    enabled, the column is scored by a distance, and it has no threshold of its own."""
+    override = spec.drift.features.get(column)
+    return (spec.drift.learn_threshold.enabled and not uses_p_value
+            and (override is None or override.threshold is None))
+
+
+def column_threshold(spec: ModelMonitorSpec, column: str, default: float, uses_p_value: bool,
+                     learned: ChunkDistances | None = None) -> ColumnThreshold:
+    """The column's threshold: its own (``features.<name>.threshold``) wins; a distance
+    with ``spec.drift.learnThreshold`` takes mean + multiple x std of the reference's
+    chunk distances (at least ``learnThreshold.minimum``) when at least ``MIN_CHUNKS``
+    were scored; otherwise ``spec.drift.threshold``, else ``default`` (its method's)."""
+    override = spec.drift.features.get(column)
+    fixed = drift_threshold(spec, column, default)
+    own = (override is not None and override.threshold is not None) or (
+        spec.drift.threshold is not None)
+    source: ThresholdSource = "spec" if own else "default"
+    if learned is None or not learns_threshold(spec, column, uses_p_value):
+        return ColumnThreshold(fixed, source)
+    learn = spec.drift.learn_threshold
+    size = f"chunks of {learned.chunk_rows} rows"
+    fallback = f"; the fixed threshold {fixed:.4g} applies"
+    if learned.chunks < MIN_CHUNKS:
+        return ColumnThreshold(fixed, source, (
+            f"threshold not learned: the reference makes {learned.chunks} {size}, fewer "
+            f"than the {MIN_CHUNKS} spec.drift.learnThreshold needs (a reference of at least "
+            f"{MIN_CHUNKS * learned.chunk_rows} rows){fallback}"))
+    if learned.scored < MIN_CHUNKS:
+        return ColumnThreshold(fixed, source, (
+            f"threshold not learned: only {learned.scored} of the reference's {size} could "
+            f"be scored, fewer than the {MIN_CHUNKS} spec.drift.learnThreshold needs"
+            f"{fallback}"))
+    value = learned.mean + learn.multiple * learned.std
+    said = (f"threshold learned from {learned.scored} reference {size}: mean "
+            f"{learned.mean:.4g} + {learn.multiple:g} x std {learned.std:.4g}")
+    if learn.minimum is not None and value < learn.minimum:
+        value = learn.minimum
+        said += f", raised to spec.drift.learnThreshold.minimum {learn.minimum:g}"
+    if not math.isfinite(value) or value <= 0:
+        return ColumnThreshold(fixed, source, (
+            f"threshold not learned: every reference chunk of {learned.chunk_rows} rows is "
+            f"at distance 0 from the rest{fallback}"))
+    return ColumnThreshold(value, "learned", said)

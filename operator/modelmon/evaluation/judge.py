@@ -9,7 +9,7 @@ they mean, row by row of ``evaluation.bounds.table``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from modelmon.api.messages import capped, capped_lines
@@ -31,11 +31,11 @@ from modelmon.evaluation.bounds import (
     QUALITY_CHECKS,
     Bound,
     Limit,
-    drift_threshold,
+    column_threshold,
     rows_of,
 )
 from modelmon.evaluation.conditions import ConditionValue, merge_conditions, problem
-from modelmon.stats.dataset import ColumnDrift
+from modelmon.stats.dataset import ChunkDistances, ColumnDrift
 from modelmon.stats.drift import DriftResult, adjusted_p_values, get_method
 
 SEVERITY_RANK: dict[str, int] = {"warning": 1, "critical": 2}
@@ -62,12 +62,17 @@ def column_drifted(result: DriftResult, kind: str, threshold: float) -> bool:
 
 
 def column_verdict(spec: ModelMonitorSpec, column: ColumnDrift,
-                   adjusted: float | None = None) -> FeatureDriftResult:
+                   adjusted: float | None = None,
+                   learned: ChunkDistances | None = None) -> FeatureDriftResult:
     """One scored column with its threshold and verdict; with ``adjusted`` (its p-value
-    after the spec's correction) the verdict is on the adjusted p-value."""
+    after the spec's correction) the verdict is on the adjusted p-value; with ``learned``
+    (its reference's chunk distances) a distance's threshold may be learned
+    (``bounds.column_threshold``)."""
     result = column.result
-    default = get_method(result.method, column.kind).default_threshold
-    threshold = drift_threshold(spec, column.name, default)
+    method = get_method(result.method, column.kind)
+    chosen = column_threshold(spec, column.name, method.default_threshold,
+                              method.uses_p_value, learned)
+    threshold = chosen.value
     judged = result if adjusted is None else replace(result, p_value=adjusted)
     floor = (spec.drift.min_effect.numeric if column.kind == "numeric"
              else spec.drift.min_effect.categorical)
@@ -75,9 +80,9 @@ def column_verdict(spec: ModelMonitorSpec, column: ColumnDrift,
     return FeatureDriftResult(
         name=column.name, kind=column.kind, method=result.method,
         statistic=result.statistic, p_value=result.p_value, effect_size=result.effect_size,
-        adjusted_p_value=adjusted, threshold=threshold,
+        adjusted_p_value=adjusted, threshold=threshold, threshold_source=chosen.source,
         drifted=column_drifted(judged, column.kind, threshold) and large_enough,
-        message=result.message)
+        message="; ".join(m for m in (result.message, chosen.note) if m) or None)
 
 
 def adjusted_features(spec: ModelMonitorSpec, features: Sequence[ColumnDrift]
@@ -95,12 +100,17 @@ def adjusted_features(spec: ModelMonitorSpec, features: Sequence[ColumnDrift]
 
 
 def drift_status(spec: ModelMonitorSpec, rows: Sequence[Bound],
-                 columns: Sequence[ColumnDrift]) -> DriftStatus:
-    """Every scored column's verdict, the share of drifted features and dataset drift."""
+                 columns: Sequence[ColumnDrift],
+                 learned: Mapping[str, ChunkDistances] | None = None) -> DriftStatus:
+    """Every scored column's verdict, the share of drifted features and dataset drift;
+    ``learned``: the chunk distances of the columns whose threshold may be learned."""
+    learned = learned or {}
     scored = [c for c in columns if c.role == "feature"]
     adjusted = adjusted_features(spec, scored)
-    features = [column_verdict(spec, c, adjusted.get(c.name)) for c in scored]
-    by_role = {c.role: column_verdict(spec, c) for c in columns if c.role != "feature"}
+    features = [column_verdict(spec, c, adjusted.get(c.name), learned.get(c.name))
+                for c in scored]
+    by_role = {c.role: column_verdict(spec, c, learned=learned.get(c.name))
+               for c in columns if c.role != "feature"}
     drifted = [f.name for f in features if f.drifted]
     share = len(drifted) / len(features) if features else 0.0
     (dataset,) = (r for r in rows if r.name == "drift.dataset")
@@ -316,13 +326,16 @@ class Figures:
     """Why the window has no labels, when it has none (``performance`` is then empty)."""
     operational: Mapping[str, float | None]
     """Each operational query's figure, None when it returned no data."""
+    learned: Mapping[str, ChunkDistances] = field(default_factory=dict)
+    """Reference chunk distances of the columns whose threshold is learned
+    (``spec.drift.learnThreshold``), by column."""
 
 
 def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
           previous: ModelMonitorStatus, now: datetime, generation: int | None,
           duration_seconds: float) -> ModelMonitorStatus:
     """The status of a check that ran: its figures, findings, conditions and phase."""
-    drift = drift_status(spec, rows, figures.columns)
+    drift = drift_status(spec, rows, figures.columns, figures.learned)
     drift_found = drift_findings(rows, drift)
     labels = labels_status(spec, figures.no_labels, previous, now)
     performance_found = [*range_findings(rows_of(list(rows), "performance"),

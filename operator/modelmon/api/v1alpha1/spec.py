@@ -458,6 +458,42 @@ class EffectFloor(ApiModel):
     one percentage point around a 50 % share)."""
 
 
+class LearnedThreshold(ApiModel):
+    """Learn each distance column's threshold from the reference itself.
+
+    The reference's rows are split into chunks of the current window's row count (in a
+    fixed random order, so the same reference and window size always learn the same
+    threshold; the fitted reference keeps its values sorted, not in their original order),
+    each chunk is scored against the rest of the reference with the column's method, and
+    the threshold is mean + multiple x standard deviation of those chunk distances: how far
+    a window of this size drawn from the reference itself lies, plus a margin. Tests
+    (p-value methods) are not affected. A feature's own threshold
+    (features.<name>.threshold) wins over the learned one; the learned one replaces
+    spec.drift.threshold and the method's default. Needs at least 10 chunks (a reference
+    of 10 x the window's rows); with fewer, or when every chunk distance is 0, the fixed
+    threshold applies and the column's message says why. 50 chunks are scored (from further
+    random orders when the reference makes fewer).
+    """
+
+    enabled: bool = False
+    """Learn the thresholds of distance columns (wasserstein, energy, psi, jensenshannon,
+    kl, hellinger, tvd)."""
+    multiple: Annotated[float, Field(gt=0.0, le=100.0)] = 3.0
+    """Standard deviations of the chunk distances above their mean. 3: a window from the
+    reference's own distribution crosses it for about 1 % of windows, at most 5 % with an
+    unlucky draw of chunks (measured for every distance method at 200 and 1000 rows;
+    distances are skewed to the right, so more often than a normal tail's 0.13 %), while a
+    mean shift of 0.3 standard deviations crosses it at 1000 rows."""
+    chunk_rows: Annotated[int, Field(ge=2, le=100_000_000)] | None = None
+    """Rows per chunk. Default: the current window's row count, rounded to the nearest of
+    8 sizes per doubling (within 5 %), so windows of slightly varying size share one
+    learned threshold (the fitted reference keeps it; a new size costs one computation)."""
+    minimum: Annotated[float, Field(ge=0.0, le=1e6)] | None = None
+    """A floor under the learned threshold, in the statistic's units: learned thresholds
+    shrink as windows grow (about 1/sqrt(rows)), so with very large windows a shift too
+    small to matter would drift without one."""
+
+
 class DriftSpec(ApiModel):
     """Data drift: is the current window distributed like the reference?
 
@@ -512,6 +548,14 @@ class DriftSpec(ApiModel):
     by default: each feature is judged at its own threshold, the rate the dataset-drift
     share is meant to count; with many features whose own findings or alerts matter, fdr
     keeps a chance rejection from firing on every check. Adjusted p-values are in status."""
+    learn_threshold: LearnedThreshold = LearnedThreshold()
+    """Distance columns (wasserstein, energy, psi, jensenshannon, kl, hellinger, tvd):
+    learn the threshold from the reference instead of a fixed one. Chunks of the window's
+    row count are scored against the rest of the reference; the threshold is mean +
+    multiple x std of their distances. A feature's own threshold (features.<name>.threshold)
+    wins; the learned one replaces spec.drift.threshold and the method's default. With a
+    reference of fewer than 10 chunks the fixed threshold applies and the column's message
+    says so. status.drift.features[].thresholdSource says which threshold was used."""
     features: Annotated[dict[ColumnName, FeatureDrift], Field(max_length=MAX_COLUMN_OVERRIDES)] = {}
     """Per-column overrides, by column name."""
 

@@ -56,6 +56,11 @@ class FeatureDriftResult(ApiModel):
     test scored), the one held against the threshold; null without a correction."""
     threshold: float
     """Threshold the statistic or p-value was compared with."""
+    threshold_source: Literal["default", "spec", "learned"] | None = None
+    """Where the threshold came from: default (the method's), spec (the column's
+    features.<name>.threshold or spec.drift.threshold), or learned from the reference
+    (spec.drift.learnThreshold; the message says from how many chunks of how many rows);
+    null in statuses written before this field."""
     drifted: bool
     """Whether the column drifted."""
     message: str | None = None

@@ -7,6 +7,8 @@ Part of ``stats`` (third stop on the data line), in three modules:
 - ``window``: ``score_drift``, ``data_quality`` and ``score_window`` (both in one pass)
   read only the profile and the current frame, one column at a time, so a check never
   re-sorts or re-bins the reference and never copies the whole window;
+- ``thresholds``: ``chunk_distances_of``, the figures a learned threshold is made of
+  (reference chunks of a window's size scored against the rest), kept in the profile;
 - ``threads``: how many threads a check that runs alone may use (``alone_workers``).
 
 The names other packages use are re-exported here; import them from ``stats.dataset``.
@@ -31,6 +33,7 @@ from modelmon.stats.dataset.threads import (
     PARALLEL_MIN_VALUES,
     alone_workers,
 )
+from modelmon.stats.dataset.thresholds import chunk_distances_of
 from modelmon.stats.dataset.window import (
     FEATURES,
     ColumnDrift,
@@ -46,12 +49,14 @@ from modelmon.stats.dataset.window import (
     score_drift,
     score_window,
 )
+from modelmon.stats.drift.learned import ChunkDistances, chunk_size
 
 __all__ = [
     "ALONE_MAX_WORKERS",
     "FEATURES",
     "LOW_CARDINALITY",
     "PARALLEL_MIN_VALUES",
+    "ChunkDistances",
     "ColumnDrift",
     "ColumnProfile",
     "ColumnQualityFigures",
@@ -64,6 +69,8 @@ __all__ = [
     "Role",
     "WindowScores",
     "alone_workers",
+    "chunk_distances_of",
+    "chunk_size",
     "column_quality",
     "current_values",
     "data_quality",

@@ -28,6 +28,7 @@ from modelmon.stats.drift.base import (
     get_method,
     method_names,
 )
+from modelmon.stats.drift.learned import ChunkDistances
 from modelmon.stats.profile import (
     CategoricalProfile,
     FeatureKind,
@@ -105,6 +106,10 @@ class ReferenceProfile:
 
     rows: int
     columns: dict[str, ColumnProfile] = field(default_factory=dict)
+    chunk_distances: dict[int, dict[str, ChunkDistances]] = field(
+        default_factory=dict, compare=False, repr=False)
+    """Learned-threshold figures already computed, by chunk size, then column
+    (``dataset.thresholds``): they depend only on the reference, so they live with it."""
 
 
 def is_numeric(series: pd.Series) -> bool:
