@@ -518,8 +518,10 @@ class DriftSpec(ApiModel):
     """Drift method for every column of a kind it applies to (numeric or categorical, see
     numericMethod and categoricalMethod); the columns of the other kind use auto. auto: for
     up to 1000 reference rows, ks for numeric columns with more than 5 distinct values and
-    chisquare (ztest for two categories) otherwise; above 1000 rows, wasserstein and
-    jensenshannon."""
+    chisquare (ztest for two categories) otherwise, except tied numeric columns (distinct
+    values at most half the values): cvm, or, when one value holds over 25% of them or they
+    pile up at one end, chisquare over at most 50 values (else ks); above 1000 rows,
+    wasserstein and jensenshannon."""
     numeric_method: NumericDriftMethodOrAuto | None = None
     """Drift method for numeric columns (numbers, not in columns.categorical), before
     method: anderson, cvm, energy, hellinger, jensenshannon, kl, ks, psi, wasserstein or
