@@ -68,6 +68,11 @@ def _drift_uses_test_cel() -> str:
         for kind, field in KIND_FIELDS.items())
 
 
+def _repeated(names: list[str]) -> list[str]:
+    """The names listed more than once, sorted."""
+    return sorted({name for name in names if names.count(name) > 1})
+
+
 def _p_value_threshold_rule() -> CelRule:
     """The CEL twin of ``_check_p_value_threshold`` for a model with its own optional
     ``method`` (a feature's override); without a method there is no rule to break."""
@@ -232,8 +237,7 @@ class PrometheusSource(ApiModel):
 
     @model_validator(mode="after")
     def _unique(self) -> PrometheusSource:
-        names = [q.name for q in self.queries]
-        twice = sorted({n for n in names if names.count(n) > 1})
+        twice = _repeated([q.name for q in self.queries])
         if twice:
             raise ValueError(f"queries: names must be unique; repeated: {', '.join(twice)}")
         return self
@@ -646,8 +650,7 @@ class PerformanceSpec(ApiModel):
 
     @model_validator(mode="after")
     def _unique(self) -> PerformanceSpec:
-        names = [m.name for m in self.metrics]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = _repeated([m.name for m in self.metrics])
         if dupes:
             raise ValueError(f"metrics: each metric may be listed once; repeated: {dupes}")
         if (self.max_label_delay is not None

@@ -17,9 +17,9 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from modelmon.stats.drift.base import NumericMethod, register
+from modelmon.stats.drift.base import register
 from modelmon.stats.drift.ecdf import merge_sorted, run_ends
-from modelmon.stats.drift.ks import ks_statistic
+from modelmon.stats.drift.ks import KsDistanceEffect
 from modelmon.stats.profile import NumericProfile
 
 #: The range to which scipy's interpolated Anderson-Darling p-value is clipped.
@@ -115,7 +115,7 @@ def anderson_pvalue(standardised: float) -> float:
 
 
 @register
-class AndersonDarling(NumericMethod):
+class AndersonDarling(KsDistanceEffect):
     """k-sample Anderson-Darling test (Scholz and Stephens 1987) on the two samples.
 
     ``scipy.stats.anderson_ksamp`` with the midrank variant (its historical default, for
@@ -133,11 +133,6 @@ class AndersonDarling(NumericMethod):
     uses_p_value = True
     summary = ("k-sample Anderson-Darling test (tail-weighted CDF distance); drift when "
                "p < 0.05 (conventional significance level); p clipped to [0.001, 0.25].")
-
-    def effect_size(self, reference: NumericProfile, current: NDArray[np.float64],
-                    statistic: float) -> float:
-        """The KS distance between the two samples, the numeric tests' common scale."""
-        return ks_statistic(reference.sorted_values, current, reference.grid)
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:

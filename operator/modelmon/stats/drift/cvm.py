@@ -19,9 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special, stats
 
-from modelmon.stats.drift.base import NumericMethod, register
+from modelmon.stats.drift.base import register
 from modelmon.stats.drift.ecdf import has_ties, merge_sorted, run_ends
-from modelmon.stats.drift.ks import ks_statistic
+from modelmon.stats.drift.ks import KsDistanceEffect
 from modelmon.stats.drift.scipy_private import scipy_helper
 from modelmon.stats.profile import NumericProfile
 
@@ -130,7 +130,7 @@ CVM_EXACT_MAX_N = 20
 
 
 @register
-class CramerVonMises(NumericMethod):
+class CramerVonMises(KsDistanceEffect):
     """Two-sample Cramer-von Mises test: the integrated squared gap between the ECDFs.
 
     Without ties this is ``scipy.stats.cramervonmises_2samp`` (p-value exact when both
@@ -149,11 +149,6 @@ class CramerVonMises(NumericMethod):
     uses_p_value = True
     summary = ("Two-sample Cramer-von Mises test: integrated squared gap between the "
                "empirical CDFs; drift when p < 0.05 (conventional significance level).")
-
-    def effect_size(self, reference: NumericProfile, current: NDArray[np.float64],
-                    statistic: float) -> float:
-        """The KS distance between the two samples, the numeric tests' common scale."""
-        return ks_statistic(reference.sorted_values, current, reference.grid)
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:

@@ -318,8 +318,24 @@ def ks_exact(distance: float, n_ref: int, n_cur: int) -> tuple[float, float] | N
     return float(rounded), float(np.clip(p_value, 0.0, 1.0))
 
 
+class KsDistanceEffect(NumericMethod):
+    """Base of the numeric tests whose effect size is the KS distance (ks, cvm, anderson):
+    the fitted profile keeps the rank grid that distance searches, made once at fit."""
+
+    def fit(self, reference: NumericProfile) -> NumericProfile:
+        """The profile with its rank grid, which every score searches in the window."""
+        if reference.n_present == 0 or reference.grid is not None:
+            return reference
+        return dataclasses.replace(reference, grid=rank_grid(reference.sorted_values))
+
+    def effect_size(self, reference: NumericProfile, current: NDArray[np.float64],
+                    statistic: float) -> float:
+        """The KS distance between the two samples, the numeric tests' common scale."""
+        return ks_statistic(reference.sorted_values, current, reference.grid)
+
+
 @register
-class KolmogorovSmirnov(NumericMethod):
+class KolmogorovSmirnov(KsDistanceEffect):
     """Two-sample Kolmogorov-Smirnov test (two-sided).
 
     Statistic: the largest gap between the two empirical CDFs; drift when the p-value is
@@ -337,12 +353,6 @@ class KolmogorovSmirnov(NumericMethod):
     uses_p_value = True
     summary = ("Two-sample Kolmogorov-Smirnov test: largest gap between the empirical CDFs; "
                "drift when p < 0.05 (conventional 5% significance level).")
-
-    def fit(self, reference: NumericProfile) -> NumericProfile:
-        """The profile with its rank grid, which every score searches in the window."""
-        if reference.n_present == 0 or reference.grid is not None:
-            return reference
-        return dataclasses.replace(reference, grid=rank_grid(reference.sorted_values))
 
     def effect_size(self, reference: NumericProfile, current: NDArray[np.float64],
                     statistic: float) -> float:
