@@ -67,8 +67,7 @@ class ColumnRequest:
     numeric_method: str = "auto"
     """Without a method of its own: the method when the column is scored as numeric. A
     numeric column is scored as numeric unless this is ``auto`` and the ``auto`` rule
-    counts its values as categories (at most ``LOW_CARDINALITY`` distinct values, or tied
-    ones dominated by one value: ``auto_method``)."""
+    counts its values as categories (at most ``LOW_CARDINALITY`` distinct values)."""
     categorical_method: str = "auto"
     """Without a method of its own: the method when the column is scored as categorical."""
 
@@ -137,11 +136,8 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int,
         kind: FeatureKind = "categorical"
     elif own == "auto" and request.numeric_method == "auto":
         assert numeric is not None
-        # Few distinct values, or tied ones with one dominant value (``auto_method``):
-        # the values are scored as categories.
-        numeric_pick = auto_method("numeric", reference_rows, numeric.n_unique, numeric)
-        kind = "numeric" if (numeric.n_unique > LOW_CARDINALITY
-                             and numeric_pick in method_names("numeric")) else "categorical"
+        # Few distinct values: the values are scored as categories.
+        kind = "numeric" if numeric.n_unique > LOW_CARDINALITY else "categorical"
     elif own == "auto" or own in method_names("numeric"):
         kind = "numeric"
     else:
@@ -152,8 +148,7 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int,
     if by_auto:
         unique = categorical.n_unique if categorical is not None else (
             numeric.n_unique if numeric is not None else 0)
-        method = auto_method(kind, reference_rows, unique,
-                             numeric if kind == "numeric" else None)
+        method = auto_method(kind, reference_rows, unique)
     try:
         scorer = get_method(method, kind)
     except UnknownMethodError as exc:

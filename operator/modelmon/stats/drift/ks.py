@@ -24,6 +24,7 @@ from scipy import special, stats
 
 from modelmon.stats.drift.base import NumericMethod, register
 from modelmon.stats.drift.scipy_private import scipy_helper
+from modelmon.stats.drift.ties import ks_tied_pvalue, tied_runs
 from modelmon.stats.profile import NumericProfile, RankGrid, rank_grid
 
 #: Above this many values on either side scipy's ``ks_2samp(method="auto")`` switches from
@@ -36,6 +37,11 @@ SMIRNOV_EXACT_MAX_N = 1_000_000
 
 #: Terms of the series that ``smirnov_sf`` evaluates, whatever n is.
 SMIRNOV_POINTS = 256
+
+#: Where the continuous asymptotic p-value is below this, tied data keep it: the tied one
+#: is smaller still (the distance is a maximum over fewer points), and the walk that
+#: computes it would cover a band as wide as the samples.
+KS_TIED_FAR_TAIL = 1e-10
 
 #: scipy's exact two-sample KS null distribution from (n1, n2, gcd, D, alternative), as
 #: ``ks_2samp`` calls it: returns (success, D rounded to a multiple of 1/lcm, p-value).
@@ -343,8 +349,11 @@ class KolmogorovSmirnov(KsDistanceEffect):
     small-data numeric test). The p-value follows ``scipy.stats.ks_2samp(method="auto")``:
     exact when neither side exceeds 10,000 values (scipy's exact null distribution,
     ``ks_exact``), otherwise Smirnov's asymptotic distribution (``ks_asymptotic_pvalue``,
-    scipy's formulas without its per-call cost). The statistic is ``ks_statistic`` on the
-    sorted reference and its rank grid either way.
+    scipy's formulas without its per-call cost). On tied data (counts, integers, rounded
+    values: ``ties.tied_runs``) those p-values are conservative (measured: 0.01-0.03
+    flagged at alpha = 0.05), so the p-value is the permutation one given the pooled
+    values (``ties.ks_tied_pvalue``), which holds alpha. The statistic is ``ks_statistic``
+    on the sorted reference and its rank grid either way.
     """
 
     name = "ks"
@@ -359,11 +368,25 @@ class KolmogorovSmirnov(KsDistanceEffect):
         """The KS distance is the statistic itself."""
         return statistic
 
+    def caveat(self, reference: NumericProfile, current: NDArray[np.float64],
+               statistic: float, p_value: float | None) -> str | None:
+        if reference.n_present and current.size and tied_runs(reference, current) is not None:
+            return "tied values: permutation p-value given the pooled values"
+        return None
+
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
         n_ref, n_cur = reference.n_present, int(current.size)
         current_sorted = current
         distance = ks_statistic(reference.sorted_values, current_sorted, reference.grid)
+        runs = tied_runs(reference, current_sorted)
+        if runs is not None:
+            # Kolmogorov's limit of the untied p-value, a bound on the tied one.
+            untied = float(special.kolmogorov(distance * math.sqrt(n_ref * n_cur
+                                                                   / (n_ref + n_cur))))
+            if untied < KS_TIED_FAR_TAIL:
+                return distance, untied
+            return distance, ks_tied_pvalue(distance, n_ref, n_cur, runs)
         if max(n_ref, n_cur) > KS_EXACT_MAX_N:
             return distance, ks_asymptotic_pvalue(distance, n_ref, n_cur)
         exact = ks_exact(distance, n_ref, n_cur)
