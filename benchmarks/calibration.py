@@ -587,14 +587,22 @@ def outside(run: dict[str, Any]) -> list[str]:
             if not within(r["raw"] / r["scored"])]
 
 
-def power_verdict(mm: int, ev: int, splits: int, ev_null: float | None) -> str:
+def power_verdict(mm: int, ev: dict[str, Any], ev_null: dict[str, Any] | None) -> str:
+    """Whether modelmon's ``mm`` flags match Evidently's cell ``ev``, judged only where
+    Evidently's null cell of the same kind and size (``ev_null``) is within the band and
+    scored with the same test as ``ev``."""
     if ev_null is None:
         return "Evidently not run"
-    if not within(ev_null):
-        return f"n/a: Evidently not calibrated (null {ev_null:.3f})"
-    if mm >= ev:
+    null_rate = ev_null["flagged"] / ev_null["splits"]
+    if set(ev["used"]) != set(ev_null["used"]):
+        return (f"n/a: Evidently used {used_text(ev['used'])} here, its null is of "
+                f"{used_text(ev_null['used'])}")
+    if not within(null_rate):
+        return f"n/a: Evidently not calibrated (null {null_rate:.3f})"
+    splits, flagged = ev["splits"], ev["flagged"]
+    if mm >= flagged:
         return "yes"
-    pm, pe = mm / splits, ev / splits
+    pm, pe = mm / splits, flagged / splits
     se = math.sqrt((pm * (1 - pm) + pe * (1 - pe)) / splits)
     if pe - pm <= 2 * se:
         return f"lower by {pe - pm:.3f}, within noise (2 se = {2 * se:.3f})"
@@ -637,6 +645,7 @@ def render(run: dict[str, Any]) -> str:
         "and power tables it runs a test. Evidently: one `Report([ValueDrift(column=\"x\")])` "
         "per split with its defaults (its own choice of test and threshold).",
         "",
+        SUMMARY_MARK,
         "## False alarms without drift",
         "",
         f"Share of splits the **raw test** flags (p < {ALPHA}; `column_drifted` at the "
@@ -679,7 +688,7 @@ def render(run: dict[str, Any]) -> str:
               + ("; ".join(out) if out else "none") + "."]
 
     ev_null = {(c["key"].split("-none-")[0].removeprefix("null-"),
-                c["key"].rsplit("-", 1)[1]): c["flagged"] / c["splits"]
+                c["key"].rsplit("-", 1)[1]): c
                for c in run["evidently"] if c["key"].startswith("null-")}
     floor = meta["floor"]
     lines += [
@@ -696,13 +705,14 @@ def render(run: dict[str, Any]) -> str:
         "the largest category to the smallest; a new category takes that share of the "
         "window, the others shrink in proportion. \"modelmon >= Evidently\" is judged only "
         f"where Evidently's null rate on the same kind and size is within [{BAND[0]}, "
-        f"{BAND[1]}] (its default on the unchanged kind at that size, from the null "
-        "tables; the test it picks can differ once the data changed, e.g. chi-square when a "
-        "new category joins a binary column); a shortfall within twice the standard error of "
-        "the difference is called noise.",
+        f"{BAND[1]}] (\"Evidently null\", from the null tables) and it scored the changed "
+        "data with the same test as the unchanged (it can pick another, e.g. chi-square "
+        "once a new category joins a binary column); a shortfall within twice the standard "
+        "error of the difference is called noise.",
     ]
     power_sizes = list(dict.fromkeys((r["ref_rows"], r["cur_rows"]) for r in run["power"]))
     shortfalls = []
+    judged: Counter[str] = Counter()
     for ref_rows, cur_rows in power_sizes:
         lines += ["", f"### {size_text(ref_rows, cur_rows)} rows", "",
                   "| kind | change | modelmon auto (no floor) | used | Evidently default | "
@@ -713,8 +723,8 @@ def render(run: dict[str, Any]) -> str:
                 continue
             e = evidently.get(r["key"])
             en = ev_null.get((r["kind"], f"{ref_rows}x{cur_rows}"))
-            verdict = (power_verdict(r["verdict"], e["flagged"], r["splits"], en) if e
-                       else "Evidently not run")
+            verdict = power_verdict(r["verdict"], e, en) if e else "Evidently not run"
+            judged[verdict.split(" ", 1)[0].split(":", 1)[0].strip("*")] += 1
             if verdict.startswith("**NO"):
                 shortfalls.append(f"{r['kind']} {Change(r['what'], r['level']).title} "
                                   f"{size_text(ref_rows, cur_rows)}")
@@ -724,7 +734,7 @@ def render(run: dict[str, Any]) -> str:
                 f"{used_text(r['used'])} | "
                 + (f"{e['flagged'] / e['splits']:.3f} | {used_text(e['used'])} | "
                    if e else " | | ")
-                + (f"{rate_cell(en)} | " if en is not None else " | ")
+                + (f"{rate_cell(en['flagged'] / en['splits'])} | " if en else " | ")
                 + f"{verdict} |")
     lines += ["", "Power cells where modelmon is below a calibrated Evidently beyond noise: "
               + ("; ".join(shortfalls) if shortfalls else "none") + "."]
@@ -754,7 +764,50 @@ def render(run: dict[str, Any]) -> str:
                      f"{ks['no_floor'] / n:.2f} | {used_text(auto['used'])} | "
                      f"{auto['verdict'] / n:.2f} | {auto['no_floor'] / n:.2f} |")
     lines.append("")
+    at = lines.index(SUMMARY_MARK)
+    lines[at:at + 1] = summary_lines(run, judged, shortfalls)
     return "\n".join(lines)
+
+
+SUMMARY_MARK = "<summary>"
+
+
+def summary_lines(run: dict[str, Any], judged: Counter[str], shortfalls: list[str]
+                  ) -> list[str]:
+    """The report's summary: the two targets and the floor at the largest size."""
+    out = outside(run)
+    by_method = Counter(r["method"] for r in run["null"]
+                        if not within(r["raw"] / r["scored"]))
+    lines = [
+        "## Summary",
+        "",
+        f"- False alarms (modelmon, raw test at {ALPHA}): {len(run['null']) - len(out)} of "
+        f"{len(run['null'])} cells within [{BAND[0]}, {BAND[1]}]"
+        + (" (outside, by method: " + ", ".join(f"{m} {c}" for m, c in by_method.items())
+           + ")" if out else "") + ".",
+    ]
+    if run["evidently"]:
+        calibrated = judged["yes"] + judged["lower"] + judged["NO"]
+        lines.append(
+            f"- Power (modelmon auto, full verdict) against Evidently's defaults: "
+            f"{calibrated} of {sum(judged.values())} cells where Evidently is calibrated; "
+            f"modelmon at least as high in {judged['yes']}, lower within noise in "
+            f"{judged['lower']}, lower beyond noise in {judged['NO']}"
+            + (f" ({'; '.join(shortfalls)})" if shortfalls else "") + ".")
+    else:
+        lines.append("- Power against Evidently: not measured (Evidently not run).")
+    floor = run["floor"]
+    if floor:
+        top = max(r["rows"] for r in floor)
+        ks = [r for r in floor if r["rows"] == top and r["method"] == "ks"]
+        auto = [r for r in floor if r["rows"] == top and r["method"] == "auto"]
+        lines.append(
+            f"- Effect floor, ks at {top:,} rows a side: "
+            + ", ".join(f"{r['shift']:g} sd flagged in {r['verdict']} of {r['splits']} "
+                        f"({r['no_floor']} without the floor)" for r in ks)
+            + f"; auto ({used_text(auto[0]['used'])}) there: "
+            + ", ".join(f"{r['shift']:g} sd in {r['verdict']}" for r in auto) + ".")
+    return [*lines, ""]
 
 
 def summary(run: dict[str, Any]) -> str:

@@ -115,12 +115,16 @@ def test_quick_run_counts_every_method_and_renders_every_table(tmp_path: Path) -
         assert 0 <= r["verdict"] <= r["no_floor"] <= r["splits"]
     assert len(table_rows(text, "## The effect floor")) == len(floor) // 2
 
+    # The summary comes first and counts what the tables show.
+    outside = sum(not BAND[0] <= r["raw"] / r["scored"] <= BAND[1] for r in run_["null"])
+    assert text.index("## Summary") < text.index("## False alarms without drift")
+    assert f"{len(run_['null']) - outside} of {len(run_['null'])} cells within" in text
+
     # The header says how the report was made.
     assert "--quick" in text and "quick mode" in text
     for word in ("modelmon", "numpy", "scipy", "nproc", "seed"):
         assert word in text
-    # The one-line summary names the cells outside the band.
-    outside = sum(not BAND[0] <= r["raw"] / r["scored"] <= BAND[1] for r in run_["null"])
+    # The one-line summary counts the cells outside the band.
     assert proc.stdout.strip().splitlines()[-1].startswith(
         f"calibration: {outside} of {len(run_['null'])} modelmon null cells outside")
 
