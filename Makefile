@@ -5,7 +5,8 @@ PYTEST_ARGS ?=
 IMAGE ?= modelmon:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' helm/modelmon/Chart.yaml)
 
 .PHONY: help install example lint test test-unit test-integration crds chart-crds helm-lint \
-        image test-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-quick
+        image test-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-quick \
+        calibration
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -68,6 +69,9 @@ bench-scale: install  ## only the operator at scale (1,000 monitors, ~10 min), i
 
 bench-quick:  ## the benchmark's smoke test: small workloads, modelmon and scipy only, no timings asserted
 	$(PYTHON) benchmarks/run.py --quick --tools modelmon,bound,scipy --python current
+
+calibration: install  ## drift false-alarm rates, power against Evidently, the effect floor; rewrites benchmarks/CALIBRATION.md (~15 min)
+	$(PYTHON) benchmarks/calibration.py
 
 e2e-kind:  ## the integration tests on a kind cluster (needs Docker; not run in CI)
 	hack/kind-e2e.sh

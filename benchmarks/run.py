@@ -631,6 +631,13 @@ class Report:
             "rewrites this file from the last run's saved figures; `--scale-only` reruns "
             "just the operator at scale into them.",
             "",
+            "Calibration of the drift verdicts, a separate report: `make calibration` "
+            "(`benchmarks/calibration.py`) measures how often each drift test and `auto` "
+            "flag without drift (continuous, heavy-tailed, discrete and categorical "
+            "columns), their power on mean, scale and category changes beside Evidently's "
+            "defaults on the same data, and the effect floor from 1,000 to 1,000,000 rows a "
+            "side; see [CALIBRATION.md](CALIBRATION.md).",
+            "",
             "## Goals",
             "",
             "| goal | target | measured | result |",
