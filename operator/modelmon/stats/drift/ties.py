@@ -31,8 +31,10 @@ from numpy.typing import NDArray
 from scipy import linalg, optimize, sparse, special
 from scipy.sparse import linalg as sparse_linalg
 
-from modelmon.stats.drift.ecdf import has_ties, merge_sorted
 from modelmon.stats.profile import NumericProfile
+
+#: Runs up to this long move the KS walk one value at a time; longer ones at once.
+_STEPWISE_MAX_RUN = 8
 
 #: Up to this many values on each side the tied KS p-value is exact (the same limit as
 #: scipy's exact untied distribution); above, the runs are scaled down (``KS_TIED_SCALED_N``).
@@ -41,15 +43,20 @@ KS_TIED_EXACT_MAX_N = 10_000
 #: Values a side of the scaled copy of the runs used above ``KS_TIED_EXACT_MAX_N``.
 KS_TIED_SCALED_N = 2_000
 
-#: The tied null is used when the values in runs of two or more hold at least this share
-#: of the pooled sample; below it the runs hide too little of the empirical CDFs to move
-#: the p-value, which stays the continuous one (scipy's, to 1e-9).
+#: The tied null is used when the values repeated within either sample hold at least this
+#: share of the pooled sample (``tied_runs``); below it the runs hide too little of the
+#: empirical CDFs to move the p-value, which stays the continuous one (scipy's, to 1e-9).
 TIED_NULL_MIN_SHARE = 0.01
 
 #: Above this many distinct pooled values the runs are grouped into cells of at most
 #: ``1 / TIED_MAX_POINTS`` of the pooled sample before a null is computed: the statistic is
 #: then watched at fewer points than it is computed at, an error of the order of a cell.
 TIED_MAX_POINTS = 4_000
+
+#: ``cvm`` and ``anderson`` integrate over the pooled values, so a coarser grouping moves
+#: their limit less than it moves the supremum of ``ks``: their runs are grouped into
+#: cells of ``1 / QUADRATIC_MAX_POINTS``.
+QUADRATIC_MAX_POINTS = 1_000
 
 #: Up to this many distinct pooled values every weight of the quadratic form is computed
 #: (a dense eigenproblem); above, the largest ``QUADRATIC_TOP_WEIGHTS`` are, and the rest
@@ -64,21 +71,48 @@ def pooled_runs(merged: NDArray[np.float64]) -> NDArray[np.int64]:
     return np.diff(ends, prepend=-1).astype(np.int64)
 
 
-def uses_tied_null(runs: NDArray[np.int64]) -> bool:
-    """Whether a pooled sample with these run lengths is tied enough for the tied null:
-    the values in runs of two or more hold at least ``TIED_NULL_MIN_SHARE`` of it."""
-    return float(runs[runs > 1].sum()) >= TIED_NULL_MIN_SHARE * float(runs.sum())
+def _distinct(sorted_values: NDArray[np.float64]
+              ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """The distinct values of a sorted array and how often each occurs."""
+    starts = np.flatnonzero(np.append(True, sorted_values[1:] != sorted_values[:-1]))
+    counts = np.diff(starts, append=sorted_values.size).astype(np.int64)
+    return sorted_values[starts], counts
+
+
+def _repeated(counts: NDArray[np.int64]) -> int:
+    """How many values sit in runs of two or more."""
+    return int(counts[counts > 1].sum())
 
 
 def tied_runs(reference: NumericProfile, current_sorted: NDArray[np.float64]
               ) -> NDArray[np.int64] | None:
     """The run lengths of the pooled reference and window when they are tied enough for
-    the tied null (``uses_tied_null``), else None (no ties, or too few to matter)."""
-    if not has_ties(reference.sorted_values, reference.n_unique, current_sorted):
+    the tied null, else None.
+
+    Tied enough: the values repeated within the reference or within the window hold at
+    least ``TIED_NULL_MIN_SHARE`` of the pooled sample (then the pooled runs, which also
+    join values the two sides share, hold at least as much). Each side's distinct values
+    and counts come from one pass over its sorted array and are merged: no search of one
+    sample in the other, so an untied column pays two passes. A column whose values are
+    distinct on each side but shared across them is scored as untied.
+    """
+    n_ref, n_cur = reference.n_present, current_sorted.size
+    if n_ref == 0 or n_cur == 0:
         return None
-    merged, _ = merge_sorted(reference.sorted_values, current_sorted)
-    runs = pooled_runs(merged)
-    return runs if uses_tied_null(runs) else None
+    values_cur, counts_cur = _distinct(current_sorted)
+    repeated_cur = _repeated(counts_cur)
+    if reference.n_unique == n_ref and repeated_cur == 0:
+        return None
+    values_ref, counts_ref = _distinct(reference.sorted_values)
+    if _repeated(counts_ref) + repeated_cur < TIED_NULL_MIN_SHARE * (n_ref + n_cur):
+        return None
+    values = np.concatenate((values_ref, values_cur))
+    counts = np.concatenate((counts_ref, counts_cur))
+    order = np.argsort(values, kind="stable")
+    values, counts = values[order], counts[order]
+    starts = np.flatnonzero(np.append(True, values[1:] != values[:-1]))
+    runs: NDArray[np.int64] = np.add.reduceat(counts, starts).astype(np.int64)
+    return runs
 
 
 def coarsened(runs: NDArray[np.int64], points: int = TIED_MAX_POINTS) -> NDArray[np.int64]:
@@ -104,9 +138,10 @@ def _inside_probability(n_ref: int, n_cur: int, runs: NDArray[np.int64], reach: 
     ``prob[i - low]`` is the chance of ``i`` reference values at the current run end along
     paths inside the band so far. A run of ``length`` values adds ``a`` reference values
     with the hypergeometric chance ``C(n_ref - i, a) C(n_cur - s + i, length - a) /
-    C(N - s, length)``, from a table of log factorials. The band holds about ``2 reach /
-    N`` states, so a run costs a few array operations of that size times its length (or
-    the band's size, whichever is smaller).
+    C(N - s, length)``: for a short run, one draw at a time (each a reference value with
+    chance ``(n_ref - i) / (N - s)``), for a longer one from a table of log factorials.
+    The band holds about ``2 reach / N`` states, so a run costs a few array operations of
+    that size per value (short runs) or one of the band's size squared (long ones).
     """
     total = n_ref + n_cur
     log_fact = special.gammaln(np.arange(total + 1, dtype=np.float64) + 1.0)
@@ -126,8 +161,23 @@ def _inside_probability(n_ref: int, n_cur: int, runs: NDArray[np.int64], reach: 
         new_high = min(n_ref, after, math.ceil((after * n_ref + reach) / total) - 1)
         if new_high < new_low:
             return 0.0
-        before = np.arange(low, low + prob.size, dtype=np.int64)[:, None]
         width = new_high - new_low + 1
+        if length <= _STEPWISE_MAX_RUN:
+            # One value at a time (draws without replacement compose into the
+            # hypergeometric), the band applied at the run's end only.
+            for step in range(done, after):
+                states = np.arange(low, low + prob.size, dtype=np.float64)
+                spread = np.zeros(prob.size + 1)  # states low .. low + prob.size
+                spread[:-1] = prob * ((n_cur - step + states) / (total - step))
+                spread[1:] += prob * ((n_ref - states) / (total - step))
+                prob = spread
+            offset = low - new_low  # where state ``low`` sits in the new band
+            first, last = max(0, -offset), min(prob.size, width - offset)
+            moved = np.zeros(width)
+            moved[offset + first:offset + last] = prob[first:last]
+            low, prob, done = new_low, moved, after
+            continue
+        before = np.arange(low, low + prob.size, dtype=np.int64)[:, None]
         if length + 1 < width:  # each state moves to at most length + 1 others
             added = np.arange(length + 1, dtype=np.int64)[None, :]
             target = before + added
@@ -292,8 +342,8 @@ def weighted_chi2_sf(value: float, weights: NDArray[np.float64], shift: float = 
 def quadratic_tied_pvalue(value: float, runs: NDArray[np.int64], form: str) -> float:
     """The limiting p-value of a tied ``cvm`` statistic ``T`` or ``anderson`` statistic
     ``A2akN * N / (N - 1)`` (``form``) for a pooled sample with these run lengths
-    (grouped by ``coarsened`` when there are many)."""
-    grouped = coarsened(runs)
+    (grouped into ``QUADRATIC_MAX_POINTS`` cells by ``coarsened`` when there are more)."""
+    grouped = coarsened(runs, QUADRATIC_MAX_POINTS)
     if grouped.size < 2:  # one value on both sides: nothing can differ
         return 1.0
     shares = grouped / float(grouped.sum())
