@@ -2,7 +2,7 @@
 permutation distribution (enumerated on small samples, scipy's exact one without ties),
 the quadratic forms reduce to the continuous limits without ties and agree with a
 simulation, and the methods use them on tied data only. Their false-alarm rates are
-measured in ``tests/accuracy/test_tied_calibration.py``."""
+measured in ``tests/accuracy/test_auto_calibration.py`` and ``make calibration``."""
 
 from __future__ import annotations
 
