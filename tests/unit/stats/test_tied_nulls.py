@@ -227,3 +227,44 @@ def test_tied_references_above_the_small_size_keep_the_distances() -> None:
     values = np.resize(np.arange(10.0), 5000)
     fitted = fit_column(pd.Series(values), ColumnRequest("x"), values.size)
     assert (fitted.kind, fitted.method) == ("numeric", "wasserstein")
+
+
+def test_tied_null_work_is_bounded_whatever_the_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SECURITY.md, bounded resources: however many values and distinct values a window
+    brings, the KS walk covers at most ``KS_TIED_EXACT_MAX_N`` values a side (a scaled copy
+    beyond) and the quadratic forms at most about ``2 * QUADRATIC_MAX_POINTS`` groups, of
+    which at most ``QUADRATIC_TOP_WEIGHTS`` weights are computed above the dense size."""
+    walks: list[tuple[int, int, int]] = []
+    forms: list[int] = []
+    dense: list[int] = []
+    walk, weights, generalised = (ties._inside_probability, ties.quadratic_form_weights,
+                                  ties._generalised_weights)
+
+    def record_walk(n_ref: int, n_cur: int, runs: np.ndarray, reach: float) -> float:
+        walks.append((n_ref, n_cur, runs.size))
+        return walk(n_ref, n_cur, runs, reach)
+
+    def record_form(shares: np.ndarray, form: str) -> tuple[np.ndarray, float]:
+        forms.append(shares.size)
+        return weights(shares, form)
+
+    def record_generalised(matrix: ties.Tridiagonal, precision: ties.Tridiagonal,
+                           mean: float) -> tuple[np.ndarray, float]:
+        found, rest = generalised(matrix, precision, mean)
+        dense.append(found.size)
+        return found, rest
+
+    monkeypatch.setattr(ties, "_inside_probability", record_walk)
+    monkeypatch.setattr(ties, "quadratic_form_weights", record_form)
+    monkeypatch.setattr(ties, "_generalised_weights", record_generalised)
+    rng = np.random.default_rng(21)
+    ref = np.round(rng.gamma(2.0, 3.0, 150_000), 3)  # tens of thousands of distinct values
+    cur = np.round(rng.gamma(2.0, 3.0, 120_000), 3)
+    for name in ("ks", "cvm", "anderson"):
+        method = get_method(name, "numeric")
+        result = method.score(method.fit(fit_numeric(ref)), cur)  # type: ignore[arg-type]
+        assert result.p_value is not None and "tied values" in (result.message or "")
+    assert walks and all(n <= ties.KS_TIED_SCALED_N and m <= ties.KS_TIED_SCALED_N
+                         and runs <= 2 * ties.KS_TIED_SCALED_N for n, m, runs in walks)
+    assert forms and max(forms) <= 2 * ties.QUADRATIC_MAX_POINTS
+    assert dense and max(dense) <= max(ties.QUADRATIC_DENSE_MAX, ties.QUADRATIC_TOP_WEIGHTS)
