@@ -1,0 +1,42 @@
+"""Performance estimated without labels: CBPE for classifiers, DLE for regression.
+
+Part of ``stats`` (third stop on the data line), between the fitted reference profile and
+``evaluation``: an estimator is fitted once on the labelled reference and then turns a
+window's probabilities (or features and predictions) into estimated metrics, each with the
+band that sampling alone would give for a window of that size. Numbers only: whether an
+estimate breaches a bound is ``evaluation``'s call. Bad input raises
+``EstimationInputError`` naming the spec field to fix; nothing here guesses.
+"""
+
+from modelmon.stats.estimation.bands import BAND_WIDTH, Estimate
+from modelmon.stats.estimation.cbpe import (
+    BINARY_METRICS,
+    MULTICLASS_METRICS,
+    ClassifierEstimator,
+    fit_classifier_estimator,
+)
+from modelmon.stats.estimation.dle import (
+    REGRESSION_METRICS,
+    RegressionEstimator,
+    fit_regression_estimator,
+)
+from modelmon.stats.estimation.inputs import (
+    MIN_CLASS_ROWS,
+    MIN_REFERENCE_ROWS,
+    EstimationInputError,
+)
+
+__all__ = [
+    "BAND_WIDTH",
+    "BINARY_METRICS",
+    "MIN_CLASS_ROWS",
+    "MIN_REFERENCE_ROWS",
+    "MULTICLASS_METRICS",
+    "REGRESSION_METRICS",
+    "ClassifierEstimator",
+    "Estimate",
+    "EstimationInputError",
+    "RegressionEstimator",
+    "fit_classifier_estimator",
+    "fit_regression_estimator",
+]
