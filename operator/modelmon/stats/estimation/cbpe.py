@@ -180,7 +180,8 @@ def fit_classifier_estimator(probabilities: ArrayLike, labels: ArrayLike | None,
 
     ``probabilities``: binary, one column (or a 1-D array) with the positive class's
     probability, and ``classes`` = (negative, positive); multiclass, an (n, k) array with one
-    column per class in the order of ``classes`` (rows need not sum exactly to 1).
+    column per class in the order of ``classes`` (rows need not sum exactly to 1; two
+    columns for two classes are estimated as multiclass, with ``MULTICLASS_METRICS``).
     ``labels``: the reference's labels, matched to ``classes`` as they are or as text; rows
     without a label are left out. ``prediction``: the model's predicted classes, when the
     monitor has a prediction column (else argmax, or ``p >= 0.5``).

@@ -24,7 +24,7 @@ PROBABILITY = "columns.predictionProbability"
 PREDICTION = "columns.prediction"
 TARGET = "columns.target"
 REFERENCE = "reference"
-CURRENT = "current"
+CURRENT = "current window"  # the spec's `current`
 
 
 class EstimationInputError(ValueError):
