@@ -63,11 +63,11 @@ def expected_auc(scores: NDArray[np.float64], weights: NDArray[np.float64]) -> f
     with weight ``1 - weights``; NaN when there is no weighted pair of a positive and a
     negative. With 0/1 weights this is the ordinary ROC AUC (ties count half)."""
     order = np.argsort(scores, kind="stable")
-    s, q = scores[order], weights[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    pos = np.add.reduceat(q, starts)
-    neg = np.add.reduceat(1.0 - q, starts)
-    self_pairs = np.add.reduceat(q * (1.0 - q), starts)
+    ranked, chance = scores[order], weights[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # one group per tie
+    pos = np.add.reduceat(chance, starts)
+    neg = np.add.reduceat(1.0 - chance, starts)
+    self_pairs = np.add.reduceat(chance * (1.0 - chance), starts)
     below = np.cumsum(neg) - neg
     concordant = float(np.sum(pos * below) + 0.5 * np.sum(pos * neg - self_pairs))
     pairs = float(pos.sum() * neg.sum() - self_pairs.sum())
@@ -90,26 +90,26 @@ def metrics(scores: NDArray[np.float64], weights: NDArray[np.float64],
     predicted class. A metric the rows do not define (rocAuc without both classes) is left
     out.
     """
-    k = weights.shape[1]
-    confusion = np.zeros((k, k))
-    for c in range(k):
-        confusion[:, c] = weights[predicted == c].sum(axis=0)
+    count = weights.shape[1]
+    confusion = np.zeros((count, count))  # true class by predicted class
+    for column in range(count):
+        confusion[:, column] = weights[predicted == column].sum(axis=0)
     hits = np.diag(confusion)
     predicted_count, true_count = confusion.sum(axis=0), confusion.sum(axis=1)
     rows = float(confusion.sum())
     precision, recall = _ratio(hits, predicted_count), _ratio(hits, true_count)
-    f1 = _ratio(2.0 * hits, predicted_count + true_count)
+    f_one = _ratio(2.0 * hits, predicted_count + true_count)
     out = {"accuracy": float(hits.sum() / rows)}
     if scores.shape[1] == 1:
-        out.update(precision=float(precision[1]), recall=float(recall[1]), f1=float(f1[1]))
+        out.update(precision=float(precision[1]), recall=float(recall[1]), f1=float(f_one[1]))
         auc = expected_auc(scores[:, 0], weights[:, 1])
     else:
         present = (predicted_count + true_count) > 0
         share = true_count / rows
-        for name, per_class in (("precision", precision), ("recall", recall), ("f1", f1)):
+        for name, per_class in (("precision", precision), ("recall", recall), ("f1", f_one)):
             out[f"{name}Macro"] = float(per_class[present].mean())
             out[f"{name}Weighted"] = float(np.sum(per_class * share))
-        aucs = [expected_auc(scores[:, c], weights[:, c]) for c in range(k)]
+        aucs = [expected_auc(scores[:, c], weights[:, c]) for c in range(count)]
         auc = float(np.mean(aucs)) if all(math.isfinite(a) for a in aucs) else math.nan
     if math.isfinite(auc):
         out["rocAuc"] = auc
@@ -221,9 +221,9 @@ def fit_classifier_estimator(probabilities: ArrayLike, labels: ArrayLike | None,
                                                             replace=False))
     columns = [1] if scores.shape[1] == 1 else range(len(classes))
     calibrators = []
-    for column, c in enumerate(columns):
+    for column, label in enumerate(columns):
         calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        calibrator.fit(scores[fit_rows, column], onehot[fit_rows, c])
+        calibrator.fit(scores[fit_rows, column], onehot[fit_rows, label])
         calibrators.append(calibrator)
 
     def realized(rows: NDArray[np.intp]) -> dict[str, float]:

@@ -53,8 +53,6 @@ MAX_ITER = 200
 #: Categories of a column kept as such (the model's native limit is 255 bins less one for
 #: missing values).
 MAX_CATEGORIES = 254
-#: The prediction joins the features under this name.
-PREDICTION_FEATURE = "__prediction__"
 _SEED = 17
 
 
@@ -74,14 +72,14 @@ class _Encoding:
                 f"{where}: lacks the feature columns {missing[:5]} the estimator was fitted "
                 "on; give the window the reference's features")
         out = np.empty((len(features), len(self.columns) + 1))
-        for j, name in enumerate(self.columns):
+        for position, name in enumerate(self.columns):
             column = features[name]
             if name in self.categories:
                 codes = self.categories[name].get_indexer(pd.Index(column.astype(str)))
-                out[:, j] = np.where(codes >= 0, codes, np.nan)
+                out[:, position] = np.where(codes >= 0, codes, np.nan)
             else:
-                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-        out[:, -1] = prediction
+                out[:, position] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+        out[:, -1] = prediction  # the model's prediction is the last feature
         return out
 
     def categorical_mask(self) -> list[bool]:

@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 from numpy.typing import NDArray
 
-from modelmon.stats.estimation import RegressionEstimator, fit_regression_estimator
+from modelmon.stats.estimation import (
+    REGRESSION_METRICS,
+    RegressionEstimator,
+    fit_regression_estimator,
+)
 
 Data = tuple[pd.DataFrame, NDArray[np.float64], NDArray[np.float64]]
 
@@ -99,6 +103,7 @@ def test_unseen_categories_and_missing_features_are_scored(
     features.loc[:100, "kind"] = "never seen"
     features.loc[100:200, "x2"] = np.nan
     got = estimator.estimate(features, prediction)
+    assert set(got) == set(REGRESSION_METRICS)
     assert all(np.isfinite(e.value) and e.value > 0 for e in got.values())
 
 
