@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ import yaml
 from pydantic import ValidationError
 
 from modelmon.api.errors import field_errors
-from modelmon.api.v1alpha1 import ModelMonitorSpec, ModelMonitorStatus
+from modelmon.api.v1alpha1 import Finding, ModelMonitorSpec, ModelMonitorStatus
 from modelmon.cli import main
+from modelmon.evaluation import table
 from modelmon.outputs.metrics import Metrics
+from modelmon.outputs.notifiers.base import Message
+from modelmon.outputs.notifiers.senders import alert_identity
 from modelmon.outputs.rules import prometheus_rule
 from toolcheck import require
 
@@ -345,3 +349,20 @@ def test_promtool_accepts_the_rule_and_the_alerts_fire_and_resolve(tmp_path: Pat
     done = subprocess.run([promtool, "test", "rules", "tests.yaml"], capture_output=True,
                           text=True, check=False, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_confidence_findings_are_pushed_as_their_rule_alerts() -> None:
+    """The Alertmanager notifier names a confidence finding as the rule does: alertname and
+    the figure label, which the rule's ``by (...)`` keeps."""
+    spec = ModelMonitorSpec.model_validate(monitor(BOUNDS)["spec"])
+    rules = prometheus_rule("ml", "iris", spec)["spec"]["groups"][0]["rules"]
+    message = Message("ml", "iris", "iris", None, "Degraded",
+                      datetime(2026, 12, 5, tzinfo=UTC), [], [], "key")
+    for row in (r for r in table(spec) if r.family == "confidence"):
+        finding = Finding(name=row.name, severity=row.severity, value=0.1, bound=0.7,
+                          message="m")
+        name, labels = alert_identity(finding, message)
+        (rule,) = [r for r in rules if r["alert"] == name
+                   and r["labels"].get("figure") == labels["figure"]]
+        assert "by (namespace, monitor, figure)" in rule["expr"]
+        assert rule["labels"]["severity"] == row.severity == finding.severity

@@ -100,9 +100,9 @@ def binary_confidence(frame: pd.DataFrame, probability: str, below: float) -> Co
     top probability of a row is max(p, 1 - p); a row is predicted positive when
     p >= 0.5 (as the performance metrics threshold it)."""
     _check_rows(frame, below)
-    p = _probabilities(frame, probability)
-    top = np.maximum(p, 1.0 - p)
-    predicted = np.where(p >= 0.5, 0, 1).astype(np.intp)
+    positive = _probabilities(frame, probability)
+    top = np.maximum(positive, 1.0 - positive)
+    predicted = np.where(positive >= 0.5, 0, 1).astype(np.intp)
     return _figures(top, predicted, [POSITIVE, NEGATIVE], below, 0)
 
 
