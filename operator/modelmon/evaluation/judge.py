@@ -280,24 +280,18 @@ def confidence_status(confidence: Confidence | None, reason: str | None
 
 def confidence_findings(rows: Sequence[Bound], status: ConfidenceStatus | None
                         ) -> list[Finding]:
-    """Confidence figures outside their bounds (``spec.confidence``)."""
+    """Confidence figures outside their bounds (``spec.confidence``), each message saying
+    what the figure is."""
     if status is None:
         return []
     values = {"meanConfidence": status.mean_confidence,
               "lowConfidenceShare": status.low_confidence_share}
-    found = range_findings(rows_of(list(rows), "confidence"), values)
-    below = status.low_confidence_below
-    return [_reworded(f, f"{f.message} (share of {status.rows} rows whose top class "
-                               f"probability is below {_fmt(below or 0.0)})")
-            if f.name == "confidence.lowConfidenceShare" else
-            _reworded(f, f"{f.message} (mean top class probability of "
-                               f"{status.rows} rows)")
-            for f in found]
-
-
-def _reworded(finding: Finding, message: str) -> Finding:
-    """The finding with another message."""
-    return finding.model_copy(update={"message": message})
+    what = {"meanConfidence": f"mean top class probability of {status.rows} rows",
+            "lowConfidenceShare": f"share of {status.rows} rows whose top class probability "
+                                  f"is below {_fmt(status.low_confidence_below or 0.0)}"}
+    return [found.model_copy(update={
+                "message": f"{found.message} ({what[found.name.removeprefix('confidence.')]})"})
+            for found in range_findings(rows_of(list(rows), "confidence"), values)]
 
 
 def confidence_not_checked(rows: Sequence[Bound], status: ConfidenceStatus | None
