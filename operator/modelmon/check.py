@@ -26,6 +26,7 @@ from modelmon.api.errors import field_errors
 from modelmon.api.messages import capped_lines
 from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
+    DEFAULT_LOW_CONFIDENCE,
     ColumnQuality,
     DataQualityStatus,
     ModelMonitorSpec,
@@ -76,6 +77,12 @@ from modelmon.stats.dataset import (
     score_window,
 )
 from modelmon.stats.drift import get_method
+from modelmon.stats.estimation import (
+    Confidence,
+    ConfidenceInputError,
+    binary_confidence,
+    class_confidence,
+)
 
 __all__ = [
     "DEFAULT_MIN_ROWS",
@@ -229,6 +236,30 @@ def performance(spec: ModelMonitorSpec, frame: pd.DataFrame
         raise InvalidDataError(f"spec.performance.metrics: {str(exc)[:200]}") from None
 
 
+def confidence(spec: ModelMonitorSpec, frame: pd.DataFrame
+               ) -> tuple[Confidence | None, str | None]:
+    """The confidence figures of a classifier with probabilities, or why the window does
+    not give them (naming the spec field); (None, None) without probabilities. Never
+    raises for bad probabilities: drift and data quality are judged regardless."""
+    source = spec.probabilities()
+    if source is None:
+        return None, None
+    bound = spec.confidence.low_confidence_share
+    below = bound.below if bound is not None else DEFAULT_LOW_CONFIDENCE
+    try:
+        if isinstance(source, str):
+            return binary_confidence(frame, source, below), None
+        return class_confidence(frame, source, below), None
+    except ConfidenceInputError as exc:
+        if isinstance(source, str):
+            where = "spec.columns.predictionProbability"
+        else:
+            label = next((k for k, v in source.items() if v == exc.column), None)
+            where = "spec.columns.classProbabilities" + (
+                f".{label}" if label is not None else "")
+        return None, f"{where}: {exc.problem}"
+
+
 def operational(spec: ModelMonitorSpec, ctx: LoadContext) -> dict[str, float | None]:
     """Each operational query's figure (none without spec.operational)."""
     if spec.operational is None:
@@ -319,13 +350,15 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
         learned = learned_figures(spec, ref.profile, scores.drift, len(frame), cpu)
         with cpu:
             metrics, no_labels = performance(spec, frame)
+            confident, no_confidence = confidence(spec, frame)
         figures = operational(spec, replace(reading, role="spec.operational.source",
                                             window_start=start, window_end=now))
         # judge
         return judge(spec, rows, Figures(
             reference_rows=ref.rows, current_rows=len(frame), columns=scores.drift,
             quality=quality, performance=metrics.values, not_computed=metrics.missing,
-            no_labels=no_labels, operational=figures, learned=learned),
+            no_labels=no_labels, operational=figures, learned=learned,
+            confidence=confident, no_confidence=no_confidence),
             previous=previous, now=now, generation=generation,
             duration_seconds=time.perf_counter() - started)
     except CheckError as exc:

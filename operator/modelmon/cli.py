@@ -81,6 +81,20 @@ def render_table(name: str, status: ModelMonitorStatus) -> str:
         out.append("\nperformance:")
         out.append(_table([[k, f"{v:.4f}"] for k, v in status.performance.items()],
                           ["metric", "value"]))
+    conf = status.confidence
+    if conf is not None:
+        if conf.reason is not None:
+            out.append(f"\nconfidence: not computed: {conf.reason}")
+        else:
+            out.append(f"\nconfidence ({conf.rows} rows"
+                       + (f", {conf.renormalised_rows} renormalised"
+                          if conf.renormalised_rows else "") + "):")
+            out.append(_table(
+                [["meanConfidence", _num(conf.mean_confidence)],
+                 [f"lowConfidenceShare (< {_num(conf.low_confidence_below)})",
+                  _num(conf.low_confidence_share)],
+                 *([f"classShare {k}", _num(v)] for k, v in conf.class_shares.items())],
+                ["figure", "value"]))
     quality = status.data_quality
     if quality is not None and quality.columns:
         out.append("\ndata quality:")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kube import REPO_ROOT, Kubectl, manifest
 
-from corpus import bad_cases, good_monitor
+from corpus import bad_cases, good_monitor, merge_patch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -64,6 +64,34 @@ def test_every_kind_of_source_applies(kubectl: Kubectl, namespace: str, kind: st
     assert done.returncode == 0, done.stderr
     got = kubectl.json("get", "modelmonitor", doc["metadata"]["name"], "-n", namespace)
     assert got["spec"]["reference"]["source"].keys() >= SOURCES[kind].keys()
+
+
+#: Monitors with confidence bounds the apiserver must accept: a binary classifier's
+#: positive-class probability, and one probability column per class (bounds at the edges).
+CONFIDENCE: dict[str, dict[str, Any]] = {
+    "binary": {"confidence": {"meanConfidence": {"min": 0.7, "severity": "critical"},
+                              "lowConfidenceShare": {"max": 0.2}}},
+    "classes": {"model": {"task": "multiclassClassification"},
+                "columns": {"predictionProbability": None,
+                            "classProbabilities": {"good": "p_good", "bad": "p_bad",
+                                                   "risky client": "p_risky"}},
+                "performance": {"metrics": [{"name": "accuracy", "min": 0.8}]},
+                "confidence": {"meanConfidence": {"min": 0, "max": 1},
+                               "lowConfidenceShare": {"below": 1, "min": 0, "max": 0}}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CONFIDENCE))
+def test_confidence_monitors_apply(kubectl: Kubectl, namespace: str, kind: str) -> None:
+    doc = in_namespace(merge_patch(good_monitor(), {"spec": CONFIDENCE[kind]}), namespace)
+    doc["metadata"]["name"] = f"confidence-{kind}"
+    done = kubectl("apply", "-f", "-", input=manifest(doc), check=False)
+    assert done.returncode == 0, done.stderr
+    got = kubectl.json("get", "modelmonitor", doc["metadata"]["name"], "-n", namespace)
+    stored, sent = got["spec"]["confidence"], doc["spec"]["confidence"]
+    # The apiserver adds the defaults (severity: warning) and keeps what was sent.
+    assert {f: {k: stored[f][k] for k in bound} for f, bound in sent.items()} == sent
+    assert stored["lowConfidenceShare"]["severity"] == "warning"
 
 
 def test_samples_exist() -> None:

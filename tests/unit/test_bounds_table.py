@@ -26,6 +26,7 @@ from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.rules import prometheus_rule
 from modelmon.stats.dataset import ColumnDrift
 from modelmon.stats.drift import DriftResult
+from modelmon.stats.estimation import Confidence
 
 NS, MON = "ml", "credit"
 SPEC = ModelMonitorSpec.model_validate({
@@ -39,6 +40,8 @@ SPEC = ModelMonitorSpec.model_validate({
     "performance": {"metrics": [{"name": "accuracy", "min": 0.8, "max": 0.99},
                                 {"name": "rocAuc", "min": 0.7, "severity": "critical"}],
                     "maxLabelDelay": "6h", "labelDelaySeverity": "critical"},
+    "confidence": {"meanConfidence": {"min": 0.7, "severity": "critical"},
+                   "lowConfidenceShare": {"below": 0.6, "max": 0.2}},
     "dataQuality": {"missingFraction": {"max": 0.05}, "outlierFraction": {"max": 0.1},
                     "outOfRangeFraction": {"max": 0.1},
                     "newCategories": {"max": 0, "severity": "critical"}},
@@ -56,13 +59,14 @@ ROWS = table(SPEC)
 def test_every_bound_of_the_spec_is_a_row() -> None:
     names = [r.name for r in ROWS]
     assert len(names) == len(set(names))
-    assert {r.family for r in ROWS} == {"drift", "performance", "dataQuality", "operational",
-                                        "check"}
+    assert {r.family for r in ROWS} == {"drift", "performance", "confidence", "dataQuality",
+                                        "operational", "check"}
     # Spec bounds become rows: one per metric, per bounded query, per quality bound, per
     # feature with a severity of its own; an unbounded query is no row.
     assert "operational.qps" not in names
     assert {"performance.accuracy", "performance.rocAuc", "performance.labelsMissing",
-            "operational.errorRate", "drift.feature.income"} <= set(names)
+            "operational.errorRate", "drift.feature.income", "confidence.meanConfidence",
+            "confidence.lowConfidenceShare"} <= set(names)
     assert "drift.feature.age" not in names  # no severity of its own: counts in the share
 
 
@@ -125,7 +129,9 @@ def _statuses_over_every_bound() -> list[ModelMonitorStatus]:
                  _column("score", "prediction", 0.9, 0.0),
                  _column("defaulted", "target", 0.9, 0.0)],
         quality=quality, performance={"accuracy": 0.5, "rocAuc": 0.5}, not_computed={},
-        no_labels=None, operational={"latencyP95Seconds": 0.9, "errorRate": 0.5, "qps": 10.0})
+        no_labels=None, operational={"latencyP95Seconds": 0.9, "errorRate": 0.5, "qps": 10.0},
+        confidence=Confidence(mean_confidence=0.55, low_confidence_share=0.6, below=0.6,
+                              class_shares={"positive": 0.5, "negative": 0.5}, rows=100))
     labelled = judge(SPEC, ROWS, figures, previous=ModelMonitorStatus(), now=NOW,
                      generation=1, duration_seconds=0.1)
     unlabelled = replace(figures, performance={}, no_labels="no labels")

@@ -24,7 +24,7 @@ from typing import Literal
 from modelmon.api.v1alpha1 import ModelMonitorSpec, PrometheusQuery, Severity, parse_duration
 from modelmon.stats.dataset import ChunkDistances
 
-Family = Literal["drift", "performance", "dataQuality", "operational", "check"]
+Family = Literal["drift", "performance", "confidence", "dataQuality", "operational", "check"]
 Comparison = Literal["<", ">", ">=", "=="]
 
 _COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
@@ -45,6 +45,13 @@ STALE_MIN_SECONDS = 60
 #: The subject of the row that bounds how long labels may be missing
 #: (``spec.performance.maxLabelDelay``); its figure is the seconds without labels.
 LABELS_MISSING = "labelsMissing"
+
+#: Confidence bounds: spec attribute, the ``figure`` label and finding subject, and what
+#: the figure is, for alerts and findings.
+CONFIDENCE_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("mean_confidence", "meanConfidence", "The mean top class probability"),
+    ("low_confidence_share", "lowConfidenceShare", "The share of low-confidence rows"),
+)
 
 #: Data-quality bounds: spec attribute, the ``check`` label and finding name, and how a
 #: finding describes the figure.
@@ -164,6 +171,7 @@ def table(spec: ModelMonitorSpec) -> list[Bound]:
             "The current window of {who} has had no labels (its target column) for "
             "{{ $value | humanizeDuration }}; performance is not checked while they are "
             f"missing (allowed: {spec.performance.max_label_delay})."))
+    rows += confidence_bounds(spec)
     prometheus = spec.operational.source.prometheus if spec.operational is not None else None
     rows += operational_bounds(prometheus.queries if prometheus is not None else [])
     for attr, check, _ in QUALITY_CHECKS:
@@ -214,6 +222,23 @@ def operational_bounds(queries: Sequence[PrometheusQuery]) -> list[Bound]:
         "ModelOperationalDegraded", "OperationalDegraded",
         *_range_text(query.name, query.min, query.max))
         for i, query in enumerate(queries) if query.min is not None or query.max is not None]
+
+
+def confidence_bounds(spec: ModelMonitorSpec) -> list[Bound]:
+    """The rows of ``spec.confidence``: one per bounded figure."""
+    rows: list[Bound] = []
+    for attr, figure, what in CONFIDENCE_FIGURES:
+        bound = getattr(spec.confidence, attr)
+        if bound is None:
+            continue
+        said = (f"{what} (top class probability below {bound.below:g})"
+                if figure == "lowConfidenceShare" else what)
+        rows.append(Bound(
+            f"confidence.{figure}", "confidence", figure, f"spec.confidence.{figure}",
+            "modelmon_confidence", (("figure", figure),), ("figure",),
+            _range(bound.min, bound.max), bound.severity, "ModelConfidenceDegraded",
+            "ConfidenceDegraded", *_range_text(said, bound.min, bound.max)))
+    return rows
 
 
 def rows_of(rows: list[Bound], family: Family) -> list[Bound]:

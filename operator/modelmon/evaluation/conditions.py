@@ -16,7 +16,7 @@ from modelmon.api.v1alpha1 import Condition, ConditionStatus, Finding
 
 CONDITION_TYPES = (
     "Ready", "SourceAvailable", "DataDrift", "PerformanceDegraded", "DataQualityDegraded",
-    "OperationalDegraded", "AlertRulesReady")
+    "OperationalDegraded", "ConfidenceDegraded", "AlertRulesReady")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from modelmon.api.messages import capped, capped_lines
 from modelmon.api.v1alpha1 import (
+    ConfidenceStatus,
     DataQualityStatus,
     DriftStatus,
     FeatureDriftResult,
@@ -37,6 +38,7 @@ from modelmon.evaluation.bounds import (
 from modelmon.evaluation.conditions import ConditionValue, merge_conditions, problem
 from modelmon.stats.dataset import ChunkDistances, ColumnDrift
 from modelmon.stats.drift import DriftResult, adjusted_p_values, get_method
+from modelmon.stats.estimation import Confidence
 
 SEVERITY_RANK: dict[str, int] = {"warning": 1, "critical": 2}
 _WORD = {"<": "below", ">": "above"}
@@ -263,6 +265,59 @@ def performance_condition(rows: Sequence[Bound], found: Sequence[Finding],
     return ConditionValue(type_, "False", "WithinBounds", f"{fine}; {note}" if note else fine)
 
 
+def confidence_status(confidence: Confidence | None, reason: str | None
+                      ) -> ConfidenceStatus | None:
+    """status.confidence: the figures, or why they could not be computed (None for a
+    monitor without probabilities)."""
+    if confidence is None:
+        return None if reason is None else ConfidenceStatus(reason=reason)
+    return ConfidenceStatus(
+        mean_confidence=confidence.mean_confidence,
+        low_confidence_share=confidence.low_confidence_share,
+        low_confidence_below=confidence.below, class_shares=dict(confidence.class_shares),
+        rows=confidence.rows, renormalised_rows=confidence.renormalised_rows)
+
+
+def confidence_findings(rows: Sequence[Bound], status: ConfidenceStatus | None
+                        ) -> list[Finding]:
+    """Confidence figures outside their bounds (``spec.confidence``), each message saying
+    what the figure is."""
+    if status is None:
+        return []
+    values = {"meanConfidence": status.mean_confidence,
+              "lowConfidenceShare": status.low_confidence_share}
+    what = {"meanConfidence": f"mean top class probability of {status.rows} rows",
+            "lowConfidenceShare": f"share of {status.rows} rows whose top class probability "
+                                  f"is below {_fmt(status.low_confidence_below or 0.0)}"}
+    return [found.model_copy(update={
+                "message": f"{found.message} ({what[found.name.removeprefix('confidence.')]})"})
+            for found in range_findings(rows_of(list(rows), "confidence"), values)]
+
+
+def confidence_not_checked(rows: Sequence[Bound], status: ConfidenceStatus | None
+                           ) -> list[NotChecked]:
+    """The confidence bounds whose figure this check could not compute, with why."""
+    if status is not None and status.reason is None:
+        return []
+    reason = (status.reason if status is not None and status.reason
+              else "the current window has no probabilities")
+    return [NotChecked(bound=row.name, field=row.field, reason=reason)
+            for row in rows_of(list(rows), "confidence")]
+
+
+def confidence_condition(found: Sequence[Finding], status: ConfidenceStatus | None
+                         ) -> ConditionValue:
+    """ConfidenceDegraded: Unknown (NotComputable) when the figures could not be computed,
+    else whether any is outside its bounds."""
+    if status is None or status.reason is not None:
+        why = status.reason if status is not None and status.reason else (
+            "the current window has no probabilities")
+        return ConditionValue("ConfidenceDegraded", "Unknown", "NotComputable",
+                              f"confidence not checked: {why}")
+    return problem("ConfidenceDegraded", found, "OutOfBounds", "WithinBounds",
+                   "every confidence figure is within its bounds")
+
+
 def quality_findings(rows: Sequence[Bound], quality: DataQualityStatus) -> list[Finding]:
     """Columns over their data-quality bounds, missing columns and type changes."""
     by_check = {r.subject: r for r in rows_of(list(rows), "dataQuality")}
@@ -329,6 +384,11 @@ class Figures:
     learned: Mapping[str, ChunkDistances] = field(default_factory=dict)
     """Reference chunk distances of the columns whose threshold is learned
     (``spec.drift.learnThreshold``), by column."""
+    confidence: Confidence | None = None
+    """Confidence figures of a classifier with probabilities (``stats.estimation``)."""
+    no_confidence: str | None = None
+    """Why a classifier with probabilities has no confidence figures (they are then
+    None), naming the spec field."""
 
 
 def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
@@ -345,6 +405,8 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
     quality_found = quality_findings(rows, figures.quality)
     operational_found = range_findings(rows_of(list(rows), "operational"),
                                        figures.operational)
+    confidence = confidence_status(figures.confidence, figures.no_confidence)
+    confidence_found = confidence_findings(rows, confidence)
     values = [
         ConditionValue("Ready", "True", "CheckSucceeded",
                        f"checked {figures.current_rows} current rows against "
@@ -359,7 +421,10 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
     if spec.operational is not None:
         values.append(problem("OperationalDegraded", operational_found, "OutOfBounds",
                               "WithinBounds", "every operational figure is within its bounds"))
-    findings = [*drift_found, *performance_found, *quality_found, *operational_found]
+    if rows_of(list(rows), "confidence"):
+        values.append(confidence_condition(confidence_found, confidence))
+    findings = [*drift_found, *performance_found, *confidence_found, *quality_found,
+                *operational_found]
     return ModelMonitorStatus(
         phase=phase_of(findings),
         observed_generation=generation,
@@ -371,8 +436,9 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
         operational={name: value for name, value in figures.operational.items()
                      if value is not None},
         data_quality=figures.quality,
+        confidence=confidence,
         findings=findings,
-        not_checked=skipped,
+        not_checked=[*skipped, *confidence_not_checked(rows, confidence)],
         labels=labels,
         conditions=merge_conditions(previous.conditions, values, now, generation),
     )

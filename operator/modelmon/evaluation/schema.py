@@ -29,7 +29,8 @@ from modelmon.stats.profile import FeatureKind
 
 _ROLE_FIELDS = {"prediction": "spec.columns.prediction",
                 "predictionProbability": "spec.columns.predictionProbability",
-                "target": "spec.columns.target"}
+                "target": "spec.columns.target",
+                "classProbabilities": "spec.columns.classProbabilities"}
 
 
 @dataclass(frozen=True, slots=True)

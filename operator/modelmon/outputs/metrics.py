@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from modelmon.api.v1alpha1 import ModelMonitorStatus, Phase
+from modelmon.api.v1alpha1 import MAX_CLASSES, ModelMonitorStatus, Phase
 
 PHASES: tuple[Phase, ...] = ("Pending", "Healthy", "Drifting", "Degraded", "Failing")
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -74,6 +74,15 @@ class MonitorCollector(Collector):
         perf = GaugeMetricFamily("modelmon_performance_metric",
                                  "Performance metric in the last check",
                                  labels=[*BASE, "metric"])
+        confidence = GaugeMetricFamily(
+            "modelmon_confidence",
+            "Confidence figure of a classifier in the last check (meanConfidence: mean top "
+            "class probability; lowConfidenceShare: share of rows below the cutoff)",
+            labels=[*BASE, "figure"])
+        class_share = GaugeMetricFamily(
+            "modelmon_confidence_class_share",
+            "Share of rows predicted as each class (top probability) in the last check",
+            labels=[*BASE, "class"])
         operational = GaugeMetricFamily("modelmon_operational_metric",
                                         "Operational figure from Prometheus in the last check",
                                         labels=[*BASE, "name"])
@@ -128,6 +137,18 @@ class MonitorCollector(Collector):
                 not_checked.add_metric([*base, unchecked.bound, unchecked.field], 1.0)
             for figure, number in status.operational.items():
                 operational.add_metric([*base, figure], number)
+            if status.confidence is not None:
+                for figure, value in (
+                        ("meanConfidence", status.confidence.mean_confidence),
+                        ("lowConfidenceShare", status.confidence.low_confidence_share)):
+                    if value is not None:
+                        confidence.add_metric([*base, figure], value)
+                # Class labels come from the spec (columns.classProbabilities: at most
+                # MAX_CLASSES, no control characters) or are positive/negative, never
+                # from the data; the cap holds for statuses read back from the cluster.
+                for label, share_of in list(status.confidence.class_shares.items())[
+                        :MAX_CLASSES]:
+                    class_share.add_metric([*base, label], share_of)
             if status.data_quality is not None:
                 for figured in status.data_quality.columns:
                     figures: tuple[tuple[str, float | int | None], ...] = (
@@ -144,7 +165,7 @@ class MonitorCollector(Collector):
                 for change in status.data_quality.type_changes:
                     quality.add_metric([*base, change.name, "typeChanges"], 1.0)
         yield from (stat, pval, effect, detected, share, perf, labels_missing, not_checked,
-                    operational, quality, last, phase, findings)
+                    confidence, class_share, operational, quality, last, phase, findings)
 
 
 class Metrics:

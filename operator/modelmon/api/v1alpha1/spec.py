@@ -15,8 +15,10 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modelmon.api.v1alpha1.common import (
+    CONTROL_CHARACTERS,
     K8S_LABEL_KEY_PATTERN,
     K8S_LABEL_VALUE_PATTERN,
+    NO_CONTROLS_PATTERN,
     ApiModel,
     ByteCount,
     CategoricalDriftMethodOrAuto,
@@ -384,19 +386,48 @@ class CurrentSpec(ApiModel):
         return self
 
 
+#: The most classes columns.classProbabilities may list.
+MAX_CLASSES = 100
+#: A class label (a key of columns.classProbabilities; control characters are refused by
+#: ``Columns``, which names the field rather than the label).
+ClassLabel = Annotated[str, Field(min_length=1, max_length=253)]
+
+
 class Columns(ApiModel):
     """Which columns play which role. Column names are case-sensitive."""
 
     cel = (CelRule(rule="!has(self.features) || !has(self.exclude) || "
                         "self.features.all(f, !(f in self.exclude))",
                    message="a column cannot be both in features and in exclude",
-                   fieldPath=".exclude"),)
+                   fieldPath=".exclude"),
+           CelRule(rule="!has(self.classProbabilities) || !has(self.predictionProbability)",
+                   message="classProbabilities and predictionProbability are mutually "
+                           "exclusive: set predictionProbability for a binary classifier's "
+                           "positive class, or classProbabilities with one column per class",
+                   fieldPath=".classProbabilities"),
+           CelRule(rule="!has(self.classProbabilities) || self.classProbabilities.all(k, "
+                        "size(k) >= 1 && size(k) <= 253 && "
+                        f"k.matches(r'{NO_CONTROLS_PATTERN}'))",
+                   message="classProbabilities keys are class labels of 1 to 253 "
+                           "characters without control characters",
+                   fieldPath=".classProbabilities"),
+           CelRule(rule="!has(self.classProbabilities) || self.classProbabilities.all(k, "
+                        "self.classProbabilities.all(j, j == k || "
+                        "self.classProbabilities[j] != self.classProbabilities[k]))",
+                   message="classProbabilities: each class needs its own column",
+                   fieldPath=".classProbabilities"))
 
     prediction: ColumnName | None = None
     """The model's output: the predicted label (classification) or value (regression)."""
     prediction_probability: ColumnName | None = None
     """Binary classification: the predicted probability of the positive class; needed for
     rocAuc, logLoss and brier."""
+    class_probabilities: Annotated[dict[ClassLabel, ColumnName],
+                                   Field(min_length=2, max_length=MAX_CLASSES)] | None = None
+    """Classification with one probability column per class: class label to column name
+    (2 to 100 classes; list every class, as each row's probabilities are divided by their
+    sum when it is not 1). Gives the confidence figures (spec.confidence); the columns are
+    not monitored as features. Not with predictionProbability."""
     target: ColumnName | None = None
     """The ground-truth label or value, when the data has it; enables performance metrics
     and target drift."""
@@ -420,6 +451,22 @@ class Columns(ApiModel):
         if both:
             raise ValueError(
                 f"exclude: {', '.join(both)} cannot be both in features and in exclude")
+        classes = self.class_probabilities
+        if classes is not None and self.prediction_probability is not None:
+            raise ValueError("classProbabilities: classProbabilities and predictionProbability "
+                             "are mutually exclusive; set predictionProbability for a binary "
+                             "classifier's positive class, or classProbabilities with one "
+                             "column per class")
+        controlled = [i + 1 for i, label in enumerate(classes or {})
+                      if any(ord(ch) in CONTROL_CHARACTERS for ch in label)]
+        if controlled:
+            raise ValueError(f"classProbabilities: class labels must not contain control "
+                             f"characters (C0/C1 controls, DEL, Unicode bidirectional "
+                             f"controls); label number {controlled[0]} does")
+        shared = _repeated(list((classes or {}).values()))
+        if shared:
+            raise ValueError(f"classProbabilities: each class needs its own column; "
+                             f"{', '.join(shared)} is given to more than one class")
         return self
 
     def roles(self) -> dict[str, str]:
@@ -427,7 +474,8 @@ class Columns(ApiModel):
         named = {"prediction": self.prediction,
                  "predictionProbability": self.prediction_probability,
                  "target": self.target, "timestamp": self.timestamp}
-        return {col: role for role, col in named.items() if col is not None}
+        roles = dict.fromkeys((self.class_probabilities or {}).values(), "classProbabilities")
+        return {**roles, **{col: role for role, col in named.items() if col is not None}}
 
 
 class FeatureDrift(ApiModel):
@@ -657,6 +705,77 @@ class PerformanceSpec(ApiModel):
                 and parse_duration(self.max_label_delay).total_seconds() <= 0):
             raise ValueError("maxLabelDelay: must be longer than 0s")
         return self
+
+
+#: The top class probability below which a row counts as low-confidence, unless
+#: spec.confidence.lowConfidenceShare.below says otherwise.
+DEFAULT_LOW_CONFIDENCE = 0.6
+_CONFIDENCE_RANGE_CEL = (
+    CelRule(rule="has(self.min) || has(self.max)", message="set min, max or both"),
+    CelRule(rule="!has(self.min) || !has(self.max) || self.min <= self.max",
+            message="min must not be above max", fieldPath=".min"),
+)
+
+
+def _check_range(low: float | None, high: float | None) -> None:
+    if low is None and high is None:
+        raise ValueError("set min, max or both")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"min: {low} must not be above max {high}")
+
+
+class ConfidenceBound(ApiModel):
+    """The range a confidence figure (a probability or a share, from 0 to 1) must stay in."""
+
+    cel = _CONFIDENCE_RANGE_CEL
+
+    min: Fraction | None = None
+    """The figure must be at least this (0 to 1)."""
+    max: Fraction | None = None
+    """The figure must be at most this (0 to 1)."""
+    severity: Severity = "warning"
+    """Severity of the finding when the figure leaves its range."""
+
+    @model_validator(mode="after")
+    def _range(self) -> ConfidenceBound:
+        _check_range(self.min, self.max)
+        return self
+
+
+class LowConfidenceBound(ApiModel):
+    """The range the share of low-confidence rows must stay in, and what low means."""
+
+    cel = _CONFIDENCE_RANGE_CEL
+
+    below: Annotated[float, Field(gt=0.0, le=1.0)] = DEFAULT_LOW_CONFIDENCE
+    """A row is low-confidence when its top class probability is below this (0 excluded,
+    up to 1; default 0.6). It also sets the cutoff of status.confidence.lowConfidenceShare."""
+    min: Fraction | None = None
+    """The share must be at least this (0 to 1)."""
+    max: Fraction | None = None
+    """The share must be at most this (0 to 1)."""
+    severity: Severity = "warning"
+    """Severity of the finding when the share leaves its range."""
+
+    @model_validator(mode="after")
+    def _range(self) -> LowConfidenceBound:
+        _check_range(self.min, self.max)
+        return self
+
+
+class ConfidenceSpec(ApiModel):
+    """Bounds on how confident a classifier is, from its probabilities alone (no labels).
+
+    The figures are computed for every classifier with probabilities
+    (columns.predictionProbability for a binary one, columns.classProbabilities for one
+    column per class) and reported in status.confidence whether or not bounds are set.
+    """
+
+    mean_confidence: ConfidenceBound | None = None
+    """Bounds on the mean over the window's rows of the top class probability (binary:
+    max(p, 1 - p))."""
+    low_confidence_share: LowConfidenceBound | None = None
+    """Bounds on the share of rows whose top class probability is below ``below``."""
 
 
 class FractionBound(ApiModel):
@@ -997,6 +1116,20 @@ class ModelMonitorSpec(ApiModel):
         CelRule(rule="!has(self.current.window) || "
                      "(has(self.columns) && has(self.columns.timestamp))",
                 message="current.window needs columns.timestamp", fieldPath=".current.window"),
+        CelRule(rule="!has(self.columns) || !has(self.columns.classProbabilities) || "
+                     "self.model.task != 'regression'",
+                message="columns.classProbabilities needs a classifier (model.task "
+                        "binaryClassification or multiclassClassification)",
+                fieldPath=".columns.classProbabilities"),
+        CelRule(rule="!has(self.confidence) || (!has(self.confidence.meanConfidence) && "
+                     "!has(self.confidence.lowConfidenceShare)) || (has(self.columns) && "
+                     "(has(self.columns.classProbabilities) || "
+                     "(self.model.task == 'binaryClassification' && "
+                     "has(self.columns.predictionProbability))))",
+                message="confidence bounds need probabilities: columns.predictionProbability "
+                        "(binaryClassification) or columns.classProbabilities (one column "
+                        "per class)",
+                fieldPath=".confidence"),
     )
 
     model: ModelRef
@@ -1013,6 +1146,8 @@ class ModelMonitorSpec(ApiModel):
     """Data, prediction and target drift."""
     performance: PerformanceSpec = PerformanceSpec()
     """Performance metrics and their bounds."""
+    confidence: ConfidenceSpec = ConfidenceSpec()
+    """Bounds on the classifier's confidence (from its probabilities, no labels needed)."""
     data_quality: DataQualitySpec = DataQualitySpec()
     """Data-quality bounds."""
     alerting: AlertingSpec = AlertingSpec()
@@ -1053,7 +1188,28 @@ class ModelMonitorSpec(ApiModel):
                                  "figures: use them in operational.source")
         if self.current.window is not None and self.columns.timestamp is None:
             raise ValueError("current.window: needs columns.timestamp")
+        if self.columns.class_probabilities is not None and self.model.task == "regression":
+            raise ValueError("columns.classProbabilities: needs a classifier (model.task "
+                             "binaryClassification or multiclassClassification)")
+        bounded = (self.confidence.mean_confidence is not None
+                   or self.confidence.low_confidence_share is not None)
+        if bounded and self.probabilities() is None:
+            raise ValueError("confidence: bounds need probabilities: "
+                             "columns.predictionProbability (binaryClassification) or "
+                             "columns.classProbabilities (one column per class)")
         return self
+
+    def probabilities(self) -> str | dict[str, str] | None:
+        """The columns confidence is computed from: the positive-class probability of a
+        binary classifier, the class-to-column map of columns.classProbabilities, or None
+        (no probabilities, or a regression)."""
+        if self.model.task == "regression":
+            return None
+        if self.columns.class_probabilities is not None:
+            return dict(self.columns.class_probabilities)
+        if self.model.task == "binaryClassification":
+            return self.columns.prediction_probability
+        return None
 
 
 class ObjectMeta(BaseModel):

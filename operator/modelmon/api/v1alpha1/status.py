@@ -160,6 +160,30 @@ class LabelsStatus(ApiModel):
     """Why the last check found no labels."""
 
 
+class ConfidenceStatus(ApiModel):
+    """How confident the classifier was in the current window, from its probabilities
+    (columns.predictionProbability or columns.classProbabilities; no labels needed)."""
+
+    mean_confidence: float | None = None
+    """Mean over the rows of the top class probability (binary: max(p, 1 - p))."""
+    low_confidence_share: float | None = None
+    """Share of rows whose top class probability is below lowConfidenceBelow."""
+    low_confidence_below: float | None = None
+    """The cutoff of lowConfidenceShare (spec.confidence.lowConfidenceShare.below, default
+    0.6)."""
+    class_shares: dict[str, float] = {}
+    """Share of rows predicted as each class (the class with the top probability; binary:
+    positive and negative, positive when p >= 0.5)."""
+    rows: int | None = None
+    """Rows the figures were computed from."""
+    renormalised_rows: int | None = None
+    """columns.classProbabilities: rows whose probabilities did not sum to 1 and were
+    divided by their sum."""
+    reason: str | None = None
+    """Why the figures could not be computed (probabilities outside [0, 1], missing or not
+    numbers, a column missing from the window); null when they were."""
+
+
 class Condition(ApiModel):
     """A Kubernetes-style condition."""
 
@@ -267,6 +291,9 @@ class ModelMonitorStatus(ApiModel):
     """Operational figures by query name (spec.operational)."""
     data_quality: DataQualityStatus | None = None
     """Data-quality results."""
+    confidence: ConfidenceStatus | None = None
+    """Confidence figures of a classifier with probabilities, or why they could not be
+    computed (null without probabilities)."""
     findings: list[Finding] = []
     """Figures outside their bounds."""
     not_checked: list[NotChecked] = []
@@ -276,7 +303,8 @@ class ModelMonitorStatus(ApiModel):
     """Whether the current window holds labels, and since when it has not (only with
     columns.target)."""
     conditions: list[Condition] = []
-    """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded, and
+    """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded,
+    OperationalDegraded and ConfidenceDegraded (when their bounds are set), and
     AlertRulesReady in the cluster."""
     history: Annotated[list[CheckSummary], Field(max_length=HISTORY_LIMIT)] = []
     """Summaries of the most recent checks, newest last, for trends."""

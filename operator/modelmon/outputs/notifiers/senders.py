@@ -271,6 +271,8 @@ def alert_identity(finding: Finding, message: Message) -> tuple[str, dict[str, s
         return "ModelPerformanceDegraded", {"metric": name.removeprefix("performance.")}
     if name.startswith("operational."):
         return "ModelOperationalDegraded", {"name": name.removeprefix("operational.")}
+    if name.startswith("confidence."):
+        return "ModelConfidenceDegraded", {"figure": name.removeprefix("confidence.")}
     if name.startswith("dataQuality."):
         _, check, *rest = name.split(".", 2)
         return "ModelDataQualityDegraded", {"check": check, **(
