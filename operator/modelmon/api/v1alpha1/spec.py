@@ -742,25 +742,12 @@ class ConfidenceBound(ApiModel):
         return self
 
 
-class LowConfidenceBound(ApiModel):
+class LowConfidenceBound(ConfidenceBound):
     """The range the share of low-confidence rows must stay in, and what low means."""
-
-    cel = _CONFIDENCE_RANGE_CEL
 
     below: Annotated[float, Field(gt=0.0, le=1.0)] = DEFAULT_LOW_CONFIDENCE
     """A row is low-confidence when its top class probability is below this (0 excluded,
     up to 1; default 0.6). It also sets the cutoff of status.confidence.lowConfidenceShare."""
-    min: Fraction | None = None
-    """The share must be at least this (0 to 1)."""
-    max: Fraction | None = None
-    """The share must be at most this (0 to 1)."""
-    severity: Severity = "warning"
-    """Severity of the finding when the share leaves its range."""
-
-    @model_validator(mode="after")
-    def _range(self) -> LowConfidenceBound:
-        _check_range(self.min, self.max)
-        return self
 
 
 class ConfidenceSpec(ApiModel):
