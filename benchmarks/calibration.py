@@ -471,16 +471,12 @@ def worker_output(manifest: Path) -> Path:
 # Running -------------------------------------------------------------------------------
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": str(len(os.sched_getaffinity(0))), "arch": platform.machine(),
-            "cpu": cpu, "os": f"{platform.system()} {platform.release()}"}
+    """``run.py``'s description of the machine, with the CPUs this process may use."""
+    sys.path.insert(0, str(HERE))
+    from run import machine as described
+
+    return {**described(), "nproc": str(len(os.sched_getaffinity(0))),
+            "arch": platform.machine()}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
