@@ -18,8 +18,10 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from modelmon.api.errors import field_errors
@@ -78,10 +80,16 @@ from modelmon.stats.dataset import (
 )
 from modelmon.stats.drift import get_method
 from modelmon.stats.estimation import (
+    ClassifierEstimator,
     Confidence,
     ConfidenceInputError,
+    Estimate,
+    EstimationInputError,
+    RegressionEstimator,
     binary_confidence,
     class_confidence,
+    fit_classifier_estimator,
+    fit_regression_estimator,
 )
 
 __all__ = [
@@ -131,13 +139,103 @@ def _reading() -> Iterator[None]:
 # ------------------------------------------------------------------------------- load
 
 
+Estimator = ClassifierEstimator | RegressionEstimator
+
+
 @dataclass(frozen=True, slots=True)
 class FittedReference:
-    """What a check keeps of the reference: the plan, the fitted profile, the row count."""
+    """What a check keeps of the reference: the plan, the fitted profile, the row count,
+    and the performance estimator fitted with the profile (or why it could not be)."""
 
     plan: ColumnPlan
     profile: ReferenceProfile
     rows: int
+    estimator: Estimator | None = None
+    no_estimator: str | None = None
+    """Why spec.performance.estimated cannot be estimated, naming the spec field."""
+
+
+def _estimation_reason(spec: ModelMonitorSpec, problem: str) -> str:
+    """An estimator's complaint as a status reason naming the spec field."""
+    if spec.model.task == "multiclassClassification":
+        problem = problem.replace("columns.predictionProbability", "columns.classProbabilities")
+    return f"spec.{problem}" if problem.startswith("columns.") else (
+        f"spec.performance.estimated: {problem}")
+
+
+def _missing(frame: pd.DataFrame, names: list[str], field: str, where: str) -> None:
+    absent = [n for n in names if n not in frame.columns]
+    if absent:
+        raise EstimationInputError(f"{field}: the {where} has no column(s) {absent[:5]}")
+
+
+def _labels(spec: ModelMonitorSpec, values: pd.Series) -> pd.Series:
+    """The reference's labels as the estimator's classes (binary: booleans, positive
+    True, as the realized metrics read them); missing labels stay missing."""
+    if spec.model.task != "binaryClassification":
+        return values.astype(object).where(values.notna(), None)
+    present = values.notna()
+    out = pd.Series([None] * len(values), index=values.index, dtype=object)
+    out[present] = perf.is_positive(values[present], spec.columns.positive_label)
+    return out
+
+
+def _prediction(spec: ModelMonitorSpec, frame: pd.DataFrame) -> NDArray[Any] | None:
+    """A classifier's predicted classes when columns.prediction is in the frame."""
+    column = spec.columns.prediction
+    if column is None or column not in frame.columns:
+        return None
+    if spec.model.task == "binaryClassification":
+        return perf.is_positive(frame[column], spec.columns.positive_label)
+    return frame[column].to_numpy(dtype=object)
+
+
+def _probabilities(spec: ModelMonitorSpec, frame: pd.DataFrame, where: str) -> NDArray[Any]:
+    cols = spec.columns
+    if cols.class_probabilities is not None:
+        names = list(cols.class_probabilities.values())
+        _missing(frame, names, "columns.classProbabilities", where)
+        return frame[names].to_numpy()
+    assert cols.prediction_probability is not None  # the spec validator guarantees it
+    _missing(frame, [cols.prediction_probability], "columns.predictionProbability", where)
+    return frame[cols.prediction_probability].to_numpy()
+
+
+def fit_estimator(spec: ModelMonitorSpec, frame: pd.DataFrame, columns: ColumnPlan
+                  ) -> tuple[Estimator | None, str | None]:
+    """The estimator of spec.performance.estimated, fitted on the labelled reference, or
+    why it cannot be (naming the spec field); (None, None) when nothing is estimated.
+    Never raises for the reference's data: drift and data quality are judged regardless."""
+    if not spec.performance.estimated.metrics:
+        return None, None
+    cols = spec.columns
+    try:
+        assert cols.target is not None  # the spec validator guarantees it
+        if cols.target not in frame.columns:
+            raise EstimationInputError(
+                f"columns.target: the reference has no label column {cols.target!r}; "
+                "estimation is fitted on a labelled reference")
+        try:
+            labels = _labels(spec, frame[cols.target])
+            prediction = _prediction(spec, frame)
+        except perf.PerformanceInputError as exc:
+            raise EstimationInputError(f"columns.target: {exc}") from None
+        if spec.model.task == "regression":
+            assert cols.prediction is not None  # the spec validator guarantees it
+            _missing(frame, [cols.prediction], "columns.prediction", "reference")
+            features = [r.name for r in columns.features]
+            return fit_regression_estimator(frame[features], frame[cols.prediction].to_numpy(),
+                                            labels.to_numpy()), None
+        classes: list[object] = (list(cols.class_probabilities)
+                                 if cols.class_probabilities is not None else [False, True])
+        return fit_classifier_estimator(_probabilities(spec, frame, "reference"),
+                                        labels.to_numpy(), classes, prediction), None
+    except EstimationInputError as exc:
+        return None, _estimation_reason(spec, str(exc))
+    except Exception as exc:  # the estimator's libraries on user data: never fail the check
+        log.exception("fitting the performance estimator failed")
+        return None, (f"spec.performance.estimated: the estimator could not be fitted on the "
+                      f"reference: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def reference(spec: ModelMonitorSpec, ctx: LoadContext,
@@ -151,13 +249,15 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
         enough_rows(len(loaded.frame), spec, "the reference", "spec.reference.source")
         try:
             with cpu:
+                # Before the profile: fitting it consumes the frame's columns.
+                estimator, no_estimator = fit_estimator(spec, loaded.frame, columns)
                 profile = fit_reference(
                     loaded.frame, columns.requests, consume=True,
                     workers=_workers(cpu, len(loaded.frame), len(columns.requests)))
         except ColumnSpecError as exc:  # only a column's own method can miss its kind
             raise InvalidSpecError(
                 f"spec.drift.features.{exc.column}.method: {exc}") from None
-        return FittedReference(columns, profile, len(loaded.frame))
+        return FittedReference(columns, profile, len(loaded.frame), estimator, no_estimator)
 
     with _reading():
         if cache is None:
@@ -260,6 +360,33 @@ def confidence(spec: ModelMonitorSpec, frame: pd.DataFrame
         return None, f"{where}: {exc.problem}"
 
 
+def estimated(spec: ModelMonitorSpec, ref: FittedReference, frame: pd.DataFrame
+              ) -> tuple[dict[str, Estimate], str | None]:
+    """The window's performance estimated without labels, each metric with its sampling
+    band, or why it cannot be (naming the spec field); ({}, None) when nothing is
+    estimated. Never raises for bad data: drift and data quality are judged regardless."""
+    estimator = ref.estimator
+    if estimator is None:
+        return {}, ref.no_estimator
+    try:
+        if isinstance(estimator, RegressionEstimator):
+            assert spec.columns.prediction is not None  # the spec validator guarantees it
+            _missing(frame, [spec.columns.prediction], "columns.prediction", "current window")
+            return estimator.estimate(frame, frame[spec.columns.prediction].to_numpy()), None
+        try:
+            prediction = _prediction(spec, frame)
+        except perf.PerformanceInputError as exc:
+            raise EstimationInputError(f"columns.prediction: {exc}") from None
+        return estimator.estimate(_probabilities(spec, frame, "current window"),
+                                  prediction), None
+    except EstimationInputError as exc:
+        return {}, _estimation_reason(spec, str(exc))
+    except Exception as exc:  # the estimator's libraries on user data: never fail the check
+        log.exception("estimating performance failed")
+        return {}, (f"spec.performance.estimated: the window could not be estimated: "
+                    f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
 def operational(spec: ModelMonitorSpec, ctx: LoadContext) -> dict[str, float | None]:
     """Each operational query's figure (none without spec.operational)."""
     if spec.operational is None:
@@ -351,6 +478,7 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
         with cpu:
             metrics, no_labels = performance(spec, frame)
             confident, no_confidence = confidence(spec, frame)
+            estimates, no_estimate = estimated(spec, ref, frame)
         figures = operational(spec, replace(reading, role="spec.operational.source",
                                             window_start=start, window_end=now))
         # judge
@@ -358,7 +486,8 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
             reference_rows=ref.rows, current_rows=len(frame), columns=scores.drift,
             quality=quality, performance=metrics.values, not_computed=metrics.missing,
             no_labels=no_labels, operational=figures, learned=learned,
-            confidence=confident, no_confidence=no_confidence),
+            confidence=confident, no_confidence=no_confidence, estimated=estimates,
+            no_estimate=no_estimate),
             previous=previous, now=now, generation=generation,
             duration_seconds=time.perf_counter() - started)
     except CheckError as exc:

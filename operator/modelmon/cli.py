@@ -47,6 +47,24 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
                      for r in [header, *rows])
 
 
+def _estimated_section(status: ModelMonitorStatus) -> list[str]:
+    """Estimated performance with its bands; with labels in the window, one table with the
+    realized metrics beside the estimates."""
+    realized = status.performance
+    names = [*status.estimated_performance, *(k for k in realized
+                                              if k not in status.estimated_performance)]
+    rows = []
+    for metric in names:
+        figure = status.estimated_performance.get(metric)
+        rows.append([metric, *((_num(figure.value), _num(figure.lower), _num(figure.upper))
+                               if figure is not None else ("-", "-", "-")),
+                     *([_num(realized.get(metric))] if realized else [])])
+    title = ("\nestimated performance (without labels; band: what sampling alone gives for "
+             "a window this size)" + (", beside the realized metrics:" if realized else ":"))
+    return [title, _table(rows, ["metric", "estimated", "lower", "upper",
+                                 *(["realized"] if realized else [])])]
+
+
 def render_table(name: str, status: ModelMonitorStatus) -> str:
     """A readable report of one check."""
     out = [f"monitor {name}: {status.phase}"]
@@ -77,10 +95,15 @@ def render_table(name: str, status: ModelMonitorStatus) -> str:
         out.append(_table(rows, ["column", "kind", "method", "statistic", "p-value",
                                  *(["adj. p"] if adjusted else []), "effect",
                                  "threshold", "drift", "note"]))
-    if status.performance:
+    estimated = status.estimated_performance
+    if status.performance and not estimated:
         out.append("\nperformance:")
         out.append(_table([[k, f"{v:.4f}"] for k, v in status.performance.items()],
                           ["metric", "value"]))
+    if estimated:
+        out.extend(_estimated_section(status))
+    elif status.estimation_reason is not None:
+        out.append(f"\nestimated performance: not computed: {status.estimation_reason}")
     conf = status.confidence
     if conf is not None:
         if conf.reason is not None:

@@ -24,7 +24,8 @@ from typing import Literal
 from modelmon.api.v1alpha1 import ModelMonitorSpec, PrometheusQuery, Severity, parse_duration
 from modelmon.stats.dataset import ChunkDistances
 
-Family = Literal["drift", "performance", "confidence", "dataQuality", "operational", "check"]
+Family = Literal["drift", "performance", "estimatedPerformance", "confidence", "dataQuality",
+                 "operational", "check"]
 Comparison = Literal["<", ">", ">=", "=="]
 
 _COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
@@ -74,6 +75,9 @@ class Limit:
 
     comparison: Comparison
     value: float
+    labels: tuple[tuple[str, str], ...] = ()
+    """Labels, besides the row's ``match``, of the series this side compares (an estimated
+    metric's ``min`` compares the upper end of its band, ``max`` the lower end)."""
 
     def crossed(self, figure: float) -> bool:
         return _COMPARE[self.comparison](figure, self.value)
@@ -171,6 +175,7 @@ def table(spec: ModelMonitorSpec) -> list[Bound]:
             "The current window of {who} has had no labels (its target column) for "
             "{{ $value | humanizeDuration }}; performance is not checked while they are "
             f"missing (allowed: {spec.performance.max_label_delay})."))
+    rows += estimated_bounds(spec)
     rows += confidence_bounds(spec)
     prometheus = spec.operational.source.prometheus if spec.operational is not None else None
     rows += operational_bounds(prometheus.queries if prometheus is not None else [])
@@ -222,6 +227,35 @@ def operational_bounds(queries: Sequence[PrometheusQuery]) -> list[Bound]:
         "ModelOperationalDegraded", "OperationalDegraded",
         *_range_text(query.name, query.min, query.max))
         for i, query in enumerate(queries) if query.min is not None or query.max is not None]
+
+
+#: The ``bound`` label of modelmon_estimated_performance_metric: the estimate and its band.
+ESTIMATE_SERIES = ("value", "lower", "upper")
+
+
+def estimated_bounds(spec: ModelMonitorSpec) -> list[Bound]:
+    """The rows of ``spec.performance.estimated.metrics``. A bound is breached only when the
+    whole sampling band is past it: ``min`` compares the band's upper end (series label
+    ``bound="upper"``), ``max`` its lower end (``bound="lower"``)."""
+    rows: list[Bound] = []
+    for index, metric in enumerate(spec.performance.estimated.metrics):
+        sides: tuple[tuple[Comparison, float | None, str, str], ...] = (
+            ("<", metric.min, "upper", "at least"), (">", metric.max, "lower", "at most"))
+        limits = tuple(Limit(comparison, value, (("bound", end),))
+                       for comparison, value, end, _ in sides if value is not None)
+        said = " and ".join(f"{w} {v:g}" for _, v, _, w in sides if v is not None)
+        rows.append(Bound(
+            f"estimatedPerformance.{metric.name}", "estimatedPerformance", metric.name,
+            f"spec.performance.estimated.metrics[{index}]",
+            "modelmon_estimated_performance_metric", (("metric", metric.name),),
+            ("metric", "bound"), limits, metric.severity, "ModelEstimatedPerformanceDegraded",
+            "EstimatedPerformanceDegraded",
+            f"Estimated {metric.name} of {{who}} is out of bounds beyond chance",
+            f"The {{{{ $labels.bound }}}} end of the sampling band of the estimated "
+            f"{metric.name} of {{who}} is {{{{ $value | printf \"%.4g\" }}}}: the whole band "
+            f"is past the bound (it should be {said}); estimated without labels, assuming "
+            "only the inputs shifted."))
+    return rows
 
 
 def confidence_bounds(spec: ModelMonitorSpec) -> list[Bound]:

@@ -16,7 +16,8 @@ from modelmon.api.v1alpha1 import Condition, ConditionStatus, Finding
 
 CONDITION_TYPES = (
     "Ready", "SourceAvailable", "DataDrift", "PerformanceDegraded", "DataQualityDegraded",
-    "OperationalDegraded", "ConfidenceDegraded", "AlertRulesReady")
+    "OperationalDegraded", "EstimatedPerformanceDegraded", "ConfidenceDegraded",
+    "AlertRulesReady")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ they mean, row by row of ``evaluation.bounds.table``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -17,6 +18,7 @@ from modelmon.api.v1alpha1 import (
     ConfidenceStatus,
     DataQualityStatus,
     DriftStatus,
+    EstimatedMetric,
     FeatureDriftResult,
     Finding,
     LabelsStatus,
@@ -38,7 +40,7 @@ from modelmon.evaluation.bounds import (
 from modelmon.evaluation.conditions import ConditionValue, merge_conditions, problem
 from modelmon.stats.dataset import ChunkDistances, ColumnDrift
 from modelmon.stats.drift import DriftResult, adjusted_p_values, get_method
-from modelmon.stats.estimation import Confidence
+from modelmon.stats.estimation import Confidence, Estimate
 
 SEVERITY_RANK: dict[str, int] = {"warning": 1, "critical": 2}
 _WORD = {"<": "below", ">": "above"}
@@ -278,6 +280,76 @@ def confidence_status(confidence: Confidence | None, reason: str | None
         rows=confidence.rows, renormalised_rows=confidence.renormalised_rows)
 
 
+def estimated_status(estimates: Mapping[str, Estimate]) -> dict[str, EstimatedMetric]:
+    """status.estimatedPerformance: each estimate with its band (an end the reference
+    cannot bound, infinite, is left null)."""
+    return {name: EstimatedMetric(
+        value=e.value, lower=e.lower if math.isfinite(e.lower) else None,
+        upper=e.upper if math.isfinite(e.upper) else None) for name, e in estimates.items()}
+
+
+def _band_end(estimate: EstimatedMetric, limit: Limit) -> float | None:
+    """The figure a side of an estimated bound compares: the band's end its series label
+    names (``min``: upper, ``max``: lower), else the estimate."""
+    end = dict(limit.labels).get("bound", "value")
+    return {"value": estimate.value, "lower": estimate.lower,
+            "upper": estimate.upper}[end]
+
+
+def estimated_findings(rows: Sequence[Bound], estimated: Mapping[str, EstimatedMetric]
+                       ) -> list[Finding]:
+    """Estimated metrics whose whole sampling band is past a bound: below ``min`` when
+    even the band's upper end is, above ``max`` when even its lower end is. An estimate
+    past the bound with its band reaching it is chance, not a finding."""
+    out: list[Finding] = []
+    for row in rows_of(list(rows), "estimatedPerformance"):
+        estimate = estimated.get(row.subject)
+        if estimate is None:
+            continue
+        for limit in row.limits:
+            end = _band_end(estimate, limit)
+            if end is None or not limit.crossed(end):
+                continue
+            low = _fmt(estimate.lower) if estimate.lower is not None else "?"
+            high = _fmt(estimate.upper) if estimate.upper is not None else "?"
+            out.append(Finding(
+                name=row.name, severity=row.severity, value=estimate.value,
+                bound=limit.value,
+                message=f"estimated {row.subject} {_fmt(estimate.value)} (band {low}-{high} "
+                        f"from sampling) is {_WORD[limit.comparison]} {_fmt(limit.value)}"))
+            break
+    return out
+
+
+def estimated_not_checked(rows: Sequence[Bound], estimated: Mapping[str, EstimatedMetric],
+                          reason: str | None) -> list[NotChecked]:
+    """The estimated bounds this check could not judge: every one when estimation failed
+    (with why), else those whose metric the window does not define."""
+    out: list[NotChecked] = []
+    for row in rows_of(list(rows), "estimatedPerformance"):
+        if reason is not None:
+            out.append(NotChecked(bound=row.name, field=row.field, reason=reason))
+        elif row.subject not in estimated:
+            out.append(NotChecked(
+                bound=row.name, field=row.field,
+                reason=f"{row.subject} cannot be estimated for this window (rocAuc needs "
+                       "the calibrated probabilities to give both classes)"))
+    return out
+
+
+def estimated_condition(found: Sequence[Finding], skipped: Sequence[NotChecked],
+                        reason: str | None) -> ConditionValue:
+    """EstimatedPerformanceDegraded: Unknown (NotComputable) when estimation failed, else
+    whether a bound is breached beyond its band."""
+    if reason is not None:
+        return ConditionValue("EstimatedPerformanceDegraded", "Unknown", "NotComputable",
+                              f"performance not estimated: {reason}")
+    fine = "every estimated metric is within its bounds or its sampling band reaches them"
+    if skipped:
+        fine += f"; not checked: {capped([n.bound for n in skipped])}"
+    return problem("EstimatedPerformanceDegraded", found, "OutOfBounds", "WithinBounds", fine)
+
+
 def confidence_findings(rows: Sequence[Bound], status: ConfidenceStatus | None
                         ) -> list[Finding]:
     """Confidence figures outside their bounds (``spec.confidence``), each message saying
@@ -389,6 +461,10 @@ class Figures:
     no_confidence: str | None = None
     """Why a classifier with probabilities has no confidence figures (they are then
     None), naming the spec field."""
+    estimated: Mapping[str, Estimate] = field(default_factory=dict)
+    """Performance estimated without labels, by metric (``spec.performance.estimated``)."""
+    no_estimate: str | None = None
+    """Why performance could not be estimated, naming the spec field."""
 
 
 def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
@@ -407,6 +483,9 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
                                        figures.operational)
     confidence = confidence_status(figures.confidence, figures.no_confidence)
     confidence_found = confidence_findings(rows, confidence)
+    estimated = estimated_status(figures.estimated)
+    estimated_found = estimated_findings(rows, estimated)
+    estimated_skipped = estimated_not_checked(rows, estimated, figures.no_estimate)
     values = [
         ConditionValue("Ready", "True", "CheckSucceeded",
                        f"checked {figures.current_rows} current rows against "
@@ -421,10 +500,13 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
     if spec.operational is not None:
         values.append(problem("OperationalDegraded", operational_found, "OutOfBounds",
                               "WithinBounds", "every operational figure is within its bounds"))
+    if rows_of(list(rows), "estimatedPerformance"):
+        values.append(estimated_condition(estimated_found, estimated_skipped,
+                                          figures.no_estimate))
     if rows_of(list(rows), "confidence"):
         values.append(confidence_condition(confidence_found, confidence))
-    findings = [*drift_found, *performance_found, *confidence_found, *quality_found,
-                *operational_found]
+    findings = [*drift_found, *performance_found, *estimated_found, *confidence_found,
+                *quality_found, *operational_found]
     return ModelMonitorStatus(
         phase=phase_of(findings),
         observed_generation=generation,
@@ -437,8 +519,10 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
                      if value is not None},
         data_quality=figures.quality,
         confidence=confidence,
+        estimated_performance=estimated,
+        estimation_reason=figures.no_estimate,
         findings=findings,
-        not_checked=[*skipped, *confidence_not_checked(rows, confidence)],
+        not_checked=[*skipped, *estimated_skipped, *confidence_not_checked(rows, confidence)],
         labels=labels,
         conditions=merge_conditions(previous.conditions, values, now, generation),
     )

@@ -18,8 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from modelmon.api.v1alpha1 import MAX_CLASSES, ModelMonitorStatus, Phase
+from modelmon.api.v1alpha1 import ESTIMATED_METRICS, MAX_CLASSES, ModelMonitorStatus, Phase
 
+_ESTIMATED_NAMES = frozenset(n for names in ESTIMATED_METRICS.values() for n in names)
 PHASES: tuple[Phase, ...] = ("Pending", "Healthy", "Drifting", "Degraded", "Failing")
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 LATENESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -74,6 +75,11 @@ class MonitorCollector(Collector):
         perf = GaugeMetricFamily("modelmon_performance_metric",
                                  "Performance metric in the last check",
                                  labels=[*BASE, "metric"])
+        estimated = GaugeMetricFamily(
+            "modelmon_estimated_performance_metric",
+            "Performance estimated without labels in the last check: the estimate "
+            "(bound=value) and the ends of its sampling band (bound=lower, bound=upper)",
+            labels=[*BASE, "metric", "bound"])
         confidence = GaugeMetricFamily(
             "modelmon_confidence",
             "Confidence figure of a classifier in the last check (meanConfidence: mean top "
@@ -131,6 +137,17 @@ class MonitorCollector(Collector):
                     detected.add_metric(labels, 1.0 if column.drifted else 0.0)
             for metric, number in status.performance.items():
                 perf.add_metric([*base, metric], number)
+            # Only the estimator's metric names become labels, also for statuses read
+            # back from the cluster.
+            for metric, estimate in status.estimated_performance.items():
+                if metric not in _ESTIMATED_NAMES:
+                    continue
+                ends: tuple[tuple[str, float | None], ...] = (
+                    ("value", estimate.value), ("lower", estimate.lower),
+                    ("upper", estimate.upper))
+                for end, at in ends:
+                    if at is not None:
+                        estimated.add_metric([*base, metric, end], at)
             if status.labels is not None:
                 labels_missing.add_metric(base, status.labels.missing_seconds)
             for unchecked in status.not_checked:
@@ -164,8 +181,9 @@ class MonitorCollector(Collector):
                     quality.add_metric([*base, absent, "missingColumns"], 1.0)
                 for change in status.data_quality.type_changes:
                     quality.add_metric([*base, change.name, "typeChanges"], 1.0)
-        yield from (stat, pval, effect, detected, share, perf, labels_missing, not_checked,
-                    confidence, class_share, operational, quality, last, phase, findings)
+        yield from (stat, pval, effect, detected, share, perf, estimated, labels_missing,
+                    not_checked, confidence, class_share, operational, quality, last, phase,
+                    findings)
 
 
 class Metrics:

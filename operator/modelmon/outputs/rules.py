@@ -44,14 +44,22 @@ class Alert:
 
 def _expr(row: Bound, selector: str) -> str:
     """The PromQL that is true while the row's figure crosses one of its limits."""
-    matchers = "".join(f",{label}={_quoted(value)}" for label, value in row.match)
-    series = f"{row.series}{{{selector}{matchers}}}"
-    value = f"max by ({', '.join(('namespace', 'monitor', *row.per))}) ({series})"
+    def series_of(extra: tuple[tuple[str, str], ...] = ()) -> str:
+        matchers = "".join(f",{label}={_quoted(value)}" for label, value in
+                           (*row.match, *extra))
+        return f"{row.series}{{{selector}{matchers}}}"
+
+    def value(extra: tuple[tuple[str, str], ...] = ()) -> str:
+        by = ", ".join(("namespace", "monitor", *row.per))
+        return f"max by ({by}) ({series_of(extra)})"
+
     if row.age:  # no series for as long (operator down, never a success) counts too
         (limit,) = row.limits
-        return (f"(time() - {value} {limit.comparison} {_num(limit.value)}) "
-                f"or absent_over_time({series}[{_num(limit.value)}s])")
-    return " or ".join(f"{value} {lim.comparison} {_num(lim.value)}" for lim in row.limits)
+        return (f"(time() - {value()} {limit.comparison} {_num(limit.value)}) "
+                f"or absent_over_time({series_of()}[{_num(limit.value)}s])")
+    # A side may compare its own series (an estimate's min the band's upper end).
+    return " or ".join(f"{value(lim.labels)} {lim.comparison} {_num(lim.value)}"
+                       for lim in row.limits)
 
 
 def alert(row: Bound, namespace: str, monitor: str, model: str) -> Alert:

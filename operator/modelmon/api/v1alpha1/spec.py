@@ -107,6 +107,23 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 #: Metrics computed from the predicted probability rather than the label.
 SCORE_METRICS = ("rocAuc", "logLoss", "brier")
 
+#: Metrics estimated without labels for each task (``stats.estimation``'s BINARY_METRICS,
+#: MULTICLASS_METRICS and REGRESSION_METRICS; a test holds them equal, as ``api`` imports
+#: nothing of modelmon's); the CEL rule on ``spec`` mirrors this table.
+ESTIMATED_METRICS: dict[str, tuple[str, ...]] = {
+    "binaryClassification": ("accuracy", "precision", "recall", "f1", "rocAuc"),
+    "multiclassClassification": (
+        "accuracy", "precisionMacro", "recallMacro", "f1Macro",
+        "precisionWeighted", "recallWeighted", "f1Weighted", "rocAuc"),
+    "regression": ("mae", "rmse"),
+}
+#: What estimation needs besides columns.target, by task (pydantic and CEL say the same).
+ESTIMATION_INPUTS: dict[str, str] = {
+    "binaryClassification": "columns.predictionProbability",
+    "multiclassClassification": "columns.classProbabilities (one column per class)",
+    "regression": "columns.prediction",
+}
+
 #: The shortest schedule.interval.
 MIN_INTERVAL = "10s"
 #: Per-column drift overrides a monitor may list (a bound the CEL cost estimate needs).
@@ -674,6 +691,30 @@ class MetricBound(ApiModel):
         return self
 
 
+class EstimatedPerformanceSpec(ApiModel):
+    """Performance estimated from the current window without its labels (CBPE for a
+    classifier's probabilities, DLE for a regression), fitted on the labelled reference."""
+
+    cel = (CelRule(rule="self.metrics.all(m, self.metrics.exists_one(o, o.name == m.name))",
+                   message="each metric may be listed once", fieldPath=".metrics"),)
+
+    metrics: Annotated[list[MetricBound], Field(max_length=32)] = []
+    """Estimated metrics with bounds. binaryClassification: accuracy, precision, recall, f1,
+    rocAuc (needs columns.predictionProbability); multiclassClassification: accuracy,
+    precisionMacro, recallMacro, f1Macro, precisionWeighted, recallWeighted, f1Weighted,
+    rocAuc (needs columns.classProbabilities); regression: mae, rmse (needs
+    columns.prediction). All need columns.target in the reference. A bound is breached only
+    when the estimate's whole sampling band is past it (min: the band's upper end below it;
+    max: its lower end above it)."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> EstimatedPerformanceSpec:
+        dupes = _repeated([m.name for m in self.metrics])
+        if dupes:
+            raise ValueError(f"metrics: each metric may be listed once; repeated: {dupes}")
+        return self
+
+
 class PerformanceSpec(ApiModel):
     """Model performance, computed when the current window has the target column."""
 
@@ -695,6 +736,8 @@ class PerformanceSpec(ApiModel):
     bounds listed in status.notChecked) but never a finding. Needs columns.target."""
     label_delay_severity: Severity = "warning"
     """Severity of the finding when labels are missing for longer than maxLabelDelay."""
+    estimated: EstimatedPerformanceSpec = EstimatedPerformanceSpec()
+    """Performance estimated without labels, with bounds (status.estimatedPerformance)."""
 
     @model_validator(mode="after")
     def _unique(self) -> PerformanceSpec:
@@ -1108,6 +1151,33 @@ class ModelMonitorSpec(ApiModel):
                 message="columns.classProbabilities needs a classifier (model.task "
                         "binaryClassification or multiclassClassification)",
                 fieldPath=".columns.classProbabilities"),
+        CelRule(
+            rule="!has(self.performance) || !has(self.performance.estimated) || "
+                 "!has(self.performance.estimated.metrics) || "
+                 "self.performance.estimated.metrics.all(m, "
+                 + " || ".join(
+                     f"(self.model.task == '{task}' && m.name in {list(names)!r})"
+                     for task, names in ESTIMATED_METRICS.items())
+                 + ")",
+            message="every estimated metric must suit model.task (binaryClassification: "
+                    "accuracy, precision, recall, f1, rocAuc; multiclassClassification: "
+                    "accuracy, precisionMacro, recallMacro, f1Macro, precisionWeighted, "
+                    "recallWeighted, f1Weighted, rocAuc; regression: mae, rmse)",
+            fieldPath=".performance.estimated.metrics"),
+        CelRule(rule="!has(self.performance) || !has(self.performance.estimated) || "
+                     "!has(self.performance.estimated.metrics) || "
+                     "size(self.performance.estimated.metrics) == 0 || "
+                     "(has(self.columns) && has(self.columns.target) && ("
+                     "(self.model.task == 'binaryClassification' && "
+                     "has(self.columns.predictionProbability)) || "
+                     "(self.model.task == 'multiclassClassification' && "
+                     "has(self.columns.classProbabilities)) || "
+                     "(self.model.task == 'regression' && has(self.columns.prediction))))",
+                message="performance.estimated.metrics needs columns.target (the reference's "
+                        "labels) and columns.predictionProbability (binaryClassification), "
+                        "columns.classProbabilities (multiclassClassification) or "
+                        "columns.prediction (regression)",
+                fieldPath=".performance.estimated.metrics"),
         CelRule(rule="!has(self.confidence) || (!has(self.confidence.meanConfidence) && "
                      "!has(self.confidence.lowConfidenceShare)) || (has(self.columns) && "
                      "(has(self.columns.classProbabilities) || "
@@ -1178,6 +1248,7 @@ class ModelMonitorSpec(ApiModel):
         if self.columns.class_probabilities is not None and self.model.task == "regression":
             raise ValueError("columns.classProbabilities: needs a classifier (model.task "
                              "binaryClassification or multiclassClassification)")
+        self._estimation_inputs()
         bounded = (self.confidence.mean_confidence is not None
                    or self.confidence.low_confidence_share is not None)
         if bounded and self.probabilities() is None:
@@ -1185,6 +1256,30 @@ class ModelMonitorSpec(ApiModel):
                              "columns.predictionProbability (binaryClassification) or "
                              "columns.classProbabilities (one column per class)")
         return self
+
+    def _estimation_inputs(self) -> None:
+        """performance.estimated.metrics: names that suit the task, and the columns the
+        estimator needs."""
+        estimated = self.performance.estimated.metrics
+        if not estimated:
+            return
+        task = self.model.task
+        allowed = ESTIMATED_METRICS[task]
+        wrong = [m.name for m in estimated if m.name not in allowed]
+        if wrong:
+            raise ValueError(
+                f"performance.estimated.metrics: {', '.join(wrong)} cannot be estimated for "
+                f"task {task}; use {', '.join(allowed)}")
+        cols = self.columns
+        given = {"binaryClassification": cols.prediction_probability,
+                 "multiclassClassification": cols.class_probabilities,
+                 "regression": cols.prediction}[task]
+        if given is None:
+            raise ValueError(f"performance.estimated.metrics: needs {ESTIMATION_INPUTS[task]} "
+                             f"for task {task}")
+        if cols.target is None:
+            raise ValueError("performance.estimated.metrics: needs columns.target, the "
+                             "reference's labels the estimator is fitted on")
 
     def probabilities(self) -> str | dict[str, str] | None:
         """The columns confidence is computed from: the positive-class probability of a

@@ -184,6 +184,18 @@ class ConfidenceStatus(ApiModel):
     numbers, a column missing from the window); null when they were."""
 
 
+class EstimatedMetric(ApiModel):
+    """A metric estimated without labels and its sampling band."""
+
+    value: float
+    """The estimate."""
+    lower: float | None = None
+    """Lower end of the band: the estimate less three standard deviations of the metric
+    over reference samples of the window's size (what chance alone moves it by)."""
+    upper: float | None = None
+    """Upper end of the band (null when the reference cannot bound it)."""
+
+
 class Condition(ApiModel):
     """A Kubernetes-style condition."""
 
@@ -294,6 +306,12 @@ class ModelMonitorStatus(ApiModel):
     confidence: ConfidenceStatus | None = None
     """Confidence figures of a classifier with probabilities, or why they could not be
     computed (null without probabilities)."""
+    estimated_performance: dict[str, EstimatedMetric] = {}
+    """Performance estimated without labels (spec.performance.estimated), by metric, each
+    with its sampling band."""
+    estimation_reason: str | None = None
+    """Why performance could not be estimated (naming the spec field); null when it was or
+    is not asked for."""
     findings: list[Finding] = []
     """Figures outside their bounds."""
     not_checked: list[NotChecked] = []
@@ -304,7 +322,8 @@ class ModelMonitorStatus(ApiModel):
     columns.target)."""
     conditions: list[Condition] = []
     """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded,
-    OperationalDegraded and ConfidenceDegraded (when their bounds are set), and
+    OperationalDegraded, EstimatedPerformanceDegraded and ConfidenceDegraded (when their
+    bounds are set), and
     AlertRulesReady in the cluster."""
     history: Annotated[list[CheckSummary], Field(max_length=HISTORY_LIMIT)] = []
     """Summaries of the most recent checks, newest last, for trends."""

@@ -271,6 +271,12 @@ def alert_identity(finding: Finding, message: Message) -> tuple[str, dict[str, s
         return "ModelPerformanceDegraded", {"metric": name.removeprefix("performance.")}
     if name.startswith("operational."):
         return "ModelOperationalDegraded", {"name": name.removeprefix("operational.")}
+    if name.startswith("estimatedPerformance."):
+        # The rule keeps the band's end it compared: upper for a min (the estimate is
+        # below it), lower for a max.
+        return "ModelEstimatedPerformanceDegraded", {
+            "metric": name.removeprefix("estimatedPerformance."),
+            "bound": "upper" if finding.value < finding.bound else "lower"}
     if name.startswith("confidence."):
         return "ModelConfidenceDegraded", {"figure": name.removeprefix("confidence.")}
     if name.startswith("dataQuality."):
