@@ -26,7 +26,7 @@ from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.rules import prometheus_rule
 from modelmon.stats.dataset import ColumnDrift
 from modelmon.stats.drift import DriftResult
-from modelmon.stats.estimation import Confidence
+from modelmon.stats.estimation import Confidence, Estimate
 
 NS, MON = "ml", "credit"
 SPEC = ModelMonitorSpec.model_validate({
@@ -39,7 +39,11 @@ SPEC = ModelMonitorSpec.model_validate({
                            "age": {"method": "ks", "threshold": 0.01}}},
     "performance": {"metrics": [{"name": "accuracy", "min": 0.8, "max": 0.99},
                                 {"name": "rocAuc", "min": 0.7, "severity": "critical"}],
-                    "maxLabelDelay": "6h", "labelDelaySeverity": "critical"},
+                    "maxLabelDelay": "6h", "labelDelaySeverity": "critical",
+                    "estimated": {"metrics": [
+                        {"name": "f1", "min": 0.6, "max": 0.99},
+                        {"name": "rocAuc", "min": 0.75, "severity": "critical"},
+                        {"name": "precision", "max": 0.9}]}},
     "confidence": {"meanConfidence": {"min": 0.7, "severity": "critical"},
                    "lowConfidenceShare": {"below": 0.6, "max": 0.2}},
     "dataQuality": {"missingFraction": {"max": 0.05}, "outlierFraction": {"max": 0.1},
@@ -59,14 +63,15 @@ ROWS = table(SPEC)
 def test_every_bound_of_the_spec_is_a_row() -> None:
     names = [r.name for r in ROWS]
     assert len(names) == len(set(names))
-    assert {r.family for r in ROWS} == {"drift", "performance", "confidence", "dataQuality",
-                                        "operational", "check"}
+    assert {r.family for r in ROWS} == {"drift", "performance", "estimatedPerformance",
+                                        "confidence", "dataQuality", "operational", "check"}
     # Spec bounds become rows: one per metric, per bounded query, per quality bound, per
     # feature with a severity of its own; an unbounded query is no row.
     assert "operational.qps" not in names
     assert {"performance.accuracy", "performance.rocAuc", "performance.labelsMissing",
             "operational.errorRate", "drift.feature.income", "confidence.meanConfidence",
-            "confidence.lowConfidenceShare"} <= set(names)
+            "confidence.lowConfidenceShare", "estimatedPerformance.f1",
+            "estimatedPerformance.rocAuc", "estimatedPerformance.precision"} <= set(names)
     assert "drift.feature.age" not in names  # no severity of its own: counts in the share
 
 
@@ -131,7 +136,10 @@ def _statuses_over_every_bound() -> list[ModelMonitorStatus]:
         quality=quality, performance={"accuracy": 0.5, "rocAuc": 0.5}, not_computed={},
         no_labels=None, operational={"latencyP95Seconds": 0.9, "errorRate": 0.5, "qps": 10.0},
         confidence=Confidence(mean_confidence=0.55, low_confidence_share=0.6, below=0.6,
-                              class_shares={"positive": 0.5, "negative": 0.5}, rows=100))
+                              class_shares={"positive": 0.5, "negative": 0.5}, rows=100),
+        # Whole bands past the bounds: below each min, above precision's max.
+        estimated={"f1": Estimate(0.4, 0.3, 0.5), "rocAuc": Estimate(0.6, 0.55, 0.65),
+                   "precision": Estimate(0.97, 0.95, 0.99)})
     labelled = judge(SPEC, ROWS, figures, previous=ModelMonitorStatus(), now=NOW,
                      generation=1, duration_seconds=0.1)
     unlabelled = replace(figures, performance={}, no_labels="no labels")
