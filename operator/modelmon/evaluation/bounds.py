@@ -229,10 +229,6 @@ def operational_bounds(queries: Sequence[PrometheusQuery]) -> list[Bound]:
         for i, query in enumerate(queries) if query.min is not None or query.max is not None]
 
 
-#: The ``bound`` label of modelmon_estimated_performance_metric: the estimate and its band.
-ESTIMATE_SERIES = ("value", "lower", "upper")
-
-
 def estimated_bounds(spec: ModelMonitorSpec) -> list[Bound]:
     """The rows of ``spec.performance.estimated.metrics``. A bound is breached only when the
     whole sampling band is past it: ``min`` compares the band's upper end (series label

@@ -145,9 +145,9 @@ class MonitorCollector(Collector):
                 ends: tuple[tuple[str, float | None], ...] = (
                     ("value", estimate.value), ("lower", estimate.lower),
                     ("upper", estimate.upper))
-                for end, at in ends:
-                    if at is not None:
-                        estimated.add_metric([*base, metric, end], at)
+                for end, amount in ends:
+                    if amount is not None:
+                        estimated.add_metric([*base, metric, end], amount)
             if status.labels is not None:
                 labels_missing.add_metric(base, status.labels.missing_seconds)
             for unchecked in status.not_checked:

@@ -50,8 +50,8 @@ def _expr(row: Bound, selector: str) -> str:
         return f"{row.series}{{{selector}{matchers}}}"
 
     def value(extra: tuple[tuple[str, str], ...] = ()) -> str:
-        by = ", ".join(("namespace", "monitor", *row.per))
-        return f"max by ({by}) ({series_of(extra)})"
+        kept = ", ".join(("namespace", "monitor", *row.per))
+        return f"max by ({kept}) ({series_of(extra)})"
 
     if row.age:  # no series for as long (operator down, never a success) counts too
         (limit,) = row.limits
