@@ -94,6 +94,51 @@ def test_confidence_monitors_apply(kubectl: Kubectl, namespace: str, kind: str) 
     assert stored["lowConfidenceShare"]["severity"] == "warning"
 
 
+#: Monitors with bounds on estimated performance the apiserver must accept, per task.
+ESTIMATED: dict[str, dict[str, Any]] = {
+    "binary": {"performance": {"estimated": {"metrics": [
+        {"name": "rocAuc", "min": 0.8, "severity": "critical"}, {"name": "f1", "max": 0.99}]}}},
+    "classes": {"model": {"task": "multiclassClassification"},
+                "columns": {"predictionProbability": None,
+                            "classProbabilities": {"good": "p_good", "bad": "p_bad"}},
+                "performance": {"metrics": [{"name": "accuracy", "min": 0.8}],
+                                "estimated": {"metrics": [{"name": "f1Macro", "min": 0.5},
+                                                          {"name": "rocAuc", "min": 0.7}]}}},
+    "regression": {"model": {"task": "regression"},
+                   "columns": {"predictionProbability": None},
+                   "performance": {"metrics": [{"name": "mae", "max": 3}],
+                                   "estimated": {"metrics": [{"name": "rmse", "max": 4}]}}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ESTIMATED))
+def test_estimated_performance_monitors_apply(kubectl: Kubectl, namespace: str,
+                                              kind: str) -> None:
+    doc = in_namespace(merge_patch(good_monitor(), {"spec": ESTIMATED[kind]}), namespace)
+    doc["metadata"]["name"] = f"estimated-{kind}"
+    done = kubectl("apply", "-f", "-", input=manifest(doc), check=False)
+    assert done.returncode == 0, done.stderr
+    got = kubectl.json("get", "modelmonitor", doc["metadata"]["name"], "-n", namespace)
+    sent = doc["spec"]["performance"]["estimated"]["metrics"]
+    stored = got["spec"]["performance"]["estimated"]["metrics"]
+    assert [{k: m[k] for k in sent[i]} for i, m in enumerate(stored)] == sent
+
+
+def test_estimated_performance_status_survives_structural_pruning(
+        kubectl: Kubectl, namespace: str) -> None:
+    doc = in_namespace(merge_patch(good_monitor(), {"spec": ESTIMATED["binary"]}), namespace)
+    doc["metadata"]["name"] = "estimated-status"
+    kubectl("apply", "-f", "-", input=manifest(doc))
+    status = {"estimatedPerformance": {"rocAuc": {"value": 0.7, "lower": 0.65, "upper": 0.75},
+                                       "f1": {"value": 0.6, "lower": 0.5, "upper": 0.7}},
+              "estimationReason": "spec.columns.target: every label of the reference is "
+                                  "missing"}
+    kubectl("patch", "mm", "estimated-status", "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", manifest({"status": status}))
+    stored = kubectl.json("get", "mm", "estimated-status", "-n", namespace)["status"]
+    assert {k: stored[k] for k in status} == status
+
+
 def test_samples_exist() -> None:
     assert sample_monitors(), "no ModelMonitor sample found under examples/ or manifests/"
 
