@@ -25,6 +25,7 @@ from modelmon.api.v1alpha1 import (
     Finding,
     ModelMonitorSpec,
     ModelMonitorStatus,
+    RetrainingSpec,
 )
 from modelmon.check import FittedReference, run_check
 from modelmon.cli import main
@@ -32,6 +33,7 @@ from modelmon.evaluation import table
 from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.notifiers.base import Message
 from modelmon.outputs.notifiers.senders import alert_identity
+from modelmon.outputs.retraining import condition_holds
 from modelmon.outputs.rules import prometheus_rule
 from modelmon.sources import ReferenceCache
 from modelmon.stats.estimation import (
@@ -532,3 +534,14 @@ def test_estimated_findings_are_pushed_as_their_rule_alerts() -> None:
                        and r["labels"].get("metric") == labels["metric"]]
             assert "by (namespace, monitor, metric, bound)" in rule["expr"]
             assert f'bound="{end}"}}) {limit.comparison} ' in rule["expr"]
+
+
+def test_an_estimate_never_starts_retraining() -> None:
+    """Retraining acts on realized performance and drift; an estimate that concept shift
+    can fool does not start a Job by itself."""
+    when = RetrainingSpec.model_validate({"when": {"drift": False, "performance": True},
+                                          "jobTemplate": {"spec": {"template": {}}}})
+    estimate = Finding(name="estimatedPerformance.rocAuc", severity="critical", value=0.6,
+                       bound=0.8, message="m")
+    realized = estimate.model_copy(update={"name": "performance.rocAuc"})
+    assert not condition_holds(when, [estimate]) and condition_holds(when, [realized])
