@@ -6,7 +6,7 @@ IMAGE ?= modelmon:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p
 
 .PHONY: help install example lint test test-unit test-integration crds chart-crds helm-lint \
         image test-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-quick \
-        calibration
+        calibration bench-estimation
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -72,6 +72,9 @@ bench-quick:  ## the benchmark's smoke test: small workloads, modelmon and scipy
 
 calibration: install  ## drift false-alarm rates, power against Evidently, the effect floor; rewrites benchmarks/CALIBRATION.md (~15 min)
 	$(PYTHON) benchmarks/calibration.py
+
+bench-estimation: install  ## estimated performance (CBPE, DLE) against NannyML's: error per window and speed; rewrites benchmarks/ESTIMATION.md (~5 min)
+	$(PYTHON) benchmarks/estimation.py
 
 e2e-kind:  ## the integration tests on a kind cluster (needs Docker; not run in CI)
 	hack/kind-e2e.sh

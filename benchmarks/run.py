@@ -638,6 +638,13 @@ class Report:
             "defaults on the same data, and the effect floor from 1,000 to 1,000,000 rows a "
             "side; see [CALIBRATION.md](CALIBRATION.md).",
             "",
+            "Performance estimation without labels, a separate report: `make "
+            "bench-estimation` (`benchmarks/estimation.py`) sets modelmon's CBPE and DLE "
+            "beside NannyML's on generated data with known truth (no shift, covariate "
+            "shift that does and does not hurt, concept shift that no estimator can see): "
+            "the error of the estimate per window, band coverage, and the time to "
+            "estimate; see [ESTIMATION.md](ESTIMATION.md).",
+            "",
             "## Goals",
             "",
             "| goal | target | measured | result |",
