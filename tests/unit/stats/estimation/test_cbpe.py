@@ -219,3 +219,16 @@ def test_same_inputs_give_the_same_estimates() -> None:
     first = fit_classifier_estimator(scores, labels, (False, True)).estimate(window)
     second = fit_classifier_estimator(scores.copy(), labels.copy(), (False, True))
     assert second.estimate(window) == first
+
+
+def test_calibration_reads_the_isotonic_curve_as_scikit_learn_does() -> None:
+    """The estimator interpolates the fitted curve itself; it must equal ``predict``,
+    inside the reference's range and clipped outside it."""
+    rng = np.random.default_rng(31)
+    scores = 0.2 + 0.6 * rng.random(3000)  # the reference spans [0.2, 0.8] only
+    labels = (rng.random(3000) < scores ** 1.5).astype(int)
+    estimator = fit_classifier_estimator(scores, labels, (0, 1))
+    probe = np.concatenate([rng.random(500), [0.0, 0.2, 0.8, 1.0]])
+    (calibrator,) = estimator.calibrators
+    want = calibrator.predict(probe)
+    assert estimator.calibrate(probe)[:, 1] == pytest.approx(want, abs=1e-12)
