@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from peers import bench_python, cache_dir, machine
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 REPORT = HERE / "CALIBRATION.md"
@@ -50,10 +52,6 @@ ALPHA = 0.05
 BAND = (0.03, 0.07)
 
 Array = NDArray[Any]
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MODELMON_CACHE", Path.home() / ".cache" / "modelmon"))
 
 
 # The data ------------------------------------------------------------------------------
@@ -426,11 +424,6 @@ def evidently_worker(manifest: Path) -> None:
     worker_output(manifest).write_text(json.dumps({"cells": results, "versions": versions}))
 
 
-def evidently_python() -> Path | None:
-    python = cache_dir() / "bench-venv" / "bin" / "python"
-    return python if python.exists() else None
-
-
 def ensure_venv() -> Path:
     """``run.py``'s benchmark virtualenv, created from its pins when missing or stale."""
     sys.path.insert(0, str(HERE))
@@ -470,15 +463,6 @@ def worker_output(manifest: Path) -> Path:
 
 # Running -------------------------------------------------------------------------------
 
-def machine() -> dict[str, str]:
-    """``run.py``'s description of the machine, with the CPUs this process may use."""
-    sys.path.insert(0, str(HERE))
-    from run import machine as described
-
-    return {**described(), "nproc": str(len(os.sched_getaffinity(0))),
-            "arch": platform.machine()}
-
-
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "operator"))  # the checkout this script belongs to
     import pandas as pd
@@ -507,7 +491,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     if not args.no_evidently:
         # A full run creates (or updates) the benchmark virtualenv as ``make bench`` does; a
         # quick one uses it only if it is there.
-        python = evidently_python() if args.quick else ensure_venv()
+        python = bench_python() if args.quick else ensure_venv()
         if python is None:
             log("no benchmark virtualenv (make bench creates it): Evidently not run")
     evidently: dict[str, Any] = {}

@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from peers import bench_python, cache_dir, machine
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 REPORT = HERE / "ESTIMATION.md"
@@ -86,10 +88,6 @@ class Plan:
 
 FULL = Plan(20_000, 2_000, 10, 5, 3)
 QUICK = Plan(3_000, 500, 3, 2, 1)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MODELMON_CACHE", Path.home() / ".cache" / "modelmon"))
 
 
 # The data ------------------------------------------------------------------------------
@@ -343,20 +341,6 @@ def run_worker(tool: str, python: Path, manifest: Path) -> dict[str, Any]:
 
 
 # Running -------------------------------------------------------------------------------
-
-def bench_python() -> Path | None:
-    python = cache_dir() / "bench-venv" / "bin" / "python"
-    return python if python.exists() else None
-
-
-def machine() -> dict[str, str]:
-    """``run.py``'s description of the machine, with the CPUs this process may use."""
-    sys.path.insert(0, str(HERE))
-    from run import machine as described
-
-    return {**described(), "nproc": str(len(os.sched_getaffinity(0))),
-            "arch": platform.machine()}
-
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))

@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -42,6 +41,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import scale  # noqa: E402
+from peers import cache_dir, machine  # noqa: E402
 from workloads import FULL, QUICK, Workload, write  # noqa: E402
 
 REQUIREMENTS = HERE / "requirements-peers.txt"
@@ -151,10 +151,6 @@ def merged_versions(results: Iterable[Result]) -> dict[str, str]:
             out[package] = " / ".join(
                 f"{v} ({', '.join(sorted(tools))})" for v, tools in sorted(by_version.items()))
     return out
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MODELMON_CACHE", Path.home() / ".cache" / "modelmon"))
 
 
 def ensure_venv() -> Path:
@@ -358,22 +354,6 @@ def flags(r: Result) -> str:
 
 
 # Report --------------------------------------------------------------------------------
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(int(line.split()[1]) for line in
-                      Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
-        ram = f"{mem_kb / 1024 / 1024:.1f} GiB"
-    except OSError:
-        ram = "unknown"
-    return {"cpus": str(os.cpu_count()), "cpu": cpu, "ram": ram,
-            "os": f"{platform.system()} {platform.release()}"}
 
 
 def fmt_s(x: float) -> str:

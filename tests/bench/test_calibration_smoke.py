@@ -24,8 +24,8 @@ from calibration import (  # noqa: E402
     FLOOR_SHIFTS,
     KINDS,
     POWER_CHANGES,
-    evidently_python,
 )
+from peers import bench_python  # noqa: E402
 
 
 def run(tmp_path: Path, *extra: str
@@ -139,7 +139,7 @@ def test_quick_run_counts_every_method_and_renders_every_table(tmp_path: Path) -
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(evidently_python() is None, reason="no benchmark virtualenv (make bench)")
+@pytest.mark.skipif(bench_python() is None, reason="no benchmark virtualenv (make bench)")
 def test_quick_run_scores_the_same_cells_with_evidently(tmp_path: Path) -> None:
     run_, text, _ = run(tmp_path, "--splits", "10", "--power-splits", "4",
                         "--floor-rows", "1000", "--evidently-workers", "1")

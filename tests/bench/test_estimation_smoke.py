@@ -26,10 +26,10 @@ from estimation import (  # noqa: E402
     SEED,
     SPEED_GOAL,
     at_most,
-    bench_python,
     generate,
     realized,
 )
+from peers import bench_python  # noqa: E402
 
 
 def run(tmp_path: Path, *extra: str

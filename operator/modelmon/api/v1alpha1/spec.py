@@ -10,6 +10,7 @@ enforce. Tests run one corpus of bad monitors through both.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -1097,17 +1098,22 @@ class OperationalSpec(ApiModel):
         return self
 
 
+def _suit_task(metrics: str, allowed: Mapping[str, Sequence[str]]) -> str:
+    """A CEL condition: every metric of the list at ``metrics`` is one ``allowed`` for the
+    monitor's model.task."""
+    return (f"{metrics}.all(m, "
+            + " || ".join(f"(self.model.task == '{task}' && m.name in {list(names)!r})"
+                          for task, names in allowed.items())
+            + ")")
+
+
 class ModelMonitorSpec(ApiModel):
     """What to monitor and how. GitOps owns the spec; the operator never writes it."""
 
     cel = (
         CelRule(
             rule="!has(self.performance) || !has(self.performance.metrics) || "
-                 "self.performance.metrics.all(m, "
-                 + " || ".join(
-                     f"(self.model.task == '{task}' && m.name in {list(names)!r})"
-                     for task, names in TASK_METRICS.items())
-                 + ")",
+                 + _suit_task("self.performance.metrics", TASK_METRICS),
             message="every performance metric must suit model.task (binaryClassification: "
                     "accuracy, precision, recall, f1, rocAuc, logLoss, brier; "
                     "multiclassClassification: accuracy, precisionMacro, recallMacro, f1Macro, "
@@ -1154,11 +1160,7 @@ class ModelMonitorSpec(ApiModel):
         CelRule(
             rule="!has(self.performance) || !has(self.performance.estimated) || "
                  "!has(self.performance.estimated.metrics) || "
-                 "self.performance.estimated.metrics.all(m, "
-                 + " || ".join(
-                     f"(self.model.task == '{task}' && m.name in {list(names)!r})"
-                     for task, names in ESTIMATED_METRICS.items())
-                 + ")",
+                 + _suit_task("self.performance.estimated.metrics", ESTIMATED_METRICS),
             message="every estimated metric must suit model.task (binaryClassification: "
                     "accuracy, precision, recall, f1, rocAuc; multiclassClassification: "
                     "accuracy, precisionMacro, recallMacro, f1Macro, precisionWeighted, "
