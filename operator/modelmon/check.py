@@ -368,17 +368,19 @@ def estimated(spec: ModelMonitorSpec, ref: FittedReference, frame: pd.DataFrame
     estimator = ref.estimator
     if estimator is None:
         return {}, ref.no_estimator
+    wanted = {m.name for m in spec.performance.estimated.metrics}
     try:
         if isinstance(estimator, RegressionEstimator):
             assert spec.columns.prediction is not None  # the spec validator guarantees it
             _missing(frame, [spec.columns.prediction], "columns.prediction", "current window")
-            return estimator.estimate(frame, frame[spec.columns.prediction].to_numpy()), None
+            return estimator.estimate(frame, frame[spec.columns.prediction].to_numpy(),
+                                      wanted), None
         try:
             prediction = _prediction(spec, frame)
         except perf.PerformanceInputError as exc:
             raise EstimationInputError(f"columns.prediction: {exc}") from None
         return estimator.estimate(_probabilities(spec, frame, "current window"),
-                                  prediction), None
+                                  prediction, wanted), None
     except EstimationInputError as exc:
         return {}, _estimation_reason(spec, str(exc))
     except Exception as exc:  # the estimator's libraries on user data: never fail the check

@@ -7,7 +7,6 @@ under promtool."""
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from modelmon.stats.estimation import (
     REGRESSION_METRICS,
     fit_classifier_estimator,
 )
-from toolcheck import require
+from promtool_rules import VALUE, alerts_fire_as_expected, checked_rules, expected_alert
 
 CLASSES = ("setosa", "versicolor", "virginica")
 
@@ -207,12 +206,13 @@ def _band(status: dict[str, Any], names: tuple[str, ...]) -> dict[str, dict[str,
 def test_binary_estimates_follow_a_harmful_input_shift_without_labels(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ref = binary(3000, 1)
+    asked = [{"name": "rocAuc", "min": 0.5}, {"name": "accuracy", "min": 0.1}]
     same = run_json(tmp_path, capsys, "binaryClassification", ref,
-                    binary(1000, 2).drop(columns="label"), [{"name": "rocAuc", "min": 0.5}])
+                    binary(1000, 2).drop(columns="label"), asked)
     hard = run_json(tmp_path, capsys, "binaryClassification", ref,
-                    binary(1000, 2, spread=0.3).drop(columns="label"),
-                    [{"name": "rocAuc", "min": 0.5}])
-    like, shifted = (_band(s, BINARY_METRICS) for s in (same, hard))
+                    binary(1000, 2, spread=0.3).drop(columns="label"), asked)
+    # Only the metrics the spec lists are estimated.
+    like, shifted = (_band(s, ("rocAuc", "accuracy")) for s in (same, hard))
     # The inputs crowd near the boundary: the model is right less often, and the estimate
     # says so with no label in the window.
     assert shifted["rocAuc"]["upper"] < like["rocAuc"]["lower"]
@@ -291,7 +291,8 @@ def test_regression_estimates_mae_and_rmse_with_bands(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ref = regression(2000, 1)
     calm = run_json(tmp_path, capsys, "regression", ref,
-                    regression(800, 2).drop(columns="actual"), [{"name": "mae", "max": 50}])
+                    regression(800, 2).drop(columns="actual"),
+                    [{"name": "mae", "max": 50}, {"name": "rmse", "max": 50}])
     wide = run_json(tmp_path, capsys, "regression", ref,
                     regression(800, 2, spread=1.6).drop(columns="actual"),
                     [{"name": "mae", "max": 50}, {"name": "rmse", "max": 50}])
@@ -316,12 +317,11 @@ def test_regression_estimates_mae_and_rmse_with_bands(
 def test_multiclass_estimates_the_macro_and_weighted_metrics(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ref = multiclass(1500, 1, 4.0)
+    every = [{"name": name, "min": 0.01} for name in MULTICLASS_METRICS]
     sure = run_json(tmp_path, capsys, "multiclassClassification", ref,
-                    multiclass(600, 2, 4.0).drop(columns="label"),
-                    [{"name": "f1Macro", "min": 0.1}])
+                    multiclass(600, 2, 4.0).drop(columns="label"), every)
     unsure = run_json(tmp_path, capsys, "multiclassClassification", ref,
-                      multiclass(600, 2, 0.7).drop(columns="label"),
-                      [{"name": "f1Macro", "min": 0.1}])
+                      multiclass(600, 2, 0.7).drop(columns="label"), every)
     like, worse = (_band(s, MULTICLASS_METRICS) for s in (sure, unsure))
     assert worse["accuracy"]["upper"] < like["accuracy"]["lower"]
 
@@ -445,7 +445,7 @@ def test_series_carry_the_estimate_and_its_band(tmp_path: Path,
     samples = {(s.labels["metric"], s.labels["bound"]): s.value
                for s in families["modelmon_estimated_performance_metric"].samples}
     assert samples == {(m, end): getattr(status.estimated_performance[m], end)
-                       for m in BINARY_METRICS for end in ("value", "lower", "upper")}
+                       for m in ("rocAuc",) for end in ("value", "lower", "upper")}
     # A metric name that is no estimator's (a status edited in the cluster) is not exported.
     odd = status.model_copy(update={"estimated_performance": {
         "evil\nname": status.estimated_performance["rocAuc"]}})
@@ -479,12 +479,8 @@ def test_each_bound_is_one_alert_comparing_the_band_end() -> None:
 
 
 def test_promtool_fires_only_when_the_band_is_past_the_bound(tmp_path: Path) -> None:
-    promtool = require("promtool")
     obj = _rule()
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(obj["spec"]))
-    done = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yaml")],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    rules = checked_rules(tmp_path, obj)
     base = 'namespace="ml",monitor="m",model="m"'
     # rocAuc (min 0.8): the estimate is below 0.8 throughout; the band reaches the bound for
     # the first 10 minutes (upper 0.85), then lies wholly below it (upper 0.75) for 10.
@@ -499,20 +495,10 @@ def test_promtool_fires_only_when_the_band_is_past_the_bound(tmp_path: Path) -> 
     (rule,) = [r for r in obj["spec"]["groups"][0]["rules"]
                if r["alert"] == "ModelEstimatedPerformanceDegraded"
                and r["labels"]["metric"] == "rocAuc"]
-    value = '{{ $value | printf "%.4g" }}'
-    firing = [{"exp_labels": {**rule["labels"], "namespace": "ml", "monitor": "m",
-                              "bound": "upper"},
-               "exp_annotations": {k: v.replace(value, "0.75").replace(
-                   "{{ $labels.bound }}", "upper") for k, v in rule["annotations"].items()}}]
-    checks = [{"eval_time": at, "alertname": "ModelEstimatedPerformanceDegraded",
-               "exp_alerts": firing if at == "18m" else []} for at in ("5m", "12m", "18m")]
-    test = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
-            "tests": [{"interval": "1m", "alert_rule_test": checks,
-                       "input_series": [{"series": s, "values": v} for s, v in series]}]}
-    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(test))
-    done = subprocess.run([promtool, "test", "rules", "tests.yaml"], capture_output=True,
-                          text=True, check=False, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
+    firing = [expected_alert(rule, {"namespace": "ml", "monitor": "m", "bound": "upper"},
+                             {VALUE: "0.75", "{{ $labels.bound }}": "upper"})]
+    alerts_fire_as_expected(rules, series, "ModelEstimatedPerformanceDegraded",
+                            {"5m": [], "12m": [], "18m": firing})
 
 
 def test_estimated_findings_are_pushed_as_their_rule_alerts() -> None:

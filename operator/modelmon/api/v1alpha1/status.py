@@ -307,8 +307,8 @@ class ModelMonitorStatus(ApiModel):
     """Confidence figures of a classifier with probabilities, or why they could not be
     computed (null without probabilities)."""
     estimated_performance: dict[str, EstimatedMetric] = {}
-    """Performance estimated without labels (spec.performance.estimated), by metric, each
-    with its sampling band."""
+    """Performance estimated without labels, each metric spec.performance.estimated.metrics
+    lists with its sampling band."""
     estimation_reason: str | None = None
     """Why performance could not be estimated (naming the spec field); null when it was or
     is not asked for."""

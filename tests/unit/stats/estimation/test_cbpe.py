@@ -197,19 +197,27 @@ def test_labels_as_weights_give_scikit_learns_metrics() -> None:
             assert got[name] == pytest.approx(expected[name], abs=1e-12), name
 
 
-def test_expected_auc_counts_every_weighted_pair() -> None:
+def test_expected_auc_is_the_area_under_the_expected_roc_curve() -> None:
     rng = np.random.default_rng(10)
     scores = np.round(rng.random(60), 1)  # many ties
     weights = rng.random(60)
-    concordant = pairs = 0.0
-    for i in range(60):
-        for j in range(60):
-            if i != j:
-                pair = weights[i] * (1.0 - weights[j])
-                pairs += pair
-                concordant += pair * (1.0 if scores[i] > scores[j]
-                                      else 0.5 if scores[i] == scores[j] else 0.0)
-    assert expected_auc(scores, weights) == pytest.approx(concordant / pairs, rel=1e-12)
+    # Expected true and false positives at each threshold, high to low, then the trapezoids.
+    thresholds = np.unique(scores)[::-1]
+    tpr = np.r_[0.0, [weights[scores >= t].sum() for t in thresholds]] / weights.sum()
+    fpr = np.r_[0.0, [(1 - weights[scores >= t]).sum() for t in thresholds]] / (1 - weights).sum()
+    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    assert expected_auc(scores, weights) == pytest.approx(area, rel=1e-12)
+
+
+def test_only_the_metrics_asked_for_are_estimated() -> None:
+    rng = np.random.default_rng(12)
+    scores, labels = _binary(rng, 5_000, *SHIFTS["none"])
+    estimator = fit_classifier_estimator(scores, labels, (False, True))
+    window = _binary(rng, 1_000, *SHIFTS["hard"])[0]
+    every = estimator.estimate(window)
+    some = estimator.estimate(window, wanted={"f1", "accuracy"})
+    assert set(some) == {"f1", "accuracy"}
+    assert all(some[name] == every[name] for name in some)
 
 
 def test_same_inputs_give_the_same_estimates() -> None:
