@@ -68,13 +68,6 @@ def test_the_estimate_rises_as_rows_move_into_the_noise(estimator: RegressionEst
     assert mae[0] * 1.2 < mae[1] < mae[2] / 1.2
 
 
-def test_the_reference_is_scored_by_models_that_did_not_see_it(
-        estimator: RegressionEstimator) -> None:
-    _, prediction, labels = _data(np.random.default_rng(20), 10_000, 0.0)
-    for name, value in _realized(prediction, labels).items():
-        assert estimator.reference_estimate[name] == pytest.approx(value, rel=0.05)
-
-
 def test_bands_hold_the_realized_losses_in_most_windows(estimator: RegressionEstimator) -> None:
     rng = np.random.default_rng(23)
     held = {"mae": 0, "rmse": 0}
