@@ -5,15 +5,17 @@ Run by ``make bench-estimation``; writes ``benchmarks/ESTIMATION.md`` (do not ed
 hand) and the raw figures to ``${MODELMON_CACHE:-~/.cache/modelmon}/estimation-last.json``
 (``--from-json`` re-renders the report from them without measuring again).
 
-The data are drawn once, here, with fixed seeds: per task (binary, multiclass, regression) a
+The data are drawn here, with fixed seeds: per task (binary, multiclass, regression) a
 labelled reference and, per scenario, an analysis set of equal windows whose true metric is
-known because the labels are drawn too. Both tools get the same rows as ``.npz`` files
-without the analysis labels and run in their own processes, one after the other, through
-this file's ``--worker`` mode: modelmon (``stats.estimation`` of the checkout this file sits
-in, ``operator/``) in this interpreter, NannyML (``CBPE``, ``DLE``) in the benchmark
-virtualenv (see ``run.py``'s ``ensure_venv``). Each fits on the reference, then estimates
-every window of every scenario; the realized metric of each window is computed here with
-scikit-learn, independent of both.
+known because the labels are drawn too; all of it ``draws`` times independently (seeds
+``SEED``, ``SEED + 1``, ...), so that the accuracy verdict rests on several references and
+many windows rather than on the luck of one draw. Times are taken on the first draw. Both
+tools get the same rows as ``.npz`` files without the analysis labels and run in their own
+processes, one after the other, through this file's ``--worker`` mode: modelmon
+(``stats.estimation`` of the checkout this file sits in, ``operator/``) in this interpreter,
+NannyML (``CBPE``, ``DLE``) in the benchmark virtualenv (see ``run.py``'s ``ensure_venv``).
+Each fits on the reference, then estimates every window of every scenario; the realized
+metric of each window is computed here with scikit-learn, independent of both.
 
 Only stdlib and numpy are imported at module level, so the worker runs in the virtualenv.
 """
@@ -85,9 +87,11 @@ class Plan:
     repeats: int
     rounds: int
 
+    draws: int
 
-FULL = Plan(20_000, 2_000, 10, 5, 3)
-QUICK = Plan(3_000, 500, 3, 2, 1)
+
+FULL = Plan(20_000, 2_000, 10, 5, 3, 10)
+QUICK = Plan(3_000, 500, 3, 2, 1, 1)
 
 
 # The data ------------------------------------------------------------------------------
@@ -199,13 +203,14 @@ def _regression_estimate(estimator: Any, window: dict[str, Array]) -> dict[str, 
     import pandas as pd
 
     return dict(estimator.estimate(pd.DataFrame(window["x"], columns=list(FEATURES)),
-                                   window["pred"]))
+                                   window["pred"], wanted=METRICS["regression"]))
 
 
-def _classifier_estimate(estimator: Any, names: Array, binary: bool,
+def _classifier_estimate(estimator: Any, names: Array, task: str,
                          window: dict[str, Array]) -> dict[str, Any]:
-    proba = window["proba"][:, 0] if binary else window["proba"]
-    return dict(estimator.estimate(proba, prediction=names[window["pred"]]))
+    proba = window["proba"][:, 0] if task == "binary" else window["proba"]
+    return dict(estimator.estimate(proba, prediction=names[window["pred"]],
+                                   wanted=METRICS[task]))
 
 
 def _save(path: Path, data: dict[str, Any]) -> None:
@@ -224,33 +229,39 @@ def modelmon_worker(manifest: dict[str, Any]) -> dict[str, Any]:
         "scikit-learn": __import__("sklearn").__version__,
         "python": platform.python_version()}}
     for task in manifest["tasks"]:
-        ref = dict(np.load(directory / f"{task}.reference.npz"))
-        if task == "regression":
-            frame = pd.DataFrame(ref["x"], columns=list(FEATURES))
-            fit_s, estimator = _timed(partial(fit_regression_estimator, frame, ref["pred"],
-                                              ref["y"]))
-            one = partial(_regression_estimate, estimator)
-        else:
-            classes: tuple[object, ...] = (0, 1) if task == "binary" else CLASSES
-            names = np.asarray(classes, dtype=object)
-            proba = ref["proba"][:, 0] if task == "binary" else ref["proba"]
-            fit_s, estimator = _timed(partial(fit_classifier_estimator, proba,
-                                              names[ref["y"]], classes,
-                                              prediction=names[ref["pred"]]))
-            one = partial(_classifier_estimate, estimator, names, task == "binary")
-        scenarios: dict[str, Any] = {}
+        scenarios: dict[str, Any] = {name: [] for name in manifest["scenarios"]}
         times: list[float] = []
-        for scenario in manifest["scenarios"]:
-            data = dict(np.load(directory / f"{task}.{scenario}.npz"))
-            windows = [_window(data, i, rows) for i in range(len(data["x"]) // rows)]
-            one(windows[0])  # the bands of this window size, computed once per estimator
-            runs = []
-            for _ in range(repeats):
-                seconds, estimates = _timed(lambda ws=windows, f=one: [f(w) for w in ws])
-                runs.append(seconds)
-            times.append(statistics.median(runs))
-            scenarios[scenario] = [{m: [e.value, e.lower, e.upper] for m, e in est.items()}
-                                   for est in estimates]
+        for draw in range(manifest["draws"]):
+            ref = dict(np.load(directory / f"{task}.{draw}.reference.npz"))
+            if task == "regression":
+                frame = pd.DataFrame(ref["x"], columns=list(FEATURES))
+                seconds, estimator = _timed(partial(fit_regression_estimator, frame,
+                                                    ref["pred"], ref["y"]))
+                one = partial(_regression_estimate, estimator)
+            else:
+                classes: tuple[object, ...] = (0, 1) if task == "binary" else CLASSES
+                names = np.asarray(classes, dtype=object)
+                proba = ref["proba"][:, 0] if task == "binary" else ref["proba"]
+                seconds, estimator = _timed(partial(fit_classifier_estimator, proba,
+                                                    names[ref["y"]], classes,
+                                                    prediction=names[ref["pred"]]))
+                one = partial(_classifier_estimate, estimator, names, task)
+            if draw == 0:
+                fit_s = seconds
+            for scenario in manifest["scenarios"]:
+                data = dict(np.load(directory / f"{task}.{draw}.{scenario}.npz"))
+                windows = [_window(data, i, rows) for i in range(len(data["x"]) // rows)]
+                one(windows[0])  # the bands of this window size, computed once per estimator
+                if draw == 0:
+                    runs = []
+                    for _ in range(repeats):
+                        seconds, estimates = _timed(lambda ws=windows, f=one: [f(w) for w in ws])
+                        runs.append(seconds)
+                    times.append(statistics.median(runs))
+                else:
+                    estimates = [one(w) for w in windows]
+                scenarios[scenario] += [{m: [e.value, e.lower, e.upper] for m, e in est.items()}
+                                        for est in estimates]
         out["tasks"][task] = {"fit_s": fit_s, "estimate_s": times, "windows": scenarios}
     return out
 
@@ -286,38 +297,42 @@ def nannyml_worker(manifest: dict[str, Any]) -> dict[str, Any]:
                            if task == "multiclass" else data["y"])
             return df
 
-        ref = dict(np.load(directory / f"{task}.reference.npz"))
-        if task == "regression":
-            estimator: Any = nml.DLE(feature_column_names=list(FEATURES), y_pred="pred",
-                                     y_true="y", metrics=list(metrics.values()),
-                                     chunk_size=rows)
-        else:
-            proba: Any = ("proba" if task == "binary"
-                          else {name: f"proba_{name}" for name in CLASSES})
-            estimator = nml.CBPE(
-                y_pred_proba=proba, y_pred="pred", y_true="y",
-                problem_type=("classification_binary" if task == "binary"
-                              else "classification_multiclass"),
-                metrics=list(metrics.values()), chunk_size=rows)
-        reference = frame(ref, labelled=True)
-        fit_s, _ = _timed(lambda est=estimator, df=reference: est.fit(df))
-        scenarios: dict[str, Any] = {}
+        scenarios: dict[str, Any] = {name: [] for name in manifest["scenarios"]}
         times: list[float] = []
-        for scenario in manifest["scenarios"]:
-            analysis = frame(dict(np.load(directory / f"{task}.{scenario}.npz")), False)
-            runs = []
-            for _ in range(repeats):
-                seconds, result = _timed(lambda est=estimator, df=analysis: est.estimate(df))
-                runs.append(seconds)
-            times.append(statistics.median(runs))
-            df = result.filter(period="analysis").to_df()
-            windows = []
-            for i in range(len(df)):
-                windows.append({ours: [float(df[(theirs, "value")].iloc[i]),
-                                       float(df[(theirs, "lower_confidence_boundary")].iloc[i]),
-                                       float(df[(theirs, "upper_confidence_boundary")].iloc[i])]
-                                for ours, theirs in metrics.items()})
-            scenarios[scenario] = windows
+        for draw in range(manifest["draws"]):
+            ref = dict(np.load(directory / f"{task}.{draw}.reference.npz"))
+            if task == "regression":
+                estimator: Any = nml.DLE(feature_column_names=list(FEATURES), y_pred="pred",
+                                         y_true="y", metrics=list(metrics.values()),
+                                         chunk_size=rows)
+            else:
+                proba: Any = ("proba" if task == "binary"
+                              else {name: f"proba_{name}" for name in CLASSES})
+                estimator = nml.CBPE(
+                    y_pred_proba=proba, y_pred="pred", y_true="y",
+                    problem_type=("classification_binary" if task == "binary"
+                                  else "classification_multiclass"),
+                    metrics=list(metrics.values()), chunk_size=rows)
+            reference = frame(ref, labelled=True)
+            seconds, _ = _timed(lambda est=estimator, df=reference: est.fit(df))
+            if draw == 0:
+                fit_s = seconds
+            for scenario in manifest["scenarios"]:
+                analysis = frame(dict(np.load(directory / f"{task}.{draw}.{scenario}.npz")),
+                                 False)
+                runs = []
+                for _ in range(repeats if draw == 0 else 1):
+                    seconds, result = _timed(lambda est=estimator, df=analysis: est.estimate(df))
+                    runs.append(seconds)
+                if draw == 0:
+                    times.append(statistics.median(runs))
+                df = result.filter(period="analysis").to_df()
+                for i in range(len(df)):
+                    scenarios[scenario].append(
+                        {ours: [float(df[(theirs, "value")].iloc[i]),
+                                float(df[(theirs, "lower_confidence_boundary")].iloc[i]),
+                                float(df[(theirs, "upper_confidence_boundary")].iloc[i])]
+                         for ours, theirs in metrics.items()})
         out["tasks"][task] = {"fit_s": fit_s, "estimate_s": times, "windows": scenarios}
     return out
 
@@ -349,7 +364,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     plan = QUICK if args.quick else FULL
     windows = args.windows or plan.windows
     plan = Plan(plan.reference_rows, plan.window_rows, windows, args.repeats or plan.repeats,
-                args.rounds or plan.rounds)
+                args.rounds or plan.rounds, args.draws or plan.draws)
     started = time.monotonic()
 
     def log(text: str) -> None:
@@ -367,19 +382,23 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         directory = Path(tmp)
         rows = plan.window_rows * plan.windows
         for task in TASKS:
-            ref = generate(task, "reference", plan.reference_rows, 1, SEED)
-            _save(directory / f"{task}.reference.npz", ref)
-            truth[task] = {}
-            for scenario in SCENARIOS:
-                data = generate(task, scenario, rows, plan.windows, SEED)
-                _save(directory / f"{task}.{scenario}.npz",
-                      {k: v for k, v in data.items() if k != "y"})
-                truth[task][scenario] = [realized(task, _window(data, i, plan.window_rows))
-                                         for i in range(plan.windows)]
+            truth[task] = {scenario: [] for scenario in SCENARIOS}
+            for draw in range(plan.draws):
+                ref = generate(task, "reference", plan.reference_rows, 1, SEED + draw)
+                _save(directory / f"{task}.{draw}.reference.npz", ref)
+                for scenario in SCENARIOS:
+                    data = generate(task, scenario, rows, plan.windows, SEED + draw)
+                    _save(directory / f"{task}.{draw}.{scenario}.npz",
+                          {k: v for k, v in data.items() if k != "y"})
+                    truth[task][scenario] += [realized(task, _window(data, i, plan.window_rows))
+                                              for i in range(plan.windows)]
+        common = {"dir": str(directory), "tasks": list(TASKS), "scenarios": list(SCENARIOS),
+                  "window_rows": plan.window_rows, "repeats": plan.repeats}
+        # The first round estimates every draw (the accuracy); the others only time draw 0.
         manifest = directory / "manifest.json"
-        manifest.write_text(json.dumps({
-            "dir": str(directory), "tasks": list(TASKS), "scenarios": list(SCENARIOS),
-            "window_rows": plan.window_rows, "repeats": plan.repeats}))
+        manifest.write_text(json.dumps({**common, "draws": plan.draws}))
+        timing = directory / "timing.json"
+        timing.write_text(json.dumps({**common, "draws": 1}))
         tools = [("modelmon", Path(sys.executable))]
         if nannyml is not None:
             tools.append(("nannyml", nannyml))
@@ -390,7 +409,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for tool, python in tools:
                 log(f"round {round_ + 1}/{plan.rounds}, {tool} "
                     f"(load {os.getloadavg()[0]:.2f})")
-                result = run_worker(tool, python, manifest)
+                result = run_worker(tool, python, manifest if round_ == 0 else timing)
                 if round_ == 0:
                     results[tool] = result
                     for task in result["tasks"].values():
@@ -409,6 +428,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "machine": machine(), "seed": SEED, "quick": args.quick,
             "reference_rows": plan.reference_rows, "window_rows": plan.window_rows,
             "windows": plan.windows, "repeats": plan.repeats, "rounds": plan.rounds,
+            "draws": plan.draws,
             "load": loads,
         },
         "truth": truth, "tools": results,
@@ -450,12 +470,24 @@ def accuracy_cells(run: dict[str, Any]) -> list[dict[str, Any]]:
                 assert ours is not None
                 cells.append({
                     "task": task, "scenario": scenario, "metric": metric,
+                    "spread": draw_spread(ours, theirs, int(run["meta"]["windows"])),
                     "realized": [t[metric] for t in run["truth"][task][scenario]],
                     "modelmon": statistics.fmean(ours),
                     "nannyml": None if theirs is None else statistics.fmean(theirs),
                     "modelmon_coverage": coverage(run, "modelmon", task, scenario, metric),
                     "nannyml_coverage": coverage(run, "nannyml", task, scenario, metric)})
     return cells
+
+
+def draw_spread(ours: list[float], theirs: list[float] | None, windows: int) -> float | None:
+    """Two standard errors of the difference of the two tools' mean errors, from its spread
+    between draws (each draw's windows share a reference and a fit, so the draws, not the
+    windows, are the independent units); None with fewer than two draws."""
+    if theirs is None or len(ours) < 2 * windows:
+        return None
+    per_draw = [statistics.fmean(ours[i:i + windows]) - statistics.fmean(theirs[i:i + windows])
+                for i in range(0, len(ours), windows)]
+    return 2.0 * statistics.stdev(per_draw) / math.sqrt(len(per_draw))
 
 
 def steady(task: dict[str, Any]) -> float:
@@ -486,7 +518,9 @@ def _num(x: float | None, digits: int = 5) -> str:
 def _diff(cell: dict[str, Any]) -> str:
     if cell["nannyml"] is None:
         return "-"
-    return f"{cell['modelmon'] - cell['nannyml']:+.1e}"
+    spread = cell.get("spread")
+    return f"{cell['modelmon'] - cell['nannyml']:+.1e}" + (
+        "" if spread is None else f" ± {spread:.1e}")
 
 
 def _secs(x: float | None) -> str:
@@ -499,10 +533,14 @@ def _share(x: float | None) -> str:
     return "-" if x is None else f"{x:.0%}"
 
 
+#: Mean errors closer than this (in the metric's own units) are equal: both CBPEs compute
+#: the same quantities in a different order, and differ in the tenth decimal at most.
+EQUAL_WITHIN = 1e-9
+
+
 def at_most(ours: float, theirs: float) -> bool:
-    """``ours <= theirs``, equal to within floating-point rounding counting as equal (both
-    CBPEs compute the same confusion-matrix metrics, summed in a different order)."""
-    return ours <= theirs or math.isclose(ours, theirs, rel_tol=1e-9, abs_tol=1e-12)
+    """``ours <= theirs``, a difference below ``EQUAL_WITHIN`` counting as equal."""
+    return ours <= theirs + EQUAL_WITHIN
 
 
 def verdict(cell: dict[str, Any]) -> str:
@@ -519,11 +557,14 @@ def goals(run: dict[str, Any]) -> dict[str, Any]:
              if c["scenario"] in JUDGED and c["nannyml"] is not None]
     speed = [r for r in speed_rows(run) if r["ratio"] is not None]
     missed = [c for c in cells if not at_most(c["modelmon"], c["nannyml"])]
+    beyond = [c for c in missed if c.get("spread") is not None
+              and c["modelmon"] - c["nannyml"] > c["spread"]]
     return {"accuracy_held": len(cells) - len(missed), "accuracy_cells": len(cells),
             "accuracy_missed": [
                 f"{c['task']} {c['scenario']} {c['metric']} (+{c['modelmon'] - c['nannyml']:.1e}, "
                 f"{(c['modelmon'] - c['nannyml']) / c['nannyml']:+.1%} of NannyML's)"
                 for c in missed],
+            "accuracy_beyond_noise": len(beyond),
             "speed_held": sum(r["ratio"] >= SPEED_GOAL for r in speed),
             "speed_rows": len(speed)}
 
@@ -534,6 +575,7 @@ def render(run: dict[str, Any]) -> str:
     ours = run["tools"]["modelmon"]["versions"]
     theirs = run["tools"].get("nannyml", {}).get("versions")
     g = goals(run)
+    draws = int(meta.get("draws", 1))
     lines = [
         "# Performance estimation: modelmon beside NannyML",
         "",
@@ -550,10 +592,12 @@ def render(run: dict[str, Any]) -> str:
         "- modelmon side: " + ", ".join(f"{k} {v}" for k, v in ours.items()),
         "- NannyML side (benchmark virtualenv): " + (
             ", ".join(f"{k} {v}" for k, v in theirs.items()) if theirs else "NannyML not run"),
-        f"- seed {meta['seed']}; reference {meta['reference_rows']:,} labelled rows; per "
-        f"scenario {meta['windows']} windows of {meta['window_rows']:,} rows (NannyML "
+        f"- {draws} independent draw(s) (seeds {meta['seed']} to {meta['seed'] + draws - 1}), "
+        f"each a reference of {meta['reference_rows']:,} labelled rows and per scenario "
+        f"{meta['windows']} windows of {meta['window_rows']:,} rows (NannyML "
         f"`chunk_size={meta['window_rows']}`, so its chunks are exactly these windows); "
-        f"each tool's process ran {meta['rounds']} times, the tools taking turns; "
+        f"accuracy over all {draws * meta['windows']} windows of a scenario, times on the "
+        f"first draw: each tool's process ran {meta['rounds']} times, the tools taking turns, "
         f"{meta['repeats']} timed runs per scenario in each",
         "",
         "## Summary",
@@ -567,7 +611,9 @@ def render(run: dict[str, Any]) -> str:
             f"concept shift excluded): {g['accuracy_held']} of {g['accuracy_cells']} "
             "task x scenario x metric cells"
             + (" — goal held." if g["accuracy_held"] == g["accuracy_cells"] else
-               "; missed in: " + "; ".join(g["accuracy_missed"]) + "."),
+               "; missed in: " + "; ".join(g["accuracy_missed"]) + ". Of those, "
+               f"{g['accuracy_beyond_noise']} by more than two standard errors of the "
+               "difference between draws."),
             f"- Speed (steady-state estimate of all windows at least {SPEED_GOAL:g}x faster "
             f"than NannyML's `estimate`): {g['speed_held']} of {g['speed_rows']} tasks"
             + (" — goal held." if g["speed_held"] == g["speed_rows"] else "."),
@@ -580,9 +626,11 @@ def render(run: dict[str, Any]) -> str:
     lines += [
         "## The data",
         "",
-        "Drawn once, with fixed seeds, and handed to both tools as the same files; the "
-        "analysis labels are never given to either tool. Each scenario's shift grows "
-        "linearly from nothing in the first window to its full size in the last.",
+        "Drawn with fixed seeds, once per draw, and handed to both tools as the same "
+        "files; the analysis labels are never given to either tool. Each scenario's shift "
+        "grows linearly from nothing in the first window of a draw to its full size in the "
+        "last. Both tools estimate only the metrics below (modelmon's `wanted`, the "
+        "metrics a spec lists).",
         "",
         "- binary: four standard normal features; the label is Bernoulli with "
         "`sigmoid(1.5 x0 + x1)`; the model's score is `sigmoid(1.3 (1.5 x0 + x1) + 0.3)`, "
@@ -613,12 +661,16 @@ def render(run: dict[str, Any]) -> str:
         "",
         "## Accuracy: mean absolute error of the estimate per window",
         "",
-        "Lower is better. *realized* is the range of the true metric over the windows; "
+        "Lower is better, over every window of every draw. *realized* is the range of the "
+        "true metric over those windows; "
         "*in band* is the share of windows whose realized value lies within the tool's "
         "band (modelmon: ± 3 sampling spreads of the reference; NannyML: its confidence "
         "boundaries, ± 3 sampling errors). Concept shift is not judged: no estimator that "
-        "sees only the inputs can follow it. Equal to within floating-point rounding counts as "
-        "equal.",
+        "sees only the inputs can follow it. Mean errors closer than "
+        f"{EQUAL_WITHIN:g} count as equal. *modelmon - NannyML* is the difference of the "
+        "mean errors ± two standard errors of it, from its spread between draws (a draw's "
+        "windows share one reference and one fit, so draws are the independent units): a "
+        "difference inside that margin is as likely the luck of the draws as a real one.",
         "",
         "| task | scenario | metric | realized | modelmon MAE | NannyML MAE | "
         "modelmon - NannyML | modelmon ≤ NannyML | modelmon in band | NannyML in band |",
@@ -636,13 +688,14 @@ def render(run: dict[str, Any]) -> str:
         "## Speed: steady state and fit",
         "",
         f"Each tool in its own process, one after the other. *estimate*: the time to "
-        f"estimate all {meta['windows']} windows of a scenario with the estimator already "
+        f"estimate all {meta['windows']} windows of a scenario (first draw) with the "
+        "estimator already "
         "fitted — modelmon one `estimate` call per window (the bands of the window size "
         "computed before timing, as a running monitor keeps them); NannyML one "
         "`estimate` call on the scenario's rows chunked into the same windows (for an "
         "estimator this is NannyML's `calculate`). The median over the runs of a scenario, "
         "then over the scenarios, then over the rounds. *fit*: one fit on the reference per "
-        "round, the median over the rounds.",
+        "round (first draw), the median over the rounds.",
         "",
         "| task | modelmon fit | NannyML fit | modelmon estimate | NannyML estimate | "
         f"NannyML / modelmon | ≥ {SPEED_GOAL:g}x |",
@@ -686,6 +739,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="a smoke test: a small reference, 3 windows of 500 rows")
     p.add_argument("--windows", type=int, help="windows per scenario (default 10)")
     p.add_argument("--repeats", type=int, help="timed runs per scenario (default 5)")
+    p.add_argument("--draws", type=int,
+                   help="independent draws of reference and windows for the accuracy "
+                        "(default 10)")
     p.add_argument("--rounds", type=int,
                    help="times each tool's process runs, taking turns (default 3)")
     p.add_argument("--no-nannyml", action="store_true", help="modelmon only")

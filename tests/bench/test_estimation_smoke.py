@@ -26,6 +26,7 @@ from estimation import (  # noqa: E402
     SEED,
     SPEED_GOAL,
     at_most,
+    draw_spread,
     generate,
     realized,
 )
@@ -96,7 +97,7 @@ def test_quick_run_without_nannyml_renders_every_cell(tmp_path: Path) -> None:
     assert all(r[5] == "-" for r in speed)
     assert "NannyML not run: no goal is judged." in text
     assert "--quick" in text and "quick mode" in text
-    for word in ("modelmon", "numpy", "scikit-learn", "nproc", f"seed {SEED}"):
+    for word in ("modelmon", "numpy", "scikit-learn", "nproc", f"seeds {SEED} to {SEED}"):
         assert word in text
     assert "Concept shift: what estimation cannot see" in text
     # The windows' truth is the drawn labels' metric, recomputed here.
@@ -142,3 +143,16 @@ def test_quick_run_with_nannyml_judges_from_the_figures(tmp_path: Path) -> None:
     assert proc.stdout.strip().splitlines()[-1] == (
         f"estimation: accuracy at most NannyML's in {held} of {cells} cells; speed goal "
         f"held in {sum(r[6] == '✓' for r in table(text, '## Speed'))} of 3 tasks")
+
+
+def test_the_difference_is_judged_against_its_spread_between_draws() -> None:
+    """Draws, not windows, are the independent units: the margin is two standard errors of
+    the per-draw differences of mean error; one draw gives none."""
+    ours = [0.1, 0.3, 0.2, 0.2, 0.5, 0.1]  # three draws of two windows
+    theirs = [0.1, 0.1, 0.2, 0.2, 0.2, 0.2]
+    per_draw = [0.1, 0.0, 0.1]
+    assert draw_spread(ours, theirs, 2) == pytest.approx(
+        2 * statistics.stdev(per_draw) / math.sqrt(3))
+    assert draw_spread(ours[:2], theirs[:2], 2) is None
+    assert draw_spread(ours, None, 2) is None
+    assert at_most(0.1 + 5e-10, 0.1) and not at_most(0.1 + 5e-9, 0.1)
