@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import grafana
+from modelmon.api.v1alpha1.spec import EstimatedPerformanceSpec
 from modelmon.check import run_check
 from modelmon.health import Health
 from modelmon.monitor_files import load_monitors
@@ -31,10 +32,16 @@ def dashboard() -> dict[str, Any]:
 
 
 def exported_names() -> set[str]:
-    """Sample names the operator's registry serves after one check of the example."""
+    """Sample names the operator's registry serves after one check of the example, with
+    an estimated metric listed too (the example's spec lists none)."""
     metrics = Metrics()
     monitor = load_monitors(EXAMPLE)[0]
-    status = run_check(monitor.spec, base_dir=EXAMPLE.parent)
+    performance = monitor.spec.performance.model_copy(update={
+        "estimated": EstimatedPerformanceSpec.model_validate(
+            {"metrics": [{"name": "rocAuc", "min": 0.5}]})})
+    spec = monitor.spec.model_copy(update={"performance": performance})
+    status = run_check(spec, base_dir=EXAMPLE.parent)
+    assert status.estimated_performance, status.estimation_reason
     metrics.observe("ml-demo", "breast-cancer", model=monitor.spec.model.name, status=status,
                     seconds=0.1, last_success=1.0, error="SourceUnavailable")
 
