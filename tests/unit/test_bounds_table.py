@@ -196,3 +196,14 @@ def test_drift_rows_bound_the_verdict_evaluation_exports() -> None:
     assert status.last_check == LastCheck(time=NOW,
                                           duration_seconds=0.1, reference_rows=100,
                                           current_rows=100)
+
+
+def test_the_readme_names_every_condition_type() -> None:
+    """A condition kubectl shows must be one the README explains."""
+    from pathlib import Path
+
+    from modelmon.evaluation.conditions import CONDITION_TYPES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listed = readme.split("Conditions: ", 1)[1].split("lastTransitionTime", 1)[0]
+    assert [t for t in CONDITION_TYPES if f"`{t}`" not in listed] == []

@@ -5,7 +5,6 @@ drift and data quality judged, the exported series and the generated rule's aler
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.notifiers.base import Message
 from modelmon.outputs.notifiers.senders import alert_identity
 from modelmon.outputs.rules import prometheus_rule
-from toolcheck import require
+from promtool_rules import VALUE, alerts_fire_as_expected, checked_rules, expected_alert
 
 CLASSES = ("setosa", "versicolor", "virginica")
 
@@ -321,34 +320,20 @@ def test_each_bound_is_one_alert_of_the_rule() -> None:
 
 
 def test_promtool_accepts_the_rule_and_the_alerts_fire_and_resolve(tmp_path: Path) -> None:
-    promtool = require("promtool")
     obj = _confidence_rules()
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(obj["spec"]))
-    done = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yaml")],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"SUCCESS: {len(obj['spec']['groups'][0]['rules'])} rules found" in done.stdout
+    rules = checked_rules(tmp_path, obj)
     base = 'namespace="ml",monitor="iris",model="iris"'
     # Each figure: within bounds for 5 minutes, outside for 10, within again for 10.
     bad = {"meanConfidence": "0.5", "lowConfidenceShare": "0.4"}
     series = [(f'modelmon_confidence{{{base},figure="meanConfidence"}}', "0.9x5 0.5x10 0.9x10"),
               (f'modelmon_confidence{{{base},figure="lowConfidenceShare"}}',
                "0.1x5 0.4x10 0.1x10")]
-    value = '{{ $value | printf "%.4g" }}'
-    firing = [{"exp_labels": {**r["labels"], "namespace": "ml", "monitor": "iris"},
-               "exp_annotations": {k: v.replace(value, bad[r["labels"]["figure"]])
-                                   for k, v in r["annotations"].items()}}
+    firing = [expected_alert(r, {"namespace": "ml", "monitor": "iris"},
+                             {VALUE: bad[r["labels"]["figure"]]})
               for r in obj["spec"]["groups"][0]["rules"]
               if r["alert"] == "ModelConfidenceDegraded"]
-    checks = [{"eval_time": at, "alertname": "ModelConfidenceDegraded",
-               "exp_alerts": firing if at == "12m" else []} for at in ("4m", "12m", "24m")]
-    test = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m",
-            "tests": [{"interval": "1m", "alert_rule_test": checks,
-                       "input_series": [{"series": s, "values": v} for s, v in series]}]}
-    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(test))
-    done = subprocess.run([promtool, "test", "rules", "tests.yaml"], capture_output=True,
-                          text=True, check=False, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
+    alerts_fire_as_expected(rules, series, "ModelConfidenceDegraded",
+                            {"4m": [], "12m": firing, "24m": []})
 
 
 def test_confidence_findings_are_pushed_as_their_rule_alerts() -> None:

@@ -13,6 +13,7 @@ import yaml
 from modelmon.api.v1alpha1 import ModelMonitor, ModelMonitorSpec
 from modelmon.cli import main
 from modelmon.outputs.rules import prometheus_rule
+from promtool_rules import expected_alert
 from toolcheck import require
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -115,13 +116,7 @@ def _expect(obj: dict[str, Any], alert: str, labels: dict[str, str], rendered: d
     rules = [r for r in obj["spec"]["groups"][0]["rules"] if r["alert"] == alert]
     rule = next(r for r in rules if all(r["labels"].get(k) == v
                                         for k, v in (extra or {}).items()))
-    annotations = {}
-    for key, text in rule["annotations"].items():
-        out = text
-        for template, value in rendered.items():
-            out = out.replace(template, value)
-        annotations[key] = out
-    return [{"exp_labels": {**rule["labels"], **labels}, "exp_annotations": annotations}]
+    return [expected_alert(rule, labels, rendered)]
 
 
 def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
