@@ -45,8 +45,8 @@ def test_estimates_track_the_realized_losses(estimator: RegressionEstimator,
     # near 3% with the heavier tail); averaged over 4 windows about 1.5%, so 8% leaves
     # room for the loss models' error and fails an estimate that stays at the reference's level
     # (the shifted windows' losses are about 25% and 70% higher). Farther out (centre 2,
-    # where a third of the rows lie beyond nearly all of the reference) the trees cannot
-    # extrapolate the growing noise and rmse falls 5-7% short: docs/estimation.md says so.
+    # where a third of the rows lie beyond nearly all of the reference) only the linear
+    # trend extrapolates: mae about 6% high, rmse 1% low; docs/estimation.md says so.
     rng = np.random.default_rng(21)
     estimated: dict[str, list[float]] = {"mae": [], "rmse": []}
     realized: dict[str, list[float]] = {"mae": [], "rmse": []}
@@ -106,3 +106,23 @@ def test_same_inputs_give_the_same_estimates() -> None:
     window = _data(rng, 500, 1.0)[:2]
     first = fit_regression_estimator(*reference).estimate(*window)
     assert fit_regression_estimator(*reference).estimate(*window) == first
+
+
+def test_the_trend_carries_the_loss_beyond_the_reference(estimator: RegressionEstimator) -> None:
+    """Trees alone stay flat past the reference's edge; the linear trend under them keeps the
+    estimate rising with the noise (which grows with |x1|) as rows move past it."""
+    rng = np.random.default_rng(24)
+    ends = [estimator.estimate(*_data(rng, 2_000, centre)[:2])["mae"].value
+            for centre in (2.5, 3.5, 4.5)]
+    assert ends[0] * 1.15 < ends[1] < ends[2] / 1.15
+
+
+def test_an_absurd_input_cannot_drive_the_trend(estimator: RegressionEstimator) -> None:
+    """Inputs are clipped to the reference's range widened by its width on each side, so a
+    broken feature (1e12) gives the estimate of that limit, not a runaway."""
+    features, prediction, _ = _data(np.random.default_rng(25), 500, 0.0)
+    limit = float(estimator.trend.high[0])
+    at_limit = estimator.estimate(features.assign(x1=limit), prediction)["mae"].value
+    absurd = estimator.estimate(features.assign(x1=1e12), prediction)["mae"].value
+    assert absurd == pytest.approx(at_limit, rel=1e-12)
+    assert np.isfinite(absurd) and absurd < 50.0
