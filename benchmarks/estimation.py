@@ -199,18 +199,27 @@ def _timed(call: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, out
 
 
-def _regression_estimate(estimator: Any, window: dict[str, Array]) -> dict[str, Any]:
+def _regression_inputs(window: dict[str, Array]) -> tuple[Any, Array]:
+    """A window as the operator holds it: a data frame of the features, the predictions."""
     import pandas as pd
 
-    return dict(estimator.estimate(pd.DataFrame(window["x"], columns=list(FEATURES)),
-                                   window["pred"], wanted=METRICS["regression"]))
+    return pd.DataFrame(window["x"], columns=list(FEATURES)), window["pred"]
 
 
-def _classifier_estimate(estimator: Any, names: Array, task: str,
-                         window: dict[str, Array]) -> dict[str, Any]:
-    proba = window["proba"][:, 0] if task == "binary" else window["proba"]
-    return dict(estimator.estimate(proba, prediction=names[window["pred"]],
-                                   wanted=METRICS[task]))
+def _regression_estimate(estimator: Any, inputs: tuple[Any, Array]) -> dict[str, Any]:
+    return dict(estimator.estimate(*inputs, wanted=METRICS["regression"]))
+
+
+def _classifier_inputs(names: Array, task: str, window: dict[str, Array]
+                       ) -> tuple[Array, Array]:
+    """A window as the operator holds it: the probabilities, the predicted class names."""
+    return (window["proba"][:, 0] if task == "binary" else window["proba"],
+            names[window["pred"]])
+
+
+def _classifier_estimate(estimator: Any, task: str, inputs: tuple[Array, Array]
+                         ) -> dict[str, Any]:
+    return dict(estimator.estimate(inputs[0], prediction=inputs[1], wanted=METRICS[task]))
 
 
 def _save(path: Path, data: dict[str, Any]) -> None:
@@ -238,6 +247,7 @@ def modelmon_worker(manifest: dict[str, Any]) -> dict[str, Any]:
                 seconds, estimator = _timed(partial(fit_regression_estimator, frame,
                                                     ref["pred"], ref["y"]))
                 one = partial(_regression_estimate, estimator)
+                prepare: Any = _regression_inputs
             else:
                 classes: tuple[object, ...] = (0, 1) if task == "binary" else CLASSES
                 names = np.asarray(classes, dtype=object)
@@ -245,12 +255,15 @@ def modelmon_worker(manifest: dict[str, Any]) -> dict[str, Any]:
                 seconds, estimator = _timed(partial(fit_classifier_estimator, proba,
                                                     names[ref["y"]], classes,
                                                     prediction=names[ref["pred"]]))
-                one = partial(_classifier_estimate, estimator, names, task)
+                one = partial(_classifier_estimate, estimator, task)
+                prepare = partial(_classifier_inputs, names, task)
             if draw == 0:
                 fit_s = seconds
             for scenario in manifest["scenarios"]:
                 data = dict(np.load(directory / f"{task}.{draw}.{scenario}.npz"))
-                windows = [_window(data, i, rows) for i in range(len(data["x"]) // rows)]
+                # Each window's inputs are built before timing, as NannyML's data frame is.
+                windows = [prepare(_window(data, i, rows))
+                           for i in range(len(data["x"]) // rows)]
                 one(windows[0])  # the bands of this window size, computed once per estimator
                 if draw == 0:
                     runs = []
@@ -690,10 +703,12 @@ def render(run: dict[str, Any]) -> str:
         f"Each tool in its own process, one after the other. *estimate*: the time to "
         f"estimate all {meta['windows']} windows of a scenario (first draw) with the "
         "estimator already "
-        "fitted — modelmon one `estimate` call per window (the bands of the window size "
-        "computed before timing, as a running monitor keeps them); NannyML one "
+        "fitted — modelmon one `estimate` call per window on the window's data frame or "
+        "arrays (built before timing, as NannyML's data frame is; the bands of the window "
+        "size computed before timing, as a running monitor keeps them); NannyML one "
         "`estimate` call on the scenario's rows chunked into the same windows (for an "
-        "estimator this is NannyML's `calculate`). The median over the runs of a scenario, "
+        "estimator this is NannyML's `calculate`), its LightGBM on every core, modelmon's "
+        "loss models on one thread. The median over the runs of a scenario, "
         "then over the scenarios, then over the rounds. *fit*: one fit on the reference per "
         "round (first draw), the median over the rounds.",
         "",
