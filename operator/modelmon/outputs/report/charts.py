@@ -186,11 +186,13 @@ def _time(point: HistoryPoint) -> str:
 
 
 def _time_axis() -> Spec:
-    return {"field": "time", "type": "temporal", "title": None}
+    return {"field": "time", "type": "temporal", "title": None,
+            "axis": {"format": "%m-%d %H:%M", "labelAngle": 0, "tickCount": 5}}
 
 
 def trend_chart(history: Sequence[HistoryPoint], field: str, title: str,
-                percent: bool = False, bound: float | None = None) -> Spec:
+                percent: bool = False, bound: float | None = None,
+                legend: bool = True) -> Spec:
     """One figure of every past check over time, each point coloured by the phase the
     check ended in; ``bound``: a dashed rule at the figure's limit."""
     values = [{"time": _time(p), "phase": p.phase, "value": num(_figure(p, field))}
@@ -204,7 +206,7 @@ def trend_chart(history: Sequence[HistoryPoint], field: str, title: str,
         {"mark": {"type": "point", "filled": True, "size": 45},
          "encoding": {"x": _time_axis(), "y": {"field": "value", "type": "quantitative"},
                       "color": {"field": "phase", "type": "nominal", "scale": PHASE_COLORS,
-                                "title": "phase"},
+                                "title": "phase", **({} if legend else {"legend": None})},
                       "tooltip": [{"field": "time", "type": "temporal",
                                    "format": "%Y-%m-%d %H:%M:%S"},
                                   {"field": "phase"}, {"field": "value"}]}},

@@ -30,6 +30,11 @@ from modelmon.stats.dataset import CategoricalShape, ColumnShape, NumericShape
 #: one (counted in the share), one within its threshold, one not scored.
 RANKS = {"critical": 0, "warning": 1, "drifted": 2, "ok": 3, "not scored": 4}
 
+#: Findings listed before the rest are folded away; critical first, then by kind.
+FINDINGS_SHOWN = 12
+FINDING_ORDER = {"drift": 0, "performance": 1, "estimatedPerformance": 2, "confidence": 3,
+                 "dataQuality": 4, "operational": 5, "check": 6}
+
 #: How many names a caption lists before "and N more".
 NAMES_SHOWN = 10
 
@@ -169,10 +174,16 @@ def summary(report: MonitorReport) -> str:
         out.append(f'<p class="reason"><strong>{esc(ready.reason)}</strong>: '
                    f"{esc(ready.message)}</p>")
     if status.findings:
-        ordered = sorted(status.findings, key=lambda f: (f.severity != "critical", f.name))
-        out.append(_table(["severity", "finding", "value", "bound", "message"],
-                          ([_badge(f.severity, f.severity), esc(f.name), fmt(f.value),
-                            fmt(f.bound), esc(f.message)] for f in ordered), "findings"))
+        ordered = sorted(status.findings, key=lambda f: (
+            f.severity != "critical", FINDING_ORDER.get(f.name.split(".")[0], 9), f.name))
+        rows = [[_badge(f.severity, f.severity), esc(f.name), fmt(f.value), fmt(f.bound),
+                 esc(f.message)] for f in ordered]
+        header = ["severity", "finding", "value", "bound", "message"]
+        out.append(_table(header, rows[:FINDINGS_SHOWN], "findings"))
+        if len(rows) > FINDINGS_SHOWN:
+            out.append(f"<details><summary>{len(rows) - FINDINGS_SHOWN} more findings"
+                       f"</summary>{_table(header, rows[FINDINGS_SHOWN:], 'findings')}"
+                       "</details>")
     else:
         out.append("<p>No findings.</p>")
     if status.not_checked:
@@ -385,9 +396,9 @@ def trends(page: Page, report: MonitorReport) -> str | None:
         page.chart(charts.trend_chart(history, "drift_share", "drifted share", percent=True,
                                       bound=spec.drift.dataset_drift_share),
                    "share of drifted features over time"),
-        page.chart(charts.trend_chart(history, "findings", "findings"),
+        page.chart(charts.trend_chart(history, "findings", "findings", legend=False),
                    "findings over time"),
-        page.chart(charts.trend_chart(history, "current_rows", "current rows"),
+        page.chart(charts.trend_chart(history, "current_rows", "current rows", legend=False),
                    "current rows over time"),
         page.chart(charts.metric_trend_chart(history), "performance metrics over time"),
         page.chart(charts.drift_map_chart(history), "drifted features by check"),
@@ -464,7 +475,9 @@ section { background:#fff; border:1px solid var(--line); border-radius:8px; padd
   margin:12px 0; overflow-x:auto; }
 table { border-collapse:collapse; font-size:13px; margin:6px 0; }
 th, td { text-align:left; padding:4px 10px; border-bottom:1px solid var(--line);
-  vertical-align:top; }
+  vertical-align:top; white-space:nowrap; }
+td:last-child { white-space:normal; }
+details summary { cursor:pointer; color:#1a73e8; margin:6px 0; }
 th { color:var(--muted); font-weight:600; background:var(--bg); position:sticky; top:0; }
 td:nth-child(n+5) { font-variant-numeric:tabular-nums; }
 dl.facts { display:grid; grid-template-columns:max-content 1fr; gap:4px 16px; margin:0 0 10px; }
@@ -486,7 +499,9 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; }
 .key { display:inline-block; width:12px; height:12px; border-radius:2px;
   vertical-align:middle; }
 .key.reference { background:var(--ref); } .key.current { background:var(--cur); }
-.trends .chart { margin-bottom:14px; }
+.trends { display:grid; grid-template-columns:repeat(auto-fill,minmax(540px,1fr));
+  gap:14px; align-items:start; }
+.trends > p { grid-column:1 / -1; margin:0; }
 footer { color:var(--muted); font-size:12px; text-align:center; padding:16px; }
 code { font-size:12px; background:var(--bg); padding:0 3px; border-radius:3px; }
 @media print { section { break-inside:avoid; } nav { display:none; } }
