@@ -130,10 +130,11 @@ def performance_chart(realized: Mapping[str, float],
     for bound in bounds:
         for end, limit in (("min", bound.min), ("max", bound.max)):
             if limit is not None and (bound.name in realized or bound.name in estimated):
-                values.append({"metric": bound.name, "kind": f"bound ({end})",
+                values.append({"metric": bound.name, "kind": "bound", "end": end,
                                "value": num(limit)})
-    kinds = {"domain": ["realized", "estimated", "bound (min)", "bound (max)"],
-             "range": ["#1a73e8", "#e8710a", "#d93025", "#d93025"]}
+    colours = {"realized": "#1a73e8", "estimated": "#e8710a", "bound": "#d93025"}
+    present = [k for k in colours if any(v["kind"] == k for v in values)]
+    kinds = {"domain": present, "range": [colours[k] for k in present]}
     metric_axis = {"field": "metric", "type": "nominal", "title": None}
     return {
         "width": 420, "height": {"step": 26},
@@ -144,12 +145,14 @@ def performance_chart(realized: Mapping[str, float],
                       "color": "#e8710a"},
              "encoding": {"y": metric_axis, "x": {"field": "lower", "type": "quantitative"},
                           "x2": {"field": "upper"}}},
-            {"transform": [{"filter": "indexof(datum.kind, 'bound') == 0"}],
+            {"transform": [{"filter": "datum.kind == 'bound'"}],
              "mark": {"type": "tick", "thickness": 2, "size": 18},
              "encoding": {"y": metric_axis, "x": {"field": "value", "type": "quantitative"},
                           "color": {"field": "kind", "type": "nominal", "scale": kinds,
-                                    "title": None}}},
-            {"transform": [{"filter": "indexof(datum.kind, 'bound') != 0"}],
+                                    "title": None},
+                          "tooltip": [{"field": "metric"}, {"field": "end", "title": "bound"},
+                                      {"field": "value", "format": ".4~g"}]}},
+            {"transform": [{"filter": "datum.kind != 'bound'"}],
              "mark": {"type": "point", "filled": True, "size": 70},
              "encoding": {
                  "y": metric_axis,

@@ -301,12 +301,14 @@ def performance(page: Page, report: MonitorReport) -> str:
         rows = []
         for metric in names:
             figure = estimated.get(metric)
+            band = (f"{fmt(figure.lower)} &ndash; {fmt(figure.upper)}"
+                    if figure and figure.lower is not None and figure.upper is not None
+                    else "&ndash;")
             rows.append([esc(metric), fmt(realized.get(metric)),
-                         fmt(figure.value) if figure else "&ndash;",
-                         (f"{fmt(figure.lower)} &ndash; {fmt(figure.upper)}"
-                          if figure and figure.lower is not None and figure.upper is not None
-                          else "&ndash;")])
-        out.append(_table(["metric", "realized", "estimated", "band"], rows))
+                         *([fmt(figure.value) if figure else "&ndash;", band]
+                           if estimated else [])])
+        out.append(_table(["metric", "realized", *(["estimated", "band"] if estimated
+                                                    else [])], rows))
         bounds = [*spec.performance.metrics, *spec.performance.estimated.metrics]
         out.append(page.chart(charts.performance_chart(realized, estimated, bounds),
                               "performance metrics"))
