@@ -37,7 +37,7 @@ helm-lint:  ## helm lint --strict the chart (builds the pinned helm if missing)
 image:  ## build the operator image (needs Docker or another OCI builder; IMAGE=name:tag)
 	docker build -t $(IMAGE) .
 
-test-deps:  ## Debian packages the tests and lint use (promtool, alertmanager, postgres, lua5.1, shellcheck)
+test-deps:  ## Debian packages the tests and lint use (promtool, alertmanager, postgres, lua5.1, shellcheck, chromium)
 	hack/install-test-deps.sh
 
 test-unit: install  ## unit and packaging tests, no cluster (1222 tests in 64 s on 2 cores)
@@ -46,7 +46,7 @@ test-unit: install  ## unit and packaging tests, no cluster (1222 tests in 64 s 
 test-integration: install test-deps  ## integration tests on the local control plane
 	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
 
-test: install test-deps lint  ## everything CI runs: lint, unit, packaging, benchmark smoke and integration tests
+test: install test-deps lint  ## everything CI runs: lint, unit, packaging, browser, benchmark smoke and integration tests
 	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
 
 cluster-bins:  ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)

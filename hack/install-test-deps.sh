@@ -2,7 +2,8 @@
 # Install the Debian packages the tests run for real: promtool (prometheus),
 # Alertmanager and amtool, PostgreSQL, openssl for hack/cluster.sh, and Lua 5.1
 # for the Argo CD health check (Argo CD runs gopher-lua, a Lua 5.1); shellcheck
-# for `make lint`.
+# for `make lint`; Chromium for the browser tests of the HTML report
+# (tests/browser: headless, driven over its DevTools protocol).
 #
 # Idempotent: when every command is already there it touches nothing and
 # returns at once. It only installs: the tests start their own servers on
@@ -20,6 +21,7 @@ declare -A PROVIDES=(
   [openssl]=openssl
   [lua5.1]=lua5.1
   [shellcheck]=shellcheck
+  [chromium]=chromium
 )
 
 have() {

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Hashable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ from modelmon.stats import performance as perf
 from modelmon.stats.dataset import (
     ChunkDistances,
     ColumnDrift,
+    ColumnShape,
     ColumnSpecError,
     ReferenceProfile,
     WindowScores,
@@ -77,6 +78,7 @@ from modelmon.stats.dataset import (
     chunk_size,
     fit_reference,
     score_window,
+    window_shapes,
 )
 from modelmon.stats.drift import get_method
 from modelmon.stats.estimation import (
@@ -96,6 +98,7 @@ __all__ = [
     "DEFAULT_MIN_ROWS",
     "NO_LIMIT",
     "CheckError",
+    "CheckResult",
     "FittedReference",
     "InsufficientDataError",
     "InvalidDataError",
@@ -104,6 +107,7 @@ __all__ = [
     "failed_status",
     "parse_spec",
     "run_check",
+    "run_check_with_shapes",
 ]
 
 log = logging.getLogger(__name__)
@@ -429,7 +433,27 @@ def quality_status(scores: WindowScores, missing: list[str],
         type_changes=[TypeChange(name=n, reference=r, current=c) for n, r, c in retyped])
 
 
+def _shapes(profile: ReferenceProfile, frame: pd.DataFrame) -> dict[str, ColumnShape]:
+    """The columns' shapes for a report; none (logged) rather than a failed check when
+    they cannot be computed: the report then shows the figures without plots."""
+    try:
+        return window_shapes(profile, frame)
+    except Exception:
+        log.exception("computing the columns' shapes for the report failed")
+        return {}
+
+
 # --------------------------------------------------------------------------- the check
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """A check's status and, when asked for (``run_check_with_shapes``), the shape of each
+    profiled column of the window against the reference: the counts a report plots, of
+    bounded size (``stats.dataset.shapes``); empty when the check stopped before scoring."""
+
+    status: ModelMonitorStatus
+    shapes: dict[str, ColumnShape] = field(default_factory=dict)
 
 
 def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
@@ -445,6 +469,31 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
     it waits on sources, so that a caller can run many checks' I/O at once but only as many
     computations as it has cores for.
     """
+    return _check(spec, base_dir=base_dir, now=now, previous=previous, generation=generation,
+                  resolver=resolver, cache=cache, cache_key=cache_key, cpu=cpu,
+                  policy=policy, shapes=False).status
+
+
+def run_check_with_shapes(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
+                          now: datetime | None = None,
+                          previous: ModelMonitorStatus | None = None,
+                          generation: int | None = None, resolver: Resolver | None = None,
+                          cache: ReferenceCache[FittedReference] | None = None,
+                          cache_key: Hashable = None,
+                          cpu: AbstractContextManager[object] | None = None,
+                          policy: Policy | None = None) -> CheckResult:
+    """``run_check``, and the shape of each column for a report (``outputs.report``):
+    one more pass over the window's monitored columns."""
+    return _check(spec, base_dir=base_dir, now=now, previous=previous, generation=generation,
+                  resolver=resolver, cache=cache, cache_key=cache_key, cpu=cpu,
+                  policy=policy, shapes=True)
+
+
+def _check(spec: ModelMonitorSpec, *, base_dir: Path | None, now: datetime | None,
+           previous: ModelMonitorStatus | None, generation: int | None,
+           resolver: Resolver | None, cache: ReferenceCache[FittedReference] | None,
+           cache_key: Hashable, cpu: AbstractContextManager[object] | None,
+           policy: Policy | None, shapes: bool) -> CheckResult:
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     previous = previous or ModelMonitorStatus()
@@ -463,6 +512,7 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
         with cpu:
             scores = score_window(ref.profile, frame, workers=_workers(
                 cpu, len(frame), len(ref.profile.columns)))
+            plotted = _shapes(ref.profile, frame) if shapes else {}
         scored_kinds = {r.name: ref.profile.columns[r.name].dtype_kind
                         for r in (ref.plan.prediction, ref.plan.target)
                         if r is not None and r.name in ref.profile.columns}
@@ -474,8 +524,9 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
         rows = table(spec)
         if schema:
             found = quality_findings(rows, quality)
-            return schema_failed_status(previous, schema, quality, found,
-                                        quality_condition(found), now, generation)
+            return CheckResult(schema_failed_status(previous, schema, quality, found,
+                                                    quality_condition(found), now, generation),
+                               plotted)
         learned = learned_figures(spec, ref.profile, scores.drift, len(frame), cpu)
         with cpu:
             metrics, no_labels = performance(spec, frame)
@@ -484,17 +535,17 @@ def run_check(spec: ModelMonitorSpec, *, base_dir: Path | None = None,
         figures = operational(spec, replace(reading, role="spec.operational.source",
                                             window_start=start, window_end=now))
         # judge
-        return judge(spec, rows, Figures(
+        return CheckResult(judge(spec, rows, Figures(
             reference_rows=ref.rows, current_rows=len(frame), columns=scores.drift,
             quality=quality, performance=metrics.values, not_computed=metrics.missing,
             no_labels=no_labels, operational=figures, learned=learned,
             confidence=confident, no_confidence=no_confidence, estimated=estimates,
             no_estimate=no_estimate),
             previous=previous, now=now, generation=generation,
-            duration_seconds=time.perf_counter() - started)
+            duration_seconds=time.perf_counter() - started), plotted)
     except CheckError as exc:
-        return failed_status(previous, exc, now, generation)
+        return CheckResult(failed_status(previous, exc, now, generation))
     except Exception as exc:  # a bug must fail this check, not the caller
         log.exception("check failed unexpectedly")
         error = CheckError(f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
-        return failed_status(previous, error, now, generation)
+        return CheckResult(failed_status(previous, error, now, generation))

@@ -1,4 +1,4 @@
-"""The ``modelmon`` command: run, check, validate, rules and crd.
+"""The ``modelmon`` command: run, check, report, validate, rules and crd.
 
 Sits beside the operator at the end of the data line: it calls ``check.run_check`` once and
 prints the status the operator would write. Exit codes: 0 when no finding reaches
@@ -186,6 +186,46 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     return worst
 
 
+def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    """`check`, written as an HTML report (``outputs.report``) instead of printed."""
+    from modelmon.check import run_check_with_shapes
+    from modelmon.outputs.report import MonitorReport, render_report
+
+    path = Path(args.monitor)
+    try:
+        monitors = load_monitors(path)
+        resolver = LocalResolver.for_monitor(path, args.secret or [])
+    except (CheckError, ValueError) as exc:
+        _err(str(exc))
+        return EXIT_INVALID
+    now = args.at or datetime.now(UTC)
+    worst = EXIT_OK
+    reports: list[MonitorReport] = []
+    for mon in monitors:
+        result = run_check_with_shapes(mon.spec, base_dir=path.resolve().parent, now=now,
+                                       generation=mon.metadata.generation, resolver=resolver)
+        ready = result.status.condition("Ready")
+        if ready is not None and ready.status == "False":
+            _err(f"{path}, {mon.metadata.name}: {ready.reason}: {ready.message}")
+            return EXIT_INVALID
+        reports.append(MonitorReport(name=mon.metadata.name, namespace=mon.metadata.namespace,
+                                     spec=mon.spec, status=result.status,
+                                     shapes=result.shapes))
+        if any(at_least(f.severity, args.fail_on) for f in result.status.findings):
+            worst = EXIT_FINDINGS
+    document = render_report(reports)
+    if args.output == "-":
+        out.write(document)
+        return worst
+    try:
+        Path(args.output).write_text(document, encoding="utf-8")
+    except OSError as exc:
+        _err(f"-o {args.output}: cannot write the report: {exc.strerror or exc}")
+        return EXIT_INVALID
+    print(f"wrote {args.output} ({len(document.encode()) / 2**20:.1f} MiB)", file=sys.stderr)
+    return worst
+
+
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     bad = False
     for name in args.files:
@@ -370,6 +410,18 @@ def _run_env(command_line: argparse.ArgumentParser, args: argparse.Namespace) ->
         setattr(args, dest, tuple(dict.fromkeys(e for group in groups for e in group)))
 
 
+def _check_flags(command: argparse.ArgumentParser) -> None:
+    """The flags `check` and `report` share."""
+    command.add_argument("--fail-on", choices=["warning", "critical"], default="critical",
+                         help="exit 1 when a finding has at least this severity "
+                              "(default: critical)")
+    command.add_argument("--at", type=_time, default=None,
+                         help="check time (ISO 8601); current.window ends here (default: now)")
+    command.add_argument("--secret", action="append", metavar="NAME/KEY=VALUE",
+                         help="a Secret key the monitor references (=@FILE reads a file); "
+                              "repeatable; also read from MODELMON_SECRET_<NAME>_<KEY>")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="modelmon",
                                    description="ML model monitoring for Kubernetes.")
@@ -380,14 +432,17 @@ def parser() -> argparse.ArgumentParser:
                            help="run one check of a monitor on its data, no cluster needed")
     check.add_argument("monitor", help="ModelMonitor YAML file")
     check.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
-    check.add_argument("--fail-on", choices=["warning", "critical"], default="critical",
-                       help="exit 1 when a finding has at least this severity (default: critical)")
-    check.add_argument("--at", type=_time, default=None,
-                       help="check time (ISO 8601); current.window ends here (default: now)")
-    check.add_argument("--secret", action="append", metavar="NAME/KEY=VALUE",
-                       help="a Secret key the monitor references (=@FILE reads a file); "
-                            "repeatable; also read from MODELMON_SECRET_<NAME>_<KEY>")
+    _check_flags(check)
     check.set_defaults(func=cmd_check)
+
+    report = sub.add_parser("report",
+                            help="run one check like `check` and write it as a self-contained "
+                                 "HTML report with plots (opens offline)")
+    report.add_argument("monitor", help="ModelMonitor YAML file")
+    report.add_argument("-o", "--output", default="-", metavar="FILE",
+                        help="the HTML file to write (default: -, standard output)")
+    _check_flags(report)
+    report.set_defaults(func=cmd_report)
 
     validate = sub.add_parser("validate", help="validate ModelMonitor YAML files")
     validate.add_argument("files", nargs="+", metavar="FILE")

@@ -9,7 +9,9 @@ Part of ``stats`` (third stop on the data line), in three modules:
   re-sorts or re-bins the reference and never copies the whole window;
 - ``thresholds``: ``chunk_distances_of``, the figures a learned threshold is made of
   (reference chunks of a window's size scored against the rest), kept in the profile;
-- ``threads``: how many threads a check that runs alone may use (``alone_workers``).
+- ``threads``: how many threads a check that runs alone may use (``alone_workers``);
+- ``shapes``: ``window_shapes``, counts of both sides for a plot of each column (the
+  report's histograms and bars).
 
 The names other packages use are re-exported here; import them from ``stats.dataset``.
 """
@@ -27,6 +29,15 @@ from modelmon.stats.dataset.reference import (
     fit_reference,
     is_numeric,
     sortable_columns,
+)
+from modelmon.stats.dataset.shapes import (
+    CategoricalShape,
+    ColumnShape,
+    NumericShape,
+    Shape,
+    Side,
+    column_shape,
+    window_shapes,
 )
 from modelmon.stats.dataset.threads import (
     ALONE_MAX_WORKERS,
@@ -56,22 +67,28 @@ __all__ = [
     "FEATURES",
     "LOW_CARDINALITY",
     "PARALLEL_MIN_VALUES",
+    "CategoricalShape",
     "ChunkDistances",
     "ColumnDrift",
     "ColumnProfile",
     "ColumnQualityFigures",
     "ColumnReader",
     "ColumnRequest",
+    "ColumnShape",
     "ColumnSpecError",
     "CurrentColumn",
+    "NumericShape",
     "QualityFigures",
     "ReferenceProfile",
     "Role",
+    "Shape",
+    "Side",
     "WindowScores",
     "alone_workers",
     "chunk_distances_of",
     "chunk_size",
     "column_quality",
+    "column_shape",
     "current_values",
     "data_quality",
     "fit_column",
@@ -81,4 +98,5 @@ __all__ = [
     "score_drift",
     "score_window",
     "sortable_columns",
+    "window_shapes",
 ]
