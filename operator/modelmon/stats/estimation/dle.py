@@ -35,15 +35,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 from modelmon.stats.estimation import inputs
 from modelmon.stats.estimation.bands import Estimate, SamplingBands
+
+if TYPE_CHECKING:  # scikit-learn's ensemble is imported by the first fit, not by a check
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 REGRESSION_METRICS = ("mae", "rmse")
 #: Most reference rows the loss models are fitted on (a seeded sample beyond it).
@@ -121,6 +124,8 @@ def _prediction(values: ArrayLike, where: str, rows: int) -> NDArray[np.float64]
 
 
 def _model() -> HistGradientBoostingRegressor:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     return HistGradientBoostingRegressor(
         max_iter=MAX_ITER, early_stopping=True, validation_fraction=0.1,
         n_iter_no_change=10, random_state=_SEED)
