@@ -183,3 +183,18 @@ def test_version_imports_no_heavy_module() -> None:
     heavy = {"pandas", "numpy", "scipy", "sklearn", "pydantic", "kopf", "kubernetes",
              "pyarrow", "yaml"}
     assert not loaded & heavy, loaded & heavy
+
+
+def test_check_of_the_example_imports_only_what_it_uses() -> None:
+    """A binary check with KS and chi-square needs neither scikit-learn (the binary metrics
+    are numpy) nor scipy.stats and scipy.optimize (their p-values come from scipy.special
+    here): the three cost more to import than the check takes to run."""
+    probe = ("import contextlib, io, sys\nfrom modelmon.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             f"    code = main(['check', {str(EXAMPLE)!r}])\n"
+             "print(code, ' '.join(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    code, *loaded = done.stdout.split()
+    assert code == "1" and "pandas" in loaded and "modelmon.check" in loaded
+    assert not {"sklearn", "scipy.stats", "scipy.optimize", "kopf"} & set(loaded)
