@@ -163,7 +163,7 @@ class Schedule(ApiModel):
                    fieldPath=".interval"),)
 
     interval: Duration = "10m"
-    """Time between checks, as a duration such as 30s, 10m or 1h (at least 10s)."""
+    """Time between checks, as a duration such as 30s, 10m, 1h or 1d (at least 10s)."""
 
     @model_validator(mode="after")
     def _interval_floor(self) -> Schedule:
