@@ -95,7 +95,7 @@ def _summary(summary: ColumnSummary | None) -> str:
         if summary.count == 0:
             return "no values"
         return (f"mean {_short(summary.mean)} median {_short(summary.median)} "
-                f"p5-p95 {_short(summary.p5)}..{_short(summary.p95)}")
+                f"p05-p95 {_short(summary.p05)}..{_short(summary.p95)}")
     text = " ".join(f"{c.name} {_share(c.share)}" for c in summary.top[:2])
     if summary.categories > 2:
         text += f" +{summary.categories - 2}"

@@ -45,7 +45,7 @@ def test_status_has_both_sides_of_every_column(example_status: dict[str, Any]) -
     assert radius["reference"]["median"] == pytest.approx(frame["mean_radius"].median())
     assert radius["reference"]["count"] == frame["mean_radius"].notna().sum()
     assert radius["current"]["median"] > radius["reference"]["median"]  # larger cells
-    assert set(radius["current"]) == {"count", "mean", "std", "min", "p5", "p25", "median",
+    assert set(radius["current"]) == {"count", "mean", "std", "min", "p05", "p25", "median",
                                       "p75", "p95", "max"}
     clinic = features["clinic"]
     shares = frame["clinic"].value_counts(normalize=True)

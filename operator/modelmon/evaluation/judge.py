@@ -102,10 +102,10 @@ def summary_status(summary: NumericSummary | CategoricalSummary | None
                    ) -> ColumnSummary | None:
     """A column summary from ``stats.summary`` as the status carries it (no NaN)."""
     if isinstance(summary, NumericSummary):
-        p5, p25, median, p75, p95 = (_finite(q) for q in summary.quantiles)
+        p05, p25, median, p75, p95 = (_finite(q) for q in summary.quantiles)
         return ColumnSummary(count=summary.count, mean=_finite(summary.mean),
                              std=_finite(summary.std), min=_finite(summary.minimum),
-                             p5=p5, p25=p25, median=median, p75=p75, p95=p95,
+                             p05=p05, p25=p25, median=median, p75=p75, p95=p95,
                              max=_finite(summary.maximum))
     if isinstance(summary, CategoricalSummary):
         return ColumnSummary(

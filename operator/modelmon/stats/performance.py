@@ -87,10 +87,10 @@ def _confusion(inputs: Inputs) -> tuple[int, int, int, int]:
     window, its predictions thresholded at 0.5 when it has only probabilities."""
     truth = inputs.y_true.astype(bool)
     pred = _binary_pred(inputs).astype(bool)
-    tp = int(np.count_nonzero(truth & pred))
-    fp = int(np.count_nonzero(~truth & pred))
-    fn = int(np.count_nonzero(truth & ~pred))
-    return tp, fp, fn, truth.size - tp - fp - fn
+    true_pos = int(np.count_nonzero(truth & pred))
+    false_pos = int(np.count_nonzero(~truth & pred))
+    false_neg = int(np.count_nonzero(truth & ~pred))
+    return true_pos, false_pos, false_neg, truth.size - true_pos - false_pos - false_neg
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -100,23 +100,23 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 
 def _accuracy(inputs: Inputs) -> float:
-    tp, fp, fn, tn = _confusion(inputs)
-    return (tp + tn) / (tp + fp + fn + tn)
+    true_pos, false_pos, false_neg, true_neg = _confusion(inputs)
+    return (true_pos + true_neg) / (true_pos + false_pos + false_neg + true_neg)
 
 
 def _precision(inputs: Inputs) -> float:
-    tp, fp, _, _ = _confusion(inputs)
-    return _ratio(tp, tp + fp)
+    true_pos, false_pos, _, _ = _confusion(inputs)
+    return _ratio(true_pos, true_pos + false_pos)
 
 
 def _recall(inputs: Inputs) -> float:
-    tp, _, fn, _ = _confusion(inputs)
-    return _ratio(tp, tp + fn)
+    true_pos, _, false_neg, _ = _confusion(inputs)
+    return _ratio(true_pos, true_pos + false_neg)
 
 
 def _f1(inputs: Inputs) -> float:
-    tp, fp, fn, _ = _confusion(inputs)
-    return _ratio(2 * tp, 2 * tp + fp + fn)
+    true_pos, false_pos, false_neg, _ = _confusion(inputs)
+    return _ratio(2 * true_pos, 2 * true_pos + false_pos + false_neg)
 
 
 def _probabilities(inputs: Inputs) -> NDArray[np.float64]:

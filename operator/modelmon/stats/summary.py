@@ -63,7 +63,7 @@ class CategoricalSummary:
     """Window only: share of the values in those categories."""
 
 
-ColumnSummary = NumericSummary | CategoricalSummary
+AnySummary = NumericSummary | CategoricalSummary
 
 
 def _cut(name: str) -> str:

@@ -62,7 +62,7 @@ class ColumnSummary(ApiModel):
     """Numeric: population standard deviation."""
     min: float | None = None
     """Numeric: smallest value."""
-    p5: float | None = None
+    p05: float | None = None
     """Numeric: 5th percentile."""
     p25: float | None = None
     """Numeric: 25th percentile (lower quartile)."""

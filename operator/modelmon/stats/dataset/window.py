@@ -30,7 +30,7 @@ from modelmon.stats.profile import (
     scratch,
     sorted_finite,
 )
-from modelmon.stats.summary import ColumnSummary, categorical_summary, numeric_summary
+from modelmon.stats.summary import AnySummary, categorical_summary, numeric_summary
 
 
 class CurrentColumn:
@@ -154,14 +154,14 @@ class ColumnDrift:
     role: Role
     kind: FeatureKind
     result: DriftResult
-    reference: ColumnSummary | None = None
+    reference: AnySummary | None = None
     """The reference column, as the column is scored (``stats.summary``)."""
-    current: ColumnSummary | None = None
+    current: AnySummary | None = None
     """The window's column, the same way (None when it cannot be read that way)."""
 
 
 def summaries(profile: ColumnProfile, series: pd.Series | CurrentColumn
-              ) -> tuple[ColumnSummary | None, ColumnSummary | None]:
+              ) -> tuple[AnySummary | None, AnySummary | None]:
     """(reference, current) summaries of a column, from the fitted profile and the forms
     of the window's column that scoring prepared (its sorted values or category counts)."""
     column = _column(series)
