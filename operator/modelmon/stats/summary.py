@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from modelmon.stats.profile import CategoricalProfile, sorted_quantiles
+from modelmon.stats.profile import CategoricalProfile, NumericProfile, moments, sorted_quantiles
 
 #: Quantiles of a numeric summary: 5th, 25th, 50th (the median), 75th and 95th percentile.
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -71,16 +71,26 @@ def _cut(name: str) -> str:
 
 
 def numeric_summary(sorted_values: NDArray[np.float64]) -> NumericSummary:
-    """Summary of finite values in ascending order."""
+    """Summary of finite values in ascending order (mean and spread summed block by block,
+    without a temporary the size of the column)."""
     count = int(sorted_values.size)
     if count == 0:
         nan = math.nan
         return NumericSummary(0, nan, nan, nan, nan, tuple(nan for _ in QUANTILES))
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean = float(sorted_values.mean())
-        std = float(sorted_values.std())
+    mean, std = moments(sorted_values)
     return NumericSummary(count, mean, std, float(sorted_values[0]), float(sorted_values[-1]),
                           tuple(float(q) for q in sorted_quantiles(sorted_values, QUANTILES)))
+
+
+def profile_summary(profile: NumericProfile) -> NumericSummary:
+    """Summary of a fitted reference column: its fitted moments and range, and quantiles
+    read off its sorted values (no pass over the column)."""
+    if profile.n_present == 0:
+        return numeric_summary(profile.sorted_values)
+    return NumericSummary(profile.n_present, profile.mean, profile.std, profile.minimum,
+                          profile.maximum,
+                          tuple(float(q) for q in sorted_quantiles(profile.sorted_values,
+                                                                   QUANTILES)))
 
 
 def _by_count(names: Collection[str], counts: NDArray[np.int64]) -> list[int]:

@@ -15,6 +15,7 @@ from modelmon.stats.summary import (
     TOP_CATEGORIES,
     categorical_summary,
     numeric_summary,
+    profile_summary,
 )
 
 
@@ -55,3 +56,14 @@ def test_categorical_summary_is_bounded() -> None:
     assert cur.new_count == 20 and cur.categories == 20
     assert all(len(name) <= NAME_CHARS and name.endswith("...") for name in cur.new)
     assert cur.top[0][1] == pytest.approx(20 / sum(range(1, 21)))
+
+
+def test_reference_summary_reads_the_fitted_profile() -> None:
+    values = np.random.default_rng(5).normal(3.0, 2.0, size=5000)
+    values[::7] = np.nan
+    profile = fit_numeric(values)
+    fitted, direct = profile_summary(profile), numeric_summary(profile.sorted_values)
+    assert fitted.count == direct.count == np.isfinite(values).sum()
+    assert fitted.mean == pytest.approx(direct.mean) and fitted.std == pytest.approx(direct.std)
+    assert fitted.quantiles == direct.quantiles
+    assert (fitted.minimum, fitted.maximum) == (direct.minimum, direct.maximum)

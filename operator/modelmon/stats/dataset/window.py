@@ -30,7 +30,12 @@ from modelmon.stats.profile import (
     scratch,
     sorted_finite,
 )
-from modelmon.stats.summary import AnySummary, categorical_summary, numeric_summary
+from modelmon.stats.summary import (
+    AnySummary,
+    categorical_summary,
+    numeric_summary,
+    profile_summary,
+)
 
 
 class CurrentColumn:
@@ -166,7 +171,7 @@ def summaries(profile: ColumnProfile, series: pd.Series | CurrentColumn
     of the window's column that scoring prepared (its sorted values or category counts)."""
     column = _column(series)
     if profile.kind == "numeric" and profile.numeric is not None:
-        ref = numeric_summary(profile.numeric.sorted_values)
+        ref = profile_summary(profile.numeric)
         if column.is_numeric() or column.series.isna().all():
             return ref, numeric_summary(column.finite_sorted())
         return ref, None
