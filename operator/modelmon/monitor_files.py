@@ -85,10 +85,12 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 
 
 def read_tree(path: Path) -> list[MonitorFile]:
-    """The monitors under ``path``: a YAML file (read strictly), a kustomize directory (the
-    files and directories its ``resources`` and ``components`` list, recursively), or a
-    folder (every .yaml and .yml file under it; a kustomize directory inside it is read as
-    one). Documents of other kinds are skipped."""
+    """The monitors under ``path``: a YAML file (read strictly; a kustomization file stands
+    for its directory), a kustomize directory (the files and directories its ``resources``
+    and ``components`` list, recursively), or a folder (every .yaml and .yml file under it;
+    a kustomize directory inside it is read as one). Documents of other kinds are skipped."""
+    if path.name in KUSTOMIZATION_FILES and path.is_file():
+        path = path.parent  # a kustomization file named: its directory, through it
     if not path.is_dir():
         return [read_file(path, strict=True)]
     out: list[MonitorFile] = []

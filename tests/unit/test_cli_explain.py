@@ -133,6 +133,8 @@ def test_validate_reads_kustomize_directories_and_folders(
     assert "interval.yaml" not in out and "unlisted" not in out  # patches, unlisted files
     assert "namespace.yaml: no ModelMonitor; skipped Namespace" in out
     assert f"{root / 'overlay'}: read 2 YAML files, 1 ModelMonitor" in out
+    code, named, _ = run(capsys, "validate", str(root / "overlay" / "kustomization.yaml"))
+    assert code == 0 and "ModelMonitor breast-cancer is valid" in named
     code, out, err = run(capsys, "validate", str(root / "other"))
     assert code == 0, err
     assert "monitors.yml: ModelMonitor second is valid" in out
