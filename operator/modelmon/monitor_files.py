@@ -1,4 +1,5 @@
-"""Monitor files: the ModelMonitor documents of a YAML file, for the command line.
+"""Monitor files: the ModelMonitor documents of a YAML file, a folder or a kustomize
+directory, for the command line.
 
 Beside ``cli`` at the end of the data line: ``modelmon check``, ``rules``, ``validate`` and
 ``report`` read monitors from files; the operator never does (it receives them parsed from
