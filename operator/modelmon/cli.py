@@ -12,22 +12,21 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
-
-import yaml
+from typing import TYPE_CHECKING, Any, TextIO
 
 from modelmon import __version__
 from modelmon.api.policy import DEFAULT_MAX_BYTES, Egress, Policy
-from modelmon.api.v1alpha1 import ModelMonitorStatus, parse_bytes, parse_duration
-from modelmon.check import CheckError, run_check
-from modelmon.evaluation import at_least
-from modelmon.monitor_files import load_monitors
-from modelmon.sources import egress
-from modelmon.sources.resolvers import LocalResolver
+
+if TYPE_CHECKING:
+    from modelmon.api.v1alpha1 import ColumnSummary, FeatureDriftResult, ModelMonitorStatus
+
+# Each command imports what it needs when it runs (pandas, scipy, pydantic, kopf): `modelmon
+# --version` and `modelmon --help` load none of them.
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INVALID = 0, 1, 2
 
@@ -65,6 +64,48 @@ def _estimated_section(status: ModelMonitorStatus) -> list[str]:
                                  *(["realized"] if realized else [])])]
 
 
+def _drift_order(finding: str, column: FeatureDriftResult, status: ModelMonitorStatus
+                 ) -> tuple[bool, int, float, str]:
+    """Drifted columns first, then by the severity of their finding (``finding``: its
+    name), then by effect size (largest first; distances, which have none, after tests)."""
+    rank = {"warning": 1, "critical": 2}
+    severity = max((rank[f.severity] for f in status.findings if f.name == finding),
+                   default=0)
+    effect = column.effect_size if column.effect_size is not None else -1.0
+    return (not column.drifted, -severity, -effect, column.name)
+
+
+def _short(value: float | None) -> str:
+    """Three significant digits, whole numbers from 1000 on (1295, not 1.3e+03)."""
+    if value is not None and 1000 <= abs(value) < 1e9:
+        return f"{value:.0f}"
+    return _num(value, 3)
+
+
+def _share(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.01 or share == 0 else "<1%"
+
+
+def _summary(summary: ColumnSummary | None) -> str:
+    """One side of a column in a few words: numeric mean, median and the 5th to 95th
+    percentile; categorical the two top categories, and new ones by name."""
+    if summary is None:
+        return "-"
+    if summary.categories is None:
+        if summary.count == 0:
+            return "no values"
+        return (f"mean {_short(summary.mean)} median {_short(summary.median)} "
+                f"p05-p95 {_short(summary.p05)}..{_short(summary.p95)}")
+    text = " ".join(f"{c.name} {_share(c.share)}" for c in summary.top[:2])
+    if summary.categories > 2:
+        text += f" +{summary.categories - 2}"
+    if summary.new_category_count:
+        more = summary.new_category_count - len(summary.new_categories)
+        text += (f"; new: {', '.join(summary.new_categories)}" + (f" +{more}" if more else "")
+                 + f" ({_share(summary.new_category_share or 0.0)})")
+    return text or "no values"
+
+
 def render_table(name: str, status: ModelMonitorStatus) -> str:
     """A readable report of one check."""
     out = [f"monitor {name}: {status.phase}"]
@@ -79,11 +120,14 @@ def render_table(name: str, status: ModelMonitorStatus) -> str:
                    f"dataset drift: {'yes' if drift.dataset_drift else 'no'})")
         rows = []
         extra = [("prediction", drift.prediction), ("target", drift.target)]
-        shown = [*((column.name, column) for column in drift.features),
-                 *((f"[{k}] {v.name}", v) for k, v in extra if v is not None)]
+        shown = sorted(
+            [*((column.name, f"drift.feature.{column.name}", column)
+               for column in drift.features),
+             *((f"[{k}] {v.name}", f"drift.{k}", v) for k, v in extra if v is not None)],
+            key=lambda item: _drift_order(item[1], item[2], status))
         # The adjusted p-value is the one judged when spec.drift.correction is set.
-        adjusted = any(column.adjusted_p_value is not None for _, column in shown)
-        for label, column in shown:
+        adjusted = any(column.adjusted_p_value is not None for _, _, column in shown)
+        for label, _, column in shown:
             rows.append([label, column.kind, column.method, _num(column.statistic),
                          _num(column.p_value),
                          *([_num(column.adjusted_p_value)] if adjusted else []),
@@ -91,10 +135,12 @@ def render_table(name: str, status: ModelMonitorStatus) -> str:
                          _num(column.threshold) + (" (learned)"
                                                    if column.threshold_source == "learned"
                                                    else ""),
-                         "DRIFT" if column.drifted else "ok", column.message or ""])
+                         "DRIFT" if column.drifted else "ok",
+                         _summary(column.reference), _summary(column.current),
+                         column.message or ""])
         out.append(_table(rows, ["column", "kind", "method", "statistic", "p-value",
                                  *(["adj. p"] if adjusted else []), "effect",
-                                 "threshold", "drift", "note"]))
+                                 "threshold", "drift", "reference", "current", "note"]))
     estimated = status.estimated_performance
     if status.performance and not estimated:
         out.append("\nperformance:")
@@ -149,18 +195,45 @@ def _err(msg: str) -> None:
     print(f"modelmon: {msg}", file=sys.stderr)
 
 
+#: The first spec field a message names ("spec.drift.method: ...").
+_FIELD = re.compile(r"(?:^|[\s,(])((?:spec|metadata)(?:\.[\w-]+|\[[^\]]*\])*|kind|apiVersion):")
+
+
+def _invalid(args: argparse.Namespace, out: TextIO, reason: str, message: str,
+             file: str | None = None, monitor: str | None = None) -> int:
+    """Exit 2: the message on stderr, and with ``-o json`` or ``-o yaml`` an error object on
+    stdout (reason, message, the field it names or null, file and monitor)."""
+    _err(message)
+    output = getattr(args, "output", "table")
+    if output in ("json", "yaml"):
+        match = _FIELD.search(message)
+        error = {"error": {"reason": reason, "message": message,
+                           "field": match.group(1) if match else None,
+                           "file": file, "monitor": monitor}}
+        if output == "json":
+            out.write(json.dumps(error, indent=2) + "\n")
+        else:
+            import yaml
+
+            out.write(yaml.safe_dump(error, sort_keys=False))
+    return EXIT_INVALID
+
+
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    from modelmon.check import CheckError, run_check
+    from modelmon.evaluation import at_least
+    from modelmon.monitor_files import load_monitors
+    from modelmon.sources.resolvers import LocalResolver
+
     path = Path(args.monitor)
     try:
         monitors = load_monitors(path)
     except CheckError as exc:
-        _err(str(exc))
-        return EXIT_INVALID
+        return _invalid(args, out, exc.reason, str(exc), file=str(path))
     try:
         resolver = LocalResolver.for_monitor(path, args.secret or [])
     except ValueError as exc:
-        _err(str(exc))
-        return EXIT_INVALID
+        return _invalid(args, out, "InvalidArgument", str(exc), file=str(path))
     now = args.at or datetime.now(UTC)
     worst = EXIT_OK
     results: list[tuple[str, ModelMonitorStatus]] = []
@@ -169,8 +242,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                            generation=mon.metadata.generation, resolver=resolver)
         ready = status.condition("Ready")
         if ready is not None and ready.status == "False":
-            _err(f"{path}, {mon.metadata.name}: {ready.reason}: {ready.message}")
-            return EXIT_INVALID
+            return _invalid(args, out, ready.reason,
+                            f"{path}, {mon.metadata.name}: {ready.reason}: {ready.message}",
+                            file=str(path), monitor=mon.metadata.name)
         results.append((mon.metadata.name, status))
         if any(at_least(f.severity, args.fail_on) for f in status.findings):
             worst = EXIT_FINDINGS
@@ -182,14 +256,19 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         if args.output == "json":
             out.write(json.dumps(data, indent=2) + "\n")
         else:
+            import yaml
+
             out.write(yaml.safe_dump(data, sort_keys=False))
     return worst
 
 
 def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     """`check`, written as an HTML report (``outputs.report``) instead of printed."""
-    from modelmon.check import run_check_with_shapes
+    from modelmon.check import CheckError, run_check_with_shapes
+    from modelmon.evaluation import at_least
+    from modelmon.monitor_files import load_monitors
     from modelmon.outputs.report import MonitorReport, render_report
+    from modelmon.sources.resolvers import LocalResolver
 
     path = Path(args.monitor)
     try:
@@ -227,20 +306,43 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    from modelmon.monitor_files import read_tree
+
     bad = False
     for name in args.files:
-        try:
-            monitors = load_monitors(Path(name))
-        except CheckError as exc:
+        files = read_tree(Path(name))
+        for read in files:
+            for problem in read.problems:
+                bad = True
+                _err(problem)
+            for mon in read.monitors:
+                out.write(f"{read.path}: ModelMonitor {mon.metadata.name} is valid\n")
+            skipped = ", ".join(kind + (f" x{n}" if n > 1 else "")
+                                for kind, n in sorted(read.skipped.items()))
+            if read.kustomization:
+                out.write(f"{read.path}: kustomization, its resources read"
+                          + (f"; skipped {skipped}" if skipped else "") + "\n")
+            elif not read.monitors and not read.problems:
+                out.write(f"{read.path}: no ModelMonitor"
+                          + (f"; skipped {skipped}" if skipped else "") + "\n")
+            elif skipped:
+                out.write(f"{read.path}: skipped {skipped}\n")
+        if not any(read.monitors for read in files) and not any(r.problems for r in files):
             bad = True
-            _err(str(exc))
-            continue
-        for mon in monitors:
-            out.write(f"{name}: ModelMonitor {mon.metadata.name} is valid\n")
+            _err(f"{name}: no ModelMonitor document found")
+        if Path(name).is_dir():
+            found = sum(len(read.monitors) for read in files)
+            count = sum(not r.kustomization for r in files)
+            out.write(f"{name}: read {count} YAML file{'s' * (count != 1)}, "
+                      f"{found} ModelMonitor{'s' * (found != 1)}\n")
     return EXIT_INVALID if bad else EXIT_OK
 
 
 def cmd_rules(args: argparse.Namespace, out: TextIO) -> int:
+    import yaml
+
+    from modelmon.check import CheckError
+    from modelmon.monitor_files import load_monitors
     from modelmon.outputs.rules import prometheus_rule
 
     try:
@@ -302,16 +404,20 @@ def _positive(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
+    from modelmon.api.v1alpha1 import parse_duration
+
     try:
         value = parse_duration(text).total_seconds()
-    except ValueError:
-        value = 0.0
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30s, 10m or 1h")
+        raise argparse.ArgumentTypeError(f"{text!r} is not longer than 0s")
     return value
 
 
 def _bytes(text: str) -> int:
+    from modelmon.api.v1alpha1 import parse_bytes
+
     try:
         return parse_bytes(text)
     except ValueError as exc:
@@ -334,6 +440,8 @@ def _port(text: str) -> int:
 
 
 def _egress(text: str) -> tuple[str, ...]:
+    from modelmon.sources import egress
+
     try:
         return egress.parse_entries(text)
     except ValueError as exc:
@@ -444,8 +552,12 @@ def parser() -> argparse.ArgumentParser:
     _check_flags(report)
     report.set_defaults(func=cmd_report)
 
-    validate = sub.add_parser("validate", help="validate ModelMonitor YAML files")
-    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate = sub.add_parser(
+        "validate", help="validate ModelMonitor YAML files, folders and kustomize directories",
+        description="A folder is read recursively (every .yaml and .yml file); a kustomize "
+                    "directory through its resources and components. Documents of other "
+                    "kinds are skipped; each file read is named.")
+    validate.add_argument("files", nargs="+", metavar="PATH")
     validate.set_defaults(func=cmd_validate)
 
     run = sub.add_parser("run", help="run the operator (watches ModelMonitors in a cluster)",

@@ -203,3 +203,26 @@ def test_bad_monitor_is_rejected_naming_the_field(kubectl: Kubectl, namespace: s
     assert " is invalid: " in done.stderr or "strict decoding error" in done.stderr, done.stderr
     assert case.named_in(done.stderr), done.stderr
     assert not kubectl.exists("mm", doc["metadata"]["name"], "-n", namespace)
+
+
+def test_days_and_weeks_apply(kubectl: Kubectl, namespace: str) -> None:
+    """Durations in d and w pass the CRD's format rule and its CEL comparisons."""
+    doc = in_namespace(merge_patch(good_monitor(), {
+        "metadata": {"name": "days-and-weeks"},
+        "spec": {"schedule": {"interval": "1d"}, "current": {"window": "2w3d12h"},
+                 "performance": {"maxLabelDelay": "1w"}}}), namespace)
+    kubectl("apply", "-f", "-", input=manifest(doc))
+    got = kubectl.json("get", "mm", "days-and-weeks", "-n", namespace)["spec"]
+    assert got["schedule"]["interval"] == "1d" and got["current"]["window"] == "2w3d12h"
+
+
+@pytest.mark.parametrize("interval", ["10x", "1.5d", "10 minutes"])
+def test_bad_duration_names_the_units(kubectl: Kubectl, namespace: str, interval: str) -> None:
+    doc = in_namespace(merge_patch(good_monitor(), {
+        "metadata": {"name": "bad-unit"}, "spec": {"schedule": {"interval": interval}}}),
+        namespace)
+    done = kubectl("apply", "-f", "-", input=manifest(doc), check=False)
+    assert done.returncode != 0
+    assert "spec.schedule.interval" in done.stderr, done.stderr
+    assert "units: ms, s, m, h" in done.stderr and "d (days) and w (weeks)" in done.stderr, \
+        done.stderr

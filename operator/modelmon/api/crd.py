@@ -44,6 +44,9 @@ def _constraints(metadata: list[Any]) -> Schema:
             out["maxLength"] = constraint.max_length
         elif getattr(constraint, "pattern", None):
             out["pattern"] = constraint.pattern
+        elif isinstance(getattr(constraint, "cel", None), api.CelRule):
+            out["x-kubernetes-validations"] = [
+                constraint.cel.model_dump(by_alias=True, exclude_none=True)]
     return out
 
 

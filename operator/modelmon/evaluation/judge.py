@@ -15,6 +15,9 @@ from datetime import datetime
 
 from modelmon.api.messages import capped, capped_lines
 from modelmon.api.v1alpha1 import (
+    SUMMARY_CATEGORIES,
+    CategoryShare,
+    ColumnSummary,
     ConfidenceStatus,
     DataQualityStatus,
     DriftStatus,
@@ -41,6 +44,7 @@ from modelmon.evaluation.conditions import ConditionValue, merge_conditions, pro
 from modelmon.stats.dataset import ChunkDistances, ColumnDrift
 from modelmon.stats.drift import DriftResult, adjusted_p_values, get_method
 from modelmon.stats.estimation import Confidence, Estimate
+from modelmon.stats.summary import CategoricalSummary, NumericSummary
 
 SEVERITY_RANK: dict[str, int] = {"warning": 1, "critical": 2}
 _WORD = {"<": "below", ">": "above"}
@@ -86,7 +90,30 @@ def column_verdict(spec: ModelMonitorSpec, column: ColumnDrift,
         statistic=result.statistic, p_value=result.p_value, effect_size=result.effect_size,
         adjusted_p_value=adjusted, threshold=threshold, threshold_source=chosen.source,
         drifted=column_drifted(judged, column.kind, threshold) and large_enough,
-        message="; ".join(m for m in (result.message, chosen.note) if m) or None)
+        message="; ".join(m for m in (result.message, chosen.note) if m) or None,
+        reference=summary_status(column.reference), current=summary_status(column.current))
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def summary_status(summary: NumericSummary | CategoricalSummary | None
+                   ) -> ColumnSummary | None:
+    """A column summary from ``stats.summary`` as the status carries it (no NaN)."""
+    if isinstance(summary, NumericSummary):
+        p05, p25, median, p75, p95 = (_finite(q) for q in summary.quantiles)
+        return ColumnSummary(count=summary.count, mean=_finite(summary.mean),
+                             std=_finite(summary.std), min=_finite(summary.minimum),
+                             p05=p05, p25=p25, median=median, p75=p75, p95=p95,
+                             max=_finite(summary.maximum))
+    if isinstance(summary, CategoricalSummary):
+        return ColumnSummary(
+            count=summary.count, categories=summary.categories,
+            top=[CategoryShare(name=n, share=share) for n, share in summary.top],
+            new_categories=list(summary.new[:SUMMARY_CATEGORIES]),
+            new_category_count=summary.new_count, new_category_share=summary.new_share)
+    return None
 
 
 def adjusted_features(spec: ModelMonitorSpec, features: Sequence[ColumnDrift]

@@ -1,7 +1,10 @@
 """Performance metrics with scikit-learn's definitions.
 
 Part of ``stats`` (third stop on the data line): given the labels and predictions of the
-current window, compute the metrics a monitor lists. Each metric is computed on its own: one
+current window, compute the metrics a monitor lists. The binary metrics are a few numpy
+sums written to scikit-learn's definitions (tests hold them equal), so that a binary check
+never imports scikit-learn, which costs more than a small check takes to run; multiclass and
+regression metrics call scikit-learn, imported on first use. Each metric is computed on its own: one
 that is undefined for the window (rocAuc with a single class, anything scikit-learn refuses)
 comes back as a reason instead of a value, and the others are still computed. No verdicts
 here. The registry maps each metric name of the API to the task it suits and how it is
@@ -10,15 +13,16 @@ computed; a test checks it equals the API enum.
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sklearn import metrics as skm
 
 
 class PerformanceInputError(ValueError):
@@ -64,21 +68,97 @@ def _binary_pred(inputs: Inputs) -> NDArray[np.generic]:
 
 
 def _auc(inputs: Inputs) -> float:
-    if inputs.y_true.all() or not inputs.y_true.any():
+    """Area under the ROC curve: the Mann-Whitney U of the positives' scores (ties count
+    half), over the pairs; what ``roc_auc_score``'s trapezoids come to."""
+    y_true = inputs.y_true.astype(bool)
+    if y_true.all() or not y_true.any():
         raise PerformanceInputError("rocAuc is undefined when the window has only one class")
-    return float(skm.roc_auc_score(inputs.y_true, _score(inputs)))
+    score = _score(inputs)
+    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
+    mid_ranks = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based ranks, ties averaged
+    positives = int(y_true.sum())
+    negatives = y_true.size - positives
+    rank_sum = float(mid_ranks[inverse][y_true].sum())
+    return (rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
+
+
+def _confusion(inputs: Inputs) -> tuple[int, int, int, int]:
+    """(true positives, false positives, false negatives, true negatives) of a binary
+    window, its predictions thresholded at 0.5 when it has only probabilities."""
+    truth = inputs.y_true.astype(bool)
+    pred = _binary_pred(inputs).astype(bool)
+    true_pos = int(np.count_nonzero(truth & pred))
+    false_pos = int(np.count_nonzero(~truth & pred))
+    false_neg = int(np.count_nonzero(truth & ~pred))
+    return true_pos, false_pos, false_neg, truth.size - true_pos - false_pos - false_neg
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    """``numerator / denominator``, 0 when the denominator is 0 (scikit-learn's
+    ``zero_division=0``: precision of a window that predicts no positive, ...)."""
+    return numerator / denominator if denominator else 0.0
+
+
+def _accuracy(inputs: Inputs) -> float:
+    true_pos, false_pos, false_neg, true_neg = _confusion(inputs)
+    return (true_pos + true_neg) / (true_pos + false_pos + false_neg + true_neg)
+
+
+def _precision(inputs: Inputs) -> float:
+    true_pos, false_pos, _, _ = _confusion(inputs)
+    return _ratio(true_pos, true_pos + false_pos)
+
+
+def _recall(inputs: Inputs) -> float:
+    true_pos, _, false_neg, _ = _confusion(inputs)
+    return _ratio(true_pos, true_pos + false_neg)
+
+
+def _f1(inputs: Inputs) -> float:
+    true_pos, false_pos, false_neg, _ = _confusion(inputs)
+    return _ratio(2 * true_pos, 2 * true_pos + false_pos + false_neg)
+
+
+def _probabilities(inputs: Inputs) -> NDArray[np.float64]:
+    """The positive class's probabilities, refused (as scikit-learn refuses them) outside
+    [0, 1]."""
+    score = _score(inputs)
+    if score.max() > 1:
+        raise PerformanceInputError(f"probabilities greater than 1 ({score.max():.4g}); "
+                                    "columns.predictionProbability must be in [0, 1]")
+    if score.min() < 0:
+        raise PerformanceInputError(f"probabilities lower than 0 ({score.min():.4g}); "
+                                    "columns.predictionProbability must be in [0, 1]")
+    return score
+
+
+def _log_loss(inputs: Inputs) -> float:
+    """Mean cross-entropy, each class's probability clipped to [eps, 1 - eps]."""
+    score = _probabilities(inputs)
+    eps = float(np.finfo(np.float64).eps)
+    truth = inputs.y_true.astype(bool)
+    chosen = np.where(truth, score, 1.0 - score)
+    return float(-np.log(np.clip(chosen, eps, 1.0 - eps)).mean())
+
+
+def _brier(inputs: Inputs) -> float:
+    score = _probabilities(inputs)
+    return float(np.mean((inputs.y_true.astype(np.float64) - score) ** 2))
+
+
+def _sklearn(name: str) -> Callable[..., float]:
+    """scikit-learn's metric ``name``, its module imported on first use."""
+    def call(*args: Any, **options: Any) -> float:
+        scorer: Callable[..., float] = getattr(importlib.import_module("sklearn.metrics"),
+                                               name)
+        return scorer(*args, **options)
+    return call
 
 
 def _labels(scorer: Callable[..., float], **options: object) -> Callable[[Inputs], float]:
     def compute(inputs: Inputs) -> float:
         pred = _binary_pred(inputs) if inputs.y_pred is None else inputs.y_pred
         return float(scorer(inputs.y_true, pred, **options))
-    return compute
-
-
-def _scores(scorer: Callable[..., float], **options: object) -> Callable[[Inputs], float]:
-    def compute(inputs: Inputs) -> float:
-        return float(scorer(inputs.y_true, _score(inputs), **options))
     return compute
 
 
@@ -98,24 +178,24 @@ _MACRO: dict[str, object] = {"average": "macro", **_ZERO_DIVISION}
 _WEIGHTED: dict[str, object] = {"average": "weighted", **_ZERO_DIVISION}
 
 REGISTRY: dict[tuple[str, str], Metric] = {(m.task, m.name): m for m in [
-    Metric("accuracy", BINARY, _labels(skm.accuracy_score)),
-    Metric("precision", BINARY, _labels(skm.precision_score, **_ZERO_DIVISION)),
-    Metric("recall", BINARY, _labels(skm.recall_score, **_ZERO_DIVISION)),
-    Metric("f1", BINARY, _labels(skm.f1_score, **_ZERO_DIVISION)),
+    Metric("accuracy", BINARY, _accuracy),
+    Metric("precision", BINARY, _precision),
+    Metric("recall", BINARY, _recall),
+    Metric("f1", BINARY, _f1),
     Metric("rocAuc", BINARY, _auc),
-    Metric("logLoss", BINARY, _scores(skm.log_loss, labels=[False, True])),
-    Metric("brier", BINARY, _scores(skm.brier_score_loss)),
-    Metric("accuracy", MULTICLASS, _labels(skm.accuracy_score)),
-    Metric("precisionMacro", MULTICLASS, _labels(skm.precision_score, **_MACRO)),
-    Metric("recallMacro", MULTICLASS, _labels(skm.recall_score, **_MACRO)),
-    Metric("f1Macro", MULTICLASS, _labels(skm.f1_score, **_MACRO)),
-    Metric("precisionWeighted", MULTICLASS, _labels(skm.precision_score, **_WEIGHTED)),
-    Metric("recallWeighted", MULTICLASS, _labels(skm.recall_score, **_WEIGHTED)),
-    Metric("f1Weighted", MULTICLASS, _labels(skm.f1_score, **_WEIGHTED)),
-    Metric("mae", REGRESSION, _regression(skm.mean_absolute_error)),
-    Metric("rmse", REGRESSION, _regression(skm.root_mean_squared_error)),
-    Metric("mape", REGRESSION, _regression(skm.mean_absolute_percentage_error)),
-    Metric("r2", REGRESSION, _regression(skm.r2_score)),
+    Metric("logLoss", BINARY, _log_loss),
+    Metric("brier", BINARY, _brier),
+    Metric("accuracy", MULTICLASS, _labels(_sklearn("accuracy_score"))),
+    Metric("precisionMacro", MULTICLASS, _labels(_sklearn("precision_score"), **_MACRO)),
+    Metric("recallMacro", MULTICLASS, _labels(_sklearn("recall_score"), **_MACRO)),
+    Metric("f1Macro", MULTICLASS, _labels(_sklearn("f1_score"), **_MACRO)),
+    Metric("precisionWeighted", MULTICLASS, _labels(_sklearn("precision_score"), **_WEIGHTED)),
+    Metric("recallWeighted", MULTICLASS, _labels(_sklearn("recall_score"), **_WEIGHTED)),
+    Metric("f1Weighted", MULTICLASS, _labels(_sklearn("f1_score"), **_WEIGHTED)),
+    Metric("mae", REGRESSION, _regression(_sklearn("mean_absolute_error"))),
+    Metric("rmse", REGRESSION, _regression(_sklearn("root_mean_squared_error"))),
+    Metric("mape", REGRESSION, _regression(_sklearn("mean_absolute_percentage_error"))),
+    Metric("r2", REGRESSION, _regression(_sklearn("r2_score"))),
 ]}
 
 

@@ -283,7 +283,7 @@ def fit_numeric(values: pd.Series | NDArray[np.generic], *, in_place: bool = Fal
             bin_counts=np.zeros(1, dtype=np.int64),
         )
     n_unique = count_distinct(clean)
-    mean, std = _moments(clean)
+    mean, std = moments(clean)
     lower_quartile, upper_quartile = (float(q) for q in sorted_quantiles(clean, [0.25, 0.75]))
     edges = np.unique(sorted_quantiles(clean, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]))
     profile = NumericProfile(
@@ -302,7 +302,7 @@ def fit_numeric(values: pd.Series | NDArray[np.generic], *, in_place: bool = Fal
     )
 
 
-def _moments(clean: NDArray[np.float64]) -> tuple[float, float]:
+def moments(clean: NDArray[np.float64]) -> tuple[float, float]:
     """Mean and population std of sorted finite values, without overflow near 1e308."""
     with np.errstate(over="ignore", invalid="ignore"):
         mean = float(clean.mean())

@@ -57,12 +57,51 @@ Phase = Literal["Pending", "Healthy", "Drifting", "Degraded", "Failing"]
 FeatureKindName = Literal["numeric", "categorical"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
-# A Go-style duration (what CEL's duration() and Kubernetes accept), e.g. 30s, 10m, 1h30m.
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: A duration: parts like 30s, 10m, 1h30m (what CEL's duration() and Kubernetes accept:
+#: whole or decimal numbers of ms, s, m, h) and whole days (d, 24h) and weeks (w, 7d).
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h)|[0-9]+(d|w))+$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
+                 "w": 604800.0}
+#: What a bad duration's message (CLI and apiserver alike) says about the units.
+DURATION_UNITS = ("units: ms, s, m, h (whole or decimal numbers), d (days) and w (weeks) "
+                  "(whole numbers); e.g. 30s, 10m, 1h30m, 7d or 2w")
 
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+
+def _cel_regex(pattern: str) -> str:
+    """A regular expression as a single-quoted CEL string literal."""
+    return "'" + pattern.replace("\\", "\\\\") + "'"
+
+
+def cel_is_duration(field: str) -> str:
+    """CEL: ``field`` (a string) is written like a duration."""
+    return f"{field}.matches({_cel_regex(DURATION_PATTERN)})"
+
+
+def cel_longer_than_zero(field: str) -> str:
+    """CEL: the duration ``field`` is longer than 0s (a sum of parts is, when one of its
+    numbers has a digit other than 0)."""
+    return f"{field}.matches('[1-9]')"
+
+
+def cel_at_least(field: str, bound: str) -> str:
+    """CEL: the duration ``field`` (well formed) is at least ``bound`` (under a day).
+
+    CEL's duration() knows neither d nor w, and findAll over parts costs more than the API
+    server's budget allows, so: a part of whole days or weeks with a digit other than 0
+    is a day or more; otherwise every d and w part is zero, and read as seconds they
+    leave the sum unchanged.
+    """
+    return (f"{field}.matches('[1-9][0-9]*[dw]') || "
+            f"duration({field}.replace('d', 's').replace('w', 's')) >= duration('{bound}')")
+
+
+def _duration(text: str) -> str:
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"{text!r} is not a duration; {DURATION_UNITS}")
+    return text
+
+
 ColumnName = Annotated[str, Field(min_length=1, max_length=253)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -109,9 +148,9 @@ ByteCount = Annotated[Annotated[int, Field(strict=True)] | str, IntOrString(BYTE
 
 
 def parse_duration(text: str) -> timedelta:
-    """Seconds of a Go-style duration such as ``1h30m``; raises ValueError otherwise."""
-    if not re.fullmatch(DURATION_PATTERN, text):
-        raise ValueError(f"{text!r} is not a duration; write it like 30s, 10m, 1h or 1h30m")
+    """The length of a duration such as ``1h30m`` or ``7d``; raises ValueError (naming the
+    units) otherwise."""
+    _duration(text)
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
     return timedelta(seconds=seconds)
 
@@ -172,6 +211,21 @@ class CelRule(BaseModel):
     rule: str
     message: str
     field_path: str | None = Field(default=None, alias="fieldPath")
+
+
+class DurationFormat:
+    """Annotation: a ``Duration`` string (a pydantic check whose message lists the units;
+    ``cel`` is the same check as the CRD generator writes it for the API server)."""
+
+    cel = CelRule(rule=cel_is_duration("self"),
+                  message=f"must be a duration; {DURATION_UNITS}")
+
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_duration, handler(source))
+
+
+Duration = Annotated[str, Field(max_length=32), DurationFormat()]
 
 
 class ApiModel(BaseModel):

@@ -36,6 +36,9 @@ from modelmon.api.v1alpha1.common import (
     NumericDriftMethodOrAuto,
     Severity,
     Task,
+    cel_at_least,
+    cel_is_duration,
+    cel_longer_than_zero,
     k8s_label_problem,
     parse_bytes,
     parse_duration,
@@ -154,12 +157,13 @@ class ModelRef(ApiModel):
 class Schedule(ApiModel):
     """When checks run."""
 
-    cel = (CelRule(rule=f"duration(self.interval) >= duration('{MIN_INTERVAL}')",
+    cel = (CelRule(rule=f"!{cel_is_duration('self.interval')} "
+                        f"|| {cel_at_least('self.interval', MIN_INTERVAL)}",
                    message=f"interval must be at least {MIN_INTERVAL}",
                    fieldPath=".interval"),)
 
     interval: Duration = "10m"
-    """Time between checks, as a duration such as 30s, 10m or 1h (at least 10s)."""
+    """Time between checks, as a duration such as 30s, 10m, 1h or 1d (at least 10s)."""
 
     @model_validator(mode="after")
     def _interval_floor(self) -> Schedule:
@@ -300,7 +304,7 @@ class Source(ApiModel):
                      "(has(self.url) && self.url.endsWith('/'))",
                 message="prunePartitions needs a url ending in '/' (a prefix)",
                 fieldPath=".prunePartitions"),
-        CelRule(rule="!has(self.timeout) || duration(self.timeout) > duration('0s')",
+        CelRule(rule="!has(self.timeout) || " + cel_longer_than_zero("self.timeout"),
                 message="timeout must be longer than 0s", fieldPath=".timeout"),
         CelRule(rule="!has(self.url) || self.url.matches('"
                      + URL_PATTERN.replace("\\", "\\\\") + "')",
@@ -381,7 +385,7 @@ class ReferenceSpec(ApiModel):
 class CurrentSpec(ApiModel):
     """The production window each check compares with the reference."""
 
-    cel = (CelRule(rule="!has(self.window) || duration(self.window) > duration('0s')",
+    cel = (CelRule(rule="!has(self.window) || " + cel_longer_than_zero("self.window"),
                    message="window must be longer than 0s", fieldPath=".window"),)
 
     source: Source
@@ -722,7 +726,7 @@ class PerformanceSpec(ApiModel):
     cel = (CelRule(rule="self.metrics.all(m, self.metrics.exists_one(o, o.name == m.name))",
                    message="each metric may be listed once", fieldPath=".metrics"),
            CelRule(rule="!has(self.maxLabelDelay) || "
-                        "duration(self.maxLabelDelay) > duration('0s')",
+                        + cel_longer_than_zero("self.maxLabelDelay"),
                    message="maxLabelDelay must be longer than 0s",
                    fieldPath=".maxLabelDelay"))
 

@@ -9,9 +9,9 @@ from these models.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from modelmon.api.v1alpha1.common import (
     ApiModel,
@@ -33,6 +33,65 @@ class LastCheck(ApiModel):
     """Rows in the reference data."""
     current_rows: int
     """Rows in the current window."""
+
+
+#: The most categories a column summary names (top and new alike; stats.summary keeps
+#: the same bound), so that a status of many columns stays small.
+SUMMARY_CATEGORIES = 5
+
+
+class CategoryShare(ApiModel):
+    """One category and its share of a column's non-missing values."""
+
+    name: Annotated[str, Field(max_length=64)]
+    """The category (names longer than 64 characters are cut and end in "...")."""
+    share: float
+    """Its share of the non-missing values."""
+
+
+class ColumnSummary(ApiModel):
+    """What one side of a column looked like: the reference (from its fitted profile) or
+    the current window. Numeric columns fill count to max; categorical columns count,
+    categories, top and, for the window, the new* fields."""
+
+    count: int
+    """Non-missing values (numeric: finite values)."""
+    mean: float | None = None
+    """Numeric: mean."""
+    std: float | None = None
+    """Numeric: population standard deviation."""
+    min: float | None = None
+    """Numeric: smallest value."""
+    p05: float | None = None
+    """Numeric: 5th percentile."""
+    p25: float | None = None
+    """Numeric: 25th percentile (lower quartile)."""
+    median: float | None = None
+    """Numeric: median."""
+    p75: float | None = None
+    """Numeric: 75th percentile (upper quartile)."""
+    p95: float | None = None
+    """Numeric: 95th percentile."""
+    max: float | None = None
+    """Numeric: largest value."""
+    categories: int | None = None
+    """Categorical: distinct categories (top names at most 5 of them)."""
+    top: Annotated[list[CategoryShare], Field(max_length=SUMMARY_CATEGORIES)] = []
+    """Categorical: the most frequent categories (at most 5), with their shares."""
+    new_categories: Annotated[list[Annotated[str, Field(max_length=64)]],
+                              Field(max_length=SUMMARY_CATEGORIES)] = []
+    """Categorical, current window: the first categories (at most 5, most frequent first)
+    the reference does not have; newCategoryCount says how many there were."""
+    new_category_count: int | None = None
+    """Categorical, current window: how many categories the reference does not have."""
+    new_category_share: float | None = None
+    """Categorical, current window: share of the values in those categories."""
+
+    @model_serializer(mode="wrap")
+    def _small(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # One summary per column and side: leave out the other kind's empty fields.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None and v != []}
 
 
 class FeatureDriftResult(ApiModel):
@@ -65,6 +124,12 @@ class FeatureDriftResult(ApiModel):
     """Whether the column drifted."""
     message: str | None = None
     """Why the column was not scored, or a caveat about its score."""
+    reference: ColumnSummary | None = None
+    """The reference column, summarised as it is scored (numeric: mean, quantiles;
+    categorical: top categories)."""
+    current: ColumnSummary | None = None
+    """The current window's column, summarised the same way (categorical: with the new
+    categories); null when it cannot be read that way."""
 
 
 class DriftStatus(ApiModel):

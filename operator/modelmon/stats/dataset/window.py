@@ -30,6 +30,12 @@ from modelmon.stats.profile import (
     scratch,
     sorted_finite,
 )
+from modelmon.stats.summary import (
+    AnySummary,
+    categorical_summary,
+    numeric_summary,
+    profile_summary,
+)
 
 
 class CurrentColumn:
@@ -153,6 +159,32 @@ class ColumnDrift:
     role: Role
     kind: FeatureKind
     result: DriftResult
+    reference: AnySummary | None = None
+    """The reference column, as the column is scored (``stats.summary``)."""
+    current: AnySummary | None = None
+    """The window's column, the same way (None when it cannot be read that way)."""
+
+
+def summaries(profile: ColumnProfile, series: pd.Series | CurrentColumn
+              ) -> tuple[AnySummary | None, AnySummary | None]:
+    """(reference, current) summaries of a column, from the fitted profile and the forms
+    of the window's column that scoring prepared (its sorted values or category counts)."""
+    column = _column(series)
+    if profile.kind == "numeric" and profile.numeric is not None:
+        ref = profile_summary(profile.numeric)
+        if column.is_numeric() or column.series.isna().all():
+            return ref, numeric_summary(column.finite_sorted())
+        return ref, None
+    if profile.categorical is not None:
+        return (categorical_summary(profile.categorical),
+                categorical_summary(column.categories(), profile.categorical))
+    return None, None
+
+
+def _drift(name: str, profile: ColumnProfile, column: CurrentColumn) -> ColumnDrift:
+    result = score_column(profile, column)
+    return ColumnDrift(name, profile.request.role, profile.kind, result,
+                       *summaries(profile, column))
 
 
 def score_drift(reference: ReferenceProfile, current: pd.DataFrame, workers: int = 1
@@ -166,8 +198,7 @@ def score_drift(reference: ReferenceProfile, current: pd.DataFrame, workers: int
     def one(item: tuple[str, ColumnProfile, pd.Series]) -> ColumnDrift:
         name, profile, series = item
         column = CurrentColumn(series, scratch(rows, "sorted"))
-        return ColumnDrift(name, profile.request.role, profile.kind,
-                           score_column(profile, column))
+        return _drift(name, profile, column)
 
     return map_in_threads(one, present, workers)
 
@@ -284,8 +315,7 @@ def score_window(reference: ReferenceProfile, current: pd.DataFrame | ColumnRead
         name, profile = item
         # The sort of every column this thread prepares goes to the same memory.
         column = CurrentColumn(current[name], scratch(rows, "sorted"))
-        drift = ColumnDrift(name, profile.request.role, profile.kind,
-                            score_column(profile, column))
+        drift = _drift(name, profile, column)
         if profile.request.role not in quality_roles:
             return drift, None, None
         return drift, column_quality(profile, column), _type_change(profile, column)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scipy import stats
-
 #: The corrections, as ``spec.drift.correction`` names them.
 CORRECTIONS = ("none", "bonferroni", "fdr")
 
@@ -25,4 +23,6 @@ def adjusted_p_values(p_values: Sequence[float], correction: str) -> list[float]
         return [float(p) for p in p_values]
     if correction == "bonferroni":
         return [min(1.0, float(p) * len(p_values)) for p in p_values]
+    from scipy import stats  # imported when a correction is asked for: it is slow to import
+
     return [float(p) for p in stats.false_discovery_control(list(p_values), method="bh")]

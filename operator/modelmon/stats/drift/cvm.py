@@ -14,10 +14,11 @@ distribution from the statistic and the two sizes alone.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special, stats
+from scipy import special
 
 from modelmon.stats.drift.base import register
 from modelmon.stats.drift.ecdf import has_ties, merge_sorted, run_ends
@@ -26,10 +27,23 @@ from modelmon.stats.drift.scipy_private import scipy_helper
 from modelmon.stats.drift.ties import quadratic_tied_pvalue, tied_runs
 from modelmon.stats.profile import NumericProfile
 
-#: scipy's exact two-sample Cramer-von Mises p-value from (U, n1, n2).
-_CVM_EXACT = scipy_helper("scipy.stats._hypotests", "_pval_cvm_2samp_exact")
-#: scipy's CDF of the limiting Cramer-von Mises distribution (a numpy array in and out).
-_CVM_LIMIT_CDF = scipy_helper("scipy.stats._hypotests", "_cdf_cvm_inf")
+#: Looked up on first use (``__getattr__``), as scipy.stats is slow to import:
+#: ``_CVM_EXACT``, scipy's exact two-sample Cramer-von Mises p-value from (U, n1, n2), and
+#: ``_CVM_LIMIT_CDF``, its CDF of the limiting distribution (a numpy array in and out).
+_LAZY = {"_CVM_EXACT": ("scipy.stats._hypotests", "_pval_cvm_2samp_exact"),
+         "_CVM_LIMIT_CDF": ("scipy.stats._hypotests", "_cdf_cvm_inf")}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    found = globals()[name] = scipy_helper(*_LAZY[name])
+    return found
+
+
+def _lazy(name: str) -> Any:
+    """A module attribute of ``_LAZY``, looked up once (a test may have replaced it)."""
+    return globals()[name] if name in globals() else __getattr__(name)
 
 
 def cvm_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64]
@@ -93,9 +107,10 @@ def cvm_limit_cdf(value: float, terms: int = 64) -> float:
 def _limit_cdf(value: float) -> float:
     """The limiting Cramer-von Mises CDF as scipy evaluates it (its series stops once a
     term is below 1e-7; within 3e-10 of ``cvm_limit_cdf``, which is the fallback)."""
-    if _CVM_LIMIT_CDF is not None:
+    limit_cdf = _lazy("_CVM_LIMIT_CDF")
+    if limit_cdf is not None:
         try:
-            return float(_CVM_LIMIT_CDF(np.asarray(value, dtype=np.float64)))
+            return float(limit_cdf(np.asarray(value, dtype=np.float64)))
         except TypeError:
             pass
     return cvm_limit_cdf(value)
@@ -118,10 +133,11 @@ def cvm_exact_pvalue(u_value: float, n_ref: int, n_cur: int) -> float | None:
     """scipy's exact p-value of U for samples of ``n_ref`` and ``n_cur`` values (what
     ``cramervonmises_2samp`` uses when both have at most 20); None when the installed
     scipy lacks the helper (or its signature changed)."""
-    if _CVM_EXACT is None:
+    exact = _lazy("_CVM_EXACT")
+    if exact is None:
         return None
     try:
-        return float(_CVM_EXACT(np.float64(u_value), n_ref, n_cur))
+        return float(exact(np.float64(u_value), n_ref, n_cur))
     except TypeError:
         return None
 
@@ -173,6 +189,8 @@ class CramerVonMises(KsDistanceEffect):
         p_value = cvm_exact_pvalue(u_value, n_ref, n_cur)
         if p_value is not None:
             return t_value, p_value
+        from scipy import stats
+
         res = stats.cramervonmises_2samp(reference.sorted_values, current_sorted)
         return float(res.statistic), float(res.pvalue)
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special, stats
+from scipy import special
 
 from modelmon.stats.drift.base import NumericMethod, register
 from modelmon.stats.drift.scipy_private import scipy_helper
@@ -43,9 +44,23 @@ SMIRNOV_POINTS = 256
 #: computes it would cover a band as wide as the samples.
 KS_TIED_FAR_TAIL = 1e-10
 
-#: scipy's exact two-sample KS null distribution from (n1, n2, gcd, D, alternative), as
-#: ``ks_2samp`` calls it: returns (success, D rounded to a multiple of 1/lcm, p-value).
-_KS_EXACT = scipy_helper("scipy.stats._stats_py", "_attempt_exact_2kssamp")
+#: ``_KS_EXACT``: scipy's exact two-sample KS null distribution from (n1, n2, gcd, D,
+#: alternative), as ``ks_2samp`` calls it: returns (success, D rounded to a multiple of
+#: 1/lcm, p-value). Looked up on first use (``__getattr__``): scipy.stats takes longer to
+#: import than a small check takes to run, and most checks never need it.
+_LAZY = {"_KS_EXACT": ("scipy.stats._stats_py", "_attempt_exact_2kssamp")}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    found = globals()[name] = scipy_helper(*_LAZY[name])
+    return found
+
+
+def _lazy(name: str) -> Any:
+    """A module attribute of ``_LAZY``, looked up once (a test may have replaced it)."""
+    return globals()[name] if name in globals() else __getattr__(name)
 
 
 def ks_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64],
@@ -210,6 +225,8 @@ def ks_asymptotic_pvalue(distance: float, n_ref: int, n_cur: int) -> float:
                 return min(max(2.0 * smirnov_sf(int(effective_n), distance), 0.0), 1.0)
         elif effective_n > 100_000 or effective_n * distance**1.5 > 1.4:
             return min(max(1.0 - pelz_good_cdf(int(effective_n), distance), 0.0), 1.0)
+    from scipy import stats
+
     return float(np.clip(stats.kstwo.sf(distance, effective_n), 0.0, 1.0))
 
 
@@ -312,10 +329,11 @@ def ks_exact(distance: float, n_ref: int, n_cur: int) -> tuple[float, float] | N
     ``1/lcm(n_ref, n_cur)``, and where the exact computation fails (overflow for some
     unequal sizes) the p-value is the asymptotic one of that rounded statistic.
     """
-    if _KS_EXACT is None:
+    exact = _lazy("_KS_EXACT")
+    if exact is None:
         return None
     try:
-        computed, rounded, p_value = _KS_EXACT(n_ref, n_cur, math.gcd(n_ref, n_cur), distance,
+        computed, rounded, p_value = exact(n_ref, n_cur, math.gcd(n_ref, n_cur), distance,
                                                "two-sided")
     except TypeError:
         return None
@@ -392,6 +410,8 @@ class KolmogorovSmirnov(KsDistanceEffect):
         exact = ks_exact(distance, n_ref, n_cur)
         if exact is not None:
             return exact
+        from scipy import stats
+
         with warnings.catch_warnings():
             # scipy warns when the exact path fails and it falls back to asymptotics.
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -25,11 +25,14 @@ is the one a permutation test uses, given the pooled values:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import linalg, optimize, sparse, special
-from scipy.sparse import linalg as sparse_linalg
+from scipy import special
+
+if TYPE_CHECKING:  # the tied Cramer-von Mises and Anderson tails import them when they run
+    from scipy import sparse
 
 from modelmon.stats.profile import NumericProfile
 
@@ -241,6 +244,8 @@ def _dense(matrix: Tridiagonal) -> NDArray[np.float64]:
 
 
 def _sparse(matrix: Tridiagonal) -> sparse.csc_array:
+    from scipy import sparse
+
     diagonal, beside = matrix
     size = diagonal.size
     index = np.arange(size)
@@ -255,6 +260,9 @@ def _generalised_weights(form: Tridiagonal, precision: Tridiagonal, mean: float
     """The weights ``lambda`` of ``Y' A Y = sum lambda chi2_1`` for ``Y`` Gaussian with
     precision ``P`` (``A v = lambda P v``), and the part of the form's ``mean`` the
     weights returned leave out (0 when all are returned)."""
+    from scipy import linalg  # scipy's linear algebra and optimizers are slow to import;
+    from scipy.sparse import linalg as sparse_linalg  # the KS tails never need them
+
     size = form[0].size
     if size <= QUADRATIC_DENSE_MAX:
         weights = linalg.eigh(_dense(form), _dense(precision), eigvals_only=True)
@@ -319,6 +327,8 @@ def weighted_chi2_sf(value: float, weights: NDArray[np.float64], shift: float = 
 
     def slope(point: float) -> float:  # K'(s) - value, shift left out on both sides
         return float(np.sum(weights / (1.0 - 2.0 * weights * point))) - level
+
+    from scipy import optimize
 
     upper = 0.5 / float(weights.max())  # K' grows without bound as s nears it
     if level > mean:

@@ -48,13 +48,16 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.isotonic import IsotonicRegression
 
 from modelmon.stats.estimation import inputs
 from modelmon.stats.estimation.bands import Estimate, SamplingBands
+
+if TYPE_CHECKING:  # imported by the first fit, not by a check that estimates nothing
+    from sklearn.isotonic import IsotonicRegression
 
 #: Most reference rows the calibration is fitted on (a seeded sample beyond it).
 MAX_FIT_ROWS = 500_000
@@ -233,6 +236,8 @@ def fit_classifier_estimator(probabilities: ArrayLike, labels: ArrayLike | None,
     if fit_rows.size > MAX_FIT_ROWS:
         fit_rows = np.sort(np.random.default_rng(17).choice(fit_rows, MAX_FIT_ROWS,
                                                             replace=False))
+    from sklearn.isotonic import IsotonicRegression
+
     columns = [1] if scores.shape[1] == 1 else range(len(classes))
     calibrators = []
     for column, label in enumerate(columns):

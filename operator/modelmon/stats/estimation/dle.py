@@ -57,16 +57,18 @@ from collections.abc import Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import Ridge
 from threadpoolctl import ThreadpoolController
 
 from modelmon.stats.estimation import inputs
 from modelmon.stats.estimation.bands import Estimate, SamplingBands
+
+if TYPE_CHECKING:  # scikit-learn's ensemble is imported by the first fit, not by a check
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 REGRESSION_METRICS = ("mae", "rmse")
 #: Most reference rows the loss models are fitted on (a seeded sample beyond it).
@@ -199,6 +201,8 @@ def _prediction(values: ArrayLike, where: str, rows: int) -> NDArray[np.float64]
 
 
 def _model() -> HistGradientBoostingRegressor:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     return HistGradientBoostingRegressor(
         max_iter=MAX_ITER, learning_rate=LEARNING_RATE, early_stopping=True,
         validation_fraction=0.1, n_iter_no_change=10, random_state=_SEED)
@@ -274,6 +278,8 @@ def fit_regression_estimator(features: pd.DataFrame, prediction: ArrayLike,
     error = truth[present] - predicted[present]
     encoding = _encoding(frame)
     matrix = encoding.matrix(frame, predicted[present], inputs.REFERENCE)
+    from sklearn.linear_model import Ridge  # imported by the first fit, not by every check
+
     fit_rows = np.random.default_rng(_SEED).permutation(len(error))[:MAX_FIT_ROWS]
     fit_matrix = matrix[fit_rows]
     trend = _trend(fit_matrix, encoding)
