@@ -14,7 +14,6 @@ distribution from the statistic and the two sizes alone.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +22,7 @@ from scipy import special
 from modelmon.stats.drift.base import register
 from modelmon.stats.drift.ecdf import has_ties, merge_sorted, run_ends
 from modelmon.stats.drift.ks import KsDistanceEffect
-from modelmon.stats.drift.scipy_private import scipy_helper
+from modelmon.stats.drift.scipy_private import lazy_helpers
 from modelmon.stats.drift.ties import quadratic_tied_pvalue, tied_runs
 from modelmon.stats.profile import NumericProfile
 
@@ -33,17 +32,7 @@ from modelmon.stats.profile import NumericProfile
 _LAZY = {"_CVM_EXACT": ("scipy.stats._hypotests", "_pval_cvm_2samp_exact"),
          "_CVM_LIMIT_CDF": ("scipy.stats._hypotests", "_cdf_cvm_inf")}
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    found = globals()[name] = scipy_helper(*_LAZY[name])
-    return found
-
-
-def _lazy(name: str) -> Any:
-    """A module attribute of ``_LAZY``, looked up once (a test may have replaced it)."""
-    return globals()[name] if name in globals() else __getattr__(name)
+__getattr__, _lazy = lazy_helpers(globals(), _LAZY)
 
 
 def cvm_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64]

@@ -17,14 +17,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
 from modelmon.stats.drift.base import NumericMethod, register
-from modelmon.stats.drift.scipy_private import scipy_helper
+from modelmon.stats.drift.scipy_private import lazy_helpers
 from modelmon.stats.drift.ties import ks_tied_pvalue, tied_runs
 from modelmon.stats.profile import NumericProfile, RankGrid, rank_grid
 
@@ -50,17 +49,7 @@ KS_TIED_FAR_TAIL = 1e-10
 #: import than a small check takes to run, and most checks never need it.
 _LAZY = {"_KS_EXACT": ("scipy.stats._stats_py", "_attempt_exact_2kssamp")}
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    found = globals()[name] = scipy_helper(*_LAZY[name])
-    return found
-
-
-def _lazy(name: str) -> Any:
-    """A module attribute of ``_LAZY``, looked up once (a test may have replaced it)."""
-    return globals()[name] if name in globals() else __getattr__(name)
+__getattr__, _lazy = lazy_helpers(globals(), _LAZY)
 
 
 def ks_statistic(reference_sorted: NDArray[np.float64], current_sorted: NDArray[np.float64],

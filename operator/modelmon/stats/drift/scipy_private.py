@@ -21,3 +21,22 @@ def scipy_helper(module: str, name: str) -> Callable[..., Any] | None:
     except (ImportError, AttributeError):
         return None
     return found if callable(found) else None
+
+
+def lazy_helpers(namespace: dict[str, Any], table: dict[str, tuple[str, str]]
+                 ) -> tuple[Callable[[str], Any], Callable[[str], Any]]:
+    """A module's ``__getattr__`` and ``lazy`` lookup for the private scipy functions in
+    ``table`` (attribute name -> (module, name)): each is imported on first use and kept in
+    the module's ``namespace``, because scipy.stats takes longer to import than a small check
+    takes to run. ``lazy(name)`` returns what the namespace holds (a test may replace it)."""
+
+    def getattr_(name: str) -> Any:
+        if name not in table:
+            raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+        found = namespace[name] = scipy_helper(*table[name])
+        return found
+
+    def lazy(name: str) -> Any:
+        return namespace[name] if name in namespace else getattr_(name)
+
+    return getattr_, lazy
