@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 IMAGE ?= modelmon:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' helm/modelmon/Chart.yaml)
 
 .PHONY: help install example lint test test-unit test-integration crds chart-crds helm-lint \
-        image test-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-quick \
+        image test-deps node-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-quick \
         calibration bench-estimation
 
 help:  ## list targets
@@ -40,6 +40,9 @@ image:  ## build the operator image (needs Docker or another OCI builder; IMAGE=
 test-deps:  ## Debian packages the tests and lint use (promtool, alertmanager, postgres, lua5.1, shellcheck, chromium)
 	hack/install-test-deps.sh
 
+node-deps:  ## Debian packages the local node needs (containerd, runc, CNI plugins, iptables, buildah, busybox-static)
+	hack/install-test-deps.sh --node
+
 test-unit: install  ## unit and packaging tests, no cluster (1222 tests in 64 s on 2 cores)
 	$(PYTHON) -m pytest tests/unit tests/packaging $(PYTEST_ARGS)
 
@@ -52,7 +55,7 @@ test: install test-deps lint  ## everything CI runs: lint, unit, packaging, brow
 cluster-bins:  ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)
 	hack/cluster.sh build
 
-dev-cluster:  ## start the local control plane (builds what is missing); prints export KUBECONFIG=...
+dev-cluster:  ## start the local control plane (builds what is missing; MODELMON_NODE=1 adds a node); prints export KUBECONFIG=...
 	@hack/cluster.sh up
 
 dev-cluster-down:  ## stop the local control plane

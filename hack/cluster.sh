@@ -7,6 +7,8 @@
 # versions pinned below, caches the binaries outside the repository, and runs
 # the three control-plane processes in the background (no kubelet, no
 # scheduler: pods stay Pending, everything else the API does is real).
+# With MODELMON_NODE=1 it also runs a node (hack/node.sh): kube-scheduler,
+# containerd, a kubelet and kube-proxy, so pods run (docs/local-node.md).
 #
 # Usage: hack/cluster.sh COMMAND
 #   build [COMPONENT...]  build missing binaries (etcd kube-apiserver
@@ -21,6 +23,9 @@
 #   versions              print the pinned versions as NAME=VALUE lines
 #   prometheusrule-crd    print the path of the upstream PrometheusRule CRD
 #                         (downloads the prometheus-operator module if missing)
+#   node-check            exit 0 if this machine has what the node needs
+#   node-build            build the node's binaries and images (cached)
+#   load-image TARBALL    import an image tarball into the running node's containerd
 #
 # Environment (all optional):
 #   MODELMON_CACHE          binaries, wrapper modules, build logs
@@ -32,6 +37,9 @@
 #   MODELMON_READY_TIMEOUT  seconds to wait for readiness (default 120)
 #   MODELMON_STOP_GRACE     seconds between SIGTERM and SIGKILL (default 15)
 #   MODELMON_BUILD_JOBS     go build -p (default 2, sized for 2 cores)
+#   MODELMON_NODE=1         `up` also starts the node (one per machine; needs
+#                           root and hack/install-test-deps.sh --node)
+#   MODELMON_NODE_READY_TIMEOUT  seconds to wait for the node (default 180)
 #   MODELMON_APISERVER_ARGS, MODELMON_KCM_ARGS
 #                           extra flags, split on spaces; a later flag wins,
 #                           except list flags, which add up (--controllers=-job
@@ -48,11 +56,16 @@ KUBE_VERSION=v1.34.10
 ETCD_VERSION=v3.6.5
 HELM_VERSION=v3.19.5
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+# crictl of the same minor, for the node only (its `down` removes pod sandboxes).
+CRICTL_VERSION=v1.34.0
 
 KUBE_MINOR=${KUBE_VERSION#v1.}
 KUBE_MINOR=${KUBE_MINOR%%.*}
 
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kubectl helm)
+# Built only for the node (MODELMON_NODE=1): a scheduler, the kubelet and kube-proxy,
+# from the same k8s.io/kubernetes module and wrapper as the control plane.
+NODE_COMPONENTS=(kube-scheduler kubelet kube-proxy crictl)
 
 CACHE_DIR=${MODELMON_CACHE:-$HOME/.cache/modelmon}
 STATE_DIR=${MODELMON_CLUSTER_DIR:-${TMPDIR:-/tmp}/modelmon-cluster}
@@ -75,6 +88,11 @@ MARKER=.modelmon-cluster
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
 
+# The control plane's processes; the node's (hack/node.sh) join them when it runs.
+PROCS=(etcd kube-apiserver kube-controller-manager)
+# shellcheck source=hack/node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/node.sh"
+
 # --- building ------------------------------------------------------------------
 
 bin_path() { # component -> path of its cached binary
@@ -82,8 +100,10 @@ bin_path() { # component -> path of its cached binary
   case $c in
     etcd) v=$ETCD_VERSION ;;
     helm) v=$HELM_VERSION ;;
-    kube-apiserver | kube-controller-manager | kubectl) v=$KUBE_VERSION ;;
-    *) die "unknown component '$c' (known: ${COMPONENTS[*]})" ;;
+    crictl) v=$CRICTL_VERSION ;;
+    kube-apiserver | kube-controller-manager | kubectl | kube-scheduler | kubelet | kube-proxy)
+      v=$KUBE_VERSION ;;
+    *) die "unknown component '$c' (known: ${COMPONENTS[*]} ${NODE_COMPONENTS[*]})" ;;
   esac
   printf '%s/bin/%s-%s/%s\n' "$CACHE_DIR" "$c" "$v" "$c"
 }
@@ -140,6 +160,24 @@ kube_wrapper() {
   printf '%s\n' "$dir"
 }
 
+# The node's binaries come from the same wrapper: their packages are added as
+# tools once (same k8s.io/kubernetes version, so no selected version changes).
+kube_node_wrapper() {
+  local dir logfile=$1
+  dir=$(kube_wrapper "$logfile")
+  if [[ ! -f $dir/.node-ready ]]; then
+    (
+      cd "$dir"
+      run_logged "$logfile" go get -tool \
+        "k8s.io/kubernetes/cmd/kube-scheduler@$KUBE_VERSION" \
+        "k8s.io/kubernetes/cmd/kubelet@$KUBE_VERSION" \
+        "k8s.io/kubernetes/cmd/kube-proxy@$KUBE_VERSION"
+    )
+    touch "$dir/.node-ready"
+  fi
+  printf '%s\n' "$dir"
+}
+
 # etcd's server module replaces its sibling modules with local paths too;
 # as a dependency of a wrapper those replaces are ignored and the published
 # siblings at the same version are used.
@@ -169,8 +207,11 @@ build_one() {
   tmp=$out.tmp.$$
   go_build_env
   case $c in
-    kube-apiserver | kube-controller-manager | kubectl)
-      dir=$(kube_wrapper "$logfile")
+    kube-apiserver | kube-controller-manager | kubectl | kube-scheduler | kubelet | kube-proxy)
+      case $c in
+        kube-scheduler | kubelet | kube-proxy) dir=$(kube_node_wrapper "$logfile") ;;
+        *) dir=$(kube_wrapper "$logfile") ;;
+      esac
       # Real version strings, as the release build sets them, so /version
       # and the apiserver's compatibility version are the pinned ones.
       ldflags="-s -w"
@@ -195,6 +236,13 @@ build_one() {
       ldflags+=" -X $hv/pkg/chartutil.k8sVersionMajor=1 -X $hv/pkg/chartutil.k8sVersionMinor=$KUBE_MINOR"
       (cd "$CACHE_DIR" && GOBIN=$gobin run_logged "$logfile" go install -trimpath -ldflags "$ldflags" "$hv/cmd/helm@$HELM_VERSION")
       mv "$gobin/helm" "$tmp" && rmdir "$gobin"
+      ;;
+    crictl)
+      local cv=sigs.k8s.io/cri-tools gobin
+      gobin=$(mktemp -d "$CACHE_DIR/src/crictl-gobin.XXXXXX")
+      ldflags="-s -w -X $cv/pkg/version.Version=$CRICTL_VERSION"
+      (cd "$CACHE_DIR" && GOBIN=$gobin run_logged "$logfile" go install -trimpath -ldflags "$ldflags" "$cv/cmd/crictl@$CRICTL_VERSION")
+      mv "$gobin/crictl" "$tmp" && rmdir "$gobin"
       ;;
   esac
   # Rename last: a binary in place always means a finished build.
@@ -230,7 +278,7 @@ gen_certs() {
     new_ca ca "/CN=modelmon-test-ca"
     # serving: kube-apiserver and kube-controller-manager on 127.0.0.1
     issue ca serving "/CN=kube-apiserver" \
-      "subjectAltName=IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+      "subjectAltName=IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local$(node_enabled && printf ',IP:%s' "$NODE_IP")
 extendedKeyUsage=serverAuth"
     # system:masters bypasses RBAC: this is the cluster admin.
     issue ca admin "/O=system:masters/CN=modelmon-admin" "extendedKeyUsage=clientAuth"
@@ -391,7 +439,10 @@ kctl() { "$(bin_path kubectl)" --kubeconfig="$STATE_DIR/admin.kubeconfig" "$@"; 
 running() { # true when all three processes are ours and the apiserver is ready
   [[ -f $STATE_DIR/$MARKER ]] || return 1
   local n
-  for n in etcd kube-apiserver kube-controller-manager; do our_pid "$n" >/dev/null || return 1; done
+  for n in "${PROCS[@]}"; do our_pid "$n" >/dev/null || return 1; done
+  if node_present; then
+    for n in "${NODE_PROCS[@]}"; do our_pid "$n" >/dev/null || return 1; done
+  fi
   kctl get --raw /readyz --request-timeout=5s >/dev/null 2>&1
 }
 
@@ -401,7 +452,7 @@ print_env() { printf 'export KUBECONFIG=%q\n' "$STATE_DIR/admin.kubeconfig"; }
 wait_for() { # description command...
   local what=$1 deadline=$((SECONDS + READY_TIMEOUT)) n; shift
   until "$@" >/dev/null 2>&1; do
-    for n in etcd kube-apiserver kube-controller-manager; do
+    for n in "${PROCS[@]}" "${NODE_PROCS[@]}"; do
       [[ -f $STATE_DIR/$n.pid ]] || continue
       our_pid "$n" >/dev/null || abort_up "$n exited while waiting for $what"
     done
@@ -413,6 +464,7 @@ wait_for() { # description command...
 # A failed start leaves no processes behind, but keeps the logs to read.
 abort_up() {
   logs_tail
+  node_down
   stop kube-controller-manager kube-apiserver
   stop etcd
   die "$1 (logs kept in $STATE_DIR/logs; '$0 down' removes them)"
@@ -421,8 +473,13 @@ abort_up() {
 # --- commands ------------------------------------------------------------------
 
 cmd_up() {
+  if node_enabled; then node_check || die "MODELMON_NODE=1, but this machine cannot run the node (see above)"; fi
   build etcd kube-apiserver kube-controller-manager kubectl helm
+  if node_enabled; then node_build; fi
   if running; then
+    if node_enabled && ! node_present; then
+      die "a cluster without a node runs in $STATE_DIR; stop it first ($0 down) to start one with a node"
+    fi
     log "cluster already running in $STATE_DIR"
     print_env
     return
@@ -447,6 +504,11 @@ cmd_up() {
   write_kubeconfig "$STATE_DIR/admin.kubeconfig" admin
   write_kubeconfig "$STATE_DIR/kcm.kubeconfig" kcm
   local c=$STATE_DIR/certs
+  local -a node_args=()
+  if node_enabled; then
+    node_certs
+    mapfile -t node_args < <(node_apiserver_args)
+  fi
 
   log "starting etcd $ETCD_VERSION on 127.0.0.1:$ETCD_PORT"
   # Peer port 0: a single member needs no reachable peer listener. fsync is
@@ -469,7 +531,7 @@ cmd_up() {
     --secure-port="$APISERVER_PORT" --cert-dir="$c" \
     --tls-cert-file="$c/serving.crt" --tls-private-key-file="$c/serving.key" \
     --client-ca-file="$c/ca.crt" \
-    --authorization-mode=RBAC \
+    --authorization-mode="$(node_enabled && printf 'Node,')RBAC" \
     --service-account-issuer="$SA_ISSUER" \
     --service-account-key-file="$c/sa.pub" \
     --service-account-signing-key-file="$c/sa.key" \
@@ -483,7 +545,7 @@ cmd_up() {
     --proxy-client-key-file="$c/front-proxy-client.key" \
     --endpoint-reconciler-type=none \
     --allow-privileged=true --profiling=false \
-    ${MODELMON_APISERVER_ARGS:-}
+    "${node_args[@]}" ${MODELMON_APISERVER_ARGS:-}
   wait_for "kube-apiserver /readyz" kctl get --raw /readyz --request-timeout=5s
 
   log "starting kube-controller-manager on https://127.0.0.1:$KCM_PORT"
@@ -508,6 +570,7 @@ cmd_up() {
   # The service account controller filling in `default` proves the
   # controllers are running, not just the process.
   wait_for "the default service account" kctl -n default get serviceaccount default
+  if node_enabled; then node_up; fi
 
   log "cluster ready in $((SECONDS - started))s (state: $STATE_DIR)"
   print_env
@@ -520,7 +583,9 @@ cmd_down() {
   fi
   [[ -f $STATE_DIR/$MARKER ]] || die "$STATE_DIR is not a modelmon cluster directory; not touching it"
   local p deadline
-  # etcd last, so the API server does not spend its shutdown retrying it.
+  # The node first (it needs the API server to go cleanly), etcd last, so the API
+  # server does not spend its shutdown retrying it.
+  node_down
   stop kube-controller-manager kube-apiserver
   stop etcd
   if [[ -f $STATE_DIR/ports.env ]]; then
@@ -545,7 +610,9 @@ cmd_status() {
   local n pid ok=0
   printf 'versions: kubernetes %s, etcd %s, helm %s\n' "$KUBE_VERSION" "$ETCD_VERSION" "$HELM_VERSION"
   printf 'state dir: %s\n' "$STATE_DIR"
-  for n in etcd kube-apiserver kube-controller-manager; do
+  local -a names=("${PROCS[@]}")
+  node_present && names+=("${NODE_PROCS[@]}")
+  for n in "${names[@]}"; do
     if pid=$(our_pid "$n"); then printf '%-24s running (pid %s)\n' "$n" "$pid"
     else printf '%-24s not running\n' "$n"; ok=1; fi
   done
@@ -579,9 +646,14 @@ main() {
       build "$1"; bin_path "$1" ;;
     kubectl) build kubectl; kctl "$@" ;;
     versions)
-      printf 'KUBE_VERSION=%s\nETCD_VERSION=%s\nHELM_VERSION=%s\nPROMETHEUS_OPERATOR_VERSION=%s\n' \
-        "$KUBE_VERSION" "$ETCD_VERSION" "$HELM_VERSION" "$PROMETHEUS_OPERATOR_VERSION" ;;
+      printf 'KUBE_VERSION=%s\nETCD_VERSION=%s\nHELM_VERSION=%s\nPROMETHEUS_OPERATOR_VERSION=%s\nCRICTL_VERSION=%s\n' \
+        "$KUBE_VERSION" "$ETCD_VERSION" "$HELM_VERSION" "$PROMETHEUS_OPERATOR_VERSION" "$CRICTL_VERSION" ;;
     prometheusrule-crd) cmd_prometheusrule_crd ;;
+    node-check) node_check && log "node: this machine has what the node needs" ;;
+    node-build) node_check || die "this machine cannot run the node (see above)"; node_build ;;
+    load-image)
+      [[ $# -eq 1 ]] || die "usage: $0 load-image TARBALL"
+      node_load_image "$1" ;;
     -h | --help | help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac

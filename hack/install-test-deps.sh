@@ -5,6 +5,10 @@
 # for `make lint`; Chromium for the browser tests of the HTML report
 # (tests/browser: headless, driven over its DevTools protocol).
 #
+# With --node, also what the local node of hack/cluster.sh needs (MODELMON_NODE=1, and
+# hack/images.sh): containerd, runc, the CNI plugins, iptables, conntrack, buildah,
+# busybox-static, and gcc with a static libc for the pause image.
+#
 # Idempotent: when every command is already there it touches nothing and
 # returns at once. It only installs: the tests start their own servers on
 # 127.0.0.1, so the services the packages would enable are kept from
@@ -23,8 +27,26 @@ declare -A PROVIDES=(
   [shellcheck]=shellcheck
   [chromium]=chromium
 )
+if [[ ${1:-} == --node ]]; then
+  PROVIDES+=(
+    [containerd]=containerd
+    [runc]=runc
+    [containernetworking-plugins]=/usr/lib/cni/bridge
+    [iptables]=iptables
+    [conntrack]=conntrack
+    [buildah]=buildah
+    [busybox-static]=/usr/share/doc/busybox-static
+    [gcc]=gcc
+    [libc6-dev]='/usr/lib/*/libc.a'
+  )
+elif [[ $# -gt 0 ]]; then
+  log "usage: $0 [--node]"
+  exit 2
+fi
 
 have() {
+  # A path (or a glob) is looked for as a file.
+  if [[ $1 == /* ]]; then compgen -G "$1" >/dev/null; return; fi
   command -v "$1" >/dev/null 2>&1 && return 0
   # Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<major>/bin, off PATH.
   compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
@@ -63,7 +85,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Without systemd nothing was started; with it, stop what the packages enabled.
 if [[ -d /run/systemd/system ]]; then
-  for svc in prometheus prometheus-alertmanager postgresql; do
+  for svc in prometheus prometheus-alertmanager postgresql containerd; do
     "${sudo[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
   done
 fi

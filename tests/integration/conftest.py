@@ -9,12 +9,15 @@ PrometheusRule CRD are applied and Established before the first test.
 `kubectl` (session): the pinned kubectl bound to that cluster's kubeconfig.
 `namespace` (function): a fresh namespace, deleted after the test.
 `helm` (session): path of the pinned helm binary.
+`node` (session): the cluster's Ready node and the images it has; a test that uses it
+is marked `node` and skipped when the cluster has none (start it with MODELMON_NODE=1).
 
 Environment:
   MODELMON_KUBECTL / MODELMON_HELM     use these binaries instead of building
   MODELMON_EXPECT_KUBE_VERSION         server version to expect from a reused cluster
   MODELMON_ALLOW_REMOTE_CLUSTER=1      allow KUBECONFIG to point off this machine
   MODELMON_KEEP_CLUSTER=1              leave the session's cluster running
+  MODELMON_NODE=1                      the session's cluster gets a node (hack/node.sh)
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kube import (
     Cluster,
     Kubectl,
+    Node,
     apply_crds,
     cluster_sh,
     crd_files,
@@ -64,6 +68,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs a real Kubernetes API server (hack/cluster.sh)"
     )
+    config.addinivalue_line(
+        "markers",
+        "node: needs a node that runs pods (MODELMON_NODE=1); skipped on a cluster without one",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselection sees the items
@@ -71,6 +79,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.integration)
+            if "node" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.node)
 
 
 def _uncaptured(config: pytest.Config) -> AbstractContextManager[None]:
@@ -127,6 +137,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             reuse = _reusable_kubeconfig(kubectl, tmpdir)
             if reuse is None:
                 cluster_sh("build", "etcd", "kube-apiserver", "kube-controller-manager")
+                if _node_wanted() and any(i.get_closest_marker("node") for i in session.items):
+                    cluster_sh("node-build")
             helm_env = os.environ.get("MODELMON_HELM")
             helm = Path(helm_env) if helm_env else Path(cluster_sh("bin", "helm").strip())
             if any(i.path.name == "test_sources_gcs.py" for i in session.items):
@@ -134,6 +146,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     except RuntimeError as e:
         pytest.exit(f"cannot prepare the integration test cluster: {e}", returncode=3)
     config.stash[PLAN_KEY] = Plan(kubectl, helm, reuse, pinned_versions())
+
+
+def _node_wanted() -> bool:
+    return os.environ.get("MODELMON_NODE") == "1"
 
 
 def _build_fake_gcs_server() -> None:
@@ -231,3 +247,28 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
     yield name
     # No waiting: deletion finishes in the background and the test is done.
     kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+@pytest.fixture(scope="session")
+def node(kubectl: Kubectl) -> Node:
+    """Skip unless the cluster has a Ready node (hack/cluster.sh with MODELMON_NODE=1)."""
+    ready = [
+        n["metadata"]["name"]
+        for n in kubectl.json("get", "nodes")["items"]
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in n.get("status", {}).get("conditions", [])
+        )
+    ]
+    if not ready:
+        pytest.skip(
+            "the cluster has no Ready node: run with MODELMON_NODE=1 "
+            "(`hack/cluster.sh node-check` says whether this machine can run one)"
+        )
+    busybox = subprocess.run(
+        [str(HERE.parents[1] / "hack" / "images.sh"), "ref", "busybox"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return Node(ready[0], busybox)

@@ -155,6 +155,14 @@ class Kubectl:
         return Kubectl(self.binary, Path(name), self.default_timeout)
 
 
+@dataclass(frozen=True)
+class Node:
+    """A cluster's Ready node and the locally built images its runtime holds."""
+
+    name: str
+    busybox_image: str
+
+
 def is_loopback_server(url: str) -> bool:
     """True for https://127.x.y.z, [::1] or localhost, as kind and hack/cluster.sh use."""
     host = urlsplit(url).hostname or ""

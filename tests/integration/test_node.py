@@ -1,0 +1,105 @@
+"""The local node runs pods (hack/cluster.sh with MODELMON_NODE=1).
+
+Each test uses the `node` fixture, so it is marked `node` and skipped on a cluster
+without a Ready node. They guard what the operator's pod will rely on: a pod is
+scheduled, its image comes from the node's local store (no registry), it runs to
+completion, `kubectl logs` reaches the kubelet, and an in-cluster client reaches the
+API server at KUBERNETES_SERVICE_HOST with its service account's token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kube import Kubectl, Node, manifest, pinned_versions, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def _pod(name: str, image: str, script: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": ["/bin/sh", "-c", script],
+                }
+            ],
+            **spec,
+        },
+    }
+
+
+def _finished(kubectl: Kubectl, namespace: str, name: str) -> str | None:
+    phase = kubectl.json("get", "pod", name, "-n", namespace)["status"].get("phase")
+    return phase if phase in {"Succeeded", "Failed"} else None
+
+
+def test_node_is_ready_with_the_pinned_kubelet(kubectl: Kubectl, node: Node) -> None:
+    info = kubectl.json("get", "node", node.name)["status"]["nodeInfo"]
+    assert info["kubeletVersion"] == pinned_versions()["KUBE_VERSION"]
+    assert info["containerRuntimeVersion"].startswith("containerd://")
+
+
+def test_busybox_pod_runs_to_completion(kubectl: Kubectl, namespace: str, node: Node) -> None:
+    pod = _pod("hello", node.busybox_image, 'echo "hello from $(hostname)"; exit 0')
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(pod))
+    phase = wait_for(
+        lambda: _finished(kubectl, namespace, "hello"), timeout=120, what="pod hello to finish"
+    )
+    status = kubectl.json("get", "pod", "hello", "-n", namespace)["status"]
+    assert phase == "Succeeded", status
+    assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert kubectl("logs", "-n", namespace, "hello").stdout == "hello from hello\n"
+    assert status["hostIP"] != status["podIP"]
+
+
+def test_a_failing_container_fails_the_pod(kubectl: Kubectl, namespace: str, node: Node) -> None:
+    pod = _pod("fails", node.busybox_image, "exit 3")
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(pod))
+    phase = wait_for(
+        lambda: _finished(kubectl, namespace, "fails"), timeout=120, what="pod fails to finish"
+    )
+    status = kubectl.json("get", "pod", "fails", "-n", namespace)["status"]
+    assert phase == "Failed"
+    assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+
+
+def test_pod_reaches_the_api_server_with_its_service_account(
+    kubectl: Kubectl, namespace: str, node: Node
+) -> None:
+    # The pod reads itself through kubernetes.default's address, as an in-cluster
+    # client does; the role makes a 200 prove that the token was accepted.
+    kubectl("create", "role", "self-reader", "--verb=get", "--resource=pods", "-n", namespace)
+    kubectl(
+        "create",
+        "rolebinding",
+        "self-reader",
+        "--role=self-reader",
+        f"--serviceaccount={namespace}:default",
+        "-n",
+        namespace,
+    )
+    script = (
+        "sa=/var/run/secrets/kubernetes.io/serviceaccount; "
+        'wget -q -O- --header "Authorization: Bearer $(cat $sa/token)" '
+        '"https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT'
+        '/api/v1/namespaces/$(cat $sa/namespace)/pods/$(hostname)"'
+    )
+    pod = _pod("reader", node.busybox_image, script)
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(pod))
+    phase = wait_for(
+        lambda: _finished(kubectl, namespace, "reader"), timeout=120, what="pod reader to finish"
+    )
+    out = kubectl("logs", "-n", namespace, "reader").stdout
+    assert phase == "Succeeded", out
+    assert '"kind":"Pod"' in out.replace(" ", "")
+    assert f'"namespace":"{namespace}"' in out.replace(" ", "")
