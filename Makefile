@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 IMAGE ?= modelmon:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' helm/modelmon/Chart.yaml)
 
 .PHONY: help install example lint test test-unit test-integration crds chart-crds helm-lint \
-        image test-deps node-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-quick \
+        image image-local test-deps node-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-quick \
         calibration bench-estimation
 
 help:  ## list targets
@@ -36,6 +36,9 @@ helm-lint:  ## helm lint --strict the chart (builds the pinned helm if missing)
 
 image:  ## build the operator image (needs Docker or another OCI builder; IMAGE=name:tag)
 	docker build -t $(IMAGE) .
+
+image-local:  ## the image from the Dockerfile on a Debian-built base, with buildah (cached), loaded into the local node; last line: its reference
+	@hack/image-local.sh
 
 test-deps:  ## Debian packages the tests and lint use (promtool, alertmanager, postgres, lua5.1, shellcheck, chromium)
 	hack/install-test-deps.sh

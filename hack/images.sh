@@ -83,8 +83,8 @@ build_pause() {
   [[ -f $src/build/pause/linux/pause.c ]] || die "pause.c not found in k8s.io/kubernetes@$kv"
   mkdir -p "$IMAGES_DIR"
   work=$(mktemp -d)
-  # shellcheck disable=SC2064 # expand now: work is local
-  trap "rm -rf '$work'" RETURN
+  WORK_DIRS+=("$work")
+  trap cleanup EXIT # with_lock's subshell does not inherit the script's trap
   gcc -Os -static -Wall -DVERSION="v$PAUSE_VERSION-modelmon" -o "$work/pause" "$src/build/pause/linux/pause.c"
   strip "$work/pause"
   c=$(bah from scratch)
@@ -104,8 +104,8 @@ build_busybox() {
   [[ -x /bin/busybox ]] || die "/bin/busybox is missing (Debian package busybox-static)"
   mkdir -p "$IMAGES_DIR"
   work=$(mktemp -d)
-  # shellcheck disable=SC2064 # expand now: work is local
-  trap "rm -rf '$work'" RETURN
+  WORK_DIRS+=("$work")
+  trap cleanup EXIT # with_lock's subshell does not inherit the script's trap
   mkdir -p "$work/root/bin" "$work/root/tmp" "$work/root/etc"
   cp /bin/busybox "$work/root/bin/busybox"
   for applet in $(/bin/busybox --list); do
@@ -121,6 +121,11 @@ build_busybox() {
   log "built $r -> $tar"
   printf '%s\n' "$tar"
 }
+
+# Work directories to remove on exit, whatever the outcome.
+WORK_DIRS=()
+cleanup() { if ((${#WORK_DIRS[@]})); then rm -rf "${WORK_DIRS[@]}"; fi; }
+trap cleanup EXIT
 
 with_lock() { # serialise builds sharing buildah's storage
   mkdir -p "$CACHE_DIR"

@@ -7,7 +7,8 @@
 #
 # With --node, also what the local node of hack/cluster.sh needs (MODELMON_NODE=1, and
 # hack/images.sh): containerd, runc, the CNI plugins, iptables, conntrack, buildah,
-# busybox-static, and gcc with a static libc for the pause image.
+# busybox-static, gcc with a static libc for the pause image, and debootstrap for the
+# operator image's base (hack/image-local.sh).
 #
 # Idempotent: when every command is already there it touches nothing and
 # returns at once. It only installs: the tests start their own servers on
@@ -35,6 +36,7 @@ if [[ ${1:-} == --node ]]; then
     [iptables]=iptables
     [conntrack]=conntrack
     [buildah]=buildah
+    [debootstrap]=debootstrap
     [busybox-static]=/usr/share/doc/busybox-static
     [gcc]=gcc
     [libc6-dev]='/usr/lib/*/libc.a'

@@ -11,6 +11,8 @@ PrometheusRule CRD are applied and Established before the first test.
 `helm` (session): path of the pinned helm binary.
 `node` (session): the cluster's Ready node and the images it has; a test that uses it
 is marked `node` and skipped when the cluster has none (start it with MODELMON_NODE=1).
+`operator_image` (session): the operator's image built from the Dockerfile by
+`hack/image-local.sh` (cached) and loaded into the node; its reference.
 
 Environment:
   MODELMON_KUBECTL / MODELMON_HELM     use these binaries instead of building
@@ -272,3 +274,18 @@ def node(kubectl: Kubectl) -> Node:
         check=True,
     ).stdout.strip()
     return Node(ready[0], busybox)
+
+
+@pytest.fixture(scope="session")
+def operator_image(node: Node, pytestconfig: pytest.Config) -> str:
+    """`make image-local`: minutes when the build context changed, seconds otherwise."""
+    with _uncaptured(pytestconfig):
+        proc = subprocess.run(
+            [str(HERE.parents[1] / "hack" / "image-local.sh")],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    if proc.returncode != 0:
+        pytest.fail(f"hack/image-local.sh failed with exit code {proc.returncode}")
+    return proc.stdout.strip().splitlines()[-1]

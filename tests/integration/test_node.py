@@ -1,4 +1,5 @@
-"""The local node runs pods (hack/cluster.sh with MODELMON_NODE=1).
+"""The local node runs pods (hack/cluster.sh with MODELMON_NODE=1), and the operator's
+image built by `make image-local` runs there.
 
 Each test uses the `node` fixture, so it is marked `node` and skipped on a cluster
 without a Ready node. They guard what the operator's pod will rely on: a pod is
@@ -103,3 +104,46 @@ def test_pod_reaches_the_api_server_with_its_service_account(
     assert phase == "Succeeded", out
     assert '"kind":"Pod"' in out.replace(" ", "")
     assert f'"namespace":"{namespace}"' in out.replace(" ", "")
+
+
+def test_an_image_missing_from_the_node_is_never_pulled(
+    kubectl: Kubectl, namespace: str, node: Node
+) -> None:
+    # No registry is reachable: the node's containerd pulls through a proxy that nothing
+    # serves on 127.0.0.1, so the pull fails at once and nothing leaves the machine.
+    pod = _pod("absent", "modelmon.invalid/absent:1", "true")
+    pod["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(pod))
+
+    def pull_failure() -> str | None:
+        events = kubectl.json(
+            "get", "events", "-n", namespace, "--field-selector=involvedObject.name=absent"
+        )["items"]
+        failed = [e["message"] for e in events if e["reason"] == "Failed"]
+        return next((m for m in failed if "pull" in m), None)
+
+    message = wait_for(pull_failure, timeout=60, what="the pull of an absent image to fail")
+    assert "127.0.0.1:9" in message, message
+
+
+def test_the_local_image_runs_as_the_charts_user(
+    kubectl: Kubectl, namespace: str, operator_image: str
+) -> None:
+    # The chart's pod security: uid 65532, read-only root filesystem, no privileges.
+    pod = _pod("image", operator_image, "modelmon --version && id -u && ! touch /probe")
+    pod["spec"]["containers"][0]["securityContext"] = {
+        "runAsUser": 65532,
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(pod))
+    phase = wait_for(
+        lambda: _finished(kubectl, namespace, "image"), timeout=120, what="pod image to finish"
+    )
+    out = kubectl("logs", "-n", namespace, "image").stdout
+    assert phase == "Succeeded", out
+    version, uid = out.split()[1:3]
+    assert operator_image.rsplit(":", 1)[1].startswith(version), (version, operator_image)
+    assert uid == "65532"
