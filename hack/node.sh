@@ -416,7 +416,12 @@ node_down() {
   done < <(findmnt -rn -o TARGET | grep -F "$STATE_DIR/" | sort -r)
   node_network_down
   # containerd 1.6 keeps its shims' sockets in /run/containerd/s whatever its state
-  # directory; remove the directories if nothing else uses them.
+  # directory; remove the directories if nothing else uses them (rmdir: only if empty).
   rmdir /run/containerd/s /run/containerd 2>/dev/null || true
+  # Paths the kubelet and CNI use whatever their configuration: the device-plugin
+  # socket (fixed in the kubelet) and libcni's result cache (emptied as pods go).
+  rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+  rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet /var/lib/cni/results /var/lib/cni \
+    2>/dev/null || true
   if [[ -f $NODE_OWNER && $(<"$NODE_OWNER") == "$STATE_DIR" ]]; then rm -f "$NODE_OWNER"; fi
 }
