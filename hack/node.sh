@@ -406,7 +406,8 @@ node_down() {
   local pid cmd
   for pid in $(pgrep -f containerd-shim-runc-v2 || true); do
     cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-    [[ $cmd == *"$NODE_DIR/containerd.sock"* ]] && kill -KILL "$pid" 2>/dev/null
+    # A shim may exit by itself meanwhile: a failed kill is no error.
+    if [[ $cmd == *"$NODE_DIR/containerd.sock"* ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
   done
   node_cgroups_down
   # Mounts under the state directory (container root filesystems, volumes), deepest first.

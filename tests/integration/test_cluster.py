@@ -253,7 +253,8 @@ def test_up_then_down_leaves_nothing_behind(tmp_path: Path) -> None:
     line last; `down` leaves no process, no state dir and no bound port; a rerun of
     `build` builds nothing."""
     state = tmp_path / "state"
-    env = {"MODELMON_CLUSTER_DIR": str(state)}
+    # A control plane only, even when the session's cluster has the node (one per machine).
+    env = {"MODELMON_CLUSTER_DIR": str(state), "MODELMON_NODE": "0"}
     ports: dict[str, int] = {}
     rebuilt = subprocess.run([str(CLUSTER_SH), "build"],
                              capture_output=True, text=True, check=True, timeout=60)
