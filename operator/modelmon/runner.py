@@ -158,10 +158,10 @@ def run(opts: Options) -> NoReturn:
     from modelmon.outputs.metrics import Metrics
 
     setup_logging(opts.log_format, opts.log_level)
+    reports = start_reports(opts)
     metrics = Metrics()
     kube = Kube(load_config(opts.kubeconfig),
                 on_request=lambda method: metrics.requests.labels(method).inc())
-    reports = start_reports(opts)
     fleet = Fleet(kube, metrics, workers=opts.workers,
                   rules_resync_seconds=opts.rules_resync_seconds, policy=opts.policy,
                   reports=reports, report_base_url=opts.report_base_url)
