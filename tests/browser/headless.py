@@ -36,8 +36,11 @@ FLAGS = (
     "--disable-extensions", "--disable-domain-reliability", "--metrics-recording-only",
     "--no-pings", "--disable-client-side-phishing-detection", "--mute-audio",
     "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
-    "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    # <-loopback> drops Chromium's implicit bypass list (which also holds link-local
+    # addresses, cloud metadata's among them); only 127.0.0.1, where a test's own server
+    # listens (the live report's), is then reached directly.
+    "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>;127.0.0.1",
     "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
     "--hide-scrollbars", "--window-size=1280,900",
 )
