@@ -7,8 +7,9 @@ the command-line flags (--dump-dom, --screenshot) do not: console messages, unca
 exceptions, every network request, and values evaluated in the page after its scripts ran.
 
 The browser is Debian's `chromium` (hack/install-test-deps.sh). It never reaches past this
-machine: host names resolve to nothing (--host-resolver-rules), every connection not to
-loopback goes to a closed loopback port (--proxy-server), and its background services
+machine: host names resolve to nothing (--host-resolver-rules), every connection but to
+127.0.0.1 (where a test's own server listens) goes to a closed loopback port
+(--proxy-server), and its background services
 (updates, sync, metrics) are off.
 """
 
