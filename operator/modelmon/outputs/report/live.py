@@ -10,9 +10,9 @@ bounded per monitor, beyond the spec and status the operator holds anyway:
 - the history: at most ``HISTORY_BYTES`` (256 KiB), oldest points dropped first. Sizes are
   counted by ``sys.getsizeof`` over every object the points hold, each shared object once
   (a point shares its feature and metric names, and a features tuple equal to the
-  previous point's, with the previous point), plus
-  ``LEDGER_ENTRY_BYTES`` per object for the bookkeeping. A point of a monitor with
-  hundreds of features keeps its numbers but not the names of its features;
+  previous point's, with the previous point), plus ``LEDGER_ENTRY_BYTES`` per shared
+  object for the bookkeeping. A point of a monitor of more than about 150 features keeps
+  its numbers but not the names of its features;
 - the plots' counts (``stats.dataset.ColumnShape``): at most ``SHAPES_BYTES`` (1 MiB),
   the worst columns first (the drift table's order); the others keep no plot and say why.
 """
@@ -121,7 +121,13 @@ class History:
         return point
 
     def _count(self, point: HistoryPoint, step: int) -> None:
+        """Add (``step`` 1) or remove (-1) what ``point`` holds: the names and the features
+        tuple, which points share, once each through the ledger; the rest, its own, as is."""
+        own = 0
         for item in _parts(point, set()):
+            if not (isinstance(item, str) or item is point.features):
+                own += _size(item)
+                continue
             entry = self._held.get(id(item))
             if entry is None:
                 entry = self._held[id(item)] = [_size(item) + LEDGER_ENTRY_BYTES, 0]
@@ -130,6 +136,7 @@ class History:
             if entry[1] == 0:
                 del self._held[id(item)]
                 self.nbytes -= entry[0]
+        self.nbytes += step * own
 
     def append(self, point: HistoryPoint) -> None:
         """Add the latest check (replacing one of the same time), then drop the oldest
