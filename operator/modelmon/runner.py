@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from modelmon.api.policy import Policy
 from modelmon.health import Health, health_server
 from modelmon.outputs.kube import Reachability
+from modelmon.outputs.report.live import LiveReports
 from modelmon.worker import RULES_RESYNC_SECONDS, Fleet
 
 log = logging.getLogger("modelmon")
@@ -40,6 +41,10 @@ class Options:
     rules_resync_seconds: float = RULES_RESYNC_SECONDS
     policy: Policy = field(default_factory=Policy.operator)
     """The administrator's bounds on every monitor (local paths, egress, budgets)."""
+    report_port: int = 0
+    """Port of the live report (/monitors); 0: off."""
+    report_base_url: str | None = None
+    """Where users reach the live report; notifications and rules link to it."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -121,6 +126,30 @@ class OperatorGauges(Collector):
         yield monitors_gauge
 
 
+def start_reports(opts: Options) -> LiveReports | None:
+    """The live report's store and server when ``--report-port`` is set; a port that
+    cannot be bound is one error line and exit 2."""
+    if opts.report_base_url and not opts.report_port:
+        log.warning("--report-base-url is set but the report server is off "
+                    "(--report-port): the links it puts in notifications and alerts lead "
+                    "nowhere unless another operator serves them")
+    if not opts.report_port:
+        return None
+    from modelmon.outputs.report.live import LiveReports
+    from modelmon.outputs.report.server import ReportServer
+
+    reports = LiveReports()
+    try:
+        ReportServer(reports, opts.bind, opts.report_port).start()
+    except OSError as exc:
+        log.error("cannot serve the report on port %d (--report-port, "
+                  "MODELMON_REPORT_PORT): %s", opts.report_port, exc.strerror or exc)
+        logging.shutdown()
+        os._exit(2)
+    log.info("live report on :%d/monitors", opts.report_port)
+    return reports
+
+
 def run(opts: Options) -> NoReturn:
     """Run the operator until SIGINT/SIGTERM."""
     from modelmon import handlers  # noqa: F401 - registers the handlers
@@ -129,11 +158,13 @@ def run(opts: Options) -> NoReturn:
     from modelmon.outputs.metrics import Metrics
 
     setup_logging(opts.log_format, opts.log_level)
+    reports = start_reports(opts)
     metrics = Metrics()
     kube = Kube(load_config(opts.kubeconfig),
                 on_request=lambda method: metrics.requests.labels(method).inc())
     fleet = Fleet(kube, metrics, workers=opts.workers,
-                  rules_resync_seconds=opts.rules_resync_seconds, policy=opts.policy)
+                  rules_resync_seconds=opts.rules_resync_seconds, policy=opts.policy,
+                  reports=reports, report_base_url=opts.report_base_url)
     health = Health(on_lag=metrics.loop_lag.observe)
     metrics.registry.register(OperatorGauges(health, fleet))
     start_http_server(opts.metrics_port, addr=opts.bind, registry=metrics.registry)

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from kubernetes.client.exceptions import ApiException
 
 from modelmon.api.messages import capped_lines
+from modelmon.api.names import report_url
 from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     HISTORY_LIMIT,
@@ -144,8 +145,12 @@ class Publisher:
     """Writes the outputs of every monitor's checks."""
 
     def __init__(self, cluster: ClusterApi, metrics: Metrics, *, policy: Policy,
-                 clock: Callable[[], float], rules_resync_seconds: float) -> None:
+                 clock: Callable[[], float], rules_resync_seconds: float,
+                 report_base_url: str | None = None) -> None:
         self.cluster = cluster
+        self.report_base_url = report_base_url
+        """Where the live report is reached (``modelmon run --report-base-url``): the
+        rules' annotations and the notifications link to it; None: no link."""
         self.metrics = metrics
         self.policy = policy
         self.clock = clock
@@ -257,7 +262,8 @@ class Publisher:
                     pass  # deleted at a later check
             value = rules_disabled()
         else:
-            rule = prometheus_rule(ref.namespace, ref.name, spec, uid=ref.uid)
+            rule = prometheus_rule(ref.namespace, ref.name, spec, uid=ref.uid,
+                                   report_base_url=self.report_base_url)
             value = publication.rules_condition or rules_applied()
             resync = self.clock() - publication.rule_synced >= self.rules_resync_seconds
             if rule != publication.applied_rule or resync:
@@ -294,7 +300,8 @@ class Publisher:
         states = self.outbox.submit(
             publication.key, spec.alerting, findings, outcome.previous.notifications,
             Context(namespace, publication.ref.name, spec.model.name, spec.model.version,
-                    status.phase, outcome.interval, drift_columns(spec), self.policy),
+                    status.phase, outcome.interval, drift_columns(spec), self.policy,
+                    report_url(self.report_base_url, namespace, publication.ref.name)),
             self.cluster.resolver(namespace, self.policy.use_label), outcome.now)
         return status.model_copy(update={"notifications": states})
 
