@@ -38,6 +38,7 @@ from modelmon.evaluation.bounds import (
     rows_of,
 )
 from modelmon.evaluation.conditions import ConditionValue, merge_conditions, problem
+from modelmon.evaluation.summary import summarized
 from modelmon.stats.dataset import ChunkDistances, ColumnDrift
 from modelmon.stats.drift import DriftResult, adjusted_p_values, get_method
 from modelmon.stats.estimation import Confidence, Estimate
@@ -507,7 +508,7 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
         values.append(confidence_condition(confidence_found, confidence))
     findings = [*drift_found, *performance_found, *estimated_found, *confidence_found,
                 *quality_found, *operational_found]
-    return ModelMonitorStatus(
+    return summarized(ModelMonitorStatus(
         phase=phase_of(findings),
         observed_generation=generation,
         last_check=LastCheck(time=now, duration_seconds=round(duration_seconds, 6),
@@ -525,4 +526,4 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
         not_checked=[*skipped, *estimated_skipped, *confidence_not_checked(rows, confidence)],
         labels=labels,
         conditions=merge_conditions(previous.conditions, values, now, generation),
-    )
+    ))

@@ -135,6 +135,7 @@ from modelmon.api.v1alpha1.status import (
     NotChecked,
     NotifierState,
     RetrainingStatus,
+    StatusSummary,
     TypeChange,
 )
 
@@ -248,6 +249,7 @@ __all__ = [
     "SmtpServer",
     "Source",
     "SqlSource",
+    "StatusSummary",
     "Task",
     "TypeChange",
     "WebhookNotifier",

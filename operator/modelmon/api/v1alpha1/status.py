@@ -280,6 +280,23 @@ class RetrainingStatus(ApiModel):
     """Why no Job was created when one was due (cooldown, still running, error)."""
 
 
+class StatusSummary(ApiModel):
+    """The last check at a glance, display-ready for ``kubectl get`` (its printer
+    columns read these fields)."""
+
+    drifted: str
+    """Drifted features out of those scored, e.g. "5/9"."""
+    findings: int
+    """Number of findings."""
+    worst: str | None = None
+    """The most severe finding (the first of the highest severity), as "severity: name";
+    null without findings."""
+    reason: str | None = None
+    """Why the phase is not Healthy: Ready's reason when the check did not run to a
+    verdict (SourceUnavailable, InsufficientData, ...), else the type of the first problem
+    condition (DataDrift, PerformanceDegraded, ...); null when Healthy."""
+
+
 #: How many check summaries status.history keeps.
 HISTORY_LIMIT = 20
 
@@ -295,6 +312,8 @@ class ModelMonitorStatus(ApiModel):
     """The spec generation of the last check."""
     last_check: LastCheck | None = None
     """Timing and sizes of the last completed check."""
+    summary: StatusSummary | None = None
+    """The last check at a glance (what kubectl get shows); null before the first check."""
     drift: DriftStatus | None = None
     """Drift results."""
     performance: dict[str, float] = {}
