@@ -3,7 +3,8 @@
 -- Argo CD runs it with gopher-lua (Lua 5.1), so it uses nothing newer.
 --
 -- It follows the Ready condition, which says whether the monitor does its job (the check
--- of the current spec ran to a verdict), as Flux's kstatus reads it too. What the check
+-- of the current spec ran to a verdict); Reconciling and Stalled say the same to kstatus
+-- (Flux), and a test holds the three in agreement. What the check
 -- found about the model (phase Drifting or Degraded) is in the message, the alerts and
 -- the notifications; it does not make the monitor unhealthy, so a drifting model never
 -- holds a sync wave (such as the one that deploys its retrained successor).

@@ -86,6 +86,10 @@ def checked(tmp_path: Path, **changes: Any) -> dict[str, Any]:
     return json.loads(json.dumps(status))  # type: ignore[no-any-return]
 
 
+def conditions(status: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in status["conditions"]}
+
+
 def ready(status: dict[str, Any]) -> dict[str, Any]:
     return next(c for c in status["conditions"] if c["type"] == "Ready")
 
@@ -133,7 +137,8 @@ def test_too_few_rows_is_progressing(tmp_path: Path) -> None:
 
 def test_health_agrees_with_ready(tmp_path: Path) -> None:
     """Over statuses of real checks: Healthy exactly when Ready is True, Degraded exactly
-    when Ready is False for a reason other than too few rows."""
+    when Ready is False for a reason other than too few rows; and kstatus, from Reconciling
+    and Stalled, says the same (Current, InProgress, Failed)."""
     statuses = [
         checked(tmp_path),
         checked(tmp_path, current={"source": {"url": "reference.csv"}, "minRows": 50}),
@@ -150,6 +155,12 @@ def test_health_agrees_with_ready(tmp_path: Path) -> None:
                     else "Progressing" if condition["reason"] == "InsufficientData"
                     else "Degraded")
         assert health(resource(status))["status"] == expected, (status["phase"], condition)
+        # kstatus (Flux) reads Reconciling and Stalled: the same three answers.
+        kstatus = ("Failed" if conditions(status)["Stalled"] == "True"
+                   else "InProgress" if conditions(status)["Reconciling"] == "True"
+                   else "Current")
+        assert kstatus == {"Healthy": "Current", "Progressing": "InProgress",
+                           "Degraded": "Failed"}[expected], (status["phase"], condition)
         seen.add(expected)
     assert seen == {"Healthy", "Progressing", "Degraded"}
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from modelmon.api.v1alpha1 import Finding, ModelMonitorSpec, ModelMonitorStatus, Phase
 from modelmon.evaluation.bounds import table
-from modelmon.evaluation.conditions import ConditionValue, merge_conditions
+from modelmon.evaluation.conditions import ConditionValue, merge_conditions, progress
 from modelmon.evaluation.summary import summarized
 
 
@@ -97,7 +97,9 @@ def failed_status(previous: ModelMonitorStatus, exc: CheckError, now: datetime,
                   generation: int | None) -> ModelMonitorStatus:
     """The previous figures, phase Failing, and Ready=False with the reason."""
     source_ok = not isinstance(exc, SourceUnavailableError)
+    waiting = isinstance(exc, InsufficientDataError)
     values = [ConditionValue("Ready", "False", exc.reason, str(exc)),
+              *progress(False, exc.reason, str(exc), waiting=waiting),
               ConditionValue("SourceAvailable", "True" if source_ok else "False",
                              "SourcesRead" if source_ok else exc.reason,
                              "both sources were read" if source_ok else str(exc))]

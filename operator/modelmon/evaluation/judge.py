@@ -37,7 +37,12 @@ from modelmon.evaluation.bounds import (
     column_threshold,
     rows_of,
 )
-from modelmon.evaluation.conditions import ConditionValue, merge_conditions, problem
+from modelmon.evaluation.conditions import (
+    ConditionValue,
+    merge_conditions,
+    problem,
+    progress,
+)
 from modelmon.evaluation.summary import summarized
 from modelmon.stats.dataset import ChunkDistances, ColumnDrift
 from modelmon.stats.drift import DriftResult, adjusted_p_values, get_method
@@ -487,10 +492,11 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
     estimated = estimated_status(figures.estimated)
     estimated_found = estimated_findings(rows, estimated)
     estimated_skipped = estimated_not_checked(rows, estimated, figures.no_estimate)
+    checked = (f"checked {figures.current_rows} current rows against "
+               f"{figures.reference_rows} reference rows")
     values = [
-        ConditionValue("Ready", "True", "CheckSucceeded",
-                       f"checked {figures.current_rows} current rows against "
-                       f"{figures.reference_rows} reference rows"),
+        ConditionValue("Ready", "True", "CheckSucceeded", checked),
+        *progress(True, "CheckSucceeded", checked),
         ConditionValue("SourceAvailable", "True", "SourcesRead", "both sources were read"),
         problem("DataDrift", drift_found, "DriftDetected", "NoDrift",
                 f"{len(drift.drifted)} of {len(drift.features)} features drifted"),

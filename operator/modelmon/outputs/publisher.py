@@ -335,9 +335,9 @@ class Publisher:
             level = (logging.INFO if value.reason == "PrometheusRuleCRDMissing"
                      else logging.WARNING)
             log.log(level, "cannot write the PrometheusRule of %s: %s: %s", monitor,
-                        value.reason, value.message,
-                        extra=fields("rule", monitor=monitor, action="failed",
-                                     reason=value.reason, message=value.message))
+                    value.reason, value.message,
+                    extra=fields("rule", monitor=monitor, action="failed",
+                                 reason=value.reason, message=value.message))
         publication.rules_condition = value
         conditions = merge_conditions(status.conditions, [value], now, generation)
         return status.model_copy(update={"conditions": conditions})

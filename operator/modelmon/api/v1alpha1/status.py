@@ -200,7 +200,8 @@ class Condition(ApiModel):
     """A Kubernetes-style condition."""
 
     type: str
-    """Ready, SourceAvailable, DataDrift, PerformanceDegraded or DataQualityDegraded."""
+    """Ready, Reconciling, Stalled, SourceAvailable, DataDrift, PerformanceDegraded,
+    DataQualityDegraded, ... (see status.conditions)."""
     status: ConditionStatus
     """True, False or Unknown."""
     reason: str
@@ -340,10 +341,11 @@ class ModelMonitorStatus(ApiModel):
     """Whether the current window holds labels, and since when it has not (only with
     columns.target)."""
     conditions: list[Condition] = []
-    """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded,
-    OperationalDegraded, EstimatedPerformanceDegraded and ConfidenceDegraded (when their
-    bounds are set), and
-    AlertRulesReady in the cluster."""
+    """Ready (the check of the current spec ran to a verdict, whatever it found),
+    Reconciling (waiting for enough rows) and Stalled (the check cannot run), the
+    conditions GitOps tools read; SourceAvailable, DataDrift, PerformanceDegraded,
+    DataQualityDegraded, OperationalDegraded, EstimatedPerformanceDegraded and
+    ConfidenceDegraded (when their bounds are set), and AlertRulesReady in the cluster."""
     history: Annotated[list[CheckSummary], Field(max_length=HISTORY_LIMIT)] = []
     """Summaries of the most recent checks, newest last, for trends."""
     notifications: list[NotifierState] = []
