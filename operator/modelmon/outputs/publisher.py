@@ -448,8 +448,14 @@ class Publisher:
             publication.unwritten = None
             if exc.status == 404:
                 return False
-            log.warning("cannot patch the status of %s/%s: HTTP %s %s", *publication.key,
-                        exc.status, exc.reason)
+            monitor = "/".join(publication.key)
+            fix = ("grant the operator's service account patch on modelmonitors/status"
+                   if exc.status in (401, 403) else
+                   "see the API server's answer; the next check writes the status again")
+            log.warning("cannot patch the status of %s: HTTP %s %s (fix: %s)", monitor,
+                        exc.status, exc.reason, fix,
+                        extra=fields("status", monitor=monitor, reason=f"HTTP{exc.status}",
+                                     message=str(exc.reason), fix=fix))
             return True
         publication.unwritten = None
         ready = status.condition("Ready")

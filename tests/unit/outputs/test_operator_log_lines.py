@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from memory_cluster import MemoryCluster, MemoryResolver
 from modelmon.api.logs import record_fields
@@ -231,3 +232,23 @@ def test_a_busy_port_is_one_error_line_not_a_traceback(caplog: pytest.LogCapture
                                  "with --metrics-port or MODELMON_METRICS_PORT")
     assert record_fields(line)["reason"] == "PortUnavailable"
     assert errno.EADDRINUSE  # the case the message words
+
+
+def test_a_refused_status_patch_says_what_to_grant(caplog: pytest.LogCaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.INFO)
+    cluster = with_data(MemoryCluster())
+
+    def refuse(ref: Any, status: dict[str, Any]) -> None:
+        raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(cluster, "patch_status", refuse)
+
+    async def scenario(fleet: Fleet) -> None:
+        fleet.upsert(cluster.add(monitor()))
+        await until(lambda: bool(lines(caplog, "status")), "status line")
+
+    run(cluster, scenario)
+    (line,) = lines(caplog, "status")
+    assert line.levelno == logging.WARNING and record_fields(line)["reason"] == "HTTP403"
+    assert "patch on modelmonitors/status" in record_fields(line)["fix"]
