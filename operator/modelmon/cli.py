@@ -596,7 +596,7 @@ def parser() -> argparse.ArgumentParser:
                      help="watch only this namespace; repeatable or comma-separated; default: "
                           "all namespaces [MODELMON_NAMESPACE]")
     run.add_argument("--metrics-port", type=_port, default=None,
-                     help="port of /metrics (default 9090) [MODELMON_METRICS_PORT]")
+                     help="port of /metrics (default 8000) [MODELMON_METRICS_PORT]")
     run.add_argument("--health-port", type=_port, default=None,
                      help="port of /healthz and /readyz (default 8080) [MODELMON_HEALTH_PORT]")
     run.add_argument("--log-format", choices=LOG_FORMATS, default=None,

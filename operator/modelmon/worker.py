@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelmon.api.logs import fields
 from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     ModelMonitorSpec,
@@ -165,15 +166,24 @@ class Fleet:
         key = (meta["namespace"], meta["name"])
         generation = int(meta.get("generation") or 0)
         state = self.monitors.get(key)
+        monitor = f"{key[0]}/{key[1]}"
         if state is not None and state.ref.uid == meta.get("uid"):
             state.spec = body.get("spec") or {}
             if generation != state.generation:
+                log.info("spec of %s changed (generation %d -> %d); checking it now",
+                         monitor, state.generation, generation,
+                         extra=fields("spec", monitor=monitor, model=model_name(state.spec),
+                                      generation=generation,
+                                      previous_generation=state.generation))
                 state.generation = generation
                 state.wake.set()  # check now with the new spec
             return
         if state is not None:  # same name, new object: start afresh
             self.remove(*key)
         spec = body.get("spec") or {}
+        log.info("watching %s (model %s, generation %d)", monitor, model_name(spec) or "?",
+                 generation, extra=fields("watch", monitor=monitor, model=model_name(spec),
+                                          generation=generation))
         published = self.publisher.open(ObjectRef(key[0], key[1], meta.get("uid", "")),
                                         previous_status(body.get("status")), model_name(spec))
         state = MonitorState(generation=generation, spec=spec, published=published)
@@ -186,6 +196,11 @@ class Fleet:
     def remove(self, namespace: str, name: str) -> None:
         """A monitor was deleted: stop its worker and drop its series."""
         state = self.monitors.pop((namespace, name), None)
+        if state is not None:
+            log.info("%s/%s was deleted; stopped its worker and dropped its series",
+                     namespace, name,
+                     extra=fields("delete", monitor=f"{namespace}/{name}",
+                                  model=model_name(state.spec)))
         if state is not None and state.task is not None:
             state.task.cancel()
         self.references.forget((namespace, name))
@@ -343,6 +358,5 @@ class Fleet:
         event has already stopped this worker, but a watch that resumed after a gap (410
         Gone, a re-list) never reports objects that vanished meanwhile: retire here, series
         and all."""
-        log.info("%s/%s no longer exists; stopping its worker", *state.key)
         if self.monitors.get(state.key) is state:
             self.remove(*state.key)

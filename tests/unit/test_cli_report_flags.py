@@ -58,7 +58,7 @@ def test_help_names_the_twins_and_who_can_see_it(capsys: pytest.CaptureFixture[s
     assert "anyone who can reach it" in said and "default: off" in said
 
 
-def test_a_taken_report_port_is_one_error_line_and_exit_2() -> None:
+def test_a_taken_report_port_is_one_error_line_and_exit_1() -> None:
     import os
     import socket
     import subprocess
@@ -75,7 +75,8 @@ def test_a_taken_report_port_is_one_error_line_and_exit_2() -> None:
              "--log-format", "text", "--kubeconfig", "/nonexistent/kubeconfig"],
             capture_output=True, text=True, timeout=60, check=False, cwd=root,
             env={**os.environ, "PYTHONPATH": str(root / "operator")})
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 1, done.stderr  # as a taken metrics or health port
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"cannot serve the report on port {port}" in lines[0]
+    assert len(lines) == 1 and f"the report port {port} is already in use" in lines[0]
+    assert "--report-port" in lines[0] and "MODELMON_REPORT_PORT" in lines[0]
     assert "Traceback" not in done.stderr

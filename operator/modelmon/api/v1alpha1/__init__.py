@@ -139,6 +139,7 @@ from modelmon.api.v1alpha1.status import (
     NotChecked,
     NotifierState,
     RetrainingStatus,
+    StatusSummary,
     TypeChange,
 )
 
@@ -256,6 +257,7 @@ __all__ = [
     "SmtpServer",
     "Source",
     "SqlSource",
+    "StatusSummary",
     "Task",
     "TypeChange",
     "WebhookNotifier",
