@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelmon.api.names import monitor_label, report_url, rule_name
-from modelmon.api.v1alpha1 import API_VERSION, KIND, ModelMonitorSpec, Severity
+from modelmon.api.v1alpha1 import (
+    API_VERSION,
+    KIND,
+    ModelMonitorSpec,
+    Severity,
+    prometheus_duration,
+)
 from modelmon.evaluation.bounds import Bound, table
 
 RULE_API_VERSION = "monitoring.coreos.com/v1"
@@ -99,7 +105,8 @@ def prometheus_rule(namespace: str, monitor: str, spec: ModelMonitorSpec,
             annotations["runbook_url"] = settings.runbook_url
         if report:
             annotations["report_url"] = report
-        rules.append({"alert": one.name, "expr": one.expr, "for": settings.for_,
+        rules.append({"alert": one.name, "expr": one.expr,
+                      "for": prometheus_duration(settings.for_),
                       "labels": labels, "annotations": annotations})
     metadata: dict[str, Any] = {
         "name": rule_name(monitor),
