@@ -81,9 +81,12 @@ class KopfConnectionRetries(logging.Filter):
     the API server cannot be reached that is one line per attempt for the whole outage.
     Those attempts feed ``reachability`` instead, which logs the outage once. The last
     attempt's "escalating" line goes the same way: kopf's watch absorbs connection errors
-    and reconnects. kopf's other failures (an HTTP 403 or 5xx) are still logged."""
+    and reconnects. An HTTP 429 that kopf will retry (the API server's "storage is
+    (re)initializing" right after a CRD is installed, or its rate limit) is the server asking
+    for a retry, not an error: dropped too, unless kopf gives up on it. kopf's other failures
+    (an HTTP 403 or 5xx) are still logged."""
 
-    NO_ANSWER = re.compile(r"Request attempt \S+ failed; (?:will retry|escalating): "
+    NO_ANSWER = re.compile(r"Request attempt \S+ failed; (will retry|escalating): "
                            r".* -> (\w+)\(")
     KINDS = frozenset({"ClientConnectorError", "ClientConnectionError", "ClientOSError",
                        "ServerDisconnectedError", "ServerTimeoutError", "TimeoutError",
@@ -97,9 +100,14 @@ class KopfConnectionRetries(logging.Filter):
         if not record.name.startswith("kopf"):
             return True
         found = self.NO_ANSWER.search(record.getMessage())
-        if found is None or found.group(1) not in self.KINDS:
+        if found is None:
             return True
-        self.reachability.failed(ConnectionError(f"kopf's watch: {found.group(1)}"))
+        outcome, kind = found.groups()
+        if kind == "APITooManyRequestsError":
+            return outcome != "will retry"
+        if kind not in self.KINDS:
+            return True
+        self.reachability.failed(ConnectionError(f"kopf's watch: {kind}"))
         return False
 
 
