@@ -40,7 +40,7 @@ image:  ## build the operator image (needs Docker or another OCI builder; IMAGE=
 test-deps:  ## Debian packages the tests and lint use (promtool, alertmanager, postgres, lua5.1, shellcheck, chromium)
 	hack/install-test-deps.sh
 
-test-unit: install  ## unit and packaging tests, no cluster (1222 tests in 64 s on 2 cores)
+test-unit: install  ## unit and packaging tests, no cluster (1361 tests in 100 s on 2 busy cores)
 	$(PYTHON) -m pytest tests/unit tests/packaging $(PYTEST_ARGS)
 
 test-integration: install test-deps  ## integration tests on the local control plane
