@@ -67,5 +67,5 @@ ENV PATH=/opt/modelmon/bin:$PATH \
 USER 65532:65532
 WORKDIR /tmp
 # /metrics and /healthz + /readyz (MODELMON_METRICS_PORT, MODELMON_HEALTH_PORT).
-EXPOSE 9090 8080
+EXPOSE 8000 8080
 ENTRYPOINT ["modelmon", "run"]

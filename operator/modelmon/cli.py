@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
 
 from modelmon import __version__
 from modelmon.api.policy import DEFAULT_MAX_BYTES, Egress, Policy
@@ -351,7 +352,8 @@ def cmd_rules(args: argparse.Namespace, out: TextIO) -> int:
         _err(str(exc))
         return EXIT_INVALID
     docs = [prometheus_rule(args.namespace or m.metadata.namespace or "default",
-                            m.metadata.name, m.spec) for m in monitors]
+                            m.metadata.name, m.spec,
+                            report_base_url=args.report_base_url or None) for m in monitors]
     out.write(yaml.safe_dump_all(docs, sort_keys=False, width=100))
     return EXIT_OK
 
@@ -386,7 +388,9 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
                        health_port=args.health_port, log_format=args.log_format,
                        log_level=args.log_level.upper(), workers=args.workers,
                        rules_resync_seconds=args.rules_resync,
-                       kubeconfig=args.kubeconfig, policy=run_policy(args)))
+                       kubeconfig=args.kubeconfig, policy=run_policy(args),
+                       report_port=args.report_port,
+                       report_base_url=args.report_base_url or None))
 
 
 def _env(name: str, default: str) -> str:
@@ -439,6 +443,27 @@ def _port(text: str) -> int:
     return value
 
 
+def _port_or_off(text: str) -> int:
+    """A TCP port, or 0 for off ("0", "off" or empty)."""
+    if text.strip().lower() in ("", "0", "off"):
+        return 0
+    return _port(text)
+
+
+def _base_url(text: str) -> str:
+    """An http(s) URL without query or fragment, its trailing "/" dropped; "" for none."""
+    text = text.strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+            or parts.fragment:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL without query or fragment, e.g. "
+            "https://modelmon.example.com")
+    return text.rstrip("/")
+
+
 def _egress(text: str) -> tuple[str, ...]:
     from modelmon.sources import egress
 
@@ -485,6 +510,8 @@ RUN_ENV: dict[str, tuple[str, Callable[[str], Any], Callable[[], str]]] = {
     "workers": ("WORKERS", _positive, _option_default("workers")),
     "rules_resync": ("RULES_RESYNC", _seconds, _option_default("rules_resync_seconds")),
     "max_source_bytes": ("MAX_SOURCE_BYTES", _bytes, lambda: str(DEFAULT_MAX_BYTES)),
+    "report_port": ("REPORT_PORT", _port_or_off, lambda: "0"),
+    "report_base_url": ("REPORT_BASE_URL", _base_url, lambda: ""),
 }
 
 
@@ -569,7 +596,7 @@ def parser() -> argparse.ArgumentParser:
                      help="watch only this namespace; repeatable or comma-separated; default: "
                           "all namespaces [MODELMON_NAMESPACE]")
     run.add_argument("--metrics-port", type=_port, default=None,
-                     help="port of /metrics (default 9090) [MODELMON_METRICS_PORT]")
+                     help="port of /metrics (default 8000) [MODELMON_METRICS_PORT]")
     run.add_argument("--health-port", type=_port, default=None,
                      help="port of /healthz and /readyz (default 8080) [MODELMON_HEALTH_PORT]")
     run.add_argument("--log-format", choices=LOG_FORMATS, default=None,
@@ -604,6 +631,16 @@ def parser() -> argparse.ArgumentParser:
                      help="the most bytes one source may bring in, and the most a monitor's "
                           "maxBytes may ask for: a number or a quantity like 64Mi (default "
                           f"{DEFAULT_MAX_BYTES // 2**20}Mi) [MODELMON_MAX_SOURCE_BYTES]")
+    run.add_argument("--report-port", type=_port_or_off, default=None, metavar="PORT",
+                     help="serve the live report (/monitors, /monitors/NAMESPACE/NAME) on "
+                          "this port; it shows summaries of production data to anyone who "
+                          "can reach it (README: \"The live report\"); default: off "
+                          "[MODELMON_REPORT_PORT]")
+    run.add_argument("--report-base-url", type=_base_url, default=None, metavar="URL",
+                     help="where users reach the live report, e.g. https://modelmon.example"
+                          ".com; notifications and the PrometheusRules' report_url "
+                          "annotation then link to URL/monitors/NAMESPACE/NAME; default: no "
+                          "link [MODELMON_REPORT_BASE_URL]")
     run.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None,
                      help="kubeconfig file; default: in-cluster service account, else "
                           "$KUBECONFIG or ~/.kube/config")
@@ -614,6 +651,9 @@ def parser() -> argparse.ArgumentParser:
     rules.add_argument("monitor", help="ModelMonitor YAML file")
     rules.add_argument("-n", "--namespace", default=None,
                        help="namespace (default: the monitor's, else default)")
+    rules.add_argument("--report-base-url", type=_base_url, default="", metavar="URL",
+                       help="as `run --report-base-url`: each alert's report_url "
+                            "annotation links to the monitor's live report")
     rules.set_defaults(func=cmd_rules)
 
     crd = sub.add_parser("crd", help="print the ModelMonitor CRD")

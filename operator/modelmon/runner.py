@@ -6,6 +6,7 @@ of workers, and kopf watching ModelMonitors in the chosen namespaces.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -20,17 +22,25 @@ from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from modelmon import __version__
+from modelmon.api.logs import fields, record_fields
 from modelmon.api.policy import Policy
 from modelmon.health import Health, health_server
 from modelmon.outputs.kube import Reachability
+from modelmon.outputs.report.live import LiveReports
 from modelmon.worker import RULES_RESYNC_SECONDS, Fleet
 
 log = logging.getLogger("modelmon")
 
+#: Where /metrics is served by default: not 9090, Prometheus's own port (an operator run
+#: beside a local Prometheus, or a sidecar of one, would collide with it); the exporter
+#: range 9100-9999 is allocated to other exporters.
+METRICS_PORT = 8000
+
 @dataclass(frozen=True)
 class Options:
     namespaces: list[str] = field(default_factory=list)
-    metrics_port: int = 9090
+    metrics_port: int = METRICS_PORT
     health_port: int = 8080
     log_format: str = "json"
     log_level: str = "INFO"
@@ -40,6 +50,10 @@ class Options:
     rules_resync_seconds: float = RULES_RESYNC_SECONDS
     policy: Policy = field(default_factory=Policy.operator)
     """The administrator's bounds on every monitor (local paths, egress, budgets)."""
+    report_port: int = 0
+    """Port of the live report (/monitors); 0: off."""
+    report_base_url: str | None = None
+    """Where users reach the live report; notifications and rules link to it."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,6 +69,8 @@ class JsonFormatter(logging.Formatter):
         k8s = getattr(record, "k8s_ref", None)
         if isinstance(k8s, dict):
             out["object"] = {k: k8s.get(k) for k in ("namespace", "name") if k8s.get(k)}
+        for key, value in record_fields(record).items():
+            out.setdefault(key, value)  # never over the line's own keys
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out)
@@ -65,9 +81,12 @@ class KopfConnectionRetries(logging.Filter):
     the API server cannot be reached that is one line per attempt for the whole outage.
     Those attempts feed ``reachability`` instead, which logs the outage once. The last
     attempt's "escalating" line goes the same way: kopf's watch absorbs connection errors
-    and reconnects. kopf's other failures (an HTTP 403 or 5xx) are still logged."""
+    and reconnects. An HTTP 429 that kopf will retry (the API server's "storage is
+    (re)initializing" right after a CRD is installed, or its rate limit) is the server asking
+    for a retry, not an error: dropped too, unless kopf gives up on it. kopf's other failures
+    (an HTTP 403 or 5xx) are still logged."""
 
-    NO_ANSWER = re.compile(r"Request attempt \S+ failed; (?:will retry|escalating): "
+    NO_ANSWER = re.compile(r"Request attempt \S+ failed; (will retry|escalating): "
                            r".* -> (\w+)\(")
     KINDS = frozenset({"ClientConnectorError", "ClientConnectionError", "ClientOSError",
                        "ServerDisconnectedError", "ServerTimeoutError", "TimeoutError",
@@ -81,9 +100,14 @@ class KopfConnectionRetries(logging.Filter):
         if not record.name.startswith("kopf"):
             return True
         found = self.NO_ANSWER.search(record.getMessage())
-        if found is None or found.group(1) not in self.KINDS:
+        if found is None:
             return True
-        self.reachability.failed(ConnectionError(f"kopf's watch: {found.group(1)}"))
+        outcome, kind = found.groups()
+        if kind == "APITooManyRequestsError":
+            return outcome != "will retry"
+        if kind not in self.KINDS:
+            return True
+        self.reachability.failed(ConnectionError(f"kopf's watch: {kind}"))
         return False
 
 
@@ -121,6 +145,40 @@ class OperatorGauges(Collector):
         yield monitors_gauge
 
 
+def listen(what: str, flag: str, env: str, port: int, start: Callable[[], object]) -> None:
+    """Start a server; a port that is taken (or refused) is one error line and exit 1,
+    not a traceback."""
+    try:
+        start()
+    except OSError as exc:
+        problem = ("is already in use" if exc.errno == errno.EADDRINUSE
+                   else f"cannot be opened: {exc.strerror or exc}")
+        log.error("the %s port %d %s; choose another with %s or %s", what, port, problem,
+                  flag, env, extra=fields("startup", server=what, port=port,
+                                          reason="PortUnavailable"))
+        logging.shutdown()
+        raise SystemExit(1) from None
+
+
+def start_reports(opts: Options) -> LiveReports | None:
+    """The live report's store and server when ``--report-port`` is set; a port that
+    cannot be bound is one error line and exit 1 (``listen``)."""
+    if opts.report_base_url and not opts.report_port:
+        log.warning("--report-base-url is set but the report server is off "
+                    "(--report-port): the links it puts in notifications and alerts lead "
+                    "nowhere unless another operator serves them")
+    if not opts.report_port:
+        return None
+    from modelmon.outputs.report.live import LiveReports
+    from modelmon.outputs.report.server import ReportServer
+
+    reports = LiveReports()
+    listen("report", "--report-port", "MODELMON_REPORT_PORT", opts.report_port,
+           ReportServer(reports, opts.bind, opts.report_port).start)
+    log.info("live report on :%d/monitors", opts.report_port)
+    return reports
+
+
 def run(opts: Options) -> NoReturn:
     """Run the operator until SIGINT/SIGTERM."""
     from modelmon import handlers  # noqa: F401 - registers the handlers
@@ -129,22 +187,32 @@ def run(opts: Options) -> NoReturn:
     from modelmon.outputs.metrics import Metrics
 
     setup_logging(opts.log_format, opts.log_level)
+    reports = start_reports(opts)
     metrics = Metrics()
     kube = Kube(load_config(opts.kubeconfig),
                 on_request=lambda method: metrics.requests.labels(method).inc())
     fleet = Fleet(kube, metrics, workers=opts.workers,
-                  rules_resync_seconds=opts.rules_resync_seconds, policy=opts.policy)
+                  rules_resync_seconds=opts.rules_resync_seconds, policy=opts.policy,
+                  reports=reports, report_base_url=opts.report_base_url)
     health = Health(on_lag=metrics.loop_lag.observe)
     metrics.registry.register(OperatorGauges(health, fleet))
-    start_http_server(opts.metrics_port, addr=opts.bind, registry=metrics.registry)
     ready = threading.Event()
-    health_server(opts.bind, opts.health_port, health, ready,
-                  lambda: kube.reachability.reachable)
+    listen("metrics", "--metrics-port", "MODELMON_METRICS_PORT", opts.metrics_port,
+           lambda: start_http_server(opts.metrics_port, addr=opts.bind,
+                                     registry=metrics.registry))
+    listen("health", "--health-port", "MODELMON_HEALTH_PORT", opts.health_port,
+           lambda: health_server(opts.bind, opts.health_port, health, ready,
+                                 lambda: kube.reachability.reachable))
     for handler in logging.getLogger().handlers:
         handler.addFilter(KopfConnectionRetries(kube.reachability))
     scope = ", ".join(opts.namespaces) or "all namespaces"
-    log.info("modelmon operator starting: watching %s; metrics on :%d, health on :%d, "
-             "%d check workers", scope, opts.metrics_port, opts.health_port, opts.workers)
+    log.info("modelmon operator %s starting: watching %s; metrics on :%d, health on :%d, "
+             "%d check workers", __version__, scope, opts.metrics_port, opts.health_port,
+             opts.workers, extra=fields("startup", version=__version__,
+                                        namespaces=list(opts.namespaces),
+                                        metrics_port=opts.metrics_port,
+                                        health_port=opts.health_port,
+                                        workers=opts.workers))
     watch(fleet, health, opts.kubeconfig, list(opts.namespaces), ready)
     log.info("modelmon operator stopped")
     logging.shutdown()

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelmon.api.logs import fields
 from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     ModelMonitorSpec,
@@ -37,14 +38,17 @@ from modelmon.api.v1alpha1 import (
 )
 from modelmon.check import (
     CheckError,
+    CheckResult,
     FittedReference,
     failed_status,
     parse_spec,
     run_check,
+    run_check_with_shapes,
 )
 from modelmon.outputs.cluster import ClusterApi, ObjectRef
 from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.publisher import CheckOutcome, Publication, Publisher
+from modelmon.outputs.report.live import LiveReports
 from modelmon.sources import ReferenceCache
 from modelmon.sources.sql import dispose_engines
 
@@ -78,6 +82,14 @@ def previous_status(raw: Mapping[str, Any] | None) -> ModelMonitorStatus:
     except ValidationError:
         log.warning("ignoring a stored status that does not parse")
         return ModelMonitorStatus()
+
+
+def _parsed(spec: Mapping[str, Any]) -> ModelMonitorSpec | None:
+    """The spec, or None when it does not parse (its check says why)."""
+    try:
+        return parse_spec(dict(spec))
+    except CheckError:
+        return None
 
 
 def model_name(spec: Mapping[str, Any]) -> str:
@@ -116,7 +128,8 @@ class Fleet:
     def __init__(self, cluster: ClusterApi, metrics: Metrics, *, workers: int = 2,
                  base_dir: Path | None = None, clock: Callable[[], float] = time.time,
                  rules_resync_seconds: float = RULES_RESYNC_SECONDS,
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None, reports: LiveReports | None = None,
+                 report_base_url: str | None = None) -> None:
         self.cluster = cluster
         self.policy = policy or Policy.operator()
         """The administrator's bounds on what monitors may read and reach."""
@@ -124,8 +137,12 @@ class Fleet:
         self.base_dir = base_dir or Path.cwd()
         self.clock = clock
         self.publisher = Publisher(cluster, metrics, policy=self.policy, clock=clock,
-                                   rules_resync_seconds=rules_resync_seconds)
+                                   rules_resync_seconds=rules_resync_seconds,
+                                   report_base_url=report_base_url)
         """Writes what each check found."""
+        self.reports = reports
+        """What the live report serves (``modelmon run --report-port``): each check's
+        shapes are then computed too, and kept with the status. None: report off."""
         # Checks wait on sources in many threads at once; only ``workers`` of them compute
         # at a time (the statistics pool proper), so a slow source holds a thread, not a
         # core, and never delays the monitors whose data is at hand.
@@ -149,29 +166,47 @@ class Fleet:
         key = (meta["namespace"], meta["name"])
         generation = int(meta.get("generation") or 0)
         state = self.monitors.get(key)
+        monitor = f"{key[0]}/{key[1]}"
         if state is not None and state.ref.uid == meta.get("uid"):
             state.spec = body.get("spec") or {}
             if generation != state.generation:
+                log.info("spec of %s changed (generation %d -> %d); checking it now",
+                         monitor, state.generation, generation,
+                         extra=fields("spec", monitor=monitor, model=model_name(state.spec),
+                                      generation=generation,
+                                      previous_generation=state.generation))
                 state.generation = generation
                 state.wake.set()  # check now with the new spec
             return
         if state is not None:  # same name, new object: start afresh
             self.remove(*key)
         spec = body.get("spec") or {}
+        log.info("watching %s (model %s, generation %d)", monitor, model_name(spec) or "?",
+                 generation, extra=fields("watch", monitor=monitor, model=model_name(spec),
+                                          generation=generation))
         published = self.publisher.open(ObjectRef(key[0], key[1], meta.get("uid", "")),
                                         previous_status(body.get("status")), model_name(spec))
         state = MonitorState(generation=generation, spec=spec, published=published)
         self.monitors[key] = state
+        if self.reports is not None:
+            self.reports.seed(key, _parsed(spec), published.status)
         state.task = asyncio.get_running_loop().create_task(
             self._loop(state), name=f"monitor {key[0]}/{key[1]}")
 
     def remove(self, namespace: str, name: str) -> None:
         """A monitor was deleted: stop its worker and drop its series."""
         state = self.monitors.pop((namespace, name), None)
+        if state is not None:
+            log.info("%s/%s was deleted; stopped its worker and dropped its series",
+                     namespace, name,
+                     extra=fields("delete", monitor=f"{namespace}/{name}",
+                                  model=model_name(state.spec)))
         if state is not None and state.task is not None:
             state.task.cancel()
         self.references.forget((namespace, name))
         self.publisher.retire((namespace, name))
+        if self.reports is not None:
+            self.reports.forget((namespace, name))
 
     async def watch_api(self) -> None:
         """Probe the API server (often while it is unreachable), and once it answers again
@@ -271,6 +306,7 @@ class Fleet:
         previous = state.published.status
         error: str | None = None
         spec: ModelMonitorSpec | None = None
+        result = CheckResult(previous)
         try:
             spec = parse_spec(dict(state.spec))
         except CheckError as exc:
@@ -282,15 +318,22 @@ class Fleet:
             # A resolver per check, so that a rotated Secret is read afresh.
             resolver = self.cluster.resolver(state.ref.namespace, self.policy.use_label)
 
-            def compute() -> ModelMonitorStatus:
+            def compute() -> CheckResult:
                 # Lateness counts the wait for a free statistics thread too.
                 self._started(state, due)
-                return run_check(checked, base_dir=self.base_dir, now=now, previous=previous,
-                                 generation=generation, resolver=resolver,
-                                 cache=self.references, cache_key=state.key, cpu=self.cpu,
-                                 policy=self.policy)
+                if self.reports is None:
+                    return CheckResult(run_check(
+                        checked, base_dir=self.base_dir, now=now, previous=previous,
+                        generation=generation, resolver=resolver, cache=self.references,
+                        cache_key=state.key, cpu=self.cpu, policy=self.policy))
+                return run_check_with_shapes(  # the live report plots the columns
+                    checked, base_dir=self.base_dir, now=now, previous=previous,
+                    generation=generation, resolver=resolver, cache=self.references,
+                    cache_key=state.key, cpu=self.cpu, policy=self.policy)
 
-            status = await asyncio.get_running_loop().run_in_executor(self.stats_pool, compute)
+            result = await asyncio.get_running_loop().run_in_executor(self.stats_pool,
+                                                                      compute)
+            status = result.status
             ready = status.condition("Ready")
             if ready is not None and ready.status == "False":
                 error = ready.reason
@@ -301,6 +344,9 @@ class Fleet:
         if not await self.publisher.publish(state.published, outcome):
             self._retire(state)
             return interval
+        if self.reports is not None and self.monitors.get(state.key) is state:
+            self.reports.record(state.key, spec, state.published.status, result.shapes,
+                                failed=error is not None)
         if error in ("SourceUnavailable", "InvalidData"):
             state.failures += 1
             return backoff(state.failures, interval)
@@ -312,6 +358,5 @@ class Fleet:
         event has already stopped this worker, but a watch that resumed after a gap (410
         Gone, a re-list) never reports objects that vanished meanwhile: retire here, series
         and all."""
-        log.info("%s/%s no longer exists; stopping its worker", *state.key)
         if self.monitors.get(state.key) is state:
             self.remove(*state.key)

@@ -7,8 +7,9 @@ the command-line flags (--dump-dom, --screenshot) do not: console messages, unca
 exceptions, every network request, and values evaluated in the page after its scripts ran.
 
 The browser is Debian's `chromium` (hack/install-test-deps.sh). It never reaches past this
-machine: host names resolve to nothing (--host-resolver-rules), every connection not to
-loopback goes to a closed loopback port (--proxy-server), and its background services
+machine: host names resolve to nothing (--host-resolver-rules), every connection but to
+127.0.0.1 (where a test's own server listens) goes to a closed loopback port
+(--proxy-server), and its background services
 (updates, sync, metrics) are off.
 """
 
@@ -36,8 +37,11 @@ FLAGS = (
     "--disable-extensions", "--disable-domain-reliability", "--metrics-recording-only",
     "--no-pings", "--disable-client-side-phishing-detection", "--mute-audio",
     "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
-    "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    # <-loopback> drops Chromium's implicit bypass list (which also holds link-local
+    # addresses, cloud metadata's among them); only 127.0.0.1, where a test's own server
+    # listens (the live report's), is then reached directly.
+    "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>;127.0.0.1",
     "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
     "--hide-scrollbars", "--window-size=1280,900",
 )

@@ -4,6 +4,7 @@ every monitor of the bad corpus is rejected with a message that names its field.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -160,17 +161,52 @@ def test_explain_prints_field_docs(kubectl: Kubectl) -> None:
     assert "pValue" in out and "p-value of a test" in out
 
 
+def table(out: str) -> list[dict[str, str]]:
+    """kubectl's table as rows of {header: cell}, cut at the headers' columns (cells may
+    hold single spaces, and may be empty)."""
+    header, *rows = out.splitlines()
+    names = re.findall(r"\S+(?: \S+)*", header)
+    starts = [header.index(name) for name in names]
+    ends = [*starts[1:], None]
+    return [{name: row[start:end].strip() for name, start, end in zip(names, starts, ends,
+                                                                     strict=True)}
+            for row in rows]
+
+
 def test_get_shows_printer_columns(kubectl: Kubectl, namespace: str) -> None:
+    """The API server's table (what kubectl get prints) from a status the operator
+    writes: the default columns, the wide ones, no raw float anywhere."""
     doc = in_namespace(good_monitor(), namespace)
     kubectl("apply", "-f", "-", input=manifest(doc))
-    status = {"status": {"phase": "Drifting", "drift": {"share": 0.25, "datasetDrift": False},
-                         "lastCheck": {"time": "2026-11-24T12:00:00Z", "durationSeconds": 0.5,
-                                       "referenceRows": 10, "currentRows": 5}}}
+    status = {"status": {
+        "phase": "Drifting", "drift": {"share": 5 / 9, "datasetDrift": True},
+        "summary": {"drifted": "5/9", "findings": 3, "reason": "DataDrift",
+                    "worst": "critical: drift.feature.income"},
+        "lastCheck": {"time": "2026-11-24T12:00:00Z", "durationSeconds": 0.5,
+                      "referenceRows": 10, "currentRows": 5}}}
     kubectl("patch", "mm", "credit-risk", "-n", namespace, "--subresource=status",
             "--type=merge", "-p", manifest(status))
-    out = kubectl("get", "mm", "-n", namespace).stdout.splitlines()
-    assert out[0].split() == ["NAME", "MODEL", "PHASE", "DRIFT", "SHARE", "LAST", "CHECK", "AGE"]
-    assert out[1].split()[:4] == ["credit-risk", "credit-risk", "Drifting", "0.25"]
+    out = kubectl("get", "mm", "-n", namespace).stdout
+    (row,) = table(out)
+    assert list(row) == ["NAME", "MODEL", "PHASE", "DRIFTED", "FINDINGS", "REASON",
+                         "LAST CHECK", "AGE"]
+    assert [row[k] for k in ("NAME", "MODEL", "PHASE", "DRIFTED", "FINDINGS", "REASON")] == [
+        "credit-risk", "credit-risk", "Drifting", "5/9", "3", "DataDrift"]
+    assert "0.5555" not in out
+    (wide,) = table(kubectl("get", "mm", "-n", namespace, "-o", "wide").stdout)
+    assert list(wide) == ["NAME", "MODEL", "VERSION", "PHASE", "DRIFTED", "FINDINGS",
+                          "REASON", "INTERVAL", "WORST", "LAST CHECK", "AGE"]
+    assert wide["VERSION"] == doc["spec"]["model"]["version"]
+    assert wide["INTERVAL"] == doc["spec"]["schedule"]["interval"]
+    assert wide["WORST"] == "critical: drift.feature.income"
+    # Healthy: no reason, no worst finding; the cells stay empty.
+    healthy = {"status": {"phase": "Healthy", "summary": {
+        "drifted": "0/9", "findings": 0, "reason": None, "worst": None}}}
+    kubectl("patch", "mm", "credit-risk", "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", manifest(healthy))
+    (wide,) = table(kubectl("get", "mm", "-n", namespace, "-o", "wide").stdout)
+    assert (wide["PHASE"], wide["DRIFTED"], wide["FINDINGS"]) == ("Healthy", "0/9", "0")
+    assert wide["REASON"] in ("", "<none>") and wide["WORST"] in ("", "<none>")
 
 
 def test_status_fields_survive_structural_pruning(kubectl: Kubectl, namespace: str) -> None:

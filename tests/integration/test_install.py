@@ -161,13 +161,18 @@ def data(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def monitor(name: str, data: Path, current: str = "current.csv") -> dict[str, Any]:
+def monitor(name: str, data: Path, current: str = "current.csv", *,
+            estimated: bool = False) -> dict[str, Any]:
+    """The example monitor on ``data``; ``estimated`` adds a bound on estimated rocAuc, so
+    that every series the dashboard queries is exported."""
     doc: dict[str, Any] = yaml.safe_load((EXAMPLE / "monitor.yaml").read_text())
     doc["metadata"] = {"name": name}
     doc["spec"]["schedule"] = {"interval": "10s"}
     doc["spec"]["reference"]["source"]["url"] = str(data / "reference.csv")
     doc["spec"]["current"]["source"]["url"] = str(data / current)
     doc["spec"]["alerting"] = {"labels": {"team": "risk"}}
+    if estimated:
+        doc["spec"]["performance"]["estimated"] = {"metrics": [{"name": "rocAuc", "min": 0.5}]}
     return doc
 
 
@@ -653,7 +658,8 @@ def test_helm_install_runs_the_operator_with_least_privilege(
                          extra_env=operator_env(deployment, cluster.kubeconfig)).start()
     try:
         kubectl("apply", "-n", other_namespace, "-f", "-",
-                input=manifest([monitor("bc", data), monitor("gone", data, "missing.csv")]))
+                input=manifest([monitor("bc", data, estimated=True),
+                                monitor("gone", data, "missing.csv")]))
         wait_for(lambda: phase_of(kubectl, other_namespace, "bc") == "Degraded", timeout=60,
                  what="the monitor checked under the chart's RBAC")
         wait_for(lambda: phase_of(kubectl, other_namespace, "gone") == "Failing", timeout=30,

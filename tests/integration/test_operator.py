@@ -57,10 +57,12 @@ def test_lifecycle_status_events_rules_metrics(kubectl: Kubectl, namespace: str,
 
     # kubectl get / describe as users read them.
     header, line = kubectl("get", "mm", "bc", "-n", namespace).stdout.splitlines()[:2]
-    assert header.split() == ["NAME", "MODEL", "PHASE", "DRIFT", "SHARE", "LAST", "CHECK", "AGE"]
+    assert header.split() == ["NAME", "MODEL", "PHASE", "DRIFTED", "FINDINGS", "REASON",
+                              "LAST", "CHECK", "AGE"]
     row = line.split()
-    assert row[:3] == ["bc", "breast-cancer-lr", "Degraded"]
-    assert float(row[3]) == pytest.approx(st["drift"]["share"])
+    assert row[:6] == ["bc", "breast-cancer-lr", "Degraded",
+                       f"{len(st['drift']['drifted'])}/{len(st['drift']['features'])}",
+                       str(len(st["findings"])), "PerformanceDegraded"]
     events = wait_for(lambda: kubectl.json(
         "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=bc")["items"],
         timeout=20, what="events")

@@ -86,6 +86,14 @@ def checked(tmp_path: Path, **changes: Any) -> dict[str, Any]:
     return json.loads(json.dumps(status))  # type: ignore[no-any-return]
 
 
+def conditions(status: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in status["conditions"]}
+
+
+def ready(status: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == "Ready")
+
+
 def test_healthy(tmp_path: Path) -> None:
     status = checked(tmp_path, current={"source": {"url": "reference.csv"}, "minRows": 50})
     assert status["phase"] == "Healthy"
@@ -93,28 +101,68 @@ def test_healthy(tmp_path: Path) -> None:
     assert hs["status"] == "Healthy" and hs["message"].startswith("No findings in the check at")
 
 
-def test_drifting(tmp_path: Path) -> None:
+def test_drifting_is_healthy_because_ready_is_true(tmp_path: Path) -> None:
+    """The monitor works; the model's drift is in the message, not in the health."""
     status = checked(tmp_path, performance=None, dataQuality=None)
-    assert status["phase"] == "Drifting"
+    assert status["phase"] == "Drifting" and ready(status)["status"] == "True"
     hs = health(resource(status))
-    assert hs["status"] == "Degraded"
+    assert hs["status"] == "Healthy"
     assert hs["message"].startswith("Drifting: [warning] 5 of 9 features drifted")
 
 
-def test_degraded(tmp_path: Path) -> None:
+def test_degraded_is_healthy_because_ready_is_true(tmp_path: Path) -> None:
     status = checked(tmp_path)
     assert status["phase"] == "Degraded" and len(status["findings"]) > 3
+    assert ready(status)["status"] == "True"
     hs = health(resource(status))
-    assert hs["status"] == "Degraded" and hs["message"].startswith("Degraded: [")
+    assert hs["status"] == "Healthy" and hs["message"].startswith("Degraded: [")
     assert hs["message"].endswith("; ...")  # three findings, then an ellipsis
 
 
 def test_failing_says_why(tmp_path: Path) -> None:
     status = checked(tmp_path, current={"source": {"url": "missing.csv"}})
-    assert status["phase"] == "Failing"
+    assert status["phase"] == "Failing" and ready(status)["status"] == "False"
     hs = health(resource(status))
     assert hs["status"] == "Degraded"
     assert re.match(r"Failing: SourceUnavailable: .*missing\.csv", hs["message"]), hs
+
+
+def test_too_few_rows_is_progressing(tmp_path: Path) -> None:
+    status = checked(tmp_path, current={"source": {"url": "current.csv"}, "minRows": 10_000})
+    assert ready(status)["reason"] == "InsufficientData"
+    hs = health(resource(status))
+    assert hs["status"] == "Progressing"
+    assert hs["message"].startswith("Waiting for data: spec.reference.source"), hs
+
+
+def test_health_agrees_with_ready(tmp_path: Path) -> None:
+    """Over statuses of real checks: Healthy exactly when Ready is True, Degraded exactly
+    when Ready is False for a reason other than too few rows; and kstatus, from Reconciling
+    and Stalled, says the same (Current, InProgress, Failed)."""
+    statuses = [
+        checked(tmp_path),
+        checked(tmp_path, current={"source": {"url": "reference.csv"}, "minRows": 50}),
+        checked(tmp_path, performance=None, dataQuality=None),
+        checked(tmp_path, current={"source": {"url": "missing.csv"}}),
+        checked(tmp_path, current={"source": {"url": "current.csv"}, "minRows": 10_000}),
+        checked(tmp_path, columns={**yaml.safe_load(EXAMPLE.read_text())["spec"]["columns"],
+                                   "categorical": ["no_such_column"]}),
+    ]
+    seen = set()
+    for status in statuses:
+        condition = ready(status)
+        expected = ("Healthy" if condition["status"] == "True"
+                    else "Progressing" if condition["reason"] == "InsufficientData"
+                    else "Degraded")
+        assert health(resource(status))["status"] == expected, (status["phase"], condition)
+        # kstatus (Flux) reads Reconciling and Stalled: the same three answers.
+        kstatus = ("Failed" if conditions(status)["Stalled"] == "True"
+                   else "InProgress" if conditions(status)["Reconciling"] == "True"
+                   else "Current")
+        assert kstatus == {"Healthy": "Current", "Progressing": "InProgress",
+                           "Degraded": "Failed"}[expected], (status["phase"], condition)
+        seen.add(expected)
+    assert seen == {"Healthy", "Progressing", "Degraded"}
 
 
 @pytest.mark.parametrize("status", [None, {}, {"phase": "Pending"},
@@ -128,7 +176,7 @@ def test_a_spec_change_not_yet_checked_is_progressing(tmp_path: Path) -> None:
     status = checked(tmp_path)  # observedGeneration 1
     hs = health(resource(status, generation=2))
     assert hs == {"status": "Progressing", "message": "Waiting for the check of generation 2"}
-    assert health(resource(status, generation=1))["status"] == "Degraded"
+    assert health(resource(status, generation=1))["status"] == "Healthy"
 
 
 def test_every_phase_of_the_crd_is_mapped() -> None:

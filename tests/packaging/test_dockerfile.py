@@ -231,7 +231,7 @@ def test_the_final_stage_runs_modelmon_as_a_non_root_user_without_compilers(
         assert not [c for c in COMPILERS if c.strip() in words], command
     env = " ".join(final.args("ENV"))
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "HOME=/tmp" in env  # read-only root
-    assert set(" ".join(final.args("EXPOSE")).split()) == {"9090", "8080"}
+    assert set(" ".join(final.args("EXPOSE")).split()) == {"8000", "8080"}
 
 
 def test_the_build_context_is_only_what_the_image_needs() -> None:

@@ -51,7 +51,8 @@ def test_example_json_is_the_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert psi["pValue"] is None
     assert status["drift"]["prediction"]["name"] == "prediction"
     assert {c["type"] for c in status["conditions"]} == {
-        "Ready", "SourceAvailable", "DataDrift", "PerformanceDegraded", "DataQualityDegraded"}
+        "Ready", "Reconciling", "Stalled", "SourceAvailable", "DataDrift",
+        "PerformanceDegraded", "DataQualityDegraded"}
     assert set(status["lastCheck"]) == {"time", "durationSeconds", "referenceRows",
                                         "currentRows"}
 

@@ -30,7 +30,7 @@ def _no_twins(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults() -> None:
     args = parse()
     assert args.namespace == [] and args.log_level == "info"
-    assert args.metrics_port == 9090 and args.health_port == 8080
+    assert args.metrics_port == 8000 and args.health_port == 8080
     assert args.workers == 2 and args.log_format == "json"  # stderr is not a terminal here
 
 

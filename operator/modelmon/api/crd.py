@@ -163,14 +163,25 @@ def model_schema(model: type[BaseModel]) -> Schema:
 
 
 def printer_columns() -> list[Schema]:
-    """What ``kubectl get mm`` shows."""
+    """What ``kubectl get mm`` shows; ``-o wide`` adds the priority-1 columns. Every column
+    reads a display-ready field (``status.summary``), never a raw figure."""
     return [
         {"name": "Model", "type": "string", "jsonPath": ".spec.model.name",
          "description": "Model name"},
+        {"name": "Version", "type": "string", "jsonPath": ".spec.model.version",
+         "description": "Model version", "priority": 1},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase",
          "description": "Healthy, Drifting, Degraded, Failing or Pending"},
-        {"name": "Drift share", "type": "number", "jsonPath": ".status.drift.share",
-         "description": "Share of features that drifted in the last check"},
+        {"name": "Drifted", "type": "string", "jsonPath": ".status.summary.drifted",
+         "description": "Drifted features of those scored in the last check, e.g. 5/9"},
+        {"name": "Findings", "type": "integer", "jsonPath": ".status.summary.findings",
+         "description": "Figures outside their bounds"},
+        {"name": "Reason", "type": "string", "jsonPath": ".status.summary.reason",
+         "description": "Why the phase is not Healthy"},
+        {"name": "Interval", "type": "string", "jsonPath": ".spec.schedule.interval",
+         "description": "Time between checks", "priority": 1},
+        {"name": "Worst", "type": "string", "jsonPath": ".status.summary.worst",
+         "description": "The most severe finding", "priority": 1},
         {"name": "Last check", "type": "date", "jsonPath": ".status.lastCheck.time",
          "description": "Time of the last completed check"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -23,6 +23,7 @@ is loud, never a silently lost rule.
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import quote
 
 #: Hex digits of SHA-256 added to a shortened name (40 bits).
 HASH_CHARS = 10
@@ -61,3 +62,18 @@ def rule_name(monitor: str) -> str:
 def monitor_label(monitor: str) -> str:
     """The value of the ``modelmon.io/monitor`` label on objects made for a monitor."""
     return bounded_name(monitor, MAX_LABEL_VALUE)
+
+
+def report_path(namespace: str, name: str) -> str:
+    """The path of a monitor's live report on the operator's report port
+    (``outputs.report.server``): ``/monitors/<namespace>/<name>``."""
+    return f"/monitors/{quote(namespace, safe='')}/{quote(name, safe='')}"
+
+
+def report_url(base: str | None, namespace: str, name: str) -> str | None:
+    """The link to a monitor's live report under ``base`` (``modelmon run
+    --report-base-url``), which notifications and the PrometheusRule's annotations carry;
+    None without a base URL."""
+    if not base:
+        return None
+    return base.rstrip("/") + report_path(namespace, name)

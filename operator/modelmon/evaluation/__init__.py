@@ -5,8 +5,8 @@ the numbers a check produced and the bounds of the spec, and decides what they m
 ``bounds`` builds the table of every bound a spec sets (the rule's alerts are rendered
 from it), ``judge`` holds a check's figures against it, ``schema`` diagnoses changed
 columns, ``failures`` says what a check that could not run leaves, ``alert_rules`` words
-AlertRulesReady, and ``conditions`` keeps the conditions' transition times. Other
-packages import from here.
+AlertRulesReady, ``summary`` words the status for ``kubectl get``, and ``conditions``
+keeps the conditions' transition times. Other packages import from here.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from modelmon.evaluation.failures import (
     enough_rows,
     failed_status,
     failing_finding,
+    fix_for,
     min_rows,
     phase_without_verdict,
 )
@@ -66,6 +67,13 @@ from modelmon.evaluation.judge import (
     range_findings,
 )
 from modelmon.evaluation.schema import SchemaChanges, schema_changes, schema_failed_status
+from modelmon.evaluation.summary import (
+    findings_by_severity,
+    phase_reason,
+    summarized,
+    summary,
+    worst_finding,
+)
 
 __all__ = [
     "CONDITION_TYPES",
@@ -95,12 +103,15 @@ __all__ = [
     "enough_rows",
     "failed_status",
     "failing_finding",
+    "findings_by_severity",
+    "fix_for",
     "judge",
     "learns_threshold",
     "merge_conditions",
     "min_rows",
     "operational_bounds",
     "phase_of",
+    "phase_reason",
     "phase_without_verdict",
     "problem",
     "quality_condition",
@@ -114,5 +125,8 @@ __all__ = [
     "rules_disabled",
     "schema_changes",
     "schema_failed_status",
+    "summarized",
+    "summary",
     "table",
+    "worst_finding",
 ]

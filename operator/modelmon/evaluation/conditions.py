@@ -15,7 +15,8 @@ from modelmon.api.messages import cap_text, capped_lines
 from modelmon.api.v1alpha1 import Condition, ConditionStatus, Finding
 
 CONDITION_TYPES = (
-    "Ready", "SourceAvailable", "DataDrift", "PerformanceDegraded", "DataQualityDegraded",
+    "Ready", "Reconciling", "Stalled", "SourceAvailable", "DataDrift", "PerformanceDegraded",
+    "DataQualityDegraded",
     "OperationalDegraded", "EstimatedPerformanceDegraded", "ConfidenceDegraded",
     "AlertRulesReady")
 
@@ -38,6 +39,22 @@ def problem(type_: str, found: Sequence[Finding], found_reason: str, fine_reason
         return ConditionValue(type_, "True", found_reason,
                               capped_lines([f.message for f in found], 5))
     return ConditionValue(type_, "False", fine_reason, fine)
+
+
+def progress(ready: bool, reason: str, message: str, waiting: bool = False
+             ) -> list[ConditionValue]:
+    """Reconciling and Stalled, the kstatus conditions (what Flux's health checks and other
+    kstatus readers look at) that go with Ready: both False when the check ran
+    (``ready``); Reconciling while it waits for data (``waiting``); Stalled when it cannot
+    run, until a check runs again."""
+    if ready:
+        return [ConditionValue("Reconciling", "False", reason, message),
+                ConditionValue("Stalled", "False", reason, message)]
+    if waiting:
+        return [ConditionValue("Reconciling", "True", reason, message),
+                ConditionValue("Stalled", "False", reason, "waiting for data, not stuck")]
+    return [ConditionValue("Reconciling", "False", reason, message),
+            ConditionValue("Stalled", "True", reason, message)]
 
 
 def merge_conditions(previous: Iterable[Condition], values: Iterable[ConditionValue],

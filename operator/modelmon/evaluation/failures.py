@@ -12,37 +12,47 @@ from datetime import datetime
 
 from modelmon.api.v1alpha1 import Finding, ModelMonitorSpec, ModelMonitorStatus, Phase
 from modelmon.evaluation.bounds import table
-from modelmon.evaluation.conditions import ConditionValue, merge_conditions
+from modelmon.evaluation.conditions import ConditionValue, merge_conditions, progress
+from modelmon.evaluation.summary import summarized
 
 
 class CheckError(Exception):
     """A check that cannot run; ``reason`` becomes the Ready condition's reason."""
 
     reason = "CheckFailed"
+    fix = ("an internal error of modelmon: report it with this line; the next check "
+           "runs at the interval")
 
 
 class InvalidSpecError(CheckError):
     """The spec passed the CRD but cannot work with this data (unknown column, ...)."""
 
     reason = "InvalidSpec"
+    fix = "correct the spec field the message names (kubectl edit mm); checked again at once"
 
 
 class SourceUnavailableError(CheckError):
     """A source could not be read (network, permissions, missing object)."""
 
     reason = "SourceUnavailable"
+    fix = ("make the source the message names reachable and readable (address, Secret, "
+           "permissions); retried with backoff up to the interval")
 
 
 class InvalidDataError(CheckError):
     """A source was read but its data cannot be checked (format, columns, kinds)."""
 
     reason = "InvalidData"
+    fix = ("correct the data the message names, or the spec's columns to match it; "
+           "retried with backoff up to the interval")
 
 
 class InsufficientDataError(CheckError):
     """Too few rows for a verdict."""
 
     reason = "InsufficientData"
+    fix = ("none needed if the window is just quiet; else send more rows or lower "
+           "spec.current.minRows")
 
 
 #: Rows a window (and the reference) needs before a check gives a verdict, unless
@@ -74,21 +84,32 @@ def enough_rows(rows: int, spec: ModelMonitorSpec, what: str, field: str) -> Non
             f"({origin}); no verdict until it has more")
 
 
+def fix_for(reason: str) -> str:
+    """What to do about a check that failed with ``reason`` (a CheckError's reason)."""
+    for kind in (InvalidSpecError, SourceUnavailableError, InvalidDataError,
+                 InsufficientDataError):
+        if kind.reason == reason:
+            return kind.fix
+    return CheckError.fix
+
+
 def failed_status(previous: ModelMonitorStatus, exc: CheckError, now: datetime,
                   generation: int | None) -> ModelMonitorStatus:
     """The previous figures, phase Failing, and Ready=False with the reason."""
     source_ok = not isinstance(exc, SourceUnavailableError)
+    waiting = isinstance(exc, InsufficientDataError)
     values = [ConditionValue("Ready", "False", exc.reason, str(exc)),
+              *progress(False, exc.reason, str(exc), waiting=waiting),
               ConditionValue("SourceAvailable", "True" if source_ok else "False",
                              "SourcesRead" if source_ok else exc.reason,
                              "both sources were read" if source_ok else str(exc))]
     phase = phase_without_verdict(previous.phase) if isinstance(
         exc, InsufficientDataError) else "Failing"
-    return previous.model_copy(update={
+    return summarized(previous.model_copy(update={
         "phase": phase,
         "observed_generation": generation,
         "conditions": merge_conditions(previous.conditions, values, now, generation),
-    })
+    }))
 
 
 def phase_without_verdict(previous: Phase) -> Phase:

@@ -40,7 +40,13 @@ from modelmon.evaluation.bounds import (
     column_threshold,
     rows_of,
 )
-from modelmon.evaluation.conditions import ConditionValue, merge_conditions, problem
+from modelmon.evaluation.conditions import (
+    ConditionValue,
+    merge_conditions,
+    problem,
+    progress,
+)
+from modelmon.evaluation.summary import summarized
 from modelmon.stats.dataset import ChunkDistances, ColumnDrift
 from modelmon.stats.drift import DriftResult, adjusted_p_values, get_method
 from modelmon.stats.estimation import Confidence, Estimate
@@ -513,10 +519,11 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
     estimated = estimated_status(figures.estimated)
     estimated_found = estimated_findings(rows, estimated)
     estimated_skipped = estimated_not_checked(rows, estimated, figures.no_estimate)
+    checked = (f"checked {figures.current_rows} current rows against "
+               f"{figures.reference_rows} reference rows")
     values = [
-        ConditionValue("Ready", "True", "CheckSucceeded",
-                       f"checked {figures.current_rows} current rows against "
-                       f"{figures.reference_rows} reference rows"),
+        ConditionValue("Ready", "True", "CheckSucceeded", checked),
+        *progress(True, "CheckSucceeded", checked),
         ConditionValue("SourceAvailable", "True", "SourcesRead", "both sources were read"),
         problem("DataDrift", drift_found, "DriftDetected", "NoDrift",
                 f"{len(drift.drifted)} of {len(drift.features)} features drifted"),
@@ -534,7 +541,7 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
         values.append(confidence_condition(confidence_found, confidence))
     findings = [*drift_found, *performance_found, *estimated_found, *confidence_found,
                 *quality_found, *operational_found]
-    return ModelMonitorStatus(
+    return summarized(ModelMonitorStatus(
         phase=phase_of(findings),
         observed_generation=generation,
         last_check=LastCheck(time=now, duration_seconds=round(duration_seconds, 6),
@@ -552,4 +559,4 @@ def judge(spec: ModelMonitorSpec, rows: Sequence[Bound], figures: Figures, *,
         not_checked=[*skipped, *estimated_skipped, *confidence_not_checked(rows, confidence)],
         labels=labels,
         conditions=merge_conditions(previous.conditions, values, now, generation),
-    )
+    ))

@@ -24,6 +24,7 @@ from modelmon.api.v1alpha1 import (
 )
 from modelmon.evaluation.conditions import ConditionValue, merge_conditions
 from modelmon.evaluation.failures import InvalidDataError, failed_status
+from modelmon.evaluation.summary import summarized
 from modelmon.stats.dataset import is_numeric
 from modelmon.stats.profile import FeatureKind
 
@@ -102,9 +103,9 @@ def schema_failed_status(previous: ModelMonitorStatus, schema: SchemaChanges,
     schema change among them); the other figures and findings are the previous ones."""
     failed = failed_status(previous, InvalidDataError(schema.message), now, generation)
     kept = [f for f in previous.findings if not f.name.startswith("dataQuality.")]
-    return failed.model_copy(update={
+    return summarized(failed.model_copy(update={
         "data_quality": quality,
         "findings": [*kept, *quality_findings],
         "conditions": merge_conditions(failed.conditions, [quality_condition], now,
                                        generation),
-    })
+    }))

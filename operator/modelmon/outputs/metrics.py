@@ -10,14 +10,16 @@ removed with the monitor.
 from __future__ import annotations
 
 import contextlib
+import platform
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from modelmon import __version__
 from modelmon.api.v1alpha1 import ESTIMATED_METRICS, MAX_CLASSES, ModelMonitorStatus, Phase
 
 _ESTIMATED_NAMES = frozenset(n for names in ESTIMATED_METRICS.values() for n in names)
@@ -211,6 +213,10 @@ class Metrics:
             "modelmon_kube_requests",
             "Requests the workers sent to the Kubernetes API (kopf's watches not included), "
             "by HTTP method", ["method"], registry=self.registry)
+        self.build = Info(
+            "modelmon_build", "The running modelmon: its version and Python's (always 1)",
+            registry=self.registry)
+        self.build.info({"version": __version__, "python": platform.python_version()})
         self._models: dict[tuple[str, str], str] = {}
         self._reasons: dict[tuple[str, str], set[str]] = {}
 

@@ -26,7 +26,9 @@ from typing import Any, TypeVar
 
 from kubernetes.client.exceptions import ApiException
 
+from modelmon.api.logs import fields
 from modelmon.api.messages import capped_lines
+from modelmon.api.names import report_url
 from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import (
     HISTORY_LIMIT,
@@ -37,6 +39,8 @@ from modelmon.api.v1alpha1 import (
 from modelmon.evaluation import (
     ConditionValue,
     failing_finding,
+    findings_by_severity,
+    fix_for,
     merge_conditions,
     rule_name_taken,
     rules_api_missing,
@@ -81,6 +85,38 @@ def with_history(status: ModelMonitorStatus, when: datetime,
     base = status.history if previous is None else previous.history
     kept = [summary for summary in base if summary.time != when]
     return status.model_copy(update={"history": [*kept, entry][-HISTORY_LIMIT:]})
+
+
+def log_check(ref: ObjectRef, outcome: CheckOutcome, status: ModelMonitorStatus,
+              seconds: float) -> None:
+    """One line per check: at info when it gave a verdict (or waits for rows), at warning
+    with the reason and the fix when it failed."""
+    monitor = f"{ref.namespace}/{ref.name}"
+    if outcome.error is not None:
+        ready = status.condition("Ready")
+        message = ready.message if ready is not None else outcome.error
+        fix = fix_for(outcome.error)
+        level = logging.INFO if outcome.error == "InsufficientData" else logging.WARNING
+        log.log(level, "check %s %s: %s: %s (fix: %s)", monitor,
+                "waits for data" if level == logging.INFO else "failed", outcome.error,
+                message, fix,
+                extra=fields("check", monitor=monitor, model=outcome.model,
+                             phase=status.phase, reason=outcome.error, message=message,
+                             fix=fix, duration_seconds=round(seconds, 3),
+                             generation=outcome.generation))
+        return
+    counts = findings_by_severity(status.findings)
+    summary = status.summary
+    drifted = summary.drifted if summary is not None else "-"
+    rows = status.last_check.current_rows if status.last_check is not None else None
+    log.info("check %s: %s, %s rows in %.2f s, %s drifted, findings %s", monitor,
+             status.phase, rows, seconds, drifted,
+             " ".join(f"{severity}={count}" for severity, count in counts.items()),
+             extra=fields("check", monitor=monitor, model=outcome.model, phase=status.phase,
+                          rows=rows, reference_rows=status.last_check.reference_rows
+                          if status.last_check is not None else None,
+                          duration_seconds=round(seconds, 3), drifted=drifted,
+                          findings=counts, generation=outcome.generation))
 
 
 def status_body(status: ModelMonitorStatus) -> dict[str, Any]:
@@ -144,8 +180,12 @@ class Publisher:
     """Writes the outputs of every monitor's checks."""
 
     def __init__(self, cluster: ClusterApi, metrics: Metrics, *, policy: Policy,
-                 clock: Callable[[], float], rules_resync_seconds: float) -> None:
+                 clock: Callable[[], float], rules_resync_seconds: float,
+                 report_base_url: str | None = None) -> None:
         self.cluster = cluster
+        self.report_base_url = report_base_url
+        """Where the live report is reached (``modelmon run --report-base-url``): the
+        rules' annotations and the notifications link to it; None: no link."""
         self.metrics = metrics
         self.policy = policy
         self.clock = clock
@@ -194,6 +234,7 @@ class Publisher:
         async with publication.write_lock:
             if not await self._patch(publication, status, outcome.error):
                 return False
+        log_check(publication.ref, outcome, status, seconds)
         self.metrics.observe(publication.ref.namespace, publication.ref.name,
                              model=outcome.model, status=status, seconds=seconds,
                              last_success=publication.last_success, error=outcome.error)
@@ -246,10 +287,15 @@ class Publisher:
                      generation: int) -> ModelMonitorStatus:
         """Create, update or delete the PrometheusRule; report it as AlertRulesReady."""
         ref = publication.ref
+        monitor = f"{ref.namespace}/{ref.name}"
         if not spec.alerting.prometheus_rule.enabled:
             if publication.applied_rule is not None or publication.rules_condition is None:
                 try:
                     await self._api(self.cluster.delete_rule, ref.namespace, ref.name)
+                    if publication.applied_rule is not None:
+                        log.info("deleted the PrometheusRule of %s (alerting.prometheusRule"
+                                 ".enabled is false)", monitor,
+                                 extra=fields("rule", monitor=monitor, action="deleted"))
                     publication.applied_rule = None
                 except ApiException:
                     publication.applied_rule = None
@@ -257,15 +303,26 @@ class Publisher:
                     pass  # deleted at a later check
             value = rules_disabled()
         else:
-            rule = prometheus_rule(ref.namespace, ref.name, spec, uid=ref.uid)
+            rule = prometheus_rule(ref.namespace, ref.name, spec, uid=ref.uid,
+                                   report_base_url=self.report_base_url)
             value = publication.rules_condition or rules_applied()
             resync = self.clock() - publication.rule_synced >= self.rules_resync_seconds
             if rule != publication.applied_rule or resync:
                 try:
-                    if (await self._api(self.cluster.apply_rule, rule)
-                            and rule == publication.applied_rule):
-                        log.info("restored the PrometheusRule of %s/%s, changed outside "
-                                 "modelmon", *publication.key)
+                    changed = await self._api(self.cluster.apply_rule, rule)
+                    name = rule["metadata"]["name"]
+                    alerts = sum(len(group.get("rules", []))
+                                 for group in rule["spec"].get("groups", []))
+                    if changed and rule == publication.applied_rule:
+                        log.info("restored the PrometheusRule %s of %s, changed outside "
+                                 "modelmon", name, monitor,
+                                 extra=fields("rule", monitor=monitor, rule=name,
+                                              action="restored", alerts=alerts))
+                    elif changed:
+                        log.info("wrote the PrometheusRule %s of %s (%d alerts)", name,
+                                 monitor, alerts,
+                                 extra=fields("rule", monitor=monitor, rule=name,
+                                              action="applied", alerts=alerts))
                     publication.applied_rule = rule
                     publication.rule_synced = self.clock()
                     value = rules_applied()
@@ -277,6 +334,16 @@ class Publisher:
                     value = rules_apply_failed(exc.status, exc.reason)
                 except ApiUnreachableError:
                     pass  # the rule is compared again at the next check
+        previous = publication.rules_condition
+        if (value.status == "False" and value.reason != "Disabled"
+                and (previous is None or previous.reason != value.reason)):
+            # Without the prometheus-operator CRDs everything else works: no warning.
+            level = (logging.INFO if value.reason == "PrometheusRuleCRDMissing"
+                     else logging.WARNING)
+            log.log(level, "cannot write the PrometheusRule of %s: %s: %s", monitor,
+                    value.reason, value.message,
+                    extra=fields("rule", monitor=monitor, action="failed",
+                                 reason=value.reason, message=value.message))
         publication.rules_condition = value
         conditions = merge_conditions(status.conditions, [value], now, generation)
         return status.model_copy(update={"conditions": conditions})
@@ -294,7 +361,8 @@ class Publisher:
         states = self.outbox.submit(
             publication.key, spec.alerting, findings, outcome.previous.notifications,
             Context(namespace, publication.ref.name, spec.model.name, spec.model.version,
-                    status.phase, outcome.interval, drift_columns(spec), self.policy),
+                    status.phase, outcome.interval, drift_columns(spec), self.policy,
+                    report_url(self.report_base_url, namespace, publication.ref.name)),
             self.cluster.resolver(namespace, self.policy.use_label), outcome.now)
         return status.model_copy(update={"notifications": states})
 
@@ -387,19 +455,29 @@ class Publisher:
             publication.unwritten = None
             if exc.status == 404:
                 return False
-            log.warning("cannot patch the status of %s/%s: HTTP %s %s", *publication.key,
-                        exc.status, exc.reason)
+            monitor = "/".join(publication.key)
+            fix = ("grant the operator's service account patch on modelmonitors/status"
+                   if exc.status in (401, 403) else
+                   "see the API server's answer; the next check writes the status again")
+            log.warning("cannot patch the status of %s: HTTP %s %s (fix: %s)", monitor,
+                        exc.status, exc.reason, fix,
+                        extra=fields("status", monitor=monitor, reason=f"HTTP{exc.status}",
+                                     message=str(exc.reason), fix=fix))
             return True
         publication.unwritten = None
+        ready = status.condition("Ready")
         if status.phase != publication.written_phase:
             kind = "Warning" if status.phase in PROBLEM_PHASES else "Normal"
-            summary = capped_lines([finding.message for finding in status.findings], 3)
+            if error is not None:
+                # A check that did not run: its error, not the findings it kept.
+                summary = f"{error}: {ready.message if ready is not None else error}"
+            else:
+                summary = capped_lines([finding.message for finding in status.findings], 3)
             await self._api(self.cluster.event, publication.ref, kind, status.phase,
                             f"phase {publication.written_phase} -> {status.phase}"
                             + (f": {summary}" if summary else ""))
             publication.written_phase = status.phase
         if error is not None and error != publication.last_error:
-            ready = status.condition("Ready")
             await self._api(self.cluster.event, publication.ref, "Warning", error,
                             ready.message if ready is not None else error)
         publication.last_error = error

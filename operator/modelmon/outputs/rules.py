@@ -12,8 +12,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from modelmon.api.names import monitor_label, rule_name
-from modelmon.api.v1alpha1 import API_VERSION, KIND, ModelMonitorSpec, Severity
+from modelmon.api.names import monitor_label, report_url, rule_name
+from modelmon.api.v1alpha1 import (
+    API_VERSION,
+    KIND,
+    ModelMonitorSpec,
+    Severity,
+    prometheus_duration,
+)
 from modelmon.evaluation.bounds import Bound, table
 
 RULE_API_VERSION = "monitoring.coreos.com/v1"
@@ -82,10 +88,14 @@ def alerts(namespace: str, monitor: str, spec: ModelMonitorSpec) -> list[Alert]:
 
 
 def prometheus_rule(namespace: str, monitor: str, spec: ModelMonitorSpec,
-                    uid: str | None = None) -> dict[str, Any]:
-    """The PrometheusRule object; with ``uid`` it is owned by the monitor."""
+                    uid: str | None = None, report_base_url: str | None = None
+                    ) -> dict[str, Any]:
+    """The PrometheusRule object; with ``uid`` it is owned by the monitor. With
+    ``report_base_url`` (``modelmon run --report-base-url``) every alert's ``report_url``
+    annotation links to the monitor's live report."""
     settings = spec.alerting.prometheus_rule
     routing = dict(sorted(spec.alerting.labels.items()))
+    report = report_url(report_base_url, namespace, monitor)
     rules = []
     for one in alerts(namespace, monitor, spec):
         labels = {"severity": one.severity, "namespace": namespace, "monitor": monitor,
@@ -93,7 +103,10 @@ def prometheus_rule(namespace: str, monitor: str, spec: ModelMonitorSpec,
         annotations = {"summary": one.summary, "description": one.description}
         if settings.runbook_url:
             annotations["runbook_url"] = settings.runbook_url
-        rules.append({"alert": one.name, "expr": one.expr, "for": settings.for_,
+        if report:
+            annotations["report_url"] = report
+        rules.append({"alert": one.name, "expr": one.expr,
+                      "for": prometheus_duration(settings.for_),
                       "labels": labels, "annotations": annotations})
     metadata: dict[str, Any] = {
         "name": rule_name(monitor),

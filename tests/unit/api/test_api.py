@@ -58,8 +58,28 @@ def test_crd_names_and_printer_columns() -> None:
         "ModelMonitor", "modelmonitors", ["mm"])
     version = doc["spec"]["versions"][0]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
-    columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Model", "Phase", "Drift share", "Last check", "Age"]
+    columns = version["additionalPrinterColumns"]
+    default = [c["name"] for c in columns if not c.get("priority")]
+    wide = [c["name"] for c in columns if c.get("priority") == 1]
+    assert default == ["Model", "Phase", "Drifted", "Findings", "Reason", "Last check", "Age"]
+    assert wide == ["Version", "Interval", "Worst"]
+
+
+def test_printer_columns_read_declared_display_ready_fields() -> None:
+    """Every column's path is in the schema, and no column reads a raw number (a float
+    would print as 0.5555555555555556)."""
+    doc = crd()
+    version = doc["spec"]["versions"][0]
+    schemas = dict(_walk(version["schema"]["openAPIV3Schema"]))
+    for column in version["additionalPrinterColumns"]:
+        path = column["jsonPath"]
+        if path == ".metadata.creationTimestamp":
+            continue
+        assert path in schemas, path
+        assert column["type"] != "number" and schemas[path]["type"] != "number", column
+        declared = schemas[path]
+        expected = "date" if declared.get("format") == "date-time" else declared["type"]
+        assert column["type"] == expected, column
 
 
 def _enum(path: str) -> set[str]:

@@ -140,3 +140,21 @@ def test_kopf_connection_retries_feed_reachability_instead_of_the_log(
                                    "APIServerError('etcd')")) is True
     other = logging.LogRecord("modelmon", logging.ERROR, __file__, 0, refused.msg, None, None)
     assert keep.filter(other) is True
+
+
+def test_a_429_kopf_will_retry_is_not_an_error_line() -> None:
+    """Right after a CRD is installed the API server answers 429 "storage is
+    (re)initializing" with a retry-after: kopf retries, nothing is wrong, no error line. Only
+    if kopf gives up does it reach the log; reachability is not touched either way."""
+    from modelmon.runner import KopfConnectionRetries
+
+    r = Reachability()
+    keep = KopfConnectionRetries(r)
+    retried = kopf_record(
+        "Request attempt #1/9 failed; will retry: GET https://127.0.0.1:6443/apis/modelmon.io/"
+        "v1alpha1/modelmonitors -> APITooManyRequestsError('storage is (re)initializing', "
+        "{'code': 429})")
+    assert keep.filter(retried) is False
+    assert keep.filter(kopf_record("Request attempt #9/9 failed; escalating: GET /x -> "
+                                   "APITooManyRequestsError('storage is (re)initializing')"))
+    assert r.reachable and r.outages == 0

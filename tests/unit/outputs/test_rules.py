@@ -215,3 +215,23 @@ def test_promtool_alerts_fire_and_resolve(tmp_path: Path) -> None:
                           text=True, check=False, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
+
+
+@pytest.mark.parametrize(("written", "rendered"), [
+    ("10m", "10m"), ("2h1d", "1d2h"), ("1.5h", "1h30m"), ("90s", "1m30s"), ("2w", "2w"),
+    ("1500ms", "1s500ms"), ("0s", "0s"),
+])
+def test_the_rules_for_is_written_as_prometheus_reads_durations(
+        tmp_path: Path, written: str, rendered: str) -> None:
+    """A duration valid in the spec (any unit order, decimals) becomes Prometheus' form:
+    whole units, largest first; promtool accepts every one."""
+    promtool = require("promtool")
+    monitor = spec().model_dump(by_alias=True)
+    monitor["alerting"] = {"prometheusRule": {"for": written}}
+    obj = prometheus_rule(NS, MON, ModelMonitorSpec.model_validate(monitor))
+    assert {r["for"] for r in obj["spec"]["groups"][0]["rules"]} == {rendered}
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(obj["spec"]))
+    done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

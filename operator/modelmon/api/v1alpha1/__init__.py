@@ -53,6 +53,7 @@ from modelmon.api.v1alpha1.common import (
     k8s_label_problem,
     parse_bytes,
     parse_duration,
+    prometheus_duration,
 )
 from modelmon.api.v1alpha1.spec import (
     DEFAULT_LOW_CONFIDENCE,
@@ -139,6 +140,7 @@ from modelmon.api.v1alpha1.status import (
     NotChecked,
     NotifierState,
     RetrainingStatus,
+    StatusSummary,
     TypeChange,
 )
 
@@ -256,6 +258,7 @@ __all__ = [
     "SmtpServer",
     "Source",
     "SqlSource",
+    "StatusSummary",
     "Task",
     "TypeChange",
     "WebhookNotifier",
@@ -264,4 +267,5 @@ __all__ = [
     "notifier_name",
     "parse_bytes",
     "parse_duration",
+    "prometheus_duration",
 ]

@@ -155,6 +155,22 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def prometheus_duration(text: str) -> str:
+    """``text`` (a valid duration) as Prometheus writes durations: whole units from the
+    largest down (``1d2h``, ``1500ms``), which it requires; ``2h1d`` or ``1.5h``, valid
+    here, would be refused in a rule's ``for``."""
+    milliseconds = round(parse_duration(text).total_seconds() * 1000)
+    if milliseconds == 0:
+        return "0s"
+    out = []
+    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000),
+                       ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, milliseconds = divmod(milliseconds, size)
+        if count:
+            out.append(f"{count}{unit}")
+    return "".join(out)
+
+
 #: Characters no name or label a monitor sets may hold: C0 and C1 controls (NUL, newline
 #: and DEL included) and the Unicode bidirectional controls that make text display in an
 #: order other than the one it is stored in (U+200E, U+200F, U+202A-U+202E, U+2066-U+2069).

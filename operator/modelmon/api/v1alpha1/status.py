@@ -265,7 +265,8 @@ class Condition(ApiModel):
     """A Kubernetes-style condition."""
 
     type: str
-    """Ready, SourceAvailable, DataDrift, PerformanceDegraded or DataQualityDegraded."""
+    """Ready, Reconciling, Stalled, SourceAvailable, DataDrift, PerformanceDegraded,
+    DataQualityDegraded, ... (see status.conditions)."""
     status: ConditionStatus
     """True, False or Unknown."""
     reason: str
@@ -345,6 +346,23 @@ class RetrainingStatus(ApiModel):
     """Why no Job was created when one was due (cooldown, still running, error)."""
 
 
+class StatusSummary(ApiModel):
+    """The last check at a glance, display-ready for ``kubectl get`` (its printer
+    columns read these fields)."""
+
+    drifted: str
+    """Drifted features out of those scored, e.g. "5/9"."""
+    findings: int
+    """Number of findings."""
+    worst: str | None = None
+    """The most severe finding (the first of the highest severity), as "severity: name";
+    null without findings."""
+    reason: str | None = None
+    """Why the phase is not Healthy: Ready's reason when the check did not run to a
+    verdict (SourceUnavailable, InsufficientData, ...), else the type of the first problem
+    condition (DataDrift, PerformanceDegraded, ...); null when Healthy."""
+
+
 #: How many check summaries status.history keeps.
 HISTORY_LIMIT = 20
 
@@ -360,6 +378,8 @@ class ModelMonitorStatus(ApiModel):
     """The spec generation of the last check."""
     last_check: LastCheck | None = None
     """Timing and sizes of the last completed check."""
+    summary: StatusSummary | None = None
+    """The last check at a glance (what kubectl get shows); null before the first check."""
     drift: DriftStatus | None = None
     """Drift results."""
     performance: dict[str, float] = {}
@@ -386,10 +406,11 @@ class ModelMonitorStatus(ApiModel):
     """Whether the current window holds labels, and since when it has not (only with
     columns.target)."""
     conditions: list[Condition] = []
-    """Ready, SourceAvailable, DataDrift, PerformanceDegraded, DataQualityDegraded,
-    OperationalDegraded, EstimatedPerformanceDegraded and ConfidenceDegraded (when their
-    bounds are set), and
-    AlertRulesReady in the cluster."""
+    """Ready (the check of the current spec ran to a verdict, whatever it found),
+    Reconciling (waiting for enough rows) and Stalled (the check cannot run), the
+    conditions GitOps tools read; SourceAvailable, DataDrift, PerformanceDegraded,
+    DataQualityDegraded, OperationalDegraded, EstimatedPerformanceDegraded and
+    ConfidenceDegraded (when their bounds are set), and AlertRulesReady in the cluster."""
     history: Annotated[list[CheckSummary], Field(max_length=HISTORY_LIMIT)] = []
     """Summaries of the most recent checks, newest last, for trends."""
     notifications: list[NotifierState] = []

@@ -70,6 +70,8 @@ class Context:
     """spec.columns.prediction and .target, by role."""
     policy: Policy = field(default_factory=Policy.local)
     """The administrator's bounds (egress, opt-in labels) on this monitor's notifiers."""
+    report_url: str | None = None
+    """The monitor's live report (``modelmon run --report-base-url``), when configured."""
 
 
 def drift_columns(spec: ModelMonitorSpec) -> dict[str, str]:
@@ -191,7 +193,8 @@ def compose(job: Job, state: NotifierState) -> tuple[Message, Decision, datetime
         dedup_key=dedup_key(ctx.namespace, ctx.monitor, job.name, since),
         labels=dict(alerting.labels),
         link=alerting.dashboard_url or alerting.prometheus_rule.runbook_url,
-        interval_seconds=ctx.interval_seconds, drift_columns=dict(ctx.drift_columns))
+        interval_seconds=ctx.interval_seconds, drift_columns=dict(ctx.drift_columns),
+        report_url=ctx.report_url)
     return message, decision, since
 
 

@@ -132,6 +132,8 @@ class Message:
     drift_columns: Mapping[str, str] = field(default_factory=dict)
     """The column of each drift role (prediction, target): the ``feature`` label of their
     alerts."""
+    report_url: str | None = None
+    """The monitor's live report, when the operator has a report base URL."""
 
     @property
     def status(self) -> Literal["firing", "resolved"]:
@@ -152,6 +154,8 @@ class Message:
     def lines(self) -> list[str]:
         out = [f"{f.severity}: {f.message}" for f in self.firing]
         out += [f"resolved: {d.name}" for d in self.resolved]
+        if self.report_url:
+            out.append(f"Report: {self.report_url}")
         out.append(self.link or self.hint())
         return out
 

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from modelmon.api.logs import fields
 from modelmon.api.policy import Egress
 from modelmon.api.v1alpha1 import AlertingSpec, Finding, NotifierState, notifier_name
 from modelmon.outputs.notifiers import Context, Job, attempt, base, compose, delivered, failed, plan
@@ -203,9 +204,17 @@ class Outbox:
                     self._failed(lane, job, since, exc)
                     continue
             when = datetime.fromtimestamp(self.clock(), UTC)
-            if lane.state.failures:
-                log.info("notifier %s of %s/%s delivered after %d failed attempt(s)",
-                         lane.name, *lane.key, lane.state.failures)
+            monitor = "/".join(lane.key)
+            retried = (f" after {lane.state.failures} failed attempt(s)"
+                       if lane.state.failures else "")
+            log.info("notification of %s sent by notifier %s (%s): %d firing, %d resolved%s",
+                     monitor, lane.name, job.notifier.kind, len(decision.active),
+                     len(decision.resolved), retried,
+                     extra=fields("notification", monitor=monitor, notifier=lane.name,
+                                  kind=job.notifier.kind, outcome="sent",
+                                  firing=[f.name for f in decision.active],
+                                  resolved=[d.name for d in decision.resolved],
+                                  failed_attempts=lane.state.failures or None))
             lane.state = delivered(lane.state, job.notifier.kind, decision, since, job.time,
                                    when)
             if lane.job is job:
@@ -225,10 +234,15 @@ class Outbox:
         # attempt the checks have withdrawn meanwhile starts none.
         episode = lane.state.since or (since if lane.job is not None else None)
         lane.state = failed(lane.state, job.notifier.kind, episode, when, str(exc), after)
+        monitor = "/".join(lane.key)
+        extra = fields("notification", monitor=monitor, notifier=lane.name,
+                       kind=job.notifier.kind, outcome="failed", message=str(exc),
+                       failed_attempts=lane.state.failures,
+                       retry_in_seconds=after if after is not None else None)
         if first:
-            log.warning("notification of %s/%s not delivered: %s", *lane.key, exc)
+            log.warning("notification of %s not delivered: %s", monitor, exc, extra=extra)
             if self.report is not None:
                 self.report(lane.key, str(exc))
         else:
-            log.info("notification of %s/%s not delivered: %s (%d failed attempts)",
-                     *lane.key, exc, lane.state.failures)
+            log.info("notification of %s not delivered: %s (%d failed attempts)",
+                     monitor, exc, lane.state.failures, extra=extra)

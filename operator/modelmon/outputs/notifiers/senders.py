@@ -99,8 +99,11 @@ class PagerDuty(Sender):
                 "custom_details": {"findings": [f.message for f in message.firing],
                                    "phase": message.phase, **message.labels},
             }
-            if message.link:
-                body["links"] = [{"href": message.link, "text": "dashboard"}]
+            links = [{"href": message.link, "text": "dashboard"}] if message.link else []
+            if message.report_url:
+                links.append({"href": message.report_url, "text": "modelmon report"})
+            if links:
+                body["links"] = links
         await self.post_json(spec.url, body)
 
 
@@ -121,6 +124,7 @@ def webhook_body(message: Message) -> dict[str, Any]:
         "firing": [f.model_dump(mode="json") for f in message.firing],
         "resolved": [d.name for d in message.resolved],
         "link": message.link,
+        **({"reportUrl": message.report_url} if message.report_url else {}),
     }
 
 
@@ -304,7 +308,9 @@ def alertmanager_alerts(message: Message) -> list[dict[str, Any]]:
                   "model": message.model, **extra, **message.labels}
         out.append({
             "labels": labels,
-            "annotations": {"summary": message.title(), "description": finding.message},
+            "annotations": {"summary": message.title(), "description": finding.message,
+                            **({"report_url": message.report_url} if message.report_url
+                               else {})},
             "endsAt": ends.isoformat(),
             **({"generatorURL": message.link} if message.link else {}),
         })

@@ -514,8 +514,11 @@ code { font-size:12px; background:var(--bg); padding:0 3px; border-radius:3px; }
 NO_CHARTS = ' data-charts-drawn="0" data-charts-failed="0"'
 
 
-def render_report(reports: Sequence[MonitorReport], *, title: str | None = None) -> str:
-    """One self-contained HTML document with a report of each monitor's check."""
+def render_report(reports: Sequence[MonitorReport], *, title: str | None = None,
+                  top: str = "") -> str:
+    """One self-contained HTML document with a report of each monitor's check. ``top``:
+    HTML (already escaped) above the reports, e.g. the live report's link back to its
+    list of monitors."""
     if not reports:
         raise ValueError("a report needs at least one monitor")
     page = Page()
@@ -540,7 +543,7 @@ def render_report(reports: Sequence[MonitorReport], *, title: str | None = None)
         '<meta name="generator" content="modelmon ' + esc(__version__) + '">'
         f"<title>{esc(title)}</title><style>{STYLE}</style></head>"
         f"<body{'' if page.charts else NO_CHARTS}>"
-        f"{index}{''.join(articles)}"
+        f"{top}{index}{''.join(articles)}"
         "<noscript><p>The charts need JavaScript; every figure is also in the tables."
         "</p></noscript>"
         f"<footer>modelmon {esc(__version__)} · charts: {esc(versions)} (inlined; this file "
