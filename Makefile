@@ -52,8 +52,16 @@ test-unit: install  ## unit and packaging tests, no cluster (1361 tests in 100 s
 test-integration: install test-deps  ## integration tests on the local control plane
 	$(PYTHON) -m pytest tests/integration $(PYTEST_ARGS)
 
-test: install test-deps lint  ## everything CI runs: lint, unit, packaging, browser, benchmark smoke and integration tests
+test: install test-deps lint  ## everything CI runs: lint, unit, packaging, browser, benchmark smoke and integration tests, then the node tests where a node can run
 	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+	$(MAKE) test-node
+
+test-node:  ## the tests marked node, on a cluster with a node of its own where this machine can run one (docs/local-node.md); at most MODELMON_CI_NODE_TIMEOUT s (1200), running out of time is reported, not failed
+	@rc=0; PYTHON="$(PYTHON)" timeout --kill-after=60 "$${MODELMON_CI_NODE_TIMEOUT:-1200}" \
+	  hack/ci-node.sh || rc=$$?; \
+	if [ $$rc -eq 124 ] || [ $$rc -eq 137 ]; then \
+	  echo "node: the node step ran out of time ($${MODELMON_CI_NODE_TIMEOUT:-1200}s); its tests did not finish"; \
+	  rc=0; fi; exit $$rc
 
 cluster-bins:  ## build etcd, kube-apiserver, kube-controller-manager, kubectl, helm (cached)
 	hack/cluster.sh build

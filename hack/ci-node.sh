@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CI's node step (.ci/run, after `make test`): the tests marked `node` on a cluster with
-# a node of its own, where this machine can run one (docs/local-node.md).
+# The node step (`make test-node`, the last step of `make test`): the tests marked `node`
+# on a cluster with a node of its own, where this machine can run one (docs/local-node.md).
 #
 # Exit 0 when the machine cannot run the node (packages, `hack/cluster.sh node-check` or
 # the start fail): its tests stay skipped, as in `make test`. When the node starts, the
