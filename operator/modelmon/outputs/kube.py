@@ -17,7 +17,7 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from modelmon.api.names import rule_name
 from modelmon.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from modelmon.outputs.cluster import (
     ApiUnreachableError,
+    Lease,
     ObjectRef,
     RuleOwnedElsewhereError,
     RulesUnavailableError,
@@ -83,6 +84,16 @@ def _check_owner(live: dict[str, Any], rule: dict[str, Any]) -> None:
         f"the PrometheusRule {name} exists and is controlled by {theirs.get('kind')} "
         f"{theirs.get('name')}, not by this monitor; delete that rule or rename one of "
         "them")
+
+
+def _lease(lease: Any) -> Lease:
+    """Our view of a ``V1Lease``."""
+    spec, meta = lease.spec, lease.metadata
+    renewed = spec.renew_time
+    return Lease(name=meta.name, holder=spec.holder_identity or None,
+                 renew_time=renewed.isoformat() if renewed is not None else None,
+                 duration_seconds=float(spec.lease_duration_seconds or 0),
+                 resource_version=str(meta.resource_version))
 
 
 def unreachable(exc: BaseException) -> bool:
@@ -206,6 +217,47 @@ class Kube:
                 return False
         self.reachability.succeeded()
         return True
+
+    def read_status(self, ref: ObjectRef) -> dict[str, Any] | None:
+        """The monitor's ``.status`` now (a quorum read), None when it is gone."""
+        try:
+            body: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                GROUP, VERSION, ref.namespace, PLURAL, ref.name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if (body.get("metadata") or {}).get("uid") != ref.uid:
+            return None  # same name, another object: ours is gone
+        return dict(body.get("status") or {})
+
+    def write_lease(self, namespace: str, name: str, holder: str | None,
+                    duration_seconds: int, labels: Mapping[str, str]) -> Lease:
+        """Renew the membership Lease (a merge patch), creating it when it is missing."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        spec = {"holderIdentity": holder, "leaseDurationSeconds": duration_seconds,
+                "renewTime": now}
+        coordination = client.CoordinationV1Api(self.api)
+        try:
+            lease = coordination.patch_namespaced_lease(
+                name, namespace, {"metadata": {"labels": dict(labels)}, "spec": spec},
+                _content_type="application/merge-patch+json")
+        except ApiException as exc:
+            if exc.status != 404 or holder is None:
+                raise
+            body = client.V1Lease.from_dict({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+                "spec": {**spec, "acquireTime": now}})
+            assert body is not None
+            lease = coordination.create_namespaced_lease(namespace, body)
+        return _lease(lease)
+
+    def list_leases(self, namespace: str, selector: str) -> list[Lease]:
+        """The Leases of ``namespace`` that match the label ``selector``."""
+        found = client.CoordinationV1Api(self.api).list_namespaced_lease(
+            namespace, label_selector=selector)
+        return [_lease(item) for item in found.items]
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         """Merge-patch ``.status`` through the status subresource (one request)."""

@@ -170,6 +170,8 @@ class Publication:
     rules_condition: ConditionValue | None = None
     retired: bool = False
     """The monitor is gone: nothing more is written for it."""
+    elsewhere: bool = False
+    """Another replica checks the monitor now: nothing held is written for it."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -219,6 +221,28 @@ class Publisher:
         self.outbox.retire(key)
         self.metrics.forget(*key)
 
+    def release(self, publication: Publication) -> None:
+        """Another replica checks the monitor from now on: drop what is held for it (a
+        status the API server did not take, queued notifications) and its series."""
+        publication.elsewhere = True
+        publication.unwritten = None
+        self.outbox.retire(publication.key)
+        self.metrics.forget(*publication.key)
+
+    def take(self, publication: Publication, stored: ModelMonitorStatus, model: str) -> None:
+        """This replica checks the monitor from now on, building on ``stored`` (what the
+        previous owner wrote last): its series are restored from it."""
+        publication.elsewhere = False
+        publication.status = stored
+        publication.written_phase = stored.phase
+        publication.unwritten = None
+        publication.rule_synced = 0.0  # compare the rule with the cluster's at once
+        publication.last_success = (stored.last_check.time.timestamp()
+                                    if stored.last_check is not None else None)
+        if stored.last_check is not None:
+            self.metrics.restore(*publication.key, model=model, status=stored,
+                                 last_success=publication.last_success)
+
     async def publish(self, publication: Publication, outcome: CheckOutcome) -> bool:
         """Write one check's outputs; False when the monitor no longer exists."""
         status = outcome.status
@@ -247,7 +271,7 @@ class Publisher:
             return True
         async with publication.write_lock:
             held = publication.unwritten
-            if held is None or publication.retired:
+            if held is None or publication.retired or publication.elsewhere:
                 return True
             return await self._patch(publication, *held)
 
@@ -266,6 +290,8 @@ class Publisher:
         status (``notifications`` only), so that the next operator does not send it
         again."""
         for key, publication in list(self.publications.items()):
+            if publication.elsewhere:
+                continue
             states = self.outbox.states(key)
             if states is None or states == publication.status.notifications:
                 continue

@@ -1,0 +1,127 @@
+"""Two fleets share the monitors of one in-memory cluster through membership Leases, in
+virtual time (tests/virtual_time.py): each monitor is checked by one of them at
+its cadence, the history in the cluster holds every check once, and when one replica dies
+without a word the other takes its monitors over within the lease duration plus an
+interval, going on from the dead one's last check. Against the real API server with real
+processes: tests/integration/test_replicas.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from memory_cluster import MemoryCluster
+from modelmon.api.policy import Policy
+from modelmon.membership import Membership
+from modelmon.outputs.metrics import Metrics
+from modelmon.worker import Fleet
+from virtual_time import run_virtual, until
+
+pytestmark = pytest.mark.timeout(120)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "breast-cancer"
+NAMESPACE = "ml"
+START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+DURATION = 20
+INTERVAL = 60.0
+MONITORS = 6
+#: Virtual seconds a check may start after its due time (real thread time included).
+SLACK = 3.0
+
+
+def monitor(name: str) -> dict[str, Any]:
+    """The breast-cancer example at INTERVAL, its data in ConfigMaps of the cluster."""
+    spec = yaml.safe_load((EXAMPLE / "monitor.yaml").read_text())["spec"]
+    spec["schedule"] = {"interval": f"{INTERVAL:.0f}s"}
+    for side, key in (("reference", "reference.csv"), ("current", "current.csv")):
+        spec[side]["source"] = {"configMap": {"name": "data", "key": key}}
+    return {"metadata": {"namespace": NAMESPACE, "name": name}, "spec": spec}
+
+
+def with_data(cluster: MemoryCluster) -> MemoryCluster:
+    cluster.config_maps[(NAMESPACE, "data")] = {
+        name: (EXAMPLE / name).read_text() for name in ("reference.csv", "current.csv")}
+    return cluster
+
+
+def check_times(cluster: MemoryCluster, key: tuple[str, str]) -> list[float]:
+    return [(datetime.fromisoformat(status["history"][-1]["time"]) - START).total_seconds()
+            for status in cluster.statuses(key)]
+
+
+def fleet(cluster: MemoryCluster, name: str) -> Fleet:
+    loop = asyncio.get_running_loop()
+    member = Membership(cluster, identity=name, namespace="modelmon", group="g",
+                        duration=DURATION, clock=loop.time)
+    return Fleet(cluster, Metrics(), workers=1, policy=Policy.operator(),
+                 clock=lambda: START.timestamp() + loop.time(), membership=member)
+
+
+def kill(replica: Fleet) -> None:
+    """SIGKILL: every task stops where it is, the Lease stays as it was."""
+    for state in replica.monitors.values():
+        assert state.task is not None
+        state.task.cancel()
+    for task in (replica.membership_task, replica.api_watch):
+        assert task is not None
+        task.cancel()
+
+
+def test_two_replicas_split_the_monitors_and_one_takes_over_when_the_other_dies() -> None:
+    cluster = with_data(MemoryCluster())
+    keys = [(NAMESPACE, f"m{i}") for i in range(MONITORS)]
+    found: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        a, b = fleet(cluster, "a"), fleet(cluster, "b")
+        for replica in (a, b):
+            replica.start_watching_api()
+        for key in keys:
+            stored = cluster.add(monitor(key[1]))
+            # Fixed uids: the split between "a" and "b" is then the same every run.
+            uid = str(uuid.UUID(int=len(key[1]) * 1_000_003 + int(key[1][1:]), version=4))
+            stored["metadata"]["uid"] = cluster.monitors[key]["metadata"]["uid"] = uid
+            a.upsert(stored)
+            b.upsert(stored)
+        loop = asyncio.get_running_loop()
+        await until(lambda: all(cluster.statuses(key) for key in keys), DURATION + 30,
+                    "a first check of every monitor")
+        assert a.owned + b.owned == MONITORS and a.owned and b.owned, (a.owned, b.owned)
+        assert a.metrics.handovers.labels("taken")._value.get() == a.owned
+        await asyncio.sleep(3 * INTERVAL)
+        found["b_monitors"] = [state.key for state in b.monitors.values() if state.owned]
+        found["killed"] = loop.time()
+        kill(b)
+        # b's last renewal went out at most a renew period before the kill.
+        await until(lambda: a.owned == MONITORS, DURATION + DURATION / 3 + 1,
+                    "a takes b's monitors")
+        await asyncio.sleep(3 * INTERVAL)
+        await a.shutdown()
+        await asyncio.gather(*(s.task for s in b.monitors.values() if s.task),
+                             return_exceptions=True)
+        b.stats_pool.shutdown(wait=False, cancel_futures=True)
+
+    run_virtual(scenario())
+    killed = found["killed"]
+    for key in keys:
+        times = check_times(cluster, key)
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert all(INTERVAL - 0.01 <= gap < INTERVAL + DURATION + SLACK for gap in gaps), (
+            key, gaps)
+        # The stored history is every check, once: nothing lost, nothing twice.
+        history = [(datetime.fromisoformat(entry["time"]) - START).total_seconds()
+                   for entry in cluster.monitors[key]["status"]["history"]]
+        assert history == times
+        after = [t for t in times if t > killed]
+        assert after and after[0] - killed < DURATION + INTERVAL + SLACK
+        if key in found["b_monitors"]:  # went on from b's last check
+            before = [t for t in times if t <= killed]
+            assert after[0] - before[-1] >= INTERVAL - 0.01
