@@ -233,15 +233,14 @@ class Kube:
 
     def write_lease(self, namespace: str, name: str, holder: str | None,
                     duration_seconds: int, labels: Mapping[str, str]) -> Lease:
-        """Renew the membership Lease (a merge patch), creating it when it is missing."""
+        """Renew the membership Lease (get, then update with its resourceVersion), creating
+        it when it is missing: the verbs get, create and update on leases."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         spec = {"holderIdentity": holder, "leaseDurationSeconds": duration_seconds,
                 "renewTime": now}
         coordination = client.CoordinationV1Api(self.api)
         try:
-            lease = coordination.patch_namespaced_lease(
-                name, namespace, {"metadata": {"labels": dict(labels)}, "spec": spec},
-                _content_type="application/merge-patch+json")
+            live = coordination.read_namespaced_lease(name, namespace)
         except ApiException as exc:
             if exc.status != 404 or holder is None:
                 raise
@@ -250,8 +249,17 @@ class Kube:
                 "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
                 "spec": {**spec, "acquireTime": now}})
             assert body is not None
-            lease = coordination.create_namespaced_lease(namespace, body)
-        return _lease(lease)
+            return _lease(coordination.create_namespaced_lease(namespace, body))
+        current: dict[str, Any] = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+            live)
+        current["metadata"]["labels"] = {**(current["metadata"].get("labels") or {}),
+                                         **labels}
+        current["spec"] = {**current.get("spec", {}), **spec}
+        if holder is None:
+            current["spec"].pop("holderIdentity", None)
+        replaced = client.V1Lease.from_dict(current)
+        assert replaced is not None
+        return _lease(coordination.replace_namespaced_lease(name, namespace, replaced))
 
     def list_leases(self, namespace: str, selector: str) -> list[Lease]:
         """The Leases of ``namespace`` that match the label ``selector``."""
