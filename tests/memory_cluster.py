@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from modelmon.api.names import rule_name
-from modelmon.outputs.cluster import ApiUnreachableError, Lease, ObjectRef
+from modelmon.outputs.cluster import ApiUnreachableError, Lease, ObjectRef, StatusChangedError
 from modelmon.sources.base import MissingKeyError, Resolver, SourceError
 
 Key = tuple[str, str]
@@ -185,6 +185,20 @@ class MemoryCluster:
                     stored.pop(field, None)
                 else:
                     stored[field] = copy.deepcopy(value)
+            self.patches.append(StatusPatch(key, copy.deepcopy(status)))
+
+    def replace_status_if(self, ref: ObjectRef, status: dict[str, Any],
+                          last_check: str | None) -> None:
+        self._answer()
+        key = (ref.namespace, ref.name)
+        with self.lock:
+            body = self.monitors.get(key)
+            if body is None or body["metadata"]["uid"] != ref.uid:
+                raise ApiException(status=404, reason="Not Found")
+            stored = (body.get("status") or {}).get("lastCheck") or {}
+            if last_check is not None and stored.get("time") != last_check:
+                raise StatusChangedError(f"lastCheck is {stored.get('time')}")
+            body["status"] = {k: copy.deepcopy(v) for k, v in status.items() if v is not None}
             self.patches.append(StatusPatch(key, copy.deepcopy(status)))
 
     def apply_rule(self, rule: dict[str, Any]) -> bool:

@@ -159,7 +159,8 @@ class Fleet:
         self.clock = clock
         self.publisher = Publisher(cluster, metrics, policy=self.policy, clock=clock,
                                    rules_resync_seconds=rules_resync_seconds,
-                                   report_base_url=report_base_url)
+                                   report_base_url=report_base_url,
+                                   guarded=membership is not None)
         """Writes what each check found."""
         self.reports = reports
         """What the live report serves (``modelmon run --report-port``): each check's

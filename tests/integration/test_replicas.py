@@ -169,6 +169,9 @@ def test_replicas_share_monitors_take_over_and_never_check_twice(
         for op in ops.values():
             op.stop()
 
+    # No replica found its status write pre-empted by another's check.
+    for rid, op in ops.items():
+        assert "did not write the status" not in op.logs(), rid
     # Who made each check: the replica whose log has it within seconds after it began.
     lines = {rid: check_lines(op) for rid, op in ops.items()}
 

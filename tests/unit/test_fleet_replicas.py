@@ -125,3 +125,31 @@ def test_two_replicas_split_the_monitors_and_one_takes_over_when_the_other_dies(
         if key in found["b_monitors"]:  # went on from b's last check
             before = [t for t in times if t <= killed]
             assert after[0] - before[-1] >= INTERVAL - 0.01
+
+
+def test_a_status_written_meanwhile_by_another_replica_is_not_overwritten() -> None:
+    """The status write is conditional on the last check this replica built on: when
+    another writer's check landed meanwhile (a replica that believes it owns the monitor
+    too), this replica's check is dropped, so the history neither loses nor repeats one."""
+    cluster = with_data(MemoryCluster())
+    key = (NAMESPACE, "m0")
+    found: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        a = fleet(cluster, "a")
+        a.start_watching_api()
+        a.upsert(cluster.add(monitor(key[1])))
+        await until(lambda: len(cluster.statuses(key)) >= 1, DURATION + 30, "first check")
+        cluster.gate.close()  # the next check stops half-way through its sources
+        await until(cluster.gate.waiting.is_set, INTERVAL + 10, "second check under way")
+        with cluster.lock:  # another writer's check lands meanwhile
+            stored = cluster.monitors[key]["status"]
+            found["theirs"] = {**stored["lastCheck"], "time": "2026-11-24T12:00:55Z"}
+            stored["lastCheck"] = found["theirs"]
+        cluster.gate.open()
+        await asyncio.sleep(5)
+        await a.shutdown()
+
+    run_virtual(scenario())
+    assert len(cluster.statuses(key)) == 1  # the second check was not written
+    assert cluster.monitors[key]["status"]["lastCheck"] == found["theirs"]

@@ -32,6 +32,10 @@ class ObjectRef:
     uid: str
 
 
+class StatusChangedError(Exception):
+    """The status was written by someone else since this replica last wrote or read it."""
+
+
 class ApiUnreachableError(Exception):
     """A request did not reach the API server, or got no answer in time."""
 
@@ -69,6 +73,13 @@ class ClusterApi(Protocol):
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         """Merge-patch the monitor's ``.status`` (one request)."""
+        ...
+
+    def replace_status_if(self, ref: ObjectRef, status: dict[str, Any],
+                          last_check: str | None) -> None:
+        """Replace the monitor's ``.status`` (one request) only while its
+        ``lastCheck.time`` is still ``last_check``: raises ``StatusChangedError`` when
+        another writer got there first. None: no precondition (it has no check yet)."""
         ...
 
     def apply_rule(self, rule: dict[str, Any]) -> bool:

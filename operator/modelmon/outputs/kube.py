@@ -34,6 +34,7 @@ from modelmon.outputs.cluster import (
     ObjectRef,
     RuleOwnedElsewhereError,
     RulesUnavailableError,
+    StatusChangedError,
 )
 from modelmon.outputs.rules import RULE_API_VERSION
 from modelmon.sources.base import Resolver
@@ -271,6 +272,32 @@ class Kube:
         """Merge-patch ``.status`` through the status subresource (one request)."""
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, ref.namespace, PLURAL, ref.name, {"status": status})
+
+    def replace_status_if(self, ref: ObjectRef, status: dict[str, Any],
+                          last_check: str | None) -> None:
+        """A JSON patch of the status subresource: test ``lastCheck.time``, then put the
+        whole status (a failed test writes nothing and answers 422)."""
+        body = {key: value for key, value in status.items() if value is not None}
+        ops: list[dict[str, Any]] = []
+        if last_check is not None:
+            ops.append({"op": "test", "path": "/status/lastCheck/time", "value": last_check})
+        ops.append({"op": "add", "path": "/status", "value": body})
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, ref.namespace, PLURAL, ref.name, ops,
+                _content_type="application/json-patch+json")
+        except ApiException as exc:
+            # A failed test is a bare 422 "Invalid": read back whether it was the test.
+            if last_check is None or exc.status != 422:
+                raise
+            stored = self.read_status(ref)
+            if stored is None:
+                raise ApiException(status=404, reason="Not Found") from None
+            if (stored.get("lastCheck") or {}).get("time") == last_check:
+                raise
+            raise StatusChangedError(
+                f"the status of {ref.namespace}/{ref.name} was written by another "
+                "replica") from None
 
     def apply_rule(self, rule: dict[str, Any]) -> bool:
         """Create or update a PrometheusRule; True when something changed."""

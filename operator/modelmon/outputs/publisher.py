@@ -55,6 +55,7 @@ from modelmon.outputs.cluster import (
     ObjectRef,
     RuleOwnedElsewhereError,
     RulesUnavailableError,
+    StatusChangedError,
 )
 from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.notifiers import Context, drift_columns
@@ -172,6 +173,9 @@ class Publication:
     """The monitor is gone: nothing more is written for it."""
     elsewhere: bool = False
     """Another replica checks the monitor now: nothing held is written for it."""
+    written_check: str | None = None
+    """``lastCheck.time`` of the status in the cluster as this replica last wrote or read
+    it: with replicas, a status write holds only while the cluster still has it."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -183,8 +187,11 @@ class Publisher:
 
     def __init__(self, cluster: ClusterApi, metrics: Metrics, *, policy: Policy,
                  clock: Callable[[], float], rules_resync_seconds: float,
-                 report_base_url: str | None = None) -> None:
+                 report_base_url: str | None = None, guarded: bool = False) -> None:
         self.cluster = cluster
+        self.guarded = guarded
+        """Replicas share the monitors: each status write replaces the status only while
+        its last check is the one this replica built on (``replace_status_if``)."""
         self.report_base_url = report_base_url
         """Where the live report is reached (``modelmon run --report-base-url``): the
         rules' annotations and the notifications link to it; None: no link."""
@@ -206,7 +213,8 @@ class Publisher:
         last_success = (stored.last_check.time.timestamp()
                         if stored.last_check is not None else None)
         publication = Publication(ref=ref, status=stored, written_phase=stored.phase,
-                                  last_success=last_success)
+                                  last_success=last_success,
+                                  written_check=_check_time(stored))
         self.publications[publication.key] = publication
         if stored.last_check is not None:
             self.metrics.restore(ref.namespace, ref.name, model=model, status=stored,
@@ -234,6 +242,7 @@ class Publisher:
         previous owner wrote last): its series are restored from it."""
         publication.elsewhere = False
         publication.status = stored
+        publication.written_check = _check_time(stored)
         publication.written_phase = stored.phase
         publication.unwritten = None
         publication.rule_synced = 0.0  # compare the rule with the cluster's at once
@@ -473,9 +482,23 @@ class Publisher:
             publication.unwritten = (status, error)
             return True
         try:
-            await self._api(self.cluster.patch_status, publication.ref, status_body(status))
+            if self.guarded:
+                await self._api(self.cluster.replace_status_if, publication.ref,
+                                status_body(status), publication.written_check)
+            else:
+                await self._api(self.cluster.patch_status, publication.ref,
+                                status_body(status))
         except ApiUnreachableError:
             publication.unwritten = (status, error)
+            return True
+        except StatusChangedError:
+            publication.unwritten = None
+            monitor = "/".join(publication.key)
+            log.warning("did not write the status of %s: another replica wrote it since "
+                        "this one last did (its check is dropped; the monitor is no longer "
+                        "this replica's)", monitor,
+                        extra=fields("handover", monitor=monitor, action="dropped",
+                                     reason="StatusChanged"))
             return True
         except ApiException as exc:
             publication.unwritten = None
@@ -491,6 +514,7 @@ class Publisher:
                                      message=str(exc.reason), fix=fix))
             return True
         publication.unwritten = None
+        publication.written_check = _check_time(status)
         ready = status.condition("Ready")
         if status.phase != publication.written_phase:
             kind = "Warning" if status.phase in PROBLEM_PHASES else "Normal"
@@ -508,6 +532,13 @@ class Publisher:
                             ready.message if ready is not None else error)
         publication.last_error = error
         return True
+
+
+def _check_time(status: ModelMonitorStatus) -> str | None:
+    """``lastCheck.time`` as the status body writes it."""
+    if status.last_check is None:
+        return None
+    return str(status.last_check.model_dump(by_alias=True, mode="json")["time"])
 
 
 def _api_message(exc: ApiException) -> str:
