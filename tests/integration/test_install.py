@@ -561,6 +561,14 @@ def test_manifests_install_the_same_objects_as_the_chart(
     assert retraining[role] != base[role]
     assert {k: v for k, v in retraining.items() if k != role} == \
         {k: v for k, v in keyed(kustomize(kubectl, MANIFESTS)).items() if k != role}
+    # The replicas overlay is the chart with replicaCount=3.
+    replicas = keyed(kustomize(kubectl, MANIFESTS / "replicas"))
+    assert replicas.pop(("Namespace", "modelmon-system"))
+    chart_replicas = keyed(render(helm, "modelmon-system", REPLICATED))
+    chart_replicas[("CustomResourceDefinition", CRD)]["metadata"].pop("annotations")
+    assert replicas.keys() == chart_replicas.keys()
+    for key, doc in replicas.items():
+        assert doc == chart_replicas[key], f"manifests/replicas and the chart differ in {key}"
 
 
 def test_kubectl_apply_k_installs_the_operator_and_the_sample(
@@ -917,7 +925,11 @@ def test_replicas_get_leases_in_their_own_namespace_only(
         assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
         env = operator_env(deployment, cluster.kubeconfig)
         assert env["MODELMON_REPLICATION"] == "true"
-        assert env["MODELMON_LEASE_NAMESPACE"] == namespace
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        from_pod = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+                    for e in container["env"] if "valueFrom" in e}
+        assert from_pod == {"MODELMON_ID": "metadata.name",
+                            "MODELMON_LEASE_NAMESPACE": "metadata.namespace"}
         sa_name = deployment["spec"]["template"]["spec"]["serviceAccountName"]
         token = kubectl("create", "token", sa_name, "-n", namespace).stdout.strip()
         sa = kubectl.with_token(token, tmp_path)
@@ -931,7 +943,8 @@ def test_replicas_get_leases_in_their_own_namespace_only(
         kubectl("apply", "-n", other_namespace, "-f", "-",
                 input=manifest(monitor("shared", data)))
         op = OperatorProcess(sa.kubeconfig, [], tmp_path / "operator.log",
-                             extra_env={**env, "MODELMON_ID": "replica-a"}).start()
+                             extra_env={**env, "MODELMON_ID": "replica-a",
+                                        "MODELMON_LEASE_NAMESPACE": namespace}).start()
         try:
             wait_for(lambda: phase_of(kubectl, other_namespace, "shared") == "Degraded",
                      timeout=40, what="the monitor checked by the replica")

@@ -22,7 +22,8 @@ def docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-KUSTOMIZATIONS = ["", "base", "samples", "monitoring", "retraining", "components/retraining"]
+KUSTOMIZATIONS = ["", "base", "samples", "monitoring", "retraining", "components/retraining",
+                  "replicas", "components/replicas"]
 
 
 def test_every_kustomization_is_tested() -> None:
