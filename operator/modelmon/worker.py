@@ -361,9 +361,17 @@ class Fleet:
         except ValueError:
             return DEFAULT_INTERVAL_SECONDS
 
-    def _first_delay(self, state: MonitorState) -> float:
-        """Resume where the last operator left off: no check before its due time."""
+    def _first_delay(self, state: MonitorState, taken: bool = False) -> float:
+        """Resume where the last operator left off: no check before its due time. A
+        monitor ``taken`` over from another replica is not checked again within an
+        interval of that replica's last check, failed or not (its history's last entry)."""
         stored = state.published.status
+        if taken and stored.observed_generation == state.generation:
+            times = [entry.time for entry in stored.history[-1:]]
+            times += [stored.last_check.time] if stored.last_check is not None else []
+            if times:
+                due = max(times).timestamp() + self._interval(state)
+                return max(0.0, due - self.clock())
         last = stored.last_check
         ready = stored.condition("Ready")
         if (last is None or stored.observed_generation != state.generation
@@ -396,7 +404,7 @@ class Fleet:
 
     async def _schedule(self, state: MonitorState, tenure: int | None) -> None:
         """Check on schedule; returns when the monitor is no longer this replica's."""
-        due = self.clock() + self._first_delay(state)
+        due = self.clock() + self._first_delay(state, taken=bool(tenure))
         while True:
             timed_out = False
             try:

@@ -153,3 +153,38 @@ def test_a_status_written_meanwhile_by_another_replica_is_not_overwritten() -> N
     run_virtual(scenario())
     assert len(cluster.statuses(key)) == 1  # the second check was not written
     assert cluster.monitors[key]["status"]["lastCheck"] == found["theirs"]
+
+
+def test_a_monitor_taken_over_is_not_checked_again_within_an_interval_even_if_failing(
+        ) -> None:
+    """Alone, an operator that restarts checks a failing monitor at once; a replica that
+    takes a monitor over waits an interval after the previous owner's last check (its
+    history's last entry), failed or not: the previous owner may have checked it just now."""
+    cluster = with_data(MemoryCluster())
+    key = (NAMESPACE, "m0")
+    found: dict[str, float] = {}
+
+    async def scenario() -> None:
+        a = fleet(cluster, "a")
+        body = monitor(key[1])
+        last = START.timestamp() + DURATION + 5  # checked by another replica while a joins
+        when = datetime.fromtimestamp(last, UTC).isoformat()
+        body["status"] = {
+            "phase": "Failing", "observedGeneration": 1,
+            "history": [{"time": when, "phase": "Failing", "findings": 0,
+                         "reason": "SourceUnavailable"}],
+            "conditions": [{"type": "Ready", "status": "False", "reason": "SourceUnavailable",
+                            "message": "down", "lastTransitionTime": when,
+                            "observedGeneration": 1}]}
+        stored = cluster.add(body)
+        found["last"] = last - START.timestamp()
+        a.start_watching_api()
+        a.upsert({**stored, "status": {}})  # the watch saw it before that check
+        await until(lambda: bool(cluster.statuses(key)), DURATION + INTERVAL + 10,
+                    "a's first check")
+        await a.shutdown()
+
+    run_virtual(scenario())
+    (first,) = check_times(cluster, key)
+    assert first >= found["last"] + INTERVAL - 0.01
+    assert first < found["last"] + INTERVAL + SLACK
