@@ -255,14 +255,21 @@ class Membership:
                 else:
                     self.apply(started, found)
                     round_due = started + self.renew_seconds
-                on_change()
+                self._notify(on_change)
                 while (wake := self.next_wake(round_due)) < round_due:
                     await asyncio.sleep(max(0.0, wake - self.clock()))
                     self.refresh()
-                    on_change()
+                    self._notify(on_change)
                 await asyncio.sleep(max(0.0, round_due - self.clock()))
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    def _notify(self, on_change: Callable[[], None]) -> None:
+        """Tell the fleet; a bug there must not stop the renewals."""
+        try:
+            on_change()
+        except Exception:
+            log.exception("replica %s: taking and releasing monitors failed", self.identity)
 
     def release(self) -> None:
         """Leaving (after the checks stopped): drop the holder so that the others take

@@ -237,3 +237,4 @@ def test_an_unrenewed_replica_stops_a_margin_before_its_lease_could_expire() -> 
     assert stopped <= last_write + DURATION - a.member.margin + STEP
     sim.run(DURATION)
     assert not any(sim.checkers(uid) for uid in sim.uids)
+
