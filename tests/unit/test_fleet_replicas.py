@@ -148,11 +148,15 @@ def test_a_status_written_meanwhile_by_another_replica_is_not_overwritten() -> N
             stored["lastCheck"] = found["theirs"]
         cluster.gate.open()
         await asyncio.sleep(5)
+        assert len(cluster.statuses(key)) == 1  # the second check was not written
+        assert cluster.monitors[key]["status"]["lastCheck"] == found["theirs"]
+        # The next check builds on theirs, and is written.
+        await until(lambda: len(cluster.statuses(key)) >= 2, INTERVAL + 10, "third check")
         await a.shutdown()
 
     run_virtual(scenario())
-    assert len(cluster.statuses(key)) == 1  # the second check was not written
-    assert cluster.monitors[key]["status"]["lastCheck"] == found["theirs"]
+    first, third = cluster.statuses(key)
+    assert len(third["history"]) == len(first["history"]) + 1
 
 
 def test_a_monitor_taken_over_is_not_checked_again_within_an_interval_even_if_failing(

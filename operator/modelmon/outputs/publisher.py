@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from modelmon.api.logs import fields
 from modelmon.api.messages import capped_lines
@@ -464,6 +465,17 @@ class Publisher:
                                "unreachable; tried again at the next check"})
         return status.model_copy(update={"retraining": result})
 
+    async def _rebase(self, publication: Publication) -> None:
+        """Build on the status in the cluster from now on (another writer's)."""
+        try:
+            fresh = await self._api(self.cluster.read_status, publication.ref)
+            stored = ModelMonitorStatus.model_validate(fresh or {})
+        except (ApiException, ApiUnreachableError, ValidationError):
+            return
+        publication.status = stored
+        publication.written_check = _check_time(stored)
+        publication.written_phase = stored.phase
+
     async def _patch(self, publication: Publication, status: ModelMonitorStatus,
                      error: str | None) -> bool:
         """Patch the status (one request) and post Events on changes; False when the
@@ -495,10 +507,11 @@ class Publisher:
             publication.unwritten = None
             monitor = "/".join(publication.key)
             log.warning("did not write the status of %s: another replica wrote it since "
-                        "this one last did (its check is dropped; the monitor is no longer "
-                        "this replica's)", monitor,
+                        "this one last did (this check is dropped; the next builds on "
+                        "theirs)", monitor,
                         extra=fields("handover", monitor=monitor, action="dropped",
                                      reason="StatusChanged"))
+            await self._rebase(publication)
             return True
         except ApiException as exc:
             publication.unwritten = None
