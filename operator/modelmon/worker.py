@@ -54,7 +54,7 @@ from modelmon.check import (
 from modelmon.membership import Membership
 from modelmon.outputs.cluster import ApiUnreachableError, ClusterApi, ObjectRef
 from modelmon.outputs.metrics import Metrics
-from modelmon.outputs.publisher import CheckOutcome, Publication, Publisher
+from modelmon.outputs.publisher import CheckOutcome, Publication, Publisher, raw_check_time
 from modelmon.outputs.report.live import LiveReports
 from modelmon.sources import ReferenceCache
 from modelmon.sources.sql import dispose_engines
@@ -209,7 +209,8 @@ class Fleet:
                  generation, extra=fields("watch", monitor=monitor, model=model_name(spec),
                                           generation=generation))
         published = self.publisher.open(ObjectRef(key[0], key[1], meta.get("uid", "")),
-                                        previous_status(body.get("status")), model_name(spec))
+                                        previous_status(body.get("status")), model_name(spec),
+                                        raw_check_time(body.get("status")))
         state = MonitorState(generation=generation, spec=spec, published=published,
                              watched=body.get("status"))
         if self.membership is not None:
@@ -324,7 +325,8 @@ class Fleet:
             if raw is None:
                 self._retire(state)
                 return False
-        self.publisher.take(state.published, previous_status(raw), model_name(state.spec))
+        self.publisher.take(state.published, previous_status(raw), model_name(state.spec),
+                            raw_check_time(raw))
         self.metrics.handovers.labels("taken").inc()
         log.info("took over %s", monitor,
                  extra=fields("handover", monitor=monitor, action="taken",
@@ -391,6 +393,9 @@ class Fleet:
             tenure = state.tenure
             if tenure and not await self._take(state):
                 return
+            # A spec change seen while another replica owned it: the stored status says
+            # whether that replica checked it (the first delay reads observedGeneration).
+            state.respec = False
             if state.owned and state.tenure == tenure:
                 await self._schedule(state, tenure)
 

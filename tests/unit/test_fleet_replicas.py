@@ -192,3 +192,41 @@ def test_a_monitor_taken_over_is_not_checked_again_within_an_interval_even_if_fa
     (first,) = check_times(cluster, key)
     assert first >= found["last"] + INTERVAL - 0.01
     assert first < found["last"] + INTERVAL + SLACK
+
+
+def test_a_spec_change_seen_while_another_replica_owned_the_monitor_is_not_checked_twice(
+        ) -> None:
+    """Every replica hears every spec change; one that takes the monitor over later does
+    not check it at once for that change when the previous owner already checked it."""
+    cluster = with_data(MemoryCluster())
+    key = (NAMESPACE, "m0")
+    found: dict[str, float] = {}
+
+    async def scenario() -> None:
+        a = fleet(cluster, "a")
+        stored = cluster.add(monitor(key[1]))
+        a.start_watching_api()
+        a.upsert(stored)
+        state = a.monitors[key]
+        assert not state.owned  # joining
+        changed = cluster.change_spec(key, {**stored["spec"], "schedule": {"interval": "61s"}})
+        a.upsert(changed)  # heard while not the owner
+        last = START.timestamp() + DURATION - 5  # the owner checked the new spec
+        when = datetime.fromtimestamp(last, UTC).isoformat()
+        with cluster.lock:
+            cluster.monitors[key]["status"] = {
+                "phase": "Healthy", "observedGeneration": 2,
+                "lastCheck": {"time": when, "durationSeconds": 0.1, "referenceRows": 200,
+                              "currentRows": 199},
+                "history": [{"time": when, "phase": "Healthy", "findings": 0}],
+                "conditions": [{"type": "Ready", "status": "True", "reason": "CheckSucceeded",
+                                "message": "ok", "lastTransitionTime": when,
+                                "observedGeneration": 2}]}
+        found["last"] = last - START.timestamp()
+        await until(lambda: bool(cluster.statuses(key)), DURATION + 2 * INTERVAL,
+                    "a's first check")
+        await a.shutdown()
+
+    run_virtual(scenario())
+    (first,) = check_times(cluster, key)
+    assert first >= found["last"] + 61 - 0.01

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -208,14 +208,16 @@ class Publisher:
         """The notifiers' delivery lanes: a slow receiver never holds a check."""
         self._events: set[asyncio.Task[None]] = set()
 
-    def open(self, ref: ObjectRef, stored: ModelMonitorStatus, model: str) -> Publication:
+    def open(self, ref: ObjectRef, stored: ModelMonitorStatus, model: str,
+             stored_check: str | None = None) -> Publication:
         """Start publishing for a monitor whose cluster copy holds ``stored``; its series
-        are restored from it until the first check."""
+        are restored from it until the first check. ``stored_check``: its
+        ``lastCheck.time`` exactly as the cluster holds it (``raw_check_time``)."""
         last_success = (stored.last_check.time.timestamp()
                         if stored.last_check is not None else None)
         publication = Publication(ref=ref, status=stored, written_phase=stored.phase,
                                   last_success=last_success,
-                                  written_check=_check_time(stored))
+                                  written_check=stored_check)
         self.publications[publication.key] = publication
         if stored.last_check is not None:
             self.metrics.restore(ref.namespace, ref.name, model=model, status=stored,
@@ -238,9 +240,11 @@ class Publisher:
         self.outbox.retire(publication.key)
         self.metrics.forget(*publication.key)
 
-    def take(self, publication: Publication, stored: ModelMonitorStatus, model: str) -> None:
+    def take(self, publication: Publication, stored: ModelMonitorStatus, model: str,
+             stored_check: str | None) -> None:
         """This replica checks the monitor from now on, building on ``stored`` (what the
-        previous owner wrote last): its series are restored from it."""
+        previous owner wrote last, ``stored_check`` its ``lastCheck.time`` as the cluster
+        holds it): its series are restored from it."""
         publication.elsewhere = False
         publication.status = stored
         publication.written_check = _check_time(stored)
@@ -473,7 +477,7 @@ class Publisher:
         except (ApiException, ApiUnreachableError, ValidationError):
             return
         publication.status = stored
-        publication.written_check = _check_time(stored)
+        publication.written_check = raw_check_time(fresh)
         publication.written_phase = stored.phase
 
     async def _patch(self, publication: Publication, status: ModelMonitorStatus,
@@ -545,6 +549,14 @@ class Publisher:
                             ready.message if ready is not None else error)
         publication.last_error = error
         return True
+
+
+def raw_check_time(status: Mapping[str, Any] | None) -> str | None:
+    """``lastCheck.time`` of a stored status exactly as the cluster holds it (the status
+    write's precondition compares the text)."""
+    last = (status or {}).get("lastCheck")
+    time = last.get("time") if isinstance(last, Mapping) else None
+    return time if isinstance(time, str) else None
 
 
 def _check_time(status: ModelMonitorStatus) -> str | None:
