@@ -11,15 +11,17 @@ is exercised by tests/integration.
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from modelmon.api.names import rule_name
-from modelmon.outputs.cluster import ApiUnreachableError, ObjectRef
+from modelmon.outputs.cluster import ApiUnreachableError, Lease, ObjectRef, StatusChangedError
 from modelmon.sources.base import MissingKeyError, Resolver, SourceError
 
 Key = tuple[str, str]
@@ -97,6 +99,11 @@ class MemoryCluster:
         self.events: list[PostedEvent] = []
         self.patches: list[StatusPatch] = []
         self.gate = Gate()
+        self.leases: dict[Key, tuple[Lease, dict[str, str]]] = {}
+        """Membership Leases by (namespace, name), with their labels."""
+        self.lease_outage: set[str] = set()
+        """Holders whose Lease writes fail (a partition between them and the server)."""
+        self._versions = itertools.count(1)
 
     # ---------------------------------------------------- what the watch would report
 
@@ -139,6 +146,32 @@ class MemoryCluster:
     def resolver(self, namespace: str, use_label: str | None) -> Resolver:
         return MemoryResolver(self, namespace)
 
+    def read_status(self, ref: ObjectRef) -> dict[str, Any] | None:
+        self._answer()
+        with self.lock:
+            body = self.monitors.get((ref.namespace, ref.name))
+            if body is None or body["metadata"]["uid"] != ref.uid:
+                return None
+            return copy.deepcopy(body.get("status") or {})
+
+    def write_lease(self, namespace: str, name: str, holder: str | None,
+                    duration_seconds: int, labels: Mapping[str, str]) -> Lease:
+        self._answer()
+        if holder in self.lease_outage:
+            raise ApiUnreachableError("ConnectionRefusedError: partitioned in the test")
+        with self.lock:
+            lease = Lease(name, holder, None, float(duration_seconds),
+                          str(next(self._versions)))
+            self.leases[(namespace, name)] = (lease, dict(labels))
+            return lease
+
+    def list_leases(self, namespace: str, selector: str) -> list[Lease]:
+        self._answer()
+        key, _, value = selector.partition("=")
+        with self.lock:
+            return [lease for (space, _name), (lease, labels) in self.leases.items()
+                    if space == namespace and labels.get(key) == value]
+
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         self._answer()
         key = (ref.namespace, ref.name)
@@ -152,6 +185,20 @@ class MemoryCluster:
                     stored.pop(field, None)
                 else:
                     stored[field] = copy.deepcopy(value)
+            self.patches.append(StatusPatch(key, copy.deepcopy(status)))
+
+    def replace_status_if(self, ref: ObjectRef, status: dict[str, Any],
+                          last_check: str | None) -> None:
+        self._answer()
+        key = (ref.namespace, ref.name)
+        with self.lock:
+            body = self.monitors.get(key)
+            if body is None or body["metadata"]["uid"] != ref.uid:
+                raise ApiException(status=404, reason="Not Found")
+            stored = (body.get("status") or {}).get("lastCheck") or {}
+            if last_check is not None and stored.get("time") != last_check:
+                raise StatusChangedError(f"lastCheck is {stored.get('time')}")
+            body["status"] = {k: copy.deepcopy(v) for k, v in status.items() if v is not None}
             self.patches.append(StatusPatch(key, copy.deepcopy(status)))
 
     def apply_rule(self, rule: dict[str, Any]) -> bool:

@@ -390,7 +390,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
                        rules_resync_seconds=args.rules_resync,
                        kubeconfig=args.kubeconfig, policy=run_policy(args),
                        report_port=args.report_port,
-                       report_base_url=args.report_base_url or None))
+                       report_base_url=args.report_base_url or None,
+                       replication=args.replication, lease_namespace=args.lease_namespace or None,
+                       identity=args.id or None,
+                       lease_duration_seconds=args.lease_duration))
 
 
 def _env(name: str, default: str) -> str:
@@ -448,6 +451,29 @@ def _port_or_off(text: str) -> int:
     if text.strip().lower() in ("", "0", "off"):
         return 0
     return _port(text)
+
+
+def _switch(text: str) -> bool:
+    """A yes/no flag value."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+def _lease_seconds(text: str) -> float:
+    """A lease duration: whole seconds, at least 4 (renewed every third of it)."""
+    value = _seconds(text)
+    if value < 4 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds of "
+                                         "at least 4s, e.g. 20s")
+    return value
+
+
+def _name(text: str) -> str:
+    return text.strip()
 
 
 def _base_url(text: str) -> str:
@@ -512,6 +538,11 @@ RUN_ENV: dict[str, tuple[str, Callable[[str], Any], Callable[[], str]]] = {
     "max_source_bytes": ("MAX_SOURCE_BYTES", _bytes, lambda: str(DEFAULT_MAX_BYTES)),
     "report_port": ("REPORT_PORT", _port_or_off, lambda: "0"),
     "report_base_url": ("REPORT_BASE_URL", _base_url, lambda: ""),
+    "replication": ("REPLICATION", _switch, lambda: "false"),
+    "lease_namespace": ("LEASE_NAMESPACE", _name, lambda: ""),
+    "id": ("ID", _name, lambda: ""),
+    "lease_duration": ("LEASE_DURATION", _lease_seconds,
+                       _option_default("lease_duration_seconds")),
 }
 
 
@@ -641,6 +672,20 @@ def parser() -> argparse.ArgumentParser:
                           ".com; notifications and the PrometheusRules' report_url "
                           "annotation then link to URL/monitors/NAMESPACE/NAME; default: no "
                           "link [MODELMON_REPORT_BASE_URL]")
+    run.add_argument("--replication", action="store_const", const=True, default=None,
+                     help="share the monitors with the other replicas through membership "
+                          "Leases (off: this process checks every monitor) "
+                          "[MODELMON_REPLICATION=true]")
+    run.add_argument("--lease-namespace", default=None, metavar="NAMESPACE",
+                     help="where the replicas' Leases live (default: the pod's namespace, "
+                          "else default) [MODELMON_LEASE_NAMESPACE]")
+    run.add_argument("--id", default=None, metavar="ID",
+                     help="this replica's id, unique among them (default: the pod's name, "
+                          "else host name and process id) [MODELMON_ID]")
+    run.add_argument("--lease-duration", type=_lease_seconds, default=None,
+                     metavar="DURATION",
+                     help="the Leases' duration (default 20s; renewed every third of it) "
+                          "[MODELMON_LEASE_DURATION]")
     run.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None,
                      help="kubeconfig file; default: in-cluster service account, else "
                           "$KUBECONFIG or ~/.kube/config")

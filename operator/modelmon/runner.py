@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -29,6 +29,11 @@ from modelmon.health import Health, health_server
 from modelmon.outputs.kube import Reachability
 from modelmon.outputs.report.live import LiveReports
 from modelmon.worker import RULES_RESYNC_SECONDS, Fleet
+
+if TYPE_CHECKING:
+    from modelmon.membership import Membership
+    from modelmon.outputs.kube import Kube
+    from modelmon.outputs.metrics import Metrics
 
 log = logging.getLogger("modelmon")
 
@@ -54,6 +59,14 @@ class Options:
     """Port of the live report (/monitors); 0: off."""
     report_base_url: str | None = None
     """Where users reach the live report; notifications and rules link to it."""
+    replication: bool = False
+    """Share the monitors with the other replicas through membership Leases."""
+    lease_namespace: str | None = None
+    """Where the Leases live; None: the pod's namespace, else ``default``."""
+    identity: str | None = None
+    """This replica's id; None: the pod's name, else host name and process id."""
+    lease_duration_seconds: float = 20.0
+    """The Leases' duration; renewed every third of it, checks stop a quarter before."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -128,7 +141,8 @@ def setup_logging(fmt: str, level: str) -> None:
 
 
 class OperatorGauges(Collector):
-    """Event-loop lag (from the heartbeat) and the number of monitors watched."""
+    """Event-loop lag (from the heartbeat), the number of monitors this replica checks and,
+    with replication, the live members it sees."""
 
     def __init__(self, health: Health, fleet: Fleet) -> None:
         self.health = health
@@ -139,10 +153,17 @@ class OperatorGauges(Collector):
                                       "How late the operator's event loop ran its last heartbeat")
         lag_gauge.add_metric([], self.health.lag)
         yield lag_gauge
-        monitors_gauge = GaugeMetricFamily("modelmon_monitors",
-                                           "ModelMonitors the operator watches")
-        monitors_gauge.add_metric([], float(len(self.fleet.monitors)))
+        monitors_gauge = GaugeMetricFamily(
+            "modelmon_monitors", "ModelMonitors this replica checks (with replication, its "
+            "share; without, every one it watches)")
+        monitors_gauge.add_metric([], float(self.fleet.owned))
         yield monitors_gauge
+        membership = self.fleet.membership
+        if membership is not None:
+            members = GaugeMetricFamily("modelmon_replica_members",
+                                        "Live replicas this one sees (itself included)")
+            members.add_metric([], float(len(membership.members)))
+            yield members
 
 
 def listen(what: str, flag: str, env: str, port: int, start: Callable[[], object]) -> None:
@@ -179,6 +200,25 @@ def start_reports(opts: Options) -> LiveReports | None:
     return reports
 
 
+def membership(opts: Options, kube: Kube, metrics: Metrics) -> Membership | None:
+    """The replica's membership when ``--replication`` is on."""
+    if not opts.replication:
+        return None
+    from modelmon.membership import Membership, default_identity, default_namespace, group_of
+
+    member = Membership(kube, identity=opts.identity or default_identity(),
+                        namespace=opts.lease_namespace or default_namespace(),
+                        group=group_of(opts.namespaces),
+                        duration=max(1, round(opts.lease_duration_seconds)),
+                        on_renew_failure=metrics.lease_renew_failures.inc)
+    log.info("replication on: replica %s, Lease %s/%s (group %s, %d s, renewed every "
+             "%.0f s)", member.identity, member.namespace, member.name, member.group,
+             member.duration, member.renew_seconds,
+             extra=fields("startup", replica=member.identity, lease_namespace=member.namespace,
+                          lease=member.name, group=member.group))
+    return member
+
+
 def run(opts: Options) -> NoReturn:
     """Run the operator until SIGINT/SIGTERM."""
     from modelmon import handlers  # noqa: F401 - registers the handlers
@@ -193,7 +233,8 @@ def run(opts: Options) -> NoReturn:
                 on_request=lambda method: metrics.requests.labels(method).inc())
     fleet = Fleet(kube, metrics, workers=opts.workers,
                   rules_resync_seconds=opts.rules_resync_seconds, policy=opts.policy,
-                  reports=reports, report_base_url=opts.report_base_url)
+                  reports=reports, report_base_url=opts.report_base_url,
+                  membership=membership(opts, kube, metrics))
     health = Health(on_lag=metrics.loop_lag.observe)
     metrics.registry.register(OperatorGauges(health, fleet))
     ready = threading.Event()

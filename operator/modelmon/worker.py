@@ -9,12 +9,17 @@ check found is written by ``outputs.publisher.Publisher`` (status, PrometheusRul
 notifications, retraining, Events, metrics). Knows nothing of kopf, and reaches the cluster
 only through ``outputs.cluster.ClusterApi``, so it runs the same against any API server or
 an in-memory one.
+
+With replication on (``modelmon.membership``), every replica watches every monitor but
+checks only those the membership gives it: it takes one over (reading its stored status
+afresh, so that the schedule and the history continue from the previous owner's last
+check), and releases one (its series go, a held status is dropped, a check that finishes
+after the hand-over is not published).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -26,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from modelmon.api.logs import fields
@@ -45,9 +51,10 @@ from modelmon.check import (
     run_check,
     run_check_with_shapes,
 )
-from modelmon.outputs.cluster import ClusterApi, ObjectRef
+from modelmon.membership import Membership
+from modelmon.outputs.cluster import ApiUnreachableError, ClusterApi, ObjectRef
 from modelmon.outputs.metrics import Metrics
-from modelmon.outputs.publisher import CheckOutcome, Publication, Publisher
+from modelmon.outputs.publisher import CheckOutcome, Publication, Publisher, raw_check_time
 from modelmon.outputs.report.live import LiveReports
 from modelmon.sources import ReferenceCache
 from modelmon.sources.sql import dispose_engines
@@ -112,6 +119,15 @@ class MonitorState:
     began: float = 0.0
     """When the latest check started computing (clock time): the next one is due an
     interval later."""
+    respec: bool = False
+    """The spec changed since the worker last woke: check now."""
+    owned: bool = True
+    """This replica checks the monitor (always, without replication)."""
+    tenure: int = 0
+    """How many times this replica took the monitor over: a check begun under an earlier
+    tenure is not published."""
+    watched: Mapping[str, Any] | None = None
+    """The status as the watch last reported it (a take-over falls back on it)."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -129,8 +145,13 @@ class Fleet:
                  base_dir: Path | None = None, clock: Callable[[], float] = time.time,
                  rules_resync_seconds: float = RULES_RESYNC_SECONDS,
                  policy: Policy | None = None, reports: LiveReports | None = None,
-                 report_base_url: str | None = None) -> None:
+                 report_base_url: str | None = None,
+                 membership: Membership | None = None) -> None:
         self.cluster = cluster
+        self.membership = membership
+        """Which monitors this replica checks (``modelmon run --replication``); None:
+        every one."""
+        self.membership_task: asyncio.Task[None] | None = None
         self.policy = policy or Policy.operator()
         """The administrator's bounds on what monitors may read and reach."""
         self.metrics = metrics
@@ -138,7 +159,8 @@ class Fleet:
         self.clock = clock
         self.publisher = Publisher(cluster, metrics, policy=self.policy, clock=clock,
                                    rules_resync_seconds=rules_resync_seconds,
-                                   report_base_url=report_base_url)
+                                   report_base_url=report_base_url,
+                                   guarded=membership is not None)
         """Writes what each check found."""
         self.reports = reports
         """What the live report serves (``modelmon run --report-port``): each check's
@@ -169,6 +191,7 @@ class Fleet:
         monitor = f"{key[0]}/{key[1]}"
         if state is not None and state.ref.uid == meta.get("uid"):
             state.spec = body.get("spec") or {}
+            state.watched = body.get("status")
             if generation != state.generation:
                 log.info("spec of %s changed (generation %d -> %d); checking it now",
                          monitor, state.generation, generation,
@@ -176,6 +199,7 @@ class Fleet:
                                       generation=generation,
                                       previous_generation=state.generation))
                 state.generation = generation
+                state.respec = True
                 state.wake.set()  # check now with the new spec
             return
         if state is not None:  # same name, new object: start afresh
@@ -185,8 +209,14 @@ class Fleet:
                  generation, extra=fields("watch", monitor=monitor, model=model_name(spec),
                                           generation=generation))
         published = self.publisher.open(ObjectRef(key[0], key[1], meta.get("uid", "")),
-                                        previous_status(body.get("status")), model_name(spec))
-        state = MonitorState(generation=generation, spec=spec, published=published)
+                                        previous_status(body.get("status")), model_name(spec),
+                                        raw_check_time(body.get("status")))
+        state = MonitorState(generation=generation, spec=spec, published=published,
+                             watched=body.get("status"))
+        if self.membership is not None:
+            state.owned = self.membership.may_check(published.ref.uid)
+            if not state.owned:  # another replica's: its series are not ours to export
+                self.publisher.release(published)
         self.monitors[key] = state
         if self.reports is not None:
             self.reports.seed(key, _parsed(spec), published.status)
@@ -225,25 +255,102 @@ class Fleet:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def start_watching_api(self) -> None:
-        """Start ``watch_api`` (at operator start-up)."""
-        self.api_watch = asyncio.get_running_loop().create_task(
-            self.watch_api(), name="API server probe")
+        """Start ``watch_api`` (at operator start-up), and the membership's rounds when
+        replication is on."""
+        loop = asyncio.get_running_loop()
+        self.api_watch = loop.create_task(self.watch_api(), name="API server probe")
+        if self.membership is not None:
+            self.membership_task = loop.create_task(self.membership.run(self.reassign),
+                                                    name="membership Lease")
+
+    @property
+    def owned(self) -> int:
+        """How many monitors this replica checks."""
+        return sum(1 for state in self.monitors.values() if state.owned)
+
+    def reassign(self) -> None:
+        """The membership changed (a round, a fence, the end of the join wait): take the
+        monitors that became this replica's and release the others."""
+        if self.membership is None:
+            return
+        taken = released = 0
+        for state in list(self.monitors.values()):
+            mine = self.membership.may_check(state.ref.uid)
+            if mine and not state.owned:
+                state.owned = True
+                state.tenure += 1
+                taken += 1
+                state.wake.set()
+            elif state.owned and not mine:
+                self._release(state)
+                released += 1
+        if taken or released:
+            log.info("replica %s now checks %d monitors (took %d, released %d)",
+                     self.membership.identity, self.owned, taken, released,
+                     extra=fields("handover", replica=self.membership.identity,
+                                  monitors=self.owned, taken=taken, released=released))
+
+    def _release(self, state: MonitorState) -> None:
+        """Stop checking a monitor that is another replica's now (or nobody's while this
+        one is fenced)."""
+        state.owned = False
+        state.wake.set()
+        self.publisher.release(state.published)
+        if self.membership is None:
+            return
+        monitor = "/".join(state.key)
+        new = (self.membership.owner(state.ref.uid) if self.membership.active()
+               else None)
+        self.metrics.handovers.labels("released").inc()
+        log.info("released %s to %s", monitor,
+                 new or "whichever replica owns it once this one's Lease expires",
+                 extra=fields("handover", monitor=monitor, action="released",
+                              replica=self.membership.identity, to=new))
+
+    async def _take(self, state: MonitorState) -> bool:
+        """Take a monitor over: its status afresh from the cluster (the previous owner's
+        last check), so that the schedule and the history go on from there. False when
+        the monitor is gone."""
+        assert self.membership is not None
+        monitor = "/".join(state.key)
+        raw: Mapping[str, Any] | None
+        try:
+            raw = await asyncio.get_running_loop().run_in_executor(
+                self.publisher.api_pool, self.cluster.read_status, state.ref)
+        except (ApiException, ApiUnreachableError) as exc:
+            log.warning("cannot read the status of %s to take it over (%s); going on from "
+                        "the watched one", monitor, type(exc).__name__)
+            raw = state.watched
+        else:
+            if raw is None:
+                self._retire(state)
+                return False
+        self.publisher.take(state.published, previous_status(raw), model_name(state.spec),
+                            raw_check_time(raw))
+        self.metrics.handovers.labels("taken").inc()
+        log.info("took over %s", monitor,
+                 extra=fields("handover", monitor=monitor, action="taken",
+                              replica=self.membership.identity))
+        return True
 
     async def flush(self) -> None:
         """Write every held status (the API server answers again)."""
         for state in list(self.monitors.values()):
+            if not state.owned:
+                continue
             if not await self.publisher.write_held(state.published):
                 self._retire(state)
 
     async def shutdown(self) -> None:
         """Stop every worker (at operator exit)."""
         tasks = [state.task for state in self.monitors.values() if state.task is not None]
-        if self.api_watch is not None:
-            tasks.append(self.api_watch)
+        tasks += [task for task in (self.api_watch, self.membership_task) if task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.publisher.close()
+        if self.membership is not None:  # the checks stopped: the others may take over
+            await asyncio.get_running_loop().run_in_executor(None, self.membership.release)
         self.stats_pool.shutdown(wait=False, cancel_futures=True)
         dispose_engines()
 
@@ -256,9 +363,17 @@ class Fleet:
         except ValueError:
             return DEFAULT_INTERVAL_SECONDS
 
-    def _first_delay(self, state: MonitorState) -> float:
-        """Resume where the last operator left off: no check before its due time."""
+    def _first_delay(self, state: MonitorState, taken: bool = False) -> float:
+        """Resume where the last operator left off: no check before its due time. A
+        monitor ``taken`` over from another replica is not checked again within an
+        interval of that replica's last check, failed or not (its history's last entry)."""
         stored = state.published.status
+        if taken and stored.observed_generation == state.generation:
+            times = [entry.time for entry in stored.history[-1:]]
+            times += [stored.last_check.time] if stored.last_check is not None else []
+            if times:
+                due = max(times).timestamp() + self._interval(state)
+                return max(0.0, due - self.clock())
         last = stored.last_check
         ready = stored.condition("Ready")
         if (last is None or stored.observed_generation != state.generation
@@ -268,15 +383,50 @@ class Fleet:
         return max(0.0, due - self.clock())
 
     async def _loop(self, state: MonitorState) -> None:
-        due = self.clock() + self._first_delay(state)
+        if self.membership is None:
+            await self._schedule(state, None)
+            return
+        while True:  # replicated: check while this replica owns the monitor
+            while not state.owned:
+                await state.wake.wait()
+                state.wake.clear()
+            tenure = state.tenure
+            if tenure and not await self._take(state):
+                return
+            # A spec change seen while another replica owned it: the stored status says
+            # whether that replica checked it (the first delay reads observedGeneration).
+            state.respec = False
+            if state.owned and state.tenure == tenure:
+                await self._schedule(state, tenure)
+
+    def _mine(self, state: MonitorState, tenure: int | None) -> bool:
+        """Whether the check may go on: always without replication; with it, while this
+        replica owns the monitor under the same tenure and may check now."""
+        if tenure is None or self.membership is None:
+            return True
+        return (state.owned and state.tenure == tenure
+                and self.membership.may_check(state.ref.uid))
+
+    async def _schedule(self, state: MonitorState, tenure: int | None) -> None:
+        """Check on schedule; returns when the monitor is no longer this replica's."""
+        due = self.clock() + self._first_delay(state, taken=bool(tenure))
         while True:
-            with contextlib.suppress(TimeoutError):
+            timed_out = False
+            try:
                 await asyncio.wait_for(state.wake.wait(), timeout=max(0.0, due - self.clock()))
-            woken = state.wake.is_set()
+            except TimeoutError:
+                timed_out = True
             state.wake.clear()
+            if not self._mine(state, tenure):
+                if state.owned and state.tenure == tenure:
+                    self._release(state)  # fenced before the membership noticed
+                return
+            woken, state.respec = state.respec, False
+            if not (woken or timed_out):
+                continue  # woken by a membership change that leaves the monitor here
             state.began = self.clock()
             try:
-                delay = await self._check(state, None if woken else due)
+                delay = await self._check(state, None if woken else due, tenure)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the worker must outlive any bug in one check
@@ -296,9 +446,11 @@ class Fleet:
             self.lateness.append(late)
             self.metrics.lateness.observe(late)
 
-    async def _check(self, state: MonitorState, due: float | None = None) -> float:
+    async def _check(self, state: MonitorState, due: float | None = None,
+                     tenure: int | None = None) -> float:
         """One check end to end; returns the delay until the next one. ``due``: when a
-        scheduled check was due (None when a spec change woke it)."""
+        scheduled check was due (None when a spec change woke it). ``tenure``: the
+        replica's tenure of the monitor (replicated), under which alone it publishes."""
         started = self.clock()
         now = datetime.fromtimestamp(started, UTC)
         generation = state.generation
@@ -337,6 +489,12 @@ class Fleet:
             ready = status.condition("Ready")
             if ready is not None and ready.status == "False":
                 error = ready.reason
+        if not self._mine(state, tenure):
+            log.info("dropped the check of %s/%s: the monitor went to another replica "
+                     "while it ran", *state.key,
+                     extra=fields("handover", monitor="/".join(state.key),
+                                  action="dropped"))
+            return interval
         outcome = CheckOutcome(
             status=status, previous=previous, spec=spec,
             model=spec.model.name if spec else model_name(state.spec), error=error, now=now,

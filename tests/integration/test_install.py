@@ -54,6 +54,8 @@ KEEP = "helm.sh/resource-policy"
 #: Values that turn on every optional object of the chart.
 EVERYTHING = ["serviceMonitor.enabled=true", "grafanaDashboard.enabled=true",
               "networkPolicy.enabled=true"]
+#: Values of an install whose replicas share the monitors.
+REPLICATED = ["replicaCount=3"]
 #: Lines of an operator log that mean it lacked a permission or crashed.
 TROUBLE = ("Forbidden", "forbidden", " 403", "Request attempt", "Not enough permissions",
            "Traceback")
@@ -210,7 +212,7 @@ def trouble(log: str) -> list[str]:
 
 # --- helm lint, schema, rendering ---------------------------------------------------------
 
-@pytest.mark.parametrize("values", [[], EVERYTHING, ["watchNamespaces={a,b}"],
+@pytest.mark.parametrize("values", [[], EVERYTHING, ["watchNamespaces={a,b}"], REPLICATED,
                                     ["crds.enabled=false", "rbac.create=false",
                                      "serviceAccount.create=false",
                                      "serviceAccount.name=existing"]])
@@ -220,7 +222,9 @@ def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("replicaCount=2", "additional properties 'replicaCount' not allowed"),
+    ("replicaCont=2", "additional properties 'replicaCont' not allowed"),
+    ("replicaCount=0", "at '/replicaCount'"),
+    ("replication.leaseDuration=20", "at '/replication/leaseDuration'"),
     ("image.tga=1", "additional properties 'tga' not allowed"),
     ("serviceMonitor.label.release=x", "additional properties 'label' not allowed"),
     ("operator.workers=0", "minimum"),
@@ -445,11 +449,11 @@ def test_crd_sync_survives_template_syntax_and_annotations(helm: Path, tmp_path:
         assert rendered == tricky
 
 
-@pytest.mark.parametrize("mode", ["defaults", "everything", "namespaced"])
+@pytest.mark.parametrize("mode", ["defaults", "everything", "namespaced", "replicated"])
 def test_helm_template_passes_server_side_dry_run_and_pod_security(
         helm: Path, kubectl: Kubectl, namespace: str, monitoring_crds: None, mode: str) -> None:
     values = {"defaults": [], "everything": EVERYTHING,
-              "namespaced": [f"watchNamespaces={{{namespace}}}"]}[mode]
+              "namespaced": [f"watchNamespaces={{{namespace}}}"], "replicated": REPLICATED}[mode]
     restricted(kubectl, namespace)
     release = unique_name("mm")
     docs = render(helm, namespace, values, release=release)
@@ -458,7 +462,9 @@ def test_helm_template_passes_server_side_dry_run_and_pod_security(
     expected |= {"defaults": {"ClusterRole", "ClusterRoleBinding"},
                  "everything": {"ClusterRole", "ClusterRoleBinding", "ServiceMonitor",
                                 "ConfigMap", "NetworkPolicy"},
-                 "namespaced": {"Role", "RoleBinding"}}[mode]
+                 "namespaced": {"Role", "RoleBinding"},
+                 "replicated": {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+                                "PodDisruptionBudget"}}[mode]
     assert kinds == expected
     out = run_helm(helm, None, "template", release, str(CHART), "-n", namespace,
                    *sets(values)).stdout
@@ -560,6 +566,14 @@ def test_manifests_install_the_same_objects_as_the_chart(
     assert retraining[role] != base[role]
     assert {k: v for k, v in retraining.items() if k != role} == \
         {k: v for k, v in keyed(kustomize(kubectl, MANIFESTS)).items() if k != role}
+    # The replicas overlay is the chart with replicaCount=3.
+    replicas = keyed(kustomize(kubectl, MANIFESTS / "replicas"))
+    assert replicas.pop(("Namespace", "modelmon-system"))
+    chart_replicas = keyed(render(helm, "modelmon-system", REPLICATED))
+    chart_replicas[("CustomResourceDefinition", CRD)]["metadata"].pop("annotations")
+    assert replicas.keys() == chart_replicas.keys()
+    for key, doc in replicas.items():
+        assert doc == chart_replicas[key], f"manifests/replicas and the chart differ in {key}"
 
 
 def test_kubectl_apply_k_installs_the_operator_and_the_sample(
@@ -887,6 +901,72 @@ def test_namespaced_install_needs_no_cluster_role(
     assert code == 0, log[-3000:]
     assert not trouble(log), "\n".join(trouble(log))
     run_helm(helm, cluster, "uninstall", release, "-n", namespace)
+
+
+def test_replicas_get_leases_in_their_own_namespace_only(
+        helm: Path, cluster: Cluster, kubectl: Kubectl, namespace: str, other_namespace: str,
+        data: Path, tmp_path: Path) -> None:
+    """replicaCount above 1: a rolling update, a PodDisruptionBudget, a spread across nodes,
+    and a Role for Leases in the release's namespace, which is all a replica needs beyond
+    the monitors' rules: it checks a monitor under the chart's RBAC with replication on."""
+    release = unique_name("mm")
+    run_helm(helm, cluster, "install", release, str(CHART), "-n", namespace,
+             "--set", "crds.enabled=false", "--set", f"watchNamespaces={{{other_namespace}}}",
+             "--set", "replicaCount=2", "--set", "replication.leaseDuration=6s")
+    try:
+        objects = release_objects(helm, cluster, release, namespace)
+        assert sorted(d["kind"] for d in objects) == sorted([
+            "ServiceAccount", "Role", "RoleBinding", "Role", "RoleBinding", "Deployment",
+            "Service", "PodDisruptionBudget"])
+        leases = [d for d in objects if d["kind"] == "Role"
+                  and d["metadata"]["namespace"] == namespace]
+        assert [rules_of(d) for d in leases] == [{
+            ("coordination.k8s.io", "leases", v)
+            for v in ("get", "list", "watch", "create", "update")}]
+        deployment = one(objects, "Deployment")
+        spec = deployment["spec"]
+        assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
+        (spread,) = spec["template"]["spec"]["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+        env = operator_env(deployment, cluster.kubeconfig)
+        assert env["MODELMON_REPLICATION"] == "true"
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        from_pod = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+                    for e in container["env"] if "valueFrom" in e}
+        assert from_pod == {"MODELMON_ID": "metadata.name",
+                            "MODELMON_LEASE_NAMESPACE": "metadata.namespace"}
+        sa_name = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        token = kubectl("create", "token", sa_name, "-n", namespace).stdout.strip()
+        sa = kubectl.with_token(token, tmp_path)
+        wait_for(lambda: can_i(sa, "update", "leases.coordination.k8s.io", namespace),
+                 timeout=30, what="the Leases' RoleBinding in effect")
+        assert not can_i(sa, "update", "leases.coordination.k8s.io", other_namespace)
+        assert not can_i(sa, "list", "leases.coordination.k8s.io")
+        assert not can_i(sa, "patch", "leases.coordination.k8s.io", namespace)
+        assert not can_i(sa, "delete", "leases.coordination.k8s.io", namespace)
+
+        kubectl("apply", "-n", other_namespace, "-f", "-",
+                input=manifest(monitor("shared", data)))
+        op = OperatorProcess(sa.kubeconfig, [], tmp_path / "operator.log",
+                             extra_env={**env, "MODELMON_ID": "replica-a",
+                                        "MODELMON_LEASE_NAMESPACE": namespace}).start()
+        try:
+            wait_for(lambda: phase_of(kubectl, other_namespace, "shared") == "Degraded",
+                     timeout=40, what="the monitor checked by the replica")
+            lease = kubectl.json("get", "lease", "modelmon-replica-a", "-n", namespace)
+            assert lease["spec"]["holderIdentity"] == "replica-a"
+            assert lease["spec"]["leaseDurationSeconds"] == 6
+        finally:
+            code = op.stop()
+        log = op.logs()
+        assert code == 0, log[-3000:]
+        assert not trouble(log), "\n".join(trouble(log))
+        assert "took over" in log and "released its Lease" in log
+        released = kubectl.json("get", "lease", "modelmon-replica-a", "-n", namespace)
+        assert not released["spec"].get("holderIdentity")
+    finally:
+        run_helm(helm, cluster, "uninstall", release, "-n", namespace)
 
 
 def test_an_operator_without_its_role_is_denied(

@@ -22,7 +22,8 @@ def docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-KUSTOMIZATIONS = ["", "base", "samples", "monitoring", "retraining", "components/retraining"]
+KUSTOMIZATIONS = ["", "base", "samples", "monitoring", "retraining", "components/retraining",
+                  "replicas", "components/replicas"]
 
 
 def test_every_kustomization_is_tested() -> None:
@@ -58,9 +59,10 @@ def test_samples_are_valid_monitors() -> None:
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 
-def rbac_table(opt_in: bool = True) -> set[Rule]:
+def rbac_table(opt_in: bool = True, replicas: bool = False) -> set[Rule]:
     """(apiGroup, resource, verb) from the README's "RBAC it needs" table; without
-    `opt_in`, leave out the rows marked opt-in (off by default).
+    `opt_in`, leave out the rows marked opt-in (off by default); the rows of replicas only
+    (a Role in the operator's namespace) with `replicas`, and then only those.
 
     `name.group` names a resource of that group, a bare name a core one, and
     `name/sub` a subresource of a resource named in an earlier row.
@@ -72,6 +74,8 @@ def rbac_table(opt_in: bool = True) -> set[Rule]:
     for row in table.splitlines()[2:]:
         resources, verbs, why = [c.strip() for c in row.strip("|").split("|")][:3]
         if not opt_in and "opt-in" in why:
+            continue
+        if replicas != why.startswith("replicas only"):
             continue
         for resource in re.findall(r"`([^`]+)`", resources):
             if "/" in resource:
@@ -121,6 +125,22 @@ def test_jobs_only_with_the_retraining_component() -> None:
 
 def test_opt_in_rows_are_left_out() -> None:
     assert rbac_table(opt_in=False) < rbac_table()
+
+
+def test_leases_are_granted_by_a_role_in_the_operators_namespace_only() -> None:
+    """The replicas' Leases: the README's row is the chart's Role, in the release's own
+    namespace (never in the ClusterRole or the watched namespaces' Roles)."""
+    leases = rbac_table(replicas=True)
+    assert leases == {("coordination.k8s.io", "leases", verb)
+                      for verb in ("get", "list", "watch", "create", "update")}
+    assert not leases & rbac_table()
+    chart = (REPO_ROOT / "helm" / "modelmon" / "templates" / "rbac.yaml").read_text()
+    role = chart.split("# The replicas' membership Leases", 1)[1]
+    assert "namespace: {{ .Release.Namespace }}" in role.split("rules:")[0]
+    assert "kind: ClusterRole\n" not in role
+    rules = yaml.safe_load(role.split("rules:", 1)[1].split("---", 1)[0])
+    assert expand(rules) == leases
+    assert "leases" not in chart.split("# The replicas' membership Leases", 1)[0]
 
 
 @pytest.mark.parametrize("retraining", [False, True])

@@ -14,7 +14,8 @@ from modelmon.api.v1alpha1 import parse_duration
 from modelmon.cli import main, parse_args, run_policy
 
 TWINS = ("NAMESPACE", "METRICS_PORT", "HEALTH_PORT", "LOG_FORMAT", "LOG_LEVEL", "WORKERS",
-         "EGRESS_ALLOW", "EGRESS_DENY", "ALLOW_LOCAL_PATH", "MAX_SOURCE_BYTES")
+         "EGRESS_ALLOW", "EGRESS_DENY", "ALLOW_LOCAL_PATH", "MAX_SOURCE_BYTES", "REPLICATION",
+         "LEASE_NAMESPACE", "ID", "LEASE_DURATION")
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -196,3 +197,44 @@ def test_a_relative_allowed_path_in_the_twin_is_a_usage_error(
         parse()
     assert "MODELMON_ALLOW_LOCAL_PATH: 'relative/data' is not an absolute path" in \
         capsys.readouterr().err
+
+
+def test_replication_is_off_unless_asked_and_its_flags_have_twins(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    got: list[Any] = []
+
+    def run(opts: Any) -> int:
+        got.append(opts)
+        return 0
+
+    monkeypatch.setattr(runner, "run", run)
+    assert main(["run"]) == 0
+    assert not got[0].replication and got[0].identity is None
+    assert got[0].lease_duration_seconds == runner.Options.lease_duration_seconds == 20
+    assert main(["run", "--replication", "--lease-namespace", "ops", "--id", "pod-1",
+                 "--lease-duration", "30s"]) == 0
+    assert (got[1].replication, got[1].lease_namespace, got[1].identity,
+            got[1].lease_duration_seconds) == (True, "ops", "pod-1", 30)
+    monkeypatch.setenv("MODELMON_REPLICATION", "true")
+    monkeypatch.setenv("MODELMON_LEASE_NAMESPACE", "ops2")
+    monkeypatch.setenv("MODELMON_ID", "pod-2")
+    monkeypatch.setenv("MODELMON_LEASE_DURATION", "15s")
+    assert main(["run", "--id", "pod-3"]) == 0
+    assert (got[2].replication, got[2].lease_namespace, got[2].identity,
+            got[2].lease_duration_seconds) == (True, "ops2", "pod-3", 15)
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("REPLICATION", "maybe", "is not true or false"),
+    ("LEASE_DURATION", "3s", "at least 4s"),
+    ("LEASE_DURATION", "10.5s", "whole number of seconds"),
+])
+def test_bad_replication_variables_are_usage_errors(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str,
+        value: str, said: str) -> None:
+    monkeypatch.setenv(f"MODELMON_{name}", value)
+    with pytest.raises(SystemExit) as info:
+        parse()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"MODELMON_{name}" in err and said in err

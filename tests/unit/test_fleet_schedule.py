@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import selectors
-import time
-from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, TypeVarTuple, Unpack
+from typing import Any
 
 import pytest
 import yaml
@@ -27,11 +24,9 @@ from memory_cluster import MemoryCluster
 from modelmon.api.policy import Policy
 from modelmon.outputs.metrics import Metrics
 from modelmon.worker import Fleet
+from virtual_time import run_virtual, until
 
 pytestmark = pytest.mark.timeout(60)
-
-Result = TypeVar("Result")
-Arguments = TypeVarTuple("Arguments")
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "breast-cancer"
 NAMESPACE = "ml"
@@ -46,77 +41,6 @@ SLACK = 5.0
 #: more than it takes), and how long the cadence test holds a check: longer than that.
 DISPATCH_SLACK = 1.0
 HELD_SECONDS = 1.5
-#: Real seconds the loop waits for a working thread at most before looking again.
-THREAD_POLL_SECONDS = 0.05
-
-
-class VirtualSelector(selectors.DefaultSelector):
-    """A selector whose waits advance a virtual clock instead of passing real time, while
-    no thread works for the loop."""
-
-    def __init__(self, start: float) -> None:
-        super().__init__()
-        self.now = start
-        self.threads = 0
-        """Calls running in executor threads for the loop."""
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = super().select(0)
-        if ready or timeout == 0:
-            return ready
-        if self.threads:  # time passes as it does until the thread reports back
-            before = time.monotonic()
-            wait = THREAD_POLL_SECONDS if timeout is None else min(timeout,
-                                                                   THREAD_POLL_SECONDS)
-            ready = super().select(wait)
-            self.now += time.monotonic() - before
-            return ready
-        if timeout is None:
-            return super().select(None)
-        self.now += timeout
-        return []
-
-
-class VirtualLoop(asyncio.SelectorEventLoop):
-    """An event loop on a ``VirtualSelector``'s clock."""
-
-    def __init__(self) -> None:
-        # From 0 like a monotonic clock: at the magnitude of a wall-clock timestamp the
-        # loop's clock resolution (1 ns) would vanish in rounding, and a timer due now
-        # would never be taken as due.
-        self.selector = VirtualSelector(0.0)
-        super().__init__(self.selector)
-
-    def time(self) -> float:
-        return self.selector.now
-
-    def run_in_executor(self, executor: Executor | None,
-                        func: Callable[[Unpack[Arguments]], Result],
-                        *args: *Arguments) -> asyncio.Future[Result]:
-        self.selector.threads += 1
-        future = super().run_in_executor(executor, func, *args)
-
-        def done(_: asyncio.Future[Result]) -> None:
-            self.selector.threads -= 1
-
-        future.add_done_callback(done)
-        return future
-
-
-def run_virtual(scenario: Coroutine[Any, Any, None]) -> None:
-    with asyncio.Runner(loop_factory=VirtualLoop) as runner:
-        runner.run(scenario)
-
-
-async def until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    """Wait (virtual time) until ``condition`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not condition():
-        assert loop.time() < deadline, f"no {what} after {seconds:.0f} s"
-        await asyncio.sleep(0.02)
-
-
 def monitor(interval: str = "1m", team: str = "risk") -> dict[str, Any]:
     """The breast-cancer example, its data in ConfigMaps of the in-memory cluster."""
     doc = yaml.safe_load((EXAMPLE / "monitor.yaml").read_text())

@@ -51,6 +51,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* Whether the replicas share the monitors through Leases: above one replica, or asked. */}}
+{{- define "modelmon.replicated" -}}
+{{- if or (gt (int .Values.replicaCount) 1) .Values.replication.enabled }}true{{- end }}
+{{- end }}
+
 {{/*
 The operator's RBAC rules. One list for the ClusterRole and for each namespaced Role, so
 the two install modes cannot drift apart. README ("RBAC it needs") says why each is needed.

@@ -3,8 +3,10 @@
 Part of ``outputs`` (last stop on the data line). The fleet (``modelmon.worker``) and the
 publisher (``outputs.publisher``) reach the cluster only through these operations: patch a
 monitor's status, apply or delete its PrometheusRule, create and read retraining Jobs, post
-Events, read the Secrets and ConfigMaps its sources and notifiers name, and probe whether the
-API server answers. ``outputs.kube.Kube`` makes them against an API server; the unit tests
+Events, read the Secrets and ConfigMaps its sources and notifiers name, read a monitor's
+stored status (a replica taking a monitor over), and probe whether the API server answers.
+With several replicas, ``LeaseApi`` writes and lists their membership Leases
+(``modelmon.membership``). ``outputs.kube.Kube`` makes them against an API server; the unit tests
 keep a cluster in memory.
 
 An answer that says no raises ``kubernetes.client.exceptions.ApiException`` (its ``status``
@@ -14,6 +16,7 @@ is the HTTP status: 404 when the monitor is gone); no answer at all raises
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +30,10 @@ class ObjectRef:
     namespace: str
     name: str
     uid: str
+
+
+class StatusChangedError(Exception):
+    """The status was written by someone else since this replica last wrote or read it."""
 
 
 class ApiUnreachableError(Exception):
@@ -59,8 +66,20 @@ class ClusterApi(Protocol):
         (every one with None), each read once: make one per check."""
         ...
 
+    def read_status(self, ref: ObjectRef) -> dict[str, Any] | None:
+        """The monitor's stored ``.status`` as the API server holds it now (``{}`` when it
+        has none), or None when the monitor (with this uid) no longer exists."""
+        ...
+
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         """Merge-patch the monitor's ``.status`` (one request)."""
+        ...
+
+    def replace_status_if(self, ref: ObjectRef, status: dict[str, Any],
+                          last_check: str | None) -> None:
+        """Replace the monitor's ``.status`` (one request) only while its
+        ``lastCheck.time`` is still ``last_check``: raises ``StatusChangedError`` when
+        another writer got there first. None: no precondition (it has no check yet)."""
         ...
 
     def apply_rule(self, rule: dict[str, Any]) -> bool:
@@ -82,4 +101,34 @@ class ClusterApi(Protocol):
 
     def event(self, ref: ObjectRef, kind: str, reason: str, message: str) -> None:
         """Post an Event about the monitor; best effort, never raises."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A membership Lease (``coordination.k8s.io/v1``) as listed."""
+
+    name: str
+    holder: str | None
+    """``spec.holderIdentity``: the replica's id; None once it released the Lease."""
+    renew_time: str | None
+    """``spec.renewTime`` as the API server returns it (the holder's clock)."""
+    duration_seconds: float
+    """``spec.leaseDurationSeconds``."""
+    resource_version: str
+    """Changes with every write: what observers compare (their own clock times it)."""
+
+
+class LeaseApi(Protocol):
+    """The membership Leases of the replicas (``coordination.k8s.io/v1`` in one namespace):
+    get, list, watch, create and update there are the RBAC it needs."""
+
+    def write_lease(self, namespace: str, name: str, holder: str | None,
+                    duration_seconds: int, labels: Mapping[str, str]) -> Lease:
+        """Renew (update) the Lease, creating it when it does not exist: holder,
+        duration and ``renewTime`` now. ``holder`` None releases it."""
+        ...
+
+    def list_leases(self, namespace: str, selector: str) -> list[Lease]:
+        """The Leases whose labels match ``selector`` (a label selector)."""
         ...

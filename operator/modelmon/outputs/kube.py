@@ -17,7 +17,7 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,9 +30,11 @@ from modelmon.api.names import rule_name
 from modelmon.api.v1alpha1 import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from modelmon.outputs.cluster import (
     ApiUnreachableError,
+    Lease,
     ObjectRef,
     RuleOwnedElsewhereError,
     RulesUnavailableError,
+    StatusChangedError,
 )
 from modelmon.outputs.rules import RULE_API_VERSION
 from modelmon.sources.base import Resolver
@@ -83,6 +85,16 @@ def _check_owner(live: dict[str, Any], rule: dict[str, Any]) -> None:
         f"the PrometheusRule {name} exists and is controlled by {theirs.get('kind')} "
         f"{theirs.get('name')}, not by this monitor; delete that rule or rename one of "
         "them")
+
+
+def _lease(lease: Any) -> Lease:
+    """Our view of a ``V1Lease``."""
+    spec, meta = lease.spec, lease.metadata
+    renewed = spec.renew_time
+    return Lease(name=meta.name, holder=spec.holder_identity or None,
+                 renew_time=renewed.isoformat() if renewed is not None else None,
+                 duration_seconds=float(spec.lease_duration_seconds or 0),
+                 resource_version=str(meta.resource_version))
 
 
 def unreachable(exc: BaseException) -> bool:
@@ -207,10 +219,85 @@ class Kube:
         self.reachability.succeeded()
         return True
 
+    def read_status(self, ref: ObjectRef) -> dict[str, Any] | None:
+        """The monitor's ``.status`` now (a quorum read), None when it is gone."""
+        try:
+            body: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                GROUP, VERSION, ref.namespace, PLURAL, ref.name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if (body.get("metadata") or {}).get("uid") != ref.uid:
+            return None  # same name, another object: ours is gone
+        return dict(body.get("status") or {})
+
+    def write_lease(self, namespace: str, name: str, holder: str | None,
+                    duration_seconds: int, labels: Mapping[str, str]) -> Lease:
+        """Renew the membership Lease (get, then update with its resourceVersion), creating
+        it when it is missing: the verbs get, create and update on leases."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        spec = {"holderIdentity": holder, "leaseDurationSeconds": duration_seconds,
+                "renewTime": now}
+        coordination = client.CoordinationV1Api(self.api)
+        try:
+            live = coordination.read_namespaced_lease(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404 or holder is None:
+                raise
+            body = client.V1Lease.from_dict({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+                "spec": {**spec, "acquireTime": now}})
+            assert body is not None
+            return _lease(coordination.create_namespaced_lease(namespace, body))
+        current: dict[str, Any] = self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+            live)
+        current["metadata"]["labels"] = {**(current["metadata"].get("labels") or {}),
+                                         **labels}
+        current["spec"] = {**current.get("spec", {}), **spec}
+        if holder is None:
+            current["spec"].pop("holderIdentity", None)
+        replaced = client.V1Lease.from_dict(current)
+        assert replaced is not None
+        return _lease(coordination.replace_namespaced_lease(name, namespace, replaced))
+
+    def list_leases(self, namespace: str, selector: str) -> list[Lease]:
+        """The Leases of ``namespace`` that match the label ``selector``."""
+        found = client.CoordinationV1Api(self.api).list_namespaced_lease(
+            namespace, label_selector=selector)
+        return [_lease(item) for item in found.items]
+
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         """Merge-patch ``.status`` through the status subresource (one request)."""
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, ref.namespace, PLURAL, ref.name, {"status": status})
+
+    def replace_status_if(self, ref: ObjectRef, status: dict[str, Any],
+                          last_check: str | None) -> None:
+        """A JSON patch of the status subresource: test ``lastCheck.time``, then put the
+        whole status (a failed test writes nothing and answers 422)."""
+        body = {key: value for key, value in status.items() if value is not None}
+        ops: list[dict[str, Any]] = []
+        if last_check is not None:
+            ops.append({"op": "test", "path": "/status/lastCheck/time", "value": last_check})
+        ops.append({"op": "add", "path": "/status", "value": body})
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, ref.namespace, PLURAL, ref.name, ops,
+                _content_type="application/json-patch+json")
+        except ApiException as exc:
+            # A failed test is a bare 422 "Invalid": read back whether it was the test.
+            if last_check is None or exc.status != 422:
+                raise
+            stored = self.read_status(ref)
+            if stored is None:
+                raise ApiException(status=404, reason="Not Found") from None
+            if (stored.get("lastCheck") or {}).get("time") == last_check:
+                raise
+            raise StatusChangedError(
+                f"the status of {ref.namespace}/{ref.name} was written by another "
+                "replica") from None
 
     def apply_rule(self, rule: dict[str, Any]) -> bool:
         """Create or update a PrometheusRule; True when something changed."""

@@ -213,6 +213,15 @@ class Metrics:
             "modelmon_kube_requests",
             "Requests the workers sent to the Kubernetes API (kopf's watches not included), "
             "by HTTP method", ["method"], registry=self.registry)
+        self.lease_renew_failures = Counter(
+            "modelmon_lease_renew_failures",
+            "Rounds in which this replica could not renew its membership Lease (or list "
+            "the others'); with replication only", registry=self.registry)
+        self.handovers = Counter(
+            "modelmon_handovers",
+            "Monitors this replica took over from another or released to one "
+            "(direction: taken, released); with replication only", ["direction"],
+            registry=self.registry)
         self.build = Info(
             "modelmon_build", "The running modelmon: its version and Python's (always 1)",
             registry=self.registry)

@@ -18,13 +18,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from modelmon.api.logs import fields
 from modelmon.api.messages import capped_lines
@@ -55,6 +56,7 @@ from modelmon.outputs.cluster import (
     ObjectRef,
     RuleOwnedElsewhereError,
     RulesUnavailableError,
+    StatusChangedError,
 )
 from modelmon.outputs.metrics import Metrics
 from modelmon.outputs.notifiers import Context, drift_columns
@@ -170,6 +172,11 @@ class Publication:
     rules_condition: ConditionValue | None = None
     retired: bool = False
     """The monitor is gone: nothing more is written for it."""
+    elsewhere: bool = False
+    """Another replica checks the monitor now: nothing held is written for it."""
+    written_check: str | None = None
+    """``lastCheck.time`` of the status in the cluster as this replica last wrote or read
+    it: with replicas, a status write holds only while the cluster still has it."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -181,8 +188,11 @@ class Publisher:
 
     def __init__(self, cluster: ClusterApi, metrics: Metrics, *, policy: Policy,
                  clock: Callable[[], float], rules_resync_seconds: float,
-                 report_base_url: str | None = None) -> None:
+                 report_base_url: str | None = None, guarded: bool = False) -> None:
         self.cluster = cluster
+        self.guarded = guarded
+        """Replicas share the monitors: each status write replaces the status only while
+        its last check is the one this replica built on (``replace_status_if``)."""
         self.report_base_url = report_base_url
         """Where the live report is reached (``modelmon run --report-base-url``): the
         rules' annotations and the notifications link to it; None: no link."""
@@ -198,13 +208,16 @@ class Publisher:
         """The notifiers' delivery lanes: a slow receiver never holds a check."""
         self._events: set[asyncio.Task[None]] = set()
 
-    def open(self, ref: ObjectRef, stored: ModelMonitorStatus, model: str) -> Publication:
+    def open(self, ref: ObjectRef, stored: ModelMonitorStatus, model: str,
+             stored_check: str | None = None) -> Publication:
         """Start publishing for a monitor whose cluster copy holds ``stored``; its series
-        are restored from it until the first check."""
+        are restored from it until the first check. ``stored_check``: its
+        ``lastCheck.time`` exactly as the cluster holds it (``raw_check_time``)."""
         last_success = (stored.last_check.time.timestamp()
                         if stored.last_check is not None else None)
         publication = Publication(ref=ref, status=stored, written_phase=stored.phase,
-                                  last_success=last_success)
+                                  last_success=last_success,
+                                  written_check=stored_check)
         self.publications[publication.key] = publication
         if stored.last_check is not None:
             self.metrics.restore(ref.namespace, ref.name, model=model, status=stored,
@@ -218,6 +231,31 @@ class Publisher:
             publication.retired = True
         self.outbox.retire(key)
         self.metrics.forget(*key)
+
+    def release(self, publication: Publication) -> None:
+        """Another replica checks the monitor from now on: drop what is held for it (a
+        status the API server did not take, queued notifications) and its series."""
+        publication.elsewhere = True
+        publication.unwritten = None
+        self.outbox.retire(publication.key)
+        self.metrics.forget(*publication.key)
+
+    def take(self, publication: Publication, stored: ModelMonitorStatus, model: str,
+             stored_check: str | None) -> None:
+        """This replica checks the monitor from now on, building on ``stored`` (what the
+        previous owner wrote last, ``stored_check`` its ``lastCheck.time`` as the cluster
+        holds it): its series are restored from it."""
+        publication.elsewhere = False
+        publication.status = stored
+        publication.written_check = _check_time(stored)
+        publication.written_phase = stored.phase
+        publication.unwritten = None
+        publication.rule_synced = 0.0  # compare the rule with the cluster's at once
+        publication.last_success = (stored.last_check.time.timestamp()
+                                    if stored.last_check is not None else None)
+        if stored.last_check is not None:
+            self.metrics.restore(*publication.key, model=model, status=stored,
+                                 last_success=publication.last_success)
 
     async def publish(self, publication: Publication, outcome: CheckOutcome) -> bool:
         """Write one check's outputs; False when the monitor no longer exists."""
@@ -247,7 +285,7 @@ class Publisher:
             return True
         async with publication.write_lock:
             held = publication.unwritten
-            if held is None or publication.retired:
+            if held is None or publication.retired or publication.elsewhere:
                 return True
             return await self._patch(publication, *held)
 
@@ -266,6 +304,8 @@ class Publisher:
         status (``notifications`` only), so that the next operator does not send it
         again."""
         for key, publication in list(self.publications.items()):
+            if publication.elsewhere:
+                continue
             states = self.outbox.states(key)
             if states is None or states == publication.status.notifications:
                 continue
@@ -429,6 +469,17 @@ class Publisher:
                                "unreachable; tried again at the next check"})
         return status.model_copy(update={"retraining": result})
 
+    async def _rebase(self, publication: Publication) -> None:
+        """Build on the status in the cluster from now on (another writer's)."""
+        try:
+            fresh = await self._api(self.cluster.read_status, publication.ref)
+            stored = ModelMonitorStatus.model_validate(fresh or {})
+        except (ApiException, ApiUnreachableError, ValidationError):
+            return
+        publication.status = stored
+        publication.written_check = raw_check_time(fresh)
+        publication.written_phase = stored.phase
+
     async def _patch(self, publication: Publication, status: ModelMonitorStatus,
                      error: str | None) -> bool:
         """Patch the status (one request) and post Events on changes; False when the
@@ -447,9 +498,24 @@ class Publisher:
             publication.unwritten = (status, error)
             return True
         try:
-            await self._api(self.cluster.patch_status, publication.ref, status_body(status))
+            if self.guarded:
+                await self._api(self.cluster.replace_status_if, publication.ref,
+                                status_body(status), publication.written_check)
+            else:
+                await self._api(self.cluster.patch_status, publication.ref,
+                                status_body(status))
         except ApiUnreachableError:
             publication.unwritten = (status, error)
+            return True
+        except StatusChangedError:
+            publication.unwritten = None
+            monitor = "/".join(publication.key)
+            log.warning("did not write the status of %s: another replica wrote it since "
+                        "this one last did (this check is dropped; the next builds on "
+                        "theirs)", monitor,
+                        extra=fields("handover", monitor=monitor, action="dropped",
+                                     reason="StatusChanged"))
+            await self._rebase(publication)
             return True
         except ApiException as exc:
             publication.unwritten = None
@@ -465,6 +531,7 @@ class Publisher:
                                      message=str(exc.reason), fix=fix))
             return True
         publication.unwritten = None
+        publication.written_check = _check_time(status)
         ready = status.condition("Ready")
         if status.phase != publication.written_phase:
             kind = "Warning" if status.phase in PROBLEM_PHASES else "Normal"
@@ -482,6 +549,21 @@ class Publisher:
                             ready.message if ready is not None else error)
         publication.last_error = error
         return True
+
+
+def raw_check_time(status: Mapping[str, Any] | None) -> str | None:
+    """``lastCheck.time`` of a stored status exactly as the cluster holds it (the status
+    write's precondition compares the text)."""
+    last = (status or {}).get("lastCheck")
+    time = last.get("time") if isinstance(last, Mapping) else None
+    return time if isinstance(time, str) else None
+
+
+def _check_time(status: ModelMonitorStatus) -> str | None:
+    """``lastCheck.time`` as the status body writes it."""
+    if status.last_check is None:
+        return None
+    return str(status.last_check.model_dump(by_alias=True, mode="json")["time"])
 
 
 def _api_message(exc: ApiException) -> str:
