@@ -18,11 +18,12 @@ example:  ## run the bundled example check (no cluster needed)
 	$(PIP) install --quiet --disable-pip-version-check -e .
 	modelmon check examples/breast-cancer/monitor.yaml || [ $$? -eq 1 ]
 
-lint:  ## ruff, mypy --strict (package, tests, examples, hack scripts), import contracts; shellcheck
+lint:  ## ruff, mypy --strict (package, tests, examples, hack scripts), import contracts; shellcheck; actionlint (the workflows, their run steps through shellcheck; built once, cached)
 	$(PYTHON) -m ruff check $(wildcard operator tests examples benchmarks hack)
 	$(PYTHON) -m mypy
 	PYTHONPATH=operator$${PYTHONPATH:+:$$PYTHONPATH} lint-imports --no-cache --no-logo
 	shellcheck hack/*.sh
+	hack/actionlint.sh
 
 crds:  ## regenerate crds/ from the API models, and their copies in the chart and manifests/
 	$(PYTHON) -m modelmon crd > crds/modelmonitors.modelmon.io.yaml

@@ -226,6 +226,9 @@ def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
     ("replicaCount=0", "at '/replicaCount'"),
     ("replication.leaseDuration=20", "at '/replication/leaseDuration'"),
     ("image.tga=1", "additional properties 'tga' not allowed"),
+    ("image.digest=sha256:abc", "at '/image/digest'"),
+    ("image.digest=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+     "at '/image/digest'"),
     ("serviceMonitor.label.release=x", "additional properties 'label' not allowed"),
     ("operator.workers=0", "minimum"),
     ("operator.logFormat=xml", "operator/logFormat"),
@@ -258,6 +261,24 @@ def test_helm_lint_strict(helm: Path, values: list[str]) -> None:
 def test_schema_rejects_unknown_keys_and_bad_values(helm: Path, value: str, message: str) -> None:
     proc = run_helm(helm, None, "template", "x", str(CHART), "--set", value, check=False)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def test_the_image_is_the_published_one_by_default_and_a_digest_pins_it(helm: Path) -> None:
+    """Default: the release workflow's image at appVersion; image.digest gives
+    repository@digest and wins over a tag (tests/packaging/test_release.py checks the rest)."""
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    repository = yaml.safe_load((CHART / "values.yaml").read_text())["image"]["repository"]
+
+    def image(values: list[str]) -> str:
+        pod = one(render(helm, "ns", values), "Deployment")["spec"]["template"]["spec"]
+        return str(pod["containers"][0]["image"])
+
+    digest = "sha256:" + "0123456789abcdef" * 4
+    assert image([]) == f"{repository}:{meta['appVersion']}"
+    assert image(["image.tag=1.2.3"]) == f"{repository}:1.2.3"
+    assert image([f"image.digest={digest}", "image.tag=1.2.3"]) == f"{repository}@{digest}"
+    assert image(["image.repository=registry.example/ml/modelmon", f"image.digest={digest}"]) \
+        == f"registry.example/ml/modelmon@{digest}"
 
 
 #: Values that set the Kubernetes structures of the chart the way users do: the closed
@@ -591,8 +612,9 @@ def test_kubectl_apply_k_installs_the_operator_and_the_sample(
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
         deployment = kubectl.json("get", "deployment", "modelmon", "-n", ns)
         app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+        repository = yaml.safe_load((CHART / "values.yaml").read_text())["image"]["repository"]
         assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == \
-            f"modelmon:{app_version}"
+            f"{repository}:{app_version}"
         proc = create_pod_dry_run(kubectl, pod_from(deployment, ns))
         assert "created (server dry run)" in proc.stdout, proc.stderr
         # Idempotent, as GitOps tools re-apply it.

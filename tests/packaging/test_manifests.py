@@ -155,12 +155,15 @@ def test_no_wildcards_and_no_writes_beyond_the_operator_objects(retraining: bool
     assert {v for g, r, v in rules if r == "secrets"} == {"get"}
 
 
-def test_the_image_tag_is_the_charts_app_version() -> None:
+def test_the_image_is_the_charts_default() -> None:
     chart = yaml.safe_load((REPO_ROOT / "helm" / "modelmon" / "Chart.yaml").read_text())
+    values = yaml.safe_load((REPO_ROOT / "helm" / "modelmon" / "values.yaml").read_text())
     kustomization = yaml.safe_load((MANIFESTS / "base" / "kustomization.yaml").read_text())
     (image,) = kustomization["images"]
-    assert image == {"name": "modelmon", "newTag": chart["appVersion"]}, \
-        "manifests/base/kustomization.yaml: set newTag to Chart.yaml's appVersion"
+    assert image == {"name": "modelmon", "newName": values["image"]["repository"],
+                     "newTag": chart["appVersion"]}, \
+        "manifests/base/kustomization.yaml: set newName to the chart's image.repository " \
+        "and newTag to Chart.yaml's appVersion"
 
 
 def test_deployment_is_locked_down() -> None:
