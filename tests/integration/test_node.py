@@ -126,6 +126,9 @@ def test_an_image_missing_from_the_node_is_never_pulled(
     assert "127.0.0.1:9" in message, message
 
 
+# The image fixture builds it when the build context changed (about 3 minutes on 2 cores;
+# `make test-node` builds it before the tests, so there it is cached) and imports it.
+@pytest.mark.timeout(600)
 def test_the_local_image_runs_as_the_charts_user(
     kubectl: Kubectl, namespace: str, operator_image: str
 ) -> None:
