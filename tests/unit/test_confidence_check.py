@@ -15,6 +15,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from classifier_data import CLASSES
+from classifier_data import three_class_window as frame
 from modelmon.api.errors import field_errors
 from modelmon.api.v1alpha1 import Finding, ModelMonitorSpec, ModelMonitorStatus
 from modelmon.cli import main
@@ -24,24 +26,6 @@ from modelmon.outputs.notifiers.base import Message
 from modelmon.outputs.notifiers.senders import alert_identity
 from modelmon.outputs.rules import prometheus_rule
 from promtool_rules import VALUE, alerts_fire_as_expected, checked_rules, expected_alert
-
-CLASSES = ("setosa", "versicolor", "virginica")
-
-
-def frame(n: int, seed: int, sharpness: float) -> pd.DataFrame:
-    """A three-class model's window: two features, a softmax over them whose sharpness
-    sets how confident the model is, the top class as prediction, and labels."""
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(0, 1, n), rng.normal(0, 1, n)
-    logits = sharpness * np.column_stack([x1, x2, -(x1 + x2)])
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    out = pd.DataFrame({"x1": x1, "x2": x2})
-    for i, label in enumerate(CLASSES):
-        out[f"p_{label}"] = probs[:, i]
-    out["species"] = np.asarray(CLASSES)[probs.argmax(axis=1)]
-    out["label"] = np.asarray(CLASSES)[[rng.choice(3, p=row) for row in probs]]
-    return out
 
 
 def monitor(confidence: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from classifier_data import CLASSES
+from classifier_data import three_class_window as multiclass
 from modelmon import check as check_module
 from modelmon.api.errors import field_errors
 from modelmon.api.v1alpha1 import (
@@ -43,8 +45,6 @@ from modelmon.stats.estimation import (
 )
 from promtool_rules import VALUE, alerts_fire_as_expected, checked_rules, expected_alert
 
-CLASSES = ("setosa", "versicolor", "virginica")
-
 
 def binary(n: int, seed: int, spread: float = 1.0) -> pd.DataFrame:
     """A calibrated binary model: its score is the true chance of the positive class, so
@@ -55,20 +55,6 @@ def binary(n: int, seed: int, spread: float = 1.0) -> pd.DataFrame:
     return pd.DataFrame({"x": x, "z": rng.normal(0.0, 1.0, n), "score": p,
                          "pred": (p >= 0.5).astype(int),
                          "label": (rng.random(n) < p).astype(int)})
-
-
-def multiclass(n: int, seed: int, sharpness: float) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(0, 1, n), rng.normal(0, 1, n)
-    logits = sharpness * np.column_stack([x1, x2, -(x1 + x2)])
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    out = pd.DataFrame({"x1": x1, "x2": x2})
-    for i, label in enumerate(CLASSES):
-        out[f"p_{label}"] = probs[:, i]
-    out["species"] = np.asarray(CLASSES)[probs.argmax(axis=1)]
-    out["label"] = np.asarray(CLASSES)[[rng.choice(3, p=row) for row in probs]]
-    return out
 
 
 def regression(n: int, seed: int, spread: float = 1.0) -> pd.DataFrame:
