@@ -289,3 +289,14 @@ def operator_image(node: Node, pytestconfig: pytest.Config) -> str:
     if proc.returncode != 0:
         pytest.fail(f"hack/image-local.sh failed with exit code {proc.returncode}")
     return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """The example's data where the operator can read it (absolute paths); a module may
+    define its own (test_operator_egress serves it over HTTP)."""
+    from monitors import EXAMPLE
+
+    for name in ("reference.csv", "current.csv"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    return tmp_path

@@ -156,13 +156,6 @@ def other_namespace(kubectl: Kubectl) -> Iterator[str]:
     kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    for name in ("reference.csv", "current.csv"):
-        shutil.copy(EXAMPLE / name, tmp_path / name)
-    return tmp_path
-
-
 def monitor(name: str, data: Path, current: str = "current.csv", *,
             estimated: bool = False) -> dict[str, Any]:
     """The example monitor on ``data``; ``estimated`` adds a bound on estimated rocAuc, so

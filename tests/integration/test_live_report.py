@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,20 +15,13 @@ from typing import Any
 import pytest
 import yaml
 from kube import REPO_ROOT, Cluster, Kubectl, wait_for
-from monitors import EXAMPLE, apply, monitor, status_when
+from monitors import apply, monitor, status_when
 from operator_proc import OperatorProcess, free_port, http_get
 
 from modelmon.api.names import rule_name
 from modelmon.cli import parse_args
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    for name in ("reference.csv", "current.csv"):
-        shutil.copy(EXAMPLE / name, tmp_path / name)
-    return tmp_path
 
 
 @pytest.fixture

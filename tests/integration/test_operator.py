@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from kube import Cluster, Kubectl, manifest, wait_for
-from monitors import EXAMPLE, apply, condition, get, monitor, series_of, status_when
+from monitors import apply, condition, get, monitor, series_of, status_when
 from operator_proc import OperatorProcess
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,14 +23,6 @@ from modelmon.api.names import monitor_label, rule_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    """The example's data where the operator can read it (absolute paths)."""
-    for name in ("reference.csv", "current.csv"):
-        shutil.copy(EXAMPLE / name, tmp_path / name)
-    return tmp_path
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 from kube import Cluster, Kubectl, wait_for
-from monitors import EXAMPLE, apply, condition, monitor, status_when
+from monitors import apply, condition, monitor, status_when
 from operator_proc import OperatorProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -37,13 +36,6 @@ def apiserver_pid(cluster: Cluster) -> int:
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     assert "kube-apiserver" in cmdline and str(cluster.state_dir) in cmdline, cmdline
     return pid
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    for name in ("reference.csv", "current.csv"):
-        shutil.copy(EXAMPLE / name, tmp_path / name)
-    return tmp_path
 
 
 @pytest.fixture

@@ -85,13 +85,6 @@ def big_csv() -> Iterator[str]:
     thread.join()
 
 
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    for name in ("reference.csv", "current.csv"):
-        shutil.copy(EXAMPLE / name, tmp_path / name)
-    return tmp_path
-
-
 def high_water_mark(pid: int) -> int:
     """Peak resident set of a process, in bytes (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
