@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import secrets
 import subprocess
 import tempfile
@@ -254,3 +255,15 @@ def manifest(obj: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
     if isinstance(obj, Mapping):
         return json.dumps(obj)
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(obj)})
+
+
+def table(out: str) -> list[dict[str, str]]:
+    """kubectl's table as rows of {header: cell}, cut at the headers' columns (cells may
+    hold single spaces, and may be empty)."""
+    header, *rows = out.splitlines()
+    names = re.findall(r"\S+(?: \S+)*", header)
+    starts = [header.index(name) for name in names]
+    ends = [*starts[1:], None]
+    return [{name: row[start:end].strip() for name, start, end in zip(names, starts, ends,
+                                                                     strict=True)}
+            for row in rows]

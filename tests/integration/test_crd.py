@@ -4,13 +4,12 @@ every monitor of the bad corpus is rejected with a message that names its field.
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kube import REPO_ROOT, Kubectl, manifest
+from kube import REPO_ROOT, Kubectl, manifest, table
 
 from corpus import bad_cases, good_monitor, merge_patch
 
@@ -159,18 +158,6 @@ def test_explain_prints_field_docs(kubectl: Kubectl) -> None:
     assert "method" in out and "auto" in out
     out = kubectl("explain", "mm.status.drift.features").stdout
     assert "pValue" in out and "p-value of a test" in out
-
-
-def table(out: str) -> list[dict[str, str]]:
-    """kubectl's table as rows of {header: cell}, cut at the headers' columns (cells may
-    hold single spaces, and may be empty)."""
-    header, *rows = out.splitlines()
-    names = re.findall(r"\S+(?: \S+)*", header)
-    starts = [header.index(name) for name in names]
-    ends = [*starts[1:], None]
-    return [{name: row[start:end].strip() for name, start, end in zip(names, starts, ends,
-                                                                     strict=True)}
-            for row in rows]
 
 
 def test_get_shows_printer_columns(kubectl: Kubectl, namespace: str) -> None:

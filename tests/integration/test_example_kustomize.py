@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube import REPO_ROOT, Kubectl, wait_for
+from kube import REPO_ROOT, Kubectl, table, wait_for
 from monitors import condition, status_when
 from operator_proc import OperatorProcess
 
@@ -25,17 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 EXAMPLE = REPO_ROOT / "examples" / "breast-cancer"
 NAMESPACE, NAME = "ml-demo", "breast-cancer"
-
-
-def table(out: str) -> list[dict[str, str]]:
-    """kubectl's table as rows of {header: cell}, cut at the headers' columns."""
-    header, *rows = out.splitlines()
-    names = re.findall(r"\S+(?: \S+)*", header)
-    starts = [header.index(name) for name in names]
-    ends = [*starts[1:], None]
-    return [{name: row[start:end].strip() for name, start, end in zip(names, starts, ends,
-                                                                     strict=True)}
-            for row in rows]
 
 
 @pytest.fixture
