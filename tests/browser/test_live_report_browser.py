@@ -12,12 +12,13 @@ live-<n>-columns.png (the column plots) and live-<n>-trends.png (the history).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from headless import Chromium
+from headless import Chromium, chromium
 from test_report_browser import CHARTS, NAMED, assert_drawn
 
 from modelmon.api.v1alpha1 import CheckSummary
@@ -26,10 +27,20 @@ from modelmon.monitor_files import load_monitors
 from modelmon.outputs.report.live import LiveReports
 from modelmon.outputs.report.server import ReportServer
 from report_data import feature_names, write_monitor
+from toolcheck import require
 
 pytestmark = pytest.mark.timeout(300)
 
 SIZES = (3, 100)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("MODELMON_TEST_ARTIFACTS")
+    folder = (Path(given) / "browser" if given
+              else tmp_path_factory.getbasetemp() / "browser-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +68,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Chromium]:
+    binary = require("chromium")
+    async with chromium(binary) as running:
+        yield running
 
 
 async def test_the_list_of_monitors(browser: Chromium, served: str, artifacts: Path) -> None:

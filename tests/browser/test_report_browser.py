@@ -10,12 +10,14 @@ its trend charts.
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from headless import Chromium, Page
+from headless import Chromium, Page, chromium
 
 from modelmon.api.v1alpha1 import CheckSummary
 from modelmon.check import run_check_with_shapes
@@ -23,6 +25,7 @@ from modelmon.cli import main
 from modelmon.monitor_files import load_monitors
 from modelmon.outputs.report import HistoryPoint, MonitorReport, render_report
 from report_data import feature_names, write_monitor
+from toolcheck import require
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -49,6 +52,22 @@ NAMED = """({
   table: Array.from(document.querySelectorAll('table.drift tbody tr td:first-child')).map(
       function (td) { return td.innerText; })
 })"""
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("MODELMON_TEST_ARTIFACTS")
+    folder = (Path(given) / "browser" if given
+              else tmp_path_factory.getbasetemp() / "browser-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Chromium]:
+    binary = require("chromium")
+    async with chromium(binary) as running:
+        yield running
 
 
 async def open_report(browser: Chromium, path: Path) -> tuple[Page, int]:
