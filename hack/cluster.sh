@@ -25,7 +25,9 @@
 #                         (downloads the prometheus-operator module if missing)
 #   node-check            exit 0 if this machine has what the node needs
 #   node-build            build the node's binaries and images (cached)
-#   load-image TARBALL    import an image tarball into the running node's containerd
+#   load-image TARBALL [REF]
+#                         import an image tarball into the running node's containerd
+#                         (with REF: only if the node does not have REF yet)
 #
 # Environment (all optional):
 #   MODELMON_CACHE          binaries, wrapper modules, build logs
@@ -652,8 +654,8 @@ main() {
     node-check) node_check && log "node: this machine has what the node needs" ;;
     node-build) node_check || die "this machine cannot run the node (see above)"; node_build ;;
     load-image)
-      [[ $# -eq 1 ]] || die "usage: $0 load-image TARBALL"
-      node_load_image "$1" ;;
+      [[ $# -eq 1 || $# -eq 2 ]] || die "usage: $0 load-image TARBALL [REF]"
+      node_load_image "$@" ;;
     -h | --help | help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
   esac

@@ -190,7 +190,7 @@ main() {
   # Into the running node's containerd, if a node runs (hack/node.sh records its cluster).
   local owner=/run/modelmon-node.owner
   if [[ -f $owner ]]; then
-    MODELMON_CLUSTER_DIR=$(<"$owner") "$REPO/hack/cluster.sh" load-image "$tar" >&2
+    MODELMON_CLUSTER_DIR=$(<"$owner") "$REPO/hack/cluster.sh" load-image "$tar" "$ref" >&2
     log "loaded into the node of $(<"$owner")"
   else
     log "no node runs: load it later with hack/cluster.sh load-image $tar"

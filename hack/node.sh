@@ -320,9 +320,14 @@ EOF
 
 ctr_() { ctr --address "$NODE_DIR/containerd.sock" -n k8s.io "$@"; }
 
-# Import an image tarball into the node's containerd (the kubelet's namespace).
-node_load_image() { # tarball
+# Import an image tarball into the node's containerd (the kubelet's namespace); with the
+# image's reference, nothing is imported when the node already has that reference.
+node_load_image() { # tarball [reference]
   [[ -S $NODE_DIR/containerd.sock ]] || die "no node running in $STATE_DIR (start one with MODELMON_NODE=1 $0 up)"
+  if [[ -n ${2:-} ]] && [[ -n $(ctr_ images ls -q "name==$2") ]]; then
+    log "the node already has $2"
+    return 0
+  fi
   ctr_ images import "$1" >&2 || die "could not import $1 into the node's containerd"
 }
 
