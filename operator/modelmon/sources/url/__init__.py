@@ -78,7 +78,14 @@ one schema). This module registers the loader and the version probe.
 from __future__ import annotations
 
 from modelmon.api.v1alpha1 import Source
-from modelmon.sources.base import DataError, LoadContext, Loaded, register, register_probe
+from modelmon.sources.base import (
+    DataError,
+    LoadContext,
+    Loaded,
+    register,
+    register_probe,
+    register_stream,
+)
 from modelmon.sources.url.listing import (
     MAX_FILES,
     SUFFIXES,
@@ -90,6 +97,7 @@ from modelmon.sources.url.listing import (
 )
 from modelmon.sources.url.partitions import partition_interval
 from modelmon.sources.url.readers import EXPECTED, Readable, read_all, read_parquet
+from modelmon.sources.url.streamed import STREAMED_FORMATS, Streamed, open_streamed
 from modelmon.sources.url.targets import (
     ALLOW_FLAG,
     DEFAULT_TIMEOUT,
@@ -115,9 +123,11 @@ __all__ = [
     "REMOTE_SCHEMES",
     "S3_KEYS",
     "S3_OPTIONAL_KEYS",
+    "STREAMED_FORMATS",
     "SUFFIXES",
     "Listing",
     "Readable",
+    "Streamed",
     "Target",
     "allowed_local",
     "detect_format",
@@ -130,6 +140,7 @@ __all__ = [
     "read_parquet",
     "redact_url",
     "resolve",
+    "stream_url",
     "target",
 ]
 
@@ -155,3 +166,16 @@ def probe_url(source: Source, ctx: LoadContext) -> str | None:
     """The version from metadata alone (one ``info`` or one listing); no data is read."""
     resolved = target(source, ctx)
     return listing(source, resolved, ctx).version
+
+
+@register_stream("url")
+def stream_url(source: Source, ctx: LoadContext) -> Streamed | None:
+    """The file, or the files under the prefix, opened for streamed reads (``streamed``);
+    None for JSON Lines, or when only the content would tell the version."""
+    resolved = target(source, ctx)
+    if not resolved.prefix:
+        try:
+            detect_format(resolved.path, source.format)
+        except DataError as exc:
+            raise DataError(f"{resolved.where}: {exc}") from None
+    return open_streamed(source, resolved, listing(source, resolved, ctx), ctx)
