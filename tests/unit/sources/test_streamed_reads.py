@@ -178,3 +178,11 @@ def test_the_container_memory_limit_is_read_from_its_cgroup(tmp_path: Path, text
     assert default_memory(files) == (None if limit is None else limit // 4)
     assert container_memory((tmp_path / "absent",)) is None
     assert len(CGROUP_MEMORY_FILES) == 2
+
+
+def test_a_whole_load_reads_column_chunks_over_a_megabyte(tmp_path: Path) -> None:
+    # A metered read returns at most a megabyte; pyarrow must still get each range whole.
+    frame = pd.DataFrame({"x": np.random.default_rng(1).random(400_000)})
+    frame.to_parquet(tmp_path / "one.parquet", index=False, compression=None)
+    loaded = load(Source(url=str(tmp_path / "one.parquet")), ctx(columns=["x"])).frame
+    np.testing.assert_array_equal(loaded["x"].to_numpy(), frame["x"].to_numpy())

@@ -31,7 +31,7 @@ from modelmon.sources.base import (
     unparsable,
 )
 from modelmon.sources.url.listing import Listing, detect_format
-from modelmon.sources.url.readers import EXPECTED, _Metered, _stream
+from modelmon.sources.url.readers import EXPECTED, _Metered, _stream, _Whole
 from modelmon.sources.url.targets import Target, unreachable
 
 #: Formats a window can be streamed in (JSON Lines is always read whole).
@@ -137,44 +137,6 @@ class Streamed:
                 shown, self.fmt, EXPECTED[self.fmt], budget_.used - used, exc)) from None
 
 
-class _Whole:
-    """A metered file whose ``read(n)`` returns ``n`` bytes unless the file ends first (a
-    metered read returns at most a megabyte; pyarrow takes a short read for the end),
-    without reading ahead: only the byte ranges pyarrow asks for are fetched."""
-
-    def __init__(self, raw: _Metered) -> None:
-        self._raw = raw
-        self.closed = False
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            return b"".join(iter(lambda: self._raw.read(CHUNK) or b"", b""))
-        parts: list[bytes] = []
-        left = size
-        while left > 0:
-            part = self._raw.read(min(left, CHUNK)) or b""
-            if not part:
-                break
-            parts.append(part)
-            left -= len(part)
-        return b"".join(parts)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def _opened(target: Target, path: str) -> AbstractContextManager[Any]:
     no_cache = {"cache_type": "none"} if target.remote else {}
     return target.filesystem.open(path, "rb", **no_cache)  # type: ignore[no-any-return]
@@ -188,10 +150,13 @@ def _parquet_batches(target: Target, path: str, wanted: list[str], rows: int,
         metered.append(_Metered(handle, budget_))
         parquet = pyarrow.parquet.ParquetFile(_Whole(metered[0]))
         present = [n for n in wanted if n in parquet.schema_arrow.names]
-        for batch in parquet.iter_batches(batch_size=rows, columns=present,
-                                          use_pandas_metadata=False):
-            yield pd.DataFrame({name: batch.column(i).to_pandas()
-                                for i, name in enumerate(batch.schema.names)}, copy=False)
+        # One row group at a time: a reader over the whole file reads ahead and keeps
+        # several row groups' buffers (measured: about ten times the memory).
+        for group in range(parquet.num_row_groups):
+            for batch in parquet.iter_batches(batch_size=rows, row_groups=[group],
+                                              columns=present, use_pandas_metadata=False):
+                yield pd.DataFrame({name: batch.column(i).to_pandas()
+                                    for i, name in enumerate(batch.schema.names)}, copy=False)
 
 
 def _csv_batches(target: Target, path: str, wanted: list[str], rows: int, budget_: Budget,
