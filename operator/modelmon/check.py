@@ -531,8 +531,8 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path | None, now: datetime | Non
                 scores = score_window(ref.profile, frame, workers=_workers(
                     cpu, rows_in, len(ref.profile.columns)))
                 plotted = _shapes(ref.profile, frame) if shapes else {}
-            else:  # one column at a time: one worker
-                scores = score_window(ref.profile, streamed)
+            else:  # binned columns from their sketches, the others one at a time
+                scores = streamed.score()
                 plotted = {}  # a streamed window's report shows its figures without plots
         scored_kinds = {r.name: ref.profile.columns[r.name].dtype_kind
                         for r in (ref.plan.prediction, ref.plan.target)

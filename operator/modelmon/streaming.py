@@ -26,12 +26,11 @@ import pandas as pd
 from modelmon.api.v1alpha1 import ModelMonitorSpec, format_bytes, parse_duration
 from modelmon.evaluation import InvalidDataError, SourceUnavailableError
 from modelmon.sources import DataError, LoadContext, SourceError, Stream, open_stream
-from modelmon.stats.dataset import ReferenceProfile
+from modelmon.stats.dataset import QualityFigures, ReferenceProfile, WindowScores, score_window
+from modelmon.stats.sketch import BINNED, ColumnSketch, merge, score_sketches, sketch_column
 
 log = logging.getLogger(__name__)
 
-#: Numeric methods that read the window only through the reference's bins.
-BINNED_NUMERIC = frozenset({"psi", "jensenshannon", "kl", "hellinger"})
 #: A column loaded whole is held twice while it is scored (its values and their sorted
 #: copy): it fits when twice its bytes are within the limit.
 HELD_COPIES = 2
@@ -88,7 +87,7 @@ def window(spec: ModelMonitorSpec, frame: pd.DataFrame, now: datetime) -> pd.Dat
 def streams_binned(profile: ReferenceProfile, name: str) -> bool:
     """Whether column ``name`` is scored from the reference's bins or categories alone."""
     column = profile.columns[name]
-    return column.kind == "categorical" or column.method in BINNED_NUMERIC
+    return column.kind == "categorical" or column.method in BINNED
 
 
 def method_field(spec: ModelMonitorSpec, profile: ReferenceProfile, name: str) -> str:
@@ -103,12 +102,36 @@ def method_field(spec: ModelMonitorSpec, profile: ReferenceProfile, name: str) -
     return f"spec.drift.numericMethod (auto picked {column.method} for {name!r})"
 
 
+class Fold:
+    """The sketches of a column's batches merged as a balanced tree (two of one size into
+    one of the next, as a binary counter counts), so that the quantile grid's slack grows
+    with the logarithm of the batches, not their number (``stats.sketch``)."""
+
+    def __init__(self) -> None:
+        self._levels: list[tuple[int, ColumnSketch]] = []
+
+    def add(self, sketch: ColumnSketch) -> None:
+        level = 0
+        while self._levels and self._levels[-1][0] == level:
+            sketch = merge(self._levels.pop()[1], sketch)
+            level += 1
+        self._levels.append((level, sketch))
+
+    def result(self) -> ColumnSketch | None:
+        """The sketch of every batch added, or None without any."""
+        folded: ColumnSketch | None = None
+        for _, sketch in reversed(self._levels):
+            folded = sketch if folded is None else merge(sketch, folded)
+        return folded
+
+
 @dataclass(slots=True)
 class StreamedWindow:
     """The current window as a ``stats.dataset.ColumnReader``: each column read in a pass
     of its own when asked for, and refused when it would not fit in ``limit``."""
 
     spec: ModelMonitorSpec
+    profile: ReferenceProfile
     stream: Stream
     now: datetime
     limit: int
@@ -117,6 +140,9 @@ class StreamedWindow:
     rows: int = 0
     """Rows inside the window (counted by ``count``)."""
     samples: dict[str, pd.Series] = field(default_factory=dict)
+    """A few values of the columns the first pass reads, to tell their kind."""
+    sketches: dict[str, ColumnSketch] = field(default_factory=dict)
+    """The columns scored from the reference's bins or categories, folded batch by batch."""
     exact: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Columns whose method reads every value: (the spec field that chose it, method)."""
 
@@ -140,15 +166,47 @@ class StreamedWindow:
                 if len(kept):
                     yield kept[[n for n in names if n in kept.columns]]
 
-    def count(self) -> None:
-        """The first pass: the window's rows, and a sample of each column's values."""
+    def fold(self) -> None:
+        """The first pass: the window's rows, the sketch of each column a binned method
+        scores (and data quality checks), and a few values of each column it reads."""
+        binned = [n for n in self.wanted
+                  if n in self.profile.columns and streams_binned(self.profile, n)]
+        roles = [n for n in self.spec.columns.roles() if n in self.wanted]
+        names = list(dict.fromkeys([*binned, *roles])) or self.wanted[:1]
+        folds = {name: Fold() for name in binned}
         rows = 0
-        for batch in self.passes(self.wanted):
+        for batch in self.passes(names):
             rows += len(batch)
+            for name, fold in folds.items():
+                fold.add(sketch_column(batch[name], self.profile.columns[name]))
             for name in batch.columns:
                 if name not in self.samples and batch[name].notna().any():
                     self.samples[name] = batch[name].dropna().iloc[:SAMPLE_ROWS].copy()
         self.rows = rows
+        for name, fold in folds.items():
+            folded = fold.result()
+            if folded is not None:
+                self.sketches[name] = folded
+
+    def score(self) -> WindowScores:
+        """``stats.dataset.score_window`` of the window: the binned columns from their
+        sketches, every other column loaded on its own (or refused) and scored from its
+        values; in the profile's order."""
+        columns = self.profile.columns
+        present = [n for n in columns if n in self.wanted]
+        sketched = score_sketches(ReferenceProfile(self.profile.rows, {
+            n: columns[n] for n in present if n in self.sketches}), self.sketches)
+        valued = score_window(ReferenceProfile(self.profile.rows, {
+            n: columns[n] for n in present if n not in self.sketches}), self)
+        drift = {d.name: d for d in [*sketched.drift, *valued.drift]}
+        quality = {q.name: q for q in [*sketched.quality.columns, *valued.quality.columns]}
+        changes = {c[0]: c for c in [*sketched.quality.type_changes,
+                                     *valued.quality.type_changes]}
+        missing = [n for n, p in columns.items()
+                   if n not in self.wanted and p.request.role == "feature"]
+        return WindowScores([drift[n] for n in present if n in drift], QualityFigures(
+            [quality[n] for n in present if n in quality], missing,
+            [changes[n] for n in present if n in changes]))
 
     def sample_frame(self) -> pd.DataFrame:
         """A few values of each column (a column without any: none), to tell its kind."""
@@ -205,12 +263,12 @@ def open_window(spec: ModelMonitorSpec, profile: ReferenceProfile, ctx: LoadCont
     log.info("the current window holds about %s, more than the check's memory limit of %s: "
              "streaming it", format_bytes(held), format_bytes(limit))
     wanted = [n for n in names if n in stream.columns]
-    streamed = StreamedWindow(spec, stream, now, limit, wanted)
+    streamed = StreamedWindow(spec, profile, stream, now, limit, wanted)
     for name in wanted:
         if name in profile.columns and not streams_binned(profile, name):
             streamed.exact[name] = (method_field(spec, profile, name),
                                     profile.columns[name].method)
-    streamed.count()
+    streamed.fold()
     return streamed
 
 
