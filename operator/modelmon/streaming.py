@@ -173,6 +173,14 @@ class StreamedWindow:
                   if n in self.profile.columns and streams_binned(self.profile, n)]
         roles = [n for n in self.spec.columns.roles() if n in self.wanted]
         names = list(dict.fromkeys([*binned, *roles])) or self.wanted[:1]
+        group = sum(self.stream.largest_chunk(n) for n in names)
+        if group > self.limit:
+            raise InvalidDataError(
+                f"spec.current.source.url: a row group of the current window's files holds "
+                f"about {format_bytes(group)} of the monitored columns, more than the check's "
+                f"memory limit of {format_bytes(self.limit)} ({LIMIT_FLAG}), and a streamed "
+                "read holds one row group at a time; write the files with smaller row "
+                "groups (for example 100,000 rows each)")
         folds = {name: Fold() for name in binned}
         rows = 0
         for batch in self.passes(names):

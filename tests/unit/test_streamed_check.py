@@ -136,6 +136,17 @@ def test_an_exact_method_over_the_limit_is_refused_by_its_field(files: Path, fmt
         "spec.drift.features.income.method: wasserstein (which reads every value)")
 
 
+def test_row_groups_larger_than_the_limit_are_refused(files: Path, tmp_path: Path) -> None:
+    (tmp_path / "ref.parquet").write_bytes((files / "ref.parquet").read_bytes())
+    pd.read_parquet(files / "cur.parquet").to_parquet(tmp_path / "cur.parquet", index=False,
+                                                      row_group_size=240_000)
+    ready = check(monitor("parquet"), tmp_path, LIMIT).condition("Ready")
+    assert ready is not None and ready.reason == "InvalidData"
+    assert ready.message.startswith("spec.current.source.url: a row group of the current "
+                                    "window's files holds about"), ready.message
+    assert "smaller row groups" in ready.message
+
+
 def test_an_exact_method_whose_column_fits_is_scored_from_its_values(files: Path) -> None:
     spec = monitor("parquet", "ks")
     whole = figures(check(spec, files, None))
@@ -150,7 +161,7 @@ def test_performance_columns_over_the_limit_are_refused_by_their_field(files: Pa
         frame = pd.read_parquet(files / name)
         frame["label"] = frame["age"] + 1.0
         frame["predicted"] = frame["age"]
-        frame.to_parquet(tmp_path / name, index=False)
+        frame.to_parquet(tmp_path / name, index=False, row_group_size=30_000)
     spec = monitor("parquet", columns={"timestamp": "ts", "categorical": ["grade"],
                                        "target": "label", "prediction": "predicted"})
     ready = check(spec, tmp_path, 2 * LIMIT).condition("Ready")
@@ -202,7 +213,7 @@ def test_the_peak_memory_of_a_streamed_check_stays_bounded(tmp_path: Path) -> No
         "spend": rng.gamma(2.0, 30.0, rows), "grade": rng.integers(0, 5, rows).astype(float),
         "region": pd.Categorical(rng.choice(["n", "s", "e"], rows)),
         "ts": pd.date_range(NOW - timedelta(hours=20), NOW, periods=rows)})
-    big.to_parquet(tmp_path / "cur.parquet", index=False, row_group_size=100_000)
+    big.to_parquet(tmp_path / "cur.parquet", index=False, row_group_size=50_000)
     big.iloc[:20_000].to_parquet(tmp_path / "small.parquet", index=False)
     del big
     spec = monitor("parquet", columns={"timestamp": "ts", "categorical": ["grade"],
