@@ -21,6 +21,13 @@ Part of ``sources`` (second stop on the data line).
   parser (chunked http, servers without HEAD) and the read stops at the first byte over.
   Parquet read by columns counts only the byte ranges fetched. Either way the check fails
   with ``DataError`` (InvalidData) naming ``maxBytes`` and the size seen.
+- Streamed reads (``streamed``; ``stream_url``, registered with ``register_stream``): a
+  window larger than the check's memory limit is read in batches, parquet one row group at
+  a time (only the asked columns' ranges fetched), CSV in chunks of rows by pandas' parser,
+  as a whole load parses it. The same target, listing, allowed paths, egress and timeout
+  apply; the byte budget counts the bytes each pass fetches (``maxBytes`` is bytes
+  fetched, not bytes held: the memory limit, ``streaming``, bounds what is held). JSON
+  Lines, and files whose version only their content tells, are read whole.
 - A file that does not parse is reported by what was expected, its size and the parser's
   line number; the parser's own text, which may quote the data, never reaches a message.
 
@@ -72,7 +79,8 @@ The package follows a load's steps: ``targets`` (the url resolved, local paths c
 against the allowed directories, credentials and egress set up for s3/gs/http),
 ``listing`` (the files and their version, from metadata alone; ``partitions`` prunes date
 partitions outside the window), ``readers`` (bytes within budget, parsed and checked for
-one schema). This module registers the loader and the version probe.
+one schema), or ``streamed`` (the same bytes in batches). This module registers the loader,
+the version probe and the streamer.
 """
 
 from __future__ import annotations
