@@ -186,3 +186,13 @@ def test_a_whole_load_reads_column_chunks_over_a_megabyte(tmp_path: Path) -> Non
     frame.to_parquet(tmp_path / "one.parquet", index=False, compression=None)
     loaded = load(Source(url=str(tmp_path / "one.parquet")), ctx(columns=["x"])).frame
     np.testing.assert_array_equal(loaded["x"].to_numpy(), frame["x"].to_numpy())
+
+
+def test_csv_files_that_fit_the_memory_limit_are_not_opened_for_streaming(
+        written: Path) -> None:
+    size = written.stat().st_size
+    roomy = Policy(local_paths=None, egress=LOOPBACK, max_memory=size)
+    tight = Policy(local_paths=None, egress=LOOPBACK, max_memory=size - 1)
+    fits = open_stream(Source(url=str(written)), ctx(roomy))
+    assert (fits is None) == (written.suffix == ".csv")  # parquet: decided from its footer
+    assert open_stream(Source(url=str(written)), ctx(tight)) is not None

@@ -108,15 +108,10 @@ class Streamed:
         for path, _ in self.files.files:
             yield from self._file_batches(path, wanted, rows, budget_)
 
-    def _shown(self, path: str) -> str:
-        target = self.target
-        return (target.shown if not target.prefix
-                else f"{target.shown}{path[len(target.path.rstrip('/')) + 1:]}")
-
     def _file_batches(self, path: str, wanted: list[str], rows: int, budget_: Budget
                       ) -> Iterator[pd.DataFrame]:
         used = budget_.used
-        shown = self._shown(path)
+        shown = _shown(self.target, path)
         metered: list[_Metered] = []
         try:
             if self.fmt == "parquet":
@@ -135,6 +130,12 @@ class Streamed:
                 raise self.target.fail(exc) from None
             raise DataError(f"{self.where}: " + unparsable(
                 shown, self.fmt, EXPECTED[self.fmt], budget_.used - used, exc)) from None
+
+
+def _shown(target: Target, path: str) -> str:
+    """A file of the target as messages show it (a prefix's files by their relative path)."""
+    return (target.shown if not target.prefix
+            else f"{target.shown}{path[len(target.path.rstrip('/')) + 1:]}")
 
 
 def _opened(target: Target, path: str) -> AbstractContextManager[Any]:
@@ -204,9 +205,10 @@ def _csv_header(target: Target, path: str, budget_: Budget) -> list[str]:
 def open_streamed(source: Source, target: Target, files: Listing, ctx: LoadContext
                   ) -> Streamed | None:
     """The listed files as a ``Streamed``, or None when they cannot be streamed (JSON
-    Lines, or a version that only the content would tell). Reads the parquet footers or
-    the CSV headers, within the byte budget; a file that lacks a column the first file has
-    fails with ``DataError`` naming it."""
+    Lines, or a version that only the content would tell) or need not be (CSV files whose
+    sizes together are within the memory limit: no header is read then). Reads the parquet
+    footers or the CSV headers, within the byte budget; a file that lacks a column the
+    first file has fails with ``DataError`` naming it."""
     formats = {detect_format(p, source.format) for p, _ in files.files}
     if len(formats) > 1:
         raise DataError(f"{target.where}: {target.shown} holds {', '.join(sorted(formats))} "
@@ -214,6 +216,11 @@ def open_streamed(source: Source, target: Target, files: Listing, ctx: LoadConte
     fmt = formats.pop()
     if fmt not in STREAMED_FORMATS or files.version is None:
         return None
+    sizes = [info.get("size") for _, info in files.files]
+    limit = ctx.policy.max_memory
+    if (fmt == "csv" and limit is not None and all(isinstance(s, int) for s in sizes)
+            and sum(s for s in sizes if isinstance(s, int)) <= limit):
+        return None  # the whole text fits: loaded whole, without reading a header first
     budget_ = budget(source, ctx)
     metas: dict[str, _ParquetFile] = {}
     columns: list[str] | None = None
@@ -231,7 +238,7 @@ def open_streamed(source: Source, target: Target, files: Listing, ctx: LoadConte
             if unreachable(exc):
                 raise target.fail(exc) from None
             raise DataError(f"{target.where}: " + unparsable(
-                path, fmt, EXPECTED[fmt], None, exc)) from None
+                _shown(target, path), fmt, EXPECTED[fmt], None, exc)) from None
         if columns is None:
             columns, first = names, path
             continue
