@@ -306,8 +306,8 @@ def streamed_extras(spec: ModelMonitorSpec, ref: FittedReference, streamed: Stre
     names = list(dict.fromkeys(names))
     if not names:
         return pd.DataFrame()
-    streamed.need(names, groups[0][1] if len(groups) == 1 else "spec.current.window",
-                  "the " + " and ".join(g[2] for g in groups) if len(groups) > 1 else groups[0][2])
+    if len(groups) > 1:  # each group fits; all of them together must too
+        streamed.need(names, "spec.current.window", " and ".join(g[2] for g in groups))
     return streamed.frame(names)
 
 

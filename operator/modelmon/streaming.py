@@ -4,12 +4,15 @@ Between ``sources`` and ``check`` on the data line. The memory limit
 (``Policy.max_memory``: ``modelmon run --max-check-memory``, by default a quarter of the
 container's memory limit) bounds the window data one check holds at once. A ``url``
 window (parquet or CSV) whose monitored columns would take more than that loaded whole is
-read as a ``StreamedWindow`` instead: one pass over the source counts the window's rows,
-and each column is then handed to scoring on its own (``stats.dataset.ColumnReader``),
-read in a pass of its own and kept only while it is scored. A column that would not fit
-(a method that needs every value: ks, wasserstein, anderson, cvm, energy) fails the check
-with ``InvalidData`` naming the spec field and the fix, before a byte of it is held; so do
-the columns the performance metrics, the confidence figures and the estimation need
+read as a ``StreamedWindow`` instead: one pass over the source counts the window's rows
+and folds, batch by batch, each column a binned method scores into its sketch
+(``stats.sketch``: counts per reference bin or category, quality counts), which score
+exactly as the rows would; every other column is handed to scoring on its own
+(``stats.dataset.ColumnReader``), read in a pass of its own and kept only while it is
+scored. A column that would not fit (a method that needs every value: ks, wasserstein,
+anderson, cvm, energy) fails the check with ``InvalidData`` naming the spec field and the
+fix, before a byte of it is held; so do the columns the performance metrics, the
+confidence figures and the estimation need
 together. Sources that cannot stream (sql, configMap, JSON Lines) load whole as before.
 """
 
@@ -138,7 +141,7 @@ class StreamedWindow:
     wanted: list[str]
     """The monitored columns the source has."""
     rows: int = 0
-    """Rows inside the window (counted by ``count``)."""
+    """Rows inside the window (counted by ``fold``)."""
     samples: dict[str, pd.Series] = field(default_factory=dict)
     """A few values of the columns the first pass reads, to tell their kind."""
     sketches: dict[str, ColumnSketch] = field(default_factory=dict)
@@ -229,7 +232,7 @@ class StreamedWindow:
         if max(size, chunk) > self.limit:
             said = ", ".join(repr(n) for n in names)
             raise InvalidDataError(
-                f"{field}: {why} needs column(s) {said} of the current window in memory "
+                f"{field}: {why} would hold column(s) {said} of the current window in memory "
                 f"({self.rows} rows, about {format_bytes(max(size, chunk))}), more than "
                 f"the check's memory limit of {format_bytes(self.limit)} ({LIMIT_FLAG}); "
                 f"{fix}")
@@ -246,7 +249,7 @@ class StreamedWindow:
     def __getitem__(self, name: str) -> pd.Series:
         if name in self.exact:
             where, method = self.exact[name]
-            self.need([name], where, f"{method} (which reads every value)",
+            self.need([name], where, f"{method}, which reads every value,",
                       f"use a binned method there (psi, jensenshannon, kl, hellinger), "
                       f"or {NARROW}")
         else:

@@ -125,15 +125,16 @@ def test_an_exact_method_over_the_limit_is_refused_by_its_field(files: Path, fmt
     status = check(monitor(fmt, "ks"), files, LIMIT)
     ready = status.condition("Ready")
     assert status.phase == "Failing" and ready is not None and ready.reason == "InvalidData"
-    assert ready.message.startswith("spec.drift.numericMethod: ks (which reads every value) "
-                                    "needs column(s) 'income' of the current window in memory")
+    assert ready.message.startswith("spec.drift.numericMethod: ks, which reads every value, "
+                                    "would hold column(s) 'income' of the current window in "
+                                    "memory")
     assert "more than the check's memory limit of" in ready.message
     assert "--max-check-memory" in ready.message and "binned method" in ready.message
     own = monitor(fmt, "psi", drift={"numericMethod": "psi",
                                      "features": {"income": {"method": "wasserstein"}}})
     ready = check(own, files, LIMIT).condition("Ready")
     assert ready is not None and ready.message.startswith(
-        "spec.drift.features.income.method: wasserstein (which reads every value)")
+        "spec.drift.features.income.method: wasserstein, which reads every value,")
 
 
 def test_row_groups_larger_than_the_limit_are_refused(files: Path, tmp_path: Path) -> None:
@@ -167,10 +168,43 @@ def test_performance_columns_over_the_limit_are_refused_by_their_field(files: Pa
     ready = check(spec, tmp_path, 2 * LIMIT).condition("Ready")
     assert ready is not None and ready.reason == "InvalidData"
     assert ready.message.startswith("spec.performance.metrics: the performance metrics "
-                                    "needs column(s) 'label', 'predicted'"), ready.message
+                                    "would hold column(s) 'label', 'predicted'"), ready.message
     fits = check(spec, tmp_path, 16 * LIMIT)  # the window streams, its labels fit
     whole = check(spec, tmp_path, None)
     assert fits.performance == whole.performance and fits.performance
+
+
+def classifier(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    income = rng.normal(50, 10, rows)
+    score = 1 / (1 + np.exp(-(income - 50) / 10))
+    return pd.DataFrame({"income": income, "region": rng.choice(["n", "s", "e"], rows),
+                         "score": score, "approved": (score >= 0.5).astype(int),
+                         "defaulted": (rng.random(rows) < score).astype(int),
+                         "ts": pd.date_range(NOW - timedelta(hours=20), NOW, periods=rows)})
+
+
+def test_a_streamed_classifier_window_keeps_its_metrics_confidence_and_estimates(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    classifier(20_000, 1).to_parquet(tmp_path / "ref.parquet", index=False)
+    classifier(200_000, 2).to_parquet(tmp_path / "cur.parquet", index=False,
+                                      row_group_size=20_000)
+    spec = monitor("parquet", model={"name": "m", "task": "binaryClassification"},
+                   columns={"timestamp": "ts", "prediction": "approved",
+                            "predictionProbability": "score", "target": "defaulted"},
+                   performance={"estimated": {"metrics": [{"name": "accuracy", "min": 0.5}]}})
+    whole = check(spec, tmp_path, None)
+    with caplog.at_level("INFO", logger="modelmon.streaming"):
+        # The window's columns take about 20 MB; those of the metrics, the confidence and
+        # the estimation together (five columns, held twice) 16 MB.
+        streamed = check(spec, tmp_path, 16 * LIMIT)
+    assert "streaming it" in caplog.text
+    assert streamed.phase == whole.phase, streamed.condition("Ready")
+    assert streamed.performance
+    assert streamed.performance == whole.performance
+    assert streamed.confidence == whole.confidence and streamed.confidence is not None
+    assert streamed.estimated_performance == whole.estimated_performance
+    assert_same(figures(streamed), figures(whole))
 
 
 # ----------------------------------------------------------------- peak memory, measured
