@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Collection, Hashable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,12 +56,10 @@ from modelmon.evaluation import (
 )
 from modelmon.planning import ColumnPlan, plan
 from modelmon.sources import (
-    DataError,
     LoadContext,
     Loaded,
     ReferenceCache,
     Resolver,
-    SourceError,
     load,
 )
 from modelmon.sources.prometheus import operational_figures
@@ -93,6 +91,7 @@ from modelmon.stats.estimation import (
     fit_classifier_estimator,
     fit_regression_estimator,
 )
+from modelmon.streaming import StreamedWindow, open_window, reading, window
 
 __all__ = [
     "DEFAULT_MIN_ROWS",
@@ -108,6 +107,7 @@ __all__ = [
     "parse_spec",
     "run_check",
     "run_check_with_shapes",
+    "window",
 ]
 
 log = logging.getLogger(__name__)
@@ -127,17 +127,6 @@ def _workers(cpu: AbstractContextManager[object], rows: int, columns: int) -> in
     """Threads for fitting or scoring: a check alone (no CPU limit: `modelmon check`) may
     use several; one under the operator's limit."""
     return alone_workers(rows, columns) if cpu is NO_LIMIT else 1
-
-
-@contextmanager
-def _reading() -> Iterator[None]:
-    """A source's failure as the check's: unreachable or refused, or unusable data."""
-    try:
-        yield
-    except SourceError as exc:
-        raise SourceUnavailableError(str(exc)) from None
-    except DataError as exc:
-        raise InvalidDataError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------- load
@@ -263,43 +252,63 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
                 f"spec.drift.features.{exc.column}.method: {exc}") from None
         return FittedReference(columns, profile, len(loaded.frame), estimator, no_estimator)
 
-    with _reading():
+    with reading():
         if cache is None:
             return build(load(spec.reference.source, ctx))
         return cache.get(key, spec.reference.source, ctx, build,
                          depends_on=(generation, spec.model_dump_json())).value
 
 
-def window(spec: ModelMonitorSpec, frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """The rows of the current frame inside ``current.window`` before ``now``."""
-    if spec.current.window is None:
-        return frame
-    ts_col = spec.columns.timestamp
-    assert ts_col is not None  # the spec validator guarantees it
-    if ts_col not in frame.columns:
-        raise InvalidDataError(
-            f"spec.columns.timestamp: the current window has no column {ts_col!r}")
-    try:
-        stamps = pd.to_datetime(frame[ts_col], utc=True)
-    except (ValueError, TypeError) as exc:
-        raise InvalidDataError(f"spec.columns.timestamp: column {ts_col!r} does not hold "
-                               f"timestamps: {str(exc)[:120]}") from None
-    start = now - parse_duration(spec.current.window)
-    return frame[(stamps >= start) & (stamps < now)]
-
-
 def current(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadContext,
             now: datetime) -> pd.DataFrame:
     """The current window: the monitored columns of the rows inside the window."""
-    with _reading():
+    with reading():
         frame = window(spec, load(spec.current.source, ctx).frame, now)
+    _window_checks(spec, ref, frame.columns, len(frame))
+    return frame
+
+
+def _window_checks(spec: ModelMonitorSpec, ref: FittedReference, columns: Collection[str],
+                   rows: int) -> None:
     prediction = spec.columns.prediction
-    if (prediction is not None and prediction not in frame.columns
+    if (prediction is not None and prediction not in columns
             and ref.plan.prediction is None):
         raise InvalidDataError(
             f"spec.columns.prediction: the current window has no column {prediction!r}")
-    enough_rows(len(frame), spec, "the current window", "spec.current.source")
-    return frame
+    enough_rows(rows, spec, "the current window", "spec.current.source")
+
+
+def streamed_extras(spec: ModelMonitorSpec, ref: FittedReference, streamed: StreamedWindow
+                    ) -> pd.DataFrame:
+    """The columns of a streamed window that the performance metrics, the confidence
+    figures and the estimation read together, loaded in one pass; refused (naming the
+    field) when they would not fit in the check's memory limit."""
+    cols = spec.columns
+    probabilities = spec.probabilities()
+    probability_columns = ([] if probabilities is None else [probabilities]
+                           if isinstance(probabilities, str) else list(probabilities.values()))
+    groups: list[tuple[list[str], str, str]] = []
+    if cols.target is not None:
+        groups.append(([c for c in (cols.target, cols.prediction, cols.prediction_probability)
+                        if c is not None], "spec.performance.metrics", "the performance metrics"))
+    if probability_columns:
+        groups.append((probability_columns, "spec.confidence", "the confidence figures"))
+    if ref.estimator is not None:
+        groups.append(([*(r.name for r in ref.plan.features),
+                        *([cols.prediction] if cols.prediction else []), *probability_columns],
+                       "spec.performance.estimated", "estimating performance"))
+    names: list[str] = []
+    for group, field_, why in groups:
+        present = [c for c in dict.fromkeys(group) if c in streamed.columns]
+        if present:
+            streamed.need(present, field_, why)
+        names.extend(present)
+    names = list(dict.fromkeys(names))
+    if not names:
+        return pd.DataFrame()
+    if len(groups) > 1:  # each group fits; all of them together must too
+        streamed.need(names, "spec.current.window", " and ".join(g[2] for g in groups))
+    return streamed.frame(names)
 
 
 # ------------------------------------------------------------------------------ score
@@ -397,7 +406,7 @@ def operational(spec: ModelMonitorSpec, ctx: LoadContext) -> dict[str, float | N
     """Each operational query's figure (none without spec.operational)."""
     if spec.operational is None:
         return {}
-    with _reading():
+    with reading():
         return {f.name: f.value for f in operational_figures(spec.operational.source, ctx)}
 
 
@@ -506,19 +515,32 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path | None, now: datetime | Non
         # load
         ref = reference(spec, reading, cache, cache_key, generation, cpu)
         wanted = sorted({r.name for r in ref.plan.requests} | set(spec.columns.roles()))
-        frame = current(spec, ref, replace(reading, role="spec.current.source", columns=wanted,
-                                           window_start=start, window_end=now), now)
+        at_now = replace(reading, role="spec.current.source", columns=wanted,
+                         window_start=start, window_end=now)
+        streamed = open_window(spec, ref.profile, at_now, wanted, now,
+                               reading.policy.max_memory)
+        if streamed is None:
+            frame = current(spec, ref, at_now, now)
+            rows_in = len(frame)
+        else:
+            _window_checks(spec, ref, streamed.columns, streamed.rows)
+            rows_in = streamed.rows
         # score
         with cpu:
-            scores = score_window(ref.profile, frame, workers=_workers(
-                cpu, len(frame), len(ref.profile.columns)))
-            plotted = _shapes(ref.profile, frame) if shapes else {}
+            if streamed is None:
+                scores = score_window(ref.profile, frame, workers=_workers(
+                    cpu, rows_in, len(ref.profile.columns)))
+                plotted = _shapes(ref.profile, frame) if shapes else {}
+            else:  # binned columns from their sketches, the others one at a time
+                scores = streamed.score()
+                plotted = {}  # a streamed window's report shows its figures without plots
         scored_kinds = {r.name: ref.profile.columns[r.name].dtype_kind
                         for r in (ref.plan.prediction, ref.plan.target)
                         if r is not None and r.name in ref.profile.columns}
         schema = schema_changes(spec, scored_kinds,
                                 ref.plan.prediction.name if ref.plan.prediction else None,
-                                frame, scores.quality.missing_columns,
+                                frame if streamed is None else streamed.sample_frame(),
+                                scores.quality.missing_columns,
                                 scores.quality.type_changes)
         quality = quality_status(scores, schema.missing, schema.retyped)
         rows = table(spec)
@@ -527,8 +549,10 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path | None, now: datetime | Non
             return CheckResult(schema_failed_status(previous, schema, quality, found,
                                                     quality_condition(found), now, generation),
                                plotted)
-        learned = learned_figures(spec, ref.profile, scores.drift, len(frame), cpu)
+        learned = learned_figures(spec, ref.profile, scores.drift, rows_in, cpu)
         with cpu:
+            if streamed is not None:
+                frame = streamed_extras(spec, ref, streamed)
             metrics, no_labels = performance(spec, frame)
             confident, no_confidence = confidence(spec, frame)
             estimates, no_estimate = estimated(spec, ref, frame)
@@ -536,7 +560,7 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path | None, now: datetime | Non
                                             window_start=start, window_end=now))
         # judge
         return CheckResult(judge(spec, rows, Figures(
-            reference_rows=ref.rows, current_rows=len(frame), columns=scores.drift,
+            reference_rows=ref.rows, current_rows=rows_in, columns=scores.drift,
             quality=quality, performance=metrics.values, not_computed=metrics.missing,
             no_labels=no_labels, operational=figures, learned=learned,
             confidence=confident, no_confidence=no_confidence, estimated=estimates,

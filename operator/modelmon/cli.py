@@ -378,6 +378,7 @@ def run_policy(args: argparse.Namespace) -> Policy:
     """The administrator's bounds from `run`'s flags: closed defaults, then what is given."""
     return dataclasses.replace(Policy.operator(), local_paths=tuple(args.allow_local_path),
                                max_bytes=args.max_source_bytes,
+                               max_memory=args.max_check_memory,
                                egress=Egress(allow=args.egress_allow, deny=args.egress_deny))
 
 
@@ -429,6 +430,13 @@ def _bytes(text: str) -> int:
         return parse_bytes(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _memory(text: str) -> int | None:
+    """A byte count, or (empty) the default: a share of the container's memory limit."""
+    from modelmon.api.policy import default_max_memory
+
+    return _bytes(text) if text.strip() else default_max_memory()
 
 
 def _directory(text: str) -> Path:
@@ -536,6 +544,7 @@ RUN_ENV: dict[str, tuple[str, Callable[[str], Any], Callable[[], str]]] = {
     "workers": ("WORKERS", _positive, _option_default("workers")),
     "rules_resync": ("RULES_RESYNC", _seconds, _option_default("rules_resync_seconds")),
     "max_source_bytes": ("MAX_SOURCE_BYTES", _bytes, lambda: str(DEFAULT_MAX_BYTES)),
+    "max_check_memory": ("MAX_CHECK_MEMORY", _memory, lambda: ""),
     "report_port": ("REPORT_PORT", _port_or_off, lambda: "0"),
     "report_base_url": ("REPORT_BASE_URL", _base_url, lambda: ""),
     "replication": ("REPLICATION", _switch, lambda: "false"),
@@ -662,6 +671,12 @@ def parser() -> argparse.ArgumentParser:
                      help="the most bytes one source may bring in, and the most a monitor's "
                           "maxBytes may ask for: a number or a quantity like 64Mi (default "
                           f"{DEFAULT_MAX_BYTES // 2**20}Mi) [MODELMON_MAX_SOURCE_BYTES]")
+    run.add_argument("--max-check-memory", type=_bytes, default=None, metavar="BYTES",
+                     help="the most bytes of window data one check holds at once: a url "
+                          "window (parquet, CSV) larger than this is streamed, and a column "
+                          "whose method needs every value must fit; default: a quarter of "
+                          "the container's memory limit (its cgroup's), no bound without one "
+                          "[MODELMON_MAX_CHECK_MEMORY]")
     run.add_argument("--report-port", type=_port_or_off, default=None, metavar="PORT",
                      help="serve the live report (/monitors, /monitors/NAMESPACE/NAME) on "
                           "this port; it shows summaries of production data to anyone who "

@@ -379,15 +379,22 @@ def container_env(docs: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def test_source_bounds_reach_the_operator(helm: Path) -> None:
-    """By default no local path is allowed and one source may bring 64Mi; the values
-    become the operator's environment twins; a relative path or a bad size is refused."""
+    """By default no local path is allowed, one source may bring 64Mi and a check's memory
+    follows the container's limit; the values become the operator's environment twins; a
+    relative path or a bad size is refused."""
     env = container_env(render(helm, "mm"))
     assert "MODELMON_ALLOW_LOCAL_PATH" not in env and env["MODELMON_MAX_SOURCE_BYTES"] == "64Mi"
     env = container_env(render(helm, "mm", ["sources.allowLocalPaths={/data/a,/data/b}",
                                              "sources.maxBytes=268435456"]))
     assert env["MODELMON_ALLOW_LOCAL_PATH"] == "/data/a,/data/b"
     assert env["MODELMON_MAX_SOURCE_BYTES"] == "268435456"
-    for value in ("sources.allowLocalPaths={data}", "sources.maxBytes=1.5Gi"):
+    assert "MODELMON_MAX_CHECK_MEMORY" not in container_env(render(helm, "mm"))
+    env = container_env(render(helm, "mm", ["sources.maxCheckMemory=300Mi"]))
+    assert env["MODELMON_MAX_CHECK_MEMORY"] == "300Mi"
+    env = container_env(render(helm, "mm", ["sources.maxCheckMemory=314572800"]))
+    assert env["MODELMON_MAX_CHECK_MEMORY"] == "314572800"
+    for value in ("sources.allowLocalPaths={data}", "sources.maxBytes=1.5Gi",
+                  "sources.maxCheckMemory=lots"):
         proc = run_helm(helm, None, "template", "x", str(CHART), "--set", value, check=False)
         assert proc.returncode != 0 and "/sources/" in proc.stderr, proc.stderr
 

@@ -14,8 +14,8 @@ from modelmon.api.v1alpha1 import parse_duration
 from modelmon.cli import main, parse_args, run_policy
 
 TWINS = ("NAMESPACE", "METRICS_PORT", "HEALTH_PORT", "LOG_FORMAT", "LOG_LEVEL", "WORKERS",
-         "EGRESS_ALLOW", "EGRESS_DENY", "ALLOW_LOCAL_PATH", "MAX_SOURCE_BYTES", "REPLICATION",
-         "LEASE_NAMESPACE", "ID", "LEASE_DURATION")
+         "EGRESS_ALLOW", "EGRESS_DENY", "ALLOW_LOCAL_PATH", "MAX_SOURCE_BYTES",
+         "MAX_CHECK_MEMORY", "REPLICATION", "LEASE_NAMESPACE", "ID", "LEASE_DURATION")
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -176,8 +176,23 @@ def test_local_paths_and_byte_budget_from_flags_and_twins(
     assert policy.local_paths == (Path("/a"), Path("/b")) and policy.max_bytes == 1000
 
 
+def test_check_memory_from_flag_twin_or_the_containers_limit(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert run_policy(parse("--max-check-memory", "300Mi")).max_memory == 300 * 2**20
+    monkeypatch.setenv("MODELMON_MAX_CHECK_MEMORY", "64Mi")
+    assert run_policy(parse()).max_memory == 64 * 2**20
+    monkeypatch.setenv("MODELMON_MAX_CHECK_MEMORY", "")
+    limit = tmp_path / "memory.max"
+    limit.write_text("1073741824\n")
+    monkeypatch.setattr("modelmon.api.policy.CGROUP_MEMORY_FILES", (limit,))
+    assert run_policy(parse()).max_memory == 2**30 // 4
+    limit.write_text("max\n")
+    assert run_policy(parse()).max_memory is None
+
+
 @pytest.mark.parametrize(("argv", "said"), [
     (["--allow-local-path", "data"], "not an absolute path"),
+    (["--max-check-memory", "lots"], "not a byte count"),
     (["--max-source-bytes", "1.5Gi"], "not a byte count"),
     (["--max-source-bytes", "0"], "not a positive number of bytes"),
 ])

@@ -17,6 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: Where the container's memory limit is read (cgroup v2, then v1).
+CGROUP_MEMORY_FILES = (Path("/sys/fs/cgroup/memory.max"),
+                       Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+#: The share of the container's memory limit one check may hold of a window by default:
+#: two workers each check one window beside its reference, and the interpreter, the
+#: libraries and the cached references of the other monitors keep the other half.
+CHECK_MEMORY_SHARE = 4
+
 #: The label a Secret or ConfigMap must carry (value "true") before a monitor may use it.
 USE_LABEL = "modelmon.io/use"
 
@@ -60,6 +68,10 @@ class Policy:
     max_bytes: int = DEFAULT_MAX_BYTES
     """Default byte budget of one source, and the most a source's ``maxBytes`` may ask for
     (``NO_BYTE_LIMIT`` for ``modelmon check``)."""
+    max_memory: int | None = None
+    """The bytes of window data one check may hold at once (``modelmon run
+    --max-check-memory``); None: no bound. A ``url`` window larger than this is streamed
+    (``sources.url``) and the columns that need all their values must each fit."""
     use_label: str | None = USE_LABEL
     """The label (value "true") a Secret or ConfigMap needs before a monitor may use it;
     None: no label is needed (``modelmon check``)."""
@@ -68,9 +80,31 @@ class Policy:
     def local(cls) -> Policy:
         """``modelmon check``: the person running it already reads what it reads."""
         return cls(local_paths=None, egress=Egress(enforce=False), max_bytes=NO_BYTE_LIMIT,
-                   use_label=None)
+                   max_memory=default_max_memory(), use_label=None)
 
     @classmethod
     def operator(cls) -> Policy:
         """The operator's defaults: no local file, default egress rules, labels needed."""
-        return cls(local_paths=())
+        return cls(local_paths=(), max_memory=default_max_memory())
+
+
+def container_memory(files: tuple[Path, ...] | None = None) -> int | None:
+    """The container's memory limit in bytes (its cgroup's: ``files``, by default
+    ``CGROUP_MEMORY_FILES``), or None without one."""
+    for path in CGROUP_MEMORY_FILES if files is None else files:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        # cgroup v2 says "max", v1 a number near 2**63 when there is no limit.
+        if text.isdigit() and int(text) < 2**60:
+            return int(text)
+        return None
+    return None
+
+
+def default_max_memory(files: tuple[Path, ...] | None = None) -> int | None:
+    """``Policy.max_memory`` by default: a quarter of the container's memory limit
+    (``CHECK_MEMORY_SHARE``), or no bound outside a container that has one."""
+    limit = container_memory(files)
+    return None if limit is None else limit // CHECK_MEMORY_SHARE

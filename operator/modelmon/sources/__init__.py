@@ -19,7 +19,9 @@ from modelmon.sources.base import (
     MissingKeyError,
     Resolver,
     SourceError,
+    Stream,
     load,
+    open_stream,
     source_kinds,
     version,
 )
@@ -34,7 +36,9 @@ __all__ = [
     "ReferenceCache",
     "Resolver",
     "SourceError",
+    "Stream",
     "load",
+    "open_stream",
     "source_kinds",
     "version",
 ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -143,11 +143,46 @@ class Loaded:
     version: str
 
 
+class Stream(Protocol):
+    """A source read in batches instead of whole (``open_stream``): a window larger than
+    memory. What it knows before reading the data, and passes over chosen columns."""
+
+    @property
+    def version(self) -> str:
+        """The data's version, as ``Loaded.version``."""
+        ...
+
+    @property
+    def columns(self) -> list[str]:
+        """The source's columns."""
+        ...
+
+    @property
+    def rows(self) -> int | None:
+        """Rows of the whole source when its metadata tells them, else None."""
+        ...
+
+    def held_bytes(self, names: Sequence[str]) -> int | None:
+        """About the bytes the columns ``names`` take loaded whole; None: unknown."""
+        ...
+
+    def largest_chunk(self, name: str) -> int:
+        """Bytes of the largest piece of column ``name`` a read holds at once."""
+        ...
+
+    def batches(self, names: Sequence[str], rows: int) -> Iterator[pd.DataFrame]:
+        """One pass over the source: the columns ``names`` it has, about ``rows`` rows
+        at a time, each pass held to the byte budget afresh."""
+        ...
+
+
 Loader = Callable[[Source, LoadContext], Loaded]
 Probe = Callable[[Source, LoadContext], "str | None"]
+Streamer = Callable[[Source, LoadContext], "Stream | None"]
 
 _LOADERS: dict[str, Loader] = {}
 _PROBES: dict[str, Probe] = {}
+_STREAMERS: dict[str, Streamer] = {}
 
 
 def register(kind: str) -> Callable[[Loader], Loader]:
@@ -170,6 +205,18 @@ def register_probe(kind: str) -> Callable[[Probe], Probe]:
             raise ValueError(f"version probe for {kind!r} registered twice")
         _PROBES[kind] = probe
         return probe
+
+    return wrap
+
+
+def register_stream(kind: str) -> Callable[[Streamer], Streamer]:
+    """Decorator: register how one kind of source is opened for streamed reads."""
+
+    def wrap(streamer: Streamer) -> Streamer:
+        if kind in _STREAMERS:
+            raise ValueError(f"streamer for {kind!r} registered twice")
+        _STREAMERS[kind] = streamer
+        return streamer
 
     return wrap
 
@@ -220,6 +267,16 @@ def version(source: Source, ctx: LoadContext) -> str | None:
     if probe is None:
         return None
     return retrying(lambda: probe(source, ctx), ctx)
+
+
+def open_stream(source: Source, ctx: LoadContext) -> Stream | None:
+    """The source opened for streamed reads (its metadata read, retrying transient
+    failures), or None when its kind or format is only loaded whole. A failure during a
+    pass over it is not retried: the check fails and the next one tries again."""
+    streamer = _STREAMERS.get(_kind(source, ctx))
+    if streamer is None:
+        return None
+    return retrying(lambda: streamer(source, ctx), ctx)
 
 
 CHUNK = 1 << 20

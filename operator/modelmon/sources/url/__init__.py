@@ -21,6 +21,13 @@ Part of ``sources`` (second stop on the data line).
   parser (chunked http, servers without HEAD) and the read stops at the first byte over.
   Parquet read by columns counts only the byte ranges fetched. Either way the check fails
   with ``DataError`` (InvalidData) naming ``maxBytes`` and the size seen.
+- Streamed reads (``streamed``; ``stream_url``, registered with ``register_stream``): a
+  window larger than the check's memory limit is read in batches, parquet one row group at
+  a time (only the asked columns' ranges fetched), CSV in chunks of rows by pandas' parser,
+  as a whole load parses it. The same target, listing, allowed paths, egress and timeout
+  apply; the byte budget counts the bytes each pass fetches (``maxBytes`` is bytes
+  fetched, not bytes held: the memory limit, ``streaming``, bounds what is held). JSON
+  Lines, and files whose version only their content tells, are read whole.
 - A file that does not parse is reported by what was expected, its size and the parser's
   line number; the parser's own text, which may quote the data, never reaches a message.
 
@@ -72,13 +79,21 @@ The package follows a load's steps: ``targets`` (the url resolved, local paths c
 against the allowed directories, credentials and egress set up for s3/gs/http),
 ``listing`` (the files and their version, from metadata alone; ``partitions`` prunes date
 partitions outside the window), ``readers`` (bytes within budget, parsed and checked for
-one schema). This module registers the loader and the version probe.
+one schema), or ``streamed`` (the same bytes in batches). This module registers the loader,
+the version probe and the streamer.
 """
 
 from __future__ import annotations
 
 from modelmon.api.v1alpha1 import Source
-from modelmon.sources.base import DataError, LoadContext, Loaded, register, register_probe
+from modelmon.sources.base import (
+    DataError,
+    LoadContext,
+    Loaded,
+    register,
+    register_probe,
+    register_stream,
+)
 from modelmon.sources.url.listing import (
     MAX_FILES,
     SUFFIXES,
@@ -90,6 +105,7 @@ from modelmon.sources.url.listing import (
 )
 from modelmon.sources.url.partitions import partition_interval
 from modelmon.sources.url.readers import EXPECTED, Readable, read_all, read_parquet
+from modelmon.sources.url.streamed import STREAMED_FORMATS, Streamed, open_streamed
 from modelmon.sources.url.targets import (
     ALLOW_FLAG,
     DEFAULT_TIMEOUT,
@@ -115,9 +131,11 @@ __all__ = [
     "REMOTE_SCHEMES",
     "S3_KEYS",
     "S3_OPTIONAL_KEYS",
+    "STREAMED_FORMATS",
     "SUFFIXES",
     "Listing",
     "Readable",
+    "Streamed",
     "Target",
     "allowed_local",
     "detect_format",
@@ -130,6 +148,7 @@ __all__ = [
     "read_parquet",
     "redact_url",
     "resolve",
+    "stream_url",
     "target",
 ]
 
@@ -155,3 +174,16 @@ def probe_url(source: Source, ctx: LoadContext) -> str | None:
     """The version from metadata alone (one ``info`` or one listing); no data is read."""
     resolved = target(source, ctx)
     return listing(source, resolved, ctx).version
+
+
+@register_stream("url")
+def stream_url(source: Source, ctx: LoadContext) -> Streamed | None:
+    """The file, or the files under the prefix, opened for streamed reads (``streamed``);
+    None for JSON Lines, or when only the content would tell the version."""
+    resolved = target(source, ctx)
+    if not resolved.prefix:
+        try:
+            detect_format(resolved.path, source.format)
+        except DataError as exc:
+            raise DataError(f"{resolved.where}: {exc}") from None
+    return open_streamed(source, resolved, listing(source, resolved, ctx), ctx)

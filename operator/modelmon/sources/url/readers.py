@@ -83,6 +83,44 @@ class _Metered(io.RawIOBase):
         return count
 
 
+class _Whole:
+    """A metered file whose ``read(n)`` returns ``n`` bytes unless the file ends first (a
+    metered read returns at most a megabyte; pyarrow takes a short read for the end),
+    without reading ahead: only the byte ranges pyarrow asks for are fetched."""
+
+    def __init__(self, raw: _Metered) -> None:
+        self._raw = raw
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            return b"".join(iter(lambda: self._raw.read(CHUNK) or b"", b""))
+        parts: list[bytes] = []
+        left = size
+        while left > 0:
+            part = self._raw.read(min(left, CHUNK)) or b""
+            if not part:
+                break
+            parts.append(part)
+            left -= len(part)
+        return b"".join(parts)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class _Answer:
     """An http(s) answer's body as it arrives: each read returns what one receive brings
     (``read1``: a chunked answer is not collected to the size asked for), and a server that
@@ -161,7 +199,7 @@ def _parquet_columns(target: Target, path: str, columns: list[str] | None,
     no_cache = {"cache_type": "none"} if target.remote else {}
     with target.filesystem.open(path, "rb", **no_cache) as handle:
         try:
-            return read_parquet(_Metered(handle, budget_), columns)
+            return read_parquet(_Whole(_Metered(handle, budget_)), columns)
         except ValueError as exc:
             if target.http and "range" in str(exc).lower():
                 raise _NoRangesError from None
