@@ -58,6 +58,7 @@ from modelmon.stats.profile import (
     FeatureKind,
     NumericProfile,
     as_float,
+    category_names,
     fit_categorical,
     sorted_finite,
 )
@@ -208,6 +209,18 @@ def merge(first: ColumnSketch, second: ColumnSketch) -> ColumnSketch:
         cats = first.categories or second.categories
     return ColumnSketch(first.rows + second.rows, first.missing + second.missing, kind,
                         num, cats)
+
+
+def counted_categories(values: pd.Series, counts: NDArray[np.int64] | list[int],
+                       missing: int) -> CategoricalProfile:
+    """``fit_categorical`` of a column given as its distinct values (none missing) and
+    their counts, as a ``GROUP BY`` returns them: values with one name are one category."""
+    totals: dict[str, int] = {}
+    for name, count in zip(category_names(values), list(counts), strict=True):
+        totals[name] = totals.get(name, 0) + int(count)
+    names = sorted(totals)
+    counted = np.array([totals[n] for n in names], dtype=np.int64)
+    return CategoricalProfile(tuple(names), counted, int(counted.sum()), missing)
 
 
 def merge_categories(first: CategoricalProfile, second: CategoricalProfile
@@ -452,7 +465,7 @@ def numeric_summary_of(sketch: NumericSketch) -> NumericSummary:
     mean = sketch.total / count
     std = math.sqrt(max(sketch.squares / count - mean * mean, 0.0))
     steps = sketch.quantiles.size - 1
-    picks = [sketch.quantiles[round(q * steps)] for q in QUANTILES]
+    picks = [sketch.quantiles[round(q * steps)] if steps > 0 else math.nan for q in QUANTILES]
     return NumericSummary(count, mean, std, sketch.minimum, sketch.maximum,
                           tuple(float(q) for q in picks))
 
@@ -488,6 +501,7 @@ __all__ = [
     "GRIDDED",
     "ColumnSketch",
     "NumericSketch",
+    "counted_categories",
     "grid_ks",
     "grid_wasserstein",
     "ks_error_bound",

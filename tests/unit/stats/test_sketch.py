@@ -236,3 +236,30 @@ def test_grid_bound_is_tight_enough_to_matter() -> None:
         assert same.statistic is not None and moved.statistic is not None
         assert same.error_bound is not None and same.error_bound < 0.01
         assert moved.statistic - same.statistic > 10 * same.error_bound
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(["b", "a", None, "b", "c"]),
+    pd.Series([1, 2, 2, 3], dtype=np.int64),
+    pd.Series([1.0, 2.5, np.nan, -0.0, 0.0, np.inf, 2.5]),
+    pd.Series([True, False, True]),
+    pd.Series([1, "1", True, 2.0, None], dtype=object),
+])
+def test_counted_categories_equal_fit_categorical(values: pd.Series) -> None:
+    from modelmon.stats.profile import fit_categorical
+    from modelmon.stats.sketch import counted_categories
+
+    present = values[values.notna()]
+    counted = present.value_counts(sort=False, dropna=True)
+    # value_counts merges True and 1; count distinct objects by (type, value) instead.
+    pairs: dict[tuple[str, object], int] = {}
+    for value in present.tolist():
+        key = (type(value).__name__, value)
+        pairs[key] = pairs.get(key, 0) + 1
+    distinct = pd.Series([v for _, v in pairs], dtype=values.dtype)
+    got = counted_categories(distinct, list(pairs.values()), int(values.isna().sum()))
+    want = fit_categorical(values)
+    assert got.categories == want.categories
+    np.testing.assert_array_equal(got.counts, want.counts)
+    assert (got.n_present, got.n_missing) == (want.n_present, want.n_missing)
+    assert int(counted.sum()) == got.n_present
