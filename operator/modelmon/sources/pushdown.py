@@ -214,7 +214,7 @@ class _Builder:
     def inf(sign: str = "") -> ColumnElement[float]:
         from sqlalchemy import Double, String, cast, literal
 
-        return cast(literal(f"{sign}inf", String()), Double())
+        return cast(literal(f"{sign}Infinity", String()), Double())
 
     def finite(self, x: ColumnElement[float]) -> ColumnElement[bool]:
         # inf - inf and NaN - NaN are NaN, equal to nothing (PostgreSQL and DuckDB hold
