@@ -535,7 +535,8 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
             columns = [str(k) for k in probe.keys()]  # noqa: SIM118 (a Result)
             kinds = _kinds(probe, backend)
             probe.close()
-            return _run(connection, request, stmt, columns, kinds, bound, windowed, where)
+            return _run(connection, request, stmt, columns, kinds, bound, windowed, where,
+                        spec.max_rows)
         except (DBAPIError, SQLAlchemyError) as exc:
             raise _query_error(exc, conn_info, spec, where) from None
         finally:
@@ -546,7 +547,7 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
 
 def _run(connection: Connection, request: AggregateRequest, stmt: Any, columns: list[str],
          kinds: dict[str, str], params: dict[str, Any], windowed: bool,
-         where: str) -> Aggregates:
+         where: str, limit: int) -> Aggregates:
     twice = sorted({k for k in columns if columns.count(k) > 1})
     if twice:
         raise DataError(f"{where}.query: the query returns column {', '.join(twice)} more "
@@ -594,7 +595,14 @@ def _run(connection: Connection, request: AggregateRequest, stmt: Any, columns: 
             squares=_float(value("squares")) if value("squares") is not None else 0.0)
     groups = builder.groups()
     if groups is not None:
-        _read_groups(connection.execute(groups, params).mappings().all(), asked, result)
+        # Distinct values are what a GROUP BY returns: as many as maxRows, no more.
+        grouped = connection.execute(groups, params).mappings().fetchmany(limit + 1)
+        if len(grouped) > limit:
+            raise DataError(f"{where}.maxRows: the window's categorical columns (and label "
+                            f"pairs) have more than {limit} distinct values together; "
+                            "exclude identifier columns (spec.columns.exclude) or raise "
+                            "maxRows")
+        _read_groups(grouped, asked, result)
     finite = {name: counts.finite for name, counts in result.numeric.items()}
     grids = builder.grids(finite)
     if grids is not None:

@@ -79,3 +79,18 @@ def test_duckdb_query_cannot_read_files(database: Path, tmp_path: Path) -> None:
         ready = next(c for c in status.conditions if c.type == "Ready")
         assert "spec.current.source.sql.query" in ready.message
         assert "disabled by configuration" in ready.message
+
+
+def test_distinct_values_are_bounded_by_max_rows(database: Path) -> None:
+    spec = monitor("binaryClassification", "psi", "psi", pushdown=True)
+    sql = spec.current.source.sql
+    assert sql is not None
+    capped = spec.model_copy(update={"current": spec.current.model_copy(update={
+        "source": spec.current.source.model_copy(update={
+            "sql": sql.model_copy(update={"max_rows": 5})})})})
+    resolver = LocalResolver({("db", "url"): f"duckdb:///{database}"}, env={})
+    status = run_check(capped, base_dir=database.parent, now=NOW, resolver=resolver)
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    assert status.phase == "Failing"
+    assert "spec.current.source.sql.maxRows" in ready.message
+    assert "more than 5 distinct values" in ready.message

@@ -215,7 +215,8 @@ class SqlSource(ApiModel):
     """current.source only: the check fetches no rows but asks the database for aggregates
     over the query's rows in the window (per column: counts per reference bin, missing,
     infinite and out-of-range counts, category counts, a 1000-step quantile grid; sums for
-    the performance metrics), so maxRows does not apply. Binned drift methods, data quality
+    the performance metrics); maxRows then bounds the distinct values the category counts
+    return. Binned drift methods, data quality
     and the performance metrics are exact; ks and wasserstein are read off the quantile
     grid with statisticErrorBound in status; anderson, cvm and energy, rocAuc, estimated
     performance and confidence bounds need every value and are refused."""
