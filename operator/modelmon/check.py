@@ -98,6 +98,7 @@ from modelmon.stats.estimation import (
 )
 from modelmon.stats.sketch import (
     GRID,
+    GRIDDED,
     ColumnSketch,
     NumericSketch,
     counted_categories,
@@ -317,8 +318,8 @@ def current(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadContext,
 
 def aggregate_request(spec: ModelMonitorSpec, ref: FittedReference) -> push.AggregateRequest:
     """What ``sql.pushdown`` asks the database for: each profiled column's counts against
-    its reference (bins, range, fences; a quantile grid for columns scored as numeric;
-    category counts), missing counts, and the performance metrics' columns."""
+    its reference (bins, range, fences; a quantile grid for columns scored by ks or
+    wasserstein; category counts), missing counts, and the performance metrics' columns."""
     numeric: list[push.NumericRequest] = []
     categorical: list[str] = []
     for name, profile in ref.profile.columns.items():
@@ -326,9 +327,11 @@ def aggregate_request(spec: ModelMonitorSpec, ref: FittedReference) -> push.Aggr
         if fitted is not None:
             bounds = ((fitted.minimum, fitted.maximum, fitted.lower_fence, fitted.upper_fence)
                       if fitted.n_present else None)
+            # The grid costs the database a sort of the column: only where the method
+            # reads it (a binned method's column summary then has no quantiles).
             numeric.append(push.NumericRequest(
                 name, tuple(float(e) for e in fitted.bin_edges), bounds,
-                grid=profile.kind == "numeric"))
+                grid=profile.kind == "numeric" and profile.method in GRIDDED))
         if profile.categorical is not None:
             categorical.append(name)
     cols = spec.columns

@@ -214,12 +214,13 @@ class SqlSource(ApiModel):
     pushdown: bool = False
     """current.source only: the check fetches no rows but asks the database for aggregates
     over the query's rows in the window (per column: counts per reference bin, missing,
-    infinite and out-of-range counts, category counts, a 1000-step quantile grid; sums for
-    the performance metrics); maxRows then bounds the distinct values the category counts
-    return. Binned drift methods, data quality
-    and the performance metrics are exact; ks and wasserstein are read off the quantile
-    grid with statisticErrorBound in status; anderson, cvm and energy, rocAuc, estimated
-    performance and confidence bounds need every value and are refused."""
+    infinite and out-of-range counts, category counts, a 1000-step quantile grid for ks
+    and wasserstein; sums for the performance metrics); maxRows then bounds the distinct
+    values the category counts return. Binned drift methods, data quality and the
+    performance metrics are exact; ks and wasserstein are read off the quantile grid with
+    statisticErrorBound in status; anderson, cvm and energy, rocAuc, estimated performance
+    and confidence bounds need every value and are refused. Runs on PostgreSQL and DuckDB
+    (tested), Trino, Spark SQL, BigQuery and Snowflake (compile-checked only)."""
 
 
 PromAggregate = Literal["mean", "min", "max", "last"]
