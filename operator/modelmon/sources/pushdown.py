@@ -216,16 +216,17 @@ class _Builder:
 
         return cast(literal(f"{sign}Infinity", String()), Double())
 
-    def finite(self, x: ColumnElement[float]) -> ColumnElement[bool]:
+    def finite(self, value: ColumnElement[float]) -> ColumnElement[bool]:
         # inf - inf and NaN - NaN are NaN, equal to nothing (PostgreSQL and DuckDB hold
         # NaN equal to NaN but not to 0); NULL stays NULL.
-        return (x - x) == 0
+        return (value - value) == 0
 
-    def known(self, x: ColumnElement[float]) -> ColumnElement[bool]:
+    def known(self, value: ColumnElement[float]) -> ColumnElement[bool]:
         """Neither NULL nor NaN."""
         from sqlalchemy import or_
 
-        known: ColumnElement[bool] = or_(self.finite(x), x == self.inf(), x == self.inf("-"))
+        known: ColumnElement[bool] = or_(self.finite(value), value == self.inf(),
+                                         value == self.inf("-"))
         return known
 
     def present(self, name: str) -> ColumnElement[bool]:
@@ -260,26 +261,26 @@ class _Builder:
             names.append(name)
 
         for position, ask in enumerate(self.request.numeric):
-            x = self.num(ask.name)
-            finite = self.finite(x)
-            known = self.known(x)
+            value = self.num(ask.name)
+            finite = self.finite(value)
+            known = self.known(value)
             key = ask.name
 
             def edge(value: float, slot: str, position: int = position) -> Any:
                 return bindparam(f"e{position}_{slot}", value, type_=Double())
 
-            add(f"{key}\0nulls", self.count(~known | x.is_(None)))
+            add(f"{key}\0nulls", self.count(~known | value.is_(None)))
             add(f"{key}\0finite", self.count(finite))
-            add(f"{key}\0pos_inf", self.count(x == self.inf()))
-            add(f"{key}\0neg_inf", self.count(x == self.inf("-")))
+            add(f"{key}\0pos_inf", self.count(value == self.inf()))
+            add(f"{key}\0neg_inf", self.count(value == self.inf("-")))
             edges = ask.edges
-            for j in range(len(edges) + 1):
+            for cell in range(len(edges) + 1):
                 parts = [finite]
-                if j > 0:
-                    parts.append(x >= edge(edges[j - 1], f"b{j - 1}"))
-                if j < len(edges):
-                    parts.append(x < edge(edges[j], f"b{j}"))
-                add(f"{key}\0bin{j}", self.count(and_(*parts)))
+                if cell > 0:
+                    parts.append(value >= edge(edges[cell - 1], f"b{cell - 1}"))
+                if cell < len(edges):
+                    parts.append(value < edge(edges[cell], f"b{cell}"))
+                add(f"{key}\0bin{cell}", self.count(and_(*parts)))
             if ask.bounds is not None:
                 low, high, lower_fence, upper_fence = ask.bounds
                 for label, bound, below in (("below_range", low, True),
@@ -290,28 +291,28 @@ class _Builder:
                         add(f"{key}\0{label}", self.count(literal_column("1") == 0))
                         continue
                     param = edge(bound, label)
-                    add(f"{key}\0{label}", self.count(and_(known, x < param if below
-                                                           else x > param)))
-            add(f"{key}\0minimum", func.min(self.where(finite, x)))
-            add(f"{key}\0maximum", func.max(self.where(finite, x)))
-            add(f"{key}\0total", func.sum(self.where(finite, x)))
-            add(f"{key}\0squares", func.sum(self.where(finite, x * x)))
+                    add(f"{key}\0{label}", self.count(and_(known, value < param if below
+                                                           else value > param)))
+            add(f"{key}\0minimum", func.min(self.where(finite, value)))
+            add(f"{key}\0maximum", func.max(self.where(finite, value)))
+            add(f"{key}\0total", func.sum(self.where(finite, value)))
+            add(f"{key}\0squares", func.sum(self.where(finite, value * value)))
         for name in self.request.columns:
             add(f"{name}\0isnull", self.count(~self.present(name) | self.col(name).is_(None)))
         labels = self.request.labels
         if labels is not None and labels.task == "regression" and labels.prediction:
-            y, p = self.num(labels.target), self.num(labels.prediction)
-            both = and_(self.known(y), self.known(p))
-            error = func.abs(y - p)
+            truth, guess = self.num(labels.target), self.num(labels.prediction)
+            both = and_(self.known(truth), self.known(guess))
+            error = func.abs(truth - guess)
             add("reg\0rows", self.count(both))
             add("reg\0absolute", func.sum(self.where(both, error)))
-            add("reg\0squared", func.sum(self.where(both, (y - p) * (y - p))))
+            add("reg\0squared", func.sum(self.where(both, (truth - guess) * (truth - guess))))
             add("reg\0percentage", func.sum(self.where(
-                both, error / func.greatest(func.abs(y), bindparam("eps", EPS,
+                both, error / func.greatest(func.abs(truth), bindparam("eps", EPS,
                                                                    type_=Double())))))
-            add("reg\0label_sum", func.sum(self.where(both, y)))
-            add("reg\0label_min", func.min(self.where(both, y)))
-            add("reg\0label_max", func.max(self.where(both, y)))
+            add("reg\0label_sum", func.sum(self.where(both, truth)))
+            add("reg\0label_min", func.min(self.where(both, truth)))
+            add("reg\0label_max", func.max(self.where(both, truth)))
         return select(*out).select_from(self.base), names
 
     def groups(self) -> Select[Any] | None:
@@ -374,9 +375,9 @@ class _Builder:
             count = finite.get(ask.name, 0)
             if not ask.grid or count == 0:
                 continue
-            x = self.num(ask.name)
-            ranked = (select(x.label("v"), func.row_number().over(order_by=x).label("r"))
-                      .select_from(self.base).where(self.finite(x))
+            value = self.num(ask.name)
+            ranked = (select(value.label("v"), func.row_number().over(order_by=value).label("r"))
+                      .select_from(self.base).where(self.finite(value))
                       .subquery(f"r{position}"))
             rank: Any = cast(ranked.c.r, Double())
             # A rank is the grid's when ceil(k n / G) = r for some k: floor(r G / n)
@@ -397,11 +398,11 @@ class _Builder:
         labels = self.request.labels
         assert labels is not None
         assert labels.prediction is not None
-        y, p = self.num(labels.target), self.num(labels.prediction)
-        both = and_(self.known(y), self.known(p))
-        c: Any = bindparam("centre", centre, type_=Double())
-        return select(func.sum(self.where(both, y - c)).label("s1"),
-                      func.sum(self.where(both, (y - c) * (y - c))).label("s2")
+        truth, guess = self.num(labels.target), self.num(labels.prediction)
+        both = and_(self.known(truth), self.known(guess))
+        centred: Any = bindparam("centre", centre, type_=Double())
+        return select(func.sum(self.where(both, truth - centred)).label("s1"),
+                      func.sum(self.where(both, (truth - centred) * (truth - centred))).label("s2")
                       ).select_from(self.base)
 
 
@@ -414,10 +415,10 @@ def window_rows(query: Any, columns: Sequence[str], timestamp: str | None,
     rows = query.columns(*[column(name) for name in columns]).subquery("modelmon_q")
     if not windowed or timestamp is None:
         return rows
-    ts = rows.c[timestamp]
+    stamp = rows.c[timestamp]
     start = bindparam("modelmon_window_start", type_=DateTime(timezone=True))
     end = bindparam("modelmon_window_end", type_=DateTime(timezone=True))
-    return select(rows).where(and_(ts >= start, ts < end)).subquery("modelmon_w")
+    return select(rows).where(and_(stamp >= start, stamp < end)).subquery("modelmon_w")
 
 
 def statements(request: AggregateRequest, query: Any, columns: Sequence[str],
@@ -643,11 +644,11 @@ def _marks(row: Any, request: AggregateRequest) -> tuple[int, ...]:
 
 
 def _read_groups(rows: Sequence[Any], request: AggregateRequest, result: Aggregates) -> None:
-    for i, name in enumerate(request.categorical):
+    for index, name in enumerate(request.categorical):
         wanted = _signature(request, {name})
         mine = [r for r in rows if _marks(r, request) == wanted]
-        kept = [(r[f"k{i}"], int(r["n"])) for r in mine if not _missing(r[f"k{i}"])]
-        missing = sum(int(r["n"]) for r in mine if _missing(r[f"k{i}"]))
+        kept = [(r[f"k{index}"], int(r["n"])) for r in mine if not _missing(r[f"k{index}"])]
+        missing = sum(int(r["n"]) for r in mine if _missing(r[f"k{index}"]))
         result.categories[name] = CategoryCounts(_values([v for v, _ in kept]),
                                                  tuple(n for _, n in kept), missing)
     if request.labels is None or request.labels.task == "regression":

@@ -515,13 +515,14 @@ def label_groups(task: str, frame: pd.DataFrame, *, target: str, prediction: str
 def error_sums(frame: pd.DataFrame, *, target: str, prediction: str) -> ErrorSums:
     """The error sums of a regression window, from the rows (the row-mode twin)."""
     rows = frame[[target, prediction]].dropna()
-    y = rows[target].to_numpy(dtype=np.float64)
-    error = y - rows[prediction].to_numpy(dtype=np.float64)
-    centre = float(y.mean()) if y.size else 0.0
+    labels = rows[target].to_numpy(dtype=np.float64)
+    error = labels - rows[prediction].to_numpy(dtype=np.float64)
+    centre = float(labels.mean()) if labels.size else 0.0
     return ErrorSums(
-        rows=int(y.size), absolute=float(np.abs(error).sum()),
+        rows=int(labels.size), absolute=float(np.abs(error).sum()),
         squared=float(np.dot(error, error)),
-        percentage=float((np.abs(error) / np.maximum(np.abs(y), EPS)).sum()),
-        centred=float((y - centre).sum()), centred_squared=float(((y - centre) ** 2).sum()),
-        label_min=float(y.min()) if y.size else math.nan,
-        label_max=float(y.max()) if y.size else math.nan)
+        percentage=float((np.abs(error) / np.maximum(np.abs(labels), EPS)).sum()),
+        centred=float((labels - centre).sum()),
+        centred_squared=float(((labels - centre) ** 2).sum()),
+        label_min=float(labels.min()) if labels.size else math.nan,
+        label_max=float(labels.max()) if labels.size else math.nan)
