@@ -22,8 +22,9 @@ COLUMNS = ("ts", "income", "age", "amount", "region", "flag", "score", "approved
            "defaulted", "cls", "pred_cls", "y", "yhat")
 
 
-def log(seed: int, rows: int, *, shift: float, start: datetime) -> pd.DataFrame:
-    """Rows one minute apart from ``start``: numbers with ties, NULLs, NaN, infinities and
+def log(seed: int, rows: int, *, shift: float, start: datetime,
+        step: timedelta = timedelta(minutes=1)) -> pd.DataFrame:
+    """Rows ``step`` apart from ``start``: numbers with ties, NULLs, NaN, infinities and
     values beyond the reference's range; categories with NULLs and a new one."""
     rng = np.random.default_rng(seed)
     income = rng.normal(50 + 10 * shift, 10, rows)
@@ -42,7 +43,7 @@ def log(seed: int, rows: int, *, shift: float, start: datetime) -> pd.DataFrame:
     cls = rng.choice(["a", "b", "c"], rows)
     y = rng.normal(100, 15, rows)
     return pd.DataFrame({
-        "ts": [start + timedelta(minutes=i) for i in range(rows)],
+        "ts": [start + step * i for i in range(rows)],
         "income": income, "age": age, "amount": np.round(rng.gamma(2, 50, rows), 2),
         "region": region, "flag": rng.choice([True, False], rows),
         "score": score, "approved": (score >= 0.5).astype(int), "defaulted": truth,
@@ -56,9 +57,15 @@ def reference_rows() -> pd.DataFrame:
     return log(1, 3000, shift=0.0, start=NOW - timedelta(days=30))
 
 
+#: Rows of the current log inside the 6-hour window: more than the quantile grid's 1,000
+#: steps, so that ks and wasserstein are read off the grid.
+WINDOW_ROWS = 2160
+
+
 def current_rows() -> pd.DataFrame:
-    # 8 hours of rows: the first two fall outside the 6-hour window.
-    return log(2, 480, shift=0.3, start=NOW - timedelta(hours=8))
+    # 8 hours of rows 10 s apart: the first two hours fall outside the 6-hour window.
+    return log(2, 2880, shift=0.3, start=NOW - timedelta(hours=8),
+               step=timedelta(seconds=10))
 
 
 def monitor(task: str, numeric: str, categorical: str, *, pushdown: bool,

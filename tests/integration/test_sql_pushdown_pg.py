@@ -17,6 +17,7 @@ from pushdown_data import (
     COLUMNS,
     METHODS,
     NOW,
+    WINDOW_ROWS,
     assert_same,
     current_rows,
     monitor,
@@ -82,8 +83,8 @@ def test_pushdown_queries_run_read_only_with_the_timeout(pg: Postgres) -> None:
     assert status.phase == "Failing" and "runs read-only" in ready.message
     assert "spec.current.source.sql.query" in ready.message
     # The statement timeout holds for the aggregates.
-    # A volatile condition: evaluated for every row (480 x 20 ms) in each statement.
-    slow = "SELECT * FROM current_log WHERE pg_sleep(0.02) IS NOT NULL"
+    # A volatile condition: evaluated for every row (2880 x 5 ms) in each statement.
+    slow = "SELECT * FROM current_log WHERE pg_sleep(0.005) IS NOT NULL"
     spec = monitor("binaryClassification", "psi", "psi", pushdown=True, current_query=slow)
     sql = spec.current.source.sql
     assert sql is not None
@@ -103,4 +104,4 @@ def test_window_is_bound_not_formatted(pg: Postgres) -> None:
     rows = check(pg, "binaryClassification", "psi", "psi", False, current_query=query)
     pushed = check(pg, "binaryClassification", "psi", "psi", True, current_query=query)
     assert pushed.last_check is not None and rows.last_check is not None
-    assert pushed.last_check.current_rows == rows.last_check.current_rows == 360
+    assert pushed.last_check.current_rows == rows.last_check.current_rows == WINDOW_ROWS

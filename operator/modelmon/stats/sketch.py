@@ -13,7 +13,8 @@ an aggregate query (``sources.sql`` with ``pushdown``), a file reader chunk by c
 rows: the binned drift methods (numeric: psi, jensenshannon, kl, hellinger over the
 reference's bins; categorical: every method, all of which read counts) and data quality
 are exact, from the same counts through the same formulas; ks and wasserstein are read off
-the quantile grid with a stated bound on their error (``DriftResult.error_bound``). Methods
+the quantile grid with a stated bound on their error (``DriftResult.error_bound``), exactly
+when the window has at most ``GRID`` finite values (the grid then holds them all). Methods
 that need every value (anderson, cvm, energy) are not scored from a sketch.
 
 The quantile grid of ``n`` finite values is ``q[k] = x_(max(1, ceil(k n / G)))`` for
@@ -117,6 +118,17 @@ class NumericSketch:
     @property
     def finite(self) -> int:
         return int(self.bin_counts.sum())
+
+    def values(self) -> NDArray[np.float64] | None:
+        """The finite values themselves, in ascending order, when the grid holds every one
+        of them (at most ``GRID`` values, grid read off the values): its ranks then cover
+        ``1..n``. None otherwise."""
+        steps = self.quantiles.size - 1
+        count = self.finite
+        if self.slack or steps < 1 or count > steps:
+            return None
+        _, first = np.unique(quantile_ranks(count, steps), return_index=True)
+        return np.asarray(self.quantiles[first], dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +334,9 @@ def score_sketch(profile: ColumnProfile, sketch: ColumnSketch) -> DriftResult:
                            f"not scored: the {side} has no usable values")
     if binned is None:
         assert sketch.numeric is not None
+        every = sketch.numeric.values()
+        if every is not None:  # a small window: the grid is the window, scored exactly
+            return profile.scorer.score(ref, every, prepared=True)  # type: ignore[arg-type]
         return (grid_ks(ref, sketch.numeric) if profile.method == "ks"
                 else grid_wasserstein(ref, sketch.numeric))
     statistic = binned(divergence.proportions(ref.bin_counts), divergence.proportions(counts))

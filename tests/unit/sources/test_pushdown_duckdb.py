@@ -94,3 +94,14 @@ def test_distinct_values_are_bounded_by_max_rows(database: Path) -> None:
     assert status.phase == "Failing"
     assert "spec.current.source.sql.maxRows" in ready.message
     assert "more than 5 distinct values" in ready.message
+
+
+@pytest.mark.parametrize("numeric", ["ks", "wasserstein"])
+def test_a_window_within_the_grid_is_exact(database: Path, numeric: str) -> None:
+    # At most 1,000 values: the grid holds every one, and ks and wasserstein are exact.
+    query = "SELECT * FROM current_log ORDER BY ts DESC LIMIT 400"
+    rows = check(database, "binaryClassification", numeric, "psi", False, current_query=query)
+    pushed = check(database, "binaryClassification", numeric, "psi", True, current_query=query)
+    assert assert_same(rows, pushed) == []
+    assert pushed.drift is not None
+    assert all(f.statistic_error_bound is None for f in pushed.drift.features)
