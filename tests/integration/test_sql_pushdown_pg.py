@@ -11,6 +11,8 @@ from servers import Postgres, postgres
 
 from modelmon.api.v1alpha1 import ModelMonitorStatus
 from modelmon.check import run_check
+from modelmon.sources import LoadContext, SourceError
+from modelmon.sources.pushdown import AggregateRequest, aggregate
 from modelmon.sources.resolvers import LocalResolver
 from modelmon.sources.sql import dispose_engines
 from pushdown_data import (
@@ -105,3 +107,16 @@ def test_window_is_bound_not_formatted(pg: Postgres) -> None:
     pushed = check(pg, "binaryClassification", "psi", "psi", True, current_query=query)
     assert pushed.last_check is not None and rows.last_check is not None
     assert pushed.last_check.current_rows == rows.last_check.current_rows == WINDOW_ROWS
+
+
+def test_a_wrong_password_is_reported_without_secrets(pg: Postgres) -> None:
+    spec = monitor("binaryClassification", "psi", "psi", pushdown=True)
+    ctx = LoadContext(role="spec.current.source", retries=0,
+                      resolver=LocalResolver({("db", "url"): pg.url("not-the-password")},
+                                             env={}))
+    with pytest.raises(SourceError) as info:
+        aggregate(spec.current.source, ctx, AggregateRequest(columns=("income",)))
+    text = str(info.value)
+    assert "spec.current.source.sql.connectionSecretRef" in text
+    assert "authentication failed" in text
+    assert "not-the-password" not in text and pg.password not in text
