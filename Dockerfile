@@ -7,9 +7,9 @@
 # with only that environment copied in: no pip cache, no wheel files, no build tools.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-# Extras baked into the image: object storage (S3 and GCS) and SQL databases. Override
-# with a subset, e.g. --build-arg EXTRAS=sql, or EXTRAS= for files and URLs only.
-ARG EXTRAS=s3,gcs,sql
+# Extras baked into the image: object storage (S3 and GCS), SQL databases and DuckDB files.
+# Override with a subset, e.g. --build-arg EXTRAS=sql, or EXTRAS= for files and URLs only.
+ARG EXTRAS=s3,gcs,sql,duckdb
 
 FROM ${PYTHON_IMAGE} AS build
 ARG EXTRAS
@@ -42,7 +42,8 @@ RUN python -m venv /opt/modelmon \
         s3) modules="s3fs boto3" ;; \
         gcs) modules="gcsfs" ;; \
         sql) modules="sqlalchemy psycopg" ;; \
-        all) modules="s3fs boto3 gcsfs sqlalchemy psycopg" ;; \
+        duckdb) modules="sqlalchemy duckdb duckdb_engine" ;; \
+        all) modules="s3fs boto3 gcsfs sqlalchemy psycopg duckdb duckdb_engine" ;; \
         *) echo "no smoke test for extra $extra" >&2; exit 1 ;; \
       esac; \
       for module in $modules; do \

@@ -11,6 +11,7 @@ condition, and keeps the figures of the previous check (nothing recorded is lost
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Collection, Hashable
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from pydantic import ValidationError
@@ -62,6 +64,7 @@ from modelmon.sources import (
     Resolver,
     load,
 )
+from modelmon.sources import pushdown as push
 from modelmon.sources.prometheus import operational_figures
 from modelmon.stats import performance as perf
 from modelmon.stats.dataset import (
@@ -90,6 +93,14 @@ from modelmon.stats.estimation import (
     class_confidence,
     fit_classifier_estimator,
     fit_regression_estimator,
+)
+from modelmon.stats.sketch import (
+    GRID,
+    GRIDDED,
+    ColumnSketch,
+    NumericSketch,
+    counted_categories,
+    score_sketches,
 )
 from modelmon.streaming import StreamedWindow, open_window, reading, window
 
@@ -311,6 +322,162 @@ def streamed_extras(spec: ModelMonitorSpec, ref: FittedReference, streamed: Stre
     return streamed.frame(names)
 
 
+# --------------------------------------------------------------------------- pushdown
+
+
+def aggregate_request(spec: ModelMonitorSpec, ref: FittedReference) -> push.AggregateRequest:
+    """What ``sql.pushdown`` asks the database for: each profiled column's counts against
+    its reference (bins, range, fences; a quantile grid for columns scored by ks or
+    wasserstein; category counts), missing counts, and the performance metrics' columns."""
+    numeric: list[push.NumericRequest] = []
+    categorical: list[str] = []
+    for name, profile in ref.profile.columns.items():
+        fitted = profile.numeric
+        if fitted is not None:
+            bounds = ((fitted.minimum, fitted.maximum, fitted.lower_fence, fitted.upper_fence)
+                      if fitted.n_present else None)
+            # The grid costs the database a sort of the column: only where the method
+            # reads it (a binned method's column summary then has no quantiles).
+            numeric.append(push.NumericRequest(
+                name, tuple(float(e) for e in fitted.bin_edges), bounds,
+                grid=profile.kind == "numeric" and profile.method in GRIDDED))
+        if profile.categorical is not None:
+            categorical.append(name)
+    cols = spec.columns
+    labels = None
+    if cols.target is not None:
+        labels = push.LabelRequest(
+            spec.model.task, cols.target, cols.prediction,
+            cols.prediction_probability if spec.model.task == perf.BINARY else None)
+    named = [*ref.profile.columns, *(c for c in (cols.target, cols.prediction,
+                                                 cols.prediction_probability) if c)]
+    return push.AggregateRequest(
+        numeric=tuple(numeric), categorical=tuple(categorical),
+        columns=tuple(dict.fromkeys(named)),
+        timestamp=cols.timestamp if spec.current.window else None, labels=labels, grid=GRID)
+
+
+def window_sketches(ref: FittedReference, found: push.Aggregates) -> dict[str, ColumnSketch]:
+    """The sketch of each profiled column the window has, from the database's counts."""
+    out: dict[str, ColumnSketch] = {}
+    rows = found.rows
+    for name, profile in ref.profile.columns.items():
+        kind = found.kinds.get(name)
+        if kind is None:
+            continue
+        missing = found.nulls.get(name, 0)
+        if kind not in ("numeric", "categorical"):
+            kind = profile.dtype_kind
+        if rows and missing == rows:
+            kind = "categorical"  # row mode reads a column of NULLs as objects
+        counts = found.numeric.get(name)
+        numeric = None
+        if counts is not None and profile.numeric is not None:
+            numeric = NumericSketch(
+                bin_counts=np.array(counts.bins, dtype=np.int64), neg_inf=counts.neg_inf,
+                pos_inf=counts.pos_inf, minimum=counts.minimum, maximum=counts.maximum,
+                below_range=counts.below_range, above_range=counts.above_range,
+                below_fence=counts.below_fence, above_fence=counts.above_fence,
+                total=counts.total, squares=counts.squares,
+                quantiles=np.array(counts.grid or (), dtype=np.float64))
+        counted = found.categories.get(name)
+        categories = (counted_categories(counted.values, list(counted.counts), counted.missing)
+                      if counted is not None and profile.categorical is not None else None)
+        out[name] = ColumnSketch(rows, missing, kind,  # type: ignore[arg-type]
+                                 numeric, categories)
+    return out
+
+
+def stand_in(found: push.Aggregates) -> pd.DataFrame:
+    """One row per column of the window's kind (None for a column of missing values): what
+    ``evaluation.schema_changes`` reads of a window's columns."""
+    data: dict[str, list[object]] = {}
+    for name, kind in found.kinds.items():
+        empty = found.rows > 0 and found.nulls.get(name, 0) >= found.rows
+        data[name] = [None] if empty else [0.0] if kind == "numeric" else ["x"]
+    return pd.DataFrame(data)
+
+
+def current_aggregates(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadContext
+                       ) -> push.Aggregates:
+    """The current window as the database's aggregates (``sql.pushdown``)."""
+    with reading():
+        found = push.aggregate(spec.current.source, ctx, aggregate_request(spec, ref))
+    prediction = spec.columns.prediction
+    if (prediction is not None and prediction not in found.kinds
+            and ref.plan.prediction is None):
+        raise InvalidDataError(
+            f"spec.columns.prediction: the current window has no column {prediction!r}")
+    enough_rows(found.rows, spec, "the current window", "spec.current.source")
+    return found
+
+
+def pushdown_performance(spec: ModelMonitorSpec, found: push.Aggregates
+                         ) -> tuple[perf.Computed, str | None]:
+    """``performance`` from the database's groups and sums: the same values, reasons and
+    errors."""
+    cols = spec.columns
+    if cols.target is None:
+        return perf.Computed(), "no target column is configured (spec.columns.target)"
+    if cols.target not in found.kinds:
+        return perf.Computed(), (f"the current window has no label column {cols.target!r} "
+                                 "(spec.columns.target)")
+    if found.nulls.get(cols.target, 0) >= found.rows:
+        return perf.Computed(), (f"every label in column {cols.target!r} of the current "
+                                 "window is missing (spec.columns.target)")
+    task = spec.model.task
+    names: list[str] = [m.name for m in spec.performance.metrics]
+    available = [c for c in (cols.prediction, cols.prediction_probability)
+                 if c is not None and c in found.kinds]
+    if not names:
+        names = [n for n in perf.metric_names(task) if n != "rocAuc"
+                 and (n not in ("logLoss", "brier") or cols.prediction_probability in available)]
+    prediction = cols.prediction if cols.prediction in available else None
+    probability = cols.prediction_probability if cols.prediction_probability in available \
+        else None
+    try:
+        if prediction is None and (task != perf.BINARY or probability is None):
+            raise perf.PerformanceInputError(
+                "needs columns.prediction" + (" or columns.predictionProbability"
+                                              if task == perf.BINARY else ""))
+        if task == perf.REGRESSION:
+            if found.regression is None:
+                raise ValueError("the target and prediction columns must hold numbers")
+            return perf.compute_from_sums(names, perf.ErrorSums(
+                **dataclasses.asdict(found.regression))), None
+        got = found.labels
+        if got is None:
+            raise perf.PerformanceInputError("no row has both the target and a prediction")
+        sums = bool(got.log_loss_positive)
+
+        def array(values: tuple[float, ...]) -> NDArray[np.float64] | None:
+            return np.array(values, dtype=np.float64) if sums else None
+
+        groups = perf.LabelGroups(
+            labels=got.labels,
+            predictions=got.predictions if prediction is not None else None,
+            above=(None if prediction is not None
+                   else got.predictions.to_numpy(dtype=np.int64) == 1),
+            counts=np.array(got.counts, dtype=np.int64),
+            log_loss_positive=array(got.log_loss_positive),
+            log_loss_negative=array(got.log_loss_negative),
+            brier_positive=array(got.brier_positive),
+            brier_negative=array(got.brier_negative),
+            score_min=got.score_min, score_max=got.score_max)
+        return perf.compute_from_groups(task, names, groups, cols.positive_label), None
+    except perf.PerformanceInputError as exc:
+        if spec.performance.metrics:
+            raise InvalidDataError(f"spec.performance.metrics: {exc}") from None
+        return perf.Computed(), None
+    except ValueError as exc:
+        raise InvalidDataError(f"spec.performance.metrics: {str(exc)[:200]}") from None
+
+
+#: Why a window read as aggregates has no confidence figures.
+NO_PUSHDOWN_CONFIDENCE = ("spec.current.source.sql.pushdown: confidence figures need every "
+                          "probability of the window; not computed from aggregates")
+
+
 # ------------------------------------------------------------------------------ score
 
 
@@ -517,6 +684,9 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path | None, now: datetime | Non
         wanted = sorted({r.name for r in ref.plan.requests} | set(spec.columns.roles()))
         at_now = replace(reading, role="spec.current.source", columns=wanted,
                          window_start=start, window_end=now)
+        if spec.pushdown():
+            return _check_aggregates(spec, ref, at_now, reading, start, now, previous,
+                                     generation, cpu, started)
         streamed = open_window(spec, ref.profile, at_now, wanted, now,
                                reading.policy.max_memory)
         if streamed is None:
@@ -573,3 +743,41 @@ def _check(spec: ModelMonitorSpec, *, base_dir: Path | None, now: datetime | Non
         log.exception("check failed unexpectedly")
         error = CheckError(f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
         return CheckResult(failed_status(previous, error, now, generation))
+
+
+def _check_aggregates(spec: ModelMonitorSpec, ref: FittedReference, window_ctx: LoadContext,
+                      reading: LoadContext, start: datetime | None, now: datetime,
+                      previous: ModelMonitorStatus, generation: int | None,
+                      cpu: AbstractContextManager[object], started: float) -> CheckResult:
+    """``_check`` of a window read as aggregates (``sql.pushdown``): the same line, scored
+    from sketches; no shapes for a report (they would need the rows)."""
+    found = current_aggregates(spec, ref, window_ctx)
+    with cpu:
+        scores = score_sketches(ref.profile, window_sketches(ref, found))
+    scored_kinds = {r.name: ref.profile.columns[r.name].dtype_kind
+                    for r in (ref.plan.prediction, ref.plan.target)
+                    if r is not None and r.name in ref.profile.columns}
+    schema = schema_changes(spec, scored_kinds,
+                            ref.plan.prediction.name if ref.plan.prediction else None,
+                            stand_in(found), scores.quality.missing_columns,
+                            scores.quality.type_changes)
+    quality = quality_status(scores, schema.missing, schema.retyped)
+    rows = table(spec)
+    if schema:
+        found_rows = quality_findings(rows, quality)
+        return CheckResult(schema_failed_status(previous, schema, quality, found_rows,
+                                                quality_condition(found_rows), now,
+                                                generation))
+    learned = learned_figures(spec, ref.profile, scores.drift, found.rows, cpu)
+    with cpu:
+        metrics, no_labels = pushdown_performance(spec, found)
+    no_confidence = NO_PUSHDOWN_CONFIDENCE if spec.probabilities() is not None else None
+    figures = operational(spec, replace(reading, role="spec.operational.source",
+                                        window_start=start, window_end=now))
+    return CheckResult(judge(spec, rows, Figures(
+        reference_rows=ref.rows, current_rows=found.rows, columns=scores.drift,
+        quality=quality, performance=metrics.values, not_computed=metrics.missing,
+        no_labels=no_labels, operational=figures, learned=learned,
+        confidence=None, no_confidence=no_confidence, estimated={}, no_estimate=None),
+        previous=previous, now=now, generation=generation,
+        duration_seconds=time.perf_counter() - started))

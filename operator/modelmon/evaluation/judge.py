@@ -94,7 +94,8 @@ def column_verdict(spec: ModelMonitorSpec, column: ColumnDrift,
     return FeatureDriftResult(
         name=column.name, kind=column.kind, method=result.method,
         statistic=result.statistic, p_value=result.p_value, effect_size=result.effect_size,
-        adjusted_p_value=adjusted, threshold=threshold, threshold_source=chosen.source,
+        statistic_error_bound=result.error_bound, adjusted_p_value=adjusted,
+        threshold=threshold, threshold_source=chosen.source,
         drifted=column_drifted(judged, column.kind, threshold) and large_enough,
         message="; ".join(m for m in (result.message, chosen.note) if m) or None,
         reference=summary_status(column.reference), current=summary_status(column.current))

@@ -97,6 +97,13 @@ HOST_PARAMS = ("host", "hostaddr", "service")
 #: libpq connection parameters that name a file the client reads (keys, certificates,
 #: revocation lists, the password file): local paths like any other.
 FILE_PARAMS = ("sslkey", "sslcert", "sslrootcert", "sslcrl", "sslcrldir", "passfile")
+#: Embedded databases whose URL names a local file, and how messages call them.
+FILE_BACKENDS = {"sqlite": "SQLite", "duckdb": "DuckDB"}
+#: DuckDB's settings for a monitor's query: no file or network access beyond the
+#: database (read_csv, read_parquet, ATTACH, httpfs), no extension installed or loaded,
+#: and no query may change them back.
+DUCKDB_CONFIG = {"enable_external_access": False, "autoinstall_known_extensions": False,
+                 "autoload_known_extensions": False, "lock_configuration": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +145,8 @@ def _connection(spec: SqlSource, ctx: LoadContext, where: str) -> Database:
         secrets += [quote(str(url.password), safe=""), quote_plus(str(url.password))]
     for value in url.query.values():
         secrets += [value] if isinstance(value, str) else list(value)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
-            and not url.database.startswith(("/", "file:")):
+    if url.get_backend_name() in FILE_BACKENDS and url.database \
+            and url.database != ":memory:" and not url.database.startswith(("/", "file:")):
         url = url.set(database=str(ctx.base_dir / url.database))
     _local_files(url, ctx, field_)
     shown = URL.create(url.drivername, host=url.host, port=url.port,
@@ -155,10 +162,11 @@ def _local_files(url: URL, ctx: LoadContext, where: str) -> None:
         return
     named: list[tuple[str, str]] = []
     database = url.database or ""
-    if url.get_backend_name() == "sqlite" and database and database != ":memory:":
+    backend = url.get_backend_name()
+    if backend in FILE_BACKENDS and database and database != ":memory:":
         if database.startswith("file:"):  # SQLite's URI form: file:PATH?options
             database = urlsplit(database).path
-        named.append(("the SQLite database", database))
+        named.append((f"the {FILE_BACKENDS[backend]} database", database))
     for key, value in url.query.items():
         if key.lower() in FILE_PARAMS:
             named += [(key, v) for v in ([value] if isinstance(value, str) else value)]
@@ -188,6 +196,10 @@ def _engine(conn: Database, timeout: float, policy: Egress = egress.UNRESTRICTED
                         "application_name": "modelmon"}
     elif backend == "sqlite":
         connect_args = {"timeout": timeout}
+    elif backend == "duckdb":
+        connect_args = {"config": dict(DUCKDB_CONFIG)}
+        if url.database and url.database != ":memory:":
+            connect_args["read_only"] = True
     try:
         engine: Engine = sqlalchemy.create_engine(url, pool_pre_ping=True, pool_recycle=1800,
                                                   connect_args=connect_args)
@@ -309,7 +321,8 @@ def _query_error(exc: BaseException, conn: Database, spec: SqlSource,
     lowered = text.lower()
     state = _state(exc)
     field_ = f"{where}.query"
-    if state in TIMEOUT_STATES or "statement timeout" in lowered or lowered == "interrupted":
+    if state in TIMEOUT_STATES or "statement timeout" in lowered or lowered == "interrupted" \
+            or lowered.startswith("interrupt error"):
         return SourceError(f"{field_}: the query ran longer than {spec.timeout} "
                            f"({where}.timeout) at {conn.shown}; select less (a narrower "
                            "window, an index on the time column) or raise the timeout")
@@ -386,6 +399,13 @@ def _prepare(conn: Connection, backend: str, seconds: float) -> Callable[[], Non
             raw.set_progress_handler(None, 0)
 
         return undo
+    if backend == "duckdb":
+        # DuckDB has no statement timeout: a timer interrupts the connection's query.
+        duck: Any = conn.connection.dbapi_connection
+        timer = threading.Timer(seconds, duck.interrupt)
+        timer.daemon = True
+        timer.start()
+        return timer.cancel
     return lambda: None
 
 

@@ -8,7 +8,9 @@ regression metrics call scikit-learn, imported on first use. Each metric is comp
 that is undefined for the window (rocAuc with a single class, anything scikit-learn refuses)
 comes back as a reason instead of a value, and the others are still computed. No verdicts
 here. The registry maps each metric name of the API to the task it suits and how it is
-computed; a test checks it equals the API enum.
+computed; a test checks it equals the API enum. A window read as aggregates
+(``sql.pushdown``) gives the same metrics from its groups of rows (``LabelGroups``:
+confusion counts and probability sums) or its error sums (``ErrorSums``).
 """
 
 from __future__ import annotations
@@ -290,3 +292,237 @@ def compute(task: str, names: Iterable[str], frame: pd.DataFrame, *, target: str
         else:
             out.values[metric.name] = result
     return out
+
+
+# ------------------------------------------------------------------- from aggregates
+
+
+@dataclass(frozen=True, slots=True)
+class LabelGroups:
+    """A classifier's labelled window as groups of rows: what an aggregate query returns
+    (``GROUP BY label, prediction`` over the rows with every needed column present).
+
+    ``labels`` and ``predictions`` hold each group's values as the rows do (``compute``
+    reads them the same way); a binary window with only probabilities has ``above``
+    instead of ``predictions``: whether the group's scores are at least 0.5.
+    """
+
+    labels: pd.Series
+    predictions: pd.Series | None
+    above: NDArray[np.bool_] | None
+    counts: NDArray[np.int64]
+    log_loss_positive: NDArray[np.float64] | None = None
+    """Per group, the sum of ``-ln(clip(p))`` (the log loss of its rows were they positive);
+    None without probabilities."""
+    log_loss_negative: NDArray[np.float64] | None = None
+    """The same of ``-ln(clip(1 - p))``."""
+    brier_positive: NDArray[np.float64] | None = None
+    """Per group, the sum of ``(1 - p)^2``."""
+    brier_negative: NDArray[np.float64] | None = None
+    """The sum of ``p^2``."""
+    score_min: float | None = None
+    score_max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSums:
+    """A regression's labelled window as sums over its rows (``e = y - prediction``; ``c``
+    any constant near the labels' mean, which keeps the labels' spread exact)."""
+
+    rows: int
+    absolute: float
+    """Sum of ``|e|``."""
+    squared: float
+    """Sum of ``e^2``."""
+    percentage: float
+    """Sum of ``|e| / max(|y|, eps)`` (scikit-learn's MAPE terms)."""
+    centred: float
+    """Sum of ``y - c``."""
+    centred_squared: float
+    """Sum of ``(y - c)^2``."""
+    label_min: float
+    label_max: float
+
+
+#: Epsilon of scikit-learn's clipping (log loss) and MAPE denominator.
+EPS = float(np.finfo(np.float64).eps)
+
+
+def _binary_groups(groups: LabelGroups, names: Iterable[str], positive: str | None
+                   ) -> Computed:
+    truth = is_positive(groups.labels, positive)
+    if groups.predictions is not None:
+        pred = is_positive(groups.predictions, positive)
+    else:
+        assert groups.above is not None
+        pred = groups.above
+    counts = groups.counts
+    true_pos = int(counts[truth & pred].sum())
+    false_pos = int(counts[~truth & pred].sum())
+    false_neg = int(counts[truth & ~pred].sum())
+    total = int(counts.sum())
+    true_neg = total - true_pos - false_pos - false_neg
+    out = Computed()
+    for name in names:
+        value: float | str
+        if name == "accuracy":
+            value = (true_pos + true_neg) / total
+        elif name == "precision":
+            value = _ratio(true_pos, true_pos + false_pos)
+        elif name == "recall":
+            value = _ratio(true_pos, true_pos + false_neg)
+        elif name == "f1":
+            value = _ratio(2 * true_pos, 2 * true_pos + false_pos + false_neg)
+        elif name in ("logLoss", "brier"):
+            summed = _probability_sum(groups, truth, name)
+            value = summed if isinstance(summed, str) else summed / total
+        else:
+            value = (f"{name} needs every score of the window; it is not computed from "
+                     "aggregates (spec.current.source.sql.pushdown)")
+        _keep(out, name, value)
+    return out
+
+
+def _probability_sum(groups: LabelGroups, truth: NDArray[np.bool_], name: str) -> float | str:
+    if groups.score_min is None or groups.score_max is None:
+        return "needs columns.predictionProbability"
+    if groups.score_max > 1:
+        return (f"probabilities greater than 1 ({groups.score_max:.4g}); "
+                "columns.predictionProbability must be in [0, 1]")
+    if groups.score_min < 0:
+        return (f"probabilities lower than 0 ({groups.score_min:.4g}); "
+                "columns.predictionProbability must be in [0, 1]")
+    positive, negative = ((groups.log_loss_positive, groups.log_loss_negative)
+                          if name == "logLoss" else
+                          (groups.brier_positive, groups.brier_negative))
+    assert positive is not None
+    assert negative is not None
+    return float(positive[truth].sum() + negative[~truth].sum())
+
+
+def _keep(out: Computed, name: str, value: float | str) -> None:
+    if isinstance(value, str):
+        out.missing[name] = value[:REASON_CHARS]
+    elif not math.isfinite(value):
+        out.missing[name] = f"{name} is undefined for this window (it came out {value})"
+    else:
+        out.values[name] = value
+
+
+def compute_from_groups(task: str, names: Iterable[str], groups: LabelGroups,
+                        positive: str | None = None) -> Computed:
+    """``compute`` of a classifier's window from its groups of rows: the same values from
+    the confusion counts (multiclass: scikit-learn's metrics of the groups weighted by
+    their counts) and, for logLoss and brier, the groups' sums. rocAuc needs every score
+    and is reported missing."""
+    names = list(names)
+    for name in names:
+        metric_for(name, task)
+    if int(groups.counts.sum()) == 0:
+        raise PerformanceInputError("no row has both the target and a prediction")
+    if task == BINARY:
+        return _binary_groups(groups, names, positive)
+    assert groups.predictions is not None
+    y_true, y_pred = groups.labels, groups.predictions
+    if not (pd.api.types.is_numeric_dtype(y_true) and pd.api.types.is_numeric_dtype(y_pred)):
+        y_true, y_pred = y_true.astype(str), y_pred.astype(str)
+    options = {"accuracy": {}, "precisionMacro": _MACRO, "recallMacro": _MACRO,
+               "f1Macro": _MACRO, "precisionWeighted": _WEIGHTED,
+               "recallWeighted": _WEIGHTED, "f1Weighted": _WEIGHTED}
+    scorers = {"accuracy": "accuracy_score", "precisionMacro": "precision_score",
+               "recallMacro": "recall_score", "f1Macro": "f1_score",
+               "precisionWeighted": "precision_score", "recallWeighted": "recall_score",
+               "f1Weighted": "f1_score"}
+    out = Computed()
+    weights = groups.counts.astype(np.float64)
+    for name in names:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = float(_sklearn(scorers[name])(y_true.to_numpy(), y_pred.to_numpy(),
+                                                      sample_weight=weights,
+                                                      **options[name]))
+        except ValueError as exc:
+            _keep(out, name, str(exc))
+            continue
+        _keep(out, name, value)
+    return out
+
+
+def compute_from_sums(names: Iterable[str], sums: ErrorSums) -> Computed:
+    """``compute`` of a regression's window from its error sums: mae, rmse and mape are
+    their means; r2 is ``1 - squared / spread`` with scikit-learn's answers for labels
+    without spread (1 for a perfect fit, else 0)."""
+    if sums.rows == 0:
+        raise PerformanceInputError("no row has both the target and a prediction")
+    out = Computed()
+    rows = sums.rows
+    for name in names:
+        metric_for(name, REGRESSION)
+        if name == "mae":
+            value = sums.absolute / rows
+        elif name == "rmse":
+            value = math.sqrt(sums.squared / rows)
+        elif name == "mape":
+            value = sums.percentage / rows
+        else:
+            spread = (0.0 if sums.label_min == sums.label_max else
+                      sums.centred_squared - sums.centred * sums.centred / rows)
+            if spread == 0.0:
+                value = 1.0 if sums.squared == 0.0 else 0.0
+            else:
+                value = 1.0 - sums.squared / spread
+        _keep(out, name, value)
+    return out
+
+
+def label_groups(task: str, frame: pd.DataFrame, *, target: str, prediction: str | None,
+                 probability: str | None) -> LabelGroups:
+    """The groups of a window's rows, from the rows: what the aggregate query returns,
+    the row-mode twin the tests compare with."""
+    cols = [c for c in (target, prediction, probability) if c is not None]
+    rows = frame[cols].dropna()
+    keys: list[Any] = [rows[target]]
+    if prediction is not None:
+        keys.append(rows[prediction])
+    else:
+        assert probability is not None
+        keys.append(rows[probability] >= 0.5)
+    grouped = rows.groupby(keys, sort=False, dropna=False)
+    counts = grouped.size()
+    index = counts.index
+    labels = pd.Series(index.get_level_values(0))
+    second = pd.Series(index.get_level_values(1))
+    groups: dict[str, Any] = {}
+    if probability is not None and task == BINARY:
+        score = rows[probability].astype(np.float64)
+        chosen = pd.DataFrame({
+            "lp": -np.log(np.clip(score, EPS, 1 - EPS)),
+            "ln": -np.log(np.clip(1 - score, EPS, 1 - EPS)),
+            "bp": (1 - score) ** 2, "bn": score ** 2})
+        sums = chosen.groupby([k.to_numpy() for k in keys], sort=False).sum().reindex(index)
+        groups = {"log_loss_positive": sums["lp"].to_numpy(),
+                  "log_loss_negative": sums["ln"].to_numpy(),
+                  "brier_positive": sums["bp"].to_numpy(),
+                  "brier_negative": sums["bn"].to_numpy(),
+                  "score_min": float(score.min()) if len(score) else None,
+                  "score_max": float(score.max()) if len(score) else None}
+    return LabelGroups(labels, second if prediction is not None else None,
+                       None if prediction is not None else second.to_numpy(dtype=bool),
+                       np.asarray(counts.to_numpy(), dtype=np.int64), **groups)
+
+
+def error_sums(frame: pd.DataFrame, *, target: str, prediction: str) -> ErrorSums:
+    """The error sums of a regression window, from the rows (the row-mode twin)."""
+    rows = frame[[target, prediction]].dropna()
+    labels = rows[target].to_numpy(dtype=np.float64)
+    error = labels - rows[prediction].to_numpy(dtype=np.float64)
+    centre = float(labels.mean()) if labels.size else 0.0
+    return ErrorSums(
+        rows=int(labels.size), absolute=float(np.abs(error).sum()),
+        squared=float(np.dot(error, error)),
+        percentage=float((np.abs(error) / np.maximum(np.abs(labels), EPS)).sum()),
+        centred=float((labels - centre).sum()),
+        centred_squared=float(((labels - centre) ** 2).sum()),
+        label_min=float(labels.min()) if labels.size else math.nan,
+        label_max=float(labels.max()) if labels.size else math.nan)

@@ -376,6 +376,18 @@ def number_names(values: NDArray[np.float64]) -> NDArray[np.str_]:
     return named.astype(str)
 
 
+def category_names(values: pd.Series) -> list[str]:
+    """The category name ``fit_categorical`` gives each value of a column without missing
+    values (numbers by ``number_names``, booleans "True"/"False", anything else its
+    string)."""
+    kind = values.dtype.kind
+    if kind == "f":
+        return [str(n) for n in number_names(as_float(values))]
+    if kind in "iub" and not isinstance(values.dtype, pd.CategoricalDtype):
+        return [str(v) for v in values.astype(str)]
+    return [_name(v) for v in values]
+
+
 def _name(value: object) -> str:
     """The category name of one value of an object or categorical column: integers and
     floats as ``number_names`` names them, anything else (booleans too) its string."""

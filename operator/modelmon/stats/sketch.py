@@ -12,8 +12,10 @@ an aggregate query (``sources.sql`` with ``pushdown``), a file reader chunk by c
 ``score_sketch`` and ``sketch_quality`` give the figures ``stats.dataset`` gives from the
 rows: the binned drift methods (numeric: psi, jensenshannon, kl, hellinger over the
 reference's bins; categorical: every method, all of which read counts) and data quality
-are exact, from the same counts through the same formulas. Methods that read every value
-are not scored from a sketch (``SKETCH_METHODS`` lists those that are).
+are exact, from the same counts through the same formulas; ks and wasserstein are read off
+the quantile grid with a stated bound on their error (``DriftResult.error_bound``), exactly
+when the window has at most ``GRID`` finite values (the grid then holds them all). Methods
+that need every value (anderson, cvm, energy) are not scored from a sketch.
 
 The quantile grid of ``n`` finite values is ``q[k] = x_(max(1, ceil(k n / G)))`` for
 ``k = 0..G`` (``G = GRID``): the order statistics SQL's ``percentile_disc(k / G)``
@@ -45,11 +47,19 @@ from modelmon.stats.dataset import (
 )
 from modelmon.stats.drift import divergence
 from modelmon.stats.drift.base import DriftResult, get_method
+from modelmon.stats.drift.distance import wasserstein
+from modelmon.stats.drift.ks import (
+    KS_EXACT_MAX_N,
+    ks_asymptotic_pvalue,
+    ks_exact,
+    ks_statistic,
+)
 from modelmon.stats.profile import (
     CategoricalProfile,
     FeatureKind,
     NumericProfile,
     as_float,
+    category_names,
     fit_categorical,
     sorted_finite,
 )
@@ -72,6 +82,10 @@ BINNED: Mapping[str, Callable[[NDArray[np.float64], NDArray[np.float64]], float]
     "kl": divergence.kl_divergence,
     "hellinger": divergence.hellinger,
 }
+
+#: Numeric methods read off the quantile grid, with a bound on their error
+#: (``grid_ks``, ``grid_wasserstein``).
+GRIDDED = ("ks", "wasserstein")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +118,17 @@ class NumericSketch:
     @property
     def finite(self) -> int:
         return int(self.bin_counts.sum())
+
+    def values(self) -> NDArray[np.float64] | None:
+        """The finite values themselves, in ascending order, when the grid holds every one
+        of them (at most ``GRID`` values, grid read off the values): its ranks then cover
+        ``1..n``. None otherwise."""
+        steps = self.quantiles.size - 1
+        count = self.finite
+        if self.slack or steps < 1 or count > steps:
+            return None
+        _, first = np.unique(quantile_ranks(count, steps), return_index=True)
+        return np.asarray(self.quantiles[first], dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +223,18 @@ def merge(first: ColumnSketch, second: ColumnSketch) -> ColumnSketch:
                         num, cats)
 
 
+def counted_categories(values: pd.Series, counts: NDArray[np.int64] | list[int],
+                       missing: int) -> CategoricalProfile:
+    """``fit_categorical`` of a column given as its distinct values (none missing) and
+    their counts, as a ``GROUP BY`` returns them: values with one name are one category."""
+    totals: dict[str, int] = {}
+    for name, count in zip(category_names(values), list(counts), strict=True):
+        totals[name] = totals.get(name, 0) + int(count)
+    names = sorted(totals)
+    counted = np.array([totals[n] for n in names], dtype=np.int64)
+    return CategoricalProfile(tuple(names), counted, int(counted.sum()), missing)
+
+
 def merge_categories(first: CategoricalProfile, second: CategoricalProfile
                      ) -> CategoricalProfile:
     """Category counts of both sides added up, sorted by name as ``fit_categorical``."""
@@ -285,7 +322,7 @@ def score_sketch(profile: ColumnProfile, sketch: ColumnSketch) -> DriftResult:
     ref = profile.numeric
     assert ref is not None
     binned = BINNED.get(profile.method)
-    if binned is None:
+    if binned is None and profile.method not in GRIDDED:
         return DriftResult(profile.method, None, None,
                            f"not scored: {profile.method} needs every value of the window, "
                            "which a sketch does not hold")
@@ -295,11 +332,95 @@ def score_sketch(profile: ColumnProfile, sketch: ColumnSketch) -> DriftResult:
         side = "reference" if ref.n_present == 0 else "current window"
         return DriftResult(profile.method, None, None,
                            f"not scored: the {side} has no usable values")
+    if binned is None:
+        assert sketch.numeric is not None
+        every = sketch.numeric.values()
+        if every is not None:  # a small window: the grid is the window, scored exactly
+            return profile.scorer.score(ref, every, prepared=True)  # type: ignore[arg-type]
+        return (grid_ks(ref, sketch.numeric) if profile.method == "ks"
+                else grid_wasserstein(ref, sketch.numeric))
     statistic = binned(divergence.proportions(ref.bin_counts), divergence.proportions(counts))
     if math.isnan(statistic):
         return DriftResult(profile.method, None, None,
                            "not scored: the statistic is undefined for these samples")
     return DriftResult(profile.method, statistic, None)
+
+
+def _steps(sketch: NumericSketch) -> tuple[int, int]:
+    """(G, s): the grid's steps, and how many steps its slack spans (rounded up)."""
+    steps = sketch.quantiles.size - 1
+    return steps, math.ceil(sketch.slack * steps - 1e-9)
+
+
+def ks_error_bound(sketch: NumericSketch) -> float:
+    """How far the KS distance read off the grid may be from the window's own.
+
+    The grid's midpoints, as a sample of ``G`` values, have a CDF that takes ``k/G`` or
+    ``(k+1)/G`` on ``[q[k], q[k+1])``, where the window's lies in ``[k/G - slack,
+    (k+1)/G + slack]``; the two differ by at most ``1/G + slack`` anywhere, and so do the
+    largest gaps of each to the reference's (exact) CDF.
+    """
+    steps, _ = _steps(sketch)
+    return 1.0 / steps + sketch.slack
+
+
+def wasserstein_error_bound(sketch: NumericSketch) -> float:
+    """How far the Wasserstein-1 distance read off the grid may be from the window's own
+    (in the data's units).
+
+    Wasserstein-1 is the area between the quantile functions, and the grid's midpoints
+    stand for the window's quantile function: on ``(k/G, (k+1)/G]`` it is the midpoint
+    ``m[k]``, where the window's lies in ``[q[k-s], q[k+1+s]]`` (``s`` the steps the slack
+    spans; 0 for a grid read off the values). The two areas differ by at most the area
+    between those functions: ``sum_k max(m[k] - q[k-s], q[k+1+s] - m[k]) / G``, at most
+    half the window's range over ``G`` for an exact grid.
+    """
+    steps, spread = _steps(sketch)
+    grid = sketch.quantiles
+    mid = midpoints(grid)
+    index = np.arange(steps)
+    low = grid[np.maximum(index - spread, 0)]
+    high = grid[np.minimum(index + 1 + spread, steps)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.maximum(mid - low, high - mid).sum() / steps)
+
+
+def grid_ks(reference: NumericProfile, sketch: NumericSketch) -> DriftResult:
+    """The KS test read off the window's quantile grid: the distance between the
+    reference's CDF and that of the grid's midpoints (``ks_error_bound`` from the window's
+    own), its p-value that distance's for the true sizes (scipy's exact distribution up to
+    ``KS_EXACT_MAX_N`` values, Smirnov's asymptotic one above; without the tied-data
+    correction, which needs every value)."""
+    distance = ks_statistic(reference.sorted_values, midpoints(sketch.quantiles),
+                            reference.grid)
+    n_ref, n_cur = reference.n_present, sketch.finite
+    exact = ks_exact(distance, n_ref, n_cur) if max(n_ref, n_cur) <= KS_EXACT_MAX_N else None
+    p_value = exact[1] if exact is not None else ks_asymptotic_pvalue(distance, n_ref, n_cur)
+    bound = ks_error_bound(sketch)
+    return DriftResult("ks", distance, p_value,
+                       f"read off a {sketch.quantiles.size - 1}-step quantile grid of the "
+                       f"window: the statistic is within {bound:.3g} of the rows' own",
+                       effect_size=distance, error_bound=bound)
+
+
+def grid_wasserstein(reference: NumericProfile, sketch: NumericSketch) -> DriftResult:
+    """Normed Wasserstein-1 read off the window's quantile grid: the distance from the
+    reference to the grid's midpoints over the reference's standard deviation, with
+    ``wasserstein_error_bound`` on the same scale."""
+    scaled = math.isfinite(reference.std) and reference.std > 0
+    scale = reference.std if scaled else 1.0
+    distance = wasserstein(reference.sorted_values, midpoints(sketch.quantiles)) / scale
+    bound = wasserstein_error_bound(sketch) / scale
+    message = (f"read off a {sketch.quantiles.size - 1}-step quantile grid of the window: "
+               f"the statistic is within {bound:.3g} of the rows' own")
+    if not scaled:
+        message += ("; the reference has no spread (standard deviation 0 or not finite): "
+                    "the distance is not normalised")
+    if not math.isfinite(distance):
+        return DriftResult("wasserstein", None, None,
+                           "not scored: the statistic is undefined for these samples")
+    return DriftResult("wasserstein", distance, None, message,
+                       error_bound=bound if math.isfinite(bound) else None)
 
 
 def sketch_quality(profile: ColumnProfile, sketch: ColumnSketch) -> ColumnQualityFigures:
@@ -359,7 +480,7 @@ def numeric_summary_of(sketch: NumericSketch) -> NumericSummary:
     mean = sketch.total / count
     std = math.sqrt(max(sketch.squares / count - mean * mean, 0.0))
     steps = sketch.quantiles.size - 1
-    picks = [sketch.quantiles[round(q * steps)] for q in QUANTILES]
+    picks = [sketch.quantiles[round(q * steps)] if steps > 0 else math.nan for q in QUANTILES]
     return NumericSummary(count, mean, std, sketch.minimum, sketch.maximum,
                           tuple(float(q) for q in picks))
 
@@ -392,8 +513,13 @@ def score_sketches(reference: ReferenceProfile, sketches: Mapping[str, ColumnSke
 __all__ = [
     "BINNED",
     "GRID",
+    "GRIDDED",
     "ColumnSketch",
     "NumericSketch",
+    "counted_categories",
+    "grid_ks",
+    "grid_wasserstein",
+    "ks_error_bound",
     "merge",
     "merge_categories",
     "merge_numeric",
@@ -406,4 +532,5 @@ __all__ = [
     "sketch_quality",
     "sketch_summaries",
     "sketch_type_change",
+    "wasserstein_error_bound",
 ]

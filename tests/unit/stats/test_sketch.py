@@ -199,3 +199,69 @@ def test_methods_that_read_every_value_are_not_scored() -> None:
         result = score_sketch(profile, sketch_column(pd.Series(rng.normal(size=50)), profile))
         assert result.statistic is None and result.message is not None
         assert method in result.message
+
+
+@pytest.mark.parametrize(("seed", "size", "ties"), CASES)
+@pytest.mark.parametrize("method", ["ks", "wasserstein"])
+def test_grid_methods_within_their_bound(seed: int, size: int, ties: bool, method: str) -> None:
+    ref, cur = _frames(seed, size, ties)
+    profile = fit_reference(ref, [ColumnRequest("x", method=method)]).columns["x"]
+    rows = score_column(profile, cur["x"])
+    whole = sketch_column(cur["x"], profile)
+    halves = merge(sketch_column(cur["x"].iloc[: size // 3], profile),
+                   sketch_column(cur["x"].iloc[size // 3:], profile))
+    assert rows.statistic is not None
+    if size <= GRID:  # the grid holds every value: scored exactly
+        assert score_sketch(profile, whole) == rows
+    bounds = []
+    for sketch in (halves,) if size <= GRID else (whole, halves):
+        got = score_sketch(profile, sketch)
+        assert got.statistic is not None and got.error_bound is not None
+        assert abs(got.statistic - rows.statistic) <= got.error_bound + 1e-12
+        assert got.message is not None and "quantile grid" in got.message
+        bounds.append(got.error_bound)
+    assert bounds[0] <= bounds[-1]  # a merged grid is looser
+    if method == "ks":
+        assert bounds[-1] == pytest.approx(2 / GRID)  # 1/G, and 1/G of slack from the merge
+
+
+def test_grid_bound_is_tight_enough_to_matter() -> None:
+    """The grid's figure moves with the data: a shifted window is told from an unshifted
+    one by far more than the bound."""
+    rng = np.random.default_rng(11)
+    ref = pd.DataFrame({"x": rng.normal(size=20_000)})
+    for method in ("ks", "wasserstein"):
+        profile = fit_reference(ref, [ColumnRequest("x", method=method)]).columns["x"]
+        same = score_sketch(profile, sketch_column(pd.Series(rng.normal(size=50_000)), profile))
+        moved = score_sketch(profile,
+                             sketch_column(pd.Series(rng.normal(0.2, 1, 50_000)), profile))
+        assert same.statistic is not None and moved.statistic is not None
+        assert same.error_bound is not None and same.error_bound < 0.01
+        assert moved.statistic - same.statistic > 10 * same.error_bound
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(["b", "a", None, "b", "c"]),
+    pd.Series([1, 2, 2, 3], dtype=np.int64),
+    pd.Series([1.0, 2.5, np.nan, -0.0, 0.0, np.inf, 2.5]),
+    pd.Series([True, False, True]),
+    pd.Series([1, "1", True, 2.0, None], dtype=object),
+])
+def test_counted_categories_equal_fit_categorical(values: pd.Series) -> None:
+    from modelmon.stats.profile import fit_categorical
+    from modelmon.stats.sketch import counted_categories
+
+    present = values[values.notna()]
+    counted = present.value_counts(sort=False, dropna=True)
+    # value_counts merges True and 1; count distinct objects by (type, value) instead.
+    pairs: dict[tuple[str, object], int] = {}
+    for value in present.tolist():
+        key = (type(value).__name__, value)
+        pairs[key] = pairs.get(key, 0) + 1
+    distinct = pd.Series([v for _, v in pairs], dtype=values.dtype)
+    got = counted_categories(distinct, list(pairs.values()), int(values.isna().sum()))
+    want = fit_categorical(values)
+    assert got.categories == want.categories
+    np.testing.assert_array_equal(got.counts, want.counts)
+    assert (got.n_present, got.n_missing) == (want.n_present, want.n_missing)
+    assert int(counted.sum()) == got.n_present

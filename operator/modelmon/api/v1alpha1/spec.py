@@ -111,6 +111,15 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 #: Metrics computed from the predicted probability rather than the label.
 SCORE_METRICS = ("rocAuc", "logLoss", "brier")
 
+#: Drift methods that need every value of the window: refused with sql.pushdown, which
+#: reads aggregates (``stats.sketch`` scores the others from them).
+EXACT_ONLY_METHODS = ("anderson", "cvm", "energy")
+#: Performance metrics that need every score of the window: refused with sql.pushdown.
+EXACT_ONLY_METRICS = ("rocAuc",)
+_PUSHDOWN_CEL = ("has(self.current.source.sql) && has(self.current.source.sql.pushdown) "
+                 "&& self.current.source.sql.pushdown")
+_EXACT_ONLY_CEL = "[" + ", ".join(f"'{m}'" for m in EXACT_ONLY_METHODS) + "]"
+
 #: Metrics estimated without labels for each task (``stats.estimation``'s BINARY_METRICS,
 #: MULTICLASS_METRICS and REGRESSION_METRICS; a test holds them equal, as ``api`` imports
 #: nothing of modelmon's); the CEL rule on ``spec`` mirrors this table.
@@ -202,6 +211,16 @@ class SqlSource(ApiModel):
     """Statement timeout (enforced by PostgreSQL and SQLite) and connect timeout."""
     max_rows: Annotated[int, Field(ge=1, le=100_000_000)] = 1_000_000
     """More rows than this fail the check with InvalidData; narrow the query instead."""
+    pushdown: bool = False
+    """current.source only: the check fetches no rows but asks the database for aggregates
+    over the query's rows in the window (per column: counts per reference bin, missing,
+    infinite and out-of-range counts, category counts, a 1000-step quantile grid for ks
+    and wasserstein; sums for the performance metrics); maxRows then bounds the distinct
+    values the category counts return. Binned drift methods, data quality and the
+    performance metrics are exact; ks and wasserstein are read off the quantile grid with
+    statisticErrorBound in status; anderson, cvm and energy, rocAuc, estimated performance
+    and confidence bounds need every value and are refused. Runs on PostgreSQL and DuckDB
+    (tested), Trino, Spark SQL, BigQuery and Snowflake (compile-checked only)."""
 
 
 PromAggregate = Literal["mean", "min", "max", "last"]
@@ -1193,6 +1212,39 @@ class ModelMonitorSpec(ApiModel):
                         "(binaryClassification) or columns.classProbabilities (one column "
                         "per class)",
                 fieldPath=".confidence"),
+        CelRule(rule=f"!({_PUSHDOWN_CEL}) || !has(self.drift) || ("
+                     f"(!has(self.drift.method) || !(self.drift.method in {_EXACT_ONLY_CEL})) "
+                     "&& (!has(self.drift.numericMethod) || "
+                     f"!(self.drift.numericMethod in {_EXACT_ONLY_CEL})) "
+                     "&& (!has(self.drift.features) || self.drift.features.all(c, "
+                     "!has(self.drift.features[c].method) || "
+                     f"!(self.drift.features[c].method in {_EXACT_ONLY_CEL}))))",
+                message="current.source.sql.pushdown reads aggregates: drift methods "
+                        f"{', '.join(EXACT_ONLY_METHODS)} need every value; use ks, "
+                        "wasserstein or a binned method (psi, jensenshannon, kl, hellinger)",
+                fieldPath=".drift"),
+        CelRule(rule=f"!({_PUSHDOWN_CEL}) || !has(self.performance) || "
+                     "((!has(self.performance.metrics) || !self.performance.metrics.exists("
+                     f"m, m.name in {list(EXACT_ONLY_METRICS)!r})) && "
+                     "(!has(self.performance.estimated) || "
+                     "!has(self.performance.estimated.metrics) || "
+                     "size(self.performance.estimated.metrics) == 0))",
+                message="current.source.sql.pushdown reads aggregates: rocAuc and "
+                        "performance.estimated need every row; remove them or turn "
+                        "pushdown off",
+                fieldPath=".performance"),
+        CelRule(rule=f"!({_PUSHDOWN_CEL}) || !has(self.confidence) || "
+                     "(!has(self.confidence.meanConfidence) && "
+                     "!has(self.confidence.lowConfidenceShare))",
+                message="current.source.sql.pushdown reads aggregates: confidence bounds "
+                        "need every probability; remove them or turn pushdown off",
+                fieldPath=".confidence"),
+        CelRule(rule="!has(self.reference.source.sql) || "
+                     "!has(self.reference.source.sql.pushdown) || "
+                     "!self.reference.source.sql.pushdown",
+                message="sql.pushdown applies to current.source; the reference is fitted "
+                        "from its rows",
+                fieldPath=".reference.source.sql.pushdown"),
     )
 
     model: ModelRef
@@ -1261,7 +1313,41 @@ class ModelMonitorSpec(ApiModel):
             raise ValueError("confidence: bounds need probabilities: "
                              "columns.predictionProbability (binaryClassification) or "
                              "columns.classProbabilities (one column per class)")
+        self._pushdown(bounded)
         return self
+
+    def pushdown(self) -> bool:
+        """Whether the current window is read as aggregates (current.source.sql.pushdown)."""
+        return self.current.source.sql is not None and self.current.source.sql.pushdown
+
+    def _pushdown(self, bounded: bool) -> None:
+        """What sql.pushdown cannot compute from aggregates is refused, naming the field."""
+        if self.reference.source.sql is not None and self.reference.source.sql.pushdown:
+            raise ValueError("reference.source.sql.pushdown: applies to current.source; "
+                             "the reference is fitted from its rows")
+        if not self.pushdown():
+            return
+        why = ("current.source.sql.pushdown reads aggregates: {what} need(s) every value; "
+               "{fix}")
+        drift = self.drift
+        methods = {"drift.method": drift.method, "drift.numericMethod": drift.numeric_method,
+                   **{f"drift.features.{name}.method": f.method
+                      for name, f in drift.features.items()}}
+        for field_, method in methods.items():
+            if method in EXACT_ONLY_METHODS:
+                raise ValueError(f"{field_}: " + why.format(
+                    what=method, fix="use ks, wasserstein or a binned method (psi, "
+                                     "jensenshannon, kl, hellinger), or turn pushdown off"))
+        exact = [m.name for m in self.performance.metrics if m.name in EXACT_ONLY_METRICS]
+        if exact:
+            raise ValueError("performance.metrics: " + why.format(
+                what=", ".join(exact), fix="remove it or turn pushdown off"))
+        if self.performance.estimated.metrics:
+            raise ValueError("performance.estimated.metrics: " + why.format(
+                what="estimated performance", fix="remove it or turn pushdown off"))
+        if bounded:
+            raise ValueError("confidence: " + why.format(
+                what="confidence bounds", fix="remove them or turn pushdown off"))
 
     def _estimation_inputs(self) -> None:
         """performance.estimated.metrics: names that suit the task, and the columns the

@@ -44,6 +44,10 @@ class DriftResult:
     """How large the difference is, next to a test's p-value (which only says how sure):
     the KS distance for numeric tests, Cramer's V for categorical ones; None for
     distances, whose statistic is their size."""
+    error_bound: float | None = None
+    """How far the statistic (and the effect size) may be from the one the window's rows
+    give, when it was read off an approximation of the window (``stats.sketch``'s quantile
+    grid); None when it is exact."""
 
 
 Fitted = TypeVar("Fitted", NumericProfile, CategoricalProfile)

@@ -1,0 +1,687 @@
+"""``sql.pushdown``: the current window as aggregates the database computes, not rows.
+
+Part of ``sources`` (second stop on the data line), beside ``sources.sql``, whose
+connection, binding, read-only transaction, statement timeout, egress and scrubbed messages
+it reuses unchanged. ``aggregate`` wraps the author's query as a subquery (SQLAlchemy's
+expression language; the author's text stays a bound ``text()``), filters it to the window
+by ``columns.timestamp`` with the window's ends as parameters, and runs a few statements in
+one read-only transaction (repeatable read on PostgreSQL, so that all see one snapshot):
+
+1. a probe that returns no row: the query's columns and their types;
+2. one row of counts and sums per monitored numeric column: missing, infinite and finite
+   counts, counts per reference bin, beyond the reference's range and IQR fences, min,
+   max, sums; for a regression the error sums;
+3. ``GROUP BY GROUPING SETS``: the counts of each categorical column's values and, for a
+   classifier, of each (label, prediction) pair with its probability sums;
+4. the quantile grid of each numeric column scored by ks or wasserstein: the rows whose
+   ``ROW_NUMBER()`` among the column's finite values is a grid rank (about 1,000 rows);
+5. for a regression, the labels' spread about their mean (bound as a parameter).
+
+Nothing here knows the statistics: the caller (``check``) says what to count in an
+``AggregateRequest`` (edges and bounds are numbers) and turns the ``Aggregates`` into
+``stats.sketch`` sketches. Values come back as the driver returns them and are read as
+row mode reads rows (``sql._normalise``). ``statement`` builds the statements for any
+SQLAlchemy dialect; they are run live on PostgreSQL and DuckDB and compiled for the
+others by the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from modelmon.api.v1alpha1 import Source, parse_duration
+from modelmon.sources.base import DataError, LoadContext, SourceError, retrying
+from modelmon.sources.sql import (
+    _bound,
+    _connect_error,
+    _connection,
+    _destination,
+    _engine,
+    _normalise,
+    _pinned,
+    _prepare,
+    _query_error,
+    _sqlalchemy,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.sql import ColumnElement, Select
+
+#: Backends the aggregate statements run on (tested live: postgresql, duckdb; the
+#: statements compile for the others, ``tests/unit/sources/test_pushdown_dialects.py``).
+BACKENDS = ("postgresql", "duckdb", "trino", "spark", "databricks", "bigquery", "snowflake")
+#: scikit-learn's epsilon: log loss clips probabilities to [EPS, 1 - EPS], MAPE divides
+#: by at least it.
+EPS = 2.220446049250313e-16
+#: PostgreSQL type OIDs whose values psycopg returns as numbers (int2, int4, int8, oid,
+#: float4, float8, numeric): row mode reads such columns as numeric.
+PG_NUMERIC_OIDS = frozenset({20, 21, 23, 26, 700, 701, 1700})
+DUCKDB_NUMERIC = re.compile(r"^(U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|FLOAT|DOUBLE|REAL"
+                            r"|DECIMAL.*)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class NumericRequest:
+    """What to count of a numeric column."""
+
+    name: str
+    edges: tuple[float, ...]
+    """The reference's interior bin edges: a value equal to an edge counts in the bin
+    above it."""
+    bounds: tuple[float, float, float, float] | None
+    """(minimum, maximum, lower fence, upper fence) of the reference; None when it has no
+    values."""
+    grid: bool
+    """Whether the column's quantile grid is needed (ks, wasserstein)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRequest:
+    """The performance metrics' columns."""
+
+    task: str
+    target: str
+    prediction: str | None
+    probability: str | None
+    """Binary classifiers: the positive class's probability (log loss, brier; the
+    predicted class when ``prediction`` is None)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateRequest:
+    """Everything the check needs of a window."""
+
+    numeric: tuple[NumericRequest, ...] = ()
+    categorical: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    """Every column whose missing values are counted (``Aggregates.nulls``)."""
+    timestamp: str | None = None
+    """The column the window filters on (``columns.timestamp``; None: no window)."""
+    labels: LabelRequest | None = None
+    grid: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class NumericCounts:
+    """The counts and sums of one numeric column of the window."""
+
+    nulls: int
+    """NULL and NaN."""
+    finite: int
+    pos_inf: int
+    neg_inf: int
+    bins: tuple[int, ...]
+    below_range: int
+    above_range: int
+    below_fence: int
+    above_fence: int
+    minimum: float
+    maximum: float
+    total: float
+    squares: float
+    grid: tuple[float, ...] | None = None
+    """The order statistics of ranks ``max(1, ceil(k * finite / G))``, ``k = 0..G``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryCounts:
+    """The distinct values of a column in the window (as row mode reads them) with their
+    counts; NULL and NaN counted apart."""
+
+    values: pd.Series
+    counts: tuple[int, ...]
+    missing: int
+
+
+@dataclass(frozen=True, slots=True)
+class LabelCounts:
+    """A classifier's labelled rows grouped by (label, prediction or score >= 0.5)."""
+
+    labels: pd.Series
+    predictions: pd.Series
+    counts: tuple[int, ...]
+    log_loss_positive: tuple[float, ...] = ()
+    log_loss_negative: tuple[float, ...] = ()
+    brier_positive: tuple[float, ...] = ()
+    brier_negative: tuple[float, ...] = ()
+    score_min: float | None = None
+    score_max: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegressionSums:
+    rows: int
+    absolute: float
+    squared: float
+    percentage: float
+    centred: float
+    centred_squared: float
+    label_min: float
+    label_max: float
+
+
+@dataclass(slots=True)
+class Aggregates:
+    """What the database returned for one window."""
+
+    rows: int
+    kinds: dict[str, str]
+    """Each column of the query's result: numeric (numbers), categorical, or unknown
+    (a driver whose types are not read here)."""
+    nulls: dict[str, int] = field(default_factory=dict)
+    """Missing values (NULL, and NaN in numeric columns) of each requested column."""
+    numeric: dict[str, NumericCounts] = field(default_factory=dict)
+    categories: dict[str, CategoryCounts] = field(default_factory=dict)
+    labels: LabelCounts | None = None
+    regression: RegressionSums | None = None
+
+
+# ------------------------------------------------------------------------ statements
+
+
+def grid_ranks(count: int, grid: int) -> list[int]:
+    """``max(1, ceil(k * count / grid))`` for ``k = 0..grid``: the 1-based ranks of the
+    grid's order statistics (``stats.sketch.quantile_ranks``)."""
+    return [max(1, -((-k * count) // grid)) for k in range(grid + 1)]
+
+
+@dataclass(slots=True)
+class _Builder:
+    """The statements of one request over one subquery, for any dialect."""
+
+    base: Any
+    """The window's rows: the author's query as a subquery, filtered to the window."""
+    request: AggregateRequest
+    numeric_kinds: set[str]
+
+    def col(self, name: str) -> Any:
+        return self.base.c[name]
+
+    def num(self, name: str) -> ColumnElement[float]:
+        from sqlalchemy import Double, cast
+
+        return cast(self.col(name), Double())
+
+    @staticmethod
+    def inf(sign: str = "") -> ColumnElement[float]:
+        from sqlalchemy import Double, String, cast, literal
+
+        return cast(literal(f"{sign}Infinity", String()), Double())
+
+    def finite(self, value: ColumnElement[float]) -> ColumnElement[bool]:
+        # inf - inf and NaN - NaN are NaN, equal to nothing (PostgreSQL and DuckDB hold
+        # NaN equal to NaN but not to 0); NULL stays NULL.
+        return (value - value) == 0
+
+    def known(self, value: ColumnElement[float]) -> ColumnElement[bool]:
+        """Neither NULL nor NaN."""
+        from sqlalchemy import or_
+
+        known: ColumnElement[bool] = or_(self.finite(value), value == self.inf(),
+                                         value == self.inf("-"))
+        return known
+
+    def present(self, name: str) -> ColumnElement[bool]:
+        """Not missing as row mode's ``dropna`` reads it: not NULL, and not NaN when
+        numeric."""
+        if name in self.numeric_kinds:
+            return self.known(self.num(name))
+        not_null: ColumnElement[bool] = self.col(name).is_not(None)
+        return not_null
+
+    @staticmethod
+    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        from sqlalchemy import case, func
+
+        return func.sum(case((condition, 1), else_=0))
+
+    @staticmethod
+    def where(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElement[Any]:
+        from sqlalchemy import case
+
+        return case((condition, value))
+
+    def counts(self) -> tuple[Select[Any], list[str]]:
+        """Statement 2: one row of counts and sums, and the names of its columns."""
+        from sqlalchemy import Double, and_, bindparam, func, literal_column, select
+
+        out: list[Any] = [func.count().label("a0")]
+        names = ["rows"]
+
+        def add(name: str, expr: Any) -> None:
+            out.append(expr.label(f"a{len(out)}"))
+            names.append(name)
+
+        for position, ask in enumerate(self.request.numeric):
+            value = self.num(ask.name)
+            finite = self.finite(value)
+            known = self.known(value)
+            key = ask.name
+
+            def edge(value: float, slot: str, position: int = position) -> Any:
+                return bindparam(f"e{position}_{slot}", value, type_=Double())
+
+            add(f"{key}\0nulls", self.count(~known | value.is_(None)))
+            add(f"{key}\0finite", self.count(finite))
+            add(f"{key}\0pos_inf", self.count(value == self.inf()))
+            add(f"{key}\0neg_inf", self.count(value == self.inf("-")))
+            edges = ask.edges
+            for cell in range(len(edges) + 1):
+                parts = [finite]
+                if cell > 0:
+                    parts.append(value >= edge(edges[cell - 1], f"b{cell - 1}"))
+                if cell < len(edges):
+                    parts.append(value < edge(edges[cell], f"b{cell}"))
+                add(f"{key}\0bin{cell}", self.count(and_(*parts)))
+            if ask.bounds is not None:
+                low, high, lower_fence, upper_fence = ask.bounds
+                for label, bound, below in (("below_range", low, True),
+                                            ("above_range", high, False),
+                                            ("below_fence", lower_fence, True),
+                                            ("above_fence", upper_fence, False)):
+                    if math.isinf(bound):  # nothing is beyond an infinite bound
+                        add(f"{key}\0{label}", self.count(literal_column("1") == 0))
+                        continue
+                    param = edge(bound, label)
+                    add(f"{key}\0{label}", self.count(and_(known, value < param if below
+                                                           else value > param)))
+            add(f"{key}\0minimum", func.min(self.where(finite, value)))
+            add(f"{key}\0maximum", func.max(self.where(finite, value)))
+            add(f"{key}\0total", func.sum(self.where(finite, value)))
+            add(f"{key}\0squares", func.sum(self.where(finite, value * value)))
+        for name in self.request.columns:
+            add(f"{name}\0isnull", self.count(~self.present(name) | self.col(name).is_(None)))
+        labels = self.request.labels
+        if labels is not None and labels.task == "regression" and labels.prediction:
+            truth, guess = self.num(labels.target), self.num(labels.prediction)
+            both = and_(self.known(truth), self.known(guess))
+            error = func.abs(truth - guess)
+            add("reg\0rows", self.count(both))
+            add("reg\0absolute", func.sum(self.where(both, error)))
+            add("reg\0squared", func.sum(self.where(both, (truth - guess) * (truth - guess))))
+            add("reg\0percentage", func.sum(self.where(
+                both, error / func.greatest(func.abs(truth), bindparam("eps", EPS,
+                                                                   type_=Double())))))
+            add("reg\0label_sum", func.sum(self.where(both, truth)))
+            add("reg\0label_min", func.min(self.where(both, truth)))
+            add("reg\0label_max", func.max(self.where(both, truth)))
+        return select(*out).select_from(self.base), names
+
+    def groups(self) -> Select[Any] | None:
+        """Statement 3: the counts of each categorical column's values and of the
+        classifier's (label, prediction) pairs, one grouping set each."""
+        from sqlalchemy import Double, and_, bindparam, case, func, literal_column, select, tuple_
+
+        sets: list[tuple[Any, ...]] = [(self.col(name),) for name in self.request.categorical]
+        keys: list[Any] = [self.col(name).label(f"k{i}")
+                           for i, name in enumerate(self.request.categorical)]
+        marks: list[Any] = [func.grouping(self.col(name)).label(f"g{i}")
+                            for i, name in enumerate(self.request.categorical)]
+        out: list[Any] = [func.count().label("n")]
+        labels = self.request.labels
+        if labels is not None and labels.task != "regression":
+            target = self.col(labels.target)
+            present = [self.present(labels.target)]
+            probability = None
+            if labels.probability is not None:
+                probability = self.num(labels.probability)
+                present.append(self.known(probability))
+            if labels.prediction is not None:
+                second: Any = self.col(labels.prediction)
+                present.append(self.present(labels.prediction))
+            else:
+                assert probability is not None
+                # Constants as literals: GROUPING() needs the very expression grouped by.
+                second = case((probability >= literal_column("0.5"), literal_column("1")),
+                              else_=literal_column("0"))
+            both = and_(*present)
+            sets.append((target, second))
+            keys += [target.label("lt"), second.label("lp")]
+            marks += [func.grouping(target).label("glt"), func.grouping(second).label("glp")]
+            out.append(self.count(both).label("ln"))
+            if probability is not None and labels.task == "binaryClassification":
+                eps: Any = bindparam("eps", EPS, type_=Double())
+                one: Any = bindparam("one", 1.0, type_=Double())
+                clip = func.least(func.greatest(probability, eps), one - eps)
+                other = func.least(func.greatest(one - probability, eps), one - eps)
+                out += [func.sum(self.where(both, -func.ln(clip))).label("llp"),
+                        func.sum(self.where(both, -func.ln(other))).label("lln"),
+                        func.sum(self.where(both, (one - probability) * (one - probability))
+                                 ).label("lbp"),
+                        func.sum(self.where(both, probability * probability)).label("lbn"),
+                        func.min(self.where(both, probability)).label("lmin"),
+                        func.max(self.where(both, probability)).label("lmax")]
+        if not sets:
+            return None
+        grouping = func.grouping_sets(*[tuple_(*s) if len(s) > 1 else s[0] for s in sets])
+        return select(*keys, *marks, *out).select_from(self.base).group_by(grouping)
+
+    def grids(self, finite: dict[str, int]) -> Select[Any] | None:
+        """Statement 4: each gridded column's values at the grid's ranks (``UNION ALL`` of
+        one ``ROW_NUMBER()`` per column)."""
+        from sqlalchemy import Double, Integer, cast, func, literal, or_, select, union_all
+
+        grid = self.request.grid
+        parts = []
+        for position, ask in enumerate(self.request.numeric):
+            count = finite.get(ask.name, 0)
+            if not ask.grid or count == 0:
+                continue
+            value = self.num(ask.name)
+            ranked = (select(value.label("v"), func.row_number().over(order_by=value).label("r"))
+                      .select_from(self.base).where(self.finite(value))
+                      .subquery(f"r{position}"))
+            rank: Any = cast(ranked.c.r, Double())
+            # A rank is the grid's when ceil(k n / G) = r for some k: floor(r G / n)
+            # steps past floor((r - 1) G / n) (exact in doubles for these sizes).
+            step = or_(ranked.c.r == 1,
+                       func.floor(rank * grid / count)
+                       != func.floor((rank - 1) * grid / count))
+            parts.append(select(literal(position, Integer()).label("c"), ranked.c.r,
+                                ranked.c.v).where(step))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else union_all(*parts)  # type: ignore[return-value]
+
+    def spread(self, centre: float) -> Select[Any]:
+        """Statement 5: a regression's labels about ``centre``."""
+        from sqlalchemy import Double, and_, bindparam, func, select
+
+        labels = self.request.labels
+        assert labels is not None
+        assert labels.prediction is not None
+        truth, guess = self.num(labels.target), self.num(labels.prediction)
+        both = and_(self.known(truth), self.known(guess))
+        centred: Any = bindparam("centre", centre, type_=Double())
+        return select(func.sum(self.where(both, truth - centred)).label("s1"),
+                      func.sum(self.where(both, (truth - centred) * (truth - centred))).label("s2")
+                      ).select_from(self.base)
+
+
+def window_rows(query: Any, columns: Sequence[str], timestamp: str | None,
+                windowed: bool) -> Any:
+    """The author's query (a bound ``text()``) as a subquery with its columns, filtered to
+    ``[:modelmon_window_start, :modelmon_window_end)`` on ``timestamp`` when ``windowed``."""
+    from sqlalchemy import DateTime, and_, bindparam, column, select
+
+    rows = query.columns(*[column(name) for name in columns]).subquery("modelmon_q")
+    if not windowed or timestamp is None:
+        return rows
+    stamp = rows.c[timestamp]
+    start = bindparam("modelmon_window_start", type_=DateTime(timezone=True))
+    end = bindparam("modelmon_window_end", type_=DateTime(timezone=True))
+    return select(rows).where(and_(stamp >= start, stamp < end)).subquery("modelmon_w")
+
+
+def statements(request: AggregateRequest, query: Any, columns: Sequence[str],
+               numeric: set[str], finite: dict[str, int] | None = None,
+               windowed: bool = True) -> list[Any]:
+    """The aggregate statements of a request (for compiling them in another dialect;
+    ``aggregate`` builds and runs them one by one). ``finite``: each numeric column's
+    finite count, which the grids need (default: 1,000,000)."""
+    builder = _Builder(window_rows(query, columns, request.timestamp, windowed), request,
+                       numeric)
+    counts = finite or {ask.name: 1_000_000 for ask in request.numeric}
+    out: list[Any] = [builder.counts()[0], builder.groups(), builder.grids(counts)]
+    if request.labels is not None and request.labels.task == "regression":
+        out.append(builder.spread(0.0))
+    return [s for s in out if s is not None]
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _available(labels: LabelRequest | None, present: set[str]) -> LabelRequest | None:
+    """The label request with the prediction columns the window has (as row mode uses the
+    ones its frame has); None without the target or any prediction."""
+    if labels is None or labels.target not in present:
+        return None
+    prediction = labels.prediction if labels.prediction in present else None
+    probability = labels.probability if labels.probability in present else None
+    if prediction is None and probability is None:
+        return None
+    return dataclasses.replace(labels, prediction=prediction, probability=probability)
+
+
+def _kinds(result: Any, backend: str) -> dict[str, str]:
+    """numeric or categorical for each column of a probe's result, from its types;
+    unknown where the driver's types are not read here."""
+    out: dict[str, str] = {}
+    description = result.cursor.description or []
+    for entry in description:
+        name, code = str(entry[0]), entry[1]
+        if backend == "postgresql" and isinstance(code, int):
+            out[name] = "numeric" if code in PG_NUMERIC_OIDS else "categorical"
+        elif backend == "duckdb":
+            out[name] = "numeric" if DUCKDB_NUMERIC.match(str(code)) else "categorical"
+        else:
+            out[name] = "unknown"
+    return out
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _int(value: Any) -> int:
+    return 0 if value is None else int(value)
+
+
+def _values(raw: Sequence[Any]) -> pd.Series:
+    """Values as row mode reads them: a column of the rows' objects, numbers and UUIDs
+    converted as ``sql._normalise`` converts them."""
+    frame = _normalise(pd.DataFrame.from_records([(v,) for v in raw], columns=["v"]))
+    return frame["v"]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> Aggregates:
+    """Run the request's statements against the current source's database (retrying
+    transient failures as ``load`` does)."""
+    return retrying(lambda: _aggregate(source, ctx, request), ctx)
+
+
+def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> Aggregates:
+    spec = source.sql
+    assert spec is not None
+    where = f"{ctx.role}.sql"
+    _sqlalchemy()
+    from sqlalchemy import literal_column, select, text
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    conn_info = _connection(spec, ctx, where)
+    backend = conn_info.url.get_backend_name()
+    if backend not in BACKENDS:
+        raise SourceError(f"{where}.pushdown: {backend} is not supported (the aggregates "
+                          "need GROUPING SETS and window functions); use "
+                          f"{', '.join(BACKENDS)}, or turn pushdown off")
+    seconds = parse_duration(spec.timeout).total_seconds()
+    # The query becomes a subquery: a trailing semicolon would end the statement.
+    stmt, params = _bound(spec.model_copy(update={"query": spec.query.strip().rstrip(";")}),
+                          ctx, where, backend)
+    windowed = request.timestamp is not None and ctx.window_start is not None \
+        and ctx.window_end is not None
+    bound: dict[str, Any] = dict(params)
+    if windowed:
+        bound.update(modelmon_window_start=ctx.window_start, modelmon_window_end=ctx.window_end)
+    policy = ctx.policy.egress
+    engine = _engine(conn_info, seconds, policy)
+    pinned = _pinned.set(_destination(conn_info, policy,
+                                      f"{conn_info.field} ({conn_info.ref})"))
+    try:
+        connection = engine.connect()
+    except (DBAPIError, SQLAlchemyError) as exc:
+        raise _connect_error(exc, conn_info, spec.timeout, where) from None
+    finally:
+        _pinned.reset(pinned)
+    with connection:
+        undo: Callable[[], None] = lambda: None  # noqa: E731
+        try:
+            if backend == "postgresql":
+                connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            undo = _prepare(connection, backend, seconds)
+            probe: Any = connection.execute(select(literal_column("*")).select_from(
+                stmt.columns().subquery("modelmon_p")).limit(0), bound)
+            columns = [str(k) for k in probe.keys()]  # noqa: SIM118 (a Result)
+            kinds = _kinds(probe, backend)
+            probe.close()
+            return _run(connection, request, stmt, columns, kinds, bound, windowed, where,
+                        spec.max_rows)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise _query_error(exc, conn_info, spec, where) from None
+        finally:
+            undo()
+            if connection.in_transaction():
+                connection.rollback()
+
+
+def _run(connection: Connection, request: AggregateRequest, stmt: Any, columns: list[str],
+         kinds: dict[str, str], params: dict[str, Any], windowed: bool,
+         where: str, limit: int) -> Aggregates:
+    twice = sorted({k for k in columns if columns.count(k) > 1})
+    if twice:
+        raise DataError(f"{where}.query: the query returns column {', '.join(twice)} more "
+                        "than once; give each column its own name (AS ...)")
+    if request.timestamp is not None and windowed and request.timestamp not in columns:
+        raise DataError(f"spec.columns.timestamp: the current window has no column "
+                        f"{request.timestamp!r}")
+    present = set(columns)
+    # Columns the window lacks or holds as another kind are asked nothing numeric; where
+    # the driver's types are unknown, the reference's kind is trusted.
+    numeric = {name for name, kind in kinds.items() if kind == "numeric"} | {
+        a.name for a in request.numeric if kinds.get(a.name) == "unknown"}
+    asked = AggregateRequest(
+        numeric=tuple(a for a in request.numeric if a.name in numeric),
+        categorical=tuple(c for c in request.categorical if c in present),
+        columns=tuple(c for c in request.columns if c in present),
+        timestamp=request.timestamp, labels=_available(request.labels, present),
+        grid=request.grid)
+    labels = asked.labels
+    if (labels is not None and labels.task == "regression"
+            and not {labels.target, labels.prediction} <= numeric):
+        labels = None
+        asked = dataclasses.replace(asked, labels=None)
+    builder = _Builder(window_rows(stmt, columns, request.timestamp, windowed), asked,
+                       numeric)
+    counts_stmt, names = builder.counts()
+    row = connection.execute(counts_stmt, params).one()
+    figures = dict(zip(names, row, strict=True))
+    result = Aggregates(rows=_int(figures["rows"]), kinds=kinds,
+                        nulls={name: _int(figures[f"{name}\0isnull"]) for name in asked.columns})
+    for ask in asked.numeric:
+        key = ask.name
+
+        def value(label: str, key: str = key) -> Any:
+            return figures.get(f"{key}\0{label}")
+
+        result.numeric[key] = NumericCounts(
+            nulls=_int(value("nulls")), finite=_int(value("finite")),
+            pos_inf=_int(value("pos_inf")), neg_inf=_int(value("neg_inf")),
+            bins=tuple(_int(value(f"bin{j}")) for j in range(len(ask.edges) + 1)),
+            below_range=_int(value("below_range")), above_range=_int(value("above_range")),
+            below_fence=_int(value("below_fence")), above_fence=_int(value("above_fence")),
+            minimum=_float(value("minimum")), maximum=_float(value("maximum")),
+            total=_float(value("total")) if value("total") is not None else 0.0,
+            squares=_float(value("squares")) if value("squares") is not None else 0.0)
+    groups = builder.groups()
+    if groups is not None:
+        # Distinct values are what a GROUP BY returns: as many as maxRows, no more.
+        grouped = connection.execute(groups, params).mappings().fetchmany(limit + 1)
+        if len(grouped) > limit:
+            raise DataError(f"{where}.maxRows: the window's categorical columns (and label "
+                            f"pairs) have more than {limit} distinct values together; "
+                            "exclude identifier columns (spec.columns.exclude) or raise "
+                            "maxRows")
+        _read_groups(grouped, asked, result)
+    finite = {name: counts.finite for name, counts in result.numeric.items()}
+    grids = builder.grids(finite)
+    if grids is not None:
+        _read_grids(connection.execute(grids, params).all(), asked, result, where)
+    if labels is not None and labels.task == "regression":
+        rows = _int(figures["reg\0rows"])
+        centre = _float(figures["reg\0label_sum"]) / rows if rows else 0.0
+        spread = connection.execute(builder.spread(centre), params).one()
+        result.regression = RegressionSums(
+            rows=rows, absolute=_float(figures["reg\0absolute"]) if rows else 0.0,
+            squared=_float(figures["reg\0squared"]) if rows else 0.0,
+            percentage=_float(figures["reg\0percentage"]) if rows else 0.0,
+            centred=_float(spread[0]) if rows else 0.0,
+            centred_squared=_float(spread[1]) if rows else 0.0,
+            label_min=_float(figures["reg\0label_min"]),
+            label_max=_float(figures["reg\0label_max"]))
+    return result
+
+
+def _signature(request: AggregateRequest, grouped: set[str | None]) -> tuple[int, ...]:
+    """The GROUPING() marks of the rows of the grouping set of the ``grouped`` columns
+    (0: grouped by; a column grouped in several sets is one expression, one mark)."""
+    marks = [0 if name in grouped else 1 for name in request.categorical]
+    labels = request.labels
+    if labels is not None and labels.task != "regression":
+        marks += [0 if labels.target in grouped else 1,
+                  0 if (labels.prediction is not None and labels.prediction in grouped)
+                  or (labels.prediction is None and labels.target in grouped
+                      and len(grouped) > 1) else 1]
+    return tuple(marks)
+
+
+def _marks(row: Any, request: AggregateRequest) -> tuple[int, ...]:
+    names = [f"g{i}" for i in range(len(request.categorical))]
+    if request.labels is not None and request.labels.task != "regression":
+        names += ["glt", "glp"]
+    return tuple(int(row[n]) for n in names)
+
+
+def _read_groups(rows: Sequence[Any], request: AggregateRequest, result: Aggregates) -> None:
+    for index, name in enumerate(request.categorical):
+        wanted = _signature(request, {name})
+        mine = [r for r in rows if _marks(r, request) == wanted]
+        kept = [(r[f"k{index}"], int(r["n"])) for r in mine if not _missing(r[f"k{index}"])]
+        missing = sum(int(r["n"]) for r in mine if _missing(r[f"k{index}"]))
+        result.categories[name] = CategoryCounts(_values([v for v, _ in kept]),
+                                                 tuple(n for _, n in kept), missing)
+    if request.labels is None or request.labels.task == "regression":
+        return
+    labels = request.labels
+    wanted = _signature(request, {labels.target, labels.prediction})
+    mine = [r for r in rows if _marks(r, request) == wanted and _int(r["ln"]) > 0]
+    binary = labels.task == "binaryClassification" and labels.probability is not None
+    result.labels = LabelCounts(
+        labels=_values([r["lt"] for r in mine]), predictions=_values([r["lp"] for r in mine]),
+        counts=tuple(_int(r["ln"]) for r in mine),
+        log_loss_positive=tuple(_float(r["llp"]) for r in mine) if binary else (),
+        log_loss_negative=tuple(_float(r["lln"]) for r in mine) if binary else (),
+        brier_positive=tuple(_float(r["lbp"]) for r in mine) if binary else (),
+        brier_negative=tuple(_float(r["lbn"]) for r in mine) if binary else (),
+        score_min=min(_float(r["lmin"]) for r in mine) if binary and mine else None,
+        score_max=max(_float(r["lmax"]) for r in mine) if binary and mine else None)
+
+
+def _read_grids(rows: Sequence[Any], request: AggregateRequest, result: Aggregates,
+                where: str) -> None:
+    by_column: dict[int, dict[int, float]] = {}
+    for position, rank, value in rows:
+        by_column.setdefault(int(position), {})[int(rank)] = float(value)
+    for position, ask in enumerate(request.numeric):
+        counts = result.numeric.get(ask.name)
+        if not ask.grid or counts is None or counts.finite == 0:
+            continue
+        ranked = by_column.get(position, {})
+        try:
+            grid = tuple(ranked[r] for r in grid_ranks(counts.finite, request.grid))
+        except KeyError:
+            raise SourceError(f"{where}.query: the window's rows changed between the "
+                              "aggregate queries; the next check reads them again",
+                              transient=True) from None
+        result.numeric[ask.name] = dataclasses.replace(counts, grid=grid)
