@@ -30,25 +30,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from modelmon.api.v1alpha1 import Source, parse_duration
+from modelmon.api.v1alpha1 import Source
 from modelmon.sources.base import DataError, LoadContext, SourceError, retrying
 from modelmon.sources.sql import (
     _bound,
-    _connect_error,
     _connection,
-    _destination,
-    _engine,
     _normalise,
-    _pinned,
-    _prepare,
-    _query_error,
     _sqlalchemy,
+    read_only,
 )
 
 if TYPE_CHECKING:
@@ -497,8 +492,7 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
     assert spec is not None
     where = f"{ctx.role}.sql"
     _sqlalchemy()
-    from sqlalchemy import literal_column, select, text
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from sqlalchemy import literal_column, select
 
     conn_info = _connection(spec, ctx, where)
     backend = conn_info.url.get_backend_name()
@@ -506,7 +500,6 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
         raise SourceError(f"{where}.pushdown: {backend} is not supported (the aggregates "
                           "need GROUPING SETS and window functions); use "
                           f"{', '.join(BACKENDS)}, or turn pushdown off")
-    seconds = parse_duration(spec.timeout).total_seconds()
     # The query becomes a subquery: a trailing semicolon would end the statement.
     stmt, params = _bound(spec.model_copy(update={"query": spec.query.strip().rstrip(";")}),
                           ctx, where, backend)
@@ -515,35 +508,17 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
     bound: dict[str, Any] = dict(params)
     if windowed:
         bound.update(modelmon_window_start=ctx.window_start, modelmon_window_end=ctx.window_end)
-    policy = ctx.policy.egress
-    engine = _engine(conn_info, seconds, policy)
-    pinned = _pinned.set(_destination(conn_info, policy,
-                                      f"{conn_info.field} ({conn_info.ref})"))
-    try:
-        connection = engine.connect()
-    except (DBAPIError, SQLAlchemyError) as exc:
-        raise _connect_error(exc, conn_info, spec.timeout, where) from None
-    finally:
-        _pinned.reset(pinned)
-    with connection:
-        undo: Callable[[], None] = lambda: None  # noqa: E731
-        try:
-            if backend == "postgresql":
-                connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-            undo = _prepare(connection, backend, seconds)
-            probe: Any = connection.execute(select(literal_column("*")).select_from(
-                stmt.columns().subquery("modelmon_p")).limit(0), bound)
-            columns = [str(k) for k in probe.keys()]  # noqa: SIM118 (a Result)
-            kinds = _kinds(probe, backend)
-            probe.close()
-            return _run(connection, request, stmt, columns, kinds, bound, windowed, where,
-                        spec.max_rows)
-        except (DBAPIError, SQLAlchemyError) as exc:
-            raise _query_error(exc, conn_info, spec, where) from None
-        finally:
-            undo()
-            if connection.in_transaction():
-                connection.rollback()
+    # One snapshot for every statement of the window on PostgreSQL.
+    isolation = "REPEATABLE READ" if backend == "postgresql" else None
+    with read_only(conn_info, spec, where, backend, ctx.policy.egress,
+                   isolation) as connection:
+        probe: Any = connection.execute(select(literal_column("*")).select_from(
+            stmt.columns().subquery("modelmon_p")).limit(0), bound)
+        columns = [str(k) for k in probe.keys()]  # noqa: SIM118 (a Result)
+        kinds = _kinds(probe, backend)
+        probe.close()
+        return _run(connection, request, stmt, columns, kinds, bound, windowed, where,
+                    spec.max_rows)
 
 
 def _run(connection: Connection, request: AggregateRequest, stmt: Any, columns: list[str],

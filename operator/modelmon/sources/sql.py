@@ -48,7 +48,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -436,21 +437,17 @@ def result_version(frame: pd.DataFrame) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-@register("sql")
-def load_sql(source: Source, ctx: LoadContext) -> Loaded:
-    """Run the query read-only with a timeout and a row limit; return its rows."""
-    spec = source.sql
-    assert spec is not None
-    where = f"{ctx.role}.sql"
-    budget_ = budget(source, ctx)
-    _sqlalchemy()
+@contextmanager
+def read_only(conn_info: Database, spec: SqlSource, where: str, backend: str,
+              policy: Egress, isolation: str | None = None) -> Iterator[Connection]:
+    """A connection to ``conn_info``'s database, for one read: opened under the egress
+    policy (to the checked addresses), inside a transaction limited to ``spec.timeout``
+    (and at ``isolation``, if given) that is rolled back afterwards; a driver's error
+    becomes a ``SourceError`` or ``DataError`` naming ``where`` without any secret."""
+    from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    conn_info = _connection(spec, ctx, where)
     seconds = parse_duration(spec.timeout).total_seconds()
-    backend = conn_info.url.get_backend_name()
-    stmt, params = _bound(spec, ctx, where, backend)
-    policy = ctx.policy.egress
     engine = _engine(conn_info, seconds, policy)
     pinned = _pinned.set(_destination(conn_info, policy,
                                       f"{conn_info.field} ({conn_info.ref})"))
@@ -463,17 +460,34 @@ def load_sql(source: Source, ctx: LoadContext) -> Loaded:
     with connection:
         undo: Callable[[], None] = lambda: None  # noqa: E731
         try:
+            if isolation is not None:
+                connection.execute(text(f"SET TRANSACTION ISOLATION LEVEL {isolation}"))
             undo = _prepare(connection, backend, seconds)
-            result = connection.execution_options(stream_results=True).execute(stmt, params)
-            keys = [str(k) for k in result.keys()]  # noqa: SIM118 (a Result, not a dict)
-            rows = result.fetchmany(spec.max_rows + 1)
-            result.close()
+            yield connection
         except (DBAPIError, SQLAlchemyError) as exc:
             raise _query_error(exc, conn_info, spec, where) from None
         finally:
             undo()
             if connection.in_transaction():
                 connection.rollback()
+
+
+@register("sql")
+def load_sql(source: Source, ctx: LoadContext) -> Loaded:
+    """Run the query read-only with a timeout and a row limit; return its rows."""
+    spec = source.sql
+    assert spec is not None
+    where = f"{ctx.role}.sql"
+    budget_ = budget(source, ctx)
+    _sqlalchemy()
+    conn_info = _connection(spec, ctx, where)
+    backend = conn_info.url.get_backend_name()
+    stmt, params = _bound(spec, ctx, where, backend)
+    with read_only(conn_info, spec, where, backend, ctx.policy.egress) as connection:
+        result = connection.execution_options(stream_results=True).execute(stmt, params)
+        keys = [str(k) for k in result.keys()]  # noqa: SIM118 (a Result, not a dict)
+        rows = result.fetchmany(spec.max_rows + 1)
+        result.close()
     if len(rows) > spec.max_rows:
         raise DataError(f"{where}.maxRows: the query returned more than {spec.max_rows} "
                         "rows; narrow the query (a shorter window, a sample) or raise "
