@@ -16,6 +16,14 @@ has been checked once and for one more interval, then measures for ``--minutes``
   and status patches per check as the API server counts them
   (``apiserver_request_total`` for PATCH on ``modelmonitors/status``).
 
+``--replicas 3`` (``make bench-replicas``) starts three ``modelmon run --replication``
+processes instead, which share the monitors through their Leases, and measures the same
+steady window for each (lateness over all of them, RSS, CPU and checks per replica, the
+split against an even share); then it kills one with SIGKILL and times the takeover: until a
+survivor has checked each monitor the killed replica checked last (the bound is the lease
+duration plus an interval), how late those checks were against the due time it left, and
+every monitor checked twice within an interval, from the replicas' JSON logs.
+
 It prints one JSON object; ``benchmarks/run.py`` puts it into ``benchmarks/README.md``.
 """
 
@@ -71,8 +79,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_text(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as resp:
+def http_text(url: str, timeout: float = 10) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return str(resp.read().decode())
 
 
@@ -155,8 +163,8 @@ class Operator:
     metrics_port: int
     log_path: Path
 
-    def metrics_text(self) -> str:
-        return http_text(f"http://127.0.0.1:{self.metrics_port}/metrics")
+    def metrics_text(self, timeout: float = 10) -> str:
+        return http_text(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout)
 
     def metrics(self) -> Samples:
         return parse(self.metrics_text())
@@ -544,6 +552,9 @@ def section(r: dict[str, Any]) -> list[str]:
 TWICE_SLACK = 1.0
 #: The replica the run kills (SIGKILL) after the steady window.
 VICTIM = 1
+#: Seconds a replica may take to serve the /metrics scrapes the figures come from (a
+#: thousand monitors' series take seconds on a loaded machine).
+SCRAPE_TIMEOUT = 180.0
 
 
 @dataclass
@@ -686,6 +697,39 @@ def machine_cpu() -> tuple[float, float]:
     return float(sum(fields) - idle), float(sum(fields))
 
 
+def check_cost(data: Path, interval: str, repeats: int = 30) -> dict[str, float]:
+    """CPU seconds of one check of the benchmark's monitor in this process (``run_check``:
+    sources and statistics, no API), and of it the tied-KS p-values (``ks_tied_pvalue``):
+    what the replicas' CPU per check is made of, before API calls, watch events, metrics
+    and logs."""
+    from modelmon.check import parse_spec, run_check
+    from modelmon.sources import ReferenceCache
+    from modelmon.stats.drift import ks
+
+    spec = parse_spec(monitor("cost", data, interval)["spec"])
+    cache: ReferenceCache[Any] = ReferenceCache()
+    run_check(spec, cache=cache, cache_key="cost")  # the reference is fitted once
+    tied = [0.0]
+    original = getattr(ks, "ks_tied_pvalue")  # noqa: B009 (not exported by ks)
+
+    def timed(*args: Any) -> float:
+        started = time.process_time()
+        try:
+            return float(original(*args))
+        finally:
+            tied[0] += time.process_time() - started
+
+    setattr(ks, "ks_tied_pvalue", timed)  # noqa: B010
+    try:
+        started = time.process_time()
+        for _ in range(repeats):
+            run_check(spec, cache=cache, cache_key="cost")
+        spent = time.process_time() - started
+    finally:
+        setattr(ks, "ks_tied_pvalue", original)  # noqa: B010
+    return {"check_cpu_seconds": spent / repeats, "ks_tied_cpu_seconds": tied[0] / repeats}
+
+
 def wait_members(ops: dict[str, Operator], count: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -722,6 +766,7 @@ def run_replicas(args: argparse.Namespace) -> dict[str, Any]:
                               "namespaces": args.namespaces, "workers": args.workers,
                               "minutes": args.minutes, "scope": args.scope, "victim": victim,
                               "load_before": os.getloadavg()[0], "machine": machine()}
+    result.update(check_cost(data, args.interval))
     with cluster(args.kubeconfig) as kubeconfig, ExitStack() as stack:
         install_crds(kubeconfig)
         for ns in [*namespaces, lease_ns]:
@@ -779,24 +824,28 @@ def steady(ops: dict[str, Operator], kubeconfig: Path, logs: Logs, seconds: floa
     """Every replica over the same window: RSS from /proc every second, /metrics every
     ``scrape_every`` seconds (as Prometheus would), the figures from the two ends."""
     patches_before = apiserver_status_patches(kubeconfig)
-    before = {rid: op.metrics() for rid, op in ops.items()}
+    before = {rid: parse(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in ops.items()}
     cpu_before = {rid: op.cpu_seconds() for rid, op in ops.items()}
     plane_before, machine_before = control_plane_cpu(kubeconfig), machine_cpu()
     t0, wall0 = time.monotonic(), time.time()
     rss: dict[str, list[float]] = {rid: [] for rid in ops}
+    failed_scrapes = 0
     next_scrape = t0 + scrape_every
     while time.monotonic() - t0 < seconds:
         for rid, op in ops.items():
             rss[rid].append(op.proc_status()["VmRSS"] / 1024)
         if time.monotonic() >= next_scrape:
             for op in ops.values():
-                op.metrics_text()
+                try:
+                    op.metrics_text()
+                except OSError:  # as Prometheus would, count it and go on
+                    failed_scrapes += 1
             next_scrape += scrape_every
         time.sleep(1)
     elapsed, wall1 = time.monotonic() - t0, time.time()
     cpu = {rid: op.cpu_seconds() - cpu_before[rid] for rid, op in ops.items()}
     plane_after, machine_after = control_plane_cpu(kubeconfig), machine_cpu()
-    after = {rid: op.metrics() for rid, op in ops.items()}
+    after = {rid: parse(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in ops.items()}
     patches_after = apiserver_status_patches(kubeconfig)
     logs.read()
     per = {rid: {**replica_figures(before[rid], after[rid]),
@@ -830,7 +879,7 @@ def steady(ops: dict[str, Operator], kubeconfig: Path, logs: Logs, seconds: floa
         "twice_steady": len(twice(logs, interval_s, wall0, wall1)),
         "status_patches": patches_after - patches_before,
         "patch_requests": sum(p["patches"] for p in per.values()),
-        "scrape_every_seconds": scrape_every,
+        "scrape_every_seconds": scrape_every, "failed_scrapes": failed_scrapes,
         "control_plane_cpu_cores": (plane_after - plane_before) / elapsed
         if plane_after is not None and plane_before is not None else None,
         "machine_cpu_busy": (machine_after[0] - machine_before[0])
@@ -851,7 +900,7 @@ def takeover(ops: dict[str, Operator], victim: str, logs: Logs, interval_s: floa
             last[c.monitor] = c
     orphans = {name for name, c in last.items() if c.replica == victim}
     survivors = {rid: op for rid, op in ops.items() if rid != victim}
-    before = {rid: op.metrics() for rid, op in survivors.items()}
+    before = {rid: parse(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in survivors.items()}
     victim_hwm = ops[victim].proc_status()["VmHWM"] / 1024
     killed = time.time()
     ops[victim].proc.kill()
@@ -874,7 +923,7 @@ def takeover(ops: dict[str, Operator], victim: str, logs: Logs, interval_s: floa
         "more interval")
     time.sleep(interval_s + 5)
     logs.read()
-    after = {rid: op.metrics() for rid, op in survivors.items()}
+    after = {rid: parse(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in survivors.items()}
     end = time.time()
     per = {rid: replica_figures(before[rid], after[rid]) for rid in survivors}
     late = lateness_of([p.pop("lateness") for p in per.values()])
@@ -958,6 +1007,10 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
     monitors = [per[i]["monitors"] for i in ids]
     cpu_per_check = (sum(per[i]["cpu_cores"] for i in ids) * r["window_seconds"] / r["checks"]
                      if r["checks"] else math.nan)
+    due_rate = r["monitors"] / r["interval_seconds"]
+    plane = r.get("control_plane_cpu_cores")
+    need = (due_rate * (cpu_per_check + plane * r["window_seconds"] / r["checks"])
+            if plane is not None and r["checks"] else math.nan)
     return [
         "## Operator with several replicas",
         "",
@@ -1012,14 +1065,27 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
         + " / ".join(f"{per[i]['cpu_cores']:.2f}" for i in ids) + " |",
         "| CPU of the replicas per check (all their threads, steady window) | "
         + (f"{cpu_per_check * 1000:.0f} ms |" if math.isfinite(cpu_per_check) else "- |"),
-        "| CPU of the API server and etcd (cores) | "
-        + (f"{r['control_plane_cpu_cores']:.2f} |"
-           if r.get("control_plane_cpu_cores") is not None else "not measured |"),
+        "| of which one check of the monitor computed alone (`run_check`: CSVs, profile, "
+        "statistics; no API), and of that the tied KS p-values (`ks_tied_pvalue`) | "
+        + (f"{r['check_cpu_seconds'] * 1000:.0f} ms, {r['ks_tied_cpu_seconds'] * 1000:.0f} "
+           "ms |" if "check_cpu_seconds" in r else "not measured |"),
+        "| CPU of the API server and etcd (cores; per check) | "
+        + (f"{r['control_plane_cpu_cores']:.2f}; "
+           f"{r['control_plane_cpu_cores'] * r['window_seconds'] / r['checks'] * 1000:.0f} "
+           "ms |" if r.get("control_plane_cpu_cores") is not None and r["checks"] else
+           "not measured |"),
+        f"| CPU the schedule needs ({due_rate:.0f} checks a second, at the CPU per check of "
+        "the replicas and the control plane measured here) | "
+        + (f"{need:.2f} cores of the machine's {r['machine']['cpus']} |"
+           if math.isfinite(need) and "machine" in r else "- |"),
         "| the machine's CPUs busy in the window (every process on it, this run's and "
         "others') | "
         + (f"{r['machine_cpu_busy'] * 100:.0f} % |" if "machine_cpu_busy" in r else "- |"),
         f"| status patches counted by the API server, per check (steady window) | "
         f"{r['status_patches'] / r['checks']:.4f} |" if r["checks"] else "| - | - |",
+        f"| /metrics scrapes of the replicas in the window, every "
+        f"{r['scrape_every_seconds']:.0f} s as Prometheus would: failed (10 s timeout) | "
+        f"{r.get('failed_scrapes', 0)} |",
         f"| killed replica's monitors (checked last by {r['victim']}) | {r['orphans']} |",
         "| takeover: all of them checked by a survivor / median, after the kill | "
         + (f"{r['takeover_seconds']:.1f} s / {r['takeover_p50_seconds']:.1f} s |"
