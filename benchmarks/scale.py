@@ -634,6 +634,24 @@ def twice(logs: Logs, interval_s: float, start: float, end: float) -> list[tuple
     return found
 
 
+#: The families the replicas' figures read: the rest of a /metrics page (a thousand
+#: monitors' statistics) is dropped before parsing, which on a loaded machine would take
+#: the benchmark minutes of the CPU the replicas need.
+REPLICA_FAMILIES = ("modelmon_check_duration_seconds", "modelmon_check_errors",
+                    "modelmon_schedule_lateness_seconds", "modelmon_kube_requests",
+                    "modelmon_monitors", "modelmon_replica_members",
+                    "modelmon_lease_renew_failures", "modelmon_handovers")
+
+
+def replica_samples(text: str) -> Samples:
+    """The samples of ``REPLICA_FAMILIES`` in a /metrics page."""
+    def wanted(line: str) -> bool:
+        name = (line.split(" ", 3)[2] if line.startswith("# ") else line).split("{", 1)[0]
+        name = name.split(" ", 1)[0]
+        return any(name == f or name.startswith(f + "_") for f in REPLICA_FAMILIES)
+    return parse("\n".join(line for line in text.splitlines() if wanted(line)) + "\n")
+
+
 def unlabelled(samples: Samples, name: str) -> float:
     return next((v for lab, v in samples.get(name, []) if not lab), math.nan)
 
@@ -833,7 +851,7 @@ def steady(ops: dict[str, Operator], kubeconfig: Path, logs: Logs, seconds: floa
     """Every replica over the same window: RSS from /proc every second, /metrics every
     ``scrape_every`` seconds (as Prometheus would), the figures from the two ends."""
     patches_before = apiserver_status_patches(kubeconfig)
-    before = {rid: parse(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in ops.items()}
+    before = {rid: replica_samples(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in ops.items()}
     cpu_before = {rid: op.cpu_seconds() for rid, op in ops.items()}
     plane_before, machine_before = control_plane_cpu(kubeconfig), machine_cpu()
     t0, wall0 = time.monotonic(), time.time()
@@ -854,7 +872,7 @@ def steady(ops: dict[str, Operator], kubeconfig: Path, logs: Logs, seconds: floa
     elapsed, wall1 = time.monotonic() - t0, time.time()
     cpu = {rid: op.cpu_seconds() - cpu_before[rid] for rid, op in ops.items()}
     plane_after, machine_after = control_plane_cpu(kubeconfig), machine_cpu()
-    after = {rid: parse(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in ops.items()}
+    after = {rid: replica_samples(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in ops.items()}
     patches_after = apiserver_status_patches(kubeconfig)
     logs.read()
     per = {rid: {**replica_figures(before[rid], after[rid]),
@@ -909,7 +927,8 @@ def takeover(ops: dict[str, Operator], victim: str, logs: Logs, interval_s: floa
             last[c.monitor] = c
     orphans = {name for name, c in last.items() if c.replica == victim}
     survivors = {rid: op for rid, op in ops.items() if rid != victim}
-    before = {rid: parse(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in survivors.items()}
+    before = {rid: replica_samples(op.metrics_text(SCRAPE_TIMEOUT))
+              for rid, op in survivors.items()}
     victim_hwm = ops[victim].proc_status()["VmHWM"] / 1024
     killed = time.time()
     ops[victim].proc.kill()
@@ -932,7 +951,7 @@ def takeover(ops: dict[str, Operator], victim: str, logs: Logs, interval_s: floa
         "more interval")
     time.sleep(interval_s + 5)
     logs.read()
-    after = {rid: parse(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in survivors.items()}
+    after = {rid: replica_samples(op.metrics_text(SCRAPE_TIMEOUT)) for rid, op in survivors.items()}
     end = time.time()
     per = {rid: replica_figures(before[rid], after[rid]) for rid in survivors}
     late = lateness_of([p.pop("lateness") for p in per.values()])

@@ -21,7 +21,9 @@ from scale import (  # noqa: E402
     Logs,
     goals,
     lateness_of,
+    parse,
     quantile,
+    replica_samples,
     replicas_goals,
     replicas_section,
     section,
@@ -226,3 +228,20 @@ def test_replicas_section_names_every_goal_and_replica() -> None:
     failed = "\n".join(replicas_section(replicas_result(takeover_seconds=INF,
                                                         orphans_taken=990)))
     assert "990 of 1000" in failed and failed.count("| FAIL |") == 1
+
+
+def test_replica_samples_keep_the_families_the_figures_read_and_no_others() -> None:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+    reg = CollectorRegistry()
+    Histogram("modelmon_check_duration_seconds", "d", ["monitor"],
+              registry=reg).labels("a").observe(0.3)
+    Gauge("modelmon_drift_statistic", "s", ["monitor"], registry=reg).labels("a").set(1)
+    Counter("modelmon_handovers", "h", ["direction"], registry=reg).labels("taken").inc(3)
+    Gauge("modelmon_monitors", "m", registry=reg).set(5)
+    text = generate_latest(reg).decode()
+    full, kept = parse(text), replica_samples(text)
+    assert "modelmon_drift_statistic" in full and "modelmon_drift_statistic" not in kept
+    assert kept == {name: samples for name, samples in full.items()
+                    if not name.startswith("modelmon_drift")}
+    assert kept["modelmon_handovers_total"] == [({"direction": "taken"}, 3.0)]
