@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 IMAGE ?= modelmon:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' helm/modelmon/Chart.yaml)
 
 .PHONY: help install example lint test test-unit test-integration crds chart-crds helm-lint \
-        image image-local test-deps node-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-quick \
+        image image-local test-deps node-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-replicas bench-quick \
         calibration bench-estimation
 
 help:  ## list targets
@@ -76,11 +76,14 @@ dev-cluster-down:  ## stop the local control plane
 dev-cluster-status:  ## processes, ports and readiness of the local control plane
 	hack/cluster.sh status
 
-bench: install  ## modelmon vs Evidently, NannyML and scipy, then 1,000 monitors on one operator; rewrites benchmarks/README.md (~45 min, installs the peers on first run)
+bench: install  ## modelmon vs Evidently, NannyML and scipy, then 1,000 monitors on one operator and 3,000 on three replicas; rewrites benchmarks/README.md (~60 min, installs the peers on first run)
 	$(PYTHON) benchmarks/run.py
 
 bench-scale: install  ## only the operator at scale (1,000 monitors, ~10 min), into the last saved run's report
 	$(PYTHON) benchmarks/run.py --scale-only
+
+bench-replicas: install  ## only the operator with 3 replicas (3,000 monitors, one replica killed; ~15 min), into the last saved run's report (else into its section of benchmarks/README.md)
+	$(PYTHON) benchmarks/run.py --replicas-only
 
 bench-quick:  ## the benchmark's smoke test: small workloads, modelmon and scipy only, no timings asserted
 	$(PYTHON) benchmarks/run.py --quick --tools modelmon,bound,scipy --python current

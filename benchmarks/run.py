@@ -55,6 +55,9 @@ MIN_SECONDS = 2.0
 #: ... or it has run this many times.
 MAX_RUNS = 41
 
+#: The operator with several replicas (``make bench`` and ``--replicas-only``).
+REPLICAS_ARGS = "--replicas 3 --monitors 3000"
+
 #: Statistics equal to scipy's within this (absolute for p-values and KS distances,
 #: relative for the other statistics).
 EXACT = 1e-9
@@ -592,6 +595,7 @@ class Report:
                loads: tuple[float, float], started: datetime, quick: bool,
                repeats: int, window: Sequence[Result],
                scale_run: dict[str, Any] | None = None,
+               replicas_run: dict[str, Any] | None = None,
                pvalues: Sequence[dict[str, Any]] = ()) -> str:
         goals = self.goals(window)
         scaling, _ = self.scaling()
@@ -609,7 +613,8 @@ class Report:
             "modelmon,bound,scipy --python current` (`tests/bench/test_bench_smoke.py`). "
             "`python benchmarks/run.py --from-json ~/.cache/modelmon/bench-last.json` "
             "rewrites this file from the last run's saved figures; `--scale-only` reruns "
-            "just the operator at scale into them.",
+            "just the operator at scale into them, `--replicas-only` (`make bench-replicas`) "
+            "just the operator with several replicas.",
             "",
             "Calibration of the drift verdicts, a separate report: `make calibration` "
             "(`benchmarks/calibration.py`) measures how often each drift test and `auto` "
@@ -690,6 +695,8 @@ class Report:
         lines += pvalue_section(pvalues)
         if scale_run is not None:
             lines += scale.section(scale_run)
+        if replicas_run is not None:
+            lines += scale.replicas_section(replicas_run)
         lines += [
             "## What is measured",
             "",
@@ -801,6 +808,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "(--from-json, default bench-last.json in the cache directory)")
     p.add_argument("--scale-args", default="",
                    help="extra arguments for benchmarks/scale.py, e.g. '--monitors 200'")
+    p.add_argument("--no-replicas", action="store_true",
+                   help="skip the operator with several replicas (benchmarks/scale.py "
+                        f"{REPLICAS_ARGS}, about 15 minutes against a control plane of its "
+                        "own)")
+    p.add_argument("--replicas-only", action="store_true",
+                   help="run only the operator with several replicas and put it into the "
+                        "last saved run (as --scale-only), or, with no saved run, into its "
+                        "section of the report as it stands")
+    p.add_argument("--replicas-args", default="",
+                   help="extra arguments for that run, e.g. '--monitors 300'")
+    p.add_argument("--replicas-json", type=Path, default=None,
+                   help="with --replicas-only: take that run's result from this file "
+                        "(scale.py --json) instead of running it")
     return p.parse_args(argv)
 
 
@@ -841,6 +861,45 @@ def pvalue_section(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def splice(report_text: str, section: Sequence[str]) -> str:
+    """The report with its section of the replicas run replaced by ``section`` (or put
+    before "What is measured" when it has none)."""
+    heading = section[0]
+    lines = report_text.splitlines()
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+    else:
+        start = end = next((i for i, line in enumerate(lines)
+                            if line == "## What is measured"), len(lines))
+    return "\n".join([*lines[:start], *section, *lines[end:]]) + "\n"
+
+
+def replicas_only(args: argparse.Namespace) -> int:
+    """The replicas run alone: into the saved run and its report when there is one, else
+    into the report's own section (the rest of the report stays as it is)."""
+    result: dict[str, Any] = (json.loads(args.replicas_json.read_text())
+                              if args.replicas_json is not None
+                              else run_scale(f"{REPLICAS_ARGS} {args.replicas_args}"))
+    last = cache_dir() / "replicas-last.json"
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_text(json.dumps(result, indent=1))
+    out = args.out if args.out is not None else HERE / "README.md"
+    saved = args.from_json or cache_dir() / "bench-last.json"
+    if saved.exists():
+        run = json.loads(saved.read_text())
+        run["replicas"] = result
+        saved.write_text(json.dumps(run, indent=1))
+        return report(run, out)
+    out.write_text(splice(out.read_text(), scale.replicas_section(result)))
+    print(f"wrote the replicas section of {out} (no saved run at {saved})", file=sys.stderr)
+    for name, target, figure, ok in scale.replicas_goals(result):
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: {figure} (target {target})",
+              file=sys.stderr)
+    return 0
+
+
 def run_scale(extra: str) -> dict[str, Any]:
     """``benchmarks/scale.py`` in its own process; its JSON result."""
     with tempfile.TemporaryDirectory(prefix="modelmon-scale-json-") as tmp:
@@ -853,6 +912,8 @@ def run_scale(extra: str) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.replicas_only:
+        return replicas_only(args)
     if args.scale_only:
         saved = args.from_json or cache_dir() / "bench-last.json"
         run = json.loads(saved.read_text())
@@ -915,6 +976,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_end = os.getloadavg()[0]
         scale_run = (None if args.quick or args.no_scale or "modelmon" not in tools
                      else run_scale(args.scale_args))
+        replicas_run = (None if args.quick or args.no_replicas or "modelmon" not in tools
+                        else run_scale(f"{REPLICAS_ARGS} {args.replicas_args}"))
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -923,7 +986,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = {"machine": machine(), "versions": versions, "loads": [load_start, load_end],
            "started": started.isoformat(), "quick": args.quick, "repeats": repeats,
            "results": [_dump(r) for r in results],
-           "window": [_dump(r) for r in window], "scale": scale_run, "pvalues": pvalues}
+           "window": [_dump(r) for r in window], "scale": scale_run, "pvalues": pvalues,
+           "replicas": replicas_run}
     last = args.json if args.json is not None else (
         None if args.quick else cache_dir() / "bench-last.json")
     if last is not None:
@@ -955,6 +1019,7 @@ def report(run: dict[str, Any], out: Path | None) -> int:
                       loads=(run["loads"][0], run["loads"][1]),
                       started=datetime.fromisoformat(run["started"]), quick=run["quick"],
                       repeats=run["repeats"], window=window, scale_run=run.get("scale"),
+                      replicas_run=run.get("replicas"),
                       pvalues=run.get("pvalues") or [])
     if out is not None:
         out.write_text(text)
@@ -964,6 +1029,10 @@ def report(run: dict[str, Any], out: Path | None) -> int:
         print(f"{verdict}  {g.name}: {g.figure} (target {g.target})", file=sys.stderr)
     if run.get("scale") is not None:
         for name, target, figure, ok in scale.goals(run["scale"]):
+            print(f"{'PASS' if ok else 'FAIL'}  {name}: {figure} (target {target})",
+                  file=sys.stderr)
+    if run.get("replicas") is not None:
+        for name, target, figure, ok in scale.replicas_goals(run["replicas"]):
             print(f"{'PASS' if ok else 'FAIL'}  {name}: {figure} (target {target})",
                   file=sys.stderr)
     return 0
