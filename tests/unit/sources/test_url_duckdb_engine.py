@@ -1,0 +1,279 @@
+"""``engine: duckdb`` on url sources: parquet windows aggregated by an embedded DuckDB from
+the files' streamed batches, against row mode on the same files; refusals; the url source's
+boundaries; the peak memory of a window several times the check's limit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from modelmon.api.policy import Policy
+from modelmon.api.v1alpha1 import ModelMonitorSpec, ModelMonitorStatus
+from modelmon.check import run_check
+from pushdown_data import (
+    COLUMNS,
+    METHODS,
+    NOW,
+    WINDOW_ROWS,
+    assert_same,
+    current_rows,
+    monitor,
+    reference_rows,
+)
+
+pytest.importorskip("duckdb")
+pytest.importorskip("duckdb_engine")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pushdown tests' log as parquet: the reference in one file, the current window
+    in a prefix of two files with small row groups (several batches, two schemas' worth of
+    integer columns: one file has NULLs in them, the other none)."""
+    base = tmp_path_factory.mktemp("parquet")
+    reference_rows()[list(COLUMNS)].to_parquet(base / "ref.parquet", index=False)
+    current = current_rows()[list(COLUMNS)]
+    (base / "cur").mkdir()
+    half = len(current) // 2
+    current.iloc[:half].to_parquet(base / "cur" / "a.parquet", index=False,
+                                   row_group_size=300)
+    rest = current.iloc[half:].copy()
+    rest["age"] = rest["age"].fillna(30).astype("int64")
+    rest.to_parquet(base / "cur" / "b.parquet", index=False, row_group_size=500)
+    return base
+
+
+def url_monitor(task: str, numeric: str, categorical: str, *, engine: bool,
+                url: str = "cur/", **over: Any) -> ModelMonitorSpec:
+    """The pushdown tests' monitor, reading the parquet files instead of the database."""
+    doc = monitor(task, numeric, categorical, pushdown=False).model_dump(
+        by_alias=True, exclude_none=True, mode="json")
+    doc["reference"]["source"] = {"url": "ref.parquet"}
+    doc["current"]["source"] = {"url": url, **({"engine": "duckdb"} if engine else {})}
+    doc.update(over)
+    return ModelMonitorSpec.model_validate(doc)
+
+
+def check(spec: ModelMonitorSpec, base: Path, limit: int | None = None,
+          allow: tuple[Path, ...] | None = None) -> ModelMonitorStatus:
+    policy = dataclasses.replace(Policy.local(), max_memory=limit)
+    if allow is not None:
+        policy = dataclasses.replace(policy, local_paths=allow)
+    return run_check(spec, base_dir=base, now=NOW, policy=policy)
+
+
+def ready_message(status: ModelMonitorStatus) -> str:
+    ready = status.condition("Ready")
+    assert ready is not None
+    return ready.message or ""
+
+
+@pytest.mark.parametrize(("numeric", "categorical"), METHODS)
+def test_binary_engine_equals_row_mode(files: Path, numeric: str, categorical: str) -> None:
+    rows = check(url_monitor("binaryClassification", numeric, categorical, engine=False),
+                 files)
+    pushed = check(url_monitor("binaryClassification", numeric, categorical, engine=True),
+                   files)
+    assert pushed.last_check is not None and rows.last_check is not None
+    assert pushed.last_check.current_rows == rows.last_check.current_rows == WINDOW_ROWS
+    bounds = assert_same(rows, pushed)
+    if numeric in ("ks", "wasserstein"):
+        assert bounds and all(b > 0 for b in bounds)
+
+
+@pytest.mark.parametrize("task", ["multiclassClassification", "regression"])
+def test_other_tasks_engine_equals_row_mode(files: Path, task: str) -> None:
+    rows = check(url_monitor(task, "psi", "chisquare", engine=False), files)
+    pushed = check(url_monitor(task, "psi", "chisquare", engine=True), files)
+    assert_same(rows, pushed)
+
+
+def test_a_single_file_under_a_memory_limit(files: Path) -> None:
+    rows = check(url_monitor("binaryClassification", "psi", "psi", engine=False,
+                             url="cur/a.parquet"), files)
+    pushed = check(url_monitor("binaryClassification", "psi", "psi", engine=True,
+                               url="cur/a.parquet"), files, limit=1 << 20)
+    assert_same(rows, pushed)
+
+
+def test_confidence_is_not_computed_and_names_engine(files: Path) -> None:
+    status = check(url_monitor("binaryClassification", "psi", "psi", engine=True), files)
+    assert status.confidence is not None
+    assert status.confidence.reason is not None
+    assert status.confidence.reason.startswith("spec.current.source.engine:")
+
+
+@pytest.mark.parametrize(("over", "field"), [
+    ({"drift": {"numericMethod": "anderson"}}, "drift.numericMethod"),
+    ({"drift": {"features": {"income": {"method": "energy"}}}},
+     "drift.features.income.method"),
+    ({"performance": {"metrics": [{"name": "rocAuc", "min": 0.5}]}}, "performance.metrics"),
+])
+def test_exact_only_methods_are_refused_naming_the_field(over: dict[str, Any],
+                                                         field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        url_monitor("binaryClassification", "psi", "psi", engine=True, **over)
+    message = str(info.value)
+    assert f"{field}: current.source.engine reads aggregates" in message
+    assert "remove engine" in message
+    url_monitor("binaryClassification", "psi", "psi", engine=False, **over)  # rows: fine
+
+
+@pytest.mark.parametrize("source", [
+    {"url": "cur.csv"}, {"url": "cur/", "format": "jsonl"}, {"url": "cur"},
+    {"sql": {"connectionSecretRef": {"name": "db", "key": "url"}, "query": "SELECT 1"}},
+])
+def test_engine_goes_with_a_url_of_parquet_files(source: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="engine"):
+        url_monitor("binaryClassification", "psi", "psi", engine=False,
+                    current={"source": {**source, "engine": "duckdb"}, "window": "6h"})
+
+
+def test_engine_is_refused_on_the_reference() -> None:
+    with pytest.raises(ValidationError, match=r"reference\.source\.engine: applies to "
+                                              r"current\.source"):
+        url_monitor("binaryClassification", "psi", "psi", engine=True,
+                    reference={"source": {"url": "ref.parquet", "engine": "duckdb"}})
+
+
+def test_a_prefix_with_other_files_is_refused(files: Path, tmp_path: Path) -> None:
+    (tmp_path / "cur").mkdir()
+    current_rows()[list(COLUMNS)].to_parquet(tmp_path / "cur" / "a.parquet", index=False)
+    (tmp_path / "cur" / "b.csv").write_text("ts\n")
+    (tmp_path / "ref.parquet").write_bytes((files / "ref.parquet").read_bytes())
+    status = check(url_monitor("binaryClassification", "psi", "psi", engine=True), tmp_path)
+    assert status.phase == "Failing"
+    message = ready_message(status)
+    assert message.startswith("spec.current.source.engine: duckdb reads parquet files")
+    assert "csv, parquet" in message
+
+
+def test_a_path_outside_the_allowed_ones_is_refused(files: Path, tmp_path: Path) -> None:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "ref.parquet").write_bytes((files / "ref.parquet").read_bytes())
+    spec = url_monitor("binaryClassification", "psi", "psi", engine=True,
+                       url=str(files / "cur") + "/")
+    status = check(spec, allowed, allow=(allowed,))
+    assert status.phase == "Failing"
+    ready = status.condition("Ready")
+    assert ready is not None and ready.reason == "SourceUnavailable"
+    assert "spec.current.source.url" in ready_message(status)
+    assert "--allow-local-path" in ready_message(status)
+    # The same files once their directory is allowed.
+    assert check(spec, allowed, allow=(allowed, files)).phase != "Failing"
+
+
+def test_the_byte_budget_holds_for_every_pass(files: Path) -> None:
+    spec = url_monitor("binaryClassification", "psi", "psi", engine=True,
+                       current={"source": {"url": "cur/", "engine": "duckdb",
+                                           "maxBytes": 2000}, "window": "6h", "minRows": 10})
+    status = check(spec, files)
+    assert status.phase == "Failing"
+    assert "maxBytes" in ready_message(status)
+
+
+def test_a_missing_timestamp_column_is_named(files: Path) -> None:
+    spec = url_monitor("binaryClassification", "psi", "psi", engine=True,
+                       columns={"timestamp": "when", "prediction": "approved",
+                                "target": "defaulted", "predictionProbability": "score",
+                                "exclude": ["cls", "pred_cls", "y", "yhat"]})
+    status = check(spec, files)
+    assert status.phase == "Failing"
+    assert ready_message(status).startswith("spec.columns.timestamp:")
+
+
+def test_duckdb_runs_with_no_file_or_network_access() -> None:
+    from modelmon.sources.sql import DUCKDB_CONFIG
+    from modelmon.sources.url import aggregated
+
+    assert DUCKDB_CONFIG["enable_external_access"] is False
+    assert DUCKDB_CONFIG["lock_configuration"] is True
+    source = Path(aggregated.__file__).read_text()
+    # The only relation DuckDB reads is the registered stream of batches.
+    assert "read_parquet" not in source and "httpfs" not in source
+
+
+#: Rows of the big window: a check that loads it whole peaks about 150 MiB above the
+#: baseline (measured), many times the memory limit below; streamed into DuckDB, about
+#: 25 MiB whatever the rows (measured with 1, 1.5 and 3 million).
+ROWS = 1_500_000
+MEASURE = textwrap.dedent("""\
+    import dataclasses, json, sys
+    from datetime import datetime
+    from pathlib import Path
+    from modelmon.api.policy import Policy
+    from modelmon.api.v1alpha1 import ModelMonitorSpec
+    from modelmon.check import run_check
+    spec = ModelMonitorSpec.model_validate(json.loads(sys.argv[1]))
+    limit = None if sys.argv[3] == "none" else int(sys.argv[3])
+    status = run_check(spec, base_dir=Path(sys.argv[2]), now=datetime.fromisoformat(sys.argv[4]),
+                       policy=dataclasses.replace(Policy.local(), max_memory=limit))
+    with open("/proc/self/status") as proc:
+        peak = next(int(line.split()[1]) for line in proc if line.startswith("VmHWM:"))
+    ready = status.condition("Ready")
+    print(json.dumps({"peak_kib": peak, "reason": ready.reason if ready else None,
+                      "message": ready.message if ready else None,
+                      "rows": status.last_check.current_rows if status.last_check else None,
+                      "drift": [f.statistic for f in status.drift.features]
+                      if status.drift else None}))
+""")
+
+
+def measured(spec: ModelMonitorSpec, base: Path, limit: int | None) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, spec.model_dump_json(by_alias=True, exclude_none=True),
+         str(base), "none" if limit is None else str(limit), NOW.isoformat()],
+        capture_output=True, text=True, check=True, timeout=600)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_a_window_several_times_the_memory_limit_is_scored_with_bounded_memory(
+        tmp_path: Path) -> None:
+    rows, limit = ROWS, 4 << 20
+    rng = np.random.default_rng(5)
+
+    def frame(count: int, shift: float) -> pd.DataFrame:
+        return pd.DataFrame({
+            "income": rng.normal(50 + shift, 10, count), "age": rng.normal(40, 12, count),
+            "spend": rng.gamma(2.0, 30.0, count),
+            "grade": rng.integers(0, 5, count).astype(float),
+            "region": rng.choice(["n", "s", "e"], count),
+            "ts": pd.date_range(NOW - timedelta(hours=20), NOW, periods=count)})
+
+    frame(20_000, 0.0).to_parquet(tmp_path / "ref.parquet", index=False)
+    frame(rows, 1.0).to_parquet(tmp_path / "cur.parquet", index=False, row_group_size=50_000)
+    frame(20_000, 1.0).to_parquet(tmp_path / "small.parquet", index=False)
+
+    def spec(url: str, engine: bool) -> ModelMonitorSpec:
+        return ModelMonitorSpec.model_validate({
+            "model": {"name": "m", "task": "regression"},
+            "reference": {"source": {"url": "ref.parquet"}},
+            "current": {"source": {"url": url, **({"engine": "duckdb"} if engine else {})},
+                        "window": "1d"},
+            "columns": {"timestamp": "ts", "categorical": ["grade"],
+                        "features": ["income", "age", "spend", "grade", "region"]},
+            "drift": {"numericMethod": "psi"}})
+
+    baseline = measured(spec("small.parquet", True), tmp_path, limit)
+    whole = measured(spec("cur.parquet", False), tmp_path, None)
+    pushed = measured(spec("cur.parquet", True), tmp_path, limit)
+    assert whole["reason"] == pushed["reason"] == "CheckSucceeded", pushed
+    assert whole["rows"] == pushed["rows"] == rows - 1
+    assert pushed["drift"] == pytest.approx(whole["drift"], abs=1e-9, rel=1e-9)
+    held_whole = whole["peak_kib"] - baseline["peak_kib"]
+    held_pushed = pushed["peak_kib"] - baseline["peak_kib"]
+    assert held_whole > 60 * 1024, (baseline, whole)
+    assert held_pushed < held_whole / 3, (baseline, whole, pushed)
