@@ -5,20 +5,23 @@ boundaries; the peak memory of a window several times the check's limit."""
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
 import subprocess
 import sys
 import textwrap
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from modelmon.api.policy import Policy
+from loopback import HttpServers
+from modelmon.api.policy import Egress, Policy
 from modelmon.api.v1alpha1 import ModelMonitorSpec, ModelMonitorStatus
 from modelmon.check import run_check
 from pushdown_data import (
@@ -175,6 +178,56 @@ def test_a_path_outside_the_allowed_ones_is_refused(files: Path, tmp_path: Path)
     assert check(spec, allowed, allow=(allowed, files)).phase != "Failing"
 
 
+class RangeFiles(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory with single byte ranges, as object stores do; counts requests."""
+
+    requests: ClassVar[int] = 0
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        RangeFiles.requests += 1
+        super().do_HEAD()
+
+    def do_GET(self) -> None:
+        RangeFiles.requests += 1
+        wanted = self.headers.get("Range")
+        path = Path(self.translate_path(self.path))
+        if not wanted or not path.is_file():
+            super().do_GET()
+            return
+        data = path.read_bytes()
+        first, _, last = wanted.removeprefix("bytes=").partition("-")
+        start = len(data) - int(last) if not first else int(first)
+        end = len(data) - 1 if not first or not last else min(int(last), len(data) - 1)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(end + 1 - start))
+        self.end_headers()
+        self.wfile.write(data[start:end + 1])
+
+
+def test_remote_files_are_read_within_the_egress_policy(files: Path,
+                                                        http_servers: HttpServers) -> None:
+    root = http_servers.start(partial(RangeFiles, directory=str(files / "cur")))
+    spec = url_monitor("binaryClassification", "psi", "psi", engine=True,
+                       url=f"{root}/a.parquet")
+    rows = url_monitor("binaryClassification", "psi", "psi", engine=False,
+                       url=f"{root}/a.parquet")
+    loopback = Policy(local_paths=None, egress=Egress(allow=("127.0.0.0/8",)))
+    assert_same(run_check(rows, base_dir=files, now=NOW, policy=loopback),
+                run_check(spec, base_dir=files, now=NOW, policy=loopback))
+    RangeFiles.requests = 0
+    closed = Policy(local_paths=None, egress=Egress())  # loopback refused by default
+    status = run_check(spec, base_dir=files, now=NOW, policy=closed)
+    ready = status.condition("Ready")
+    assert ready is not None and ready.reason == "SourceUnavailable"
+    assert ready_message(status).startswith("spec.current.source.url: ")
+    assert "refused" in ready_message(status)
+    assert RangeFiles.requests == 0
+
+
 def test_the_byte_budget_holds_for_every_pass(files: Path) -> None:
     spec = url_monitor("binaryClassification", "psi", "psi", engine=True,
                        current={"source": {"url": "cur/", "engine": "duckdb",
@@ -194,15 +247,24 @@ def test_a_missing_timestamp_column_is_named(files: Path) -> None:
     assert ready_message(status).startswith("spec.columns.timestamp:")
 
 
-def test_duckdb_runs_with_no_file_or_network_access() -> None:
-    from modelmon.sources.sql import DUCKDB_CONFIG
-    from modelmon.sources.url import aggregated
+def test_duckdb_runs_with_no_file_or_network_access(tmp_path: Path) -> None:
+    import duckdb
 
-    assert DUCKDB_CONFIG["enable_external_access"] is False
-    assert DUCKDB_CONFIG["lock_configuration"] is True
-    source = Path(aggregated.__file__).read_text()
-    # The only relation DuckDB reads is the registered stream of batches.
-    assert "read_parquet" not in source and "httpfs" not in source
+    from modelmon.sources.url.aggregated import duckdb_config
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a\n1\n")
+    duck = duckdb.connect(":memory:", config=duckdb_config(8 << 20))
+    for statement in (f"SELECT * FROM read_csv('{secret}')",
+                      f"SELECT * FROM read_parquet('{tmp_path}/x.parquet')",
+                      "SELECT * FROM read_csv('http://127.0.0.1:9/x.csv')",
+                      f"COPY (SELECT 1) TO '{tmp_path}/out.csv'",
+                      "SET enable_external_access = true",
+                      "INSTALL httpfs"):
+        with pytest.raises(duckdb.Error):
+            duck.execute(statement)
+    assert not (tmp_path / "out.csv").exists()
+    assert duck.execute("SELECT current_setting('memory_limit')").fetchone() == ("16.0 MiB",)
 
 
 #: Rows of the big window: a check that loads it whole peaks about 150 MiB above the

@@ -42,6 +42,16 @@ SORTS = ("the quantile grid of a column scored by ks or wasserstein sorts its va
          "spec.current.window")
 
 
+def duckdb_config(memory: int | None) -> dict[str, Any]:
+    """The embedded DuckDB's settings: no file or network access, no extension, locked;
+    one thread, nothing spilled to disk, and ``memory // DUCKDB_SHARE`` of memory (at
+    least 16 MiB) when the check has a limit."""
+    config: dict[str, Any] = {**DUCKDB_CONFIG, "threads": 1, "temp_directory": ""}
+    if memory is not None:
+        config["memory_limit"] = f"{max(memory // DUCKDB_SHARE >> 20, 16)}MiB"
+    return config
+
+
 def aggregate_url(source: Source, ctx: LoadContext, request: AggregateRequest,
                   keep: Callable[[pd.DataFrame], pd.DataFrame], rows: int) -> Aggregates:
     """The window's aggregates (``pushdown.Aggregates``) of a url source with ``engine``:
@@ -122,10 +132,7 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest,
     from sqlalchemy import literal_column, select, text
     from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-    config: dict[str, Any] = {**DUCKDB_CONFIG, "threads": 1, "temp_directory": ""}
-    limit = ctx.policy.max_memory
-    if limit is not None:
-        config["memory_limit"] = f"{max(limit // DUCKDB_SHARE >> 20, 16)}MiB"
+    config = duckdb_config(ctx.policy.max_memory)
     try:
         engine = sqlalchemy.create_engine("duckdb:///:memory:", poolclass=sqlalchemy.NullPool,
                                           connect_args={"config": config})
