@@ -237,6 +237,53 @@ def test_the_byte_budget_holds_for_every_pass(files: Path) -> None:
     assert "maxBytes" in ready_message(status)
 
 
+def test_a_grid_sort_beyond_duckdbs_memory_is_refused(tmp_path: Path) -> None:
+    # ks reads a quantile grid: DuckDB sorts the window's column, which at 2 million
+    # values does not fit in its 16 MiB (and it may not spill to disk).
+    rng = np.random.default_rng(4)
+    for name, rows in (("ref", 5_000), ("cur", 2_000_000)):
+        pd.DataFrame({"income": rng.normal(50, 10, rows),
+                      "ts": pd.date_range(NOW - timedelta(hours=20), NOW, periods=rows)}
+                     ).to_parquet(tmp_path / f"{name}.parquet", index=False,
+                                  row_group_size=100_000)
+    spec = ModelMonitorSpec.model_validate({
+        "model": {"name": "m", "task": "regression"},
+        "reference": {"source": {"url": "ref.parquet"}},
+        "current": {"source": {"url": "cur.parquet", "engine": "duckdb"}, "window": "1d"},
+        "columns": {"timestamp": "ts"}, "drift": {"numericMethod": "ks"}})
+    status = check(spec, tmp_path, limit=4 << 20)
+    ready = status.condition("Ready")
+    assert ready is not None and ready.reason == "InvalidData"
+    message = ready_message(status)
+    assert message.startswith("spec.current.source.engine: DuckDB needed more than its "
+                              "memory limit of 16MiB")
+    assert "ks or wasserstein" in message and "binned method" in message
+    psi = spec.model_copy(update={"drift": spec.drift.model_copy(
+        update={"numeric_method": "psi"})})
+    assert check(psi, tmp_path, limit=4 << 20).phase != "Failing"  # no sort: fits
+
+
+def test_partitions_outside_the_window_are_not_read(files: Path, tmp_path: Path) -> None:
+    # The window is chosen as for rows: pruned partitions first, then the timestamps.
+    day = tmp_path / "cur" / f"date={NOW:%Y-%m-%d}"
+    day.mkdir(parents=True)
+    current_rows()[list(COLUMNS)].to_parquet(day / "a.parquet", index=False)
+    old = tmp_path / "cur" / "date=2020-01-01"
+    old.mkdir()
+    (old / "a.parquet").write_bytes(b"not parquet")
+    (tmp_path / "ref.parquet").write_bytes((files / "ref.parquet").read_bytes())
+    spec = url_monitor("binaryClassification", "psi", "psi", engine=True,
+                       current={"source": {"url": "cur/", "engine": "duckdb",
+                                           "prunePartitions": True},
+                                "window": "6h", "minRows": 10})
+    status = check(spec, tmp_path)
+    assert status.last_check is not None, ready_message(status)
+    assert status.last_check.current_rows == WINDOW_ROWS
+    unpruned = spec.model_copy(update={"current": spec.current.model_copy(update={
+        "source": spec.current.source.model_copy(update={"prune_partitions": False})})})
+    assert "parquet" in ready_message(check(unpruned, tmp_path))
+
+
 def test_a_missing_timestamp_column_is_named(files: Path) -> None:
     spec = url_monitor("binaryClassification", "psi", "psi", engine=True,
                        columns={"timestamp": "when", "prediction": "approved",

@@ -120,7 +120,7 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest,
                             f"{ctx.role}.url: a column's values differ in kind between "
                             f"the files of {streamed.target.shown} ({str(exc)[:160]}); "
                             "rewrite the files with one schema") from None
-        except BaseException as exc:
+        except Exception as exc:  # not GeneratorExit: DuckDB closing a stream it left
             failure.append(exc)
             raise
 
@@ -197,7 +197,7 @@ def _duckdb_error(exc: Exception, field: str, memory: str | None) -> DataError:
     kind = type(getattr(exc, "orig", exc)).__name__
     if "OutOfMemory" in kind:
         return DataError(f"{field}: DuckDB needed more than its memory limit of {memory} "
-                         f"(half the check's, modelmon run --max-check-memory) for the "
+                         "(half of modelmon run --max-check-memory, at least 16MiB) for the "
                          f"window's aggregates; {SORTS}")
     return DataError(f"{field}: DuckDB could not aggregate the window ({kind}); check the "
                      "monitored columns' kinds against the reference")
