@@ -79,15 +79,15 @@ def _open(source: Source, ctx: LoadContext, field: str) -> Streamed:
 def _arrow_type(found: Any) -> Any:
     """The Arrow type a column of type ``found`` is handed to DuckDB as: the values row
     mode reads (integers, which pandas may hold as floats beside NaN, as integers)."""
-    import pyarrow as pa
+    import pyarrow
 
-    if pa.types.is_integer(found):
-        return pa.int64()
-    if pa.types.is_floating(found):
-        return pa.float64()
-    if (pa.types.is_string(found) or pa.types.is_large_string(found)
-            or pa.types.is_dictionary(found)):
-        return pa.large_string()
+    if pyarrow.types.is_integer(found):
+        return pyarrow.int64()
+    if pyarrow.types.is_floating(found):
+        return pyarrow.float64()
+    if (pyarrow.types.is_string(found) or pyarrow.types.is_large_string(found)
+            or pyarrow.types.is_dictionary(found)):
+        return pyarrow.large_string()
     return found
 
 
@@ -99,11 +99,11 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest,
     if windowed and request.timestamp not in streamed.columns:
         raise DataError(f"spec.columns.timestamp: the current window has no column "
                         f"{request.timestamp!r}")
-    import pyarrow as pa
+    import pyarrow
 
     found = streamed.arrow_schema()
     names = [n for n in dict.fromkeys(request.columns) if n in streamed.columns]
-    schema = pa.schema([(n, _arrow_type(found.field(n).type)) for n in names])
+    schema = pyarrow.schema([(n, _arrow_type(found.field(n).type)) for n in names])
     read = [*names, *([request.timestamp] if windowed and request.timestamp else [])]
     failure: list[BaseException] = []
 
@@ -113,9 +113,9 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest,
                 kept = keep(batch)
                 if len(kept):
                     try:
-                        yield pa.RecordBatch.from_pandas(kept[names], schema=schema,
+                        yield pyarrow.RecordBatch.from_pandas(kept[names], schema=schema,
                                                          preserve_index=False)
-                    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                    except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError) as exc:
                         raise DataError(
                             f"{ctx.role}.url: a column's values differ in kind between "
                             f"the files of {streamed.target.shown} ({str(exc)[:160]}); "
@@ -125,7 +125,7 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest,
             raise
 
     def reader(empty: bool = False) -> Any:
-        return pa.RecordBatchReader.from_batches(schema, iter(()) if empty else batches())
+        return pyarrow.RecordBatchReader.from_batches(schema, iter(()) if empty else batches())
 
     _sqlalchemy()
     import sqlalchemy
