@@ -401,7 +401,8 @@ def stand_in(found: push.Aggregates) -> pd.DataFrame:
 
 def current_aggregates(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadContext
                        ) -> push.Aggregates:
-    """The current window as the database's aggregates (``sql.pushdown``)."""
+    """The current window as aggregates: the database's (``sql.pushdown``), or an
+    embedded DuckDB's over a url source's files (``engine``)."""
     request = aggregate_request(spec, ref)
     source = spec.current.source
     with reading():

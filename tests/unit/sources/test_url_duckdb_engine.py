@@ -292,6 +292,18 @@ def test_partitions_outside_the_window_are_not_read(files: Path, tmp_path: Path)
     assert "parquet" in ready_message(check(unpruned, tmp_path))
 
 
+def test_row_groups_larger_than_the_limit_are_refused(files: Path, tmp_path: Path) -> None:
+    (tmp_path / "ref.parquet").write_bytes((files / "ref.parquet").read_bytes())
+    (tmp_path / "cur").mkdir()
+    current_rows()[list(COLUMNS)].to_parquet(tmp_path / "cur" / "a.parquet", index=False)
+    spec = url_monitor("binaryClassification", "psi", "psi", engine=True)
+    status = check(spec, tmp_path, limit=16 << 10)
+    assert status.phase == "Failing"
+    assert ready_message(status).startswith("spec.current.source.url: a row group")
+    assert "smaller row groups" in ready_message(status)
+    assert check(spec, tmp_path, limit=1 << 20).last_check is not None
+
+
 def test_a_missing_timestamp_column_is_named(files: Path) -> None:
     spec = url_monitor("binaryClassification", "psi", "psi", engine=True,
                        columns={"timestamp": "when", "prediction": "approved",

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from modelmon.api.v1alpha1 import ENGINE_FORMATS, Source
+from modelmon.api.v1alpha1 import ENGINE_FORMATS, Source, format_bytes
 from modelmon.sources.base import DataError, LoadContext, SourceError, retrying
 from modelmon.sources.pushdown import AggregateRequest, Aggregates, _kinds, run
 from modelmon.sources.sql import DUCKDB_CONFIG, _sqlalchemy
@@ -105,6 +105,15 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest,
     names = [n for n in dict.fromkeys(request.columns) if n in streamed.columns]
     schema = pyarrow.schema([(n, _arrow_type(found.field(n).type)) for n in names])
     read = [*names, *([request.timestamp] if windowed and request.timestamp else [])]
+    limit = ctx.policy.max_memory
+    group = sum(streamed.largest_chunk(n) for n in read)
+    if limit is not None and group > limit:
+        raise DataError(
+            f"{ctx.role}.url: a row group of the current window's files holds about "
+            f"{format_bytes(group)} of the monitored columns, more than the check's memory "
+            f"limit of {format_bytes(limit)} (modelmon run --max-check-memory), and "
+            f"{source.engine} is handed one row group at a time; write the files with "
+            "smaller row groups (for example 100,000 rows each)")
     failure: list[BaseException] = []
 
     def batches() -> Iterator[Any]:
@@ -132,7 +141,7 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest,
     from sqlalchemy import literal_column, select, text
     from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-    config = duckdb_config(ctx.policy.max_memory)
+    config = duckdb_config(limit)
     try:
         engine = sqlalchemy.create_engine("duckdb:///:memory:", poolclass=sqlalchemy.NullPool,
                                           connect_args={"config": config})
