@@ -66,6 +66,7 @@ from modelmon.sources import (
 )
 from modelmon.sources import pushdown as push
 from modelmon.sources.prometheus import operational_figures
+from modelmon.sources.url.aggregated import aggregate_url
 from modelmon.stats import performance as perf
 from modelmon.stats.dataset import (
     ChunkDistances,
@@ -102,7 +103,7 @@ from modelmon.stats.sketch import (
     counted_categories,
     score_sketches,
 )
-from modelmon.streaming import StreamedWindow, open_window, reading, window
+from modelmon.streaming import StreamedWindow, batch_rows, open_window, reading, window
 
 __all__ = [
     "DEFAULT_MIN_ROWS",
@@ -400,9 +401,18 @@ def stand_in(found: push.Aggregates) -> pd.DataFrame:
 
 def current_aggregates(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadContext
                        ) -> push.Aggregates:
-    """The current window as the database's aggregates (``sql.pushdown``)."""
+    """The current window as aggregates: the database's (``sql.pushdown``), or an
+    embedded DuckDB's over a url source's files (``engine``)."""
+    request = aggregate_request(spec, ref)
+    source = spec.current.source
     with reading():
-        found = push.aggregate(spec.current.source, ctx, aggregate_request(spec, ref))
+        if source.url is not None:  # engine: the files streamed into DuckDB
+            now = ctx.window_end or datetime.now(UTC)
+            found = aggregate_url(source, ctx, request, lambda b: window(spec, b, now),
+                                  batch_rows(ctx.policy.max_memory or DEFAULT_BATCH_MEMORY,
+                                             len(request.columns) + 1))
+        else:
+            found = push.aggregate(source, ctx, request)
     prediction = spec.columns.prediction
     if (prediction is not None and prediction not in found.kinds
             and ref.plan.prediction is None):
@@ -473,9 +483,12 @@ def pushdown_performance(spec: ModelMonitorSpec, found: push.Aggregates
         raise InvalidDataError(f"spec.performance.metrics: {str(exc)[:200]}") from None
 
 
-#: Why a window read as aggregates has no confidence figures.
-NO_PUSHDOWN_CONFIDENCE = ("spec.current.source.sql.pushdown: confidence figures need every "
-                          "probability of the window; not computed from aggregates")
+#: Why a window read as aggregates has no confidence figures (after the field that
+#: makes it aggregates).
+NO_PUSHDOWN_CONFIDENCE = (": confidence figures need every probability of the window; not "
+                          "computed from aggregates")
+#: Memory the batches handed to an engine are sized for when the check has no limit.
+DEFAULT_BATCH_MEMORY = 256 << 20
 
 
 # ------------------------------------------------------------------------------ score
@@ -771,7 +784,8 @@ def _check_aggregates(spec: ModelMonitorSpec, ref: FittedReference, window_ctx: 
     learned = learned_figures(spec, ref.profile, scores.drift, found.rows, cpu)
     with cpu:
         metrics, no_labels = pushdown_performance(spec, found)
-    no_confidence = NO_PUSHDOWN_CONFIDENCE if spec.probabilities() is not None else None
+    no_confidence = (f"spec.{spec.pushdown_field()}{NO_PUSHDOWN_CONFIDENCE}"
+                     if spec.probabilities() is not None else None)
     figures = operational(spec, replace(reading, role="spec.operational.source",
                                         window_start=start, window_end=now))
     return CheckResult(judge(spec, rows, Figures(

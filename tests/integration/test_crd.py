@@ -66,6 +66,21 @@ def test_every_kind_of_source_applies(kubectl: Kubectl, namespace: str, kind: st
     assert got["spec"]["reference"]["source"].keys() >= SOURCES[kind].keys()
 
 
+@pytest.mark.parametrize("source", [
+    {"url": "s3://bucket/events/", "engine": "duckdb", "prunePartitions": True},
+    {"url": "data/current.parquet", "engine": "duckdb"},
+    {"url": "https://example.com/current", "format": "parquet", "engine": "duckdb"}])
+def test_engine_monitors_apply(kubectl: Kubectl, namespace: str,
+                               source: dict[str, Any]) -> None:
+    """engine: duckdb on a current url of parquet files passes the CEL rules."""
+    doc = in_namespace(good_monitor(), namespace)
+    doc["metadata"]["name"] = f"engine-{len(source)}-{len(source['url'])}"
+    doc["spec"]["current"]["source"] = source
+    doc["spec"]["performance"]["metrics"] = [{"name": "accuracy", "min": 0.8}]  # no rocAuc
+    done = kubectl("apply", "-f", "-", input=manifest(doc), check=False)
+    assert done.returncode == 0, done.stderr
+
+
 #: Monitors with confidence bounds the apiserver must accept: a binary classifier's
 #: positive-class probability, and one probability column per class (bounds at the edges).
 CONFIDENCE: dict[str, dict[str, Any]] = {

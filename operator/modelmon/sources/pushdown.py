@@ -32,7 +32,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -517,13 +517,22 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
         columns = [str(k) for k in probe.keys()]  # noqa: SIM118 (a Result)
         kinds = _kinds(probe, backend)
         probe.close()
-        return _run(connection, request, stmt, columns, kinds, bound, windowed, where,
-                    spec.max_rows)
+        return run(connection, request, stmt, columns, kinds, bound, windowed, where,
+                   spec.max_rows)
 
 
-def _run(connection: Connection, request: AggregateRequest, stmt: Any, columns: list[str],
-         kinds: dict[str, str], params: dict[str, Any], windowed: bool,
-         where: str, limit: int) -> Aggregates:
+class Executes(Protocol):
+    """What ``run`` needs of a connection: SQLAlchemy's ``Connection.execute``."""
+
+    def execute(self, statement: Any, parameters: Any = ..., /) -> Any: ...
+
+
+def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
+        columns: list[str], kinds: dict[str, str], params: dict[str, Any], windowed: bool,
+        where: str, limit: int, limit_field: str | None = None) -> Aggregates:
+    """The request's statements over ``stmt``'s rows (the probe's ``columns`` and
+    ``kinds``), run one by one on ``connection``, read back as ``Aggregates``. More
+    distinct values than ``limit`` fail naming ``limit_field`` (default: maxRows)."""
     twice = sorted({k for k in columns if columns.count(k) > 1})
     if twice:
         raise DataError(f"{where}.query: the query returns column {', '.join(twice)} more "
@@ -574,10 +583,11 @@ def _run(connection: Connection, request: AggregateRequest, stmt: Any, columns: 
         # Distinct values are what a GROUP BY returns: as many as maxRows, no more.
         grouped = connection.execute(groups, params).mappings().fetchmany(limit + 1)
         if len(grouped) > limit:
-            raise DataError(f"{where}.maxRows: the window's categorical columns (and label "
-                            f"pairs) have more than {limit} distinct values together; "
-                            "exclude identifier columns (spec.columns.exclude) or raise "
-                            "maxRows")
+            raise DataError(f"{limit_field or where + '.maxRows'}: the window's "
+                            f"categorical columns (and label pairs) have more than {limit} "
+                            "distinct values together; exclude identifier columns "
+                            "(spec.columns.exclude)"
+                            + (" or raise maxRows" if limit_field is None else ""))
         _read_groups(grouped, asked, result)
     finite = {name: counts.finite for name, counts in result.numeric.items()}
     grids = builder.grids(finite)

@@ -110,7 +110,8 @@ def test_metric_enum_equals_registry_both_ways() -> None:
 def test_format_and_source_kinds_equal_registries() -> None:
     assert _enum(".spec.reference.source.format") == set(SUFFIXES.values())
     source = _root()["properties"]["spec"]["properties"]["reference"]["properties"]["source"]
-    options = {"format", "credentialsSecretRef", "prunePartitions", "timeout", "maxBytes"}
+    options = {"format", "credentialsSecretRef", "prunePartitions", "timeout", "maxBytes",
+               "engine"}
     assert set(source["properties"]) - options == set(source_kinds())
     config_map = ".spec.reference.source.configMap.format"
     assert _enum(config_map) == set(configmap.SUFFIXES.values()) == set(

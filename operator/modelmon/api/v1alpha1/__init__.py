@@ -57,6 +57,7 @@ from modelmon.api.v1alpha1.common import (
 )
 from modelmon.api.v1alpha1.spec import (
     DEFAULT_LOW_CONFIDENCE,
+    ENGINE_FORMATS,
     ESTIMATED_METRICS,
     ESTIMATION_INPUTS,
     EXACT_ONLY_METHODS,
@@ -153,6 +154,7 @@ __all__ = [
     "DEFAULT_LOW_CONFIDENCE",
     "DURATION_PATTERN",
     "DURATION_UNITS",
+    "ENGINE_FORMATS",
     "ESTIMATED_METRICS",
     "ESTIMATION_INPUTS",
     "EXACT_ONLY_METHODS",

@@ -116,8 +116,12 @@ SCORE_METRICS = ("rocAuc", "logLoss", "brier")
 EXACT_ONLY_METHODS = ("anderson", "cvm", "energy")
 #: Performance metrics that need every score of the window: refused with sql.pushdown.
 EXACT_ONLY_METRICS = ("rocAuc",)
-_PUSHDOWN_CEL = ("has(self.current.source.sql) && has(self.current.source.sql.pushdown) "
-                 "&& self.current.source.sql.pushdown")
+_PUSHDOWN_CEL = ("(has(self.current.source.sql) && has(self.current.source.sql.pushdown) "
+                 "&& self.current.source.sql.pushdown) || has(self.current.source.engine)")
+#: Engines that aggregate a url source's window instead of loading it (``engine``).
+UrlEngine = Literal["duckdb"]
+#: The url formats an engine reads.
+ENGINE_FORMATS: tuple[DataFormat, ...] = ("parquet",)
 _EXACT_ONLY_CEL = "[" + ", ".join(f"'{m}'" for m in EXACT_ONLY_METHODS) + "]"
 
 #: Metrics estimated without labels for each task (``stats.estimation``'s BINARY_METRICS,
@@ -325,6 +329,12 @@ class Source(ApiModel):
                 fieldPath=".prunePartitions"),
         CelRule(rule="!has(self.timeout) || " + cel_longer_than_zero("self.timeout"),
                 message="timeout must be longer than 0s", fieldPath=".timeout"),
+        CelRule(rule="!has(self.engine) || (has(self.url) && "
+                     "(has(self.format) ? self.format == 'parquet' : "
+                     "(self.url.endsWith('/') || self.url.endsWith('.parquet'))))",
+                message="engine goes with a url of parquet files (a .parquet file, a prefix "
+                        "ending in '/', or format: parquet)",
+                fieldPath=".engine"),
         CelRule(rule="!has(self.url) || self.url.matches('"
                      + URL_PATTERN.replace("\\", "\\\\") + "')",
                 message=URL_MESSAGE, fieldPath=".url"),
@@ -353,6 +363,15 @@ class Source(ApiModel):
     """For http(s)://, s3:// and gs:// urls: the longest wait to connect to the server and
     for each request to it (default 60s). A slower server fails the check with
     SourceUnavailable (retried like other network trouble)."""
+    engine: UrlEngine | None = None
+    """For a url of parquet files, in current.source only: duckdb aggregates the window
+    in an embedded DuckDB, streamed from the files batch by batch, instead of loading it:
+    a window larger than memory is scored as current.source.sql.pushdown scores it
+    (binned drift methods, data quality and the performance metrics exact; ks and
+    wasserstein from a quantile grid with statisticErrorBound; anderson, cvm, energy,
+    rocAuc, estimated performance and confidence bounds refused). The files are read as
+    url reads them (allowed local paths, egress, credentials, maxBytes per pass);
+    DuckDB itself opens no file and no connection."""
     sql: SqlSource | None = None
     """Rows from a SQL query."""
     prometheus: PrometheusSource | None = None
@@ -378,6 +397,12 @@ class Source(ApiModel):
         if self.url is not None and not _URL.match(self.url):
             scheme = self.url.split(":", 1)[0]
             raise ValueError(f"url: scheme {scheme!r} is not supported; {URL_MESSAGE}")
+        if self.engine is not None:
+            url = self.url or ""
+            fmt = self.format or ("parquet" if url.endswith(("/", ".parquet")) else None)
+            if self.url is None or fmt not in ENGINE_FORMATS:
+                raise ValueError(f"engine: {self.engine} reads a url of parquet files (a "
+                                 ".parquet file, a prefix ending in '/', or format: parquet)")
         if self.max_bytes is not None:
             try:
                 parse_bytes(self.max_bytes)
@@ -1219,8 +1244,8 @@ class ModelMonitorSpec(ApiModel):
                      "&& (!has(self.drift.features) || self.drift.features.all(c, "
                      "!has(self.drift.features[c].method) || "
                      f"!(self.drift.features[c].method in {_EXACT_ONLY_CEL}))))",
-                message="current.source.sql.pushdown reads aggregates: drift methods "
-                        f"{', '.join(EXACT_ONLY_METHODS)} need every value; use ks, "
+                message="current.source.sql.pushdown (or engine) reads aggregates: drift "
+                        f"methods {', '.join(EXACT_ONLY_METHODS)} need every value; use ks, "
                         "wasserstein or a binned method (psi, jensenshannon, kl, hellinger)",
                 fieldPath=".drift"),
         CelRule(rule=f"!({_PUSHDOWN_CEL}) || !has(self.performance) || "
@@ -1229,15 +1254,16 @@ class ModelMonitorSpec(ApiModel):
                      "(!has(self.performance.estimated) || "
                      "!has(self.performance.estimated.metrics) || "
                      "size(self.performance.estimated.metrics) == 0))",
-                message="current.source.sql.pushdown reads aggregates: rocAuc and "
-                        "performance.estimated need every row; remove them or turn "
-                        "pushdown off",
+                message="current.source.sql.pushdown (or engine) reads aggregates: rocAuc "
+                        "and performance.estimated need every row; remove them or turn "
+                        "pushdown off (remove engine)",
                 fieldPath=".performance"),
         CelRule(rule=f"!({_PUSHDOWN_CEL}) || !has(self.confidence) || "
                      "(!has(self.confidence.meanConfidence) && "
                      "!has(self.confidence.lowConfidenceShare))",
-                message="current.source.sql.pushdown reads aggregates: confidence bounds "
-                        "need every probability; remove them or turn pushdown off",
+                message="current.source.sql.pushdown (or engine) reads aggregates: "
+                        "confidence bounds need every probability; remove them or turn "
+                        "pushdown off (remove engine)",
                 fieldPath=".confidence"),
         CelRule(rule="!has(self.reference.source.sql) || "
                      "!has(self.reference.source.sql.pushdown) || "
@@ -1245,6 +1271,10 @@ class ModelMonitorSpec(ApiModel):
                 message="sql.pushdown applies to current.source; the reference is fitted "
                         "from its rows",
                 fieldPath=".reference.source.sql.pushdown"),
+        CelRule(rule="!has(self.reference.source.engine)",
+                message="engine applies to current.source; the reference is fitted from its "
+                        "rows",
+                fieldPath=".reference.source.engine"),
     )
 
     model: ModelRef
@@ -1317,18 +1347,33 @@ class ModelMonitorSpec(ApiModel):
         return self
 
     def pushdown(self) -> bool:
-        """Whether the current window is read as aggregates (current.source.sql.pushdown)."""
-        return self.current.source.sql is not None and self.current.source.sql.pushdown
+        """Whether the current window is read as aggregates (current.source.sql.pushdown,
+        or a url source's current.source.engine)."""
+        return self.pushdown_field() is not None
+
+    def pushdown_field(self) -> str | None:
+        """The field that makes the current window aggregates, for messages; None when it
+        is read as rows."""
+        source = self.current.source
+        if source.sql is not None and source.sql.pushdown:
+            return "current.source.sql.pushdown"
+        if source.engine is not None:
+            return "current.source.engine"
+        return None
 
     def _pushdown(self, bounded: bool) -> None:
         """What sql.pushdown cannot compute from aggregates is refused, naming the field."""
         if self.reference.source.sql is not None and self.reference.source.sql.pushdown:
             raise ValueError("reference.source.sql.pushdown: applies to current.source; "
                              "the reference is fitted from its rows")
-        if not self.pushdown():
+        if self.reference.source.engine is not None:
+            raise ValueError("reference.source.engine: applies to current.source; the "
+                             "reference is fitted from its rows")
+        pushed = self.pushdown_field()
+        if pushed is None:
             return
-        why = ("current.source.sql.pushdown reads aggregates: {what} need(s) every value; "
-               "{fix}")
+        off = "turn pushdown off" if pushed.endswith("pushdown") else "remove engine"
+        why = (pushed + " reads aggregates: {what} need(s) every value; {fix}")
         drift = self.drift
         methods = {"drift.method": drift.method, "drift.numericMethod": drift.numeric_method,
                    **{f"drift.features.{name}.method": f.method
@@ -1337,17 +1382,17 @@ class ModelMonitorSpec(ApiModel):
             if method in EXACT_ONLY_METHODS:
                 raise ValueError(f"{field_}: " + why.format(
                     what=method, fix="use ks, wasserstein or a binned method (psi, "
-                                     "jensenshannon, kl, hellinger), or turn pushdown off"))
+                                     "jensenshannon, kl, hellinger), or " + off))
         exact = [m.name for m in self.performance.metrics if m.name in EXACT_ONLY_METRICS]
         if exact:
             raise ValueError("performance.metrics: " + why.format(
-                what=", ".join(exact), fix="remove it or turn pushdown off"))
+                what=", ".join(exact), fix="remove it or " + off))
         if self.performance.estimated.metrics:
             raise ValueError("performance.estimated.metrics: " + why.format(
-                what="estimated performance", fix="remove it or turn pushdown off"))
+                what="estimated performance", fix="remove it or " + off))
         if bounded:
             raise ValueError("confidence: " + why.format(
-                what="confidence bounds", fix="remove them or turn pushdown off"))
+                what="confidence bounds", fix="remove them or " + off))
 
     def _estimation_inputs(self) -> None:
         """performance.estimated.metrics: names that suit the task, and the columns the

@@ -79,7 +79,8 @@ The package follows a load's steps: ``targets`` (the url resolved, local paths c
 against the allowed directories, credentials and egress set up for s3/gs/http),
 ``listing`` (the files and their version, from metadata alone; ``partitions`` prunes date
 partitions outside the window), ``readers`` (bytes within budget, parsed and checked for
-one schema), or ``streamed`` (the same bytes in batches). This module registers the loader,
+one schema), or ``streamed`` (the same bytes in batches; ``aggregated``: those batches
+aggregated by DuckDB, ``engine: duckdb``). This module registers the loader,
 the version probe and the streamer.
 """
 

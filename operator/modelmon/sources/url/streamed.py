@@ -54,6 +54,8 @@ class _ParquetFile:
     sizes: dict[str, int] = field(default_factory=dict)
     largest_chunk: dict[str, int] = field(default_factory=dict)
     text: set[str] = field(default_factory=set)
+    schema: Any = None
+    """The file's Arrow schema."""
 
 
 @dataclass(slots=True)
@@ -94,6 +96,11 @@ class Streamed:
         # columns' share of it is held.
         share = len(wanted) / max(len(self.columns), 1)
         return int(sum(s for s in sizes if isinstance(s, int)) * share)
+
+    def arrow_schema(self) -> Any:
+        """The first parquet file's Arrow schema (None for CSV)."""
+        first = next(iter(self._parquet.values()), None)
+        return None if first is None else first.schema
 
     def largest_chunk(self, name: str) -> int:
         """Bytes of the largest piece of column ``name`` a read must hold at once: its
@@ -183,6 +190,7 @@ def _parquet_meta(target: Target, path: str, budget_: Budget) -> _ParquetFile:
         index = {c for c in (schema.pandas_metadata or {}).get("index_columns", [])
                  if isinstance(c, str)}
         found = _ParquetFile([n for n in names if n not in index], meta.num_rows)
+        found.schema = schema
         found.text = {str(f.name) for f in schema
                       if pyarrow.types.is_string(f.type) or pyarrow.types.is_large_string(f.type)
                       or pyarrow.types.is_dictionary(f.type)}
