@@ -79,14 +79,18 @@ def test_every_path_checked_every_window(run: dict[str, Any]) -> None:
 @pytest.mark.timeout(600)
 def test_pushdown_agrees_with_row_mode(run: dict[str, Any]) -> None:
     # The binned figures and the performance metrics are exact in pushdown: the three paths
-    # read the same rows (ks and wasserstein too: a window within the grid is held whole).
+    # read the same rows. ks and wasserstein are read off the 1,000-step grid: exact in a
+    # window the grid holds whole, else within the bound status states beside them.
     for rows in WINDOWS:
         by = {r["kind"]: r for r in run["results"] if r["rows"] == rows}
         for kind in ("sql", "parquet"):
             for name, figures in by["pushdown"]["features"].items():
                 want = by[kind]["features"][name]["statistic"]
-                assert math.isclose(figures["statistic"], want, rel_tol=1e-9, abs_tol=1e-9), \
-                    (rows, kind, name)
+                bound = figures["statisticErrorBound"] or 0.0
+                if figures["method"] in ("ks", "wasserstein") and rows > 1000:
+                    assert bound > 0, (rows, name)
+                assert abs(figures["statistic"] - want) <= bound + 1e-9 * max(1.0, abs(want)), \
+                    (rows, kind, name, bound)
             for metric, value in by["pushdown"]["performance"].items():
                 assert math.isclose(value, by[kind]["performance"][metric], rel_tol=1e-9,
                                     abs_tol=1e-12), (rows, kind, metric)
