@@ -121,8 +121,9 @@ class Layout:
 
     def window(self, rows: int) -> tuple[datetime, str]:
         """The start of the window of the last ``rows`` rows, and its length as a duration."""
-        seconds = rows * self.step_us / 1e6
-        return self.end - timedelta(seconds=seconds), f"{seconds:g}s"
+        micros = rows * self.step_us
+        text = f"{micros // 1_000_000}s" if micros % 1_000_000 == 0 else f"{micros // 1000}ms"
+        return self.end - timedelta(microseconds=micros), text
 
 
 def columns(rng: np.random.Generator, n: int, shift: float) -> dict[str, np.ndarray]:
@@ -770,6 +771,14 @@ def section(run: dict[str, Any]) -> list[str]:
             lines.append(f"| {p['kind']} | {secs} | {p['workers_planned']} / "
                          f"{p['workers_launched']} | {', '.join(p['nodes'])} "
                          f"| {p['disk_sort_kb'] / 1024:.0f} |")
+        lines += [
+            "",
+            "Where the time goes: `count(*)` evaluates nothing per row, while the counts "
+            "statement evaluates each column's bin, range, fence and sum expressions for "
+            "every row; PostgreSQL has no parallel plan for `GROUPING SETS`, so the "
+            "categories are counted in one process; and each grid column is sorted whole "
+            "(spilling to disk with the default `work_mem`), then numbered in one process.",
+        ]
     lines += [
         "",
         "- **full scan**: `SELECT count(*) FROM predictions WHERE ts >= $1 AND ts < $2` "
@@ -821,6 +830,22 @@ def last_run(cache: Path | None = None) -> dict[str, Any] | None:
     return None
 
 
+def merged(saved: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` with the windows ``new`` measured taken from ``new`` (and its end's load);
+    the plans of ``saved`` unless ``new`` has some."""
+    again = set(new["windows"])
+    out = dict(saved)
+    out["windows"] = sorted(set(saved["windows"]) | again)
+    out["results"] = [r for r in saved["results"] if r["rows"] not in again] + new["results"]
+    out["results"].sort(key=lambda r: r["rows"])
+    out["loads_after"], out["loads"][1] = new["loads_after"], new["loads"][1]
+    if new["plans"]:
+        out["plans"], out["explained"] = new["plans"], new["explained"]
+    out["cache"] = new["cache"]
+    out["runs"] = [saved["started"], new["started"]]
+    return out
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--rows", type=int, default=50_000_000, help="rows of the log")
@@ -839,6 +864,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="the report whose 'Big windows' section is rewritten")
     p.add_argument("--from-json", type=Path, default=None,
                    help="only rewrite the section from a saved result")
+    p.add_argument("--add-to", type=Path, default=None,
+                   help="a saved result whose figures for the windows measured now are "
+                        "replaced (the others kept); saved back to --json")
     args = p.parse_args(argv)
     args.windows = [int(w) for w in args.windows.split(",") if w.strip()]
     args.cache = args.cache or cache_dir()
@@ -851,6 +879,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = json.loads(args.from_json.read_text())
     else:
         run = measure(args)
+        if args.add_to is not None:
+            run = merged(json.loads(args.add_to.read_text()), run)
         out = args.json or args.cache / "bigwindow-last.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(run, indent=1))

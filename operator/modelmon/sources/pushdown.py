@@ -278,8 +278,8 @@ class _Builder:
             # One comparison a row per edge: the values below it (-inf among them; NULL and
             # NaN never, NaN being unordered or above all in every backend). The bins are
             # their differences (``_bins``).
-            for cell, at in enumerate(ask.edges):
-                add(f"{key}\0below{cell}", self.count(value < edge(at, f"b{cell}")))
+            for cell, cut in enumerate(ask.edges):
+                add(f"{key}\0below{cell}", self.count(value < edge(cut, f"b{cell}")))
             if ask.bounds is not None:
                 low, high, lower_fence, upper_fence = ask.bounds
                 for label, bound, below in (("below_range", low, True),
