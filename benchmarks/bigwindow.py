@@ -727,7 +727,7 @@ def section(run: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"- date: {datetime.fromisoformat(run['started']):%Y-%m-%d %H:%M} UTC; "
-        f"PostgreSQL {run['postgres']} (Debian's) with its defaults (2 parallel workers a "
+        f"PostgreSQL {run['postgres']} with its defaults (2 parallel workers a "
         "gather, 4 MB `work_mem`, JIT on)",
         f"- CPU: {m['cpu']}, {m['cpus']} cores; RAM {m['ram']}",
         f"- load average (1, 5, 15 min): {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} at "
@@ -787,8 +787,11 @@ def section(run: dict[str, Any]) -> list[str]:
         "statements**: the sum of the durations the server logs "
         "(`log_min_duration_statement = 0`) for the statements the check sent; **whole "
         "process** adds the interpreter's start, reading and fitting the reference "
-        f"({REFERENCE_ROWS:,} rows of parquet) and the status. Medians of "
-        f"{run['repeats']} runs.",
+        f"({REFERENCE_ROWS:,} rows of parquet) and the status. "
+        + (f"Medians of {run['repeats']} runs." if run["repeats"] > 1 else "One run each.")
+        + (f" Measured in {len(run['runs'])} runs of the script (`--add-to`), started "
+           + ", ".join(f"{datetime.fromisoformat(t):%H:%M}" for t in run["runs"])
+           + " UTC." if run.get("runs") else ""),
         "- **peak RSS**: the check process's high-water mark (its `VmHWM`, read as it "
         "exits), the interpreter, its imports and the fitted reference included.",
         "- Row mode on PostgreSQL is shown up to `maxRows` (1,000,000 by default); on "
