@@ -6,7 +6,7 @@ IMAGE ?= modelmon:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p
 
 .PHONY: help install example lint test test-unit test-integration crds chart-crds helm-lint \
         image image-local test-deps node-deps cluster-bins dev-cluster dev-cluster-down dev-cluster-status e2e-kind bench bench-scale bench-replicas bench-quick \
-        calibration bench-estimation
+        calibration bench-estimation bench-bigwindow
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -93,6 +93,9 @@ calibration: install  ## drift false-alarm rates, power against Evidently, the e
 
 bench-estimation: install  ## estimated performance (CBPE, DLE) against NannyML's: error per window and speed; rewrites benchmarks/ESTIMATION.md (~5 min)
 	$(PYTHON) benchmarks/estimation.py
+
+bench-bigwindow: install  ## 50,000,000 rows in PostgreSQL and as parquet: pushdown against the database's own scan, the check's RSS per window, row mode where it fits; rewrites the "Big windows" section of benchmarks/README.md (data cached, ~9 GiB; ~10 min to load the first time)
+	$(PYTHON) benchmarks/bigwindow.py
 
 e2e-kind:  ## the integration tests on a kind cluster (needs Docker; not run in CI)
 	hack/kind-e2e.sh

@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import bigwindow  # noqa: E402
 import scale  # noqa: E402
 from peers import cache_dir, machine  # noqa: E402
 from workloads import FULL, QUICK, Workload, write  # noqa: E402
@@ -697,6 +698,9 @@ class Report:
             lines += scale.section(scale_run)
         if replicas_run is not None:
             lines += scale.replicas_section(replicas_run)
+        big = None if quick else bigwindow.last_run()
+        if big is not None:
+            lines += bigwindow.section(big)
         lines += [
             "## What is measured",
             "",

@@ -11,11 +11,12 @@ one read-only transaction (repeatable read on PostgreSQL, so that all see one sn
 2. one row of counts and sums per monitored numeric column: missing, infinite and finite
    counts, counts per reference bin, beyond the reference's range and IQR fences, min,
    max, sums; for a regression the error sums;
-3. ``GROUP BY GROUPING SETS``: the counts of each categorical column's values and, for a
-   classifier, of each (label, prediction) pair with its probability sums;
-4. the quantile grid of each numeric column scored by ks or wasserstein: the rows whose
+3. ``GROUP BY GROUPING SETS``: the counts of each categorical column's values;
+4. for a classifier, ``GROUP BY`` (label, prediction): each pair's count and probability
+   sums;
+5. the quantile grid of each numeric column scored by ks or wasserstein: the rows whose
    ``ROW_NUMBER()`` among the column's finite values is a grid rank (about 1,000 rows);
-5. for a regression, the labels' spread about their mean (bound as a parameter).
+6. for a regression, the labels' spread about their mean (bound as a parameter).
 
 Nothing here knows the statistics: the caller (``check``) says what to count in an
 ``AggregateRequest`` (edges and bounds are numbers) and turns the ``Aggregates`` into
@@ -28,6 +29,7 @@ others by the tests.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -264,18 +266,15 @@ class _Builder:
             def edge(value: float, slot: str, position: int = position) -> Any:
                 return bindparam(f"e{position}_{slot}", value, type_=Double())
 
-            add(f"{key}\0nulls", self.count(~known | value.is_(None)))
+            # Every row is NULL or NaN, finite, +inf or -inf: the missing are the rest.
             add(f"{key}\0finite", self.count(finite))
             add(f"{key}\0pos_inf", self.count(value == self.inf()))
             add(f"{key}\0neg_inf", self.count(value == self.inf("-")))
-            edges = ask.edges
-            for cell in range(len(edges) + 1):
-                parts = [finite]
-                if cell > 0:
-                    parts.append(value >= edge(edges[cell - 1], f"b{cell - 1}"))
-                if cell < len(edges):
-                    parts.append(value < edge(edges[cell], f"b{cell}"))
-                add(f"{key}\0bin{cell}", self.count(and_(*parts)))
+            # One comparison a row per edge: the values below it (-inf among them; NULL and
+            # NaN never, NaN being unordered or above all in every backend). The bins are
+            # their differences (``_bins``).
+            for cell, cut in enumerate(ask.edges):
+                add(f"{key}\0below{cell}", self.count(value < edge(cut, f"b{cell}")))
             if ask.bounds is not None:
                 low, high, lower_fence, upper_fence = ask.bounds
                 for label, bound, below in (("below_range", low, True),
@@ -286,8 +285,10 @@ class _Builder:
                         add(f"{key}\0{label}", self.count(literal_column("1") == 0))
                         continue
                     param = edge(bound, label)
-                    add(f"{key}\0{label}", self.count(and_(known, value < param if below
-                                                           else value > param)))
+                    # Below a bound: never NULL or NaN (see the edges); above it, NaN
+                    # compares greater in PostgreSQL, DuckDB, Spark and Snowflake.
+                    add(f"{key}\0{label}", self.count(value < param) if below
+                        else self.count(and_(known, value > param)))
             add(f"{key}\0minimum", func.min(self.where(finite, value)))
             add(f"{key}\0maximum", func.max(self.where(finite, value)))
             add(f"{key}\0total", func.sum(self.where(finite, value)))
@@ -311,56 +312,62 @@ class _Builder:
         return select(*out).select_from(self.base), names
 
     def groups(self) -> Select[Any] | None:
-        """Statement 3: the counts of each categorical column's values and of the
-        classifier's (label, prediction) pairs, one grouping set each."""
-        from sqlalchemy import Double, and_, bindparam, case, func, literal_column, select, tuple_
+        """Statement 3: the counts of each categorical column's values, one grouping set
+        each (nothing else is summed here: every aggregate of a ``GROUPING SETS`` statement
+        is computed once per set, and PostgreSQL runs it in one process)."""
+        from sqlalchemy import func, select
 
-        sets: list[tuple[Any, ...]] = [(self.col(name),) for name in self.request.categorical]
+        if not self.request.categorical:
+            return None
+        sets = [self.col(name) for name in self.request.categorical]
         keys: list[Any] = [self.col(name).label(f"k{i}")
                            for i, name in enumerate(self.request.categorical)]
         marks: list[Any] = [func.grouping(self.col(name)).label(f"g{i}")
                             for i, name in enumerate(self.request.categorical)]
-        out: list[Any] = [func.count().label("n")]
+        return (select(*keys, *marks, func.count().label("n")).select_from(self.base)
+                .group_by(func.grouping_sets(*sets)))
+
+    def pairs(self) -> Select[Any] | None:
+        """Statement 4: a classifier's (label, prediction) pairs, each with its count and
+        probability sums (a plain ``GROUP BY``, which PostgreSQL runs in parallel)."""
+        from sqlalchemy import Double, and_, bindparam, case, func, literal_column, select
+
         labels = self.request.labels
-        if labels is not None and labels.task != "regression":
-            target = self.col(labels.target)
-            present = [self.present(labels.target)]
-            probability = None
-            if labels.probability is not None:
-                probability = self.num(labels.probability)
-                present.append(self.known(probability))
-            if labels.prediction is not None:
-                second: Any = self.col(labels.prediction)
-                present.append(self.present(labels.prediction))
-            else:
-                assert probability is not None
-                # Constants as literals: GROUPING() needs the very expression grouped by.
-                second = case((probability >= literal_column("0.5"), literal_column("1")),
-                              else_=literal_column("0"))
-            both = and_(*present)
-            sets.append((target, second))
-            keys += [target.label("lt"), second.label("lp")]
-            marks += [func.grouping(target).label("glt"), func.grouping(second).label("glp")]
-            out.append(self.count(both).label("ln"))
-            if probability is not None and labels.task == "binaryClassification":
-                eps: Any = bindparam("eps", EPS, type_=Double())
-                one: Any = bindparam("one", 1.0, type_=Double())
-                clip = func.least(func.greatest(probability, eps), one - eps)
-                other = func.least(func.greatest(one - probability, eps), one - eps)
-                out += [func.sum(self.where(both, -func.ln(clip))).label("llp"),
-                        func.sum(self.where(both, -func.ln(other))).label("lln"),
-                        func.sum(self.where(both, (one - probability) * (one - probability))
-                                 ).label("lbp"),
-                        func.sum(self.where(both, probability * probability)).label("lbn"),
-                        func.min(self.where(both, probability)).label("lmin"),
-                        func.max(self.where(both, probability)).label("lmax")]
-        if not sets:
+        if labels is None or labels.task == "regression":
             return None
-        grouping = func.grouping_sets(*[tuple_(*s) if len(s) > 1 else s[0] for s in sets])
-        return select(*keys, *marks, *out).select_from(self.base).group_by(grouping)
+        target = self.col(labels.target)
+        present = [self.present(labels.target)]
+        probability = None
+        if labels.probability is not None:
+            probability = self.num(labels.probability)
+            present.append(self.known(probability))
+        if labels.prediction is not None:
+            second: Any = self.col(labels.prediction)
+            present.append(self.present(labels.prediction))
+        else:
+            assert probability is not None
+            # Constants as literals: the grouped expression is selected as written.
+            second = case((probability >= literal_column("0.5"), literal_column("1")),
+                          else_=literal_column("0"))
+        both = and_(*present)
+        out: list[Any] = [target.label("lt"), second.label("lp"),
+                          self.count(both).label("ln")]
+        if probability is not None and labels.task == "binaryClassification":
+            eps: Any = bindparam("eps", EPS, type_=Double())
+            one: Any = bindparam("one", 1.0, type_=Double())
+            clip = func.least(func.greatest(probability, eps), one - eps)
+            other = func.least(func.greatest(one - probability, eps), one - eps)
+            out += [func.sum(self.where(both, -func.ln(clip))).label("llp"),
+                    func.sum(self.where(both, -func.ln(other))).label("lln"),
+                    func.sum(self.where(both, (one - probability) * (one - probability))
+                             ).label("lbp"),
+                    func.sum(self.where(both, probability * probability)).label("lbn"),
+                    func.min(self.where(both, probability)).label("lmin"),
+                    func.max(self.where(both, probability)).label("lmax")]
+        return select(*out).select_from(self.base).group_by(target, second)
 
     def grids(self, finite: dict[str, int]) -> Select[Any] | None:
-        """Statement 4: each gridded column's values at the grid's ranks (``UNION ALL`` of
+        """Statement 5: each gridded column's values at the grid's ranks (``UNION ALL`` of
         one ``ROW_NUMBER()`` per column)."""
         from sqlalchemy import Double, Integer, cast, func, literal, or_, select, union_all
 
@@ -387,7 +394,7 @@ class _Builder:
         return parts[0] if len(parts) == 1 else union_all(*parts)  # type: ignore[return-value]
 
     def spread(self, centre: float) -> Select[Any]:
-        """Statement 5: a regression's labels about ``centre``."""
+        """Statement 6: a regression's labels about ``centre``."""
         from sqlalchemy import Double, and_, bindparam, func, select
 
         labels = self.request.labels
@@ -425,7 +432,8 @@ def statements(request: AggregateRequest, query: Any, columns: Sequence[str],
     builder = _Builder(window_rows(query, columns, request.timestamp, windowed), request,
                        numeric)
     counts = finite or {ask.name: 1_000_000 for ask in request.numeric}
-    out: list[Any] = [builder.counts()[0], builder.groups(), builder.grids(counts)]
+    out: list[Any] = [builder.counts()[0], builder.groups(), builder.pairs(),
+                      builder.grids(counts)]
     if request.labels is not None and request.labels.task == "regression":
         out.append(builder.spread(0.0))
     return [s for s in out if s is not None]
@@ -569,26 +577,32 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
         def value(label: str, key: str = key) -> Any:
             return figures.get(f"{key}\0{label}")
 
+        seen, pos_inf, neg_inf = (_int(value(k)) for k in ("finite", "pos_inf", "neg_inf"))
         result.numeric[key] = NumericCounts(
-            nulls=_int(value("nulls")), finite=_int(value("finite")),
-            pos_inf=_int(value("pos_inf")), neg_inf=_int(value("neg_inf")),
-            bins=tuple(_int(value(f"bin{j}")) for j in range(len(ask.edges) + 1)),
+            nulls=result.rows - seen - pos_inf - neg_inf, finite=seen,
+            pos_inf=pos_inf, neg_inf=neg_inf,
+            bins=_bins([_int(value(f"below{j}")) for j in range(len(ask.edges))], seen,
+                       neg_inf),
             below_range=_int(value("below_range")), above_range=_int(value("above_range")),
             below_fence=_int(value("below_fence")), above_fence=_int(value("above_fence")),
             minimum=_float(value("minimum")), maximum=_float(value("maximum")),
             total=_float(value("total")) if value("total") is not None else 0.0,
             squares=_float(value("squares")) if value("squares") is not None else 0.0)
-    groups = builder.groups()
-    if groups is not None:
-        # Distinct values are what a GROUP BY returns: as many as maxRows, no more.
-        grouped = connection.execute(groups, params).mappings().fetchmany(limit + 1)
-        if len(grouped) > limit:
-            raise DataError(f"{limit_field or where + '.maxRows'}: the window's "
-                            f"categorical columns (and label pairs) have more than {limit} "
-                            "distinct values together; exclude identifier columns "
-                            "(spec.columns.exclude)"
-                            + (" or raise maxRows" if limit_field is None else ""))
-        _read_groups(grouped, asked, result)
+    # Distinct values are what a GROUP BY returns: as many as maxRows, no more.
+    fetched: dict[str, Sequence[Any]] = {}
+    budget = limit + 1
+    for key, statement in (("groups", builder.groups()), ("pairs", builder.pairs())):
+        if statement is not None and budget > 0:
+            fetched[key] = connection.execute(statement, params).mappings().fetchmany(budget)
+            budget -= len(fetched[key])
+    if budget <= 0:
+        raise DataError(f"{limit_field or where + '.maxRows'}: the window's "
+                        f"categorical columns (and label pairs) have more than {limit} "
+                        "distinct values together; exclude identifier columns "
+                        "(spec.columns.exclude)"
+                        + (" or raise maxRows" if limit_field is None else ""))
+    if fetched:
+        _read_groups(fetched.get("groups", []), fetched.get("pairs", []), asked, result)
     finite = {name: counts.finite for name, counts in result.numeric.items()}
     grids = builder.grids(finite)
     if grids is not None:
@@ -608,29 +622,26 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
     return result
 
 
-def _signature(request: AggregateRequest, grouped: set[str | None]) -> tuple[int, ...]:
-    """The GROUPING() marks of the rows of the grouping set of the ``grouped`` columns
-    (0: grouped by; a column grouped in several sets is one expression, one mark)."""
-    marks = [0 if name in grouped else 1 for name in request.categorical]
-    labels = request.labels
-    if labels is not None and labels.task != "regression":
-        marks += [0 if labels.target in grouped else 1,
-                  0 if (labels.prediction is not None and labels.prediction in grouped)
-                  or (labels.prediction is None and labels.target in grouped
-                      and len(grouped) > 1) else 1]
-    return tuple(marks)
+def _bins(below: list[int], finite: int, neg_inf: int) -> tuple[int, ...]:
+    """The finite values per bin from the counts below each edge (which hold -inf too):
+    the first bin is below the first edge, the last at or above the last edge."""
+    bounds = [neg_inf, *below, finite + neg_inf]
+    return tuple(hi - lo for lo, hi in itertools.pairwise(bounds))
+
+
+def _signature(request: AggregateRequest, grouped: str) -> tuple[int, ...]:
+    """The GROUPING() marks of the rows of ``grouped``'s grouping set (0: grouped by)."""
+    return tuple(0 if name == grouped else 1 for name in request.categorical)
 
 
 def _marks(row: Any, request: AggregateRequest) -> tuple[int, ...]:
-    names = [f"g{i}" for i in range(len(request.categorical))]
-    if request.labels is not None and request.labels.task != "regression":
-        names += ["glt", "glp"]
-    return tuple(int(row[n]) for n in names)
+    return tuple(int(row[f"g{i}"]) for i in range(len(request.categorical)))
 
 
-def _read_groups(rows: Sequence[Any], request: AggregateRequest, result: Aggregates) -> None:
+def _read_groups(rows: Sequence[Any], pairs: Sequence[Any], request: AggregateRequest,
+                 result: Aggregates) -> None:
     for index, name in enumerate(request.categorical):
-        wanted = _signature(request, {name})
+        wanted = _signature(request, name)
         mine = [r for r in rows if _marks(r, request) == wanted]
         kept = [(r[f"k{index}"], int(r["n"])) for r in mine if not _missing(r[f"k{index}"])]
         missing = sum(int(r["n"]) for r in mine if _missing(r[f"k{index}"]))
@@ -639,8 +650,7 @@ def _read_groups(rows: Sequence[Any], request: AggregateRequest, result: Aggrega
     if request.labels is None or request.labels.task == "regression":
         return
     labels = request.labels
-    wanted = _signature(request, {labels.target, labels.prediction})
-    mine = [r for r in rows if _marks(r, request) == wanted and _int(r["ln"]) > 0]
+    mine = [r for r in pairs if _int(r["ln"]) > 0]
     binary = labels.task == "binaryClassification" and labels.probability is not None
     result.labels = LabelCounts(
         labels=_values([r["lt"] for r in mine]), predictions=_values([r["lp"] for r in mine]),
