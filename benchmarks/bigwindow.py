@@ -519,7 +519,9 @@ def scan(server: Server, start: datetime, end: datetime) -> float:
 def plan_summary(plan: str) -> dict[str, Any]:
     """What an ``auto_explain`` plan says about the statement: its kind, scans, workers."""
     text = plan.split("Query Text:", 1)[1] if "Query Text:" in plan else plan
-    if "row_number" in text.lower():
+    if "percentile_disc" in text.lower():
+        kind = "grids (percentile_disc)"
+    elif "row_number" in text.lower():
         kind = "grids (ROW_NUMBER)"
     elif "grouping sets" in text.lower():
         kind = "categories (GROUPING SETS)"

@@ -16,6 +16,7 @@ one read-only transaction (repeatable read on PostgreSQL, so that all see one sn
    sums;
 5. the quantile grid of each numeric column scored by ks or wasserstein: the rows whose
    ``ROW_NUMBER()`` among the column's finite values is a grid rank (about 1,000 rows);
+   on PostgreSQL one row of ``percentile_disc`` arrays (the same order statistics);
 6. for a regression, the labels' spread about their mean (bound as a parameter).
 
 Nothing here knows the statistics: the caller (``check``) says what to count in an
@@ -393,6 +394,33 @@ class _Builder:
             return None
         return parts[0] if len(parts) == 1 else union_all(*parts)  # type: ignore[return-value]
 
+    def ordered_grids(self, finite: dict[str, int]) -> tuple[Select[Any] | None,
+                                                              dict[int, list[int]]]:
+        """Statement 5 on PostgreSQL and DuckDB: one ordered-set aggregate per gridded
+        column, ``percentile_disc(fractions) WITHIN GROUP (ORDER BY value)`` over the
+        finite values (NULL is skipped), one row for all columns; and each column's
+        distinct grid ranks, in the order of its array. Both engines return the value of
+        rank ``ceil(f * n)`` (at least 1); the fraction ``(r - 1/2) / n`` of rank ``r``
+        is half a rank from either ceiling, so the grid is ``grids``' exactly."""
+        from sqlalchemy import ARRAY, Double, bindparam, func, select
+
+        columns: list[Any] = []
+        ranks: dict[int, list[int]] = {}
+        for position, ask in enumerate(self.request.numeric):
+            count = finite.get(ask.name, 0)
+            if not ask.grid or count == 0:
+                continue
+            value = self.num(ask.name)
+            wanted = sorted(set(grid_ranks(count, self.request.grid)))
+            fractions: Any = bindparam(f"q{position}", [(r - 0.5) / count for r in wanted],
+                                  type_=ARRAY(Double()))
+            columns.append(func.percentile_disc(fractions).within_group(
+                self.where(self.finite(value), value)).label(f"q{position}"))
+            ranks[position] = wanted
+        if not columns:
+            return None, ranks
+        return select(*columns).select_from(self.base), ranks
+
     def spread(self, centre: float) -> Select[Any]:
         """Statement 6: a regression's labels about ``centre``."""
         from sqlalchemy import Double, and_, bindparam, func, select
@@ -528,7 +556,7 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
         kinds = _kinds(probe, backend)
         probe.close()
         return run(connection, request, stmt, columns, kinds, bound, windowed, where,
-                   spec.max_rows)
+                   spec.max_rows, ordered=backend == "postgresql")
 
 
 def _tune(connection: Connection) -> None:
@@ -548,10 +576,13 @@ class Executes(Protocol):
 
 def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
         columns: list[str], kinds: dict[str, str], params: dict[str, Any], windowed: bool,
-        where: str, limit: int, limit_field: str | None = None) -> Aggregates:
+        where: str, limit: int, limit_field: str | None = None,
+        ordered: bool = False) -> Aggregates:
     """The request's statements over ``stmt``'s rows (the probe's ``columns`` and
     ``kinds``), run one by one on ``connection``, read back as ``Aggregates``. More
-    distinct values than ``limit`` fail naming ``limit_field`` (default: maxRows)."""
+    distinct values than ``limit`` fail naming ``limit_field`` (default: maxRows).
+    ``ordered``: the grids by ordered-set aggregates (``_Builder.ordered_grids``; a
+    backend with ``percentile_disc`` over an array of fractions), not ``ROW_NUMBER``."""
     twice = sorted({k for k in columns if columns.count(k) > 1})
     if twice:
         raise DataError(f"{where}.query: the query returns column {', '.join(twice)} more "
@@ -615,8 +646,15 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
     if fetched:
         _read_groups(fetched.get("groups", []), fetched.get("pairs", []), asked, result)
     finite = {name: counts.finite for name, counts in result.numeric.items()}
-    grids = builder.grids(finite)
-    if grids is not None:
+    if ordered:
+        statement, ranks = builder.ordered_grids(finite)
+        if statement is not None:
+            row = connection.execute(statement, params).one()
+            _read_grids([(position, rank, value)
+                         for (position, wanted), values in zip(ranks.items(), row, strict=True)
+                         for rank, value in zip(wanted, values or (), strict=False)],
+                        asked, result, where)
+    elif (grids := builder.grids(finite)) is not None:
         _read_grids(connection.execute(grids, params).all(), asked, result, where)
     if labels is not None and labels.task == "regression":
         rows = _int(figures["reg\0rows"])

@@ -1,0 +1,65 @@
+"""sql.pushdown's quantile grids on a real PostgreSQL: the ordered-set aggregate
+(``percentile_disc`` over an array of fractions, what ``aggregate`` sends to PostgreSQL)
+returns the very order statistics of the ``ROW_NUMBER`` statement every other dialect gets,
+for windows of any size, with ties, NULL, NaN and infinities among the values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from servers import Postgres, postgres
+
+from modelmon.sources.pushdown import AggregateRequest, NumericRequest, run
+from modelmon.stats.sketch import quantile_ranks
+
+SIZES = (1, 2, 7, 999, 1000, 1001, 2503)
+VALUES: dict[int, dict[str, np.ndarray]] = {}
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    with postgres() as server:
+        server.execute("CREATE TABLE grid_values (n integer, v double precision, "
+                       "w double precision)", "GRANT SELECT ON grid_values TO monitor")
+        rng = np.random.default_rng(21)
+        rows: list[str] = []
+        for n in SIZES:
+            values = rng.normal(size=n)
+            ties = np.round(rng.normal(size=n), 1)
+            VALUES[n] = {"v": np.sort(values), "w": np.sort(ties)}
+            for v, w in zip(values.tolist(), ties.tolist(), strict=True):
+                rows.append(f"({n}, {v!r}, {w!r})")
+            rows += [f"({n}, NULL, 'NaN')", f"({n}, 'NaN', 'Infinity')",
+                     f"({n}, '-Infinity', NULL)"]
+        server.execute(f"INSERT INTO grid_values VALUES {', '.join(rows)}")
+        yield server
+
+
+def grids(server: Postgres, n: int, grid: int, *, ordered: bool) -> dict[str, object]:
+    from sqlalchemy import create_engine, text
+
+    request = AggregateRequest(numeric=tuple(NumericRequest(name, (), None, True)
+                                             for name in ("v", "w")), grid=grid)
+    engine = create_engine(server.url())
+    try:
+        with engine.connect() as connection:
+            result = run(connection, request,
+                         text("SELECT v, w FROM grid_values WHERE n = :n"),
+                         ["v", "w"], {"v": "numeric", "w": "numeric"}, {"n": n}, False,
+                         "current.sql", 1000, ordered=ordered)
+    finally:
+        engine.dispose()
+    return {name: counts.grid for name, counts in result.numeric.items()}
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("grid", [1, 10, 1000])
+def test_ordered_grid_equals_row_number_grid(pg: Postgres, n: int, grid: int) -> None:
+    ordered = grids(pg, n, grid, ordered=True)
+    numbered = grids(pg, n, grid, ordered=False)
+    assert ordered == numbered
+    ranks = quantile_ranks(n, grid) - 1
+    for name in ("v", "w"):
+        assert ordered[name] == tuple(VALUES[n][name][ranks].tolist()), name
