@@ -199,6 +199,8 @@ class _Builder:
     """The window's rows: the author's query as a subquery, filtered to the window."""
     request: AggregateRequest
     numeric_kinds: set[str]
+    filtered: bool = False
+    """Counts as ``count(*) FILTER (WHERE ...)`` (PostgreSQL), not ``sum(CASE ...)``."""
 
     def col(self, name: str) -> Any:
         return self.base.c[name]
@@ -235,10 +237,12 @@ class _Builder:
         not_null: ColumnElement[bool] = self.col(name).is_not(None)
         return not_null
 
-    @staticmethod
-    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    def count(self, condition: ColumnElement[bool]) -> ColumnElement[int]:
         from sqlalchemy import case, func
 
+        if self.filtered:
+            filtered: ColumnElement[int] = func.count().filter(condition)
+            return filtered
         return func.sum(case((condition, 1), else_=0))
 
     @staticmethod
@@ -556,7 +560,8 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
         kinds = _kinds(probe, backend)
         probe.close()
         return run(connection, request, stmt, columns, kinds, bound, windowed, where,
-                   spec.max_rows, ordered=backend == "postgresql")
+                   spec.max_rows, ordered=backend == "postgresql",
+                   filtered=backend == "postgresql")
 
 
 def _tune(connection: Connection) -> None:
@@ -577,12 +582,13 @@ class Executes(Protocol):
 def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
         columns: list[str], kinds: dict[str, str], params: dict[str, Any], windowed: bool,
         where: str, limit: int, limit_field: str | None = None,
-        ordered: bool = False) -> Aggregates:
+        ordered: bool = False, filtered: bool = False) -> Aggregates:
     """The request's statements over ``stmt``'s rows (the probe's ``columns`` and
     ``kinds``), run one by one on ``connection``, read back as ``Aggregates``. More
     distinct values than ``limit`` fail naming ``limit_field`` (default: maxRows).
     ``ordered``: the grids by ordered-set aggregates (``_Builder.ordered_grids``; a
-    backend with ``percentile_disc`` over an array of fractions), not ``ROW_NUMBER``."""
+    backend with ``percentile_disc`` over an array of fractions), not ``ROW_NUMBER``;
+    ``filtered``: counts by ``FILTER (WHERE ...)``."""
     twice = sorted({k for k in columns if columns.count(k) > 1})
     if twice:
         raise DataError(f"{where}.query: the query returns column {', '.join(twice)} more "
@@ -607,7 +613,7 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
         labels = None
         asked = dataclasses.replace(asked, labels=None)
     builder = _Builder(window_rows(stmt, columns, request.timestamp, windowed), asked,
-                       numeric)
+                       numeric, filtered)
     counts_stmt, names = builder.counts()
     row = connection.execute(counts_stmt, params).one()
     figures = dict(zip(names, row, strict=True))
