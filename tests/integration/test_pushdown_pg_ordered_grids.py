@@ -1,17 +1,24 @@
-"""sql.pushdown's quantile grids on a real PostgreSQL: the ordered-set aggregate
-(``percentile_disc`` over an array of fractions, what ``aggregate`` sends to PostgreSQL)
-returns the very order statistics of the ``ROW_NUMBER`` statement every other dialect gets,
-for windows of any size, with ties, NULL, NaN and infinities among the values."""
+"""sql.pushdown's PostgreSQL forms on a real PostgreSQL: the ordered-set grids
+(``percentile_disc`` over an array of fractions) return the very order statistics of the
+``ROW_NUMBER`` statement every other dialect gets, for windows of any size, with ties,
+NULL, NaN and infinities among the values; and the transaction's settings (no JIT, a
+``work_mem`` from the source's byte budget, never lowered)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from servers import Postgres, postgres
 
-from modelmon.sources.pushdown import AggregateRequest, NumericRequest, run
+from modelmon.api.policy import Policy
+from modelmon.api.v1alpha1 import Source
+from modelmon.sources import LoadContext
+from modelmon.sources.pushdown import WORK_MEM, AggregateRequest, NumericRequest, aggregate, run
+from modelmon.sources.resolvers import LocalResolver
+from modelmon.sources.sql import dispose_engines
 from modelmon.stats.sketch import quantile_ranks
 
 SIZES = (1, 2, 7, 999, 1000, 1001, 2503)
@@ -63,3 +70,24 @@ def test_ordered_grid_equals_row_number_grid(pg: Postgres, n: int, grid: int) ->
     ranks = quantile_ranks(n, grid) - 1
     for name in ("v", "w"):
         assert ordered[name] == tuple(VALUES[n][name][ranks].tolist()), name
+
+
+@pytest.mark.parametrize(("max_bytes", "admin", "expected"),
+                         [(None, 64 * 2**20, "64MB"), ("16Mi", 64 * 2**20, "16MB"),
+                          ("1Mi", 64 * 2**20, "4MB"), (None, 2**40, f"{WORK_MEM // 2**20}MB")])
+def test_transaction_settings(pg: Postgres, max_bytes: str | None, admin: int,
+                              expected: str) -> None:
+    # The author's query reads the settings it runs under: its values are counted.
+    source = Source.model_validate({"sql": {
+        "connectionSecretRef": {"name": "db", "key": "url"}, "pushdown": True,
+        "query": "SELECT current_setting('jit') AS jit, current_setting('work_mem') AS mem"},
+        **({"maxBytes": max_bytes} if max_bytes else {})})
+    ctx = LoadContext(role="spec.current.source", retries=0,
+                      policy=dataclasses.replace(Policy.local(), max_bytes=admin),
+                      resolver=LocalResolver({("db", "url"): pg.url()}, env={}))
+    try:
+        result = aggregate(source, ctx, AggregateRequest(categorical=("jit", "mem")))
+    finally:
+        dispose_engines()
+    assert result.categories["jit"].values.tolist() == ["off"]
+    assert result.categories["mem"].values.tolist() == [expected]
