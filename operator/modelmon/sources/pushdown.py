@@ -11,7 +11,9 @@ one read-only transaction (repeatable read on PostgreSQL, so that all see one sn
 2. one row of counts and sums per monitored numeric column: missing, infinite and finite
    counts, counts per reference bin, beyond the reference's range and IQR fences, min,
    max, sums; for a regression the error sums;
-3. ``GROUP BY GROUPING SETS``: the counts of each categorical column's values;
+3. ``GROUP BY GROUPING SETS``: the counts of each categorical column's values (on
+   PostgreSQL first one plain ``GROUP BY`` of them all, summed here per column, when its
+   combinations are few);
 4. for a classifier, ``GROUP BY`` (label, prediction): each pair's count and probability
    sums;
 5. the quantile grid of each numeric column scored by ks or wasserstein: the rows whose
@@ -65,6 +67,9 @@ EPS = 2.220446049250313e-16
 #: The most ``work_mem`` pushdown asks of PostgreSQL (the source's byte budget, if lower):
 #: the memory its sorts and hash tables take instead of the rows the check would hold.
 WORK_MEM = 256 * 2**20
+#: The most combinations of the categorical columns' values read back from one plain
+#: ``GROUP BY`` of them all (PostgreSQL); more, and ``GROUPING SETS`` counts them.
+COMBINATIONS = 10_000
 PG_NUMERIC_OIDS = frozenset({20, 21, 23, 26, 700, 701, 1700})
 DUCKDB_NUMERIC = re.compile(r"^(U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|FLOAT|DOUBLE|REAL"
                             r"|DECIMAL.*)$", re.IGNORECASE)
@@ -336,6 +341,20 @@ class _Builder:
         return (select(*keys, *marks, func.count().label("n")).select_from(self.base)
                 .group_by(func.grouping_sets(*sets)))
 
+    def crossed(self) -> Select[Any] | None:
+        """Statement 3 on PostgreSQL, tried first with two categorical columns or more: a
+        plain ``GROUP BY`` of all of them (which PostgreSQL runs in parallel, where it runs
+        ``GROUPING SETS`` in one process), each combination's count; ``_marginals`` sums
+        them per column."""
+        from sqlalchemy import func, select
+
+        names = self.request.categorical
+        if len(names) < 2:
+            return None
+        keys: list[Any] = [self.col(name).label(f"k{i}") for i, name in enumerate(names)]
+        return (select(*keys, func.count().label("n")).select_from(self.base)
+                .group_by(*[self.col(name) for name in names]))
+
     def pairs(self) -> Select[Any] | None:
         """Statement 4: a classifier's (label, prediction) pairs, each with its count and
         probability sums (a plain ``GROUP BY``, which PostgreSQL runs in parallel)."""
@@ -596,7 +615,9 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
     ``kinds``), run one by one on ``connection``, read back as ``Aggregates``. More
     distinct values than ``limit`` fail naming ``limit_field`` (default: maxRows).
     ``ordered``: the grids by ordered-set aggregates (``_Builder.ordered_grids``; a
-    backend with ``percentile_disc`` over an array of fractions), not ``ROW_NUMBER``;
+    backend with ``percentile_disc`` over an array of fractions), not ``ROW_NUMBER``, and
+    the categories from one plain ``GROUP BY`` where they combine in few ways
+    (``_Builder.crossed``);
     ``filtered``: counts by ``FILTER (WHERE ...)``."""
     twice = sorted({k for k in columns if columns.count(k) > 1})
     if twice:
@@ -648,7 +669,17 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
     # Distinct values are what a GROUP BY returns: as many as maxRows, no more.
     fetched: dict[str, Sequence[Any]] = {}
     budget = limit + 1
-    for key, statement in (("groups", builder.groups()), ("pairs", builder.pairs())):
+    groups = builder.groups()
+    crossed = builder.crossed() if ordered else None
+    if crossed is not None:
+        # At most COMBINATIONS combinations (few rows to sum here), else GROUPING SETS.
+        cap = min(limit, COMBINATIONS)
+        rows = connection.execute(crossed, params).mappings().fetchmany(cap + 1)
+        if len(rows) <= cap:
+            fetched["groups"] = _marginals(rows, asked)
+            budget -= len(fetched["groups"])
+            groups = None
+    for key, statement in (("groups", groups), ("pairs", builder.pairs())):
         if statement is not None and budget > 0:
             fetched[key] = connection.execute(statement, params).mappings().fetchmany(budget)
             budget -= len(fetched[key])
@@ -684,6 +715,25 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
             label_min=_float(figures["reg\0label_min"]),
             label_max=_float(figures["reg\0label_max"]))
     return result
+
+
+def _marginals(rows: Sequence[Any], request: AggregateRequest) -> list[dict[str, Any]]:
+    """The rows ``GROUPING SETS`` would have returned, from the counts of each combination
+    of the categorical columns' values: per column, each value's count."""
+    out: list[dict[str, Any]] = []
+    names = request.categorical
+    for index in range(len(names)):
+        counts: dict[Any, int] = {}
+        for row in rows:
+            value = row[f"k{index}"]
+            counts[value] = counts.get(value, 0) + int(row["n"])
+        for value, n in counts.items():
+            entry: dict[str, Any] = {f"k{j}": value if j == index else None
+                                     for j in range(len(names))}
+            entry.update({f"g{j}": 0 if j == index else 1 for j in range(len(names))})
+            entry["n"] = n
+            out.append(entry)
+    return out
 
 
 def _bins(below: list[int], finite: int, neg_inf: int) -> tuple[int, ...]:

@@ -91,3 +91,32 @@ def test_transaction_settings(pg: Postgres, max_bytes: str | None, admin: int,
         dispose_engines()
     assert result.categories["jit"].values.tolist() == ["off"]
     assert result.categories["mem"].values.tolist() == [expected]
+
+
+def categories(server: Postgres) -> dict[str, tuple[list[object], tuple[int, ...], int]]:
+    from sqlalchemy import create_engine, text
+
+    request = AggregateRequest(categorical=("a", "b", "c"))
+    query = text("SELECT (n % 3)::text AS a, CASE WHEN v > 0 THEN 'x' END AS b, w AS c "
+                 "FROM grid_values")
+    engine = create_engine(server.url())
+    try:
+        with engine.connect() as connection:
+            result = run(connection, request, query, ["a", "b", "c"],
+                         {"a": "categorical", "b": "categorical", "c": "numeric"}, {}, False,
+                         "current.sql", 100_000, ordered=True)
+    finally:
+        engine.dispose()
+    return {name: (sorted(counts.values.tolist(), key=repr), tuple(sorted(counts.counts)),
+                   counts.missing) for name, counts in result.categories.items()}
+
+
+def test_categories_from_combinations_equal_grouping_sets(
+        pg: Postgres, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelmon.sources import pushdown
+
+    crossed = categories(pg)  # about 300 combinations: one GROUP BY, summed per column
+    monkeypatch.setattr(pushdown, "COMBINATIONS", 10)  # too many: GROUPING SETS
+    assert categories(pg) == crossed
+    assert crossed["b"][0] == ["x"] and crossed["b"][2] > 0  # NULL counted apart
+    assert crossed["c"][2] == len(SIZES) * 2  # NULL and NaN
