@@ -225,6 +225,12 @@ class _Builder:
 
         return cast(literal(f"{sign}Infinity", String()), Double())
 
+    @staticmethod
+    def nan() -> ColumnElement[float]:
+        from sqlalchemy import Double, String, cast, literal
+
+        return cast(literal("NaN", String()), Double())
+
     def finite(self, value: ColumnElement[float]) -> ColumnElement[bool]:
         # inf - inf and NaN - NaN are NaN, equal to nothing (PostgreSQL and DuckDB hold
         # NaN equal to NaN but not to 0); NULL stays NULL.
@@ -234,6 +240,10 @@ class _Builder:
         """Neither NULL nor NaN."""
         from sqlalchemy import or_
 
+        if self.filtered:
+            # PostgreSQL orders NaN above every number, infinity included: one comparison.
+            below_nan: ColumnElement[bool] = value < self.nan()
+            return below_nan
         known: ColumnElement[bool] = or_(self.finite(value), value == self.inf(),
                                          value == self.inf("-"))
         return known
@@ -307,7 +317,10 @@ class _Builder:
             add(f"{key}\0maximum", func.max(self.where(finite, value)))
             add(f"{key}\0total", func.sum(self.where(finite, value)))
             add(f"{key}\0squares", func.sum(self.where(finite, value * value)))
+        counted = {ask.name for ask in self.request.numeric}
         for name in self.request.columns:
+            if name in counted:  # the missing are the rest of its counts (``run``)
+                continue
             add(f"{name}\0isnull", self.count(~self.present(name) | self.col(name).is_(None)))
         labels = self.request.labels
         if labels is not None and labels.task == "regression" and labels.prediction:
@@ -648,7 +661,8 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
     row = connection.execute(counts_stmt, params).one()
     figures = dict(zip(names, row, strict=True))
     result = Aggregates(rows=_int(figures["rows"]), kinds=kinds,
-                        nulls={name: _int(figures[f"{name}\0isnull"]) for name in asked.columns})
+                        nulls={name: _int(figures[f"{name}\0isnull"]) for name in asked.columns
+                               if f"{name}\0isnull" in figures})
     for ask in asked.numeric:
         key = ask.name
 
@@ -666,6 +680,8 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
             minimum=_float(value("minimum")), maximum=_float(value("maximum")),
             total=_float(value("total")) if value("total") is not None else 0.0,
             squares=_float(value("squares")) if value("squares") is not None else 0.0)
+    result.nulls = {name: result.nulls[name] if name in result.nulls
+                    else result.numeric[name].nulls for name in asked.columns}
     # Distinct values are what a GROUP BY returns: as many as maxRows, no more.
     fetched: dict[str, Sequence[Any]] = {}
     budget = limit + 1
