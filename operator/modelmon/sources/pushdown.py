@@ -743,11 +743,11 @@ def _marginals(rows: Sequence[Any], request: AggregateRequest) -> list[dict[str,
         for row in rows:
             value = row[f"k{index}"]
             counts[value] = counts.get(value, 0) + int(row["n"])
-        for value, n in counts.items():
+        for value, count in counts.items():
             entry: dict[str, Any] = {f"k{j}": value if j == index else None
                                      for j in range(len(names))}
             entry.update({f"g{j}": 0 if j == index else 1 for j in range(len(names))})
-            entry["n"] = n
+            entry["n"] = count
             out.append(entry)
     return out
 
