@@ -874,7 +874,17 @@ def merged(saved: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         out["plans"], out["explained"] = new["plans"], new["explained"]
     out["cache"] = new["cache"]
     out["generation"] = new.get("generation", 1)
-    out["runs"] = [saved["started"], new["started"]]
+    # The runs of the script whose figures the result still holds.
+    earlier = saved.get("run_of") or {str(w): saved.get("runs", [saved["started"]])
+                                      for w in saved["windows"]}
+    out["run_of"] = {**{w: runs for w, runs in earlier.items() if int(w) not in again},
+                     **{str(w): [new["started"]] for w in again}}
+    out["runs"] = sorted({t for runs in out["run_of"].values() for t in runs})
+    out["started"] = out["runs"][0]
+    if set(out["windows"]) == again:  # nothing of ``saved`` left but its plans
+        out.update({k: new[k] for k in ("loads_before", "loads", "machine", "postgres")})
+    out["repeats"] = new["repeats"] if set(out["windows"]) == again \
+        else min(saved["repeats"], new["repeats"])
     return out
 
 
