@@ -688,9 +688,10 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
     groups = builder.groups()
     crossed = builder.crossed() if ordered else None
     if crossed is not None:
-        # At most COMBINATIONS combinations (few rows to sum here), else GROUPING SETS.
+        # At most COMBINATIONS combinations (few rows to sum here), else GROUPING SETS;
+        # the LIMIT keeps the others in the database (the driver would buffer them all).
         cap = min(limit, COMBINATIONS)
-        rows = connection.execute(crossed, params).mappings().fetchmany(cap + 1)
+        rows = connection.execute(crossed.limit(cap + 1), params).mappings().all()
         if len(rows) <= cap:
             fetched["groups"] = _marginals(rows, asked)
             budget -= len(fetched["groups"])
