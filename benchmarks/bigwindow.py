@@ -881,6 +881,12 @@ def merged(saved: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
                      **{str(w): [new["started"]] for w in again}}
     out["runs"] = sorted({t for runs in out["run_of"].values() for t in runs})
     out["started"] = out["runs"][0]
+    # Each run's load at its start; the report's is the first remaining run's.
+    starts = {**saved.get("run_loads", {saved["started"]: saved["loads_before"]}),
+              new["started"]: new["loads_before"]}
+    out["run_loads"] = {t: starts[t] for t in out["runs"] if t in starts}
+    if out["runs"][0] in starts:
+        out["loads_before"] = starts[out["runs"][0]]
     if set(out["windows"]) == again:  # nothing of ``saved`` left but its plans
         out.update({k: new[k] for k in ("loads_before", "loads", "machine", "postgres")})
     out["repeats"] = new["repeats"] if set(out["windows"]) == again \
