@@ -47,7 +47,7 @@ test-deps:  ## Debian packages the tests and lint use (promtool, alertmanager, p
 node-deps:  ## Debian packages the local node needs (containerd, runc, CNI plugins, iptables, buildah, busybox-static)
 	hack/install-test-deps.sh --node
 
-test-unit: install  ## unit and packaging tests, no cluster (1361 tests in 100 s on 2 busy cores)
+test-unit: install  ## unit and packaging tests, no cluster (about 2,000 tests in 4 minutes on 2 busy cores)
 	$(PYTHON) -m pytest tests/unit tests/packaging $(PYTEST_ARGS)
 
 test-integration: install test-deps  ## integration tests on the local control plane
