@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Collection, Hashable
+from collections.abc import Callable, Collection, Hashable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -422,19 +422,29 @@ def current_aggregates(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadCo
     return found
 
 
+def _no_labels(target: str | None, present: Callable[[str], bool],
+               all_missing: Callable[[str], bool]) -> str | None:
+    """Why the window has no labels at all (row mode and pushdown word it alike), or None
+    when ``target`` is configured, present and not all missing."""
+    if target is None:
+        return "no target column is configured (spec.columns.target)"
+    if not present(target):
+        return f"the current window has no label column {target!r} (spec.columns.target)"
+    if all_missing(target):
+        return (f"every label in column {target!r} of the current window is missing "
+                "(spec.columns.target)")
+    return None
+
+
 def pushdown_performance(spec: ModelMonitorSpec, found: push.Aggregates
                          ) -> tuple[perf.Computed, str | None]:
     """``performance`` from the database's groups and sums: the same values, reasons and
     errors."""
     cols = spec.columns
-    if cols.target is None:
-        return perf.Computed(), "no target column is configured (spec.columns.target)"
-    if cols.target not in found.kinds:
-        return perf.Computed(), (f"the current window has no label column {cols.target!r} "
-                                 "(spec.columns.target)")
-    if found.nulls.get(cols.target, 0) >= found.rows:
-        return perf.Computed(), (f"every label in column {cols.target!r} of the current "
-                                 "window is missing (spec.columns.target)")
+    why = _no_labels(cols.target, lambda name: name in found.kinds,
+                     lambda name: found.nulls.get(name, 0) >= found.rows)
+    if why is not None or cols.target is None:
+        return perf.Computed(), why
     task = spec.model.task
     names: list[str] = [m.name for m in spec.performance.metrics]
     available = [c for c in (cols.prediction, cols.prediction_probability)
@@ -499,14 +509,10 @@ def performance(spec: ModelMonitorSpec, frame: pd.DataFrame
     """The performance metrics of the window (values, and why the others have none), or
     why the window has no labels at all."""
     cols = spec.columns
-    if cols.target is None:
-        return perf.Computed(), "no target column is configured (spec.columns.target)"
-    if cols.target not in frame.columns:
-        return perf.Computed(), (f"the current window has no label column {cols.target!r} "
-                                 "(spec.columns.target)")
-    if frame[cols.target].isna().all():
-        return perf.Computed(), (f"every label in column {cols.target!r} of the current "
-                                 "window is missing (spec.columns.target)")
+    why = _no_labels(cols.target, lambda name: name in frame.columns,
+                     lambda name: bool(frame[name].isna().all()))
+    if why is not None or cols.target is None:
+        return perf.Computed(), why
     names: list[str] = [m.name for m in spec.performance.metrics]
     available = [c for c in (cols.prediction, cols.prediction_probability)
                  if c is not None and c in frame.columns]
