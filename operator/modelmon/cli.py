@@ -240,7 +240,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     results: list[tuple[str, ModelMonitorStatus]] = []
     for mon in monitors:
         status = run_check(mon.spec, base_dir=path.resolve().parent, now=now,
-                           generation=mon.metadata.generation, resolver=resolver)
+                           generation=mon.metadata.generation, resolver=resolver,
+                           policy=_local_policy(args))
         ready = status.condition("Ready")
         if ready is not None and ready.status == "False":
             return _invalid(args, out, ready.reason,
@@ -283,7 +284,8 @@ def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     reports: list[MonitorReport] = []
     for mon in monitors:
         result = run_check_with_shapes(mon.spec, base_dir=path.resolve().parent, now=now,
-                                       generation=mon.metadata.generation, resolver=resolver)
+                                       generation=mon.metadata.generation, resolver=resolver,
+                                       policy=_local_policy(args))
         ready = result.status.condition("Ready")
         if ready is not None and ready.status == "False":
             _err(f"{path}, {mon.metadata.name}: {ready.reason}: {ready.message}")
@@ -595,6 +597,18 @@ def _check_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--secret", action="append", metavar="NAME/KEY=VALUE",
                          help="a Secret key the monitor references (=@FILE reads a file); "
                               "repeatable; also read from MODELMON_SECRET_<NAME>_<KEY>")
+    command.add_argument("--max-check-memory", type=_bytes, default=None, metavar="BYTES",
+                         help="the most bytes of window data held at once, as `run` has it: "
+                              "a larger url window (parquet, CSV) is streamed; default: a "
+                              "quarter of the container's memory limit, else no bound")
+
+
+def _local_policy(args: argparse.Namespace) -> Policy:
+    """``check`` and ``report``: the local policy, with ``--max-check-memory`` if given."""
+    local = Policy.local()
+    if args.max_check_memory is None:
+        return local
+    return dataclasses.replace(local, max_memory=args.max_check_memory)
 
 
 def parser() -> argparse.ArgumentParser:

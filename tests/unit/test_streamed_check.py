@@ -137,6 +137,29 @@ def test_an_exact_method_over_the_limit_is_refused_by_its_field(files: Path, fmt
         "spec.drift.features.income.method: wasserstein, which reads every value,")
 
 
+@pytest.mark.parametrize("command", ["check", "report"])
+def test_the_cli_takes_the_limit_from_max_check_memory(
+        files: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``modelmon check`` and ``report`` stream as the operator does when given the flag:
+    the same refusal of ks over the limit, and without the flag the whole window is read."""
+    from modelmon.cli import main
+
+    doc = {"apiVersion": "modelmon.io/v1alpha1", "kind": "ModelMonitor",
+           "metadata": {"name": "big"},
+           "spec": monitor("parquet", "ks").model_dump(by_alias=True, exclude_none=True,
+                                                       mode="json")}
+    path = files / f"monitor-{command}.yaml"
+    path.write_text(json.dumps(doc))
+    at = ["--at", NOW.isoformat()]
+    extra = ["-o", str(files / f"report-{command}.html")] if command == "report" else []
+    code = main([command, str(path), *at, *extra, "--max-check-memory", "1Mi"])
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert "spec.drift.numericMethod: ks, which reads every value" in out + err
+    assert main([command, str(path), *at, *extra]) in (0, 1)
+    capsys.readouterr()
+
+
 def test_row_groups_larger_than_the_limit_are_refused(files: Path, tmp_path: Path) -> None:
     (tmp_path / "ref.parquet").write_bytes((files / "ref.parquet").read_bytes())
     pd.read_parquet(files / "cur.parquet").to_parquet(tmp_path / "cur.parquet", index=False,
