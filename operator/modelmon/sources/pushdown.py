@@ -35,7 +35,8 @@ import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -88,6 +89,13 @@ class NumericRequest:
     values."""
     grid: bool
     """Whether the column's quantile grid is needed (ks, wasserstein)."""
+    ranks: tuple[int, ...] = ()
+    """Order statistics of the finite values to return, by 1-based rank (fitting a
+    reference: ``NumericCounts.order``)."""
+    distinct: bool = False
+    """Whether to count the distinct finite values (``NumericCounts.distinct``)."""
+    centre: float | None = None
+    """Sum the squared deviations of the finite values about this (``NumericCounts.centred``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +144,10 @@ class NumericCounts:
     squares: float
     grid: tuple[float, ...] | None = None
     """The order statistics of ranks ``max(1, ceil(k * finite / G))``, ``k = 0..G``."""
+    order: dict[int, float] = field(default_factory=dict)
+    """The order statistics of ``NumericRequest.ranks``, by rank."""
+    distinct: int = 0
+    centred: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +284,7 @@ class _Builder:
 
     def counts(self) -> tuple[Select[Any], list[str]]:
         """Statement 2: one row of counts and sums, and the names of its columns."""
-        from sqlalchemy import Double, and_, bindparam, func, literal_column, select
+        from sqlalchemy import Double, and_, bindparam, distinct, func, literal_column, select
 
         out: list[Any] = [func.count().label("a0")]
         names = ["rows"]
@@ -317,6 +329,12 @@ class _Builder:
             add(f"{key}\0maximum", func.max(self.where(finite, value)))
             add(f"{key}\0total", func.sum(self.where(finite, value)))
             add(f"{key}\0squares", func.sum(self.where(finite, value * value)))
+            if ask.distinct:
+                add(f"{key}\0distinct", func.count(distinct(self.where(finite, value))))
+            if ask.centre is not None:
+                centre = edge(ask.centre, "centre")
+                add(f"{key}\0centred", func.sum(self.where(
+                    finite, (value - centre) * (value - centre))))
         counted = {ask.name for ask in self.request.numeric}
         for name in self.request.columns:
             if name in counted:  # the missing are the rest of its counts (``run``)
@@ -416,7 +434,7 @@ class _Builder:
         parts = []
         for position, ask in enumerate(self.request.numeric):
             count = finite.get(ask.name, 0)
-            if not ask.grid or count == 0:
+            if not (ask.grid or ask.ranks) or count == 0:
                 continue
             value = self.num(ask.name)
             ranked = (select(value.label("v"), func.row_number().over(order_by=value).label("r"))
@@ -425,9 +443,12 @@ class _Builder:
             rank: Any = cast(ranked.c.r, Double())
             # A rank is the grid's when ceil(k n / G) = r for some k: floor(r G / n)
             # steps past floor((r - 1) G / n) (exact in doubles for these sizes).
-            step = or_(ranked.c.r == 1,
-                       func.floor(rank * grid / count)
-                       != func.floor((rank - 1) * grid / count))
+            steps = [or_(ranked.c.r == 1,
+                         func.floor(rank * grid / count)
+                         != func.floor((rank - 1) * grid / count))] if ask.grid else []
+            if ask.ranks:
+                steps.append(ranked.c.r.in_(list(ask.ranks)))
+            step = or_(*steps)
             parts.append(select(literal(position, Integer()).label("c"), ranked.c.r,
                                 ranked.c.v).where(step))
         if not parts:
@@ -448,10 +469,11 @@ class _Builder:
         ranks: dict[int, list[int]] = {}
         for position, ask in enumerate(self.request.numeric):
             count = finite.get(ask.name, 0)
-            if not ask.grid or count == 0:
+            if not (ask.grid or ask.ranks) or count == 0:
                 continue
             value = self.num(ask.name)
-            wanted = sorted(set(grid_ranks(count, self.request.grid)))
+            wanted = sorted((set(grid_ranks(count, self.request.grid)) if ask.grid else set())
+                            | set(ask.ranks))
             fractions: Any = bindparam(f"q{position}", [(r - 0.5) / count for r in wanted],
                                   type_=ARRAY(Double()))
             columns.append(func.percentile_disc(fractions).within_group(
@@ -564,6 +586,38 @@ def aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> Ag
 
 
 def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> Aggregates:
+    with opened(source, ctx, request.timestamp) as session:
+        return session.run(request)
+
+
+@dataclass(slots=True)
+class Session:
+    """An open read-only transaction on a source's database, its query probed: ``run``
+    runs a request's statements over the query's rows (in the window, when there is one)
+    in it; every run sees one snapshot on PostgreSQL."""
+
+    connection: Connection
+    query: Any
+    columns: list[str]
+    kinds: dict[str, str]
+    params: dict[str, Any]
+    windowed: bool
+    where: str
+    limit: int
+    backend: str
+    limit_field: str | None = None
+
+    def run(self, request: AggregateRequest) -> Aggregates:
+        native = self.backend == "postgresql"
+        return run(self.connection, request, self.query, self.columns, self.kinds,
+                   self.params, self.windowed, self.where, self.limit, self.limit_field,
+                   ordered=native, filtered=native)
+
+
+@contextmanager
+def opened(source: Source, ctx: LoadContext, timestamp: str | None) -> Iterator[Session]:
+    """A ``Session`` on the source's database (``ctx.role`` names the source in messages;
+    the window filters ``timestamp`` when ``ctx`` has one and ``timestamp`` is set)."""
     spec = source.sql
     assert spec is not None
     where = f"{ctx.role}.sql"
@@ -579,7 +633,7 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
     # The query becomes a subquery: a trailing semicolon would end the statement.
     stmt, params = _bound(spec.model_copy(update={"query": spec.query.strip().rstrip(";")}),
                           ctx, where, backend)
-    windowed = request.timestamp is not None and ctx.window_start is not None \
+    windowed = timestamp is not None and ctx.window_start is not None \
         and ctx.window_end is not None
     bound: dict[str, Any] = dict(params)
     if windowed:
@@ -595,9 +649,8 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
         columns = [str(k) for k in probe.keys()]  # noqa: SIM118 (a Result)
         kinds = _kinds(probe, backend)
         probe.close()
-        return run(connection, request, stmt, columns, kinds, bound, windowed, where,
-                   spec.max_rows, ordered=backend == "postgresql",
-                   filtered=backend == "postgresql")
+        yield Session(connection, stmt, columns, kinds, bound, windowed, where,
+                      spec.max_rows, backend)
 
 
 def _tune(connection: Connection, memory: int) -> None:
@@ -679,7 +732,9 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
             below_fence=_int(value("below_fence")), above_fence=_int(value("above_fence")),
             minimum=_float(value("minimum")), maximum=_float(value("maximum")),
             total=_float(value("total")) if value("total") is not None else 0.0,
-            squares=_float(value("squares")) if value("squares") is not None else 0.0)
+            squares=_float(value("squares")) if value("squares") is not None else 0.0,
+            distinct=_int(value("distinct")),
+            centred=_float(value("centred")) if value("centred") is not None else 0.0)
     result.nulls = {name: result.nulls[name] if name in result.nulls
                     else result.numeric[name].nulls for name in asked.columns}
     # Distinct values are what a GROUP BY returns: as many as maxRows, no more.
@@ -801,13 +856,15 @@ def _read_grids(rows: Sequence[Any], request: AggregateRequest, result: Aggregat
         by_column.setdefault(int(position), {})[int(rank)] = float(value)
     for position, ask in enumerate(request.numeric):
         counts = result.numeric.get(ask.name)
-        if not ask.grid or counts is None or counts.finite == 0:
+        if not (ask.grid or ask.ranks) or counts is None or counts.finite == 0:
             continue
         ranked = by_column.get(position, {})
         try:
-            grid = tuple(ranked[r] for r in grid_ranks(counts.finite, request.grid))
+            grid = (tuple(ranked[r] for r in grid_ranks(counts.finite, request.grid))
+                    if ask.grid else None)
+            order = {r: ranked[r] for r in ask.ranks}
         except KeyError:
             raise SourceError(f"{where}.query: the window's rows changed between the "
                               "aggregate queries; the next check reads them again",
                               transient=True) from None
-        result.numeric[ask.name] = dataclasses.replace(counts, grid=grid)
+        result.numeric[ask.name] = dataclasses.replace(counts, grid=grid, order=order)
