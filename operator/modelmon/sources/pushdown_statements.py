@@ -383,7 +383,7 @@ class Builder:
 
         counts, names = self.counts()
         main = counts.subquery("modelmon_a")
-        of = dict(zip(names, main.c, strict=True))
+        named = dict(zip(names, main.c, strict=True))
         joined: Any = main
         out: list[Any] = list(main.c)
         parts: list[str] = []
@@ -412,12 +412,12 @@ class Builder:
             columns: list[Any] = []
             for position, ask in wanted:
                 value = self.num(ask.name)
-                n = of[f"{ask.name}\0finite"]
+                finite = named[f"{ask.name}\0finite"]
                 steps = func.generate_series(0, grid).table_valued("k").render_derived()
                 sets: list[Any] = []
                 if ask.grid:
                     sets.append(select(func.greatest(
-                        1, (steps.c.k * cast(n, BigInteger) + (grid - 1)) // grid
+                        1, (steps.c.k * cast(finite, BigInteger) + (grid - 1)) // grid
                     ).label("r")).select_from(steps).correlate(main))
                 if ask.ranks:
                     sets.append(select(func.unnest(bindparam(
@@ -425,7 +425,7 @@ class Builder:
                 both: Any = union(*sets) if len(sets) > 1 else sets[0]
                 ranks = both.subquery(f"modelmon_r{position}")
                 fraction = ((cast(ranks.c.r, Double()) - literal_column("0.5"))
-                            / cast(func.nullif(n, 0), Double()))
+                            / cast(func.nullif(finite, 0), Double()))
                 fractions = (select(func.array_agg(aggregate_order_by(fraction, ranks.c.r)))
                              .select_from(ranks).correlate(main).scalar_subquery())
                 columns.append(func.percentile_disc(fractions).within_group(
@@ -448,7 +448,8 @@ class Builder:
             gather("grids", selects[0] if len(selects) == 1 else union_all(*selects))
         labels = self.request.labels
         if labels is not None and labels.task == "regression" and labels.prediction:
-            centre: Any = of["reg\0label_sum"] / cast(func.nullif(of["reg\0rows"], 0), Double())
+            labelled: Any = cast(func.nullif(named["reg\0rows"], 0), Double())
+            centre: Any = named["reg\0label_sum"] / labelled
             spread = self.spread(centre).lateral("modelmon_s")
             joined = joined.join(spread, true())
             out.extend(spread.c)
@@ -464,9 +465,9 @@ class Builder:
 
         grid = self.request.grid
         rank: Any = cast(ranked.c.r, Double())
-        n: Any = count if count is not None else cast(ranked.c.n, Double())
-        steps = [or_(ranked.c.r == 1, func.floor(rank * grid / n)
-                     != func.floor((rank - 1) * grid / n))] if ask.grid else []
+        size: Any = count if count is not None else cast(ranked.c.n, Double())
+        steps = [or_(ranked.c.r == 1, func.floor(rank * grid / size)
+                     != func.floor((rank - 1) * grid / size))] if ask.grid else []
         if ask.ranks:
             steps.append(ranked.c.r.in_(list(ask.ranks)))
         return or_(*steps)
