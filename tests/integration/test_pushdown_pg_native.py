@@ -130,14 +130,14 @@ def test_categories_from_combinations_equal_grouping_sets(
 
 
 def window(server: Postgres, n: int, *, single: bool) -> tuple[object, int]:
-    """Counts, grids, order statistics, categories and label pairs of ``n``'s rows (none
-    for an ``n`` without rows), and the aggregate statements sent."""
+    """Counts, grids (one with order statistics too), categories and label pairs of
+    ``n``'s rows (none for an ``n`` without rows), and the aggregate statements sent."""
     from sqlalchemy import create_engine, event, text
 
     request = AggregateRequest(
-        numeric=tuple(NumericRequest(name, (0.0,), (-1.0, 1.0, -0.5, 0.5), True,
-                                     ranks=(1,), distinct=True, centre=0.25)
-                      for name in ("v", "w")),
+        numeric=(NumericRequest("v", (0.0,), (-1.0, 1.0, -0.5, 0.5), True),
+                 NumericRequest("w", (0.0,), (-1.0, 1.0, -0.5, 0.5), True, ranks=(1,),
+                                distinct=True, centre=0.25)),
         categorical=("a", "b"), columns=("v", "w", "a", "b"),
         labels=LabelRequest("binaryClassification", "a", None, "p"))
     query = text("SELECT v, w, (n % 2)::text AS a, CASE WHEN v > 0 THEN 'x' END AS b, "

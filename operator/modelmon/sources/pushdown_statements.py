@@ -422,7 +422,9 @@ class Builder:
                 if ask.ranks:
                     sets.append(select(func.unnest(bindparam(
                         f"x{position}", list(ask.ranks), type_=ARRAY(BigInteger()))).label("r")))
-                both: Any = union(*sets) if len(sets) > 1 else sets[0]
+                # Distinct ranks (a grid of more steps than values repeats them), in
+                # the order ``ordered_grids`` lists them.
+                both: Any = union(*sets) if len(sets) > 1 else sets[0].distinct()
                 ranks = both.subquery(f"modelmon_r{position}")
                 fraction = ((cast(ranks.c.r, Double()) - literal_column("0.5"))
                             / cast(func.nullif(finite, 0), Double()))
