@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from modelmon.api.v1alpha1 import ModelMonitorSpec, ModelMonitorStatus
+from modelmon.stats.dataset import ReferenceProfile
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=6)
@@ -101,6 +102,13 @@ def monitor(task: str, numeric: str, categorical: str, *, pushdown: bool,
     })
 
 
+def reference_pushed(spec: ModelMonitorSpec) -> ModelMonitorSpec:
+    """The spec with reference.source.sql.pushdown on."""
+    doc = spec.model_dump(by_alias=True, exclude_none=True)
+    doc["reference"]["source"]["sql"]["pushdown"] = True
+    return ModelMonitorSpec.model_validate(doc)
+
+
 def close(got: float | None, want: float | None, bound: float = 1e-9) -> bool:
     if got is None or want is None:
         return got is None and want is None
@@ -145,3 +153,38 @@ def assert_same(rows: ModelMonitorStatus, pushed: ModelMonitorStatus) -> list[fl
     for name, value in rows.performance.items():
         assert pushed.performance[name] == pytest.approx(value, abs=1e-9, rel=1e-9), name
     return bounds
+
+
+def assert_same_profiles(rows: ReferenceProfile, pushed: ReferenceProfile) -> None:
+    """A reference fitted from aggregates against the one fitted from the rows: the same
+    kinds and methods, bin edges and counts, categories; moments and quartiles to 1e-9;
+    the sorted values themselves when the grid holds them all, else the grid's midpoints
+    between the values' own order statistics."""
+    assert rows.rows == pushed.rows
+    assert list(rows.columns) == list(pushed.columns)
+    for name, want in rows.columns.items():
+        got = pushed.columns[name]
+        assert (got.dtype_kind, got.kind, got.method, got.by_auto) == (
+            want.dtype_kind, want.kind, want.method, want.by_auto), name
+        assert (got.numeric is None) == (want.numeric is None), name
+        if want.numeric is not None and got.numeric is not None:
+            w, g = want.numeric, got.numeric
+            assert (g.n_present, g.n_missing, g.n_unique) == (
+                w.n_present, w.n_missing, w.n_unique), name
+            assert np.array_equal(g.bin_edges, w.bin_edges), name
+            assert np.array_equal(g.bin_counts, w.bin_counts), name
+            for field in ("mean", "std", "minimum", "maximum", "lower_quartile",
+                          "upper_quartile"):
+                assert close(getattr(g, field), getattr(w, field)), (name, field)
+            if g.quantiles is None:
+                assert np.array_equal(g.sorted_values, w.sorted_values), name
+            else:
+                assert g.n_present > g.quantiles.size - 1
+                ranks = np.maximum(-((-np.arange(g.quantiles.size) * g.n_present)
+                                     // (g.quantiles.size - 1)), 1)
+                assert np.array_equal(g.quantiles, w.sorted_values[ranks - 1]), name
+        assert (got.categorical is None) == (want.categorical is None), name
+        if want.categorical is not None and got.categorical is not None:
+            assert got.categorical.categories == want.categorical.categories, name
+            assert np.array_equal(got.categorical.counts, want.categorical.counts), name
+            assert got.categorical.n_missing == want.categorical.n_missing, name

@@ -65,12 +65,14 @@ from modelmon.sources import (
     load,
 )
 from modelmon.sources import pushdown as push
+from modelmon.sources.base import retrying
 from modelmon.sources.prometheus import operational_figures
 from modelmon.sources.url.aggregated import aggregate_url
 from modelmon.stats import performance as perf
 from modelmon.stats.dataset import (
     ChunkDistances,
     ColumnDrift,
+    ColumnProfile,
     ColumnShape,
     ColumnSpecError,
     ReferenceProfile,
@@ -79,7 +81,9 @@ from modelmon.stats.dataset import (
     chunk_distances_of,
     chunk_size,
     fit_reference,
+    fitted_column,
     score_window,
+    scored_kind,
     window_shapes,
 )
 from modelmon.stats.drift import get_method
@@ -94,6 +98,13 @@ from modelmon.stats.estimation import (
     class_confidence,
     fit_classifier_estimator,
     fit_regression_estimator,
+)
+from modelmon.stats.profile import (
+    FeatureKind,
+    aggregated_edges,
+    aggregated_numeric,
+    fit_ranks,
+    grid_ranks,
 )
 from modelmon.stats.sketch import (
     GRID,
@@ -264,11 +275,79 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
                 f"spec.drift.features.{exc.column}.method: {exc}") from None
         return FittedReference(columns, profile, len(loaded.frame), estimator, no_estimator)
 
+    source = spec.reference.source
+    if source.sql is not None and source.sql.pushdown:
+        return retrying(lambda: aggregated_reference(spec, ctx), ctx)
     with reading():
         if cache is None:
             return build(load(spec.reference.source, ctx))
         return cache.get(key, spec.reference.source, ctx, build,
                          depends_on=(generation, spec.model_dump_json())).value
+
+
+def aggregated_reference(spec: ModelMonitorSpec, ctx: LoadContext) -> FittedReference:
+    """The reference fitted from aggregates (``reference.source.sql.pushdown``): three
+    passes over the query's rows in one read-only transaction, no row fetched. 1: counts,
+    distinct counts, extremes and sums of each numeric column, missing values of all (the
+    kind each column is scored as follows); 2: the order statistics the quartiles, bin
+    edges and quantile grid are read off, and the category counts of the columns scored
+    as categories; 3: the counts per bin and the squared deviations about the mean."""
+    with reading(), push.opened(spec.reference.source, ctx, None) as session:
+        columns = plan(spec, pd.DataFrame(columns=session.columns))
+        requests = {r.name: r for r in columns.requests}
+        kinds = session.kinds
+        unknown = [n for n in requests if kinds.get(n) == "unknown"]
+        if unknown:
+            raise InvalidDataError(
+                f"spec.reference.source.sql.pushdown: the column types of {unknown[:5]} "
+                f"are not read from {session.backend}'s driver; fit the reference from "
+                "PostgreSQL or DuckDB, or turn reference pushdown off")
+        first = session.run(push.AggregateRequest(
+            numeric=tuple(push.NumericRequest(n, (), None, grid=False, distinct=True)
+                          for n in requests if kinds.get(n) == "numeric"),
+            columns=tuple(requests)))
+        rows = first.rows
+        enough_rows(rows, spec, "the reference", "spec.reference.source")
+        dtype: dict[str, FeatureKind] = {
+            n: "numeric" if n in first.numeric and first.nulls.get(n, 0) < rows
+            else "categorical" for n in requests}
+        scored = {n: scored_kind(r, dtype[n], first.numeric[n].distinct
+                                 if dtype[n] == "numeric" else 0)
+                  for n, r in requests.items()}
+        finite = {n: first.numeric[n].finite for n in requests
+                  if dtype[n] == "numeric" and first.numeric[n].finite}
+        second = session.run(push.AggregateRequest(
+            numeric=tuple(push.NumericRequest(
+                n, (), None, grid=False,
+                ranks=tuple(sorted(set(fit_ranks(f)) | set(grid_ranks(f, GRID).tolist()))))
+                for n, f in finite.items()),
+            categorical=tuple(n for n in requests if scored[n] == "categorical")))
+        edges = {n: aggregated_edges(second.numeric[n].order, f)[2] for n, f in finite.items()}
+        third = session.run(push.AggregateRequest(numeric=tuple(
+            push.NumericRequest(n, tuple(float(e) for e in edges[n]), None, grid=False,
+                                centre=first.numeric[n].total / f)
+            for n, f in finite.items())))
+    fitted: dict[str, ColumnProfile] = {}
+    for name, request in requests.items():
+        numeric = None
+        if dtype[name] == "numeric":
+            counts = first.numeric[name]
+            numeric = aggregated_numeric(
+                n_present=counts.finite, n_missing=rows - counts.finite,
+                n_unique=counts.distinct, total=counts.total,
+                centred_squares=third.numeric[name].centred if name in finite else 0.0,
+                minimum=counts.minimum, maximum=counts.maximum,
+                order=second.numeric[name].order if name in finite else {},
+                bin_counts=third.numeric[name].bins if name in finite else (0,), steps=GRID)
+        counted = second.categories.get(name)
+        categorical = (counted_categories(counted.values, list(counted.counts), counted.missing)
+                       if counted is not None else None)
+        try:
+            fitted[name] = fitted_column(request, dtype[name], scored[name], numeric,
+                                         categorical, rows)
+        except ColumnSpecError as exc:
+            raise InvalidSpecError(f"spec.drift.features.{exc.column}.method: {exc}") from None
+    return FittedReference(columns, ReferenceProfile(rows=rows, columns=fitted), rows)
 
 
 def current(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadContext,

@@ -81,6 +81,20 @@ def test_engine_monitors_apply(kubectl: Kubectl, namespace: str,
     assert done.returncode == 0, done.stderr
 
 
+def test_pushdown_on_both_sides_applies(kubectl: Kubectl, namespace: str) -> None:
+    """reference.source.sql.pushdown with the current window pushed down passes the CEL
+    rules (learnThreshold left at its default, off)."""
+    doc = in_namespace(good_monitor(), namespace)
+    doc["metadata"]["name"] = "pushdown-both"
+    for side, name in (("reference", "r"), ("current", "p")):
+        doc["spec"][side]["source"] = {"sql": {
+            "connectionSecretRef": {"name": "db", "key": "url"},
+            "query": f"SELECT * FROM {name}", "pushdown": True}}
+    doc["spec"]["performance"]["metrics"] = [{"name": "accuracy", "min": 0.8}]  # no rocAuc
+    done = kubectl("apply", "-f", "-", input=manifest(doc), check=False)
+    assert done.returncode == 0, done.stderr
+
+
 #: Monitors with confidence bounds the apiserver must accept: a binary classifier's
 #: positive-class probability, and one probability column per class (bounds at the edges).
 CONFIDENCE: dict[str, dict[str, Any]] = {

@@ -16,7 +16,14 @@ from servers import Postgres, postgres
 from modelmon.api.policy import Policy
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources import LoadContext
-from modelmon.sources.pushdown import WORK_MEM, AggregateRequest, NumericRequest, aggregate, run
+from modelmon.sources.pushdown import (
+    WORK_MEM,
+    AggregateRequest,
+    LabelRequest,
+    NumericRequest,
+    aggregate,
+    run,
+)
 from modelmon.sources.resolvers import LocalResolver
 from modelmon.sources.sql import dispose_engines
 from modelmon.stats.sketch import quantile_ranks
@@ -120,3 +127,48 @@ def test_categories_from_combinations_equal_grouping_sets(
     assert categories(pg) == crossed
     assert crossed["b"][0] == ["x"] and crossed["b"][2] > 0  # NULL counted apart
     assert crossed["c"][2] == len(SIZES) * 2  # NULL and NaN
+
+
+def window(server: Postgres, n: int, *, single: bool) -> tuple[object, int]:
+    """Counts, grids (one with order statistics too), categories and label pairs of
+    ``n``'s rows (none for an ``n`` without rows), and the aggregate statements sent."""
+    from sqlalchemy import create_engine, event, text
+
+    request = AggregateRequest(
+        numeric=(NumericRequest("v", (0.0,), (-1.0, 1.0, -0.5, 0.5), True),
+                 NumericRequest("w", (0.0,), (-1.0, 1.0, -0.5, 0.5), True, ranks=(1,),
+                                distinct=True, centre=0.25)),
+        categorical=("a", "b"), columns=("v", "w", "a", "b"),
+        labels=LabelRequest("binaryClassification", "a", None, "p"))
+    query = text("SELECT v, w, (n % 2)::text AS a, CASE WHEN v > 0 THEN 'x' END AS b, "
+                 "1 / (1 + exp(-least(greatest(v, -30), 30))) AS p "
+                 "FROM grid_values WHERE n = :n")
+    engine = create_engine(server.url())
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *args: sent.append(statement))
+    try:
+        with engine.connect() as connection:
+            result = run(connection, request, query, ["v", "w", "a", "b", "p"],
+                         {"v": "numeric", "w": "numeric", "a": "categorical",
+                          "b": "categorical", "p": "numeric"}, {"n": n}, False,
+                         "current.sql", 1000, ordered=True, filtered=True, single=single)
+    finally:
+        engine.dispose()
+    labels = result.labels
+    return ((result.rows, result.nulls, result.numeric,
+             {k: (sorted(map(str, c.values.tolist())), sorted(c.counts), c.missing)
+              for k, c in result.categories.items()},
+             None if labels is None else sorted(zip(
+                 labels.labels.tolist(), labels.predictions.tolist(), labels.counts,
+                 labels.log_loss_positive, labels.brier_negative, strict=True)),
+             labels and (labels.score_min, labels.score_max)),
+            sum(1 for s in sent if "grid_values" in s))
+
+
+@pytest.mark.parametrize("n", [*SIZES, -1])
+def test_one_statement_equals_several(pg: Postgres, n: int) -> None:
+    one, sent = window(pg, n, single=True)
+    several, apart = window(pg, n, single=False)
+    assert sent == 1 and apart >= 3
+    assert one == several

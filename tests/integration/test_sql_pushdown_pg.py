@@ -10,7 +10,7 @@ import pytest
 from servers import Postgres, postgres
 
 from modelmon.api.v1alpha1 import ModelMonitorStatus
-from modelmon.check import run_check
+from modelmon.check import reference, run_check
 from modelmon.sources import LoadContext, SourceError
 from modelmon.sources.pushdown import AggregateRequest, aggregate
 from modelmon.sources.resolvers import LocalResolver
@@ -21,8 +21,10 @@ from pushdown_data import (
     NOW,
     WINDOW_ROWS,
     assert_same,
+    assert_same_profiles,
     current_rows,
     monitor,
+    reference_pushed,
     reference_rows,
 )
 
@@ -120,3 +122,29 @@ def test_a_wrong_password_is_reported_without_secrets(pg: Postgres) -> None:
     assert "spec.current.source.sql.connectionSecretRef" in text
     assert "authentication failed" in text
     assert "not-the-password" not in text and pg.password not in text
+
+
+@pytest.mark.parametrize("query", ["SELECT * FROM reference_log",
+                                   # fewer finite values than the grid has steps: exact
+                                   "SELECT * FROM reference_log WHERE age < 35"])
+@pytest.mark.parametrize(("task", "numeric"), [("binaryClassification", "psi"),
+                                               ("regression", "ks")])
+def test_reference_from_aggregates_equals_the_rows(pg: Postgres, query: str, task: str,
+                                                   numeric: str) -> None:
+    spec = monitor(task, numeric, "auto", pushdown=True, reference_query=query)
+    ctx = LoadContext(role="spec.reference.source",
+                      resolver=LocalResolver({("db", "url"): pg.url()}, env={}))
+    assert_same_profiles(reference(spec, ctx).profile,
+                         reference(reference_pushed(spec), ctx).profile)
+
+
+@pytest.mark.parametrize(("numeric", "categorical"), METHODS)
+def test_both_sides_pushed_down_equal_row_mode(pg: Postgres, numeric: str,
+                                               categorical: str) -> None:
+    resolver = LocalResolver({("db", "url"): pg.url()}, env={})
+    spec = monitor("binaryClassification", numeric, categorical, pushdown=True)
+    rows = check(pg, "binaryClassification", numeric, categorical, False)
+    bounds = assert_same(rows, run_check(reference_pushed(spec), now=NOW, resolver=resolver))
+    if numeric in ("ks", "wasserstein"):
+        alone = assert_same(rows, run_check(spec, now=NOW, resolver=resolver))
+        assert bounds and all(b > a for b, a in zip(bounds, alone, strict=True))

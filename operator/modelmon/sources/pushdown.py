@@ -1,32 +1,38 @@
-"""``sql.pushdown``: the current window as aggregates the database computes, not rows.
+"""``sql.pushdown``: a window (or, fitting it, the reference) as aggregates the database
+computes, not rows.
 
 Part of ``sources`` (second stop on the data line), beside ``sources.sql``, whose
 connection, binding, read-only transaction, statement timeout, egress and scrubbed messages
 it reuses unchanged. ``aggregate`` wraps the author's query as a subquery (SQLAlchemy's
 expression language; the author's text stays a bound ``text()``), filters it to the window
-by ``columns.timestamp`` with the window's ends as parameters, and runs a few statements in
-one read-only transaction (repeatable read on PostgreSQL, so that all see one snapshot):
+by ``columns.timestamp`` with the window's ends as parameters, and, in one read-only
+transaction (repeatable read on PostgreSQL, so that all see one snapshot), sends a probe
+that returns no row (the query's columns and their types), then what
+``sources.pushdown_statements`` builds:
 
-1. a probe that returns no row: the query's columns and their types;
-2. one row of counts and sums per monitored numeric column: missing, infinite and finite
+1. one row of counts and sums per monitored numeric column: missing, infinite and finite
    counts, counts per reference bin, beyond the reference's range and IQR fences, min,
    max, sums; for a regression the error sums;
-3. ``GROUP BY GROUPING SETS``: the counts of each categorical column's values (on
+2. ``GROUP BY GROUPING SETS``: the counts of each categorical column's values (on
    PostgreSQL first one plain ``GROUP BY`` of them all, summed here per column, when its
    combinations are few);
-4. for a classifier, ``GROUP BY`` (label, prediction): each pair's count and probability
+3. for a classifier, ``GROUP BY`` (label, prediction): each pair's count and probability
    sums;
-5. the quantile grid of each numeric column scored by ks or wasserstein: the rows whose
+4. the quantile grid of each numeric column scored by ks or wasserstein: the rows whose
    ``ROW_NUMBER()`` among the column's finite values is a grid rank (about 1,000 rows);
    on PostgreSQL one row of ``percentile_disc`` arrays (the same order statistics);
-6. for a regression, the labels' spread about their mean (bound as a parameter).
+5. for a regression, the labels' spread about their mean.
+
+On PostgreSQL and DuckDB these go as ONE statement (``Builder.single``: the counts' row
+with every other part's rows aggregated into arrays beside it), one round trip after the
+probe; the other dialects (compile-checked only) and the url engine's passes over files
+send them one by one. ``opened`` gives a ``Session`` whose ``run`` can send several
+requests in the one transaction (``check.aggregated_reference`` fits a reference so).
 
 Nothing here knows the statistics: the caller (``check``) says what to count in an
 ``AggregateRequest`` (edges and bounds are numbers) and turns the ``Aggregates`` into
-``stats.sketch`` sketches. Values come back as the driver returns them and are read as
-row mode reads rows (``sql._normalise``). ``statement`` builds the statements for any
-SQLAlchemy dialect; they are run live on PostgreSQL and DuckDB and compiled for the
-others by the tests.
+``stats.sketch`` sketches or a reference profile. Values come back as the driver returns
+them and are read as row mode reads rows (``sql._normalise``).
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,6 +51,16 @@ import pandas as pd
 from modelmon.api.v1alpha1 import Source
 from modelmon.sources.base import DataError, LoadContext, SourceError, retrying
 from modelmon.sources.base import budget as source_budget
+from modelmon.sources.pushdown_statements import (
+    EPS,
+    AggregateRequest,
+    Builder,
+    LabelRequest,
+    NumericRequest,
+    grid_ranks,
+    statements,
+    window_rows,
+)
 from modelmon.sources.sql import (
     _bound,
     _connection,
@@ -52,16 +69,34 @@ from modelmon.sources.sql import (
     read_only,
 )
 
+__all__ = [
+    "BACKENDS",
+    "COMBINATIONS",
+    "EPS",
+    "WORK_MEM",
+    "AggregateRequest",
+    "Aggregates",
+    "CategoryCounts",
+    "LabelCounts",
+    "LabelRequest",
+    "NumericCounts",
+    "NumericRequest",
+    "RegressionSums",
+    "Session",
+    "aggregate",
+    "grid_ranks",
+    "opened",
+    "run",
+    "statements",
+    "window_rows",
+]
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
-    from sqlalchemy.sql import ColumnElement, Select
 
 #: Backends the aggregate statements run on (tested live: postgresql, duckdb; the
 #: statements compile for the others, ``tests/unit/sources/test_pushdown_dialects.py``).
 BACKENDS = ("postgresql", "duckdb", "trino", "spark", "databricks", "bigquery", "snowflake")
-#: scikit-learn's epsilon: log loss clips probabilities to [EPS, 1 - EPS], MAPE divides
-#: by at least it.
-EPS = 2.220446049250313e-16
 #: PostgreSQL type OIDs whose values psycopg returns as numbers (int2, int4, int8, oid,
 #: float4, float8, numeric): row mode reads such columns as numeric.
 #: The most ``work_mem`` pushdown asks of PostgreSQL (the source's byte budget, if lower):
@@ -70,50 +105,11 @@ WORK_MEM = 256 * 2**20
 #: The most combinations of the categorical columns' values read back from one plain
 #: ``GROUP BY`` of them all (PostgreSQL); more, and ``GROUPING SETS`` counts them.
 COMBINATIONS = 10_000
+#: Whether PostgreSQL and DuckDB get every statement of a request as one (``Builder.single``).
+SINGLE = True
 PG_NUMERIC_OIDS = frozenset({20, 21, 23, 26, 700, 701, 1700})
 DUCKDB_NUMERIC = re.compile(r"^(U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|FLOAT|DOUBLE|REAL"
                             r"|DECIMAL.*)$", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class NumericRequest:
-    """What to count of a numeric column."""
-
-    name: str
-    edges: tuple[float, ...]
-    """The reference's interior bin edges: a value equal to an edge counts in the bin
-    above it."""
-    bounds: tuple[float, float, float, float] | None
-    """(minimum, maximum, lower fence, upper fence) of the reference; None when it has no
-    values."""
-    grid: bool
-    """Whether the column's quantile grid is needed (ks, wasserstein)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LabelRequest:
-    """The performance metrics' columns."""
-
-    task: str
-    target: str
-    prediction: str | None
-    probability: str | None
-    """Binary classifiers: the positive class's probability (log loss, brier; the
-    predicted class when ``prediction`` is None)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AggregateRequest:
-    """Everything the check needs of a window."""
-
-    numeric: tuple[NumericRequest, ...] = ()
-    categorical: tuple[str, ...] = ()
-    columns: tuple[str, ...] = ()
-    """Every column whose missing values are counted (``Aggregates.nulls``)."""
-    timestamp: str | None = None
-    """The column the window filters on (``columns.timestamp``; None: no window)."""
-    labels: LabelRequest | None = None
-    grid: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +132,10 @@ class NumericCounts:
     squares: float
     grid: tuple[float, ...] | None = None
     """The order statistics of ranks ``max(1, ceil(k * finite / G))``, ``k = 0..G``."""
+    order: dict[int, float] = field(default_factory=dict)
+    """The order statistics of ``NumericRequest.ranks``, by rank."""
+    distinct: int = 0
+    centred: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,322 +189,6 @@ class Aggregates:
     categories: dict[str, CategoryCounts] = field(default_factory=dict)
     labels: LabelCounts | None = None
     regression: RegressionSums | None = None
-
-
-# ------------------------------------------------------------------------ statements
-
-
-def grid_ranks(count: int, grid: int) -> list[int]:
-    """``max(1, ceil(k * count / grid))`` for ``k = 0..grid``: the 1-based ranks of the
-    grid's order statistics (``stats.sketch.quantile_ranks``)."""
-    return [max(1, -((-k * count) // grid)) for k in range(grid + 1)]
-
-
-@dataclass(slots=True)
-class _Builder:
-    """The statements of one request over one subquery, for any dialect."""
-
-    base: Any
-    """The window's rows: the author's query as a subquery, filtered to the window."""
-    request: AggregateRequest
-    numeric_kinds: set[str]
-    filtered: bool = False
-    """Counts as ``count(*) FILTER (WHERE ...)`` (PostgreSQL), not ``sum(CASE ...)``."""
-
-    def col(self, name: str) -> Any:
-        return self.base.c[name]
-
-    def num(self, name: str) -> ColumnElement[float]:
-        from sqlalchemy import Double, cast
-
-        return cast(self.col(name), Double())
-
-    @staticmethod
-    def inf(sign: str = "") -> ColumnElement[float]:
-        from sqlalchemy import Double, String, cast, literal
-
-        return cast(literal(f"{sign}Infinity", String()), Double())
-
-    @staticmethod
-    def nan() -> ColumnElement[float]:
-        from sqlalchemy import Double, String, cast, literal
-
-        return cast(literal("NaN", String()), Double())
-
-    def finite(self, value: ColumnElement[float]) -> ColumnElement[bool]:
-        # inf - inf and NaN - NaN are NaN, equal to nothing (PostgreSQL and DuckDB hold
-        # NaN equal to NaN but not to 0); NULL stays NULL.
-        return (value - value) == 0
-
-    def known(self, value: ColumnElement[float]) -> ColumnElement[bool]:
-        """Neither NULL nor NaN."""
-        from sqlalchemy import or_
-
-        if self.filtered:
-            # PostgreSQL orders NaN above every number, infinity included: one comparison.
-            below_nan: ColumnElement[bool] = value < self.nan()
-            return below_nan
-        known: ColumnElement[bool] = or_(self.finite(value), value == self.inf(),
-                                         value == self.inf("-"))
-        return known
-
-    def present(self, name: str) -> ColumnElement[bool]:
-        """Not missing as row mode's ``dropna`` reads it: not NULL, and not NaN when
-        numeric."""
-        if name in self.numeric_kinds:
-            return self.known(self.num(name))
-        not_null: ColumnElement[bool] = self.col(name).is_not(None)
-        return not_null
-
-    def count(self, condition: ColumnElement[bool]) -> ColumnElement[int]:
-        from sqlalchemy import case, func
-
-        if self.filtered:
-            filtered: ColumnElement[int] = func.count().filter(condition)
-            return filtered
-        return func.sum(case((condition, 1), else_=0))
-
-    @staticmethod
-    def where(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElement[Any]:
-        from sqlalchemy import case
-
-        return case((condition, value))
-
-    def counts(self) -> tuple[Select[Any], list[str]]:
-        """Statement 2: one row of counts and sums, and the names of its columns."""
-        from sqlalchemy import Double, and_, bindparam, func, literal_column, select
-
-        out: list[Any] = [func.count().label("a0")]
-        names = ["rows"]
-
-        def add(name: str, expr: Any) -> None:
-            out.append(expr.label(f"a{len(out)}"))
-            names.append(name)
-
-        for position, ask in enumerate(self.request.numeric):
-            value = self.num(ask.name)
-            finite = self.finite(value)
-            known = self.known(value)
-            key = ask.name
-
-            def edge(value: float, slot: str, position: int = position) -> Any:
-                return bindparam(f"e{position}_{slot}", value, type_=Double())
-
-            # Every row is NULL or NaN, finite, +inf or -inf: the missing are the rest.
-            add(f"{key}\0finite", self.count(finite))
-            add(f"{key}\0pos_inf", self.count(value == self.inf()))
-            add(f"{key}\0neg_inf", self.count(value == self.inf("-")))
-            # One comparison a row per edge: the values below it (-inf among them; NULL and
-            # NaN never, NaN being unordered or above all in every backend). The bins are
-            # their differences (``_bins``).
-            for cell, cut in enumerate(ask.edges):
-                add(f"{key}\0below{cell}", self.count(value < edge(cut, f"b{cell}")))
-            if ask.bounds is not None:
-                low, high, lower_fence, upper_fence = ask.bounds
-                for label, bound, below in (("below_range", low, True),
-                                            ("above_range", high, False),
-                                            ("below_fence", lower_fence, True),
-                                            ("above_fence", upper_fence, False)):
-                    if math.isinf(bound):  # nothing is beyond an infinite bound
-                        add(f"{key}\0{label}", self.count(literal_column("1") == 0))
-                        continue
-                    param = edge(bound, label)
-                    # Below a bound: never NULL or NaN (see the edges); above it, NaN
-                    # compares greater in PostgreSQL, DuckDB, Spark and Snowflake.
-                    add(f"{key}\0{label}", self.count(value < param) if below
-                        else self.count(and_(known, value > param)))
-            add(f"{key}\0minimum", func.min(self.where(finite, value)))
-            add(f"{key}\0maximum", func.max(self.where(finite, value)))
-            add(f"{key}\0total", func.sum(self.where(finite, value)))
-            add(f"{key}\0squares", func.sum(self.where(finite, value * value)))
-        counted = {ask.name for ask in self.request.numeric}
-        for name in self.request.columns:
-            if name in counted:  # the missing are the rest of its counts (``run``)
-                continue
-            add(f"{name}\0isnull", self.count(~self.present(name) | self.col(name).is_(None)))
-        labels = self.request.labels
-        if labels is not None and labels.task == "regression" and labels.prediction:
-            truth, guess = self.num(labels.target), self.num(labels.prediction)
-            both = and_(self.known(truth), self.known(guess))
-            error = func.abs(truth - guess)
-            add("reg\0rows", self.count(both))
-            add("reg\0absolute", func.sum(self.where(both, error)))
-            add("reg\0squared", func.sum(self.where(both, (truth - guess) * (truth - guess))))
-            add("reg\0percentage", func.sum(self.where(
-                both, error / func.greatest(func.abs(truth), bindparam("eps", EPS,
-                                                                   type_=Double())))))
-            add("reg\0label_sum", func.sum(self.where(both, truth)))
-            add("reg\0label_min", func.min(self.where(both, truth)))
-            add("reg\0label_max", func.max(self.where(both, truth)))
-        return select(*out).select_from(self.base), names
-
-    def groups(self) -> Select[Any] | None:
-        """Statement 3: the counts of each categorical column's values, one grouping set
-        each (nothing else is summed here: every aggregate of a ``GROUPING SETS`` statement
-        is computed once per set, and PostgreSQL runs it in one process)."""
-        from sqlalchemy import func, select
-
-        if not self.request.categorical:
-            return None
-        sets = [self.col(name) for name in self.request.categorical]
-        keys: list[Any] = [self.col(name).label(f"k{i}")
-                           for i, name in enumerate(self.request.categorical)]
-        marks: list[Any] = [func.grouping(self.col(name)).label(f"g{i}")
-                            for i, name in enumerate(self.request.categorical)]
-        return (select(*keys, *marks, func.count().label("n")).select_from(self.base)
-                .group_by(func.grouping_sets(*sets)))
-
-    def crossed(self) -> Select[Any] | None:
-        """Statement 3 on PostgreSQL, tried first with two categorical columns or more: a
-        plain ``GROUP BY`` of all of them (which PostgreSQL runs in parallel, where it runs
-        ``GROUPING SETS`` in one process), each combination's count; ``_marginals`` sums
-        them per column."""
-        from sqlalchemy import func, select
-
-        names = self.request.categorical
-        if len(names) < 2:
-            return None
-        keys: list[Any] = [self.col(name).label(f"k{i}") for i, name in enumerate(names)]
-        return (select(*keys, func.count().label("n")).select_from(self.base)
-                .group_by(*[self.col(name) for name in names]))
-
-    def pairs(self) -> Select[Any] | None:
-        """Statement 4: a classifier's (label, prediction) pairs, each with its count and
-        probability sums (a plain ``GROUP BY``, which PostgreSQL runs in parallel)."""
-        from sqlalchemy import Double, and_, bindparam, case, func, literal_column, select
-
-        labels = self.request.labels
-        if labels is None or labels.task == "regression":
-            return None
-        target = self.col(labels.target)
-        present = [self.present(labels.target)]
-        probability = None
-        if labels.probability is not None:
-            probability = self.num(labels.probability)
-            present.append(self.known(probability))
-        if labels.prediction is not None:
-            second: Any = self.col(labels.prediction)
-            present.append(self.present(labels.prediction))
-        else:
-            assert probability is not None
-            # Constants as literals: the grouped expression is selected as written.
-            second = case((probability >= literal_column("0.5"), literal_column("1")),
-                          else_=literal_column("0"))
-        both = and_(*present)
-        out: list[Any] = [target.label("lt"), second.label("lp"),
-                          self.count(both).label("ln")]
-        if probability is not None and labels.task == "binaryClassification":
-            eps: Any = bindparam("eps", EPS, type_=Double())
-            one: Any = bindparam("one", 1.0, type_=Double())
-            clip = func.least(func.greatest(probability, eps), one - eps)
-            other = func.least(func.greatest(one - probability, eps), one - eps)
-            out += [func.sum(self.where(both, -func.ln(clip))).label("llp"),
-                    func.sum(self.where(both, -func.ln(other))).label("lln"),
-                    func.sum(self.where(both, (one - probability) * (one - probability))
-                             ).label("lbp"),
-                    func.sum(self.where(both, probability * probability)).label("lbn"),
-                    func.min(self.where(both, probability)).label("lmin"),
-                    func.max(self.where(both, probability)).label("lmax")]
-        return select(*out).select_from(self.base).group_by(target, second)
-
-    def grids(self, finite: dict[str, int]) -> Select[Any] | None:
-        """Statement 5: each gridded column's values at the grid's ranks (``UNION ALL`` of
-        one ``ROW_NUMBER()`` per column)."""
-        from sqlalchemy import Double, Integer, cast, func, literal, or_, select, union_all
-
-        grid = self.request.grid
-        parts = []
-        for position, ask in enumerate(self.request.numeric):
-            count = finite.get(ask.name, 0)
-            if not ask.grid or count == 0:
-                continue
-            value = self.num(ask.name)
-            ranked = (select(value.label("v"), func.row_number().over(order_by=value).label("r"))
-                      .select_from(self.base).where(self.finite(value))
-                      .subquery(f"r{position}"))
-            rank: Any = cast(ranked.c.r, Double())
-            # A rank is the grid's when ceil(k n / G) = r for some k: floor(r G / n)
-            # steps past floor((r - 1) G / n) (exact in doubles for these sizes).
-            step = or_(ranked.c.r == 1,
-                       func.floor(rank * grid / count)
-                       != func.floor((rank - 1) * grid / count))
-            parts.append(select(literal(position, Integer()).label("c"), ranked.c.r,
-                                ranked.c.v).where(step))
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else union_all(*parts)  # type: ignore[return-value]
-
-    def ordered_grids(self, finite: dict[str, int]) -> tuple[Select[Any] | None,
-                                                              dict[int, list[int]]]:
-        """Statement 5 on PostgreSQL and DuckDB: one ordered-set aggregate per gridded
-        column, ``percentile_disc(fractions) WITHIN GROUP (ORDER BY value)`` over the
-        finite values (NULL is skipped), one row for all columns; and each column's
-        distinct grid ranks, in the order of its array. Both engines return the value of
-        rank ``ceil(f * n)`` (at least 1); the fraction ``(r - 1/2) / n`` of rank ``r``
-        is half a rank from either ceiling, so the grid is ``grids``' exactly."""
-        from sqlalchemy import ARRAY, Double, bindparam, func, select
-
-        columns: list[Any] = []
-        ranks: dict[int, list[int]] = {}
-        for position, ask in enumerate(self.request.numeric):
-            count = finite.get(ask.name, 0)
-            if not ask.grid or count == 0:
-                continue
-            value = self.num(ask.name)
-            wanted = sorted(set(grid_ranks(count, self.request.grid)))
-            fractions: Any = bindparam(f"q{position}", [(r - 0.5) / count for r in wanted],
-                                  type_=ARRAY(Double()))
-            columns.append(func.percentile_disc(fractions).within_group(
-                self.where(self.finite(value), value)).label(f"q{position}"))
-            ranks[position] = wanted
-        if not columns:
-            return None, ranks
-        return select(*columns).select_from(self.base), ranks
-
-    def spread(self, centre: float) -> Select[Any]:
-        """Statement 6: a regression's labels about ``centre``."""
-        from sqlalchemy import Double, and_, bindparam, func, select
-
-        labels = self.request.labels
-        assert labels is not None
-        assert labels.prediction is not None
-        truth, guess = self.num(labels.target), self.num(labels.prediction)
-        both = and_(self.known(truth), self.known(guess))
-        centred: Any = bindparam("centre", centre, type_=Double())
-        return select(func.sum(self.where(both, truth - centred)).label("s1"),
-                      func.sum(self.where(both, (truth - centred) * (truth - centred))).label("s2")
-                      ).select_from(self.base)
-
-
-def window_rows(query: Any, columns: Sequence[str], timestamp: str | None,
-                windowed: bool) -> Any:
-    """The author's query (a bound ``text()``) as a subquery with its columns, filtered to
-    ``[:modelmon_window_start, :modelmon_window_end)`` on ``timestamp`` when ``windowed``."""
-    from sqlalchemy import DateTime, and_, bindparam, column, select
-
-    rows = query.columns(*[column(name) for name in columns]).subquery("modelmon_q")
-    if not windowed or timestamp is None:
-        return rows
-    stamp = rows.c[timestamp]
-    start = bindparam("modelmon_window_start", type_=DateTime(timezone=True))
-    end = bindparam("modelmon_window_end", type_=DateTime(timezone=True))
-    return select(rows).where(and_(stamp >= start, stamp < end)).subquery("modelmon_w")
-
-
-def statements(request: AggregateRequest, query: Any, columns: Sequence[str],
-               numeric: set[str], finite: dict[str, int] | None = None,
-               windowed: bool = True) -> list[Any]:
-    """The aggregate statements of a request (for compiling them in another dialect;
-    ``aggregate`` builds and runs them one by one). ``finite``: each numeric column's
-    finite count, which the grids need (default: 1,000,000)."""
-    builder = _Builder(window_rows(query, columns, request.timestamp, windowed), request,
-                       numeric)
-    counts = finite or {ask.name: 1_000_000 for ask in request.numeric}
-    out: list[Any] = [builder.counts()[0], builder.groups(), builder.pairs(),
-                      builder.grids(counts)]
-    if request.labels is not None and request.labels.task == "regression":
-        out.append(builder.spread(0.0))
-    return [s for s in out if s is not None]
 
 
 # --------------------------------------------------------------------------- running
@@ -564,6 +248,38 @@ def aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> Ag
 
 
 def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> Aggregates:
+    with opened(source, ctx, request.timestamp) as session:
+        return session.run(request)
+
+
+@dataclass(slots=True)
+class Session:
+    """An open read-only transaction on a source's database, its query probed: ``run``
+    runs a request's statements over the query's rows (in the window, when there is one)
+    in it; every run sees one snapshot on PostgreSQL."""
+
+    connection: Connection
+    query: Any
+    columns: list[str]
+    kinds: dict[str, str]
+    params: dict[str, Any]
+    windowed: bool
+    where: str
+    limit: int
+    backend: str
+    limit_field: str | None = None
+
+    def run(self, request: AggregateRequest) -> Aggregates:
+        native = self.backend == "postgresql"
+        return run(self.connection, request, self.query, self.columns, self.kinds,
+                   self.params, self.windowed, self.where, self.limit, self.limit_field,
+                   ordered=native, filtered=native, single=SINGLE)
+
+
+@contextmanager
+def opened(source: Source, ctx: LoadContext, timestamp: str | None) -> Iterator[Session]:
+    """A ``Session`` on the source's database (``ctx.role`` names the source in messages;
+    the window filters ``timestamp`` when ``ctx`` has one and ``timestamp`` is set)."""
     spec = source.sql
     assert spec is not None
     where = f"{ctx.role}.sql"
@@ -579,7 +295,7 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
     # The query becomes a subquery: a trailing semicolon would end the statement.
     stmt, params = _bound(spec.model_copy(update={"query": spec.query.strip().rstrip(";")}),
                           ctx, where, backend)
-    windowed = request.timestamp is not None and ctx.window_start is not None \
+    windowed = timestamp is not None and ctx.window_start is not None \
         and ctx.window_end is not None
     bound: dict[str, Any] = dict(params)
     if windowed:
@@ -595,9 +311,8 @@ def _aggregate(source: Source, ctx: LoadContext, request: AggregateRequest) -> A
         columns = [str(k) for k in probe.keys()]  # noqa: SIM118 (a Result)
         kinds = _kinds(probe, backend)
         probe.close()
-        return run(connection, request, stmt, columns, kinds, bound, windowed, where,
-                   spec.max_rows, ordered=backend == "postgresql",
-                   filtered=backend == "postgresql")
+        yield Session(connection, stmt, columns, kinds, bound, windowed, where,
+                      spec.max_rows, backend)
 
 
 def _tune(connection: Connection, memory: int) -> None:
@@ -623,15 +338,17 @@ class Executes(Protocol):
 def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
         columns: list[str], kinds: dict[str, str], params: dict[str, Any], windowed: bool,
         where: str, limit: int, limit_field: str | None = None,
-        ordered: bool = False, filtered: bool = False) -> Aggregates:
+        ordered: bool = False, filtered: bool = False, single: bool = False) -> Aggregates:
     """The request's statements over ``stmt``'s rows (the probe's ``columns`` and
     ``kinds``), run one by one on ``connection``, read back as ``Aggregates``. More
     distinct values than ``limit`` fail naming ``limit_field`` (default: maxRows).
-    ``ordered``: the grids by ordered-set aggregates (``_Builder.ordered_grids``; a
+    ``ordered``: the grids by ordered-set aggregates (``Builder.ordered_grids``; a
     backend with ``percentile_disc`` over an array of fractions), not ``ROW_NUMBER``, and
     the categories from one plain ``GROUP BY`` where they combine in few ways
-    (``_Builder.crossed``);
-    ``filtered``: counts by ``FILTER (WHERE ...)``."""
+    (``Builder.crossed``);
+    ``filtered``: counts by ``FILTER (WHERE ...)``; ``single``: every statement as one
+    (``Builder.single``: one round trip; the categories' ``GROUPING SETS`` only follow
+    when their plain ``GROUP BY`` has too many combinations)."""
     twice = sorted({k for k in columns if columns.count(k) > 1})
     if twice:
         raise DataError(f"{where}.query: the query returns column {', '.join(twice)} more "
@@ -655,10 +372,17 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
             and not {labels.target, labels.prediction} <= numeric):
         labels = None
         asked = dataclasses.replace(asked, labels=None)
-    builder = _Builder(window_rows(stmt, columns, request.timestamp, windowed), asked,
+    builder = Builder(window_rows(stmt, columns, request.timestamp, windowed), asked,
                        numeric, filtered)
-    counts_stmt, names = builder.counts()
-    row = connection.execute(counts_stmt, params).one()
+    arrays: dict[str, Any] = {}
+    if single:
+        combined, names, parts = builder.single(limit, ordered, COMBINATIONS)
+        packed = tuple(connection.execute(combined, params).one())
+        arrays = dict(zip(parts, packed[len(names):], strict=True))
+        row = packed[:len(names)]
+    else:
+        counts_stmt, names = builder.counts()
+        row = connection.execute(counts_stmt, params).one()
     figures = dict(zip(names, row, strict=True))
     result = Aggregates(rows=_int(figures["rows"]), kinds=kinds,
                         nulls={name: _int(figures[f"{name}\0isnull"]) for name in asked.columns
@@ -679,7 +403,9 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
             below_fence=_int(value("below_fence")), above_fence=_int(value("above_fence")),
             minimum=_float(value("minimum")), maximum=_float(value("maximum")),
             total=_float(value("total")) if value("total") is not None else 0.0,
-            squares=_float(value("squares")) if value("squares") is not None else 0.0)
+            squares=_float(value("squares")) if value("squares") is not None else 0.0,
+            distinct=_int(value("distinct")),
+            centred=_float(value("centred")) if value("centred") is not None else 0.0)
     result.nulls = {name: result.nulls[name] if name in result.nulls
                     else result.numeric[name].nulls for name in asked.columns}
     # Distinct values are what a GROUP BY returns: as many as maxRows, no more.
@@ -691,14 +417,18 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
         # At most COMBINATIONS combinations (few rows to sum here), else GROUPING SETS;
         # the LIMIT keeps the others in the database (the driver would buffer them all).
         cap = min(limit, COMBINATIONS)
-        rows = connection.execute(crossed.limit(cap + 1), params).mappings().all()
+        rows = (_unpacked(arrays, "crossed") if single
+                else connection.execute(crossed.limit(cap + 1), params).mappings().all())
         if len(rows) <= cap:
             fetched["groups"] = _marginals(rows, asked)
             budget -= len(fetched["groups"])
             groups = None
     for key, statement in (("groups", groups), ("pairs", builder.pairs())):
         if statement is not None and budget > 0:
-            fetched[key] = connection.execute(statement, params).mappings().fetchmany(budget)
+            fetched[key] = (_unpacked(arrays, key)[:budget]
+                            if single and (key == "pairs" or crossed is None)
+                            else connection.execute(statement, params).mappings()
+                            .fetchmany(budget))
             budget -= len(fetched[key])
     if budget <= 0:
         raise DataError(f"{limit_field or where + '.maxRows'}: the window's "
@@ -712,17 +442,22 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
     if ordered:
         statement, ranks = builder.ordered_grids(finite)
         if statement is not None:
-            row = connection.execute(statement, params).one()
+            row = (tuple(arrays[f"ordered\0{position}"] for position in ranks) if single
+                   else connection.execute(statement, params).one())
             _read_grids([(position, rank, value)
                          for (position, wanted), values in zip(ranks.items(), row, strict=True)
                          for rank, value in zip(wanted, values or (), strict=False)],
                         asked, result, where)
+    elif single:
+        _read_grids([(r["c"], r["r"], r["v"]) for r in _unpacked(arrays, "grids")], asked,
+                    result, where)
     elif (grids := builder.grids(finite)) is not None:
         _read_grids(connection.execute(grids, params).all(), asked, result, where)
     if labels is not None and labels.task == "regression":
         rows = _int(figures["reg\0rows"])
         centre = _float(figures["reg\0label_sum"]) / rows if rows else 0.0
-        spread = connection.execute(builder.spread(centre), params).one()
+        spread = ((arrays["spread\0s1"], arrays["spread\0s2"]) if single
+                  else connection.execute(builder.spread(centre), params).one())
         result.regression = RegressionSums(
             rows=rows, absolute=_float(figures["reg\0absolute"]) if rows else 0.0,
             squared=_float(figures["reg\0squared"]) if rows else 0.0,
@@ -732,6 +467,15 @@ def run(connection: Connection | Executes, request: AggregateRequest, stmt: Any,
             label_min=_float(figures["reg\0label_min"]),
             label_max=_float(figures["reg\0label_max"]))
     return result
+
+
+def _unpacked(arrays: dict[str, Any], part: str) -> list[dict[str, Any]]:
+    """The rows of one part of ``Builder.single``'s statement from its arrays (one per
+    column, NULL for no rows)."""
+    mine = {name.split("\0", 1)[1]: list(values or ())
+            for name, values in arrays.items() if name.startswith(part + "\0")}
+    size = max((len(v) for v in mine.values()), default=0)
+    return [{name: values[i] for name, values in mine.items()} for i in range(size)]
 
 
 def _marginals(rows: Sequence[Any], request: AggregateRequest) -> list[dict[str, Any]]:
@@ -801,13 +545,15 @@ def _read_grids(rows: Sequence[Any], request: AggregateRequest, result: Aggregat
         by_column.setdefault(int(position), {})[int(rank)] = float(value)
     for position, ask in enumerate(request.numeric):
         counts = result.numeric.get(ask.name)
-        if not ask.grid or counts is None or counts.finite == 0:
+        if not (ask.grid or ask.ranks) or counts is None or counts.finite == 0:
             continue
         ranked = by_column.get(position, {})
         try:
-            grid = tuple(ranked[r] for r in grid_ranks(counts.finite, request.grid))
+            grid = (tuple(ranked[r] for r in grid_ranks(counts.finite, request.grid))
+                    if ask.grid else None)
+            order = {r: ranked[r] for r in ask.ranks}
         except KeyError:
             raise SourceError(f"{where}.query: the window's rows changed between the "
                               "aggregate queries; the next check reads them again",
                               transient=True) from None
-        result.numeric[ask.name] = dataclasses.replace(counts, grid=grid)
+        result.numeric[ask.name] = dataclasses.replace(counts, grid=grid, order=order)

@@ -8,6 +8,7 @@ cost of reading and scoring the current window.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Sequence
@@ -84,6 +85,13 @@ class NumericProfile:
     grid: RankGrid | None = None
     """Some of ``sorted_values`` with their ranks (``rank_grid``), kept when the column is
     scored by KS (``KolmogorovSmirnov.fit``)."""
+    quantiles: NDArray[np.float64] | None = None
+    """Set when the profile was fitted from aggregates (``sql.pushdown`` on the reference)
+    and the column has more finite values than the grid has steps: its quantile grid
+    (order statistics of ranks ``max(1, ceil(k n / G))``, ``k = 0..G``), and
+    ``sorted_values`` holds the grid's ``G`` midpoints, a sample standing for the values
+    (ks and wasserstein are then read off both grids, with a bound on their error). None
+    when ``sorted_values`` holds every finite value."""
 
     kind: Literal["numeric"] = "numeric"
 
@@ -237,11 +245,11 @@ def count_distinct(sorted_values: NDArray[np.float64]) -> int:
     return changes + 1
 
 
-def sorted_quantiles(sorted_values: NDArray[np.float64],
-                     probabilities: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
-    """``np.quantile(sorted_values, q)`` (its default linear method, bit for bit) for a
-    non-empty sorted array, read off the order statistics without partitioning a copy."""
-    count = sorted_values.size
+def quantile_positions(count: int, probabilities: Sequence[float] | NDArray[np.float64]
+                       ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """The 0-based positions (below, above) among ``count`` sorted values between which
+    ``np.quantile``'s linear method interpolates each probability, and the weight of the
+    upper one (-1 stands for the last value)."""
     virtual = (count - 1) * np.asarray(probabilities, dtype=np.float64)
     below = np.floor(virtual)
     above = below + 1
@@ -249,13 +257,53 @@ def sorted_quantiles(sorted_values: NDArray[np.float64],
     below[top] = -1
     above[top] = -1
     below_i, above_i = below.astype(np.intp), above.astype(np.intp)
-    gamma = virtual - below_i
-    lower, upper = sorted_values[below_i], sorted_values[above_i]
-    # numpy's _lerp: interpolate from the nearer end.
+    return below_i, above_i, virtual - below_i
+
+
+def interpolate(lower: NDArray[np.float64], upper: NDArray[np.float64],
+                gamma: NDArray[np.float64]) -> NDArray[np.float64]:
+    """numpy's ``_lerp``: from ``lower`` towards ``upper`` by ``gamma``, from the nearer
+    end."""
     diff = upper - lower
     out: NDArray[np.float64] = lower + diff * gamma
     np.subtract(upper, diff * (1 - gamma), out=out, where=gamma >= 0.5)
     return out
+
+
+def sorted_quantiles(sorted_values: NDArray[np.float64],
+                     probabilities: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.quantile(sorted_values, q)`` (its default linear method, bit for bit) for a
+    non-empty sorted array, read off the order statistics without partitioning a copy."""
+    below, above, gamma = quantile_positions(sorted_values.size, probabilities)
+    return interpolate(sorted_values[below], sorted_values[above], gamma)
+
+
+#: The probabilities of a numeric profile's quartiles and of its bin edges.
+QUARTILES = (0.25, 0.75)
+EDGE_PROBABILITIES = np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]
+
+
+def fit_ranks(count: int) -> list[int]:
+    """The 1-based ranks of the order statistics ``fit_numeric`` reads the quartiles and
+    bin edges off, among ``count`` finite values (for fitting from aggregates)."""
+    ranks: set[int] = set()
+    for probabilities in (QUARTILES, EDGE_PROBABILITIES):
+        below, above, _ = quantile_positions(count, probabilities)
+        ranks.update(int(i) % count + 1 for i in (*below, *above))
+    return sorted(ranks)
+
+
+def ranked_quantiles(order: dict[int, float], count: int,
+                     probabilities: Sequence[float] | NDArray[np.float64]
+                     ) -> NDArray[np.float64]:
+    """``sorted_quantiles`` from some order statistics (1-based rank: value) of ``count``
+    values, which must hold those of ``fit_ranks``: the same numbers, bit for bit."""
+    below, above, gamma = quantile_positions(count, probabilities)
+
+    def take(positions: NDArray[np.intp]) -> NDArray[np.float64]:
+        return np.array([order[int(i) % count + 1] for i in positions], dtype=np.float64)
+
+    return interpolate(take(below), take(above), gamma)
 
 
 def fit_numeric(values: pd.Series | NDArray[np.generic], *, in_place: bool = False
@@ -284,8 +332,8 @@ def fit_numeric(values: pd.Series | NDArray[np.generic], *, in_place: bool = Fal
         )
     n_unique = count_distinct(clean)
     mean, std = moments(clean)
-    lower_quartile, upper_quartile = (float(q) for q in sorted_quantiles(clean, [0.25, 0.75]))
-    edges = np.unique(sorted_quantiles(clean, np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]))
+    lower_quartile, upper_quartile = (float(q) for q in sorted_quantiles(clean, QUARTILES))
+    edges = np.unique(sorted_quantiles(clean, EDGE_PROBABILITIES))
     profile = NumericProfile(
         sorted_values=clean, n_present=n_present, n_missing=n_missing, n_unique=n_unique,
         mean=mean, std=std,
@@ -300,6 +348,56 @@ def fit_numeric(values: pd.Series | NDArray[np.generic], *, in_place: bool = Fal
         lower_quartile=lower_quartile, upper_quartile=upper_quartile,
         bin_edges=profile.bin_edges, bin_counts=counts,
     )
+
+
+def grid_ranks(count: int, steps: int) -> NDArray[np.int64]:
+    """The 1-based ranks of a quantile grid's order statistics among ``count`` sorted
+    values: ``max(1, ceil(k * count / steps))`` for ``k = 0..steps``."""
+    scaled = np.arange(steps + 1, dtype=np.int64) * count
+    return np.maximum(-((-scaled) // steps), 1)
+
+
+def aggregated_numeric(*, n_present: int, n_missing: int, n_unique: int, total: float,
+                       centred_squares: float, minimum: float, maximum: float,
+                       order: dict[int, float], bin_counts: Sequence[int],
+                       steps: int) -> NumericProfile:
+    """``fit_numeric``'s profile from what a database returns of a column (``sql.pushdown``
+    on the reference): its finite values' count, distinct count, sum, squared deviations
+    about ``total / n_present``, extremes, bin counts on ``aggregated_edges``' edges, and
+    order statistics by 1-based rank: those of ``fit_ranks`` (quartiles and edges, the
+    same numbers as from the values) and those of the ``steps``-step grid
+    (``grid_ranks``). Mean and std agree with the values' own to rounding (the database
+    sums in its own order)."""
+    if n_present == 0:
+        profile = fit_numeric(np.empty(0, dtype=np.float64))
+        return dataclasses.replace(profile, n_missing=n_missing)
+    lower_quartile, upper_quartile, edges = aggregated_edges(order, n_present)
+    ranks = grid_ranks(n_present, steps)
+    grid = np.array([order[int(r)] for r in ranks], dtype=np.float64)
+    quantiles: NDArray[np.float64] | None = None
+    if n_present <= steps:  # the grid's ranks are 1..n: every value
+        _, first = np.unique(ranks, return_index=True)
+        values = grid[first]
+    else:
+        quantiles = grid
+        with np.errstate(over="ignore"):
+            values = np.asarray(grid[:-1] / 2.0 + grid[1:] / 2.0, dtype=np.float64)
+    mean = total / n_present
+    return NumericProfile(
+        sorted_values=values, n_present=n_present, n_missing=n_missing, n_unique=n_unique,
+        mean=mean, std=math.sqrt(centred_squares / n_present), minimum=minimum,
+        maximum=maximum, lower_quartile=lower_quartile, upper_quartile=upper_quartile,
+        bin_edges=edges, bin_counts=np.asarray(bin_counts, dtype=np.int64),
+        quantiles=quantiles)
+
+
+def aggregated_edges(order: dict[int, float], count: int
+                     ) -> tuple[float, float, NDArray[np.float64]]:
+    """(lower quartile, upper quartile, interior bin edges) of ``count`` finite values from
+    their order statistics of ``fit_ranks``: ``fit_numeric``'s, bit for bit."""
+    lower, upper = (float(q) for q in ranked_quantiles(order, count, QUARTILES))
+    edges = np.unique(ranked_quantiles(order, count, EDGE_PROBABILITIES))
+    return lower, upper, edges.astype(np.float64)
 
 
 def moments(clean: NDArray[np.float64]) -> tuple[float, float]:

@@ -335,7 +335,8 @@ def score_sketch(profile: ColumnProfile, sketch: ColumnSketch) -> DriftResult:
     if binned is None:
         assert sketch.numeric is not None
         every = sketch.numeric.values()
-        if every is not None:  # a small window: the grid is the window, scored exactly
+        if every is not None and ref.quantiles is None:
+            # A small window: the grid is the window, scored exactly.
             return profile.scorer.score(ref, every, prepared=True)  # type: ignore[arg-type]
         return (grid_ks(ref, sketch.numeric) if profile.method == "ks"
                 else grid_wasserstein(ref, sketch.numeric))
@@ -375,8 +376,14 @@ def wasserstein_error_bound(sketch: NumericSketch) -> float:
     between those functions: ``sum_k max(m[k] - q[k-s], q[k+1+s] - m[k]) / G``, at most
     half the window's range over ``G`` for an exact grid.
     """
-    steps, spread = _steps(sketch)
-    grid = sketch.quantiles
+    _, spread = _steps(sketch)
+    return grid_wasserstein_bound(sketch.quantiles, spread)
+
+
+def grid_wasserstein_bound(grid: NDArray[np.float64], spread: int = 0) -> float:
+    """``wasserstein_error_bound`` of a quantile grid whose slack spans ``spread`` steps
+    (0: read off the values)."""
+    steps = grid.size - 1
     mid = midpoints(grid)
     index = np.arange(steps)
     low = grid[np.maximum(index - spread, 0)]
@@ -385,34 +392,59 @@ def wasserstein_error_bound(sketch: NumericSketch) -> float:
         return float(np.maximum(mid - low, high - mid).sum() / steps)
 
 
+def _sides(reference: NumericProfile, sketch: NumericSketch
+           ) -> tuple[NDArray[np.float64], str, bool]:
+    """The window's sample for a gridded method (its values when the grid holds them all,
+    else the grid's midpoints), what was read off a grid (for the message), and whether the
+    window's side is exact."""
+    every = sketch.values()
+    steps = sketch.quantiles.size - 1
+    if reference.quantiles is None:
+        return midpoints(sketch.quantiles), f"a {steps}-step quantile grid of the window", False
+    ref_steps = reference.quantiles.size - 1
+    if every is not None:
+        return every, f"a {ref_steps}-step quantile grid of the reference", True
+    return (midpoints(sketch.quantiles),
+            f"{steps}-step quantile grids of the window and of the reference", False)
+
+
 def grid_ks(reference: NumericProfile, sketch: NumericSketch) -> DriftResult:
     """The KS test read off the window's quantile grid: the distance between the
     reference's CDF and that of the grid's midpoints (``ks_error_bound`` from the window's
     own), its p-value that distance's for the true sizes (scipy's exact distribution up to
     ``KS_EXACT_MAX_N`` values, Smirnov's asymptotic one above; without the tied-data
-    correction, which needs every value)."""
-    distance = ks_statistic(reference.sorted_values, midpoints(sketch.quantiles),
-                            reference.grid)
+    correction, which needs every value). A reference fitted from aggregates stands for
+    its values by its own grid's midpoints (``NumericProfile.quantiles``): the bound then
+    adds that grid's ``1 / G``."""
+    current, read, exact = _sides(reference, sketch)
+    distance = ks_statistic(reference.sorted_values, current, reference.grid)
     n_ref, n_cur = reference.n_present, sketch.finite
-    exact = ks_exact(distance, n_ref, n_cur) if max(n_ref, n_cur) <= KS_EXACT_MAX_N else None
-    p_value = exact[1] if exact is not None else ks_asymptotic_pvalue(distance, n_ref, n_cur)
-    bound = ks_error_bound(sketch)
+    exact_p = (ks_exact(distance, n_ref, n_cur) if max(n_ref, n_cur) <= KS_EXACT_MAX_N
+               else None)
+    p_value = exact_p[1] if exact_p is not None else ks_asymptotic_pvalue(distance, n_ref,
+                                                                          n_cur)
+    bound = 0.0 if exact else ks_error_bound(sketch)
+    if reference.quantiles is not None:
+        bound += 1.0 / (reference.quantiles.size - 1)
     return DriftResult("ks", distance, p_value,
-                       f"read off a {sketch.quantiles.size - 1}-step quantile grid of the "
-                       f"window: the statistic is within {bound:.3g} of the rows' own",
-                       effect_size=distance, error_bound=bound)
+                       f"read off {read}: the statistic is within {bound:.3g} of the rows' "
+                       "own", effect_size=distance, error_bound=bound)
 
 
 def grid_wasserstein(reference: NumericProfile, sketch: NumericSketch) -> DriftResult:
     """Normed Wasserstein-1 read off the window's quantile grid: the distance from the
     reference to the grid's midpoints over the reference's standard deviation, with
-    ``wasserstein_error_bound`` on the same scale."""
+    ``wasserstein_error_bound`` on the same scale (plus the reference grid's own bound when
+    the reference was fitted from aggregates: the triangle inequality)."""
     scaled = math.isfinite(reference.std) and reference.std > 0
     scale = reference.std if scaled else 1.0
-    distance = wasserstein(reference.sorted_values, midpoints(sketch.quantiles)) / scale
-    bound = wasserstein_error_bound(sketch) / scale
-    message = (f"read off a {sketch.quantiles.size - 1}-step quantile grid of the window: "
-               f"the statistic is within {bound:.3g} of the rows' own")
+    current, read, exact = _sides(reference, sketch)
+    distance = wasserstein(reference.sorted_values, current) / scale
+    bound = 0.0 if exact else wasserstein_error_bound(sketch)
+    if reference.quantiles is not None:
+        bound += grid_wasserstein_bound(reference.quantiles)
+    bound /= scale
+    message = f"read off {read}: the statistic is within {bound:.3g} of the rows' own"
     if not scaled:
         message += ("; the reference has no spread (standard deviation 0 or not finite): "
                     "the distance is not normalised")
@@ -519,6 +551,7 @@ __all__ = [
     "counted_categories",
     "grid_ks",
     "grid_wasserstein",
+    "grid_wasserstein_bound",
     "ks_error_bound",
     "merge",
     "merge_categories",

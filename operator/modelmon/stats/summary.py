@@ -87,6 +87,12 @@ def profile_summary(profile: NumericProfile) -> NumericSummary:
     read off its sorted values (no pass over the column)."""
     if profile.n_present == 0:
         return numeric_summary(profile.sorted_values)
+    grid = profile.quantiles
+    if grid is not None:  # fitted from aggregates: the grid's nearest order statistics
+        steps = grid.size - 1
+        return NumericSummary(profile.n_present, profile.mean, profile.std, profile.minimum,
+                              profile.maximum,
+                              tuple(float(grid[round(q * steps)]) for q in QUANTILES))
     return NumericSummary(profile.n_present, profile.mean, profile.std, profile.minimum,
                           profile.maximum,
                           tuple(float(q) for q in sorted_quantiles(profile.sorted_values,

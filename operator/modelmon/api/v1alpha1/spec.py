@@ -118,6 +118,18 @@ EXACT_ONLY_METHODS = ("anderson", "cvm", "energy")
 EXACT_ONLY_METRICS = ("rocAuc",)
 _PUSHDOWN_CEL = ("(has(self.current.source.sql) && has(self.current.source.sql.pushdown) "
                  "&& self.current.source.sql.pushdown) || has(self.current.source.engine)")
+_REFERENCE_PUSHDOWN_CEL = ("has(self.reference.source.sql) && "
+                           "has(self.reference.source.sql.pushdown) && "
+                           "self.reference.source.sql.pushdown")
+#: Why a reference fitted from aggregates refuses what it refuses (CEL and pydantic).
+REFERENCE_PUSHDOWN_NEEDS_WINDOW = (
+    "reference.source.sql.pushdown fits the reference from aggregates, which score only a "
+    "window read as aggregates: set current.source.sql.pushdown (or current.source.engine), "
+    "or turn reference pushdown off")
+REFERENCE_PUSHDOWN_NO_LEARNING = (
+    "reference.source.sql.pushdown fits the reference from aggregates: learnThreshold "
+    "scores chunks of the reference's rows; turn learnThreshold off or reference pushdown "
+    "off")
 #: Engines that aggregate a url source's window instead of loading it (``engine``).
 UrlEngine = Literal["duckdb"]
 #: The url formats an engine reads.
@@ -216,7 +228,7 @@ class SqlSource(ApiModel):
     max_rows: Annotated[int, Field(ge=1, le=100_000_000)] = 1_000_000
     """More rows than this fail the check with InvalidData; narrow the query instead."""
     pushdown: bool = False
-    """current.source only: the check fetches no rows but asks the database for aggregates
+    """The check fetches no rows but asks the database for aggregates
     over the query's rows in the window (per column: counts per reference bin, missing,
     infinite and out-of-range counts, category counts, a 1000-step quantile grid for ks
     and wasserstein; sums for the performance metrics); maxRows then bounds the distinct
@@ -224,7 +236,12 @@ class SqlSource(ApiModel):
     performance metrics are exact; ks and wasserstein are read off the quantile grid with
     statisticErrorBound in status; anderson, cvm and energy, rocAuc, estimated performance
     and confidence bounds need every value and are refused. Runs on PostgreSQL and DuckDB
-    (tested), Trino, Spark SQL, BigQuery and Snowflake (compile-checked only)."""
+    (tested), Trino, Spark SQL, BigQuery and Snowflake (compile-checked only). On
+    reference.source (PostgreSQL and DuckDB): the reference profile is fitted from
+    aggregates too (the same bin edges, counts, moments and quartiles; a 1000-step
+    quantile grid in place of the sorted values, so ks and wasserstein carry the bound of
+    both grids); it needs current.source.sql.pushdown (or engine) and refuses
+    drift.learnThreshold."""
 
 
 PromAggregate = Literal["mean", "min", "max", "last"]
@@ -1265,12 +1282,15 @@ class ModelMonitorSpec(ApiModel):
                         "confidence bounds need every probability; remove them or turn "
                         "pushdown off (remove engine)",
                 fieldPath=".confidence"),
-        CelRule(rule="!has(self.reference.source.sql) || "
-                     "!has(self.reference.source.sql.pushdown) || "
-                     "!self.reference.source.sql.pushdown",
-                message="sql.pushdown applies to current.source; the reference is fitted "
-                        "from its rows",
+        CelRule(rule=f"!({_REFERENCE_PUSHDOWN_CEL}) || {_PUSHDOWN_CEL}",
+                message=REFERENCE_PUSHDOWN_NEEDS_WINDOW,
                 fieldPath=".reference.source.sql.pushdown"),
+        CelRule(rule=f"!({_REFERENCE_PUSHDOWN_CEL}) || !has(self.drift) || "
+                     "!has(self.drift.learnThreshold) || "
+                     "!has(self.drift.learnThreshold.enabled) || "
+                     "!self.drift.learnThreshold.enabled",
+                message=REFERENCE_PUSHDOWN_NO_LEARNING,
+                fieldPath=".drift.learnThreshold"),
         CelRule(rule="!has(self.reference.source.engine)",
                 message="engine applies to current.source; the reference is fitted from its "
                         "rows",
@@ -1364,8 +1384,11 @@ class ModelMonitorSpec(ApiModel):
     def _pushdown(self, bounded: bool) -> None:
         """What sql.pushdown cannot compute from aggregates is refused, naming the field."""
         if self.reference.source.sql is not None and self.reference.source.sql.pushdown:
-            raise ValueError("reference.source.sql.pushdown: applies to current.source; "
-                             "the reference is fitted from its rows")
+            if self.pushdown_field() is None:
+                raise ValueError("reference.source.sql.pushdown: "
+                                 + REFERENCE_PUSHDOWN_NEEDS_WINDOW)
+            if self.drift.learn_threshold.enabled:
+                raise ValueError("drift.learnThreshold: " + REFERENCE_PUSHDOWN_NO_LEARNING)
         if self.reference.source.engine is not None:
             raise ValueError("reference.source.engine: applies to current.source; the "
                              "reference is fitted from its rows")

@@ -111,9 +111,10 @@ class FeatureDriftResult(ApiModel):
     """A test's effect size (numeric: KS distance; categorical: Cramer's V), held against
     spec.drift.minEffect; null for distances."""
     statistic_error_bound: float | None = None
-    """With sql.pushdown, ks and wasserstein are read off a quantile grid of the window:
-    the statistic (and a KS effect size) is within this of the one the rows give; null
-    when the statistic is exact."""
+    """With sql.pushdown, ks and wasserstein are read off a quantile grid of the window
+    (and of the reference, with reference.source.sql.pushdown: then this adds both
+    grids' bounds): the statistic (and a KS effect size) is within this of the one the
+    rows give; null when the statistic is exact."""
     adjusted_p_value: float | None = None
     """The p-value after spec.drift.correction (bonferroni or fdr across the features a
     test scored), the one held against the threshold; null without a correction."""

@@ -27,7 +27,9 @@ from modelmon.stats.dataset.reference import (
     Role,
     fit_column,
     fit_reference,
+    fitted_column,
     is_numeric,
+    scored_kind,
     sortable_columns,
 )
 from modelmon.stats.dataset.shapes import (
@@ -93,10 +95,12 @@ __all__ = [
     "data_quality",
     "fit_column",
     "fit_reference",
+    "fitted_column",
     "is_numeric",
     "score_column",
     "score_drift",
     "score_window",
+    "scored_kind",
     "sortable_columns",
     "window_shapes",
 ]

@@ -131,19 +131,33 @@ def fit_column(series: pd.Series, request: ColumnRequest, reference_rows: int,
     if dtype_kind == "numeric":
         numeric = (fit_numeric(series) if sortable is None
                    else fit_numeric(sortable, in_place=True))
+    kind = scored_kind(request, dtype_kind, numeric.n_unique if numeric is not None else 0)
+    categorical = fit_categorical(series) if kind == "categorical" else None
+    return fitted_column(request, dtype_kind, kind, numeric, categorical, reference_rows)
+
+
+def scored_kind(request: ColumnRequest, dtype_kind: FeatureKind, n_unique: int
+                ) -> FeatureKind:
+    """The kind a column is scored as, from the kind of its data and (numbers) its count
+    of distinct finite values."""
     own = request.method
     if request.categorical or dtype_kind == "categorical":
-        kind: FeatureKind = "categorical"
-    elif own == "auto" and request.numeric_method == "auto":
-        assert numeric is not None
+        return "categorical"
+    if own == "auto" and request.numeric_method == "auto":
         # Few distinct values: the values are scored as categories.
-        kind = "numeric" if numeric.n_unique > LOW_CARDINALITY else "categorical"
-    elif own == "auto" or own in method_names("numeric"):
-        kind = "numeric"
-    else:
-        kind = "categorical"  # a categorical-only method on numbers: values are categories
+        return "numeric" if n_unique > LOW_CARDINALITY else "categorical"
+    if own == "auto" or own in method_names("numeric"):
+        return "numeric"
+    return "categorical"  # a categorical-only method on numbers: values are categories
+
+
+def fitted_column(request: ColumnRequest, dtype_kind: FeatureKind, kind: FeatureKind,
+                  numeric: NumericProfile | None, categorical: CategoricalProfile | None,
+                  reference_rows: int) -> ColumnProfile:
+    """A column's profile from its fitted parts (``categorical`` set when ``kind`` is
+    categorical): its method picked and fitted (``ColumnSpecError`` when the column's own
+    method does not apply)."""
     method = request.kind_method(kind)
-    categorical = fit_categorical(series) if kind == "categorical" else None
     by_auto = method == "auto"
     if by_auto:
         unique = categorical.n_unique if categorical is not None else (
