@@ -137,6 +137,11 @@ class DriftMethod(ABC, Generic[Fitted, Window]):
         """The result of a prepared, non-empty window's statistic and p-value: with the
         method's caveat and effect size, NaN cleaned."""
         message = self.caveat(reference, current, statistic, p_value)
+        return self.result_with(reference, current, statistic, p_value, message)
+
+    def result_with(self, reference: Fitted, current: Window, statistic: float,
+                    p_value: float | None, message: str | None) -> DriftResult:
+        """``result`` with the caveat already known (``message``)."""
         if math.isnan(statistic) or (p_value is not None and math.isnan(p_value)):
             message = message or "not scored: the statistic is undefined for these samples"
             return DriftResult(self.name, _clean(statistic), _clean(p_value), message)

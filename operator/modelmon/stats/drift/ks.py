@@ -50,6 +50,9 @@ SMIRNOV_POINTS = 256
 #: computes it would cover a band as wide as the samples.
 KS_TIED_FAR_TAIL = 1e-10
 
+#: The caveat of a score on tied data (``ties.tied_runs``).
+TIED_CAVEAT = "tied values: permutation p-value given the pooled values"
+
 #: ``_KS_EXACT``: scipy's exact two-sample KS null distribution from (n1, n2, gcd, D,
 #: alternative), as ``ks_2samp`` calls it: returns (success, D rounded to a multiple of
 #: 1/lcm, p-value). Looked up on first use (``__getattr__``): scipy.stats takes longer to
@@ -385,7 +388,7 @@ class KolmogorovSmirnov(KsDistanceEffect):
     def caveat(self, reference: NumericProfile, current: NDArray[np.float64],
                statistic: float, p_value: float | None) -> str | None:
         if reference.n_present and current.size and tied_runs(reference, current) is not None:
-            return "tied values: permutation p-value given the pooled values"
+            return TIED_CAVEAT
         return None
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
@@ -405,12 +408,14 @@ class KolmogorovSmirnov(KsDistanceEffect):
         if reference.n_present == 0 or current.size == 0:
             return self.score(reference, current, prepared=True)
         distance = ks_statistic(reference.sorted_values, current, reference.grid)
-        tied = _tied_walk(reference, current, distance)
+        tied = _tied_walk(reference, current, distance)  # the caveat, known here
         if tied is None:
-            return self.result(reference, current, *self._untied(reference, current, distance))
+            return self.result_with(reference, current,
+                                    *self._untied(reference, current, distance), None)
         if isinstance(tied, float):
-            return self.result(reference, current, distance, tied)
-        return Deferred(self, self.result(reference, current, distance, None), tied)
+            return self.result_with(reference, current, distance, tied, TIED_CAVEAT)
+        return Deferred(self, self.result_with(reference, current, distance, None, TIED_CAVEAT),
+                        tied)
 
     def settle(self, deferred: Sequence[Deferred]) -> list[DriftResult]:
         tasks: list[TiedTask] = [item.task for item in deferred]

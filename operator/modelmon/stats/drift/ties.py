@@ -220,9 +220,13 @@ def _walk_stepwise(n_ref: int, n_cur: int, runs_list: list[NDArray[np.int64]],
     count = len(runs_list)
     longest = max(int(runs.max()) for runs in runs_list)
     widest = max(reaches)
-    width = max(math.ceil(2.0 * widest / total), 0) + 2 * longest + 5
+    # Along a run of ``longest`` values the chances stay within the band at the run's
+    # start, which the line leaves by ``longest n_ref / N`` below, and spread up to
+    # ``longest`` above it, ``longest n_cur / N`` above the line: the window's lowest state
+    # stays below every chance, and its top one above.
+    width = max(math.ceil(2.0 * widest / total), 0) + longest + 5
     steps = np.arange(total + 1, dtype=np.int64)
-    base = np.floor((steps * n_ref - widest) / total - longest).astype(np.int64) - 1
+    base = np.floor((steps * n_ref - widest - longest * n_ref) / total).astype(np.int64) - 1
     shift = np.diff(base).tolist()
     # Each walk's band after each value, as positions in the window: the states that
     # leave it open (0 .. width) after a value that ends none of the walk's runs.
@@ -242,9 +246,17 @@ def _walk_stepwise(n_ref: int, n_cur: int, runs_list: list[NDArray[np.int64]],
     block = min(total, max(1, (1 << 15) // (count * (width + 1))))
     prob = np.zeros((count, width))
     prob[:, -base[0]] = 1.0  # state 0 before any value
+    below = prob[:, :-1]  # the states a move can leave (the top one holds no chance)
     # The top state of the window never holds a chance (the width keeps it above every
     # band), so the state above it stays 0 and the moves out of the top state are left out.
-    buffers = (np.zeros((count, width + 1)), np.zeros((count, width + 1)))
+    # Two buffers in turn (never the one ``prob`` views), with their views made once: the
+    # value's chances land on ``head`` (stays) and ``tail`` (moves); the next ``prob``
+    # (and ``below``) start at ``shift`` in it.
+    views = []
+    for buffer in (np.zeros((count, width + 1)), np.zeros((count, width + 1))):
+        views.append((buffer[:, :width], buffer[:, 1:width],
+                      [(buffer[:, up:up + width], buffer[:, up:up + width - 1])
+                       for up in (0, 1)]))
     moved = np.empty((count, width - 1))
     inside = np.empty((block, count, width + 1), dtype=bool)
     above = np.empty((block, count, width + 1), dtype=bool)
@@ -266,13 +278,13 @@ def _walk_stepwise(n_ref: int, n_cur: int, runs_list: list[NDArray[np.int64]],
         # at the state it lands on.
         np.multiply(stay[:, None, :], inside[:size, :, :width], out=stays[:size])
         np.multiply(move[:, None, :], inside[:size, :, 1:width], out=moves[:size])
-        for index in range(size):
-            spread = buffers[(start + index) & 1]  # not the one ``prob`` views
-            np.multiply(prob, stays[index], out=spread[:, :width])
-            np.multiply(prob[:, :-1], moves[index], out=moved)
-            spread[:, 1:width] += moved
-            up = shift[start + index]
-            prob = spread[:, up:up + width]
+        for index, (stay_row, move_row, up) in enumerate(
+                zip(stays[:size], moves[:size], shift[start:stop], strict=True)):
+            head, tail, shifted = views[(start + index) & 1]
+            np.multiply(prob, stay_row, head)
+            np.multiply(below, move_row, moved)
+            np.add(tail, moved, tail)
+            prob, below = shifted[up]
     sums: NDArray[np.float64] = prob.sum(axis=1)
     return sums
 
