@@ -40,6 +40,10 @@ from modelmon.stats.profile import NumericProfile
 #: Runs up to this long move the KS walk one value at a time; longer ones at once.
 _STEPWISE_MAX_RUN = 8
 
+#: Walks with short runs go together (``ks_tied_pvalues``) unless the wider windows that
+#: costs add more than this many states: about the array work of a value's few operations.
+_GROUP_SLACK = 4_000
+
 #: Up to this many values on each side the tied KS p-value is exact (the same limit as
 #: scipy's exact untied distribution); above, the runs are scaled down (``KS_TIED_SCALED_N``).
 KS_TIED_EXACT_MAX_N = 10_000
@@ -355,10 +359,25 @@ def ks_tied_pvalues(distances: Sequence[float], n_refs: Sequence[int], n_curs: S
         else:
             inside[index] = _walk_runs(n_ref, n_cur, runs, reach)
     for (n_ref, n_cur), indices in together.items():
-        found = _walk_stepwise(n_ref, n_cur, [walks[i][2] for i in indices],
-                               [walks[i][3] for i in indices])
-        for index, value in zip(indices, found.tolist(), strict=True):
-            inside[index] = value
+        # Every walk of a group pays the widest band's window: a walk joins the group of
+        # narrower ones unless that costs more states than a value's array operations
+        # (``_GROUP_SLACK``; bands of similar width share one walk).
+        indices.sort(key=lambda index: walks[index][3])
+        groups: list[list[int]] = []
+        widths: list[float] = []
+        for index in indices:
+            width = 2.0 * max(walks[index][3], 0.0) / (n_ref + n_cur)
+            if groups and (len(groups[-1]) + 1) * width - (sum(widths) + width) <= _GROUP_SLACK:
+                groups[-1].append(index)
+                widths.append(width)
+            else:
+                groups.append([index])
+                widths = [width]
+        for group in groups:
+            found = _walk_stepwise(n_ref, n_cur, [walks[i][2] for i in group],
+                                   [walks[i][3] for i in group])
+            for index, value in zip(group, found.tolist(), strict=True):
+                inside[index] = value
     return [_pvalue(value) for value in inside]
 
 
