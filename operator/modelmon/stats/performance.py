@@ -222,7 +222,12 @@ def is_positive(values: pd.Series, positive: str | None) -> NDArray[np.bool_]:
     """Binary labels as booleans: equal (as text) to the positive label.
 
     Without a declared positive label, labels must be 0/1 or booleans and 1/true is positive.
+    Integer and boolean labels are written as text once per distinct value.
     """
+    position: NDArray[np.intp] | None = None
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biu":
+        distinct, position = np.unique(values.to_numpy(), return_inverse=True)
+        values = pd.Series(distinct, dtype=values.dtype)
     text = values.astype(str).str.lower()
     if positive is None:
         seen = set(pd.unique(text))
@@ -230,10 +235,12 @@ def is_positive(values: pd.Series, positive: str | None) -> NDArray[np.bool_]:
             raise PerformanceInputError(
                 f"labels are {sorted(seen)[:5]}; set columns.positiveLabel to the label of "
                 "the positive class")
-        return text.isin(_TRUE_TEXT).to_numpy()
-    wanted = positive.lower()
-    matches = _TRUE_TEXT if wanted in _TRUE_TEXT else {wanted}
-    return text.isin(matches).to_numpy()
+        matches = _TRUE_TEXT
+    else:
+        wanted = positive.lower()
+        matches = _TRUE_TEXT if wanted in _TRUE_TEXT else {wanted}
+    found: NDArray[np.bool_] = text.isin(matches).to_numpy()
+    return found if position is None else found[position.ravel()]
 
 
 #: The longest reason kept for a metric that could not be computed.
