@@ -362,10 +362,9 @@ def ks_tied_pvalues(distances: Sequence[float], n_refs: Sequence[int], n_curs: S
         # Every walk of a group pays the widest band's window: a walk joins the group of
         # narrower ones unless that costs more states than a value's array operations
         # (``_GROUP_SLACK``; bands of similar width share one walk).
-        indices.sort(key=lambda index: walks[index][3])
         groups: list[list[int]] = []
         widths: list[float] = []
-        for index in indices:
+        for index in sorted(indices, key=lambda index: walks[index][3]):
             width = 2.0 * max(walks[index][3], 0.0) / (n_ref + n_cur)
             if groups and (len(groups[-1]) + 1) * width - (sum(widths) + width) <= _GROUP_SLACK:
                 groups[-1].append(index)
