@@ -259,8 +259,8 @@ def _walk_stepwise(n_ref: int, n_cur: int, runs_list: list[NDArray[np.int64]],
     views = []
     for buffer in (np.zeros((count, width + 1)), np.zeros((count, width + 1))):
         views.append((buffer[:, :width], buffer[:, 1:width],
-                      [(buffer[:, up:up + width], buffer[:, up:up + width - 1])
-                       for up in (0, 1)]))
+                      [(buffer[:, lift:lift + width], buffer[:, lift:lift + width - 1])
+                       for lift in (0, 1)]))
     moved = np.empty((count, width - 1))
     inside = np.empty((block, count, width + 1), dtype=bool)
     above = np.empty((block, count, width + 1), dtype=bool)
@@ -282,13 +282,13 @@ def _walk_stepwise(n_ref: int, n_cur: int, runs_list: list[NDArray[np.int64]],
         # at the state it lands on.
         np.multiply(stay[:, None, :], inside[:size, :, :width], out=stays[:size])
         np.multiply(move[:, None, :], inside[:size, :, 1:width], out=moves[:size])
-        for index, (stay_row, move_row, up) in enumerate(
+        for index, (stay_row, move_row, lift) in enumerate(
                 zip(stays[:size], moves[:size], shift[start:stop], strict=True)):
             head, tail, shifted = views[(start + index) & 1]
             np.multiply(prob, stay_row, head)
             np.multiply(below, move_row, moved)
             np.add(tail, moved, tail)
-            prob, below = shifted[up]
+            prob, below = shifted[lift]
     sums: NDArray[np.float64] = prob.sum(axis=1)
     return sums
 
