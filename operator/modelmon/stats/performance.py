@@ -222,18 +222,33 @@ def is_positive(values: pd.Series, positive: str | None) -> NDArray[np.bool_]:
     """Binary labels as booleans: equal (as text) to the positive label.
 
     Without a declared positive label, labels must be 0/1 or booleans and 1/true is positive.
+    Integer and boolean labels are written as text once per distinct value (``str``
+    writes them as pandas does: ``1``, ``True``).
     """
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biu":
+        distinct, position = np.unique(values.to_numpy(), return_inverse=True)
+        labels = [str(value).lower() for value in distinct.tolist()]
+        matches = _positive_texts(positive, set(labels) if positive is None else None)
+        flags = np.array([label in matches for label in labels], dtype=np.bool_)
+        picked: NDArray[np.bool_] = flags[position.ravel()]
+        return picked
     text = values.astype(str).str.lower()
+    matches = _positive_texts(positive, set(pd.unique(text)) if positive is None else None)
+    found: NDArray[np.bool_] = text.isin(matches).to_numpy()
+    return found
+
+
+def _positive_texts(positive: str | None, seen: set[str] | None) -> set[str]:
+    """The labels, as lower-case text, that mean the positive class; without a declared
+    positive label the labels ``seen`` must be 0/1 or booleans."""
     if positive is None:
-        seen = set(pd.unique(text))
-        if not seen <= _TRUE_TEXT | {"0", "0.0", "false"}:
+        if seen is not None and not seen <= _TRUE_TEXT | {"0", "0.0", "false"}:
             raise PerformanceInputError(
                 f"labels are {sorted(seen)[:5]}; set columns.positiveLabel to the label of "
                 "the positive class")
-        return text.isin(_TRUE_TEXT).to_numpy()
+        return _TRUE_TEXT
     wanted = positive.lower()
-    matches = _TRUE_TEXT if wanted in _TRUE_TEXT else {wanted}
-    return text.isin(matches).to_numpy()
+    return _TRUE_TEXT if wanted in _TRUE_TEXT else {wanted}
 
 
 #: The longest reason kept for a metric that could not be computed.

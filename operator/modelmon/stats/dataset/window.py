@@ -10,6 +10,7 @@ and serves every drift method and every data-quality figure.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,7 +21,7 @@ from numpy.typing import NDArray
 
 from modelmon.stats.dataset.reference import ColumnProfile, ReferenceProfile, Role, is_numeric
 from modelmon.stats.dataset.threads import map_in_threads
-from modelmon.stats.drift.base import DriftResult, get_method
+from modelmon.stats.drift.base import Deferred, DriftResult, get_method, settle
 from modelmon.stats.profile import (
     CategoricalProfile,
     FeatureKind,
@@ -136,6 +137,13 @@ def current_values(series: pd.Series | CurrentColumn, profile: ColumnProfile
 
 def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> DriftResult:
     """Drift of one current column against its reference profile."""
+    return settle([score_or_defer(profile, series)])[0]
+
+
+def score_or_defer(profile: ColumnProfile, series: pd.Series | CurrentColumn
+                   ) -> DriftResult | Deferred:
+    """``score_column``, or a score whose p-value waits to be computed with the window's
+    other columns (``drift.base.settle``: the tied KS p-values are walked together)."""
     column = _column(series)
     method = profile.scorer
     if (profile.kind == "numeric" and not column.is_numeric()
@@ -150,7 +158,7 @@ def score_column(profile: ColumnProfile, series: pd.Series | CurrentColumn) -> D
             and set(current.categories) - set(ref.categories)):  # type: ignore[union-attr]
         # auto picked the two-category test, but the window brought a third category.
         method = get_method("chisquare", "categorical")
-    return method.score(ref, current, prepared=True)  # type: ignore[arg-type]
+    return method.score_or_defer(ref, current, prepared=True)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +189,24 @@ def summaries(profile: ColumnProfile, series: pd.Series | CurrentColumn
     return None, None
 
 
-def _drift(name: str, profile: ColumnProfile, column: CurrentColumn) -> ColumnDrift:
-    result = score_column(profile, column)
-    return ColumnDrift(name, profile.request.role, profile.kind, result,
-                       *summaries(profile, column))
+def _drift(name: str, profile: ColumnProfile, column: CurrentColumn
+           ) -> tuple[ColumnDrift, Deferred | None]:
+    """A column's drift, and its deferred score (whose p-value ``_settled`` fills in)."""
+    score = score_or_defer(profile, column)
+    result = score.result if isinstance(score, Deferred) else score
+    drift = ColumnDrift(name, profile.request.role, profile.kind, result,
+                        *summaries(profile, column))
+    return drift, score if isinstance(score, Deferred) else None
+
+
+def _settled(drifts: list[tuple[ColumnDrift, Deferred | None]]) -> list[ColumnDrift]:
+    """The columns' drift with every deferred score completed (all at once)."""
+    waiting = [(index, score) for index, (_, score) in enumerate(drifts) if score is not None]
+    done = [drift for drift, _ in drifts]
+    for (index, _), result in zip(waiting, settle([score for _, score in waiting]),
+                                  strict=True):
+        done[index] = dataclasses.replace(done[index], result=result)
+    return done
 
 
 def score_drift(reference: ReferenceProfile, current: pd.DataFrame, workers: int = 1
@@ -195,12 +217,12 @@ def score_drift(reference: ReferenceProfile, current: pd.DataFrame, workers: int
                if name in current.columns]
     rows = len(current)
 
-    def one(item: tuple[str, ColumnProfile, pd.Series]) -> ColumnDrift:
+    def one(item: tuple[str, ColumnProfile, pd.Series]) -> tuple[ColumnDrift, Deferred | None]:
         name, profile, series = item
         column = CurrentColumn(series, scratch(rows, "sorted"))
         return _drift(name, profile, column)
 
-    return map_in_threads(one, present, workers)
+    return _settled(map_in_threads(one, present, workers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +333,8 @@ def score_window(reference: ReferenceProfile, current: pd.DataFrame | ColumnRead
     rows = len(current)
 
     def one(item: tuple[str, ColumnProfile]
-            ) -> tuple[ColumnDrift, ColumnQualityFigures | None, tuple[str, str, str] | None]:
+            ) -> tuple[tuple[ColumnDrift, Deferred | None], ColumnQualityFigures | None,
+                       tuple[str, str, str] | None]:
         name, profile = item
         # The sort of every column this thread prepares goes to the same memory.
         column = CurrentColumn(current[name], scratch(rows, "sorted"))
@@ -322,6 +345,6 @@ def score_window(reference: ReferenceProfile, current: pd.DataFrame | ColumnRead
 
     results = map_in_threads(one, present, workers)
     return WindowScores(
-        [drift for drift, _, _ in results],
+        _settled([drift for drift, _, _ in results]),
         QualityFigures([q for _, q, _ in results if q is not None], missing,
                        [c for _, _, c in results if c is not None]))

@@ -8,10 +8,12 @@ it; a method never re-sorts or re-bins the reference.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -116,13 +118,67 @@ class DriftMethod(ABC, Generic[Fitted, Window]):
             return DriftResult(self.name, None, None,
                                f"not scored: the {side} has no usable values")
         statistic, p_value = self.statistic(reference, current)
+        return self.result(reference, current, statistic, p_value)
+
+    def score_or_defer(self, reference: Fitted, current: Window, *, prepared: bool = False
+                       ) -> DriftResult | Deferred:
+        """``score``, or, from a method whose p-values cost less for many columns at once,
+        a ``Deferred`` score that ``settle`` completes together with the check's other
+        columns (the same numbers as ``score``). Here: ``score``."""
+        return self.score(reference, current, prepared=prepared)
+
+    def settle(self, deferred: Sequence[Deferred]) -> list[DriftResult]:
+        """The results of this method's ``Deferred`` scores, completed all at once (only
+        methods that defer have any)."""
+        raise NotImplementedError(f"drift method {self.name!r} defers no scores")
+
+    def result(self, reference: Fitted, current: Window, statistic: float,
+               p_value: float | None) -> DriftResult:
+        """The result of a prepared, non-empty window's statistic and p-value: with the
+        method's caveat and effect size, NaN cleaned."""
         message = self.caveat(reference, current, statistic, p_value)
+        return self.result_with(reference, current, statistic, p_value, message)
+
+    def result_with(self, reference: Fitted, current: Window, statistic: float,
+                    p_value: float | None, message: str | None) -> DriftResult:
+        """``result`` with the caveat already known (``message``)."""
         if math.isnan(statistic) or (p_value is not None and math.isnan(p_value)):
             message = message or "not scored: the statistic is undefined for these samples"
             return DriftResult(self.name, _clean(statistic), _clean(p_value), message)
         effect = self.effect_size(reference, current, statistic)
         return DriftResult(self.name, _clean(statistic), _clean(p_value), message,
                            _clean(effect))
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A column's score waiting for its p-value (``DriftMethod.score_or_defer``): the
+    result without it, and what ``method.settle`` needs to compute it."""
+
+    method: DriftMethod[Any, Any]
+    result: DriftResult
+    task: Any
+
+
+def settle(scores: Sequence[DriftResult | Deferred]) -> list[DriftResult]:
+    """The scores with every ``Deferred`` one completed, each method's at once, in order."""
+    done: list[DriftResult | None] = [
+        score if isinstance(score, DriftResult) else None for score in scores]
+    waiting: dict[int, list[tuple[int, Deferred]]] = {}
+    for index, score in enumerate(scores):
+        if isinstance(score, Deferred):
+            waiting.setdefault(id(score.method), []).append((index, score))
+    for batch in waiting.values():
+        method = batch[0][1].method
+        results = method.settle([score for _, score in batch])
+        for (index, _), result in zip(batch, results, strict=True):
+            done[index] = result
+    return [result for result in done if result is not None]
+
+
+def with_p_value(result: DriftResult, p_value: float) -> DriftResult:
+    """A deferred result completed with its p-value (cleaned as ``score`` cleans it)."""
+    return dataclasses.replace(result, p_value=_clean(p_value))
 
 
 def _clean(number: float | None) -> float | None:

@@ -17,14 +17,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from modelmon.stats.drift.base import NumericMethod, register
+from modelmon.stats.drift.base import (
+    Deferred,
+    DriftResult,
+    NumericMethod,
+    register,
+    with_p_value,
+)
 from modelmon.stats.drift.scipy_private import lazy_helpers
-from modelmon.stats.drift.ties import ks_tied_pvalue, tied_runs
+from modelmon.stats.drift.ties import ks_tied_pvalue, ks_tied_pvalues, tied_runs
 from modelmon.stats.profile import NumericProfile, RankGrid, rank_grid
 
 #: Above this many values on either side scipy's ``ks_2samp(method="auto")`` switches from
@@ -42,6 +49,9 @@ SMIRNOV_POINTS = 256
 #: is smaller still (the distance is a maximum over fewer points), and the walk that
 #: computes it would cover a band as wide as the samples.
 KS_TIED_FAR_TAIL = 1e-10
+
+#: The caveat of a score on tied data (``ties.tied_runs``).
+TIED_CAVEAT = "tied values: permutation p-value given the pooled values"
 
 #: ``_KS_EXACT``: scipy's exact two-sample KS null distribution from (n1, n2, gcd, D,
 #: alternative), as ``ks_2samp`` calls it: returns (success, D rounded to a multiple of
@@ -378,22 +388,44 @@ class KolmogorovSmirnov(KsDistanceEffect):
     def caveat(self, reference: NumericProfile, current: NDArray[np.float64],
                statistic: float, p_value: float | None) -> str | None:
         if reference.n_present and current.size and tied_runs(reference, current) is not None:
-            return "tied values: permutation p-value given the pooled values"
+            return TIED_CAVEAT
         return None
 
     def statistic(self, reference: NumericProfile, current: NDArray[np.float64]
                   ) -> tuple[float, float | None]:
-        n_ref, n_cur = reference.n_present, int(current.size)
-        current_sorted = current
-        distance = ks_statistic(reference.sorted_values, current_sorted, reference.grid)
-        runs = tied_runs(reference, current_sorted)
-        if runs is not None:
-            # Kolmogorov's limit of the untied p-value, a bound on the tied one.
-            untied = float(special.kolmogorov(distance * math.sqrt(n_ref * n_cur
-                                                                   / (n_ref + n_cur))))
-            if untied < KS_TIED_FAR_TAIL:
-                return distance, untied
-            return distance, ks_tied_pvalue(distance, n_ref, n_cur, runs)
+        distance = ks_statistic(reference.sorted_values, current, reference.grid)
+        tied = _tied_walk(reference, current, distance)
+        if tied is not None:
+            return distance, tied if isinstance(tied, float) else ks_tied_pvalue(*tied)
+        return self._untied(reference, current, distance)
+
+    def score_or_defer(self, reference: NumericProfile, current: NDArray[np.float64], *,
+                       prepared: bool = False) -> DriftResult | Deferred:
+        """``score``, deferring a tied p-value (``ks_tied_pvalue``) to ``settle``, which
+        walks the check's tied columns together (``ties.ks_tied_pvalues``)."""
+        if not prepared:
+            current = self.prepare(current)
+        if reference.n_present == 0 or current.size == 0:
+            return self.score(reference, current, prepared=True)
+        distance = ks_statistic(reference.sorted_values, current, reference.grid)
+        tied = _tied_walk(reference, current, distance)  # the caveat, known here
+        if tied is None:
+            return self.result_with(reference, current,
+                                    *self._untied(reference, current, distance), None)
+        if isinstance(tied, float):
+            return self.result_with(reference, current, distance, tied, TIED_CAVEAT)
+        return Deferred(self, self.result_with(reference, current, distance, None, TIED_CAVEAT),
+                        tied)
+
+    def settle(self, deferred: Sequence[Deferred]) -> list[DriftResult]:
+        tasks: list[TiedTask] = [item.task for item in deferred]
+        p_values = ks_tied_pvalues(*zip(*tasks, strict=True))
+        return [with_p_value(item.result, p_value)
+                for item, p_value in zip(deferred, p_values, strict=True)]
+
+    def _untied(self, reference: NumericProfile, current_sorted: NDArray[np.float64],
+                distance: float) -> tuple[float, float | None]:
+        n_ref, n_cur = reference.n_present, int(current_sorted.size)
         if max(n_ref, n_cur) > KS_EXACT_MAX_N:
             return distance, ks_asymptotic_pvalue(distance, n_ref, n_cur)
         exact = ks_exact(distance, n_ref, n_cur)
@@ -406,3 +438,22 @@ class KolmogorovSmirnov(KsDistanceEffect):
             warnings.simplefilter("ignore", RuntimeWarning)
             res = stats.ks_2samp(reference.sorted_values, current_sorted)
         return float(res.statistic), float(res.pvalue)
+
+
+#: ``ks_tied_pvalue``'s arguments: the distance, the sizes a side and the pooled runs.
+TiedTask = tuple[float, int, int, NDArray[np.int64]]
+
+
+def _tied_walk(reference: NumericProfile, current_sorted: NDArray[np.float64],
+               distance: float) -> TiedTask | float | None:
+    """How a column's KS p-value is tied: None when the column is not (``tied_runs``);
+    in the far tail, Kolmogorov's limit of the untied p-value (a bound on the tied one,
+    below ``KS_TIED_FAR_TAIL``); else the arguments of ``ks_tied_pvalue``."""
+    runs = tied_runs(reference, current_sorted)
+    if runs is None:
+        return None
+    n_ref, n_cur = reference.n_present, int(current_sorted.size)
+    untied = float(special.kolmogorov(distance * math.sqrt(n_ref * n_cur / (n_ref + n_cur))))
+    if untied < KS_TIED_FAR_TAIL:
+        return untied
+    return distance, n_ref, n_cur, runs

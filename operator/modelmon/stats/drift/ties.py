@@ -25,6 +25,7 @@ is the one a permutation test uses, given the pooled values:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,6 +39,10 @@ from modelmon.stats.profile import NumericProfile
 
 #: Runs up to this long move the KS walk one value at a time; longer ones at once.
 _STEPWISE_MAX_RUN = 8
+
+#: Walks with short runs go together (``ks_tied_pvalues``) unless the wider windows that
+#: costs add more than this many states: about the array work of a value's few operations.
+_GROUP_SLACK = 4_000
 
 #: Up to this many values on each side the tied KS p-value is exact (the same limit as
 #: scipy's exact untied distribution); above, the runs are scaled down (``KS_TIED_SCALED_N``).
@@ -131,8 +136,7 @@ def coarsened(runs: NDArray[np.int64], points: int = TIED_MAX_POINTS) -> NDArray
     return grouped
 
 
-def _inside_probability(n_ref: int, n_cur: int, runs: NDArray[np.int64], reach: float
-                        ) -> float:
+def _walk_runs(n_ref: int, n_cur: int, runs: NDArray[np.int64], reach: float) -> float:
     """The probability, over random splits of the pooled values into ``n_ref`` reference
     and ``n_cur`` current ones, that ``|i N - s n_ref| < reach`` at every run end ``s``
     (``i`` the reference values among the first ``s``, ``N`` the pooled size): that the KS
@@ -201,6 +205,134 @@ def _inside_probability(n_ref: int, n_cur: int, runs: NDArray[np.int64], reach: 
     return float(prob.sum())
 
 
+def _walk_stepwise(n_ref: int, n_cur: int, runs_list: list[NDArray[np.int64]],
+                   reaches: list[float]) -> NDArray[np.float64]:
+    """``_inside_probability`` of several walks with the same sizes whose runs are all at
+    most ``_STEPWISE_MAX_RUN`` long, walked together one value at a time: row ``c`` of
+    ``prob`` holds walk ``c``'s chances, so each value costs a few array operations for
+    all the walks instead of several per walk.
+
+    The states are absolute (reference values so far), in a window of ``width`` that
+    follows the line ``s n_ref / N`` and is wide enough for the widest band plus a run's
+    spread on each side; it moves up by one state (``shift``) whenever the line crosses
+    an integer. The two chances of a value (a current or a reference value) come from
+    tables computed for a block of values at once, already multiplied by each walk's band
+    where that walk's run ends (1 inside, 0 outside): the products and sums are those of
+    ``_inside_probability``, in the same order, so the results are the same.
+    """
+    total = n_ref + n_cur
+    count = len(runs_list)
+    longest = max(int(runs.max()) for runs in runs_list)
+    widest = max(reaches)
+    # Along a run of ``longest`` values the chances stay within the band at the run's
+    # start, which the line leaves by ``longest n_ref / N`` below, and spread up to
+    # ``longest`` above it, ``longest n_cur / N`` above the line: the window's lowest state
+    # stays below every chance, and its top one above.
+    width = max(math.ceil(2.0 * widest / total), 0) + longest + 5
+    steps = np.arange(total + 1, dtype=np.int64)
+    base = np.floor((steps * n_ref - widest - longest * n_ref) / total).astype(np.int64) - 1
+    shift = np.diff(base).tolist()
+    # Each walk's band after each value, as positions in the window: the states that
+    # leave it open (0 .. width) after a value that ends none of the walk's runs.
+    band_low = np.zeros((total, count), dtype=np.int32)
+    band_high = np.full((total, count), width, dtype=np.int32)
+    for row, (runs, reach) in enumerate(zip(runs_list, reaches, strict=True)):
+        ends = np.cumsum(runs)
+        low = np.maximum(np.maximum(ends - n_cur, 0),
+                         np.floor((ends * n_ref - reach) / total).astype(np.int64) + 1)
+        high = np.minimum(np.minimum(ends, n_ref),
+                          np.ceil((ends * n_ref + reach) / total).astype(np.int64) - 1)
+        # The band of the value that ends a run at ``end``, from the window before it.
+        window = base[ends - 1]
+        band_low[ends - 1, row] = np.clip(low - window, 0, width + 1)
+        band_high[ends - 1, row] = np.clip(high - window, -1, width)
+    offsets = np.arange(width + 1, dtype=np.int32)
+    block = min(total, max(1, (1 << 15) // (count * (width + 1))))
+    prob = np.zeros((count, width))
+    prob[:, -base[0]] = 1.0  # state 0 before any value
+    below = prob[:, :-1]  # the states a move can leave (the top one holds no chance)
+    # The top state of the window never holds a chance (the width keeps it above every
+    # band), so the state above it stays 0 and the moves out of the top state are left out.
+    # Two buffers in turn (never the one ``prob`` views), with their views made once: the
+    # value's chances land on ``head`` (stays) and ``tail`` (moves); the next ``prob``
+    # (and ``below``) start at ``shift`` in it.
+    views = []
+    for buffer in (np.zeros((count, width + 1)), np.zeros((count, width + 1))):
+        views.append((buffer[:, :width], buffer[:, 1:width],
+                      [(buffer[:, lift:lift + width], buffer[:, lift:lift + width - 1])
+                       for lift in (0, 1)]))
+    moved = np.empty((count, width - 1))
+    inside = np.empty((block, count, width + 1), dtype=bool)
+    above = np.empty((block, count, width + 1), dtype=bool)
+    stays = np.empty((block, count, width))
+    moves = np.empty((block, count, width - 1))
+    for start in range(0, total, block):
+        stop = min(start + block, total)
+        size = stop - start
+        step = steps[start:stop, None]
+        states = base[start:stop, None] + offsets[None, :width]  # before the value
+        left = (total - step).astype(np.float64)
+        stay = (n_cur - step + states).astype(np.float64) / left
+        move = (n_ref - states[:, :-1]).astype(np.float64) / left
+        # (value, walk, position): whether the state landed on is inside the walk's band.
+        np.greater_equal(offsets, band_low[start:stop, :, None], out=inside[:size])
+        np.less_equal(offsets, band_high[start:stop, :, None], out=above[:size])
+        inside[:size] &= above[:size]
+        # The chance of staying at a state, of moving up from it, each times the band
+        # at the state it lands on.
+        np.multiply(stay[:, None, :], inside[:size, :, :width], out=stays[:size])
+        np.multiply(move[:, None, :], inside[:size, :, 1:width], out=moves[:size])
+        for index, (stay_row, move_row, lift) in enumerate(
+                zip(stays[:size], moves[:size], shift[start:stop], strict=True)):
+            head, tail, shifted = views[(start + index) & 1]
+            np.multiply(prob, stay_row, head)
+            np.multiply(below, move_row, moved)
+            np.add(tail, moved, tail)
+            prob, below = shifted[lift]
+    sums: NDArray[np.float64] = prob.sum(axis=1)
+    return sums
+
+
+def _inside_probability(n_ref: int, n_cur: int, runs: NDArray[np.int64], reach: float
+                        ) -> float:
+    """The chance that a random split's walk stays inside the band (``_walk_runs``): walked
+    one value at a time (``_walk_stepwise``) when every run is short, else run by run."""
+    if _stepwise(n_ref, n_cur, runs, reach):
+        return float(_walk_stepwise(n_ref, n_cur, [runs], [reach])[0])
+    return _walk_runs(n_ref, n_cur, runs, reach)
+
+
+def _stepwise(n_ref: int, n_cur: int, runs: NDArray[np.int64], reach: float) -> bool:
+    """Whether a walk goes one value at a time (``_walk_stepwise``): all its runs are
+    short, and its band is narrower than the smaller side (in the far tail the band is
+    as wide as the samples, and ``_walk_runs`` follows it where the sides narrow it)."""
+    return (int(runs.max()) <= _STEPWISE_MAX_RUN
+            and 2.0 * reach / (n_ref + n_cur) < min(n_ref, n_cur) / 2.0)
+
+
+#: One walk: the sizes a side, the runs and the reach (``_inside_probability``).
+Walk = tuple[int, int, NDArray[np.int64], float]
+
+
+def _ks_walk(distance: float, n_ref: int, n_cur: int, runs: NDArray[np.int64]) -> Walk:
+    """The walk whose chance of staying inside gives ``ks_tied_pvalue``: the runs
+    themselves up to ``KS_TIED_EXACT_MAX_N`` values a side and ``TIED_MAX_POINTS`` runs,
+    a copy of them scaled to ``KS_TIED_SCALED_N`` values a side beyond."""
+    if max(n_ref, n_cur) <= KS_TIED_EXACT_MAX_N and runs.size <= TIED_MAX_POINTS:
+        # Distances are multiples of 1 / (n_ref n_cur): stay a half step below the observed.
+        return n_ref, n_cur, runs, round(distance * n_ref * n_cur) - 0.5
+    side = KS_TIED_SCALED_N
+    total = n_ref + n_cur
+    limit = distance * math.sqrt(n_ref * n_cur / total)  # the statistic on the bridge's scale
+    ends = np.unique(np.round(np.cumsum(runs) * (2.0 * side / total)).astype(np.int64))
+    scaled = np.diff(ends[ends > 0], prepend=0)
+    return side, side, scaled, limit * math.sqrt(2.0 / side) * side * side
+
+
+def _pvalue(inside: float) -> float:
+    return min(max(1.0 - inside, 0.0), 1.0)
+
+
 def ks_tied_pvalue(distance: float, n_ref: int, n_cur: int, runs: NDArray[np.int64]) -> float:
     """``P(D >= distance)`` for the two-sample KS distance ``D`` of a random split of the
     pooled values (whose runs of equal values have the lengths ``runs``, in order) into
@@ -208,17 +340,44 @@ def ks_tied_pvalue(distance: float, n_ref: int, n_cur: int, runs: NDArray[np.int
     ``KS_TIED_EXACT_MAX_N`` values a side and ``TIED_MAX_POINTS`` runs, and from a copy of
     the runs scaled to ``KS_TIED_SCALED_N`` values a side beyond.
     Without ties it equals scipy's exact untied p-value."""
-    if max(n_ref, n_cur) <= KS_TIED_EXACT_MAX_N and runs.size <= TIED_MAX_POINTS:
-        # Distances are multiples of 1 / (n_ref n_cur): stay a half step below the observed.
-        reach = round(distance * n_ref * n_cur) - 0.5
-        return min(max(1.0 - _inside_probability(n_ref, n_cur, runs, reach), 0.0), 1.0)
-    side = KS_TIED_SCALED_N
-    total = n_ref + n_cur
-    limit = distance * math.sqrt(n_ref * n_cur / total)  # the statistic on the bridge's scale
-    ends = np.unique(np.round(np.cumsum(runs) * (2.0 * side / total)).astype(np.int64))
-    scaled = np.diff(ends[ends > 0], prepend=0)
-    reach = limit * math.sqrt(2.0 / side) * side * side
-    return min(max(1.0 - _inside_probability(side, side, scaled, reach), 0.0), 1.0)
+    return _pvalue(_inside_probability(*_ks_walk(distance, n_ref, n_cur, runs)))
+
+
+def ks_tied_pvalues(distances: Sequence[float], n_refs: Sequence[int], n_curs: Sequence[int],
+                    runs_list: Sequence[NDArray[np.int64]]) -> list[float]:
+    """``ks_tied_pvalue`` of several columns (a check's tied KS columns), the same numbers:
+    the walks with the same sizes whose runs are all short are walked together
+    (``_walk_stepwise``), so the per-value cost of the walk is paid once for all of them;
+    the others one by one."""
+    walks = [_ks_walk(*problem) for problem in zip(distances, n_refs, n_curs, runs_list,
+                                                   strict=True)]
+    inside = [0.0] * len(walks)
+    together: dict[tuple[int, int], list[int]] = {}
+    for index, (n_ref, n_cur, runs, reach) in enumerate(walks):
+        if _stepwise(n_ref, n_cur, runs, reach):
+            together.setdefault((n_ref, n_cur), []).append(index)
+        else:
+            inside[index] = _walk_runs(n_ref, n_cur, runs, reach)
+    for (n_ref, n_cur), indices in together.items():
+        # Every walk of a group pays the widest band's window: a walk joins the group of
+        # narrower ones unless that costs more states than a value's array operations
+        # (``_GROUP_SLACK``; bands of similar width share one walk).
+        groups: list[list[int]] = []
+        widths: list[float] = []
+        for index in sorted(indices, key=lambda index: walks[index][3]):
+            width = 2.0 * max(walks[index][3], 0.0) / (n_ref + n_cur)
+            if groups and (len(groups[-1]) + 1) * width - (sum(widths) + width) <= _GROUP_SLACK:
+                groups[-1].append(index)
+                widths.append(width)
+            else:
+                groups.append([index])
+                widths = [width]
+        for group in groups:
+            found = _walk_stepwise(n_ref, n_cur, [walks[i][2] for i in group],
+                                   [walks[i][3] for i in group])
+            for index, value in zip(group, found.tolist(), strict=True):
+                inside[index] = value
+    return [_pvalue(value) for value in inside]
 
 
 def _cumulative(shares: NDArray[np.float64]) -> NDArray[np.float64]:
