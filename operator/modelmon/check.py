@@ -11,21 +11,27 @@ condition, and keeps the figures of the previous check (nothing recorded is lost
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Collection, Hashable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from modelmon.aggregates import (
+    NO_PUSHDOWN_CONFIDENCE,
+    current_aggregates,
+    fit_from_aggregates,
+    pushdown_performance,
+    stand_in,
+    window_sketches,
+)
 from modelmon.api.errors import field_errors
 from modelmon.api.messages import capped_lines
 from modelmon.api.policy import Policy
@@ -56,7 +62,7 @@ from modelmon.evaluation import (
     schema_failed_status,
     table,
 )
-from modelmon.planning import ColumnPlan, plan
+from modelmon.planning import ColumnPlan, no_labels, plan
 from modelmon.sources import (
     LoadContext,
     Loaded,
@@ -64,15 +70,12 @@ from modelmon.sources import (
     Resolver,
     load,
 )
-from modelmon.sources import pushdown as push
 from modelmon.sources.base import retrying
 from modelmon.sources.prometheus import operational_figures
-from modelmon.sources.url.aggregated import aggregate_url
 from modelmon.stats import performance as perf
 from modelmon.stats.dataset import (
     ChunkDistances,
     ColumnDrift,
-    ColumnProfile,
     ColumnShape,
     ColumnSpecError,
     ReferenceProfile,
@@ -81,9 +84,7 @@ from modelmon.stats.dataset import (
     chunk_distances_of,
     chunk_size,
     fit_reference,
-    fitted_column,
     score_window,
-    scored_kind,
     window_shapes,
 )
 from modelmon.stats.drift import get_method
@@ -99,22 +100,10 @@ from modelmon.stats.estimation import (
     fit_classifier_estimator,
     fit_regression_estimator,
 )
-from modelmon.stats.profile import (
-    FeatureKind,
-    aggregated_edges,
-    aggregated_numeric,
-    fit_ranks,
-    grid_ranks,
-)
 from modelmon.stats.sketch import (
-    GRID,
-    GRIDDED,
-    ColumnSketch,
-    NumericSketch,
-    counted_categories,
     score_sketches,
 )
-from modelmon.streaming import StreamedWindow, batch_rows, open_window, reading, window
+from modelmon.streaming import StreamedWindow, open_window, reading, window
 
 __all__ = [
     "DEFAULT_MIN_ROWS",
@@ -277,77 +266,12 @@ def reference(spec: ModelMonitorSpec, ctx: LoadContext,
 
     source = spec.reference.source
     if source.sql is not None and source.sql.pushdown:
-        return retrying(lambda: aggregated_reference(spec, ctx), ctx)
+        return FittedReference(*retrying(lambda: fit_from_aggregates(spec, ctx), ctx))
     with reading():
         if cache is None:
             return build(load(spec.reference.source, ctx))
         return cache.get(key, spec.reference.source, ctx, build,
                          depends_on=(generation, spec.model_dump_json())).value
-
-
-def aggregated_reference(spec: ModelMonitorSpec, ctx: LoadContext) -> FittedReference:
-    """The reference fitted from aggregates (``reference.source.sql.pushdown``): three
-    passes over the query's rows in one read-only transaction, no row fetched. 1: counts,
-    distinct counts, extremes and sums of each numeric column, missing values of all (the
-    kind each column is scored as follows); 2: the order statistics the quartiles, bin
-    edges and quantile grid are read off, and the category counts of the columns scored
-    as categories; 3: the counts per bin and the squared deviations about the mean."""
-    with reading(), push.opened(spec.reference.source, ctx, None) as session:
-        columns = plan(spec, pd.DataFrame(columns=session.columns))
-        requests = {r.name: r for r in columns.requests}
-        kinds = session.kinds
-        unknown = [n for n in requests if kinds.get(n) == "unknown"]
-        if unknown:
-            raise InvalidDataError(
-                f"spec.reference.source.sql.pushdown: the column types of {unknown[:5]} "
-                f"are not read from {session.backend}'s driver; fit the reference from "
-                "PostgreSQL or DuckDB, or turn reference pushdown off")
-        first = session.run(push.AggregateRequest(
-            numeric=tuple(push.NumericRequest(n, (), None, grid=False, distinct=True)
-                          for n in requests if kinds.get(n) == "numeric"),
-            columns=tuple(requests)))
-        rows = first.rows
-        enough_rows(rows, spec, "the reference", "spec.reference.source")
-        dtype: dict[str, FeatureKind] = {
-            n: "numeric" if n in first.numeric and first.nulls.get(n, 0) < rows
-            else "categorical" for n in requests}
-        scored = {n: scored_kind(r, dtype[n], first.numeric[n].distinct
-                                 if dtype[n] == "numeric" else 0)
-                  for n, r in requests.items()}
-        finite = {n: first.numeric[n].finite for n in requests
-                  if dtype[n] == "numeric" and first.numeric[n].finite}
-        second = session.run(push.AggregateRequest(
-            numeric=tuple(push.NumericRequest(
-                n, (), None, grid=False,
-                ranks=tuple(sorted(set(fit_ranks(f)) | set(grid_ranks(f, GRID).tolist()))))
-                for n, f in finite.items()),
-            categorical=tuple(n for n in requests if scored[n] == "categorical")))
-        edges = {n: aggregated_edges(second.numeric[n].order, f)[2] for n, f in finite.items()}
-        third = session.run(push.AggregateRequest(numeric=tuple(
-            push.NumericRequest(n, tuple(float(e) for e in edges[n]), None, grid=False,
-                                centre=first.numeric[n].total / f)
-            for n, f in finite.items())))
-    fitted: dict[str, ColumnProfile] = {}
-    for name, request in requests.items():
-        numeric = None
-        if dtype[name] == "numeric":
-            counts = first.numeric[name]
-            numeric = aggregated_numeric(
-                n_present=counts.finite, n_missing=rows - counts.finite,
-                n_unique=counts.distinct, total=counts.total,
-                centred_squares=third.numeric[name].centred if name in finite else 0.0,
-                minimum=counts.minimum, maximum=counts.maximum,
-                order=second.numeric[name].order if name in finite else {},
-                bin_counts=third.numeric[name].bins if name in finite else (0,), steps=GRID)
-        counted = second.categories.get(name)
-        categorical = (counted_categories(counted.values, list(counted.counts), counted.missing)
-                       if counted is not None else None)
-        try:
-            fitted[name] = fitted_column(request, dtype[name], scored[name], numeric,
-                                         categorical, rows)
-        except ColumnSpecError as exc:
-            raise InvalidSpecError(f"spec.drift.features.{exc.column}.method: {exc}") from None
-    return FittedReference(columns, ReferenceProfile(rows=rows, columns=fitted), rows)
 
 
 def current(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadContext,
@@ -402,184 +326,6 @@ def streamed_extras(spec: ModelMonitorSpec, ref: FittedReference, streamed: Stre
     return streamed.frame(names)
 
 
-# --------------------------------------------------------------------------- pushdown
-
-
-def aggregate_request(spec: ModelMonitorSpec, ref: FittedReference) -> push.AggregateRequest:
-    """What ``sql.pushdown`` asks the database for: each profiled column's counts against
-    its reference (bins, range, fences; a quantile grid for columns scored by ks or
-    wasserstein; category counts), missing counts, and the performance metrics' columns."""
-    numeric: list[push.NumericRequest] = []
-    categorical: list[str] = []
-    for name, profile in ref.profile.columns.items():
-        fitted = profile.numeric
-        if fitted is not None:
-            bounds = ((fitted.minimum, fitted.maximum, fitted.lower_fence, fitted.upper_fence)
-                      if fitted.n_present else None)
-            # The grid costs the database a sort of the column: only where the method
-            # reads it (a binned method's column summary then has no quantiles).
-            numeric.append(push.NumericRequest(
-                name, tuple(float(e) for e in fitted.bin_edges), bounds,
-                grid=profile.kind == "numeric" and profile.method in GRIDDED))
-        if profile.categorical is not None:
-            categorical.append(name)
-    cols = spec.columns
-    labels = None
-    if cols.target is not None:
-        labels = push.LabelRequest(
-            spec.model.task, cols.target, cols.prediction,
-            cols.prediction_probability if spec.model.task == perf.BINARY else None)
-    named = [*ref.profile.columns, *(c for c in (cols.target, cols.prediction,
-                                                 cols.prediction_probability) if c)]
-    return push.AggregateRequest(
-        numeric=tuple(numeric), categorical=tuple(categorical),
-        columns=tuple(dict.fromkeys(named)),
-        timestamp=cols.timestamp if spec.current.window else None, labels=labels, grid=GRID)
-
-
-def window_sketches(ref: FittedReference, found: push.Aggregates) -> dict[str, ColumnSketch]:
-    """The sketch of each profiled column the window has, from the database's counts."""
-    out: dict[str, ColumnSketch] = {}
-    rows = found.rows
-    for name, profile in ref.profile.columns.items():
-        kind = found.kinds.get(name)
-        if kind is None:
-            continue
-        missing = found.nulls.get(name, 0)
-        if kind not in ("numeric", "categorical"):
-            kind = profile.dtype_kind
-        if rows and missing == rows:
-            kind = "categorical"  # row mode reads a column of NULLs as objects
-        counts = found.numeric.get(name)
-        numeric = None
-        if counts is not None and profile.numeric is not None:
-            numeric = NumericSketch(
-                bin_counts=np.array(counts.bins, dtype=np.int64), neg_inf=counts.neg_inf,
-                pos_inf=counts.pos_inf, minimum=counts.minimum, maximum=counts.maximum,
-                below_range=counts.below_range, above_range=counts.above_range,
-                below_fence=counts.below_fence, above_fence=counts.above_fence,
-                total=counts.total, squares=counts.squares,
-                quantiles=np.array(counts.grid or (), dtype=np.float64))
-        counted = found.categories.get(name)
-        categories = (counted_categories(counted.values, list(counted.counts), counted.missing)
-                      if counted is not None and profile.categorical is not None else None)
-        out[name] = ColumnSketch(rows, missing, kind,  # type: ignore[arg-type]
-                                 numeric, categories)
-    return out
-
-
-def stand_in(found: push.Aggregates) -> pd.DataFrame:
-    """One row per column of the window's kind (None for a column of missing values): what
-    ``evaluation.schema_changes`` reads of a window's columns."""
-    data: dict[str, list[object]] = {}
-    for name, kind in found.kinds.items():
-        empty = found.rows > 0 and found.nulls.get(name, 0) >= found.rows
-        data[name] = [None] if empty else [0.0] if kind == "numeric" else ["x"]
-    return pd.DataFrame(data)
-
-
-def current_aggregates(spec: ModelMonitorSpec, ref: FittedReference, ctx: LoadContext
-                       ) -> push.Aggregates:
-    """The current window as aggregates: the database's (``sql.pushdown``), or an
-    embedded DuckDB's over a url source's files (``engine``)."""
-    request = aggregate_request(spec, ref)
-    source = spec.current.source
-    with reading():
-        if source.url is not None:  # engine: the files streamed into DuckDB
-            now = ctx.window_end or datetime.now(UTC)
-            found = aggregate_url(source, ctx, request, lambda b: window(spec, b, now),
-                                  batch_rows(ctx.policy.max_memory or DEFAULT_BATCH_MEMORY,
-                                             len(request.columns) + 1))
-        else:
-            found = push.aggregate(source, ctx, request)
-    prediction = spec.columns.prediction
-    if (prediction is not None and prediction not in found.kinds
-            and ref.plan.prediction is None):
-        raise InvalidDataError(
-            f"spec.columns.prediction: the current window has no column {prediction!r}")
-    enough_rows(found.rows, spec, "the current window", "spec.current.source")
-    return found
-
-
-def _no_labels(target: str | None, present: Callable[[str], bool],
-               all_missing: Callable[[str], bool]) -> str | None:
-    """Why the window has no labels at all (row mode and pushdown word it alike), or None
-    when ``target`` is configured, present and not all missing."""
-    if target is None:
-        return "no target column is configured (spec.columns.target)"
-    if not present(target):
-        return f"the current window has no label column {target!r} (spec.columns.target)"
-    if all_missing(target):
-        return (f"every label in column {target!r} of the current window is missing "
-                "(spec.columns.target)")
-    return None
-
-
-def pushdown_performance(spec: ModelMonitorSpec, found: push.Aggregates
-                         ) -> tuple[perf.Computed, str | None]:
-    """``performance`` from the database's groups and sums: the same values, reasons and
-    errors."""
-    cols = spec.columns
-    why = _no_labels(cols.target, lambda name: name in found.kinds,
-                     lambda name: found.nulls.get(name, 0) >= found.rows)
-    if why is not None or cols.target is None:
-        return perf.Computed(), why
-    task = spec.model.task
-    names: list[str] = [m.name for m in spec.performance.metrics]
-    available = [c for c in (cols.prediction, cols.prediction_probability)
-                 if c is not None and c in found.kinds]
-    if not names:
-        names = [n for n in perf.metric_names(task) if n != "rocAuc"
-                 and (n not in ("logLoss", "brier") or cols.prediction_probability in available)]
-    prediction = cols.prediction if cols.prediction in available else None
-    probability = cols.prediction_probability if cols.prediction_probability in available \
-        else None
-    try:
-        if prediction is None and (task != perf.BINARY or probability is None):
-            raise perf.PerformanceInputError(
-                "needs columns.prediction" + (" or columns.predictionProbability"
-                                              if task == perf.BINARY else ""))
-        if task == perf.REGRESSION:
-            if found.regression is None:
-                raise ValueError("the target and prediction columns must hold numbers")
-            return perf.compute_from_sums(names, perf.ErrorSums(
-                **dataclasses.asdict(found.regression))), None
-        got = found.labels
-        if got is None:
-            raise perf.PerformanceInputError("no row has both the target and a prediction")
-        sums = bool(got.log_loss_positive)
-
-        def array(values: tuple[float, ...]) -> NDArray[np.float64] | None:
-            return np.array(values, dtype=np.float64) if sums else None
-
-        groups = perf.LabelGroups(
-            labels=got.labels,
-            predictions=got.predictions if prediction is not None else None,
-            above=(None if prediction is not None
-                   else got.predictions.to_numpy(dtype=np.int64) == 1),
-            counts=np.array(got.counts, dtype=np.int64),
-            log_loss_positive=array(got.log_loss_positive),
-            log_loss_negative=array(got.log_loss_negative),
-            brier_positive=array(got.brier_positive),
-            brier_negative=array(got.brier_negative),
-            score_min=got.score_min, score_max=got.score_max)
-        return perf.compute_from_groups(task, names, groups, cols.positive_label), None
-    except perf.PerformanceInputError as exc:
-        if spec.performance.metrics:
-            raise InvalidDataError(f"spec.performance.metrics: {exc}") from None
-        return perf.Computed(), None
-    except ValueError as exc:
-        raise InvalidDataError(f"spec.performance.metrics: {str(exc)[:200]}") from None
-
-
-#: Why a window read as aggregates has no confidence figures (after the field that
-#: makes it aggregates).
-NO_PUSHDOWN_CONFIDENCE = (": confidence figures need every probability of the window; not "
-                          "computed from aggregates")
-#: Memory the batches handed to an engine are sized for when the check has no limit.
-DEFAULT_BATCH_MEMORY = 256 << 20
-
-
 # ------------------------------------------------------------------------------ score
 
 
@@ -588,7 +334,7 @@ def performance(spec: ModelMonitorSpec, frame: pd.DataFrame
     """The performance metrics of the window (values, and why the others have none), or
     why the window has no labels at all."""
     cols = spec.columns
-    why = _no_labels(cols.target, lambda name: name in frame.columns,
+    why = no_labels(cols.target, lambda name: name in frame.columns,
                      lambda name: bool(frame[name].isna().all()))
     if why is not None or cols.target is None:
         return perf.Computed(), why
@@ -849,9 +595,9 @@ def _check_aggregates(spec: ModelMonitorSpec, ref: FittedReference, window_ctx: 
                       cpu: AbstractContextManager[object], started: float) -> CheckResult:
     """``_check`` of a window read as aggregates (``sql.pushdown``): the same line, scored
     from sketches; no shapes for a report (they would need the rows)."""
-    found = current_aggregates(spec, ref, window_ctx)
+    found = current_aggregates(spec, ref.plan, ref.profile, window_ctx)
     with cpu:
-        scores = score_sketches(ref.profile, window_sketches(ref, found))
+        scores = score_sketches(ref.profile, window_sketches(ref.profile, found))
     scored_kinds = {r.name: ref.profile.columns[r.name].dtype_kind
                     for r in (ref.plan.prediction, ref.plan.target)
                     if r is not None and r.name in ref.profile.columns}

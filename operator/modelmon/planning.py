@@ -8,7 +8,7 @@ columns that exist (a few names, never data).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -95,3 +95,17 @@ def plan(spec: ModelMonitorSpec, reference: pd.DataFrame) -> ColumnPlan:
         prediction=request(pred_col, "prediction") if pred_col in names else None,
         target=request(cols.target, "target") if cols.target in names else None,
     )
+
+
+def no_labels(target: str | None, present: Callable[[str], bool],
+               all_missing: Callable[[str], bool]) -> str | None:
+    """Why the window has no labels at all (row mode and pushdown word it alike), or None
+    when ``target`` is configured, present and not all missing."""
+    if target is None:
+        return "no target column is configured (spec.columns.target)"
+    if not present(target):
+        return f"the current window has no label column {target!r} (spec.columns.target)"
+    if all_missing(target):
+        return (f"every label in column {target!r} of the current window is missing "
+                "(spec.columns.target)")
+    return None

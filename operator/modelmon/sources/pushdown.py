@@ -27,7 +27,7 @@ On PostgreSQL and DuckDB these go as ONE statement (``Builder.single``: the coun
 with every other part's rows aggregated into arrays beside it), one round trip after the
 probe; the other dialects (compile-checked only) and the url engine's passes over files
 send them one by one. ``opened`` gives a ``Session`` whose ``run`` can send several
-requests in the one transaction (``check.aggregated_reference`` fits a reference so).
+requests in the one transaction (``aggregates.fit_from_aggregates`` fits a reference so).
 
 Nothing here knows the statistics: the caller (``check``) says what to count in an
 ``AggregateRequest`` (edges and bounds are numbers) and turns the ``Aggregates`` into

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from modelmon.check import aggregate_request, reference
+from modelmon.aggregates import aggregate_request
+from modelmon.check import reference
 from modelmon.sources import LoadContext
 from modelmon.sources import pushdown as push
 from modelmon.sources.resolvers import LocalResolver
@@ -49,7 +50,7 @@ def window(database: Path, task: str, numeric: str, *, single: bool, empty: bool
     resolver = LocalResolver({("db", "url"): f"duckdb:///{database}"}, env={})
     ref = reference(spec, LoadContext(base_dir=database.parent, role="spec.reference.source",
                                       resolver=resolver))
-    request = aggregate_request(spec, ref)
+    request = aggregate_request(spec, ref.profile)
     end = NOW - 2 * WINDOW if empty else NOW
     ctx = LoadContext(base_dir=database.parent, role="spec.current.source",
                       resolver=resolver, window_start=end - WINDOW, window_end=end)
