@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -224,7 +223,7 @@ def run(opts: Options) -> NoReturn:
     from modelmon import handlers  # noqa: F401 - registers the handlers
     from modelmon.handlers.lifecycle import watch
     from modelmon.outputs.kube import Kube, load_config
-    from modelmon.outputs.metrics import Metrics
+    from modelmon.outputs.metrics import Metrics, start_metrics_server
 
     setup_logging(opts.log_format, opts.log_level)
     reports = start_reports(opts)
@@ -236,11 +235,10 @@ def run(opts: Options) -> NoReturn:
                   reports=reports, report_base_url=opts.report_base_url,
                   membership=membership(opts, kube, metrics))
     health = Health(on_lag=metrics.loop_lag.observe)
-    metrics.registry.register(OperatorGauges(health, fleet))
+    metrics.register(OperatorGauges(health, fleet))
     ready = threading.Event()
     listen("metrics", "--metrics-port", "MODELMON_METRICS_PORT", opts.metrics_port,
-           lambda: start_http_server(opts.metrics_port, addr=opts.bind,
-                                     registry=metrics.registry))
+           lambda: start_metrics_server(metrics, opts.metrics_port, opts.bind))
     listen("health", "--health-port", "MODELMON_HEALTH_PORT", opts.health_port,
            lambda: health_server(opts.bind, opts.health_port, health, ready,
                                  lambda: kube.reachability.reachable))

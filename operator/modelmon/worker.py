@@ -54,7 +54,13 @@ from modelmon.check import (
 from modelmon.membership import Membership
 from modelmon.outputs.cluster import ApiUnreachableError, ClusterApi, ObjectRef
 from modelmon.outputs.metrics import Metrics
-from modelmon.outputs.publisher import CheckOutcome, Publication, Publisher, raw_check_time
+from modelmon.outputs.publisher import (
+    CheckOutcome,
+    Publication,
+    Publisher,
+    raw_check_time,
+    status_body,
+)
 from modelmon.outputs.report.live import LiveReports
 from modelmon.sources import ReferenceCache
 from modelmon.sources.sql import dispose_engines
@@ -127,7 +133,8 @@ class MonitorState:
     """How many times this replica took the monitor over: a check begun under an earlier
     tenure is not published."""
     watched: Mapping[str, Any] | None = None
-    """The status as the watch last reported it (a take-over falls back on it)."""
+    """While another replica checks the monitor: its status as the watch last reported it
+    (a take-over falls back on it when it cannot read it afresh)."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -183,40 +190,52 @@ class Fleet:
     # -------------------------------------------------------------- events from handlers
 
     def upsert(self, body: Mapping[str, Any]) -> None:
-        """A monitor was created, changed or seen at start-up."""
+        """A monitor was created, changed or seen at start-up.
+
+        ``body`` is the watch event's own (not copied): the fleet keeps its spec and, of a
+        monitor another replica checks, its status (``MonitorState.watched``), never
+        changing either. With replicas, each of them gets every replica's status patches
+        as events: one that changes neither the object nor its generation costs a
+        comparison."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         generation = int(meta.get("generation") or 0)
         state = self.monitors.get(key)
-        monitor = f"{key[0]}/{key[1]}"
         if state is not None and state.ref.uid == meta.get("uid"):
+            state.watched = None if state.owned else body.get("status")
+            if generation == state.generation:
+                return  # a status patch: the spec is the same
             state.spec = body.get("spec") or {}
-            state.watched = body.get("status")
-            if generation != state.generation:
-                log.info("spec of %s changed (generation %d -> %d); checking it now",
-                         monitor, state.generation, generation,
-                         extra=fields("spec", monitor=monitor, model=model_name(state.spec),
-                                      generation=generation,
-                                      previous_generation=state.generation))
-                state.generation = generation
-                state.respec = True
-                state.wake.set()  # check now with the new spec
+            monitor = f"{key[0]}/{key[1]}"
+            log.info("spec of %s changed (generation %d -> %d); checking it now",
+                     monitor, state.generation, generation,
+                     extra=fields("spec", monitor=monitor, model=model_name(state.spec),
+                                  generation=generation,
+                                  previous_generation=state.generation))
+            state.generation = generation
+            state.respec = True
+            state.wake.set()  # check now with the new spec
             return
         if state is not None:  # same name, new object: start afresh
             self.remove(*key)
+        monitor = f"{key[0]}/{key[1]}"
         spec = body.get("spec") or {}
         log.info("watching %s (model %s, generation %d)", monitor, model_name(spec) or "?",
                  generation, extra=fields("watch", monitor=monitor, model=model_name(spec),
                                           generation=generation))
-        published = self.publisher.open(ObjectRef(key[0], key[1], meta.get("uid", "")),
-                                        previous_status(body.get("status")), model_name(spec),
-                                        raw_check_time(body.get("status")))
+        ref = ObjectRef(key[0], key[1], meta.get("uid", ""))
+        owned = self.membership is None or self.membership.may_check(ref.uid)
+        # A monitor another replica checks is read afresh when this one takes it over
+        # (``_take``): its status is not parsed (unless the live report shows it), nor kept
+        # but as the watch gives it.
+        parse = owned or self.reports is not None
+        published = self.publisher.open(
+            ref, previous_status(body.get("status")) if parse else ModelMonitorStatus(),
+            model_name(spec), raw_check_time(body.get("status")))
         state = MonitorState(generation=generation, spec=spec, published=published,
-                             watched=body.get("status"))
-        if self.membership is not None:
-            state.owned = self.membership.may_check(published.ref.uid)
-            if not state.owned:  # another replica's: its series are not ours to export
-                self.publisher.release(published)
+                             watched=None if owned else body.get("status"), owned=owned)
+        if not owned:  # another replica's: its series are not ours to export
+            self.publisher.release(published)
         self.monitors[key] = state
         if self.reports is not None:
             self.reports.seed(key, _parsed(spec), published.status)
@@ -321,6 +340,8 @@ class Fleet:
             log.warning("cannot read the status of %s to take it over (%s); going on from "
                         "the watched one", monitor, type(exc).__name__)
             raw = state.watched
+            if raw is None:  # no event since this replica released it: its own last one
+                raw = status_body(state.published.status)
         else:
             if raw is None:
                 self._retire(state)

@@ -230,3 +230,35 @@ def test_a_spec_change_seen_while_another_replica_owned_the_monitor_is_not_check
     run_virtual(scenario())
     (first,) = check_times(cluster, key)
     assert first >= found["last"] + 61 - 0.01
+
+
+def test_status_events_keep_the_spec_and_only_another_replicas_status_uncopied() -> None:
+    """Every replica hears every status patch: one that leaves the generation alone keeps
+    the spec it had; the status is kept (as the event gave it, not parsed) only of a
+    monitor another replica checks, for a take-over that cannot read it afresh."""
+    cluster = with_data(MemoryCluster())
+
+    async def scenario() -> None:
+        a = fleet(cluster, "a")  # not joined yet: it checks nothing
+        body = cluster.add(monitor("m0"))
+        a.upsert(body)
+        state = a.monitors[(NAMESPACE, "m0")]
+        assert not state.owned and state.published.status.history == []
+        spec = state.spec
+        status = {"phase": "Healthy", "history": []}
+        a.upsert({**body, "status": status})
+        assert state.spec is spec and state.watched is status
+        assert not state.wake.is_set()
+        state.owned = True
+        a.upsert({**body, "status": {"phase": "Drifting"}})
+        assert state.watched is None
+        changed = {**body, "metadata": {**body["metadata"], "generation": 2},
+                   "spec": {**body["spec"], "schedule": {"interval": "2m"}}}
+        a.upsert(changed)
+        assert state.spec is changed["spec"] and state.respec and state.wake.is_set()
+        for one in a.monitors.values():
+            assert one.task is not None
+            one.task.cancel()
+        a.stats_pool.shutdown(wait=False, cancel_futures=True)
+
+    run_virtual(scenario())

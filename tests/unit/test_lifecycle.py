@@ -62,3 +62,12 @@ def test_namespaced_operator_does_not_scan_the_cluster(
     apply_settings(settings, namespaces)
     assert settings.scanning.disabled is scanning_disabled
     assert settings.posting.enabled is False
+
+
+def test_kopf_builds_no_essence_of_the_body_modelmon_never_diffs() -> None:
+    """kopf's default would deep-copy every event's body, status and all."""
+    settings = kopf.OperatorSettings()
+    apply_settings(settings, [])
+    body = kopf.Body({"metadata": {"name": "m", "labels": {"a": "b"}},
+                      "spec": {"model": {"name": "x"}}, "status": {"history": [1, 2]}})
+    assert settings.persistence.diffbase_storage.build(body=body) == {}

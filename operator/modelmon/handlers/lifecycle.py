@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -51,6 +52,16 @@ def connection_info(kubeconfig: str | None, trust_env: bool = False) -> kopf.Con
         certificate_path=cfg.cert_file, private_key_path=cfg.key_file, trust_env=trust_env)
 
 
+class NoEssence(kopf.AnnotationsDiffBaseStorage):
+    """kopf's diff base for modelmon, which has no create/update handlers and so never
+    diffs: no essence. kopf's own builds one on every event, a deep copy of the whole body,
+    status and all (every replica gets every status patch as an event)."""
+
+    def build(self, *, body: kopf.Body,
+              extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+
 def apply_settings(settings: kopf.OperatorSettings, namespaces: list[str]) -> None:
     """modelmon posts its own Events and keeps no state in the monitors.
 
@@ -61,6 +72,7 @@ def apply_settings(settings: kopf.OperatorSettings, namespaces: list[str]) -> No
     watches CRDs so that the CRD may also be installed after the operator.
     """
     settings.posting.enabled = False
+    settings.persistence.diffbase_storage = NoEssence()
     settings.scanning.disabled = bool(namespaces)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

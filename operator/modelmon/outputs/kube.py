@@ -97,6 +97,14 @@ def _lease(lease: Any) -> Lease:
                  resource_version=str(meta.resource_version))
 
 
+def _discard(response: Any) -> None:
+    """Read and drop a response (the whole object a status patch answers with, which
+    nothing uses: not parsed), so that its connection goes back to the pool. An error
+    status was raised before."""
+    response.read()
+    response.release_conn()
+
+
 def unreachable(exc: BaseException) -> bool:
     """Whether a request's error means no answer from the server (refused, reset, timed
     out, TLS failed), as opposed to an answer that says no (an HTTP status)."""
@@ -270,8 +278,9 @@ class Kube:
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         """Merge-patch ``.status`` through the status subresource (one request)."""
-        self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, ref.namespace, PLURAL, ref.name, {"status": status})
+        _discard(self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, ref.namespace, PLURAL, ref.name, {"status": status},
+            _preload_content=False))
 
     def replace_status_if(self, ref: ObjectRef, status: dict[str, Any],
                           last_check: str | None) -> None:
@@ -283,9 +292,9 @@ class Kube:
             ops.append({"op": "test", "path": "/status/lastCheck/time", "value": last_check})
         ops.append({"op": "add", "path": "/status", "value": body})
         try:
-            self.custom.patch_namespaced_custom_object_status(
+            _discard(self.custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, ref.namespace, PLURAL, ref.name, ops,
-                _content_type="application/json-patch+json")
+                _content_type="application/json-patch+json", _preload_content=False))
         except ApiException as exc:
             # A failed test is a bare 422 "Invalid": read back whether it was the test.
             if last_check is None or exc.status != 422:

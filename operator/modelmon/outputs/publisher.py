@@ -121,9 +121,11 @@ def log_check(ref: ObjectRef, outcome: CheckOutcome, status: ModelMonitorStatus,
                           findings=counts, generation=outcome.generation))
 
 
-def status_body(status: ModelMonitorStatus) -> dict[str, Any]:
-    """The JSON merge patch body of a status: every top-level field, null clears it."""
-    return status.model_dump(by_alias=True, mode="json")
+def status_body(status: ModelMonitorStatus, nulls: bool = True) -> dict[str, Any]:
+    """The JSON merge patch body of a status: every top-level field, null clears it (a
+    merge patch stores no null below the top either). ``nulls=False``: a whole status
+    that replaces the stored one, without them (the same stored form, and smaller)."""
+    return status.model_dump(by_alias=True, mode="json", exclude_none=not nulls)
 
 
 @dataclass(frozen=True)
@@ -500,7 +502,7 @@ class Publisher:
         try:
             if self.guarded:
                 await self._api(self.cluster.replace_status_if, publication.ref,
-                                status_body(status), publication.written_check)
+                                status_body(status, nulls=False), publication.written_check)
             else:
                 await self._api(self.cluster.patch_status, publication.ref,
                                 status_body(status))
