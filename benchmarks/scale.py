@@ -559,8 +559,9 @@ SCRAPE_TIMEOUT = 180.0
 
 @dataclass
 class Check:
-    """One published check, from a replica's JSON log: when it began (the log line's time
-    less the check's duration) and when its status was written (the line's time)."""
+    """One published check, from a replica's JSON log: when it began (its ``started``
+    field, the time its status records as ``lastCheck.time``, which the next check's due
+    time counts from) and when its status was written (the line's time)."""
 
     monitor: str
     replica: str
@@ -601,8 +602,10 @@ class Logs:
                 when = datetime.strptime(record["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
                     tzinfo=UTC).timestamp()
                 if event == "check":
-                    took = float(record.get("duration_seconds") or 0.0)
-                    self.checks.append(Check(record["monitor"], rid, when - took, when))
+                    began = (datetime.fromisoformat(record["started"]).timestamp()
+                             if record.get("started") else
+                             when - float(record.get("duration_seconds") or 0.0))
+                    self.checks.append(Check(record["monitor"], rid, began, when))
                 elif record.get("action") == "dropped":
                     (self.dropped if record.get("reason") == "StatusChanged"
                      else self.moved).append((record["monitor"], when))
@@ -621,9 +624,8 @@ def twice(logs: Logs, interval_s: float, start: float, end: float) -> list[tuple
     """Monitors checked by two replicas in an interval: a check beginning less than an
     interval (less ``TWICE_SLACK``) after the one before it by another replica, between
     ``start`` and ``end``; (monitor, gap) of each. One replica's own checks follow its
-    fixed cadence (the next is due an interval after the last began computing); their
-    starts as the log gives them are late by the time the status write took, which on a
-    loaded machine is seconds, so pairs of one replica are not counted."""
+    fixed cadence (the next is due an interval after the last began), so pairs of one
+    replica are not counted."""
     found = []
     for name, checks in logs.by_monitor().items():
         for earlier, later in itertools.pairwise(checks):
@@ -1154,7 +1156,8 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
         "of the window (lateness: the replicas' `modelmon_schedule_lateness_seconds` "
         "buckets added up, interpolated as PromQL's `histogram_quantile` does). Who checked "
         "which monitor when comes from the replicas' JSON logs (a check line when its "
-        "status was written; it began that line's time less its duration): the "
+        "status was written, with the time the check began as its status records it, "
+        "`lastCheck.time`): the "
         "monitors checked twice, the killed replica's monitors and the takeover. A "
         "taken-over check was due an interval after the killed replica's last check of "
         "that monitor began; its lateness here counts from then, so it includes the wait "

@@ -118,7 +118,9 @@ def log_check(ref: ObjectRef, outcome: CheckOutcome, status: ModelMonitorStatus,
                           rows=rows, reference_rows=status.last_check.reference_rows
                           if status.last_check is not None else None,
                           duration_seconds=round(seconds, 3), drifted=drifted,
-                          findings=counts, generation=outcome.generation))
+                          findings=counts, generation=outcome.generation,
+                          started=status.last_check.time.isoformat()
+                          if status.last_check is not None else None))
 
 
 def status_body(status: ModelMonitorStatus, nulls: bool = True) -> dict[str, Any]:

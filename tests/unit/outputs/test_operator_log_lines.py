@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,9 @@ def test_a_check_a_failure_a_spec_change_and_a_delete(caplog: pytest.LogCaptureF
     assert got["findings"] == {"critical": severities.count("critical"),
                                "warning": severities.count("warning")}
     assert got["duration_seconds"] >= 0
+    # The check's own time, as its status records it (a replica's next check counts from it).
+    assert datetime.fromisoformat(got["started"]) == datetime.fromisoformat(
+        first["lastCheck"]["time"].replace("Z", "+00:00"))
     assert "5/9 drifted" in checked.getMessage()
 
     # The failed check: one warning line with the reason, the message and the fix.
