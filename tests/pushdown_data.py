@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -188,3 +189,24 @@ def assert_same_profiles(rows: ReferenceProfile, pushed: ReferenceProfile) -> No
             assert got.categorical.categories == want.categorical.categories, name
             assert np.array_equal(got.categorical.counts, want.categorical.counts), name
             assert got.categorical.n_missing == want.categorical.n_missing, name
+
+
+#: The log's columns as a DuckDB table declares them (DECIMAL, BOOLEAN and INTEGER labels
+#: included, so that the drivers' types are exercised).
+DUCKDB_TABLE = ("(ts TIMESTAMPTZ, income DOUBLE, age BIGINT, amount DECIMAL(10, 2), "
+                "region VARCHAR, flag BOOLEAN, score DOUBLE, approved INTEGER, "
+                "defaulted INTEGER, cls VARCHAR, pred_cls VARCHAR, y DOUBLE, yhat DOUBLE)")
+
+
+def duckdb_log(path: Path) -> Path:
+    """A DuckDB file at ``path`` with the tables reference_log and current_log."""
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    for name, frame in (("reference_log", reference_rows()), ("current_log", current_rows())):
+        con.register("frame", frame[list(COLUMNS)])
+        con.execute(f"CREATE TABLE {name} {DUCKDB_TABLE}")
+        con.execute(f"INSERT INTO {name} SELECT * FROM frame")
+        con.unregister("frame")
+    con.close()
+    return path

@@ -16,36 +16,21 @@ from modelmon.sources.resolvers import LocalResolver
 from modelmon.sources.sql import dispose_engines
 from modelmon.stats.dataset import ReferenceProfile
 from pushdown_data import (
-    COLUMNS,
     METHODS,
     NOW,
     assert_same,
     assert_same_profiles,
-    current_rows,
+    duckdb_log,
     monitor,
     reference_pushed,
-    reference_rows,
 )
 
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("duckdb_engine")
 
-TABLE = ("(ts TIMESTAMPTZ, income DOUBLE, age BIGINT, amount DECIMAL(10, 2), region VARCHAR, "
-         "flag BOOLEAN, score DOUBLE, approved INTEGER, defaulted INTEGER, cls VARCHAR, "
-         "pred_cls VARCHAR, y DOUBLE, yhat DOUBLE)")
-
-
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("duckref") / "log.duckdb"
-    con = duckdb.connect(str(path))
-    for name, frame in (("reference_log", reference_rows()), ("current_log", current_rows())):
-        con.register("frame", frame[list(COLUMNS)])
-        con.execute(f"CREATE TABLE {name} {TABLE}")
-        con.execute(f"INSERT INTO {name} SELECT * FROM frame")
-        con.unregister("frame")
-    con.close()
-    yield path
+    yield duckdb_log(tmp_path_factory.mktemp("duckref") / "log.duckdb")
     dispose_engines()
 
 

@@ -16,27 +16,14 @@ from modelmon.sources import LoadContext
 from modelmon.sources import pushdown as push
 from modelmon.sources.resolvers import LocalResolver
 from modelmon.sources.sql import dispose_engines
-from pushdown_data import COLUMNS, NOW, WINDOW, current_rows, monitor, reference_rows
+from pushdown_data import NOW, WINDOW, duckdb_log, monitor
 
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("duckdb_engine")
 
-TABLE = ("(ts TIMESTAMPTZ, income DOUBLE, age BIGINT, amount DECIMAL(10, 2), region VARCHAR, "
-         "flag BOOLEAN, score DOUBLE, approved INTEGER, defaulted INTEGER, cls VARCHAR, "
-         "pred_cls VARCHAR, y DOUBLE, yhat DOUBLE)")
-
-
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("duckone") / "log.duckdb"
-    con = duckdb.connect(str(path))
-    for name, frame in (("reference_log", reference_rows()), ("current_log", current_rows())):
-        con.register("frame", frame[list(COLUMNS)])
-        con.execute(f"CREATE TABLE {name} {TABLE}")
-        con.execute(f"INSERT INTO {name} SELECT * FROM frame")
-        con.unregister("frame")
-    con.close()
-    yield path
+    yield duckdb_log(tmp_path_factory.mktemp("duckone") / "log.duckdb")
     dispose_engines()
 
 
