@@ -28,6 +28,7 @@ from pushdown_data import (
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("duckdb_engine")
 
+
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield duckdb_log(tmp_path_factory.mktemp("duckref") / "log.duckdb")
@@ -78,3 +79,19 @@ def test_both_sides_pushed_down_equal_row_mode(database: Path, numeric: str,
         alone = assert_same(rows, check(database, "binaryClassification", numeric,
                                         categorical, False))
         assert bounds and all(b > a for b, a in zip(bounds, alone, strict=True))
+
+
+def test_a_pushed_down_reference_query_cannot_read_files(database: Path,
+                                                          tmp_path: Path) -> None:
+    """The reference's query is the author's too: fitted from aggregates, it runs in the
+    same locked-down session as the window's and cannot read a file of the operator's."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a\n1\n")
+    spec = reference_pushed(monitor("binaryClassification", "psi", "psi", pushdown=True,
+                                    reference_query=f"SELECT * FROM read_csv('{secret}')"))
+    status = run_check(spec, base_dir=database.parent, now=NOW, resolver=resolver(database))
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    assert status.phase == "Failing"
+    assert "spec.reference.source.sql.query" in ready.message
+    assert "disabled by configuration" in ready.message
+

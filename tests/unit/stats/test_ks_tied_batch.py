@@ -68,18 +68,15 @@ def test_scaled_walks_together_give_each_columns_p_value() -> None:
 def test_a_windows_drift_is_each_columns_score() -> None:
     rng = np.random.default_rng(11)
     n, m = 400, 300
-    reference = pd.DataFrame({
-        "counts": rng.poisson(3.0, n).astype(float),
-        "tenths": np.round(rng.normal(0.0, 1.0, n), 1),
-        "thousandths": np.round(rng.normal(0.0, 1.0, n), 3),
-        "shifted": np.round(rng.normal(0.0, 1.0, n), 2),
-        "plain": rng.normal(0.0, 1.0, n)})
-    current = pd.DataFrame({
-        "counts": rng.poisson(3.3, m).astype(float),
-        "tenths": np.round(rng.normal(0.1, 1.0, m), 1),
-        "thousandths": np.round(rng.normal(0.0, 1.0, m), 3),
-        "shifted": np.round(rng.normal(0.3, 1.0, m), 2),
-        "plain": rng.normal(0.2, 1.0, m)})
+    def tied(rows: int, shift: float, counts: float) -> pd.DataFrame:
+        return pd.DataFrame({
+            "counts": rng.poisson(counts, rows).astype(float),
+            "tenths": np.round(rng.normal(shift / 2, 1.0, rows), 1),
+            "thousandths": np.round(rng.normal(0.0, 1.0, rows), 3),
+            "shifted": np.round(rng.normal(shift * 1.5, 1.0, rows), 2),
+            "plain": rng.normal(shift, 1.0, rows)})
+
+    reference, current = tied(n, 0.0, 3.0), tied(m, 0.2, 3.3)
     current.loc[:20, "tenths"] = np.nan  # a size of its own
     profile = fit_reference(reference, [ColumnRequest(name, method="ks")
                                         for name in reference.columns])
