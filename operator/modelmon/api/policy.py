@@ -25,6 +25,14 @@ CGROUP_MEMORY_FILES = (Path("/sys/fs/cgroup/memory.max"),
 #: libraries and the cached references of the other monitors keep the other half.
 CHECK_MEMORY_SHARE = 4
 
+#: The share of the container's memory limit the fitted references kept between checks may
+#: take by default (``modelmon run --reference-cache-bytes``): beside the two windows of
+#: ``CHECK_MEMORY_SHARE``, a quarter is left for the interpreter, the libraries and the
+#: monitors' statuses.
+REFERENCE_CACHE_SHARE = 4
+#: The fitted references kept between checks outside a container with a memory limit.
+DEFAULT_REFERENCE_CACHE_BYTES = 512 * 1024 * 1024
+
 #: The label a Secret or ConfigMap must carry (value "true") before a monitor may use it.
 USE_LABEL = "modelmon.io/use"
 
@@ -108,3 +116,11 @@ def default_max_memory(files: tuple[Path, ...] | None = None) -> int | None:
     (``CHECK_MEMORY_SHARE``), or no bound outside a container that has one."""
     limit = container_memory(files)
     return None if limit is None else limit // CHECK_MEMORY_SHARE
+
+
+def default_reference_cache_bytes(files: tuple[Path, ...] | None = None) -> int:
+    """The bytes of fitted references kept between checks by default: a quarter of the
+    container's memory limit (``REFERENCE_CACHE_SHARE``), else
+    ``DEFAULT_REFERENCE_CACHE_BYTES``."""
+    limit = container_memory(files)
+    return DEFAULT_REFERENCE_CACHE_BYTES if limit is None else limit // REFERENCE_CACHE_SHARE

@@ -6,7 +6,8 @@ operational figures); loaders raise ``SourceError`` (unreachable, missing, forbi
 slow) or ``DataError`` (unreadable, wrong shape, bad query) with messages that say what to
 fix and never contain credentials. Secrets and ConfigMaps come through a ``Resolver``
 (``resolvers``); ``version`` probes a source cheaply and ``ReferenceCache`` (``cache``)
-uses it to reuse a fitted reference until its data changes.
+uses it to reuse a fitted reference until its data changes, within a byte budget
+(``estimated_bytes`` sizes each value).
 
 Optional dependencies are imported when a source needs them: s3fs (``modelmon[s3]``),
 gcsfs (``modelmon[gcs]``), SQLAlchemy and psycopg (``modelmon[sql]``).
@@ -25,7 +26,7 @@ from modelmon.sources.base import (
     source_kinds,
     version,
 )
-from modelmon.sources.cache import Cached, ReferenceCache
+from modelmon.sources.cache import Cached, ReferenceCache, estimated_bytes
 
 __all__ = [
     "Cached",
@@ -37,6 +38,7 @@ __all__ = [
     "Resolver",
     "SourceError",
     "Stream",
+    "estimated_bytes",
     "load",
     "open_stream",
     "source_kinds",

@@ -39,7 +39,7 @@ def test_read_once_across_many_checks_and_again_after_a_change(ref: Path) -> Non
 
 
 def test_keys_and_source_specs_are_separate(ref: Path, tmp_path: Path) -> None:
-    cache: ReferenceCache[float] = ReferenceCache(capacity=2)
+    cache: ReferenceCache[float] = ReferenceCache(max_bytes=2, size_of=lambda value: 1)
     ctx = LoadContext()
     cache.get("a", Source(url=str(ref)), ctx, fit)
     cache.get("b", Source(url=str(ref)), ctx, fit)
