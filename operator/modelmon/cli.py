@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from modelmon import __version__
-from modelmon.api.policy import DEFAULT_MAX_BYTES, Egress, Policy
+from modelmon.api.policy import DEFAULT_MAX_BYTES, DEFAULT_REFERENCE_CACHE_BYTES, Egress, Policy
 
 if TYPE_CHECKING:
     from modelmon.api.v1alpha1 import ColumnSummary, FeatureDriftResult, ModelMonitorStatus
@@ -396,7 +396,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
                        report_base_url=args.report_base_url or None,
                        replication=args.replication, lease_namespace=args.lease_namespace or None,
                        identity=args.id or None,
-                       lease_duration_seconds=args.lease_duration))
+                       lease_duration_seconds=args.lease_duration,
+                       reference_cache_bytes=args.reference_cache_bytes))
 
 
 def _env(name: str, default: str) -> str:
@@ -439,6 +440,14 @@ def _memory(text: str) -> int | None:
     from modelmon.api.policy import default_max_memory
 
     return _bytes(text) if text.strip() else default_max_memory()
+
+
+def _cache_bytes(text: str) -> int:
+    """A byte count, or (empty) the default: a share of the container's memory limit,
+    else a fixed size."""
+    from modelmon.api.policy import default_reference_cache_bytes
+
+    return _bytes(text) if text.strip() else default_reference_cache_bytes()
 
 
 def _directory(text: str) -> Path:
@@ -547,6 +556,7 @@ RUN_ENV: dict[str, tuple[str, Callable[[str], Any], Callable[[], str]]] = {
     "rules_resync": ("RULES_RESYNC", _seconds, _option_default("rules_resync_seconds")),
     "max_source_bytes": ("MAX_SOURCE_BYTES", _bytes, lambda: str(DEFAULT_MAX_BYTES)),
     "max_check_memory": ("MAX_CHECK_MEMORY", _memory, lambda: ""),
+    "reference_cache_bytes": ("REFERENCE_CACHE_BYTES", _cache_bytes, lambda: ""),
     "report_port": ("REPORT_PORT", _port_or_off, lambda: "0"),
     "report_base_url": ("REPORT_BASE_URL", _base_url, lambda: ""),
     "replication": ("REPLICATION", _switch, lambda: "false"),
@@ -691,6 +701,13 @@ def parser() -> argparse.ArgumentParser:
                           "whose method needs every value must fit; default: a quarter of "
                           "the container's memory limit (its cgroup's), no bound without one "
                           "[MODELMON_MAX_CHECK_MEMORY]")
+    run.add_argument("--reference-cache-bytes", type=_bytes, default=None, metavar="BYTES",
+                     help="the most bytes of fitted references kept between checks (each "
+                          "estimated when it is fitted; the least recently checked go "
+                          "first, and one larger than this is fitted at every check); "
+                          "default: a quarter of the container's memory limit, else "
+                          f"{DEFAULT_REFERENCE_CACHE_BYTES // 2**20}Mi "
+                          "[MODELMON_REFERENCE_CACHE_BYTES]")
     run.add_argument("--report-port", type=_port_or_off, default=None, metavar="PORT",
                      help="serve the live report (/monitors, /monitors/NAMESPACE/NAME) on "
                           "this port; it shows summaries of production data to anyone who "

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from modelmon import __version__
 from modelmon.api.logs import fields, record_fields
-from modelmon.api.policy import Policy
+from modelmon.api.policy import Policy, default_reference_cache_bytes
 from modelmon.health import Health, health_server
 from modelmon.outputs.kube import Reachability
 from modelmon.outputs.report.live import LiveReports
@@ -66,6 +66,9 @@ class Options:
     """This replica's id; None: the pod's name, else host name and process id."""
     lease_duration_seconds: float = 20.0
     """The Leases' duration; renewed every third of it, checks stop a quarter before."""
+    reference_cache_bytes: int = field(default_factory=default_reference_cache_bytes)
+    """Bytes of fitted references kept between checks; default: a quarter of the
+    container's memory limit, else 512 MiB."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -140,8 +143,8 @@ def setup_logging(fmt: str, level: str) -> None:
 
 
 class OperatorGauges(Collector):
-    """Event-loop lag (from the heartbeat), the number of monitors this replica checks and,
-    with replication, the live members it sees."""
+    """Event-loop lag (from the heartbeat), the number of monitors this replica checks, what
+    its reference cache holds and, with replication, the live members it sees."""
 
     def __init__(self, health: Health, fleet: Fleet) -> None:
         self.health = health
@@ -157,6 +160,16 @@ class OperatorGauges(Collector):
             "share; without, every one it watches)")
         monitors_gauge.add_metric([], float(self.fleet.owned))
         yield monitors_gauge
+        cache = self.fleet.references
+        held = GaugeMetricFamily("modelmon_reference_cache_bytes",
+                                 "Estimated bytes of the fitted references kept between checks "
+                                 "(at most --reference-cache-bytes)")
+        held.add_metric([], float(cache.bytes))
+        yield held
+        entries = GaugeMetricFamily("modelmon_reference_cache_entries",
+                                    "Fitted references kept between checks")
+        entries.add_metric([], float(len(cache)))
+        yield entries
         membership = self.fleet.membership
         if membership is not None:
             members = GaugeMetricFamily("modelmon_replica_members",
@@ -233,7 +246,8 @@ def run(opts: Options) -> NoReturn:
     fleet = Fleet(kube, metrics, workers=opts.workers,
                   rules_resync_seconds=opts.rules_resync_seconds, policy=opts.policy,
                   reports=reports, report_base_url=opts.report_base_url,
-                  membership=membership(opts, kube, metrics))
+                  membership=membership(opts, kube, metrics),
+                  reference_cache_bytes=opts.reference_cache_bytes)
     health = Health(on_lag=metrics.loop_lag.observe)
     metrics.register(OperatorGauges(health, fleet))
     ready = threading.Event()

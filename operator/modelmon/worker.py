@@ -35,7 +35,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from modelmon.api.logs import fields
-from modelmon.api.policy import Policy
+from modelmon.api.policy import Policy, default_reference_cache_bytes
 from modelmon.api.v1alpha1 import (
     ModelMonitorSpec,
     ModelMonitorStatus,
@@ -153,7 +153,8 @@ class Fleet:
                  rules_resync_seconds: float = RULES_RESYNC_SECONDS,
                  policy: Policy | None = None, reports: LiveReports | None = None,
                  report_base_url: str | None = None,
-                 membership: Membership | None = None) -> None:
+                 membership: Membership | None = None,
+                 reference_cache_bytes: int | None = None) -> None:
         self.cluster = cluster
         self.membership = membership
         """Which monitors this replica checks (``modelmon run --replication``); None:
@@ -181,8 +182,12 @@ class Fleet:
         self.monitors: dict[tuple[str, str], MonitorState] = {}
         self.api_watch: asyncio.Task[None] | None = None
         """The API server probe (``watch_api``), once started."""
-        self.references: ReferenceCache[FittedReference] = ReferenceCache()
-        """Fitted reference profiles, reused until the reference data changes."""
+        self.references: ReferenceCache[FittedReference] = ReferenceCache(
+            default_reference_cache_bytes() if reference_cache_bytes is None
+            else reference_cache_bytes)
+        """Fitted reference profiles, reused until the reference data changes, within
+        ``modelmon run --reference-cache-bytes`` (None: its default); only those of the
+        monitors this replica checks."""
         self.lateness: deque[float] = deque(maxlen=10_000)
         """Seconds each scheduled check started computing after its due time (latest ones);
         also the histogram ``modelmon_schedule_lateness_seconds``."""
@@ -315,6 +320,7 @@ class Fleet:
         state.owned = False
         state.wake.set()
         self.publisher.release(state.published)
+        self.references.forget(state.key)  # a replica keeps the references it checks only
         if self.membership is None:
             return
         monitor = "/".join(state.key)
@@ -515,6 +521,8 @@ class Fleet:
                      "while it ran", *state.key,
                      extra=fields("handover", monitor="/".join(state.key),
                                   action="dropped"))
+            if not state.owned:  # the check cached what it fitted after the release
+                self.references.forget(state.key)
             return interval
         outcome = CheckOutcome(
             status=status, previous=previous, spec=spec,

@@ -20,6 +20,7 @@ from modelmon.health import Health
 from modelmon.monitor_files import load_monitors
 from modelmon.outputs.metrics import Metrics
 from modelmon.runner import OperatorGauges
+from modelmon.sources import ReferenceCache
 from modelmon.worker import Fleet
 from toolcheck import require
 
@@ -49,6 +50,7 @@ def exported_names() -> set[str]:
         monitors: dict[Any, Any] = {}  # noqa: RUF012 - a stand-in for Fleet
         owned = 0
         membership = None
+        references: ReferenceCache[Any] = ReferenceCache()
 
     metrics.registry.register(OperatorGauges(Health(), cast(Fleet, NoMonitors())))
     return {s.name for family in metrics.registry.collect() for s in family.samples}

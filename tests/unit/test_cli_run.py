@@ -9,13 +9,19 @@ from typing import Any
 import pytest
 
 from modelmon import runner
-from modelmon.api.policy import DEFAULT_MAX_BYTES, Egress, Policy
+from modelmon.api.policy import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_REFERENCE_CACHE_BYTES,
+    Egress,
+    Policy,
+)
 from modelmon.api.v1alpha1 import parse_duration
 from modelmon.cli import main, parse_args, run_policy
 
 TWINS = ("NAMESPACE", "METRICS_PORT", "HEALTH_PORT", "LOG_FORMAT", "LOG_LEVEL", "WORKERS",
          "EGRESS_ALLOW", "EGRESS_DENY", "ALLOW_LOCAL_PATH", "MAX_SOURCE_BYTES",
-         "MAX_CHECK_MEMORY", "REPLICATION", "LEASE_NAMESPACE", "ID", "LEASE_DURATION")
+         "MAX_CHECK_MEMORY", "REPLICATION", "LEASE_NAMESPACE", "ID", "LEASE_DURATION",
+         "REFERENCE_CACHE_BYTES")
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -190,9 +196,41 @@ def test_check_memory_from_flag_twin_or_the_containers_limit(
     assert run_policy(parse()).max_memory is None
 
 
+def test_reference_cache_bytes_from_flag_twin_or_the_containers_limit(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    got: list[Any] = []
+
+    def run(opts: Any) -> int:
+        got.append(opts)
+        return 0
+
+    monkeypatch.setattr(runner, "run", run)
+    limit = tmp_path / "memory.max"
+    limit.write_text("1073741824\n")
+    monkeypatch.setattr("modelmon.api.policy.CGROUP_MEMORY_FILES", (limit,))
+    assert main(["run"]) == 0
+    assert got[-1].reference_cache_bytes == 2**30 // 4
+    limit.write_text("max\n")  # no limit: a fixed default
+    assert main(["run"]) == 0
+    assert got[-1].reference_cache_bytes == DEFAULT_REFERENCE_CACHE_BYTES == 512 * 2**20
+    monkeypatch.setenv("MODELMON_REFERENCE_CACHE_BYTES", "64Mi")
+    assert main(["run"]) == 0
+    assert got[-1].reference_cache_bytes == 64 * 2**20
+    assert main(["run", "--reference-cache-bytes", "1Gi"]) == 0
+    assert got[-1].reference_cache_bytes == 2**30
+    monkeypatch.setenv("MODELMON_REFERENCE_CACHE_BYTES", "lots")
+    with pytest.raises(SystemExit) as info:
+        parse()
+    assert info.value.code == 2
+    assert "MODELMON_REFERENCE_CACHE_BYTES: 'lots' is not a byte count" in \
+        capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("argv", "said"), [
     (["--allow-local-path", "data"], "not an absolute path"),
     (["--max-check-memory", "lots"], "not a byte count"),
+    (["--reference-cache-bytes", "0"], "not a positive number of bytes"),
     (["--max-source-bytes", "1.5Gi"], "not a byte count"),
     (["--max-source-bytes", "0"], "not a positive number of bytes"),
 ])

@@ -20,8 +20,10 @@ import yaml
 
 from memory_cluster import MemoryCluster
 from modelmon.api.policy import Policy
+from modelmon.health import Health
 from modelmon.membership import Membership
 from modelmon.outputs.metrics import Metrics
+from modelmon.runner import OperatorGauges
 from modelmon.worker import Fleet
 from virtual_time import run_virtual, until
 
@@ -125,6 +127,50 @@ def test_two_replicas_split_the_monitors_and_one_takes_over_when_the_other_dies(
         if key in found["b_monitors"]:  # went on from b's last check
             before = [t for t in times if t <= killed]
             assert after[0] - before[-1] >= INTERVAL - 0.01
+
+
+def test_a_replica_keeps_only_the_references_of_the_monitors_it_checks() -> None:
+    """Alone, a replica fits and keeps every monitor's reference; when a second one joins
+    it releases about half of them and forgets their references with them (the new owner
+    fits its own); its gauges say what it holds."""
+    cluster = with_data(MemoryCluster())
+    keys = [(NAMESPACE, f"m{i}") for i in range(MONITORS)]
+    found: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        a = fleet(cluster, "a")
+        a.start_watching_api()
+        for key in keys:
+            a.upsert(cluster.add(monitor(key[1])))
+        await until(lambda: all(cluster.statuses(key) for key in keys), DURATION + 30,
+                    "a first check of every monitor by a alone")
+        found["alone"] = [key for key in keys if key in a.references]
+        found["alone_bytes"] = a.references.bytes
+        b = fleet(cluster, "b")
+        b.start_watching_api()
+        for key in keys:
+            b.upsert(cluster.monitors[key])
+        await until(lambda: 0 < a.owned < MONITORS, 2 * DURATION + 10, "b takes some")
+        await asyncio.sleep(INTERVAL + 5)  # each replica checked its own since
+        found["a"] = {key for key in keys if key in a.references}
+        found["a_owned"] = {s.key for s in a.monitors.values() if s.owned}
+        found["b"] = {key for key in keys if key in b.references}
+        found["b_owned"] = {s.key for s in b.monitors.values() if s.owned}
+        found["gauges"] = {family.name: family.samples[0].value
+                           for family in OperatorGauges(Health(), a).collect()}
+        found["a_bytes"] = a.references.bytes
+        await a.shutdown()
+        await b.shutdown()
+
+    run_virtual(scenario())
+    assert found["alone"] == keys and found["alone_bytes"] > 0
+    assert found["a"] == found["a_owned"] and found["b"] == found["b_owned"]
+    assert found["a_owned"] and found["b_owned"]
+    assert found["a_owned"] | found["b_owned"] == set(keys)
+    share = len(found["a"]) / MONITORS
+    assert found["a_bytes"] == pytest.approx(found["alone_bytes"] * share, rel=0.01)
+    assert found["gauges"]["modelmon_reference_cache_entries"] == len(found["a"])
+    assert found["gauges"]["modelmon_reference_cache_bytes"] == found["a_bytes"]
 
 
 def test_a_status_written_meanwhile_by_another_replica_is_not_overwritten() -> None:
