@@ -378,6 +378,18 @@ def container_env(docs: list[dict[str, Any]]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container["env"] if "value" in e}
 
 
+def test_the_reference_cache_budget_reaches_the_operator(helm: Path) -> None:
+    """Unset, the operator takes a quarter of its memory limit; a number or a quantity
+    becomes the environment twin; anything else is refused."""
+    assert "MODELMON_REFERENCE_CACHE_BYTES" not in container_env(render(helm, "mm"))
+    for value, env in (("300Mi", "300Mi"), ("314572800", "314572800")):
+        rendered = container_env(render(helm, "mm", [f"operator.referenceCacheBytes={value}"]))
+        assert rendered["MODELMON_REFERENCE_CACHE_BYTES"] == env
+    proc = run_helm(helm, None, "template", "x", str(CHART), "--set",
+                    "operator.referenceCacheBytes=lots", check=False)
+    assert proc.returncode != 0 and "/operator/" in proc.stderr, proc.stderr
+
+
 def test_source_bounds_reach_the_operator(helm: Path) -> None:
     """By default no local path is allowed, one source may bring 64Mi and a check's memory
     follows the container's limit; the values become the operator's environment twins; a
