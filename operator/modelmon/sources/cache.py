@@ -207,9 +207,10 @@ class ReferenceCache(Generic[Value]):
                     self.bytes -= dropped.size
                     self.evictions += 1
         if entry.size > self.max_bytes:
+            named = "/".join(map(str, key)) if isinstance(key, tuple) else key
             log.debug("reference of %s not cached: about %d bytes, more than the whole "
                       "cache (modelmon run --reference-cache-bytes %d); it is read and "
-                      "fitted at every check", key, entry.size, self.max_bytes)
+                      "fitted at every check", named, entry.size, self.max_bytes)
 
     def forget(self, key: Hashable) -> None:
         """Drop one key (its monitor was deleted, or another replica checks it now)."""
