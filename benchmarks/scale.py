@@ -87,13 +87,16 @@ def http_text(url: str, timeout: float = 10) -> str:
 # The cluster ---------------------------------------------------------------------------
 
 @contextmanager
-def cluster(kubeconfig: Path | None) -> Iterator[Path]:
-    """A kubeconfig: the given one, or a control plane of our own for the run."""
+def cluster(kubeconfig: Path | None, gogc: int | None = None) -> Iterator[Path]:
+    """A kubeconfig: the given one, or a control plane of our own for the run (its Go
+    processes with ``GOGC=gogc`` when given)."""
     if kubeconfig is not None:
         yield kubeconfig
         return
     state = Path(tempfile.mkdtemp(prefix="modelmon-cluster-scale-"))
     env = {**os.environ, "MODELMON_CLUSTER_DIR": str(state)}
+    if gogc is not None:
+        env["GOGC"] = str(gogc)
     log(f"starting a control plane in {state}")
     out = subprocess.run([str(CLUSTER_SH), "up"], env=env, stdout=subprocess.PIPE, text=True,
                          check=True).stdout
@@ -321,7 +324,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"monitors": args.monitors, "interval_seconds": interval_s,
                               "namespaces": args.namespaces, "workers": args.workers,
                               "minutes": args.minutes, "scope": args.scope}
-    with cluster(args.kubeconfig) as kubeconfig:
+    with cluster(args.kubeconfig, args.control_plane_gogc) as kubeconfig:
         install_crds(kubeconfig)
         for ns in namespaces:
             kubectl(kubeconfig, "create", "namespace", ns)
@@ -799,9 +802,11 @@ def run_replicas(args: argparse.Namespace) -> dict[str, Any]:
                               "lease_duration_seconds": lease_s,
                               "namespaces": args.namespaces, "workers": args.workers,
                               "minutes": args.minutes, "scope": args.scope, "victim": victim,
+                              "control_plane_gogc": args.control_plane_gogc,
                               "load_before": os.getloadavg()[0], "machine": machine()}
     result.update(check_cost(data, args.interval))
-    with cluster(args.kubeconfig) as kubeconfig, ExitStack() as stack:
+    with cluster(args.kubeconfig, args.control_plane_gogc) as kubeconfig, \
+            ExitStack() as stack:
         install_crds(kubeconfig)
         for ns in [*namespaces, lease_ns]:
             kubectl(kubeconfig, "create", "namespace", ns)
@@ -1060,7 +1065,13 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
         f"{r['interval_seconds']:.0f} s interval, shared by {r['replicas']} `modelmon run "
         f"--replication` processes ({', '.join(ids)}; {r['workers']} check threads each, "
         f"lease duration {r['lease_duration_seconds']:.0f} s) against the local control "
-        "plane of `hack/cluster.sh`, all on the same machine. Created in "
+        "plane of `hack/cluster.sh`"
+        + (f" (its Go processes run with `GOGC={r['control_plane_gogc']}`, "
+           "`--control-plane-gogc`: the control plane stands in for a cluster's, whose CPU is "
+           "not on the operator's nodes, and a third of the API server's CPU per status "
+           "write at Go's default is its garbage collector)"
+           if r.get("control_plane_gogc") else "")
+        + ", all on the same machine. Created in "
         f"{r['create_seconds']:.1f} s; "
         + ("every monitor" if r.get("first_round_checked", r["monitors"]) >= r["monitors"]
            else f"only {r['first_round_checked']} of the monitors")
@@ -1192,6 +1203,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="the operator watches all namespaces, or only the benchmark's")
     p.add_argument("--kubeconfig", type=Path, default=None,
                    help="use this cluster instead of starting one with hack/cluster.sh")
+    p.add_argument("--control-plane-gogc", type=int, default=None, metavar="PERCENT",
+                   help="GOGC of the control plane this run starts (etcd, kube-apiserver, "
+                        "kube-controller-manager; default: Go's own, 100); not with "
+                        "--kubeconfig")
     p.add_argument("--scrape-seconds", type=float, default=30.0,
                    help="scrape the operator's /metrics this often during the window")
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
@@ -1201,6 +1216,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--lease-duration", type=int, default=20,
                    help="the replicas' --lease-duration in seconds")
     args = p.parse_args(argv)
+    if args.control_plane_gogc is not None and (args.kubeconfig is not None
+                                                or args.control_plane_gogc < 1):
+        p.error("--control-plane-gogc: a positive percentage, for the control plane this "
+                "run starts (not with --kubeconfig)")
     if args.replicas == 2 or args.replicas < 1:
         p.error("--replicas: 1 (one operator) or at least 3 (one is killed, and the "
                 "takeover needs two survivors to share its monitors)")

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -132,9 +133,10 @@ class MonitorState:
     tenure: int = 0
     """How many times this replica took the monitor over: a check begun under an earlier
     tenure is not published."""
-    watched: Mapping[str, Any] | None = None
-    """While another replica checks the monitor: its status as the watch last reported it
-    (a take-over falls back on it when it cannot read it afresh)."""
+    watched: bytes | None = None
+    """While another replica checks the monitor: its status as the watch last reported it,
+    as compact JSON (a take-over falls back on it when it cannot read it afresh): a third
+    of the parsed event's memory, for the monitors this replica does not check."""
 
     @property
     def ref(self) -> ObjectRef:
@@ -199,15 +201,15 @@ class Fleet:
 
         ``body`` is the watch event's own (not copied): the fleet keeps its spec and, of a
         monitor another replica checks, its status (``MonitorState.watched``), never
-        changing either. With replicas, each of them gets every replica's status patches
-        as events: one that changes neither the object nor its generation costs a
-        comparison."""
+        changing either (the status as compact JSON, ``_watched``). With replicas, each of
+        them gets every replica's status patches as events: one that changes neither the
+        object nor its generation costs a comparison."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         generation = int(meta.get("generation") or 0)
         state = self.monitors.get(key)
         if state is not None and state.ref.uid == meta.get("uid"):
-            state.watched = None if state.owned else body.get("status")
+            state.watched = None if state.owned else _watched(body)
             if generation == state.generation:
                 return  # a status patch: the spec is the same
             state.spec = body.get("spec") or {}
@@ -238,7 +240,7 @@ class Fleet:
             ref, previous_status(body.get("status")) if parse else ModelMonitorStatus(),
             model_name(spec), raw_check_time(body.get("status")))
         state = MonitorState(generation=generation, spec=spec, published=published,
-                             watched=None if owned else body.get("status"), owned=owned)
+                             watched=None if owned else _watched(body), owned=owned)
         if not owned:  # another replica's: its series are not ours to export
             self.publisher.release(published)
         self.monitors[key] = state
@@ -345,7 +347,7 @@ class Fleet:
         except (ApiException, ApiUnreachableError) as exc:
             log.warning("cannot read the status of %s to take it over (%s); going on from "
                         "the watched one", monitor, type(exc).__name__)
-            raw = state.watched
+            raw = None if state.watched is None else orjson.loads(state.watched)
             if raw is None:  # no event since this replica released it: its own last one
                 raw = status_body(state.published.status)
         else:
@@ -547,3 +549,9 @@ class Fleet:
         and all."""
         if self.monitors.get(state.key) is state:
             self.remove(*state.key)
+
+
+def _watched(body: Mapping[str, Any]) -> bytes | None:
+    """The status of a watch event as compact JSON (None when it has none)."""
+    status = body.get("status")
+    return None if status is None else orjson.dumps(status)

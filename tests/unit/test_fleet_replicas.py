@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +21,11 @@ import yaml
 
 from memory_cluster import MemoryCluster
 from modelmon.api.policy import Policy
+from modelmon.check import parse_spec, run_check
 from modelmon.health import Health
 from modelmon.membership import Membership
 from modelmon.outputs.metrics import Metrics
+from modelmon.outputs.publisher import status_body, with_history
 from modelmon.runner import OperatorGauges
 from modelmon.worker import Fleet
 from virtual_time import run_virtual, until
@@ -280,8 +283,8 @@ def test_a_spec_change_seen_while_another_replica_owned_the_monitor_is_not_check
 
 def test_status_events_keep_the_spec_and_only_another_replicas_status_uncopied() -> None:
     """Every replica hears every status patch: one that leaves the generation alone keeps
-    the spec it had; the status is kept (as the event gave it, not parsed) only of a
-    monitor another replica checks, for a take-over that cannot read it afresh."""
+    the spec it had; the status is kept (as compact JSON, not parsed into models) only of
+    a monitor another replica checks, for a take-over that cannot read it afresh."""
     cluster = with_data(MemoryCluster())
 
     async def scenario() -> None:
@@ -293,7 +296,8 @@ def test_status_events_keep_the_spec_and_only_another_replicas_status_uncopied()
         spec = state.spec
         status = {"phase": "Healthy", "history": []}
         a.upsert({**body, "status": status})
-        assert state.spec is spec and state.watched is status
+        assert state.spec is spec and state.watched is not None
+        assert json.loads(state.watched) == status
         assert not state.wake.is_set()
         state.owned = True
         a.upsert({**body, "status": {"phase": "Drifting"}})
@@ -306,5 +310,35 @@ def test_status_events_keep_the_spec_and_only_another_replicas_status_uncopied()
             assert one.task is not None
             one.task.cancel()
         a.stats_pool.shutdown(wait=False, cancel_futures=True)
+
+    run_virtual(scenario())
+
+
+def test_a_take_over_that_cannot_read_the_status_goes_on_from_the_watched_one() -> None:
+    """The API server does not answer the take-over's read: the history goes on from the
+    status the watch last reported (kept as compact JSON), not from nothing."""
+    cluster = with_data(MemoryCluster())
+
+    async def scenario() -> None:
+        a = fleet(cluster, "a")  # not joined: it owns nothing yet
+        body = cluster.add(monitor("m0"))
+        spec = parse_spec(yaml.safe_load((EXAMPLE / "monitor.yaml").read_text())["spec"])
+        status = None
+        for minute in (50, 51):  # the other replica's two checks
+            when = START.replace(hour=11, minute=minute)
+            status = with_history(run_check(spec, base_dir=EXAMPLE, now=when,
+                                            previous=status), when, status)
+        assert status is not None
+        a.upsert({**body, "status": status_body(status, nulls=False)})
+        state = a.monitors[(NAMESPACE, "m0")]
+        assert not state.owned and state.watched is not None
+        cluster.reachable = False
+        assert await a._take(state)
+        taken = state.published.status
+        assert [entry.time for entry in taken.history] == [
+            START.replace(hour=11, minute=minute) for minute in (50, 51)]
+        assert taken == status
+        cluster.reachable = True
+        await a.shutdown()
 
     run_virtual(scenario())
