@@ -57,7 +57,7 @@ MIN_SECONDS = 2.0
 MAX_RUNS = 41
 
 #: The operator with several replicas (``make bench`` and ``--replicas-only``).
-REPLICAS_ARGS = "--replicas 3 --monitors 3000"
+REPLICAS_ARGS = "--replicas 3 --monitors 3000 --control-plane-gogc 400"
 
 #: Statistics equal to scipy's within this (absolute for p-values and KS distances,
 #: relative for the other statistics).

@@ -1059,7 +1059,9 @@ def replicas_section(r: dict[str, Any]) -> list[str]:
     return [
         "## Operator with several replicas",
         "",
-        f"`python benchmarks/scale.py --replicas {r['replicas']} --monitors {r['monitors']}` "
+        f"`python benchmarks/scale.py --replicas {r['replicas']} --monitors {r['monitors']}"
+        + (f" --control-plane-gogc {r['control_plane_gogc']}" if r.get("control_plane_gogc")
+           else "") + "` "
         f"(`make bench-replicas`): {r['monitors']} ModelMonitors (the breast-cancer example, "
         f"a local CSV source) in {r['namespaces']} namespaces at a "
         f"{r['interval_seconds']:.0f} s interval, shared by {r['replicas']} `modelmon run "

@@ -228,6 +228,9 @@ def test_replicas_section_names_every_goal_and_replica() -> None:
     failed = "\n".join(replicas_section(replicas_result(takeover_seconds=INF,
                                                         orphans_taken=990)))
     assert "990 of 1000" in failed and failed.count("| FAIL |") == 1
+    assert "GOGC" not in text
+    tuned = "\n".join(replicas_section(replicas_result(control_plane_gogc=400)))
+    assert "`GOGC=400`" in tuned
 
 
 def test_replica_samples_keep_the_families_the_figures_read_and_no_others() -> None:
