@@ -243,6 +243,12 @@ def test_status_fields_survive_structural_pruning(kubectl: Kubectl, namespace: s
     stored = kubectl.json("get", "mm", mon["metadata"]["name"], "-n", namespace)["status"]
     # Merge patches drop null fields; anything else missing was pruned as undeclared.
     assert without_nulls(stored) == without_nulls(status)
+    # The status is one atomic field to the API server's field tracking: the status
+    # writer's managedFields entry names the status alone, not each of its fields.
+    managed = kubectl.json("get", "mm", mon["metadata"]["name"], "-n", namespace,
+                           "--show-managed-fields")["metadata"]["managedFields"]
+    (writer,) = [entry for entry in managed if entry.get("subresource") == "status"]
+    assert writer["fieldsV1"] == {"f:status": {}}
 
 
 @pytest.mark.parametrize("case", bad_cases(), ids=lambda c: c.name)
