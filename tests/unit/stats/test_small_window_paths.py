@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from modelmon.stats import profile as profile_module
 from modelmon.stats.performance import compute, present_rows
+from modelmon.stats.profile import fit_categorical
 
 #: Ten rows of a column of each dtype, some of them missing (None stands for the dtype's
 #: own missing value).
@@ -86,3 +89,83 @@ def test_binary_metrics_of_rows_with_missing_values_are_those_of_the_complete_ro
                    target="y", prediction="yhat", probability="p",
                    positive=positive or "yes")
     assert got == want
+
+
+def _name(value: object) -> str:
+    return str(int(value)) if isinstance(value, (int, np.integer)) and not isinstance(
+        value, (bool, np.bool_)) else str(value)
+
+
+def _counted(values: list[Any]) -> tuple[tuple[str, ...], list[int], int]:
+    """(categories sorted, their counts, missing) counted in plain Python."""
+    missing = [v for v in values if v is None or v is pd.NA
+               or (isinstance(v, float) and math.isnan(v))]
+    counts = Counter(_name(v) for v in values if not any(v is m for m in missing))
+    names = tuple(sorted(counts))
+    return names, [counts[n] for n in names], len(missing)
+
+
+@pytest.mark.parametrize("dtype", [
+    "str", "string[pyarrow]", "string[python]", pd.ArrowDtype(pa.string()),
+    pd.ArrowDtype(pa.large_string()), object])
+def test_string_columns_count_as_python_counts(dtype: Any) -> None:
+    values = ["b", "a", None, "Éa", "", "a", None, "10", "9", "b", "a"]
+    series = pd.Series(values, dtype=dtype)
+    if not isinstance(dtype, pd.ArrowDtype):  # counted as values, not named one by one
+        assert profile_module._count_labels(series) is not None
+    profile = fit_categorical(series)
+    names, counts, missing = _counted(values)
+    assert profile.categories == names
+    assert profile.counts.tolist() == counts
+    assert profile.counts.dtype == np.int64
+    assert (profile.n_present, profile.n_missing) == (sum(counts), missing)
+
+
+@pytest.mark.parametrize(("values", "dtype"), [
+    ([3, 1, None, 3, 127, 0, None], "Int64"),
+    ([3, 1, None, 3, 255, 0], "UInt8"),
+    ([True, None, False, True], "boolean"),
+    ([3, 1, 3, -128, 0], np.int8),
+    ([2 ** 64 - 1, 0, 2 ** 64 - 1], np.uint64),
+    ([True, False, True], np.bool_),
+    ([5, None, 5, 2], pd.ArrowDtype(pa.int64())),
+    ([True, None, True], pd.ArrowDtype(pa.bool_())),
+])
+def test_integer_and_boolean_columns_count_as_python_counts(values: list[Any],
+                                                            dtype: Any) -> None:
+    profile = fit_categorical(pd.Series(values, dtype=dtype))
+    names, counts, missing = _counted(values)
+    assert profile.categories == names
+    assert profile.counts.tolist() == counts
+    assert (profile.n_present, profile.n_missing) == (sum(counts), missing)
+
+
+def test_object_columns_with_every_missing_marker_count_only_the_strings() -> None:
+    values = ["x", None, math.nan, pd.NA, "y", "x"]
+    profile = fit_categorical(pd.Series(values, dtype=object))
+    assert profile.categories == ("x", "y")
+    assert profile.counts.tolist() == [2, 1]
+    assert profile.n_missing == 3
+
+
+def test_an_arrow_column_of_several_chunks_counts_every_chunk() -> None:
+    chunks = pa.chunked_array([["b", None, "a"], ["a", "c"], [None, "b", "b"]])
+    profile = fit_categorical(pd.Series(pd.arrays.ArrowExtensionArray(chunks)))
+    assert profile.categories == ("a", "b", "c")
+    assert profile.counts.tolist() == [2, 3, 1]
+    assert profile.n_missing == 2
+
+
+@pytest.mark.parametrize("dtype", ["str", "Int64", "boolean", np.int64, object])
+def test_empty_and_all_missing_columns_have_no_category(dtype: Any) -> None:
+    empty = fit_categorical(pd.Series([], dtype=dtype))
+    assert (empty.categories, empty.n_present, empty.n_missing) == ((), 0, 0)
+    if dtype is not np.int64:
+        blank = fit_categorical(pd.Series([None, None], dtype=dtype))
+        assert (blank.categories, blank.n_present, blank.n_missing) == ((), 0, 2)
+
+
+def test_a_true_and_a_one_among_objects_stay_two_categories() -> None:
+    profile = fit_categorical(pd.Series([True, 1, "a", 1], dtype=object))
+    assert profile.categories == ("1", "True", "a")
+    assert profile.counts.tolist() == [2, 1, 1]
