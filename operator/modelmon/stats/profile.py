@@ -528,7 +528,7 @@ def _sorted_profile(names: NDArray[np.str_], counts: NDArray[np.int64], missing:
 
 
 def _count_labels(series: pd.Series) -> CategoricalProfile | None:
-    """Counts from one hash pass over the column, when its values are strings, integers or
+    """Counts from one pass over the column, when its values are strings, integers or
     booleans: then equal values are equal strings and distinct values distinct strings, so
     counting the values and then naming them gives ``fit_categorical``'s answer without
     converting every value to a string. None for other columns (floats, mixed objects,
@@ -536,15 +536,14 @@ def _count_labels(series: pd.Series) -> CategoricalProfile | None:
     kind = series.dtype.kind
     if kind not in "iubO" or isinstance(series.dtype, pd.CategoricalDtype):
         return None
-    counts = series.value_counts(dropna=True, sort=False)
-    labels = counts.index.to_numpy()
+    labels, counts = _distinct(series)
     # Objects must all be strings: hashing counts True and 1 as one value, which the
     # general path names apart ("True", "1").
     if kind == "O" and not all(isinstance(label, str) for label in labels):
         return None
     names = labels.astype(str)
     order = np.argsort(names, kind="stable")
-    counted = np.asarray(counts.to_numpy(dtype=np.int64)[order], dtype=np.int64)
+    counted = np.asarray(counts[order], dtype=np.int64)
     present = int(counted.sum())
     return CategoricalProfile(
         categories=tuple(str(c) for c in names[order]),
@@ -552,6 +551,40 @@ def _count_labels(series: pd.Series) -> CategoricalProfile | None:
         n_present=present,
         n_missing=int(series.size - present),
     )
+
+
+def _distinct(series: pd.Series) -> tuple[NDArray[np.generic], NDArray[np.int64]]:
+    """The distinct values of a column of strings, integers or booleans and how often each
+    occurs, missing values (None, NaN, NA) dropped: ``value_counts(dropna=True)`` without
+    its Series and Index, which cost more than the counting on a window of a few hundred
+    rows. A numpy integer or boolean column is counted by ``np.unique``, a string column
+    that pyarrow holds by pyarrow's ``value_counts`` (what pandas' calls), any other by
+    ``pd.factorize``."""
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        values, counts = np.unique(series.to_numpy(), return_counts=True)
+        return values, np.asarray(counts, dtype=np.int64)
+    if _arrow_strings(dtype):
+        import pyarrow
+        import pyarrow.compute
+
+        counted = pyarrow.compute.value_counts(pyarrow.array(series.array))
+        found = counted.field("values")
+        tallies = counted.field("counts")
+        if found.null_count:
+            known = found.is_valid()
+            found, tallies = found.filter(known), tallies.filter(known)
+        return (found.to_numpy(zero_copy_only=False),
+                np.asarray(tallies.to_numpy(), dtype=np.int64))
+    codes, uniques = pd.factorize(series)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    return np.asarray(uniques), np.asarray(counts, dtype=np.int64)
+
+
+def _arrow_strings(dtype: object) -> bool:
+    """Whether a column of this dtype holds its strings in a pyarrow array (pandas 3's
+    default ``str``, ``string[pyarrow]``)."""
+    return isinstance(dtype, pd.StringDtype) and dtype.storage in ("pyarrow", "pyarrow_numpy")
 
 
 def align(reference: CategoricalProfile, current: CategoricalProfile
