@@ -249,6 +249,20 @@ class Fleet:
         state.task = asyncio.get_running_loop().create_task(
             self._loop(state), name=f"monitor {key[0]}/{key[1]}")
 
+    def absorb(self, body: Mapping[str, Any]) -> bool:
+        """A monitor's watch event that only ``upsert`` would see (the same object at the
+        same generation: a status patch, this replica's or another's), taken in here
+        before the watch hands it on: True when it is, and nothing else needs it."""
+        meta = body.get("metadata")
+        if not isinstance(meta, Mapping):
+            return False
+        state = self.monitors.get((str(meta.get("namespace")), str(meta.get("name"))))
+        if (state is None or state.ref.uid != meta.get("uid")
+                or int(meta.get("generation") or 0) != state.generation):
+            return False
+        state.watched = None if state.owned else _watched(body)
+        return True
+
     def remove(self, namespace: str, name: str) -> None:
         """A monitor was deleted: stop its worker and drop its series."""
         state = self.monitors.pop((namespace, name), None)

@@ -342,3 +342,31 @@ def test_a_take_over_that_cannot_read_the_status_goes_on_from_the_watched_one() 
         await a.shutdown()
 
     run_virtual(scenario())
+
+
+def test_absorb_takes_status_events_only_of_known_monitors_at_their_generation() -> None:
+    """What the watch need not hand on: a status patch of a monitor the fleet knows at
+    the generation it knows. A new monitor, a new object of the same name, a new spec or
+    an event without metadata go on to ``upsert``."""
+    cluster = with_data(MemoryCluster())
+
+    async def scenario() -> None:
+        a = fleet(cluster, "a")  # not joined: it owns nothing
+        body = cluster.add(monitor("m0"))
+        assert not a.absorb(body)  # not known yet
+        a.upsert(body)
+        state = a.monitors[(NAMESPACE, "m0")]
+        status = {"phase": "Healthy", "history": []}
+        assert a.absorb({**body, "status": status})
+        assert state.watched is not None and json.loads(state.watched) == status
+        newer = {**body, "metadata": {**body["metadata"],
+                                      "generation": state.generation + 1}}
+        assert not a.absorb(newer)
+        other = {**body, "metadata": {**body["metadata"], "uid": "another-uid"}}
+        assert not a.absorb(other)
+        assert not a.absorb({"status": status})
+        state.owned = True
+        assert a.absorb({**body, "status": status}) and state.watched is None
+        await a.shutdown()
+
+    run_virtual(scenario())
