@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from modelmon.handlers import decoding
 from modelmon.health import Health
 from modelmon.worker import Fleet
 
@@ -29,7 +30,9 @@ class OperatorMemo(kopf.Memo):
 def watch(fleet: Fleet, health: Health, kubeconfig: str | None, namespaces: list[str],
           ready: threading.Event) -> None:
     """Run kopf with modelmon's handlers until SIGINT/SIGTERM: in ``namespaces``, or in all
-    namespaces when there are none. ``ready`` is set once kopf watches."""
+    namespaces when there are none. ``ready`` is set once kopf watches. The watch events
+    are decoded with orjson (``decoding.install``)."""
+    decoding.install()
     memo = OperatorMemo()
     memo.fleet, memo.health = fleet, health
     memo.kubeconfig, memo.namespaces = kubeconfig, namespaces
