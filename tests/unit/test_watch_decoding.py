@@ -102,8 +102,13 @@ def test_the_operator_start_up_decodes_kopf_watch_events_with_orjson(
         seen["event"] = kopf_json().loads(line.decode("utf-8"))  # as stream() does
 
     monkeypatch.setattr(kopf, "run", run)
-    lifecycle.watch(cast(Fleet, object()), Health(), None, [], threading.Event())
+    class NoFleet:  # knows no monitor: the screen takes nothing in
+        def absorb(self, body: Any) -> bool:
+            return False
+
+    lifecycle.watch(cast(Fleet, NoFleet()), Health(), None, [], threading.Event())
     assert isinstance(seen["json"], decoding.WatchJson)
+    assert seen["json"].screen is not None
     assert seen["json"].fast is orjson.loads
     event = seen["event"]
     assert_same(event, json.loads(line.decode("utf-8")))
@@ -207,3 +212,103 @@ def test_kopf_stream_decodes_each_line_with_json_loads_of_its_module() -> None:
                      and not isinstance(node.ctx, ast.Load))
                  or (isinstance(node, ast.arg) and node.arg == "json")]
     assert not shadowing, "kopf's stream() binds a local json"
+
+
+def event_line(kind: str = "ModelMonitor", type_: str = "MODIFIED",
+               api_version: str = "modelmon.io/v1alpha1") -> bytes:
+    body = {"apiVersion": api_version, "kind": kind,
+            "metadata": {"name": "m", "namespace": "ns", "uid": "u", "generation": 2,
+                         "resourceVersion": "4711"},
+            "spec": {}, "status": {"phase": "Healthy"}}
+    return json.dumps({"type": type_, "object": body}).encode()
+
+
+def test_an_event_the_screen_takes_in_reaches_kopf_as_a_bookmark_of_its_version() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def screen(body: Any) -> bool:
+        seen.append(body)
+        return True
+
+    assert decoding.install(screen=screen)
+    line = event_line()
+    event = kopf_json().loads(line.decode())
+    assert event == {"type": "BOOKMARK", "object": {
+        "apiVersion": "modelmon.io/v1alpha1", "kind": "ModelMonitor",
+        "metadata": {"resourceVersion": "4711"}}}
+    assert seen == [json.loads(line)["object"]] and kopf_json().screened == 1
+
+
+@pytest.mark.parametrize("line", [
+    event_line(type_="ADDED"), event_line(type_="DELETED"),
+    event_line(kind="PrometheusRule", api_version="monitoring.coreos.com/v1"),
+    event_line(kind="ModelMonitor", api_version="example.com/v1"),
+    json.dumps({"type": "MODIFIED", "object": {"kind": "ModelMonitor",
+                                               "apiVersion": "modelmon.io/v1alpha1",
+                                               "metadata": {"name": "m"}}}).encode(),
+    b'{"type": "ERROR", "object": {"code": 410}}',
+])
+def test_events_the_screen_does_not_see_reach_kopf_unchanged(line: bytes) -> None:
+    """ADDED, DELETED, other kinds and groups, an object without a resourceVersion and
+    errors are kopf's, the screen never asked."""
+    asked: list[Any] = []
+
+    def screen(body: Any) -> bool:
+        asked.append(body)
+        return True
+
+    assert decoding.install(screen=screen)
+    assert kopf_json().loads(line.decode()) == json.loads(line) and asked == []
+
+
+def test_an_event_the_screen_declines_or_fails_on_reaches_kopf_unchanged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    line = event_line()
+    assert decoding.install(screen=lambda body: False)
+    assert kopf_json().loads(line.decode()) == json.loads(line)
+
+    def broken(body: Any) -> bool:
+        raise KeyError("metadata")
+
+    assert decoding.install(screen=broken)  # installed already: the screen is replaced
+    with caplog.at_level(logging.ERROR, logger="modelmon.handlers.decoding"):
+        assert kopf_json().loads(line.decode()) == json.loads(line)
+    assert any("could not screen" in r.getMessage() for r in caplog.records)
+
+
+def test_a_fleet_screen_takes_in_status_patches_only() -> None:
+    """The operator's screen is the fleet's ``absorb``: a known monitor's status patch
+    becomes a bookmark, its spec change (a new generation) goes to kopf."""
+    import asyncio
+
+    from memory_cluster import MemoryCluster
+    from modelmon.api.policy import Policy
+    from modelmon.outputs.metrics import Metrics
+
+    async def scenario() -> None:
+        fleet = Fleet(MemoryCluster(), Metrics(), workers=1, policy=Policy.local())
+        body = json.loads(watch_line())["object"]
+        fleet.upsert(body)
+        assert decoding.install(screen=fleet.absorb)
+        status_patch = dict(json.loads(watch_line()))
+        assert kopf_json().loads(json.dumps(status_patch))["type"] == "BOOKMARK"
+        respec = json.loads(watch_line())
+        respec["object"]["metadata"]["generation"] += 1
+        assert kopf_json().loads(json.dumps(respec)) == respec
+        await fleet.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_kopf_keeps_a_bookmarks_version_and_hands_no_bookmark_to_the_handlers() -> None:
+    """What the screen relies on in kopf: its watch resumes from the resourceVersion of
+    every event's object, a bookmark's too, and its watcher skips BOOKMARK events before
+    any per-object queue. This fails when a kopf release changes either."""
+    from kopf._cogs.clients import watching
+    from kopf._core.reactor import queueing
+
+    resume = inspect.getsource(watching.continuous_watch)
+    assert "resource_version = body.get('metadata', {}).get('resourceVersion'" in resume
+    skip = inspect.getsource(queueing.watcher)
+    before_queue = skip.index("streams[key]")
+    assert 0 <= skip.index("raw_event.get('type') == 'BOOKMARK'") < before_queue

@@ -31,8 +31,9 @@ def watch(fleet: Fleet, health: Health, kubeconfig: str | None, namespaces: list
           ready: threading.Event) -> None:
     """Run kopf with modelmon's handlers until SIGINT/SIGTERM: in ``namespaces``, or in all
     namespaces when there are none. ``ready`` is set once kopf watches. The watch events
-    are decoded with orjson (``decoding.install``)."""
-    decoding.install()
+    are decoded with orjson, and the status patches the fleet takes in itself never reach
+    kopf's handlers (``decoding.install``, ``Fleet.absorb``)."""
+    decoding.install(screen=fleet.absorb)
     memo = OperatorMemo()
     memo.fleet, memo.health = fleet, health
     memo.kubeconfig, memo.namespaces = kubeconfig, namespaces
