@@ -124,7 +124,8 @@ def share_field_sets(model: BaseModel) -> BaseModel:
 def log_check(ref: ObjectRef, outcome: CheckOutcome, status: ModelMonitorStatus,
               seconds: float) -> None:
     """One line per check: at info when it gave a verdict (or waits for rows), at warning
-    with the reason and the fix when it failed."""
+    with the reason and the fix when it failed. ``started``: when the check began, as its
+    history entry records it."""
     monitor = f"{ref.namespace}/{ref.name}"
     if outcome.error is not None:
         ready = status.condition("Ready")
@@ -137,7 +138,8 @@ def log_check(ref: ObjectRef, outcome: CheckOutcome, status: ModelMonitorStatus,
                 extra=fields("check", monitor=monitor, model=outcome.model,
                              phase=status.phase, reason=outcome.error, message=message,
                              fix=fix, duration_seconds=round(seconds, 3),
-                             generation=outcome.generation))
+                             generation=outcome.generation,
+                             started=outcome.now.isoformat()))
         return
     counts = findings_by_severity(status.findings)
     summary = status.summary

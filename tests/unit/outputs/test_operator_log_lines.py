@@ -122,6 +122,10 @@ def test_a_check_a_failure_a_spec_change_and_a_delete(caplog: pytest.LogCaptureF
     assert got["message"] == ready["message"] and "data" in got["message"]
     assert "backoff" in got["fix"]
     assert "SourceUnavailable" in failed.getMessage() and "fix:" in failed.getMessage()
+    # The failed check's own time (its history entry's), not the last verdict's.
+    assert datetime.fromisoformat(got["started"]) == datetime.fromisoformat(
+        second["history"][-1]["time"].replace("Z", "+00:00"))
+    assert got["started"] != record_fields(checked)["started"]
 
     (watched,) = lines(caplog, "watch")
     assert record_fields(watched)["model"] == "breast-cancer-lr"
