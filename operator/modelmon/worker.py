@@ -203,15 +203,16 @@ class Fleet:
         monitor another replica checks, its status (``MonitorState.watched``), never
         changing either (the status as compact JSON, ``_watched``). With replicas, each of
         them gets every replica's status patches as events: one that changes neither the
-        object nor its generation costs a comparison."""
+        object nor its generation is ``absorb``'s (the watch's decoder usually takes it in
+        before kopf sees it)."""
+        if self.absorb(body):
+            return  # a status patch: the spec is the same
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         generation = int(meta.get("generation") or 0)
         state = self.monitors.get(key)
-        if state is not None and state.ref.uid == meta.get("uid"):
+        if state is not None and state.ref.uid == meta.get("uid"):  # a new generation
             state.watched = None if state.owned else _watched(body)
-            if generation == state.generation:
-                return  # a status patch: the spec is the same
             state.spec = body.get("spec") or {}
             monitor = f"{key[0]}/{key[1]}"
             log.info("spec of %s changed (generation %d -> %d); checking it now",

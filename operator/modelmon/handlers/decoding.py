@@ -58,14 +58,13 @@ class WatchJson:
 
     def loads(self, text: str | bytes | bytearray, **options: Any) -> Any:
         """orjson's decoding of ``text``; ``json.loads`` for options or a refused line."""
-        decoded: Any = None
-        if not options:
+        if options:
+            decoded = json.loads(text, **options)
+        else:
             try:
                 decoded = self.fast(text)
             except self.refused:
                 decoded = json.loads(text)
-        else:
-            decoded = json.loads(text, **options)
         return decoded if self.screen is None else self._screened(decoded)
 
     def _screened(self, event: Any) -> Any:
