@@ -16,7 +16,7 @@ import json
 import shutil
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,8 @@ def test_replicas_share_monitors_take_over_and_never_check_twice(
 
     ops = {f"r{i}": replica(i) for i in range(3)}
     killed_at: datetime | None = None
+    victim = "r1"
+    orphans: list[str] = []
     try:
         # Three replicas: each takes its share a lease duration after it joined.
         checks.wait(DURATION + 15)
@@ -148,7 +150,6 @@ def test_replicas_share_monitors_take_over_and_never_check_twice(
         checks.wait(15)
 
         # SIGKILL one: the survivors check its monitors within the bound.
-        victim = "r1"
         orphans = [name for name in names if after[name] == victim]
         proc = ops[victim].proc
         assert proc is not None
@@ -177,6 +178,11 @@ def test_replicas_share_monitors_take_over_and_never_check_twice(
 
     def by(name: str, when: datetime) -> str:
         found = [rid for rid in lines for began in lines[rid][name] if began == when]
+        if not found and name in orphans and killed_at is not None and \
+                timedelta(0) <= killed_at - when <= timedelta(seconds=INTERVAL + JITTER):
+            # The SIGKILL landed after the API server took the victim's last status
+            # write and before the victim logged it: that check is the victim's.
+            return victim
         assert len(found) == 1, (name, when, found)
         return found[0]
 
